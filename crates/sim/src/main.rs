@@ -1,0 +1,123 @@
+//! `jumpgate-sim serve`: run the simulator until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use jumpgate_sim::SimBuilder;
+
+#[derive(Parser)]
+#[command(
+    name = "jumpgate-sim",
+    version,
+    about = "A local simulator of the Entra ID and Azure Resource Manager endpoints Jumpgate uses"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the simulated tenant until interrupted.
+    Serve {
+        /// Address to listen on; port 0 picks a free one.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// A built-in tenant (demo, empty) or a path to a tenant fixture (.toml).
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+        /// Write a Jumpgate client config pointing at this simulator to PATH.
+        #[arg(long, value_name = "PATH")]
+        write_config: Option<PathBuf>,
+        /// Enable the /_sim/ test-control API.
+        #[arg(long)]
+        control: bool,
+        /// Seconds before an activated PIM role passes RBAC checks (overrides the tenant).
+        #[arg(long, value_name = "SECONDS")]
+        propagation_delay: Option<u64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("JUMPGATE_SIM_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("jumpgate-sim: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jumpgate-sim: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let Command::Serve {
+        listen,
+        tenant,
+        write_config,
+        control,
+        propagation_delay,
+    } = cli.command;
+    let mut builder = SimBuilder::new(&tenant).listen(listen).control(control);
+    if let Some(secs) = propagation_delay {
+        builder = builder.propagation_delay(secs);
+    }
+    let sim = builder.start().await?;
+    if let Some(path) = write_config {
+        write_atomically(&path, &sim.client_config().to_toml()).map_err(|e| {
+            anyhow::anyhow!("cannot write the client config to {}: {e}", path.display())
+        })?;
+    }
+    println!("jumpgate-sim listening on {}", sim.url());
+    wait_for_signal().await;
+    sim.stop();
+    Ok(())
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a config.
+fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

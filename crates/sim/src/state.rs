@@ -1,0 +1,1009 @@
+//! Everything the simulated tenant holds, and the rules that tie it together.
+//!
+//! [`World`] is plain data behind one mutex. Handlers lock it, read or change it, and unlock
+//! before any await. Time always comes in as an argument (`now`), from [`crate::clock`].
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::duration;
+use crate::rbac::{normalize_scope, role_grants, scope_contains};
+use crate::tenant::{Fixture, FixtureError, OsType, TenantInfo};
+
+pub const OWNER: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
+pub const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
+pub const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub id: String,
+    pub display_name: String,
+    pub location: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub upn: String,
+    pub name: String,
+    pub oid: String,
+    pub mfa: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Vm {
+    pub name: String,
+    pub subscription: String,
+    pub resource_group: String,
+    pub location: String,
+    pub os: OsType,
+    pub public_ip: Ipv4Addr,
+    pub private_ip: Ipv4Addr,
+    pub size: String,
+    pub backend: Option<String>,
+    pub behind_firewall: bool,
+    pub vm_id: String,
+}
+
+impl Vm {
+    pub fn id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachines/{}",
+            self.subscription, self.resource_group, self.name
+        )
+    }
+    pub fn nic_name(&self) -> String {
+        format!("{}-nic", self.name)
+    }
+    pub fn pip_name(&self) -> String {
+        format!("{}-pip", self.name)
+    }
+    pub fn rg_id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}",
+            self.subscription, self.resource_group
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RoleDefinition {
+    pub guid: String,
+    pub name: String,
+    pub description: String,
+    pub role_type: String,
+    pub assignable_scopes: Vec<String>,
+    pub actions: Vec<String>,
+    pub not_actions: Vec<String>,
+    pub data_actions: Vec<String>,
+    pub not_data_actions: Vec<String>,
+    pub created_on: DateTime<Utc>,
+    pub updated_on: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub enum AssignmentOrigin {
+    /// A standing assignment, as made in the portal or by `roleAssignments` PUT.
+    Standing,
+    /// Made by an approved or auto-approved PIM activation.
+    Activated {
+        request: String,
+        schedule_id: String,
+        instance_id: String,
+        linked_eligibility: Option<String>,
+        end: DateTime<Utc>,
+        /// When the assignment starts passing RBAC checks (the propagation delay).
+        effective_at: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct RoleAssignment {
+    pub guid: String,
+    pub scope: String,
+    pub role: String,
+    pub principal: String,
+    pub created_on: DateTime<Utc>,
+    pub origin: AssignmentOrigin,
+}
+
+impl RoleAssignment {
+    pub fn end(&self) -> Option<DateTime<Utc>> {
+        match &self.origin {
+            AssignmentOrigin::Standing => None,
+            AssignmentOrigin::Activated { end, .. } => Some(*end),
+        }
+    }
+
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.end().is_none_or(|end| now < end)
+    }
+
+    /// Whether RBAC checks honour it yet.
+    pub fn is_effective(&self, now: DateTime<Utc>) -> bool {
+        match &self.origin {
+            AssignmentOrigin::Standing => true,
+            AssignmentOrigin::Activated {
+                end, effective_at, ..
+            } => now >= *effective_at && now < *end,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Eligibility {
+    pub schedule_id: String,
+    pub instance_id: String,
+    pub scope: String,
+    pub role: String,
+    pub principal: String,
+    pub start: DateTime<Utc>,
+    pub end: Option<DateTime<Utc>>,
+    pub created_on: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RolePolicy {
+    pub guid: String,
+    pub scope: String,
+    pub role: String,
+    pub rules: Vec<Value>,
+    pub last_modified: DateTime<Utc>,
+    pub last_modified_by: Option<String>,
+}
+
+/// What a role management policy asks of an end user's activation.
+#[derive(Debug, Clone, Default)]
+pub struct ActivationRules {
+    pub approval_required: bool,
+    pub approval_required_for_extension: bool,
+    pub approvers: Vec<String>,
+    pub approver_justification_required: bool,
+    pub stage_timeout_days: i64,
+    pub justification_required: bool,
+    pub ticket_required: bool,
+    pub mfa_required: bool,
+    pub expiration_required: bool,
+    pub max_duration: Option<Duration>,
+}
+
+impl RolePolicy {
+    fn rule(&self, id: &str) -> Option<&Value> {
+        self.rules.iter().find(|r| r["id"] == id)
+    }
+
+    pub fn activation_rules(&self) -> ActivationRules {
+        let mut out = ActivationRules::default();
+        if let Some(rule) = self.rule("Approval_EndUser_Assignment") {
+            let setting = &rule["setting"];
+            out.approval_required = setting["isApprovalRequired"].as_bool().unwrap_or(false);
+            out.approval_required_for_extension = setting["isApprovalRequiredForExtension"]
+                .as_bool()
+                .unwrap_or(false);
+            if let Some(stage) = setting["approvalStages"].get(0) {
+                out.approver_justification_required = stage["isApproverJustificationRequired"]
+                    .as_bool()
+                    .unwrap_or(false);
+                out.stage_timeout_days = stage["approvalStageTimeOutInDays"].as_i64().unwrap_or(1);
+                out.approvers = stage["primaryApprovers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a["id"].as_str().map(str::to_string))
+                    .collect();
+            }
+        }
+        if let Some(rule) = self.rule("Enablement_EndUser_Assignment") {
+            let enabled: Vec<&str> = rule["enabledRules"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            out.justification_required = enabled.contains(&"Justification");
+            out.ticket_required = enabled.contains(&"Ticketing");
+            out.mfa_required = enabled.contains(&"MultiFactorAuthentication");
+        }
+        if let Some(rule) = self.rule("Expiration_EndUser_Assignment") {
+            out.expiration_required = rule["isExpirationRequired"].as_bool().unwrap_or(true);
+            out.max_duration = rule["maximumDuration"].as_str().and_then(duration::parse);
+        }
+        out
+    }
+}
+
+/// A PIM role assignment schedule request.
+#[derive(Debug, Clone)]
+pub struct ScheduleRequest {
+    pub name: String,
+    pub scope: String,
+    pub role: String,
+    pub principal: String,
+    pub requestor: String,
+    pub request_type: String,
+    pub status: String,
+    pub approval_id: Option<String>,
+    pub schedule_info: Value,
+    pub start: DateTime<Utc>,
+    pub duration: Option<Duration>,
+    pub end: Option<DateTime<Utc>>,
+    pub justification: Option<String>,
+    pub ticket_number: Option<String>,
+    pub ticket_system: Option<String>,
+    pub created_on: DateTime<Utc>,
+    pub condition: Option<String>,
+    pub condition_version: Option<String>,
+    pub linked_eligibility: Option<String>,
+    pub target_schedule_id: Option<String>,
+    pub target_instance_id: Option<String>,
+}
+
+pub const PENDING: &str = "PendingApproval";
+
+#[derive(Debug, Clone)]
+pub struct ApprovalStage {
+    pub guid: String,
+    pub display_name: String,
+    pub approvers: Vec<String>,
+    pub status: String,
+    pub review_result: String,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<DateTime<Utc>>,
+    pub justification: String,
+    pub approver_justification_required: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Approval {
+    pub guid: String,
+    pub request: String,
+    pub created_on: DateTime<Utc>,
+    pub expires: DateTime<Utc>,
+    pub stages: Vec<ApprovalStage>,
+}
+
+/// The two ways a JIT port rule may name its allowed sources.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SourcePrefixes {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_source_address_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_source_address_prefixes: Option<Vec<String>>,
+}
+
+impl SourcePrefixes {
+    pub fn all(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.allowed_source_address_prefix.iter().cloned().collect();
+        out.extend(
+            self.allowed_source_address_prefixes
+                .iter()
+                .flatten()
+                .cloned(),
+        );
+        out
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JitPortRule {
+    pub number: i64,
+    pub protocol: String,
+    #[serde(flatten)]
+    pub sources: SourcePrefixes,
+    pub max_request_access_duration: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JitVm {
+    pub id: String,
+    pub ports: Vec<JitPortRule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_ip_address: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JitRequestPort {
+    pub number: i64,
+    #[serde(flatten)]
+    pub sources: SourcePrefixes,
+    pub end_time_utc: String,
+    pub status: String,
+    pub status_reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapped_port: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JitRequestVm {
+    pub id: String,
+    pub ports: Vec<JitRequestPort>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JitRequest {
+    pub virtual_machines: Vec<JitRequestVm>,
+    pub start_time_utc: String,
+    pub requestor: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub justification: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JitPolicy {
+    pub name: String,
+    pub subscription: String,
+    pub resource_group: String,
+    pub location: String,
+    pub kind: String,
+    pub vms: Vec<JitVm>,
+    pub requests: Vec<JitRequest>,
+}
+
+impl JitPolicy {
+    pub fn id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Security/locations/{}/jitNetworkAccessPolicies/{}",
+            self.subscription, self.resource_group, self.location, self.name
+        )
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id(),
+            "name": self.name,
+            "type": "Microsoft.Security/locations/jitNetworkAccessPolicies",
+            "kind": self.kind,
+            "location": self.location,
+            "properties": {
+                "virtualMachines": self.vms,
+                "requests": self.requests,
+                "provisioningState": "Succeeded",
+            }
+        })
+    }
+
+    /// Marks rules whose end time has passed as revoked for expiry, as JIT does.
+    pub fn expire(&mut self, now: DateTime<Utc>) -> Vec<(String, i64)> {
+        let mut expired = Vec::new();
+        for request in &mut self.requests {
+            for vm in &mut request.virtual_machines {
+                for port in &mut vm.ports {
+                    if port.status == "Initiated"
+                        && parse_time(&port.end_time_utc).is_some_and(|end| end <= now)
+                    {
+                        port.status = "Revoked".into();
+                        port.status_reason = "Expired".into();
+                        expired.push((vm.id.clone(), port.number));
+                    }
+                }
+            }
+        }
+        expired
+    }
+}
+
+pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthCode {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub challenge: String,
+    pub oid: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub expires: DateTime<Utc>,
+    pub redeemed: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RefreshToken {
+    pub oid: String,
+    pub scope: String,
+    pub client_id: String,
+    /// Set when the token was exchanged for a new one: using it again is refused.
+    pub rotated: bool,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeviceCode {
+    pub device_code: String,
+    pub user_code: String,
+    pub client_id: String,
+    pub scope: String,
+    pub expires: DateTime<Utc>,
+    pub interval: i64,
+    pub last_poll: Option<DateTime<Utc>>,
+    pub signed_in: Option<String>,
+    pub declined: bool,
+    pub redeemed: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub seq: u64,
+    pub time: String,
+    pub kind: String,
+    #[serde(flatten)]
+    pub detail: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug)]
+pub struct World {
+    pub tenant: TenantInfo,
+    pub subscriptions: Vec<Subscription>,
+    pub users: Vec<User>,
+    pub vms: Vec<Vm>,
+    pub role_definitions: Vec<RoleDefinition>,
+    pub role_assignments: Vec<RoleAssignment>,
+    pub eligibilities: Vec<Eligibility>,
+    pub policies: Vec<RolePolicy>,
+    pub requests: Vec<ScheduleRequest>,
+    pub approvals: Vec<Approval>,
+    pub jit_policies: Vec<JitPolicy>,
+    pub auth_codes: HashMap<String, AuthCode>,
+    pub refresh_tokens: HashMap<String, RefreshToken>,
+    pub device_codes: Vec<DeviceCode>,
+    /// Access-token ids (`uti`) that were revoked.
+    pub revoked_tokens: std::collections::HashSet<String>,
+    /// Access-token ids issued to each user, so that revoking a user revokes them all.
+    pub issued_tokens: HashMap<String, Vec<String>>,
+    pub ip_override: Option<Ipv4Addr>,
+    pub events: Vec<Event>,
+    next_seq: u64,
+}
+
+/// Keeps the event log bounded on a long-running demo.
+const MAX_EVENTS: usize = 200_000;
+
+impl World {
+    pub fn from_fixture(fixture: &Fixture, now: DateTime<Utc>) -> Result<World, FixtureError> {
+        let invalid = |message: String| FixtureError::Invalid {
+            path: fixture.tenant.domain.clone(),
+            message,
+        };
+        let sub0 = fixture.subscriptions[0].id.clone();
+        let expand = |scope: &str| normalize_scope(&scope.replace("{sub}", &sub0));
+        let subscriptions: Vec<Subscription> = fixture
+            .subscriptions
+            .iter()
+            .map(|s| Subscription {
+                id: s.id.clone(),
+                display_name: s.display_name.clone(),
+                location: s.location.clone(),
+            })
+            .collect();
+        let users: Vec<User> = fixture
+            .users
+            .iter()
+            .map(|u| User {
+                upn: u.upn.clone(),
+                name: u.name.clone(),
+                oid: u.oid.to_ascii_lowercase(),
+                mfa: u.mfa,
+            })
+            .collect();
+        let mut world = World {
+            tenant: fixture.tenant.clone(),
+            subscriptions,
+            users,
+            vms: Vec::new(),
+            role_definitions: builtin_roles(now),
+            role_assignments: Vec::new(),
+            eligibilities: Vec::new(),
+            policies: Vec::new(),
+            requests: Vec::new(),
+            approvals: Vec::new(),
+            jit_policies: Vec::new(),
+            auth_codes: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            device_codes: Vec::new(),
+            revoked_tokens: Default::default(),
+            issued_tokens: HashMap::new(),
+            ip_override: None,
+            events: Vec::new(),
+            next_seq: 0,
+        };
+        for vm in &fixture.vms {
+            let subscription = vm.subscription.clone().unwrap_or_else(|| sub0.clone());
+            let location = world
+                .subscriptions
+                .iter()
+                .find(|s| s.id == subscription)
+                .map(|s| s.location.clone())
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "VM {} names unknown subscription {subscription}",
+                        vm.name
+                    ))
+                })?;
+            if !vm.public_ip.is_loopback() {
+                return Err(invalid(format!(
+                    "VM {}: public_ip {} must be a loopback address (127.x.y.z), because the JIT gate listens there",
+                    vm.name, vm.public_ip
+                )));
+            }
+            world.vms.push(Vm {
+                name: vm.name.clone(),
+                subscription,
+                resource_group: vm.resource_group.clone(),
+                location,
+                os: vm.os,
+                public_ip: vm.public_ip,
+                private_ip: vm.private_ip,
+                size: vm.size.clone(),
+                backend: vm.backend.clone(),
+                behind_firewall: vm.behind_firewall,
+                vm_id: stable_guid(&format!("vm:{}", vm.name)),
+            });
+        }
+        for rd in &fixture.role_definitions {
+            world.role_definitions.push(RoleDefinition {
+                guid: rd.id.to_ascii_lowercase(),
+                name: rd.name.clone(),
+                description: rd.description.clone(),
+                role_type: rd.role_type.clone(),
+                assignable_scopes: rd.assignable_scopes.iter().map(|s| expand(s)).collect(),
+                actions: rd.actions.clone(),
+                not_actions: rd.not_actions.clone(),
+                data_actions: Vec::new(),
+                not_data_actions: Vec::new(),
+                created_on: now,
+                updated_on: now,
+            });
+        }
+        for ra in &fixture.role_assignments {
+            let principal = world.principal_id(&ra.principal).ok_or_else(|| {
+                invalid(format!(
+                    "role assignment names unknown principal {}",
+                    ra.principal
+                ))
+            })?;
+            let role = world.role_guid(&ra.role).ok_or_else(|| {
+                invalid(format!("role assignment names unknown role {}", ra.role))
+            })?;
+            world.role_assignments.push(RoleAssignment {
+                guid: ra.id.clone().unwrap_or_else(new_guid),
+                scope: expand(&ra.scope),
+                role,
+                principal,
+                created_on: now,
+                origin: AssignmentOrigin::Standing,
+            });
+        }
+        for el in &fixture.eligibilities {
+            let principal = world.principal_id(&el.principal).ok_or_else(|| {
+                invalid(format!(
+                    "eligibility names unknown principal {}",
+                    el.principal
+                ))
+            })?;
+            let role = world
+                .role_guid(&el.role)
+                .ok_or_else(|| invalid(format!("eligibility names unknown role {}", el.role)))?;
+            let length = duration::parse(&el.duration).ok_or_else(|| {
+                invalid(format!(
+                    "eligibility duration {:?} is not ISO 8601",
+                    el.duration
+                ))
+            })?;
+            world.eligibilities.push(Eligibility {
+                schedule_id: el.schedule_id.clone().unwrap_or_else(new_guid),
+                instance_id: el.instance_id.clone().unwrap_or_else(new_guid),
+                scope: expand(&el.scope),
+                role,
+                principal,
+                start: now,
+                end: Some(now + length),
+                created_on: now,
+            });
+        }
+        for p in &fixture.role_policies {
+            let role = world
+                .role_guid(&p.role)
+                .ok_or_else(|| invalid(format!("role policy names unknown role {}", p.role)))?;
+            if duration::parse(&p.max_duration).is_none() {
+                return Err(invalid(format!(
+                    "role policy max_duration {:?} is not ISO 8601",
+                    p.max_duration
+                )));
+            }
+            let mut approvers = Vec::new();
+            for a in &p.approvers {
+                let user = world
+                    .user(a)
+                    .ok_or_else(|| invalid(format!("role policy names unknown approver {a}")))?;
+                approvers.push(json!({"id": user.oid, "description": user.name, "isBackup": false, "userType": "User"}));
+            }
+            let mut enabled = Vec::new();
+            if p.mfa_required {
+                enabled.push("MultiFactorAuthentication");
+            }
+            if p.justification_required {
+                enabled.push("Justification");
+            }
+            if p.ticket_required {
+                enabled.push("Ticketing");
+            }
+            let scope = expand(&p.scope);
+            world.policies.push(RolePolicy {
+                guid: p.id.clone().unwrap_or_else(new_guid),
+                rules: policy_rules(
+                    p.approval_required,
+                    approvers,
+                    p.approver_justification_required,
+                    p.approval_timeout_days,
+                    &enabled,
+                    &p.max_duration,
+                ),
+                scope,
+                role,
+                last_modified: now,
+                last_modified_by: None,
+            });
+        }
+        for jp in &fixture.jit_policies {
+            let subscription = jp.subscription.clone().unwrap_or_else(|| sub0.clone());
+            let location = jp.location.clone().unwrap_or_else(|| {
+                world
+                    .subscriptions
+                    .iter()
+                    .find(|s| s.id == subscription)
+                    .map(|s| s.location.clone())
+                    .unwrap_or_else(default_location)
+            });
+            let mut vms = Vec::new();
+            for v in &jp.vms {
+                let vm = world
+                    .vms
+                    .iter()
+                    .find(|vm| vm.name.eq_ignore_ascii_case(&v.name))
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "JIT policy {} names unknown VM {}",
+                            jp.name, v.name
+                        ))
+                    })?;
+                let mut ports = Vec::new();
+                for port in &v.ports {
+                    if duration::parse(&port.max).is_none() {
+                        return Err(invalid(format!(
+                            "JIT port {} max {:?} is not ISO 8601",
+                            port.number, port.max
+                        )));
+                    }
+                    ports.push(JitPortRule {
+                        number: i64::from(port.number),
+                        protocol: port.protocol.clone(),
+                        sources: SourcePrefixes {
+                            allowed_source_address_prefix: Some(port.allowed_source.clone()),
+                            allowed_source_address_prefixes: None,
+                        },
+                        max_request_access_duration: port.max.clone(),
+                    });
+                }
+                vms.push(JitVm {
+                    id: vm.id(),
+                    ports,
+                    public_ip_address: None,
+                });
+            }
+            world.jit_policies.push(JitPolicy {
+                name: jp.name.clone(),
+                subscription,
+                resource_group: jp.resource_group.clone(),
+                location,
+                kind: "Basic".into(),
+                vms,
+                requests: Vec::new(),
+            });
+        }
+        Ok(world)
+    }
+
+    pub fn record(&mut self, now: DateTime<Utc>, kind: &str, detail: Value) {
+        self.next_seq += 1;
+        let detail = match detail {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        self.events.push(Event {
+            seq: self.next_seq,
+            time: crate::clock::arm_time(now),
+            kind: kind.into(),
+            detail,
+        });
+        if self.events.len() > MAX_EVENTS {
+            let excess = self.events.len() - MAX_EVENTS;
+            self.events.drain(..excess);
+        }
+    }
+
+    /// A user by UPN or object id, case-insensitively.
+    pub fn user(&self, key: &str) -> Option<&User> {
+        self.users
+            .iter()
+            .find(|u| u.upn.eq_ignore_ascii_case(key) || u.oid.eq_ignore_ascii_case(key))
+    }
+
+    pub fn user_by_oid(&self, oid: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.oid.eq_ignore_ascii_case(oid))
+    }
+
+    fn principal_id(&self, key: &str) -> Option<String> {
+        self.user(key).map(|u| u.oid.clone())
+    }
+
+    /// A role definition's GUID from its name, GUID or full id.
+    pub fn role_guid(&self, key: &str) -> Option<String> {
+        let tail = key.rsplit('/').next().unwrap_or(key);
+        self.role_definitions
+            .iter()
+            .find(|r| r.guid.eq_ignore_ascii_case(tail) || r.name.eq_ignore_ascii_case(key))
+            .map(|r| r.guid.clone())
+    }
+
+    pub fn role(&self, guid: &str) -> Option<&RoleDefinition> {
+        self.role_definitions
+            .iter()
+            .find(|r| r.guid.eq_ignore_ascii_case(guid))
+    }
+
+    pub fn subscription_of(&self, scope: &str) -> Option<&Subscription> {
+        let scope = normalize_scope(scope).to_ascii_lowercase();
+        self.subscriptions
+            .iter()
+            .find(|s| scope.starts_with(&format!("/subscriptions/{}", s.id.to_ascii_lowercase())))
+    }
+
+    /// The id ARM gives a role definition seen from `scope`.
+    pub fn role_definition_id(&self, scope: &str, guid: &str) -> String {
+        match self.subscription_of(scope) {
+            Some(sub) => format!(
+                "/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{guid}",
+                sub.id
+            ),
+            None => format!("/providers/Microsoft.Authorization/roleDefinitions/{guid}"),
+        }
+    }
+
+    /// Whether `principal` may perform `action` on `resource` right now.
+    pub fn is_permitted(
+        &self,
+        principal: &str,
+        action: &str,
+        resource: &str,
+        now: DateTime<Utc>,
+    ) -> bool {
+        self.role_assignments.iter().any(|ra| {
+            ra.principal.eq_ignore_ascii_case(principal)
+                && ra.is_effective(now)
+                && scope_contains(&ra.scope, resource)
+                && self
+                    .role(&ra.role)
+                    .is_some_and(|rd| role_grants(&rd.actions, &rd.not_actions, action))
+        })
+    }
+
+    /// The actions and not-actions of every effective assignment that applies to `resource`,
+    /// one entry per assignment, as the `permissions` endpoint reports them.
+    pub fn permissions(&self, principal: &str, resource: &str, now: DateTime<Utc>) -> Vec<Value> {
+        self.role_assignments
+            .iter()
+            .filter(|ra| {
+                ra.principal.eq_ignore_ascii_case(principal)
+                    && ra.is_effective(now)
+                    && scope_contains(&ra.scope, resource)
+            })
+            .filter_map(|ra| self.role(&ra.role))
+            .map(|rd| {
+                json!({
+                    "actions": rd.actions,
+                    "notActions": rd.not_actions,
+                    "dataActions": rd.data_actions,
+                    "notDataActions": rd.not_data_actions,
+                })
+            })
+            .collect()
+    }
+
+    /// The policy that governs `role` at `scope`: the one assigned at the nearest scope at or
+    /// above it, or the organisation default when none is.
+    pub fn policy_for(&self, role: &str, scope: &str) -> Option<&RolePolicy> {
+        self.policies
+            .iter()
+            .filter(|p| p.role.eq_ignore_ascii_case(role) && scope_contains(&p.scope, scope))
+            .max_by_key(|p| p.scope.len())
+    }
+
+    /// Lazily applies everything the clock decides: expired JIT rules, ended activations and
+    /// timed-out approvals. Called before every read and write.
+    pub fn tick(&mut self, now: DateTime<Utc>) {
+        let mut expired = Vec::new();
+        for policy in &mut self.jit_policies {
+            expired.extend(policy.expire(now));
+        }
+        for (vm, port) in expired {
+            self.record(now, "jit.expired", json!({"vm": vm, "port": port}));
+        }
+        let ended: Vec<RoleAssignment> = self
+            .role_assignments
+            .iter()
+            .filter(|ra| !ra.is_live(now))
+            .cloned()
+            .collect();
+        self.role_assignments.retain(|ra| ra.is_live(now));
+        for ra in ended {
+            self.record(
+                now,
+                "pim.assignment_expired",
+                json!({"principal": ra.principal, "role": ra.role, "scope": ra.scope}),
+            );
+        }
+        let mut timed_out = Vec::new();
+        for approval in &mut self.approvals {
+            if now >= approval.expires {
+                for stage in &mut approval.stages {
+                    if stage.review_result == "NotReviewed" && stage.status != "Expired" {
+                        stage.status = "Expired".into();
+                        timed_out.push(approval.request.clone());
+                    }
+                }
+            }
+        }
+        for name in timed_out {
+            if let Some(req) = self
+                .requests
+                .iter_mut()
+                .find(|r| r.name == name && r.status == PENDING)
+            {
+                req.status = "TimedOut".into();
+                let request = req.name.clone();
+                self.record(now, "pim.request_timed_out", json!({"request": request}));
+            }
+        }
+    }
+
+    /// Revokes every refresh and access token of a user, as a password reset or an admin's
+    /// "revoke sessions" does.
+    pub fn revoke_user(&mut self, oid: &str) {
+        for rt in self.refresh_tokens.values_mut() {
+            if rt.oid.eq_ignore_ascii_case(oid) {
+                rt.revoked = true;
+            }
+        }
+        if let Some(ids) = self.issued_tokens.get(oid) {
+            self.revoked_tokens.extend(ids.iter().cloned());
+        }
+    }
+}
+
+fn default_location() -> String {
+    "westeurope".into()
+}
+
+pub fn new_guid() -> String {
+    Uuid::new_v4().to_string()
+}
+
+/// A GUID that is the same on every run for the same input, for ids that fixtures imply.
+pub fn stable_guid(seed: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(seed.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
+/// The rule set of a role management policy, in the shape ARM returns.
+pub fn policy_rules(
+    approval_required: bool,
+    approvers: Vec<Value>,
+    approver_justification_required: bool,
+    timeout_days: u32,
+    enabled: &[&str],
+    max_duration: &str,
+) -> Vec<Value> {
+    let target = |caller: &str, level: &str| {
+        json!({"caller": caller, "operations": ["All"], "level": level,
+               "targetObjects": null, "inheritableSettings": null, "enforcedSettings": null})
+    };
+    vec![
+        json!({
+            "id": "Approval_EndUser_Assignment",
+            "ruleType": "RoleManagementPolicyApprovalRule",
+            "target": target("EndUser", "Assignment"),
+            "setting": {
+                "isApprovalRequired": approval_required,
+                "isApprovalRequiredForExtension": false,
+                "isRequestorJustificationRequired": enabled.contains(&"Justification"),
+                "approvalMode": if approval_required { "SingleStage" } else { "NoApproval" },
+                "approvalStages": [{
+                    "approvalStageTimeOutInDays": timeout_days,
+                    "isApproverJustificationRequired": approver_justification_required,
+                    "escalationTimeInMinutes": 0,
+                    "primaryApprovers": approvers,
+                    "isEscalationEnabled": false,
+                    "escalationApprovers": null
+                }]
+            }
+        }),
+        json!({
+            "id": "Enablement_EndUser_Assignment",
+            "ruleType": "RoleManagementPolicyEnablementRule",
+            "target": target("EndUser", "Assignment"),
+            "enabledRules": enabled,
+        }),
+        json!({
+            "id": "Expiration_EndUser_Assignment",
+            "ruleType": "RoleManagementPolicyExpirationRule",
+            "target": target("EndUser", "Assignment"),
+            "isExpirationRequired": true,
+            "maximumDuration": max_duration,
+        }),
+        json!({
+            "id": "Expiration_Admin_Eligibility",
+            "ruleType": "RoleManagementPolicyExpirationRule",
+            "target": target("Admin", "Eligibility"),
+            "isExpirationRequired": false,
+            "maximumDuration": "P365D",
+        }),
+        json!({
+            "id": "Notification_Approver_EndUser_Assignment",
+            "ruleType": "RoleManagementPolicyNotificationRule",
+            "target": target("EndUser", "Assignment"),
+            "notificationType": "Email",
+            "recipientType": "Approver",
+            "notificationLevel": "All",
+            "notificationRecipients": null,
+            "isDefaultRecipientsEnabled": true
+        }),
+    ]
+}
+
+fn builtin_roles(now: DateTime<Utc>) -> Vec<RoleDefinition> {
+    let role =
+        |guid: &str, name: &str, description: &str, actions: &[&str], not_actions: &[&str]| {
+            RoleDefinition {
+                guid: guid.into(),
+                name: name.into(),
+                description: description.into(),
+                role_type: "BuiltInRole".into(),
+                assignable_scopes: vec!["/".into()],
+                actions: actions.iter().map(|s| s.to_string()).collect(),
+                not_actions: not_actions.iter().map(|s| s.to_string()).collect(),
+                data_actions: Vec::new(),
+                not_data_actions: Vec::new(),
+                created_on: now,
+                updated_on: now,
+            }
+        };
+    vec![
+        role(OWNER, "Owner", "Grants full access to manage all resources, including the ability to assign roles in Azure RBAC.", &["*"], &[]),
+        role(
+            CONTRIBUTOR,
+            "Contributor",
+            "Grants full access to manage all resources, but does not allow you to assign roles in Azure RBAC.",
+            &["*"],
+            &["Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write", "Microsoft.Authorization/elevateAccess/Action"],
+        ),
+        role(READER, "Reader", "View all resources, but does not allow you to make any changes.", &["*/read"], &[]),
+    ]
+}

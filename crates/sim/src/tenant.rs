@@ -1,0 +1,301 @@
+//! Tenant fixtures: the TOML files that describe who and what a simulated tenant holds.
+//!
+//! A fixture names users by UPN and roles by name, so it reads like an org chart; the
+//! [`crate::state::World`] built from it holds the ids that Azure would use. Two fixtures are
+//! built in: `demo` (see `tenants/demo.toml`) and `empty`, the same people and machines with
+//! nothing set up for JIT.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// An error in a tenant fixture, phrased so the author knows which entry to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum FixtureError {
+    #[error("cannot read tenant fixture {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("tenant fixture {path} is not valid TOML for a tenant: {message}")]
+    Parse { path: String, message: String },
+    #[error("tenant fixture {path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("unknown built-in tenant '{0}': use 'demo', 'empty', or a path to a .toml fixture")]
+    UnknownBuiltin(String),
+}
+
+pub const DEMO: &str = include_str!("../tenants/demo.toml");
+pub const EMPTY: &str = include_str!("../tenants/empty.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fixture {
+    pub tenant: TenantInfo,
+    pub subscriptions: Vec<SubscriptionFixture>,
+    #[serde(default)]
+    pub users: Vec<UserFixture>,
+    #[serde(default)]
+    pub vms: Vec<VmFixture>,
+    #[serde(default)]
+    pub role_definitions: Vec<RoleDefinitionFixture>,
+    #[serde(default)]
+    pub role_assignments: Vec<RoleAssignmentFixture>,
+    #[serde(default)]
+    pub eligibilities: Vec<EligibilityFixture>,
+    #[serde(default)]
+    pub role_policies: Vec<RolePolicyFixture>,
+    #[serde(default)]
+    pub jit_policies: Vec<JitPolicyFixture>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantInfo {
+    pub id: String,
+    pub domain: String,
+    pub display_name: String,
+    /// The public client id the authorize and token endpoints accept.
+    pub client_id: String,
+    /// Seconds between a PIM activation being provisioned and it passing RBAC checks.
+    #[serde(default)]
+    pub propagation_delay_secs: u64,
+    /// The `interval` the device-code endpoint announces, in seconds.
+    #[serde(default = "default_device_interval")]
+    pub device_code_interval_secs: u64,
+    /// Lifetime of access tokens, in seconds.
+    #[serde(default = "default_token_lifetime")]
+    pub access_token_lifetime_secs: u64,
+    /// The address JIT uses as its Azure Firewall when a VM's port cannot be bound directly.
+    #[serde(default = "default_firewall")]
+    pub firewall_ip: Ipv4Addr,
+}
+
+fn default_device_interval() -> u64 {
+    5
+}
+fn default_token_lifetime() -> u64 {
+    3600
+}
+fn default_firewall() -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 0, 9)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionFixture {
+    pub id: String,
+    pub display_name: String,
+    #[serde(default = "default_location")]
+    pub location: String,
+}
+
+fn default_location() -> String {
+    "westeurope".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserFixture {
+    pub upn: String,
+    pub name: String,
+    pub oid: String,
+    #[serde(default)]
+    pub title: String,
+    /// Whether sign-ins by this user carry the `mfa` authentication method.
+    #[serde(default = "yes")]
+    pub mfa: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum OsType {
+    Windows,
+    Linux,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmFixture {
+    pub name: String,
+    pub resource_group: String,
+    /// The subscription id; the first subscription when omitted.
+    #[serde(default)]
+    pub subscription: Option<String>,
+    pub os: OsType,
+    /// The VM's public IP address. The JIT gate listens here, so it is a loopback address.
+    pub public_ip: Ipv4Addr,
+    pub private_ip: Ipv4Addr,
+    #[serde(default = "default_size")]
+    pub size: String,
+    /// A real local service (`host:port`) that admitted connections are forwarded to instead
+    /// of the built-in banner.
+    #[serde(default)]
+    pub backend: Option<String>,
+    /// Put this VM behind the simulated Azure Firewall even when its ports could be bound.
+    #[serde(default)]
+    pub behind_firewall: bool,
+}
+
+fn default_size() -> String {
+    "Standard_B2s".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleDefinitionFixture {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(rename = "type", default = "custom_role")]
+    pub role_type: String,
+    #[serde(default)]
+    pub assignable_scopes: Vec<String>,
+    #[serde(default)]
+    pub actions: Vec<String>,
+    #[serde(default)]
+    pub not_actions: Vec<String>,
+}
+
+fn custom_role() -> String {
+    "CustomRole".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleAssignmentFixture {
+    /// A UPN or an object id.
+    pub principal: String,
+    /// A role name or a role definition GUID.
+    pub role: String,
+    pub scope: String,
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EligibilityFixture {
+    pub principal: String,
+    pub role: String,
+    pub scope: String,
+    /// How long the eligibility lasts from the simulator's start (ISO 8601).
+    #[serde(default = "default_eligibility")]
+    pub duration: String,
+    /// The eligibility schedule id; generated when omitted.
+    #[serde(default)]
+    pub schedule_id: Option<String>,
+    /// The eligibility schedule instance name; generated when omitted.
+    #[serde(default)]
+    pub instance_id: Option<String>,
+}
+
+fn default_eligibility() -> String {
+    "P365D".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolePolicyFixture {
+    pub role: String,
+    pub scope: String,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub approval_required: bool,
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    #[serde(default)]
+    pub approver_justification_required: bool,
+    #[serde(default)]
+    pub justification_required: bool,
+    #[serde(default)]
+    pub ticket_required: bool,
+    #[serde(default)]
+    pub mfa_required: bool,
+    #[serde(default = "default_max")]
+    pub max_duration: String,
+    #[serde(default = "default_stage_timeout")]
+    pub approval_timeout_days: u32,
+}
+
+fn default_max() -> String {
+    "PT8H".into()
+}
+fn default_stage_timeout() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JitPolicyFixture {
+    pub name: String,
+    pub resource_group: String,
+    #[serde(default)]
+    pub subscription: Option<String>,
+    #[serde(default)]
+    pub location: Option<String>,
+    pub vms: Vec<JitVmFixture>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JitVmFixture {
+    pub name: String,
+    pub ports: Vec<JitPortFixture>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JitPortFixture {
+    pub number: u16,
+    #[serde(default = "tcp")]
+    pub protocol: String,
+    #[serde(default = "star")]
+    pub allowed_source: String,
+    pub max: String,
+}
+
+fn tcp() -> String {
+    "TCP".into()
+}
+fn star() -> String {
+    "*".into()
+}
+
+impl Fixture {
+    /// Loads `demo`, `empty`, or a path to a TOML fixture.
+    pub fn load(name_or_path: &str) -> Result<Fixture, FixtureError> {
+        match name_or_path {
+            "demo" => Fixture::parse("demo", DEMO),
+            "empty" => Fixture::parse("empty", EMPTY),
+            other if other.ends_with(".toml") || Path::new(other).exists() => {
+                let text = std::fs::read_to_string(other).map_err(|source| FixtureError::Read {
+                    path: other.into(),
+                    source,
+                })?;
+                Fixture::parse(other, &text)
+            }
+            other => Err(FixtureError::UnknownBuiltin(other.into())),
+        }
+    }
+
+    pub fn parse(path: &str, text: &str) -> Result<Fixture, FixtureError> {
+        let fixture: Fixture = toml::from_str(text).map_err(|e| FixtureError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        if fixture.subscriptions.is_empty() {
+            return Err(FixtureError::Invalid {
+                path: path.into(),
+                message: "it needs at least one [[subscriptions]] entry".into(),
+            });
+        }
+        Ok(fixture)
+    }
+}
