@@ -1,0 +1,1 @@
+//! Replays the official examples; filled in below.

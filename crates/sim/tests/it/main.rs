@@ -1,0 +1,11 @@
+//! Integration tests for `jumpgate-sim`: each starts a real simulator on loopback and talks
+//! to it over HTTP and TCP, as a client of Azure would.
+
+mod arm;
+mod cli;
+mod conformance;
+mod entra;
+mod jit;
+mod pim;
+mod story;
+mod support;
