@@ -82,7 +82,6 @@ pub struct RoleDefinition {
     pub data_actions: Vec<String>,
     pub not_data_actions: Vec<String>,
     pub created_on: DateTime<Utc>,
-    pub updated_on: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]
@@ -564,7 +563,6 @@ impl World {
                 data_actions: Vec::new(),
                 not_data_actions: Vec::new(),
                 created_on: now,
-                updated_on: now,
             });
         }
         for ra in &fixture.role_assignments {
@@ -992,7 +990,6 @@ fn builtin_roles(now: DateTime<Utc>) -> Vec<RoleDefinition> {
                 data_actions: Vec::new(),
                 not_data_actions: Vec::new(),
                 created_on: now,
-                updated_on: now,
             }
         };
     vec![

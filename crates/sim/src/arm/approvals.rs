@@ -166,10 +166,17 @@ pub fn handle(
 /// Records an approver's decision on a stage and carries out the request when approved.
 fn decide(call: &Call, approval_id: &str, stage_id: &str) -> ArmResult {
     let body = call.json()?;
-    let props = body
-        .get("properties")
-        .filter(|p| p.is_object())
-        .ok_or_else(|| ArmError::invalid_content("'properties' is required"))?;
+    // The spec's body schema is the stage properties themselves; its example wraps them in
+    // `properties`. Both shapes are accepted (see the simulator's README).
+    let props = match body.get("properties") {
+        Some(p) if p.is_object() => p,
+        _ if body.get("reviewResult").is_some() => &body,
+        _ => {
+            return Err(ArmError::invalid_content(
+                "give reviewResult (and justification), optionally inside 'properties'",
+            ))
+        }
+    };
     let result = props
         .get("reviewResult")
         .and_then(Value::as_str)

@@ -281,10 +281,13 @@ fn put_policy(call: &Call, sub: &str, rg: &str, location: &str, name: &str) -> A
             .jit_policies
             .iter()
             .position(|p| policy_matches(p, sub, Some(rg), Some(location), Some(name)));
-        // The request history is the service's record; a PUT replaces the rules only.
+        // A PUT that carries request history stores it, as the official example shows; one
+        // that leaves it out (an admin changing rules) keeps the service's record.
         let requests = match existing {
-            Some(i) => world.jit_policies[i].requests.clone(),
-            None => body.properties.requests,
+            Some(i) if body.properties.requests.is_empty() => {
+                world.jit_policies[i].requests.clone()
+            }
+            _ => body.properties.requests,
         };
         let mut vms = body.properties.virtual_machines;
         for vm in &mut vms {

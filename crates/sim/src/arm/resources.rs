@@ -6,7 +6,6 @@ use axum::response::IntoResponse;
 use serde_json::{json, Value};
 
 use super::{created, is_guid, list, ok, ArmResult, Call};
-use crate::clock::arm_time;
 use crate::error::ArmError;
 use crate::rbac::{normalize_scope, scope_contains};
 use crate::state::{RoleDefinition, Vm, World};
@@ -262,10 +261,6 @@ fn role_definition_json(world: &World, scope: &str, rd: &RoleDefinition) -> Valu
                 "dataActions": rd.data_actions,
                 "notDataActions": rd.not_data_actions,
             }],
-            "createdOn": arm_time(rd.created_on),
-            "updatedOn": arm_time(rd.updated_on),
-            "createdBy": null,
-            "updatedBy": null,
         }
     })
 }
@@ -481,7 +476,6 @@ fn put_role_definition(call: &Call, scope: &str, id: &str) -> ArmResult {
         created_on: existing
             .map(|i| world.role_definitions[i].created_on)
             .unwrap_or(now),
-        updated_on: now,
     };
     world.record(
         now,

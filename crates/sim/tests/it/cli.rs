@@ -17,7 +17,9 @@ fn serve_prints_the_ready_line_writes_a_config_and_stops_on_sigterm() {
         .spawn()
         .expect("spawn");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
     let url = line
         .trim_end()
         .strip_prefix("jumpgate-sim listening on ")
@@ -28,14 +30,31 @@ fn serve_prints_the_ready_line_writes_a_config_and_stops_on_sigterm() {
     // The config is complete by the time the line is printed.
     let text = std::fs::read_to_string(&config).expect("config written");
     let parsed: toml::Value = toml::from_str(&text).expect("valid TOML");
-    assert_eq!(parsed["azure"]["tenant_id"].as_str(), Some("7b3f6c1e-2a4d-4e8b-9f10-5c6d7e8f9a01"));
-    assert_eq!(parsed["azure"]["client_id"].as_str(), Some("4f2c9a6e-8b1d-4c3e-a5f7-0d9e8c7b6a51"));
-    assert_eq!(parsed["azure"]["authority_host"].as_str(), Some(url.as_str()));
+    assert_eq!(
+        parsed["azure"]["tenant_id"].as_str(),
+        Some("7b3f6c1e-2a4d-4e8b-9f10-5c6d7e8f9a01")
+    );
+    assert_eq!(
+        parsed["azure"]["client_id"].as_str(),
+        Some("4f2c9a6e-8b1d-4c3e-a5f7-0d9e8c7b6a51")
+    );
+    assert_eq!(
+        parsed["azure"]["authority_host"].as_str(),
+        Some(url.as_str())
+    );
     assert_eq!(parsed["azure"]["arm_endpoint"].as_str(), Some(url.as_str()));
-    let echo: Vec<&str> = parsed["network"]["ip_echo_urls"].as_array().expect("list").iter().filter_map(|v| v.as_str()).collect();
+    let echo: Vec<&str> = parsed["network"]["ip_echo_urls"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
     assert_eq!(echo, [format!("{url}/ip"), format!("{url}/cdn-cgi/trace")]);
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let exit = child.wait().expect("wait");
     assert!(exit.success(), "exits cleanly on SIGTERM: {exit:?}");
@@ -48,16 +67,25 @@ fn bad_tenants_fail_with_a_message_that_says_what_to_do() {
     std::fs::write(&broken, "[tenant]\nid = 5\n").expect("write");
     let cases: [(&str, &str); 3] = [
         ("nosuch", "use 'demo', 'empty', or a path"),
-        (broken.to_str().expect("path"), "not valid TOML for a tenant"),
+        (
+            broken.to_str().expect("path"),
+            "not valid TOML for a tenant",
+        ),
         ("/nonexistent/t.toml", "cannot read tenant fixture"),
     ];
     for (tenant, expected) in cases {
-        let out = Command::new(BIN).args(["serve", "--tenant", tenant]).output().expect("run");
+        let out = Command::new(BIN)
+            .args(["serve", "--tenant", tenant])
+            .output()
+            .expect("run");
         assert!(!out.status.success(), "{tenant}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(expected), "{tenant}: {stderr}");
     }
-    let usage = Command::new(BIN).args(["serve", "--listen", "nowhere"]).output().expect("run");
+    let usage = Command::new(BIN)
+        .args(["serve", "--listen", "nowhere"])
+        .output()
+        .expect("run");
     assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
 }
 
@@ -67,5 +95,10 @@ fn the_empty_tenant_has_people_and_machines_but_nothing_set_up() {
     let demo = jumpgate_sim::tenant::Fixture::load("demo").expect("demo tenant");
     assert_eq!(fixture.users.len(), demo.users.len());
     assert_eq!(fixture.vms.len(), demo.vms.len());
-    assert!(fixture.jit_policies.is_empty() && fixture.eligibilities.is_empty() && fixture.role_definitions.is_empty() && fixture.role_policies.is_empty());
+    assert!(
+        fixture.jit_policies.is_empty()
+            && fixture.eligibilities.is_empty()
+            && fixture.role_definitions.is_empty()
+            && fixture.role_policies.is_empty()
+    );
 }

@@ -23,7 +23,10 @@ impl Authorize<'_> {
             ("client_id", client),
             ("response_type", "code".into()),
             ("redirect_uri", "http://127.0.0.1:41000/".into()),
-            ("scope", "https://management.azure.com/.default offline_access".into()),
+            (
+                "scope",
+                "https://management.azure.com/.default offline_access".into(),
+            ),
             ("state", "s1".into()),
             ("code_challenge", challenge),
             ("code_challenge_method", "S256".into()),
@@ -86,8 +89,14 @@ async fn the_sign_in_page_offers_every_user_and_redirects_with_code_and_state() 
         .send()
         .await
         .expect("submit");
-    let location = submitted.headers()["location"].to_str().expect("location").to_string();
-    assert!(location.starts_with("http://localhost:41000/cb?code="), "{location}");
+    let location = submitted.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    assert!(
+        location.starts_with("http://localhost:41000/cb?code="),
+        "{location}"
+    );
     assert!(location.ends_with("&state=xyz"), "{location}");
 }
 
@@ -96,40 +105,79 @@ async fn authorize_rejects_bad_clients_redirects_and_pkce() {
     let sim = demo().await;
     let a = Authorize { sim: &sim };
     // Unknown client and non-loopback redirect: an error page, never a redirect.
-    let r = a.get(&[("client_id", "00000000-0000-0000-0000-000000000000")]).await;
+    let r = a
+        .get(&[("client_id", "00000000-0000-0000-0000-000000000000")])
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.expect("text").contains("AADSTS700016"));
     let r = a.get(&[("redirect_uri", "https://evil.example/cb")]).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.expect("text").contains("AADSTS50011"));
     // Missing PKCE or the plain method: reported through the redirect.
-    for extra in [vec![("code_challenge", "")], vec![("code_challenge_method", "plain")]] {
+    for extra in [
+        vec![("code_challenge", "")],
+        vec![("code_challenge_method", "plain")],
+    ] {
         let r = a.get(&extra).await;
-        let location = r.headers()["location"].to_str().expect("location").to_string();
+        let location = r.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_string();
         assert!(location.contains("error=invalid_request"), "{location}");
         assert!(location.contains("state=s1"), "{location}");
     }
     // prompt=none for an unknown user cannot sign in silently.
-    let r = a.get(&[("prompt", "none"), ("login_hint", "mallory@contoso.example")]).await;
-    assert!(r.headers()["location"].to_str().expect("location").contains("error=login_required"));
+    let r = a
+        .get(&[
+            ("prompt", "none"),
+            ("login_hint", "mallory@contoso.example"),
+        ])
+        .await;
+    assert!(r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .contains("error=login_required"));
 }
 
 #[tokio::test]
 async fn silent_sign_in_needs_the_control_api() {
     let sim = start(jumpgate_sim::SimBuilder::new("demo")).await;
-    let r = Authorize { sim: &sim }.get(&[("prompt", "none"), ("login_hint", ALICE)]).await;
-    assert!(r.headers()["location"].to_str().expect("location").contains("error=login_required"));
+    let r = Authorize { sim: &sim }
+        .get(&[("prompt", "none"), ("login_hint", ALICE)])
+        .await;
+    assert!(r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .contains("error=login_required"));
     // Without --control there is no /_sim/ API: the path is just an unknown ARM path, and ARM
     // asks for authentication before anything else.
-    let control = sim.http.post(sim.url("/_sim/token")).json(&json!({"upn": ALICE})).send().await.expect("call");
+    let control = sim
+        .http
+        .post(sim.url("/_sim/token"))
+        .json(&json!({"upn": ALICE}))
+        .send()
+        .await
+        .expect("call");
     assert_eq!(control.status(), StatusCode::UNAUTHORIZED);
 }
 
 async fn code_for(sim: &Sim, challenge: &str) -> String {
-    let r = Authorize { sim }.get(&[("prompt", "none"), ("login_hint", ALICE), ("code_challenge", challenge)]).await;
-    let location = r.headers()["location"].to_str().expect("location").to_string();
+    let r = Authorize { sim }
+        .get(&[
+            ("prompt", "none"),
+            ("login_hint", ALICE),
+            ("code_challenge", challenge),
+        ])
+        .await;
+    let location = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
     let url = url::Url::parse(&location).expect("url");
-    url.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("code")
+    url.query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code")
 }
 
 #[tokio::test]
@@ -139,19 +187,68 @@ async fn pkce_s256_is_verified_and_codes_are_single_use() {
     let code = code_for(&sim, &challenge).await;
     let redirect = "http://127.0.0.1:41000/";
     let (other_verifier, _) = pkce();
-    let (status, body) = token(&sim, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", redirect), ("code_verifier", &other_verifier)]).await;
+    let (status, body) = token(
+        &sim,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("code_verifier", &other_verifier),
+        ],
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_grant");
     assert_eq!(body["error_codes"][0], 501481);
-    let (status, body) = token(&sim, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", redirect), ("code_verifier", "short")]).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
-    let (status, body) = token(&sim, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", redirect), ("code_verifier", &verifier)]).await;
+    let (status, body) = token(
+        &sim,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("code_verifier", "short"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    let (status, body) = token(
+        &sim,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["token_type"], "Bearer");
-    let (status, body) = token(&sim, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", redirect), ("code_verifier", &verifier)]).await;
-    assert_eq!((status, body["error_codes"][0].as_i64()), (StatusCode::BAD_REQUEST, Some(54005)));
+    let (status, body) = token(
+        &sim,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error_codes"][0].as_i64()),
+        (StatusCode::BAD_REQUEST, Some(54005))
+    );
     // Entra's error JSON shape.
-    for key in ["error", "error_description", "error_codes", "timestamp", "trace_id", "correlation_id"] {
+    for key in [
+        "error",
+        "error_description",
+        "error_codes",
+        "timestamp",
+        "trace_id",
+        "correlation_id",
+    ] {
         assert!(body.get(key).is_some(), "{key} in {body}");
     }
 }
@@ -161,14 +258,36 @@ async fn refresh_tokens_rotate_and_a_reused_one_is_refused() {
     let sim = demo().await;
     let first = sign_in(&sim, ALICE).await;
     let rt1 = first["refresh_token"].as_str().expect("rt").to_string();
-    let (status, second) = token(&sim, &[("grant_type", "refresh_token"), ("refresh_token", &rt1), ("scope", "https://management.azure.com/.default offline_access")]).await;
+    let (status, second) = token(
+        &sim,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt1),
+            (
+                "scope",
+                "https://management.azure.com/.default offline_access",
+            ),
+        ],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    let rt2 = second["refresh_token"].as_str().expect("new rt").to_string();
+    let rt2 = second["refresh_token"]
+        .as_str()
+        .expect("new rt")
+        .to_string();
     assert_ne!(rt1, rt2, "the refresh token rotates");
-    let (status, reused) = token(&sim, &[("grant_type", "refresh_token"), ("refresh_token", &rt1)]).await;
+    let (status, reused) = token(
+        &sim,
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt1)],
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(reused["error"], "invalid_grant");
-    let (status, _) = token(&sim, &[("grant_type", "refresh_token"), ("refresh_token", &rt2)]).await;
+    let (status, _) = token(
+        &sim,
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt2)],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -178,13 +297,30 @@ async fn revocation_kills_refresh_and_access_tokens() {
     let tokens = sign_in(&sim, ALICE).await;
     let access = tokens["access_token"].as_str().expect("at");
     let path = format!("/providers/Microsoft.Authorization/roleEligibilityScheduleInstances?api-version={PIM}&$filter=asTarget()");
-    assert_eq!(sim.arm_as(Some(access), reqwest::Method::GET, &path, None).await.status, StatusCode::OK);
+    assert_eq!(
+        sim.arm_as(Some(access), reqwest::Method::GET, &path, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
     sim.control("/revoke", json!({"upn": ALICE})).await;
-    let (status, body) = token(&sim, &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().expect("rt"))]).await;
+    let (status, body) = token(
+        &sim,
+        &[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                tokens["refresh_token"].as_str().expect("rt"),
+            ),
+        ],
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_grant");
     assert_eq!(body["error_codes"][0], 50173);
-    let after = sim.arm_as(Some(access), reqwest::Method::GET, &path, None).await;
+    let after = sim
+        .arm_as(Some(access), reqwest::Method::GET, &path, None)
+        .await;
     assert_eq!(after.status, StatusCode::UNAUTHORIZED);
     assert!(after.headers.contains_key("www-authenticate"));
 }
@@ -199,7 +335,13 @@ async fn device_code_pends_slows_down_completes_and_expires() {
         let url = sim.url(&format!("/{}/oauth2/v2.0/devicecode", c.tenant_id));
         async move {
             http.post(url)
-                .form(&[("client_id", c.client_id.as_str()), ("scope", "https://management.azure.com/.default offline_access")])
+                .form(&[
+                    ("client_id", c.client_id.as_str()),
+                    (
+                        "scope",
+                        "https://management.azure.com/.default offline_access",
+                    ),
+                ])
                 .send()
                 .await
                 .expect("devicecode")
@@ -211,23 +353,49 @@ async fn device_code_pends_slows_down_completes_and_expires() {
     let grant = start(&sim).await;
     assert_eq!(grant["interval"], 5);
     assert_eq!(grant["expires_in"], 900);
-    assert!(grant["verification_uri"].as_str().expect("uri").ends_with("/devicelogin"));
-    let device_code = grant["device_code"].as_str().expect("device code").to_string();
-    let form = [("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", device_code.as_str())];
+    assert!(grant["verification_uri"]
+        .as_str()
+        .expect("uri")
+        .ends_with("/devicelogin"));
+    let device_code = grant["device_code"]
+        .as_str()
+        .expect("device code")
+        .to_string();
+    let form = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("device_code", device_code.as_str()),
+    ];
     let poll = || token(&sim, &form);
     let (_, first) = poll().await;
     assert_eq!(first["error"], "authorization_pending");
     let (_, second) = poll().await;
-    assert_eq!(second["error"], "slow_down", "polling faster than the interval");
-    sim.control("/device", json!({"user_code": grant["user_code"], "upn": CAROL})).await;
+    assert_eq!(
+        second["error"], "slow_down",
+        "polling faster than the interval"
+    );
+    sim.control(
+        "/device",
+        json!({"user_code": grant["user_code"], "upn": CAROL}),
+    )
+    .await;
     sim.advance(11).await;
     let (status, done) = poll().await;
     assert_eq!(status, StatusCode::OK, "{done}");
-    assert_eq!(claims(done["access_token"].as_str().expect("at"))["upn"], CAROL);
+    assert_eq!(
+        claims(done["access_token"].as_str().expect("at"))["upn"],
+        CAROL
+    );
 
     let late = start(&sim).await;
     sim.advance(901).await;
-    let (_, expired) = token(&sim, &[("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", late["device_code"].as_str().expect("dc"))]).await;
+    let (_, expired) = token(
+        &sim,
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", late["device_code"].as_str().expect("dc")),
+        ],
+    )
+    .await;
     assert_eq!(expired["error"], "expired_token");
 }
 
@@ -238,19 +406,43 @@ async fn the_device_login_page_completes_a_sign_in() {
     let grant: Value = sim
         .http
         .post(sim.url(&format!("/{}/oauth2/v2.0/devicecode", c.tenant_id)))
-        .form(&[("client_id", c.client_id.as_str()), ("scope", "https://management.azure.com/.default")])
+        .form(&[
+            ("client_id", c.client_id.as_str()),
+            ("scope", "https://management.azure.com/.default"),
+        ])
         .send()
         .await
         .expect("devicecode")
         .json()
         .await
         .expect("JSON");
-    let page = sim.http.get(sim.url("/devicelogin")).send().await.expect("page").text().await.expect("html");
+    let page = sim
+        .http
+        .get(sim.url("/devicelogin"))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
     assert!(page.contains("Enter code"));
     let code = grant["user_code"].as_str().expect("code");
-    let done = sim.http.post(sim.url("/devicelogin")).form(&[("user_code", code), ("upn", DAVE)]).send().await.expect("submit");
+    let done = sim
+        .http
+        .post(sim.url("/devicelogin"))
+        .form(&[("user_code", code), ("upn", DAVE)])
+        .send()
+        .await
+        .expect("submit");
     assert_eq!(done.status(), StatusCode::OK);
-    let (status, body) = token(&sim, &[("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", grant["device_code"].as_str().expect("dc"))]).await;
+    let (status, body) = token(
+        &sim,
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", grant["device_code"].as_str().expect("dc")),
+        ],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
@@ -259,13 +451,40 @@ async fn metadata_and_keys_describe_the_tenant() {
     let sim = demo().await;
     let c = sim.handle.client_config();
     for tenant in [c.tenant_id.as_str(), "contoso.example", "organizations"] {
-        let meta: Value = sim.http.get(sim.url(&format!("/{tenant}/v2.0/.well-known/openid-configuration"))).send().await.expect("meta").json().await.expect("JSON");
-        assert!(meta["token_endpoint"].as_str().expect("token endpoint").ends_with("/oauth2/v2.0/token"));
-        let jwks: Value = sim.http.get(meta["jwks_uri"].as_str().expect("jwks uri")).send().await.expect("jwks").json().await.expect("JSON");
+        let meta: Value = sim
+            .http
+            .get(sim.url(&format!("/{tenant}/v2.0/.well-known/openid-configuration")))
+            .send()
+            .await
+            .expect("meta")
+            .json()
+            .await
+            .expect("JSON");
+        assert!(meta["token_endpoint"]
+            .as_str()
+            .expect("token endpoint")
+            .ends_with("/oauth2/v2.0/token"));
+        let jwks: Value = sim
+            .http
+            .get(meta["jwks_uri"].as_str().expect("jwks uri"))
+            .send()
+            .await
+            .expect("jwks")
+            .json()
+            .await
+            .expect("JSON");
         assert_eq!(jwks["keys"][0]["kty"], "EC");
     }
-    let unknown = sim.http.get(sim.url("/fabrikam.example/v2.0/.well-known/openid-configuration")).send().await.expect("meta");
+    let unknown = sim
+        .http
+        .get(sim.url("/fabrikam.example/v2.0/.well-known/openid-configuration"))
+        .send()
+        .await
+        .expect("meta");
     assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
     let (status, body) = token(&sim, &[("grant_type", "password")]).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unsupported_grant_type")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unsupported_grant_type"))
+    );
 }

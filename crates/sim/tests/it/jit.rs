@@ -9,8 +9,14 @@ use crate::support::*;
 async fn activated() -> Sim {
     let sim = demo().await;
     let request = sim.activate(ALICE, "PT8H", Some("setup")).await;
-    let approval = request.body["properties"]["approvalId"].as_str().expect("approval").to_string();
-    assert_eq!(sim.decide(BOB, &approval, "Approve", "ok").await.status, StatusCode::OK);
+    let approval = request.body["properties"]["approvalId"]
+        .as_str()
+        .expect("approval")
+        .to_string();
+    assert_eq!(
+        sim.decide(BOB, &approval, "Approve", "ok").await.status,
+        StatusCode::OK
+    );
     sim
 }
 
@@ -27,52 +33,108 @@ fn ports(policy: &Value) -> Vec<Value> {
 #[tokio::test]
 async fn initiate_checks_port_prefix_and_duration_against_the_policy() {
     let sim = activated().await;
-    let wrong_port = sim.initiate(ALICE, "jumpbox-win-01", 22, 30, Some("127.0.0.1")).await;
+    let wrong_port = sim
+        .initiate(ALICE, "jumpbox-win-01", 22, 30, Some("127.0.0.1"))
+        .await;
     assert_eq!(wrong_port.status, StatusCode::BAD_REQUEST);
-    assert!(wrong_port.message().contains("not a subset of policy"), "{}", wrong_port.message());
-    assert!(wrong_port.message().contains("port 22"), "says what is wrong: {}", wrong_port.message());
-    let too_long = sim.initiate(ALICE, "jumpbox-linux-01", 22, 61 + 1, Some("127.0.0.1")).await;
+    assert!(
+        wrong_port.message().contains("not a subset of policy"),
+        "{}",
+        wrong_port.message()
+    );
+    assert!(
+        wrong_port.message().contains("port 22"),
+        "says what is wrong: {}",
+        wrong_port.message()
+    );
+    let too_long = sim
+        .initiate(ALICE, "jumpbox-linux-01", 22, 61 + 1, Some("127.0.0.1"))
+        .await;
     assert_eq!(too_long.status, StatusCode::BAD_REQUEST);
-    assert!(too_long.message().contains("PT1H"), "{}", too_long.message());
-    let in_the_past = sim.initiate(ALICE, "jumpbox-linux-01", 22, -5, Some("127.0.0.1")).await;
+    assert!(
+        too_long.message().contains("PT1H"),
+        "{}",
+        too_long.message()
+    );
+    let in_the_past = sim
+        .initiate(ALICE, "jumpbox-linux-01", 22, -5, Some("127.0.0.1"))
+        .await;
     assert_eq!(in_the_past.status, StatusCode::BAD_REQUEST);
-    let bad_prefix = sim.initiate(ALICE, "jumpbox-win-01", 3389, 30, Some("127.0.0.1/40")).await;
+    let bad_prefix = sim
+        .initiate(ALICE, "jumpbox-win-01", 3389, 30, Some("127.0.0.1/40"))
+        .await;
     assert_eq!(bad_prefix.status, StatusCode::BAD_REQUEST);
-    let unknown_vm = sim.initiate(ALICE, "jumpbox-mac-01", 3389, 30, Some("127.0.0.1")).await;
-    assert!(unknown_vm.message().contains("not in the policy"), "{}", unknown_vm.message());
+    let unknown_vm = sim
+        .initiate(ALICE, "jumpbox-mac-01", 3389, 30, Some("127.0.0.1"))
+        .await;
+    assert!(
+        unknown_vm.message().contains("not in the policy"),
+        "{}",
+        unknown_vm.message()
+    );
 }
 
 #[tokio::test]
 async fn a_cidr_policy_admits_only_that_exact_prefix() {
     let sim = activated().await;
-    let policy = sim.get(DAVE, &format!("{}?api-version={JIT}", sim.policy_path())).await.body;
+    let policy = sim
+        .get(DAVE, &format!("{}?api-version={JIT}", sim.policy_path()))
+        .await
+        .body;
     let mut vms = policy["properties"]["virtualMachines"].clone();
     vms[0]["ports"][0]["allowedSourceAddressPrefix"] = json!("127.0.0.0/24");
     let put = sim
-        .arm(Some(DAVE), Method::PUT, &format!("{}?api-version={JIT}", sim.policy_path()), Some(json!({"kind": "Basic", "properties": {"virtualMachines": vms}})))
+        .arm(
+            Some(DAVE),
+            Method::PUT,
+            &format!("{}?api-version={JIT}", sim.policy_path()),
+            Some(json!({"kind": "Basic", "properties": {"virtualMachines": vms}})),
+        )
         .await;
     assert_eq!(put.status, StatusCode::OK, "{}", put.body);
-    let single = sim.initiate(ALICE, "jumpbox-win-01", 3389, 30, Some("127.0.0.1")).await;
+    let single = sim
+        .initiate(ALICE, "jumpbox-win-01", 3389, 30, Some("127.0.0.1"))
+        .await;
     assert_eq!(single.status, StatusCode::BAD_REQUEST);
-    assert!(single.message().contains("127.0.0.0/24"), "names the allowed prefix: {}", single.message());
-    let exact = sim.initiate(ALICE, "jumpbox-win-01", 3389, 30, Some("127.0.0.0/24")).await;
+    assert!(
+        single.message().contains("127.0.0.0/24"),
+        "names the allowed prefix: {}",
+        single.message()
+    );
+    let exact = sim
+        .initiate(ALICE, "jumpbox-win-01", 3389, 30, Some("127.0.0.0/24"))
+        .await;
     assert_eq!(exact.status, StatusCode::ACCEPTED, "{}", exact.body);
     let gate = sim.gate_address("jumpbox-win-01", 3389).await;
-    assert!(gate_admits(gate, "127.0.0.2".parse().expect("ip"), true).await, "the whole block is let through");
+    assert!(
+        gate_admits(gate, "127.0.0.2".parse().expect("ip"), true).await,
+        "the whole block is let through"
+    );
 }
 
 #[tokio::test]
 async fn initiate_answers_202_records_the_request_and_a_newer_one_revokes_the_older() {
     let sim = activated().await;
-    let first = sim.initiate(ALICE, "jumpbox-linux-01", 22, 30, Some("127.0.0.1")).await;
+    let first = sim
+        .initiate(ALICE, "jumpbox-linux-01", 22, 30, Some("127.0.0.1"))
+        .await;
     assert_eq!(first.status, StatusCode::ACCEPTED);
     assert_eq!(first.body["justification"], "ticket INC-1");
-    assert_eq!(first.body["virtualMachines"][0]["ports"][0]["status"], "Initiated");
+    assert_eq!(
+        first.body["virtualMachines"][0]["ports"][0]["status"],
+        "Initiated"
+    );
     // The source address defaults to the one ARM sees the call from.
     let second = sim.initiate(ALICE, "jumpbox-linux-01", 22, 30, None).await;
     assert_eq!(second.status, StatusCode::ACCEPTED);
-    assert_eq!(second.body["virtualMachines"][0]["ports"][0]["allowedSourceAddressPrefix"], "127.0.0.1");
-    let policy = sim.get(ALICE, &format!("{}?api-version={JIT}", sim.policy_path())).await.body;
+    assert_eq!(
+        second.body["virtualMachines"][0]["ports"][0]["allowedSourceAddressPrefix"],
+        "127.0.0.1"
+    );
+    let policy = sim
+        .get(ALICE, &format!("{}?api-version={JIT}", sim.policy_path()))
+        .await
+        .body;
     let all = ports(&policy);
     assert_eq!(all.len(), 2);
     assert_eq!(all[0]["status"], "Revoked");
@@ -85,16 +147,36 @@ async fn the_gate_admits_only_the_granted_source_and_only_until_end_time() {
     let sim = activated().await;
     let gate = sim.gate_address("jumpbox-linux-01", 22).await;
     let alice_ip = "127.0.0.1".parse().expect("ip");
-    assert!(!gate_admits(gate, alice_ip, false).await, "closed before any request");
-    assert_eq!(sim.initiate(ALICE, "jumpbox-linux-01", 22, 20, Some("127.0.0.1")).await.status, StatusCode::ACCEPTED);
+    assert!(
+        !gate_admits(gate, alice_ip, false).await,
+        "closed before any request"
+    );
+    assert_eq!(
+        sim.initiate(ALICE, "jumpbox-linux-01", 22, 20, Some("127.0.0.1"))
+            .await
+            .status,
+        StatusCode::ACCEPTED
+    );
     let gate = sim.gate_address("jumpbox-linux-01", 22).await;
-    assert!(gate_admits(gate, alice_ip, false).await, "SSH banner for alice");
+    assert!(
+        gate_admits(gate, alice_ip, false).await,
+        "SSH banner for alice"
+    );
     assert!(!gate_admits(gate, "127.0.0.2".parse().expect("ip"), false).await);
     sim.advance(19 * 60).await;
-    assert!(gate_admits(gate, alice_ip, false).await, "still open before endTimeUtc");
+    assert!(
+        gate_admits(gate, alice_ip, false).await,
+        "still open before endTimeUtc"
+    );
     sim.advance(2 * 60).await;
-    assert!(!gate_admits(gate, alice_ip, false).await, "closed after endTimeUtc");
-    let policy = sim.get(ALICE, &format!("{}?api-version={JIT}", sim.policy_path())).await.body;
+    assert!(
+        !gate_admits(gate, alice_ip, false).await,
+        "closed after endTimeUtc"
+    );
+    let policy = sim
+        .get(ALICE, &format!("{}?api-version={JIT}", sim.policy_path()))
+        .await
+        .body;
     assert_eq!(ports(&policy)[0]["statusReason"], "Expired");
 }
 
@@ -102,23 +184,53 @@ async fn the_gate_admits_only_the_granted_source_and_only_until_end_time() {
 async fn a_vm_behind_the_firewall_gets_a_mapped_port() {
     let fixture = jumpgate_sim::tenant::Fixture::parse(
         "firewall",
-        &jumpgate_sim::tenant::DEMO.replace("public_ip = \"127.0.0.11\"", "public_ip = \"127.0.0.11\"\nbehind_firewall = true"),
+        &jumpgate_sim::tenant::DEMO.replace(
+            "public_ip = \"127.0.0.11\"",
+            "public_ip = \"127.0.0.11\"\nbehind_firewall = true",
+        ),
     )
     .expect("fixture");
-    let sim = start(jumpgate_sim::SimBuilder::from_fixture(fixture).control(true).propagation_delay(0)).await;
+    let sim = start(
+        jumpgate_sim::SimBuilder::from_fixture(fixture)
+            .control(true)
+            .propagation_delay(0),
+    )
+    .await;
     let request = sim.activate(ALICE, "PT1H", Some("fw")).await;
-    sim.decide(BOB, request.body["properties"]["approvalId"].as_str().expect("approval"), "Approve", "ok").await;
-    let policy = sim.get(ALICE, &format!("{}?api-version={JIT}", sim.policy_path())).await.body;
+    sim.decide(
+        BOB,
+        request.body["properties"]["approvalId"]
+            .as_str()
+            .expect("approval"),
+        "Approve",
+        "ok",
+    )
+    .await;
+    let policy = sim
+        .get(ALICE, &format!("{}?api-version={JIT}", sim.policy_path()))
+        .await
+        .body;
     let linux = policy["properties"]["virtualMachines"]
         .as_array()
         .expect("vms")
         .iter()
-        .find(|v| v["id"].as_str().is_some_and(|id| id.ends_with("jumpbox-linux-01")))
+        .find(|v| {
+            v["id"]
+                .as_str()
+                .is_some_and(|id| id.ends_with("jumpbox-linux-01"))
+        })
         .cloned()
         .expect("linux vm");
-    let firewall = linux["publicIpAddress"].as_str().expect("firewall address").to_string();
-    let opened = sim.initiate(ALICE, "jumpbox-linux-01", 22, 30, Some("127.0.0.1")).await;
-    let mapped = opened.body["virtualMachines"][0]["ports"][0]["mappedPort"].as_u64().expect("mappedPort");
+    let firewall = linux["publicIpAddress"]
+        .as_str()
+        .expect("firewall address")
+        .to_string();
+    let opened = sim
+        .initiate(ALICE, "jumpbox-linux-01", 22, 30, Some("127.0.0.1"))
+        .await;
+    let mapped = opened.body["virtualMachines"][0]["ports"][0]["mappedPort"]
+        .as_u64()
+        .expect("mappedPort");
     let addr: std::net::SocketAddr = format!("{firewall}:{mapped}").parse().expect("address");
     assert!(gate_admits(addr, "127.0.0.1".parse().expect("ip"), false).await);
     assert!(!gate_admits(addr, "127.0.0.2".parse().expect("ip"), false).await);
@@ -129,15 +241,52 @@ async fn policies_are_validated_on_write_and_can_be_deleted() {
     let sim = demo().await;
     let path = format!("{}?api-version={JIT}", sim.policy_path());
     let vm = format!("{RG}/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01");
-    for (port, prefix, max) in [(3389, "*", "P2D"), (3389, "*", "PT1M"), (3389, "not-an-ip", "PT1H"), (70000, "*", "PT1H")] {
+    for (port, prefix, max) in [
+        (3389, "*", "P2D"),
+        (3389, "*", "PT1M"),
+        (3389, "not-an-ip", "PT1H"),
+        (70000, "*", "PT1H"),
+    ] {
         let body = json!({"kind": "Basic", "properties": {"virtualMachines": [{"id": vm, "ports": [{"number": port, "protocol": "TCP", "allowedSourceAddressPrefix": prefix, "maxRequestAccessDuration": max}]}]}});
         let r = sim.arm(Some(DAVE), Method::PUT, &path, Some(body)).await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{port} {prefix} {max}: {}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "{port} {prefix} {max}: {}",
+            r.body
+        );
     }
-    assert_eq!(sim.arm(Some(ALICE), Method::DELETE, &path, None).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(sim.arm(Some(DAVE), Method::DELETE, &path, None).await.status, StatusCode::OK);
-    assert_eq!(sim.arm(Some(DAVE), Method::DELETE, &path, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        sim.arm(Some(ALICE), Method::DELETE, &path, None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        sim.arm(Some(DAVE), Method::DELETE, &path, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        sim.arm(Some(DAVE), Method::DELETE, &path, None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(sim.get(DAVE, &path).await.status, StatusCode::NOT_FOUND);
-    let gate = sim.http.get(sim.url("/_sim/gate")).send().await.expect("gate").json::<Value>().await.expect("JSON");
-    assert_eq!(gate.as_array().expect("list").len(), 0, "no policy, no gate ports");
+    let gate = sim
+        .http
+        .get(sim.url("/_sim/gate"))
+        .send()
+        .await
+        .expect("gate")
+        .json::<Value>()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        gate.as_array().expect("list").len(),
+        0,
+        "no policy, no gate ports"
+    );
 }

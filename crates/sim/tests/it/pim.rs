@@ -8,28 +8,46 @@ use crate::support::*;
 async fn denial_records_the_approvers_reason() {
     let sim = demo().await;
     let request = sim.activate(ALICE, "PT2H", Some("Deploy hotfix")).await;
-    let approval = request.body["properties"]["approvalId"].as_str().expect("approval").to_string();
+    let approval = request.body["properties"]["approvalId"]
+        .as_str()
+        .expect("approval")
+        .to_string();
     let name = request.body["name"].as_str().expect("name").to_string();
-    let denied = sim.decide(BOB, &approval, "Deny", "Not during the freeze").await;
+    let denied = sim
+        .decide(BOB, &approval, "Deny", "Not during the freeze")
+        .await;
     assert_eq!(denied.status, StatusCode::OK, "{}", denied.body);
     let after = sim.get(ALICE, &format!("{RG}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{name}?api-version={PIM}")).await;
     assert_eq!(after.body["properties"]["status"], "Denied");
     let stage = sim
         .get(ALICE, &format!("/providers/Microsoft.Authorization/roleAssignmentApprovals/{}/stages?api-version=2021-01-01-preview", approval.rsplit('/').next().expect("id")))
         .await;
-    assert_eq!(stage.body["value"][0]["properties"]["justification"], "Not during the freeze");
+    assert_eq!(
+        stage.body["value"][0]["properties"]["justification"],
+        "Not during the freeze"
+    );
     assert_eq!(stage.body["value"][0]["properties"]["reviewResult"], "Deny");
     // A decided stage cannot be decided again.
-    let again = sim.decide(BOB, &approval, "Approve", "changed my mind").await;
+    let again = sim
+        .decide(BOB, &approval, "Approve", "changed my mind")
+        .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
-    assert_eq!(sim.initiate(ALICE, "jumpbox-win-01", 3389, 30, Some("127.0.0.1")).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        sim.initiate(ALICE, "jumpbox-win-01", 3389, 30, Some("127.0.0.1"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[tokio::test]
 async fn only_the_approver_decides_and_never_on_their_own_request() {
     let sim = demo().await;
     let request = sim.activate(ALICE, "PT1H", Some("Maintenance")).await;
-    let approval = request.body["properties"]["approvalId"].as_str().expect("approval").to_string();
+    let approval = request.body["properties"]["approvalId"]
+        .as_str()
+        .expect("approval")
+        .to_string();
     // alice is not an approver of her own request; carol is no approver at all.
     let by_alice = sim.decide(ALICE, &approval, "Approve", "me").await;
     assert_eq!(by_alice.status, StatusCode::FORBIDDEN);
@@ -38,7 +56,10 @@ async fn only_the_approver_decides_and_never_on_their_own_request() {
     // An approver's justification is required by the demo policy.
     let blank = sim.decide(BOB, &approval, "Approve", " ").await;
     assert_eq!(blank.status, StatusCode::BAD_REQUEST);
-    assert_eq!(sim.decide(BOB, &approval, "Approve", "ok").await.status, StatusCode::OK);
+    assert_eq!(
+        sim.decide(BOB, &approval, "Approve", "ok").await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -54,8 +75,15 @@ async fn an_approver_who_requests_for_themselves_cannot_approve_it() {
     .expect("fixture");
     let sim = start(jumpgate_sim::SimBuilder::from_fixture(fixture).control(true)).await;
     let request = sim.activate(BOB, "PT1H", Some("Own access")).await;
-    assert_eq!(request.body["properties"]["status"], "PendingApproval", "{}", request.body);
-    let approval = request.body["properties"]["approvalId"].as_str().expect("approval").to_string();
+    assert_eq!(
+        request.body["properties"]["status"], "PendingApproval",
+        "{}",
+        request.body
+    );
+    let approval = request.body["properties"]["approvalId"]
+        .as_str()
+        .expect("approval")
+        .to_string();
     let own = sim.decide(BOB, &approval, "Approve", "self").await;
     assert_eq!(own.status, StatusCode::FORBIDDEN);
     assert_eq!(own.code(), "SelfApprovalNotAllowed");
@@ -66,18 +94,36 @@ async fn policy_rules_are_enforced_and_named() {
     let sim = demo().await;
     let too_long = sim.activate(ALICE, "PT9H", Some("Long job")).await;
     assert_eq!(too_long.status, StatusCode::BAD_REQUEST);
-    assert_eq!(too_long.code(), "RoleAssignmentRequestPolicyValidationFailed");
-    assert!(too_long.message().contains("\"ExpirationRule\""), "{}", too_long.message());
+    assert_eq!(
+        too_long.code(),
+        "RoleAssignmentRequestPolicyValidationFailed"
+    );
+    assert!(
+        too_long.message().contains("\"ExpirationRule\""),
+        "{}",
+        too_long.message()
+    );
     let no_reason = sim.activate(ALICE, "PT1H", None).await;
-    assert_eq!(no_reason.code(), "RoleAssignmentRequestPolicyValidationFailed");
+    assert_eq!(
+        no_reason.code(),
+        "RoleAssignmentRequestPolicyValidationFailed"
+    );
     assert!(no_reason.message().contains("\"JustificationRule\""));
     let both = sim.activate(ALICE, "P1D", Some("  ")).await;
-    assert!(both.message().contains("ExpirationRule") && both.message().contains("JustificationRule"), "{}", both.message());
+    assert!(
+        both.message().contains("ExpirationRule") && both.message().contains("JustificationRule"),
+        "{}",
+        both.message()
+    );
     let bad_duration = sim.activate(ALICE, "eight hours", Some("x")).await;
     assert_eq!(bad_duration.code(), "InvalidRequestContent");
     // carol is not eligible at all.
     let carol = sim.activate(CAROL, "PT1H", Some("help")).await;
-    assert!(carol.message().contains("EligibilityRule"), "{}", carol.body);
+    assert!(
+        carol.message().contains("EligibilityRule"),
+        "{}",
+        carol.body
+    );
 }
 
 #[tokio::test]
@@ -98,7 +144,10 @@ async fn duplicates_are_refused_with_the_codes_clients_treat_as_success() {
         .arm(Some(ALICE), Method::PUT, &format!("{RG}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{name}?api-version={PIM}"), Some(body))
         .await;
     assert_eq!(retry.code(), "RoleAssignmentRequestExists");
-    let approval = first.body["properties"]["approvalId"].as_str().expect("approval").to_string();
+    let approval = first.body["properties"]["approvalId"]
+        .as_str()
+        .expect("approval")
+        .to_string();
     sim.decide(BOB, &approval, "Approve", "ok").await;
     let while_active = sim.activate(ALICE, "PT1H", Some("third")).await;
     assert_eq!(while_active.code(), "RoleAssignmentExists");
@@ -110,28 +159,51 @@ async fn a_pending_request_can_be_cancelled_by_its_requestor() {
     let request = sim.activate(ALICE, "PT1H", Some("oops")).await;
     let name = request.body["name"].as_str().expect("name").to_string();
     let path = format!("{RG}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{name}/cancel?api-version={PIM}");
-    assert_eq!(sim.arm(Some(BOB), Method::POST, &path, None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        sim.arm(Some(BOB), Method::POST, &path, None).await.status,
+        StatusCode::FORBIDDEN
+    );
     let cancelled = sim.arm(Some(ALICE), Method::POST, &path, None).await;
     assert_eq!(cancelled.status, StatusCode::OK);
     let after = sim.get(ALICE, &format!("{RG}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{name}?api-version={PIM}")).await;
     assert_eq!(after.body["properties"]["status"], "Canceled");
     let inbox = sim.get(BOB, "/providers/Microsoft.Authorization/roleAssignmentApprovals?api-version=2021-01-01-preview&$filter=asApprover()").await;
-    assert_eq!(inbox.body["value"].as_array().expect("list").len(), 0, "nothing left to decide");
-    assert_eq!(sim.arm(Some(ALICE), Method::POST, &path, None).await.status, StatusCode::BAD_REQUEST, "only pending requests");
+    assert_eq!(
+        inbox.body["value"].as_array().expect("list").len(),
+        0,
+        "nothing left to decide"
+    );
+    assert_eq!(
+        sim.arm(Some(ALICE), Method::POST, &path, None).await.status,
+        StatusCode::BAD_REQUEST,
+        "only pending requests"
+    );
     let mine = sim.get(ALICE, &format!("/providers/Microsoft.Authorization/roleAssignmentScheduleRequests?api-version={PIM}&$filter=asRequestor()")).await;
     assert_eq!(mine.body["value"].as_array().expect("list").len(), 1);
 }
 
 #[tokio::test]
 async fn a_new_assignment_takes_effect_after_the_propagation_delay() {
-    let sim = start(jumpgate_sim::SimBuilder::new("demo").control(true).propagation_delay(120)).await;
+    let sim = start(
+        jumpgate_sim::SimBuilder::new("demo")
+            .control(true)
+            .propagation_delay(120),
+    )
+    .await;
     let request = sim.activate(ALICE, "PT1H", Some("delay")).await;
-    let approval = request.body["properties"]["approvalId"].as_str().expect("approval").to_string();
+    let approval = request.body["properties"]["approvalId"]
+        .as_str()
+        .expect("approval")
+        .to_string();
     sim.decide(BOB, &approval, "Approve", "ok").await;
-    let early = sim.initiate(ALICE, "jumpbox-win-01", 3389, 30, Some("127.0.0.1")).await;
+    let early = sim
+        .initiate(ALICE, "jumpbox-win-01", 3389, 30, Some("127.0.0.1"))
+        .await;
     assert_eq!(early.status, StatusCode::FORBIDDEN, "not in effect yet");
     sim.advance(121).await;
-    let later = sim.initiate(ALICE, "jumpbox-win-01", 3389, 30, Some("127.0.0.1")).await;
+    let later = sim
+        .initiate(ALICE, "jumpbox-win-01", 3389, 30, Some("127.0.0.1"))
+        .await;
     assert_eq!(later.status, StatusCode::ACCEPTED, "{}", later.body);
 }
 
@@ -139,12 +211,34 @@ async fn a_new_assignment_takes_effect_after_the_propagation_delay() {
 async fn an_activation_ends_at_its_expiration_and_approvals_time_out() {
     let sim = demo().await;
     let request = sim.activate(ALICE, "PT1H", Some("short")).await;
-    sim.decide(BOB, request.body["properties"]["approvalId"].as_str().expect("approval"), "Approve", "ok").await;
-    assert_eq!(sim.initiate(ALICE, "jumpbox-linux-01", 22, 30, Some("127.0.0.1")).await.status, StatusCode::ACCEPTED);
+    sim.decide(
+        BOB,
+        request.body["properties"]["approvalId"]
+            .as_str()
+            .expect("approval"),
+        "Approve",
+        "ok",
+    )
+    .await;
+    assert_eq!(
+        sim.initiate(ALICE, "jumpbox-linux-01", 22, 30, Some("127.0.0.1"))
+            .await
+            .status,
+        StatusCode::ACCEPTED
+    );
     sim.advance(3601).await;
     let active = sim.get(ALICE, &format!("/providers/Microsoft.Authorization/roleAssignmentScheduleInstances?api-version={PIM}&$filter=asTarget()")).await;
-    assert!(!active.body["value"].as_array().expect("list").iter().any(|i| i["properties"]["assignmentType"] == "Activated"));
-    assert_eq!(sim.initiate(ALICE, "jumpbox-linux-01", 22, 30, Some("127.0.0.1")).await.status, StatusCode::FORBIDDEN);
+    assert!(!active.body["value"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .any(|i| i["properties"]["assignmentType"] == "Activated"));
+    assert_eq!(
+        sim.initiate(ALICE, "jumpbox-linux-01", 22, 30, Some("127.0.0.1"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
 
     let waiting = sim.activate(ALICE, "PT1H", Some("nobody answers")).await;
     let name = waiting.body["name"].as_str().expect("name").to_string();
@@ -157,7 +251,15 @@ async fn an_activation_ends_at_its_expiration_and_approvals_time_out() {
 async fn self_deactivate_ends_access_early() {
     let sim = demo().await;
     let request = sim.activate(ALICE, "PT1H", Some("brief")).await;
-    sim.decide(BOB, request.body["properties"]["approvalId"].as_str().expect("approval"), "Approve", "ok").await;
+    sim.decide(
+        BOB,
+        request.body["properties"]["approvalId"]
+            .as_str()
+            .expect("approval"),
+        "Approve",
+        "ok",
+    )
+    .await;
     let body = serde_json::json!({"properties": {
         "principalId": sim.oid(ALICE),
         "roleDefinitionId": format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{JIT_REQUESTER}"),
@@ -167,5 +269,10 @@ async fn self_deactivate_ends_access_early() {
         .await;
     assert_eq!(done.status, StatusCode::CREATED, "{}", done.body);
     assert_eq!(done.body["properties"]["status"], "Revoked");
-    assert_eq!(sim.initiate(ALICE, "jumpbox-win-01", 3389, 30, Some("127.0.0.1")).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        sim.initiate(ALICE, "jumpbox-win-01", 3389, 30, Some("127.0.0.1"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
 }

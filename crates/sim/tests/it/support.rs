@@ -12,7 +12,8 @@ pub const BOB: &str = "bob@contoso.example";
 pub const CAROL: &str = "carol@contoso.example";
 pub const DAVE: &str = "dave@contoso.example";
 pub const SUB: &str = "1c9d3f2a-6e4b-4a8c-b7d5-2f0e1a3b4c5d";
-pub const RG: &str = "/subscriptions/1c9d3f2a-6e4b-4a8c-b7d5-2f0e1a3b4c5d/resourceGroups/rg-jumpboxes";
+pub const RG: &str =
+    "/subscriptions/1c9d3f2a-6e4b-4a8c-b7d5-2f0e1a3b4c5d/resourceGroups/rg-jumpboxes";
 pub const JIT_REQUESTER: &str = "2e5b8a41-7c3d-4f6e-9a0b-1c2d3e4f5a6b";
 pub const PIM: &str = "2020-10-01";
 pub const JIT: &str = "2020-01-01";
@@ -71,7 +72,11 @@ impl Sim {
             .send()
             .await
             .expect("control call");
-        assert!(response.status().is_success(), "control {path} failed: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "control {path} failed: {}",
+            response.status()
+        );
         response.json().await.expect("control JSON")
     }
 
@@ -87,20 +92,34 @@ impl Sim {
     }
 
     pub async fn advance(&self, seconds: i64) {
-        self.control("/clock/advance", json!({"seconds": seconds})).await;
+        self.control("/clock/advance", json!({"seconds": seconds}))
+            .await;
     }
 
     /// Calls ARM as `upn` (or anonymously with `None`).
-    pub async fn arm(&self, upn: Option<&str>, method: Method, path_and_query: &str, body: Option<Value>) -> Reply {
+    pub async fn arm(
+        &self,
+        upn: Option<&str>,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Value>,
+    ) -> Reply {
         let token = match upn {
             Some(upn) => Some(self.token(upn).await),
             None => None,
         };
-        self.arm_as(token.as_deref(), method, path_and_query, body).await
+        self.arm_as(token.as_deref(), method, path_and_query, body)
+            .await
     }
 
     /// Calls ARM with a given bearer token.
-    pub async fn arm_as(&self, token: Option<&str>, method: Method, path_and_query: &str, body: Option<Value>) -> Reply {
+    pub async fn arm_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Value>,
+    ) -> Reply {
         let mut request = self.http.request(method, self.url(path_and_query));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -113,7 +132,11 @@ impl Sim {
         let headers = response.headers().clone();
         let text = response.text().await.expect("body");
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply { status, body, headers }
+        Reply {
+            status,
+            body,
+            headers,
+        }
     }
 
     pub async fn get(&self, upn: &str, path_and_query: &str) -> Reply {
@@ -157,7 +180,13 @@ impl Sim {
     }
 
     /// bob's decision on the first stage of an approval.
-    pub async fn decide(&self, approver: &str, approval_id: &str, result: &str, justification: &str) -> Reply {
+    pub async fn decide(
+        &self,
+        approver: &str,
+        approval_id: &str,
+        result: &str,
+        justification: &str,
+    ) -> Reply {
         let id = approval_id.rsplit('/').next().expect("approval id");
         let approval = self
             .get(approver, &format!("/providers/Microsoft.Authorization/roleAssignmentApprovals/{id}?api-version=2021-01-01-preview"))
@@ -176,7 +205,14 @@ impl Sim {
     }
 
     /// Initiates JIT for a VM port with an end time `minutes` from the simulator's now.
-    pub async fn initiate(&self, upn: &str, vm: &str, port: u16, minutes: i64, prefix: Option<&str>) -> Reply {
+    pub async fn initiate(
+        &self,
+        upn: &str,
+        vm: &str,
+        port: u16,
+        minutes: i64,
+        prefix: Option<&str>,
+    ) -> Reply {
         let now = self.now().await;
         let end = now + chrono::Duration::minutes(minutes);
         let mut p = json!({"number": port, "endTimeUtc": end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
@@ -197,7 +233,15 @@ impl Sim {
 
     /// The simulator's clock, read from the `Date` header as a client would.
     pub async fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        let body = self.http.get(self.url("/_sim/clock")).send().await.expect("clock").json::<Value>().await.expect("clock JSON");
+        let body = self
+            .http
+            .get(self.url("/_sim/clock"))
+            .send()
+            .await
+            .expect("clock")
+            .json::<Value>()
+            .await
+            .expect("clock JSON");
         chrono::DateTime::parse_from_rfc3339(body["now"].as_str().expect("now"))
             .expect("rfc3339")
             .with_timezone(&chrono::Utc)
@@ -206,20 +250,38 @@ impl Sim {
     /// The gate address for a VM port: the VM's public IP, or the firewall's with the port
     /// the newest request maps it to.
     pub async fn gate_address(&self, vm: &str, port: u16) -> std::net::SocketAddr {
-        let endpoints = self.http.get(self.url("/_sim/gate")).send().await.expect("gate").json::<Value>().await.expect("gate JSON");
+        let endpoints = self
+            .http
+            .get(self.url("/_sim/gate"))
+            .send()
+            .await
+            .expect("gate")
+            .json::<Value>()
+            .await
+            .expect("gate JSON");
         let entry = endpoints
             .as_array()
             .expect("array")
             .iter()
-            .find(|e| e["vm"].as_str().is_some_and(|v| v.ends_with(&format!("/{vm}"))) && e["port"] == port)
+            .find(|e| {
+                e["vm"]
+                    .as_str()
+                    .is_some_and(|v| v.ends_with(&format!("/{vm}")))
+                    && e["port"] == port
+            })
             .unwrap_or_else(|| panic!("no gate endpoint for {vm}:{port} in {endpoints}"));
-        entry["address"].as_str().expect("address").parse().expect("socket address")
+        entry["address"]
+            .as_str()
+            .expect("address")
+            .parse()
+            .expect("socket address")
     }
 }
 
 /// A PKCE verifier and its S256 challenge.
 pub fn pkce() -> (String, String) {
-    let verifier: String = uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string();
+    let verifier: String =
+        uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string();
     let challenge = B64.encode(Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
 }
@@ -232,10 +294,16 @@ pub fn claims(jwt: &str) -> Value {
 
 /// Connects to `addr` from `source` and reports whether the gate let the connection through:
 /// an admitted connection gets the backend's first bytes; a refused one is closed at once.
-pub async fn gate_admits(addr: std::net::SocketAddr, source: std::net::Ipv4Addr, rdp: bool) -> bool {
+pub async fn gate_admits(
+    addr: std::net::SocketAddr,
+    source: std::net::Ipv4Addr,
+    rdp: bool,
+) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.bind(std::net::SocketAddr::from((source, 0))).expect("bind source address");
+    socket
+        .bind(std::net::SocketAddr::from((source, 0)))
+        .expect("bind source address");
     let Ok(mut stream) = socket.connect(addr).await else {
         return false;
     };
