@@ -165,7 +165,7 @@ async fn rbac_uses_active_assignments_with_wildcards() {
 }
 
 #[tokio::test]
-async fn bad_input_gets_arm_errors_and_never_crashes_the_server() {
+async fn reliability_13_bad_input_gets_arm_errors_and_never_crashes_the_server() {
     let sim = demo().await;
     let token = sim.token(ALICE).await;
     let put = |body: reqwest::Body| {
@@ -211,7 +211,7 @@ async fn bad_input_gets_arm_errors_and_never_crashes_the_server() {
 }
 
 #[tokio::test]
-async fn injected_faults_throttle_fail_delay_and_drop() {
+async fn reliability_09_injected_faults_throttle_with_retry_after_fail_delay_and_drop() {
     let sim = demo().await;
     sim.control("/faults", json!({"path": "roleEligibilityScheduleInstances", "status": 429, "retry_after": 7, "count": 2})).await;
     for _ in 0..2 {

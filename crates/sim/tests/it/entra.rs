@@ -181,7 +181,7 @@ async fn code_for(sim: &Sim, challenge: &str) -> String {
 }
 
 #[tokio::test]
-async fn pkce_s256_is_verified_and_codes_are_single_use() {
+async fn reliability_03_pkce_s256_is_verified_and_codes_are_single_use() {
     let sim = demo().await;
     let (verifier, challenge) = pkce();
     let code = code_for(&sim, &challenge).await;
@@ -254,7 +254,7 @@ async fn pkce_s256_is_verified_and_codes_are_single_use() {
 }
 
 #[tokio::test]
-async fn refresh_tokens_rotate_and_a_reused_one_is_refused() {
+async fn reliability_05_refresh_tokens_rotate_and_a_reused_one_is_refused() {
     let sim = demo().await;
     let first = sign_in(&sim, ALICE).await;
     let rt1 = first["refresh_token"].as_str().expect("rt").to_string();
@@ -292,7 +292,7 @@ async fn refresh_tokens_rotate_and_a_reused_one_is_refused() {
 }
 
 #[tokio::test]
-async fn revocation_kills_refresh_and_access_tokens() {
+async fn reliability_06_revocation_gives_invalid_grant_50173_and_401() {
     let sim = demo().await;
     let tokens = sign_in(&sim, ALICE).await;
     let access = tokens["access_token"].as_str().expect("at");
@@ -326,7 +326,7 @@ async fn revocation_kills_refresh_and_access_tokens() {
 }
 
 #[tokio::test]
-async fn device_code_pends_slows_down_completes_and_expires() {
+async fn reliability_04_device_code_pends_slows_down_completes_and_expires() {
     let sim = demo().await;
     let c = sim.handle.client_config();
     let start = |sim: &Sim| {

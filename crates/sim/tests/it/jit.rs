@@ -31,7 +31,7 @@ fn ports(policy: &Value) -> Vec<Value> {
 }
 
 #[tokio::test]
-async fn initiate_checks_port_prefix_and_duration_against_the_policy() {
+async fn reliability_11_initiate_checks_port_prefix_and_duration_against_the_policy() {
     let sim = activated().await;
     let wrong_port = sim
         .initiate(ALICE, "jumpbox-win-01", 22, 30, Some("127.0.0.1"))
@@ -75,7 +75,7 @@ async fn initiate_checks_port_prefix_and_duration_against_the_policy() {
 }
 
 #[tokio::test]
-async fn a_cidr_policy_admits_only_that_exact_prefix() {
+async fn reliability_11_a_cidr_policy_admits_only_that_exact_prefix() {
     let sim = activated().await;
     let policy = sim
         .get(DAVE, &format!("{}?api-version={JIT}", sim.policy_path()))
@@ -289,4 +289,30 @@ async fn policies_are_validated_on_write_and_can_be_deleted() {
         0,
         "no policy, no gate ports"
     );
+}
+
+#[tokio::test]
+async fn an_admitted_connection_is_forwarded_to_a_named_backend() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("backend");
+    let backend_addr = backend.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = backend.accept().await {
+            let _ = s.write_all(b"SSH-2.0-RealBackend\r\n").await;
+        }
+    });
+    let fixture = jumpgate_sim::tenant::Fixture::parse(
+        "backend",
+        &jumpgate_sim::tenant::DEMO.replace("public_ip = \"127.0.0.11\"", &format!("public_ip = \"127.0.0.11\"\nbackend = \"{backend_addr}\"")),
+    )
+    .expect("fixture");
+    let sim = start(jumpgate_sim::SimBuilder::from_fixture(fixture).control(true).propagation_delay(0)).await;
+    let request = sim.activate(ALICE, "PT1H", Some("real backend")).await;
+    sim.decide(BOB, request.body["properties"]["approvalId"].as_str().expect("approval"), "Approve", "ok").await;
+    assert_eq!(sim.initiate(ALICE, "jumpbox-linux-01", 22, 30, Some("127.0.0.1")).await.status, StatusCode::ACCEPTED);
+    let gate = sim.gate_address("jumpbox-linux-01", 22).await;
+    let mut stream = tokio::net::TcpStream::connect(gate).await.expect("connect");
+    let mut banner = vec![0u8; 21];
+    stream.read_exact(&mut banner).await.expect("banner");
+    assert_eq!(&banner, b"SSH-2.0-RealBackend\r\n");
 }

@@ -127,7 +127,7 @@ async fn policy_rules_are_enforced_and_named() {
 }
 
 #[tokio::test]
-async fn duplicates_are_refused_with_the_codes_clients_treat_as_success() {
+async fn reliability_10_duplicates_are_refused_with_the_codes_clients_treat_as_success() {
     let sim = demo().await;
     let first = sim.activate(ALICE, "PT1H", Some("first")).await;
     let name = first.body["name"].as_str().expect("name").to_string();
