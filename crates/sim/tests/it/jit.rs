@@ -294,7 +294,9 @@ async fn policies_are_validated_on_write_and_can_be_deleted() {
 #[tokio::test]
 async fn an_admitted_connection_is_forwarded_to_a_named_backend() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("backend");
+    let backend = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("backend");
     let backend_addr = backend.local_addr().expect("addr");
     tokio::spawn(async move {
         while let Ok((mut s, _)) = backend.accept().await {
@@ -303,13 +305,34 @@ async fn an_admitted_connection_is_forwarded_to_a_named_backend() {
     });
     let fixture = jumpgate_sim::tenant::Fixture::parse(
         "backend",
-        &jumpgate_sim::tenant::DEMO.replace("public_ip = \"127.0.0.11\"", &format!("public_ip = \"127.0.0.11\"\nbackend = \"{backend_addr}\"")),
+        &jumpgate_sim::tenant::DEMO.replace(
+            "public_ip = \"127.0.0.11\"",
+            &format!("public_ip = \"127.0.0.11\"\nbackend = \"{backend_addr}\""),
+        ),
     )
     .expect("fixture");
-    let sim = start(jumpgate_sim::SimBuilder::from_fixture(fixture).control(true).propagation_delay(0)).await;
+    let sim = start(
+        jumpgate_sim::SimBuilder::from_fixture(fixture)
+            .control(true)
+            .propagation_delay(0),
+    )
+    .await;
     let request = sim.activate(ALICE, "PT1H", Some("real backend")).await;
-    sim.decide(BOB, request.body["properties"]["approvalId"].as_str().expect("approval"), "Approve", "ok").await;
-    assert_eq!(sim.initiate(ALICE, "jumpbox-linux-01", 22, 30, Some("127.0.0.1")).await.status, StatusCode::ACCEPTED);
+    sim.decide(
+        BOB,
+        request.body["properties"]["approvalId"]
+            .as_str()
+            .expect("approval"),
+        "Approve",
+        "ok",
+    )
+    .await;
+    assert_eq!(
+        sim.initiate(ALICE, "jumpbox-linux-01", 22, 30, Some("127.0.0.1"))
+            .await
+            .status,
+        StatusCode::ACCEPTED
+    );
     let gate = sim.gate_address("jumpbox-linux-01", 22).await;
     let mut stream = tokio::net::TcpStream::connect(gate).await.expect("connect");
     let mut banner = vec![0u8; 21];
