@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 # System packages the build and the tests use.
-APT_PACKAGES=(build-essential pkg-config ca-certificates)
+# gnome-keyring, dbus and libsecret-tools: tokens go to a real Secret Service keychain in the
+# tests, and secret-tool inspects it.
+APT_PACKAGES=(build-essential pkg-config ca-certificates dbus dbus-daemon gnome-keyring libsecret-tools)
 
 say() { printf '==> %s\n' "$*"; }
 
@@ -39,11 +41,25 @@ install_missing() {
 install_missing
 [ "${1:-}" = "--install" ] && exit 0
 
-say "cargo test --workspace"
+if [ "${1:-}" = "--inside-session" ]; then
+  # Inside a private D-Bus session: start an unlocked gnome-keyring whose files live in a
+  # throwaway folder, so no real keyring is read or changed.
+  export XDG_DATA_HOME
+  XDG_DATA_HOME=$(mktemp -d)
+  eval "$(printf 'jumpgate-test' | gnome-keyring-daemon --unlock --components=secrets)"
+  export GNOME_KEYRING_CONTROL
+  cargo test --workspace --locked --no-fail-fast
+  status=$?
+  rm -rf "$XDG_DATA_HOME"
+  exit $status
+fi
+
+say "cargo test --workspace (inside dbus-run-session, with gnome-keyring)"
+cargo build --workspace --locked --bins
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --workspace --locked 2>&1 | tee "$log"
+dbus-run-session -- bash "$0" --inside-session 2>&1 | grep -v 'Failed to set fd limit' | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run, summed over every test binary.

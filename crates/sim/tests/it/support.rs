@@ -30,6 +30,8 @@ pub async fn demo() -> Sim {
 }
 
 pub async fn start(builder: SimBuilder) -> Sim {
+    // The workspace's reqwest uses rustls with an explicitly chosen crypto provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let handle = builder.start().await.expect("simulator starts");
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

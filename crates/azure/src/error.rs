@@ -1,0 +1,81 @@
+//! The errors the IO edge returns, each with an explanation that says what to do.
+
+use jumpgate_core::explain::{self, Explanation, Kind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// ARM answered with an error.
+    #[error("{}", explain::arm(*status, code, message))]
+    Arm {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// Entra's token endpoint answered with an OAuth error.
+    #[error("{}", explain::entra(error, description))]
+    Entra { error: String, description: String },
+    /// No usable sign-in: the user must sign in interactively.
+    #[error("{0}")]
+    SignInRequired(String),
+    /// Azure or the network could not be reached, after retries.
+    #[error("cannot reach {what}: {detail}")]
+    Unreachable { what: String, detail: String },
+    /// The OS keychain is unavailable or refused.
+    #[error("{0}")]
+    Keychain(String),
+    /// A wait ran out of time.
+    #[error("{0}")]
+    TimedOut(String),
+    /// The answer could not be understood.
+    #[error("unexpected answer from {what}: {detail}")]
+    Unexpected { what: String, detail: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    pub fn explain(&self) -> Explanation {
+        match self {
+            Error::Arm {
+                status,
+                code,
+                message,
+            } => explain::arm(*status, code, message),
+            Error::Entra { error, description } => explain::entra(error, description),
+            Error::SignInRequired(m) => Explanation {
+                kind: Kind::SignIn,
+                code: "sign_in_required".into(),
+                message: m.clone(),
+            },
+            Error::Unreachable { .. } => Explanation {
+                kind: Kind::Unavailable,
+                code: "unreachable".into(),
+                message: self.to_string(),
+            },
+            Error::TimedOut(m) => Explanation {
+                kind: Kind::Other,
+                code: "timed_out".into(),
+                message: m.clone(),
+            },
+            other => Explanation {
+                kind: Kind::Other,
+                code: "error".into(),
+                message: other.to_string(),
+            },
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.explain().kind
+    }
+
+    /// The ARM error code, when ARM answered.
+    pub fn arm_code(&self) -> Option<&str> {
+        match self {
+            Error::Arm { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,394 @@
+//! The ARM HTTP client.
+//!
+//! 429 and 503 (and 502/504 and dropped connections, for calls that may be repeated) are
+//! retried: exactly as long as `Retry-After` says when it is given (seconds or an HTTP date),
+//! otherwise with jittered exponential backoff, all within a total time budget. Other 4xx are
+//! never retried. Every response's `Date` header updates the offset to ARM's clock, so
+//! deadlines are kept in the server's time even on a laptop with a skewed clock.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use rand::Rng as _;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// ARM's clock as seen through `Date` headers: local time plus the last measured offset.
+#[derive(Debug, Default)]
+pub struct ServerClock {
+    offset_ms: AtomicI64,
+    samples: AtomicU64,
+}
+
+impl ServerClock {
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Records a `Date` header. Dates have one-second resolution, so offsets under a second
+    /// are noise and ignored.
+    pub fn observe(&self, date: &str) {
+        let Ok(server) = httpdate::parse_http_date(date) else {
+            return;
+        };
+        let server: DateTime<Utc> = server.into();
+        let offset = (server - Utc::now()).num_milliseconds();
+        let offset = if offset.abs() < 1500 { 0 } else { offset };
+        self.offset_ms.store(offset, Ordering::Relaxed);
+        self.samples.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn offset(&self) -> Duration {
+        Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Where to report waits, so long retries are never silent.
+pub type Notify = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// How hard to try.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub budget: StdDuration,
+    pub first_backoff: StdDuration,
+    pub max_backoff: StdDuration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            budget: StdDuration::from_secs(120),
+            first_backoff: StdDuration::from_millis(500),
+            max_backoff: StdDuration::from_secs(30),
+        }
+    }
+}
+
+/// Whether a call may be sent again after an ambiguous failure (a dropped connection, a 502):
+/// reads and PUTs to a client-chosen name may; a POST such as JIT initiate may not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    Safe,
+    OnlyIfRefused,
+}
+
+/// Supplies bearer tokens; `refresh` is called once after a 401.
+#[async_trait::async_trait]
+pub trait TokenSource: Send + Sync {
+    async fn token(&self) -> Result<String>;
+    async fn refresh(&self) -> Result<String>;
+}
+
+#[derive(Clone)]
+pub struct Arm {
+    http: reqwest::Client,
+    base: String,
+    tokens: Arc<dyn TokenSource>,
+    pub clock: Arc<ServerClock>,
+    retry: RetryPolicy,
+    notify: Option<Notify>,
+    reads: Arc<AtomicU64>,
+}
+
+/// A successful answer: status and JSON body (`Null` when empty).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Arm {
+    pub fn new(base: &str, tokens: Arc<dyn TokenSource>) -> Arm {
+        crate::init_tls();
+        Arm {
+            http: client(),
+            base: base.trim_end_matches('/').to_string(),
+            tokens,
+            clock: Arc::new(ServerClock::default()),
+            retry: RetryPolicy::default(),
+            notify: None,
+            reads: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Arm {
+        self.retry = retry;
+        self
+    }
+
+    pub fn with_notify(mut self, notify: Notify) -> Arm {
+        self.notify = Some(notify);
+        self
+    }
+
+    /// GET requests sent so far (for polling budgets).
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        Ok(self.call(Method::GET, path, None, Repeat::Safe).await?.body)
+    }
+
+    /// Sends one ARM call, retrying what may be retried.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        repeat: Repeat,
+    ) -> Result<Answer> {
+        let url = format!("{}{}", self.base, path);
+        let started = std::time::Instant::now();
+        let mut attempt: u32 = 0;
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            let token = self.tokens.token().await?;
+            let mut request = self.http.request(method.clone(), &url).bearer_auth(&token);
+            if let Some(b) = body {
+                request = request.json(b);
+            }
+            if method == Method::GET {
+                self.reads.fetch_add(1, Ordering::Relaxed);
+            }
+            let outcome = request.send().await;
+            let (wait, reason) = match outcome {
+                Err(e) => {
+                    if repeat == Repeat::OnlyIfRefused {
+                        return Err(Error::Unreachable {
+                            what: "Azure Resource Manager".into(),
+                            detail: format!("{e}; the request may or may not have been received"),
+                        });
+                    }
+                    (None, format!("connection failed ({})", short(&e)))
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let headers = response.headers().clone();
+                    if let Some(date) = headers
+                        .get(reqwest::header::DATE)
+                        .and_then(|d| d.to_str().ok())
+                    {
+                        self.clock.observe(date);
+                    }
+                    let text = response.text().await.unwrap_or_default();
+                    if status.is_success() {
+                        let body = if text.trim().is_empty() {
+                            Value::Null
+                        } else {
+                            serde_json::from_str(&text).unwrap_or(Value::Null)
+                        };
+                        return Ok(Answer {
+                            status: status.as_u16(),
+                            body,
+                        });
+                    }
+                    let (code, message) = parse_error(&text);
+                    if status == StatusCode::UNAUTHORIZED {
+                        if let Some(claims) = claims_challenge(&headers) {
+                            return Err(Error::SignInRequired(format!(
+                                "Azure asks for a fresh sign-in with more claims (for example MFA): run jumpgate signin. Claims: {claims}"
+                            )));
+                        }
+                        if !refreshed {
+                            refreshed = true;
+                            self.tokens.refresh().await?;
+                            continue;
+                        }
+                        return Err(Error::SignInRequired(
+                            "Azure did not accept your sign-in: run jumpgate signin.".into(),
+                        ));
+                    }
+                    let retriable = matches!(status.as_u16(), 429 | 503)
+                        || (repeat == Repeat::Safe && matches!(status.as_u16(), 500 | 502 | 504));
+                    if !retriable {
+                        return Err(Error::Arm {
+                            status: status.as_u16(),
+                            code,
+                            message,
+                        });
+                    }
+                    let wait = retry_after(&headers);
+                    let what = if status.as_u16() == 429 {
+                        "Azure is throttling requests".to_string()
+                    } else {
+                        format!("Azure answered {}", status.as_u16())
+                    };
+                    if wait.is_none() && attempt > 6 {
+                        return Err(Error::Arm {
+                            status: status.as_u16(),
+                            code,
+                            message,
+                        });
+                    }
+                    (wait, what)
+                }
+            };
+            let wait = wait.unwrap_or_else(|| backoff(self.retry, attempt));
+            if started.elapsed() + wait > self.retry.budget {
+                return Err(Error::Unreachable {
+                    what: "Azure Resource Manager".into(),
+                    detail: format!(
+                        "{reason}, and waiting {}s more would exceed the {}s retry budget",
+                        wait.as_secs(),
+                        self.retry.budget.as_secs()
+                    ),
+                });
+            }
+            if let Some(n) = &self.notify {
+                n(&format!(
+                    "{reason}; retrying in {:.1}s (attempt {attempt})",
+                    wait.as_secs_f64()
+                ));
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+fn short(e: &reqwest::Error) -> String {
+    let text = e.to_string();
+    text.chars().take(120).collect()
+}
+
+/// The HTTP client every Jumpgate call uses.
+pub fn client() -> reqwest::Client {
+    crate::init_tls();
+    reqwest::Client::builder()
+        .connect_timeout(StdDuration::from_secs(10))
+        .timeout(StdDuration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("jumpgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
+/// Parses ARM's error body leniently: the standard `{"error": {code, message}}`, a bare
+/// `{code, message}`, or anything else (an HTML page from a gateway) as the message.
+pub fn parse_error(text: &str) -> (String, String) {
+    let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let e = if v.get("error").is_some_and(Value::is_object) {
+        &v["error"]
+    } else {
+        &v
+    };
+    let code = e["code"].as_str().unwrap_or("").to_string();
+    let message = e["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            let plain: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+            if plain.trim().is_empty() {
+                "(no details)".into()
+            } else {
+                plain
+            }
+        });
+    (code, message)
+}
+
+/// `Retry-After` in seconds or as an HTTP date.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<StdDuration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(StdDuration::from_secs(secs.min(3600)));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    // Relative to the server's own Date when it sent one, so local skew does not matter.
+    let now = headers
+        .get(reqwest::header::DATE)
+        .and_then(|d| d.to_str().ok())
+        .and_then(|d| httpdate::parse_http_date(d).ok())
+        .unwrap_or_else(std::time::SystemTime::now);
+    Some(
+        when.duration_since(now)
+            .unwrap_or_default()
+            .min(StdDuration::from_secs(3600)),
+    )
+}
+
+/// The claims of a 401 claims challenge (`error="insufficient_claims", claims="..."`).
+fn claims_challenge(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let h = headers
+        .get(reqwest::header::WWW_AUTHENTICATE)?
+        .to_str()
+        .ok()?;
+    if !h.contains("insufficient_claims") {
+        return None;
+    }
+    let start = h.find("claims=\"")? + 8;
+    let end = h[start..].find('"')? + start;
+    Some(h[start..end].to_string())
+}
+
+fn backoff(policy: RetryPolicy, attempt: u32) -> StdDuration {
+    let base = policy.first_backoff.as_millis() as f64
+        * 2f64.powi(attempt.saturating_sub(1).min(10) as i32);
+    let capped = base.min(policy.max_backoff.as_millis() as f64);
+    let jitter = rand::rng().random_range(0.75..1.25);
+    StdDuration::from_millis((capped * jitter) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(StdDuration::from_secs(7)));
+        h.insert(
+            "date",
+            HeaderValue::from_static("Sun, 22 Nov 2026 10:00:00 GMT"),
+        );
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Sun, 22 Nov 2026 10:00:30 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(StdDuration::from_secs(30)));
+        h.insert("retry-after", HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn reliability_12_error_bodies_parse_leniently() {
+        assert_eq!(
+            parse_error(r#"{"error":{"code":"X","message":"m"}}"#),
+            ("X".into(), "m".into())
+        );
+        assert_eq!(
+            parse_error(r#"{"code":"Y","message":"n"}"#),
+            ("Y".into(), "n".into())
+        );
+        let (code, message) = parse_error("<html><h1>502 Bad Gateway</h1></html>");
+        assert_eq!(code, "");
+        assert!(message.contains("502"));
+        assert_eq!(parse_error("").1, "(no details)");
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_a_cap() {
+        let p = RetryPolicy::default();
+        assert!(backoff(p, 1) <= StdDuration::from_millis(625));
+        assert!(backoff(p, 20) <= StdDuration::from_millis(37_500));
+    }
+
+    #[test]
+    fn the_server_clock_follows_date_headers() {
+        let c = ServerClock::default();
+        let ahead = Utc::now() + Duration::hours(2);
+        c.observe(&httpdate::fmt_http_date(ahead.into()));
+        assert!((c.now() - ahead).num_seconds().abs() <= 2);
+    }
+}

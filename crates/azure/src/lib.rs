@@ -1,0 +1,32 @@
+//! Jumpgate's IO edge: everything that talks to Entra ID, Azure Resource Manager, the OS
+//! keychain and the IP-echo services. The decisions live in `jumpgate-core`; this crate
+//! carries them out.
+//!
+//! - [`http`]: the ARM client: bearer tokens, `Retry-After`, jittered backoff within a time
+//!   budget, lenient error parsing, and the offset to the server's clock from `Date` headers;
+//! - [`signin`]: Entra sign-in (auth code + PKCE on a loopback redirect, device code, Azure
+//!   CLI) and refresh with rotation;
+//! - [`tokens`]: the token store on the OS keychain, chunked;
+//! - [`session`]: a valid access token on demand;
+//! - [`arm`]: PIM, approvals, JIT and resource reads;
+//! - [`ip`]: public IPv4 detection from two or more echo services that must agree.
+//!
+//! Architecture invariant: no `tauri` here either; every endpoint comes from configuration.
+
+pub mod arm;
+pub mod error;
+pub mod http;
+pub mod ip;
+pub mod session;
+pub mod signin;
+pub mod tokens;
+
+pub use error::Error;
+
+/// The ARM scope Jumpgate asks for; ARM's tokens are the same for Azure and the simulator.
+pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
+
+/// Installs the TLS crypto provider once per process (ring; no second crypto library).
+pub fn init_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

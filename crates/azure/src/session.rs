@@ -1,0 +1,136 @@
+//! A valid access token on demand: from the store while it has five minutes left (by ARM's
+//! clock), else renewed the way it was obtained, with the rotated refresh token saved before
+//! it is used.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::http::ServerClock;
+use crate::signin::{self, Authority};
+use crate::tokens::{Source, TokenSet, TokenStore};
+
+pub struct Session {
+    authority: Authority,
+    store: TokenStore,
+    clock: Mutex<Option<Arc<ServerClock>>>,
+    cached: tokio::sync::Mutex<Option<TokenSet>>,
+}
+
+const MARGIN_SECS: i64 = 300;
+
+impl Session {
+    pub fn new(authority: Authority, store: TokenStore) -> Session {
+        Session {
+            authority,
+            store,
+            clock: Mutex::new(None),
+            cached: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Uses ARM's clock (from its `Date` headers) to judge expiry.
+    pub fn follow_clock(&self, clock: Arc<ServerClock>) {
+        *self.clock.lock().unwrap_or_else(|p| p.into_inner()) = Some(clock);
+    }
+
+    fn now(&self) -> i64 {
+        let clock = self.clock.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        clock
+            .map(|c| c.now())
+            .unwrap_or_else(chrono::Utc::now)
+            .timestamp()
+    }
+
+    pub fn store(&self) -> &TokenStore {
+        &self.store
+    }
+
+    /// The stored sign-in, if any.
+    pub async fn current(&self) -> Result<Option<TokenSet>> {
+        let mut cached = self.cached.lock().await;
+        if cached.is_none() {
+            *cached = self.store.load().await?;
+        }
+        Ok(cached.clone())
+    }
+
+    pub async fn access_token(&self) -> Result<String> {
+        let mut cached = self.cached.lock().await;
+        if cached.is_none() {
+            *cached = self.store.load().await?;
+        }
+        let Some(tokens) = cached.clone() else {
+            return Err(Error::SignInRequired(
+                "You are not signed in: run jumpgate signin.".into(),
+            ));
+        };
+        if tokens.expires_at - self.now() > MARGIN_SECS {
+            return Ok(tokens.access_token);
+        }
+        self.renew_into(&mut cached, &tokens).await
+    }
+
+    /// Renews and stores the result. A sign-in the issuer refuses is dropped, so nothing
+    /// retries with it (RELIABILITY #6: one interactive sign-in, never a loop).
+    async fn renew_into(&self, cached: &mut Option<TokenSet>, tokens: &TokenSet) -> Result<String> {
+        match self.renew(tokens).await {
+            Ok(fresh) => {
+                self.store.save(&fresh).await?;
+                let token = fresh.access_token.clone();
+                *cached = Some(fresh);
+                Ok(token)
+            }
+            Err(e) => {
+                if e.kind() == jumpgate_core::explain::Kind::SignIn {
+                    let _ = self.store.delete().await;
+                    *cached = None;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Renews now, whatever the expiry says (after a 401).
+    pub async fn force_refresh(&self) -> Result<String> {
+        let mut cached = self.cached.lock().await;
+        let Some(tokens) = cached.clone().or(self.store.load().await?) else {
+            return Err(Error::SignInRequired(
+                "You are not signed in: run jumpgate signin.".into(),
+            ));
+        };
+        self.renew_into(&mut cached, &tokens).await
+    }
+
+    async fn renew(&self, tokens: &TokenSet) -> Result<TokenSet> {
+        // The oauth2 crate's futures borrow their HTTP client in a way rustc cannot prove
+        // Send, and callers (the tray's commands) need Send futures. Renewal therefore runs
+        // to completion on a blocking thread, over owned values.
+        let (authority, tokens) = (self.authority.clone(), tokens.clone());
+        let handle = tokio::runtime::Handle::current();
+        let task = tokio::task::spawn_blocking(move || {
+            handle.block_on(async move {
+                match tokens.source {
+                    Source::AzureCli => signin::azure_cli().await,
+                    _ => signin::refresh(&authority, &tokens).await,
+                }
+            })
+        });
+        task.await
+            .map_err(|e| Error::Other(format!("renewing the sign-in failed: {e}")))?
+    }
+
+    pub async fn sign_out(&self) -> Result<()> {
+        *self.cached.lock().await = None;
+        self.store.delete().await
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::http::TokenSource for Session {
+    async fn token(&self) -> Result<String> {
+        self.access_token().await
+    }
+    async fn refresh(&self) -> Result<String> {
+        self.force_refresh().await
+    }
+}

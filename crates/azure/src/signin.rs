@@ -1,0 +1,403 @@
+//! Entra ID sign-in for a public client (RELIABILITY #1 to #6).
+//!
+//! - Browser: auth code + PKCE S256 with a loopback redirect on `127.0.0.1` and an ephemeral
+//!   port, through the system browser (never an embedded view). `state` is random, checked and
+//!   used once; a callback with a wrong or missing `state` gets HTTP 400 and the wait goes on.
+//! - Device code: honours `interval`, backs off on `slow_down`, stops on `expired_token` and
+//!   `access_denied` (the `oauth2` crate's RFC 8628 loop).
+//! - Azure CLI: reuses `az login` through `azure_identity`.
+//! - Refresh: the new refresh token replaces the old one; `invalid_grant` means "sign in
+//!   again", never a retry loop.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration as StdDuration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use oauth2::basic::{BasicClient, BasicErrorResponse, BasicTokenResponse};
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, CsrfToken, DeviceAuthorizationUrl, PkceCodeChallenge,
+    RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardDeviceAuthorizationResponse,
+    TokenResponse as _, TokenUrl,
+};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::error::{Error, Result};
+use crate::tokens::{Account, Source, TokenSet};
+
+const SCOPES: [&str; 4] = [crate::ARM_SCOPE, "openid", "profile", "offline_access"];
+
+/// Where to sign in.
+#[derive(Debug, Clone)]
+pub struct Authority {
+    /// `https://login.microsoftonline.com/{tenant}` (or the simulator's).
+    pub base: String,
+    pub client_id: String,
+}
+
+impl Authority {
+    fn url(&self, path: &str) -> String {
+        format!("{}/oauth2/v2.0/{path}", self.base.trim_end_matches('/'))
+    }
+}
+
+/// The HTTP transport `oauth2` drives, on our reqwest client.
+type Transport = Box<
+    dyn Fn(
+            oauth2::HttpRequest,
+        ) -> Pin<
+            Box<
+                dyn Future<Output = std::result::Result<oauth2::HttpResponse, TransportError>>
+                    + Send,
+            >,
+        > + Send
+        + Sync,
+>;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportError(String);
+
+fn transport() -> Transport {
+    let http = crate::http::client();
+    Box::new(move |request: oauth2::HttpRequest| {
+        let http = http.clone();
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let response = http
+                .request(parts.method, parts.uri.to_string())
+                .headers(parts.headers)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| TransportError(e.to_string()))?;
+            let mut builder = oauth2::http::Response::builder().status(response.status());
+            for (k, v) in response.headers() {
+                builder = builder.header(k, v);
+            }
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| TransportError(e.to_string()))?;
+            builder
+                .body(bytes.to_vec())
+                .map_err(|e| TransportError(e.to_string()))
+        })
+    })
+}
+
+fn token_error<T: oauth2::ErrorResponseType + std::fmt::Display>(
+    e: RequestTokenError<TransportError, oauth2::StandardErrorResponse<T>>,
+) -> Error {
+    match e {
+        RequestTokenError::ServerResponse(r) => Error::Entra {
+            error: serde_json::to_value(r.error())
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            description: r.error_description().cloned().unwrap_or_default(),
+        },
+        RequestTokenError::Request(t) => Error::Unreachable {
+            what: "Entra ID".into(),
+            detail: t.0,
+        },
+        RequestTokenError::Parse(e, body) => {
+            // Entra's error JSON carries fields oauth2 does not model; read `error` ourselves.
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            match v["error"].as_str() {
+                Some(error) => Error::Entra {
+                    error: error.into(),
+                    description: v["error_description"].as_str().unwrap_or("").into(),
+                },
+                None => Error::Unexpected {
+                    what: "Entra ID".into(),
+                    detail: e.to_string(),
+                },
+            }
+        }
+        RequestTokenError::Other(m) => Error::Other(m),
+    }
+}
+
+/// The claims of a JWT, without checking its signature: the token was just handed to us by
+/// the token endpoint over TLS, and ARM checks it on every call.
+pub fn claims(jwt: &str) -> Option<Value> {
+    let payload = jwt.split('.').nth(1)?;
+    serde_json::from_slice(&B64.decode(payload.trim_end_matches('=')).ok()?).ok()
+}
+
+fn account_of(access_token: &str) -> Result<Account> {
+    let c = claims(access_token).ok_or_else(|| Error::Unexpected {
+        what: "Entra ID".into(),
+        detail: "the access token is not a JWT".into(),
+    })?;
+    let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
+    let upn = if s("upn").is_empty() {
+        s("preferred_username")
+    } else {
+        s("upn")
+    };
+    Ok(Account {
+        upn,
+        oid: s("oid"),
+        tid: s("tid"),
+        name: s("name"),
+    })
+}
+
+fn token_set(
+    response: &BasicTokenResponse,
+    source: Source,
+    previous_refresh: Option<&str>,
+) -> Result<TokenSet> {
+    let access = response.access_token().secret().clone();
+    let c = claims(&access).unwrap_or(Value::Null);
+    let expires_at = c["exp"].as_i64().unwrap_or_else(|| {
+        chrono::Utc::now().timestamp()
+            + response
+                .expires_in()
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(3600)
+    });
+    Ok(TokenSet {
+        account: account_of(&access)?,
+        access_token: access,
+        expires_at,
+        refresh_token: response
+            .refresh_token()
+            .map(|r| r.secret().clone())
+            .or(previous_refresh.map(str::to_string)),
+        source,
+    })
+}
+
+type OAuth = oauth2::Client<
+    BasicErrorResponse,
+    BasicTokenResponse,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    oauth2::StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+    oauth2::EndpointSet,
+    oauth2::EndpointSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
+
+fn client(authority: &Authority, redirect: Option<String>) -> Result<OAuth> {
+    let bad =
+        |e: oauth2::url::ParseError| Error::Other(format!("the authority URL is not valid: {e}"));
+    let mut c = BasicClient::new(ClientId::new(authority.client_id.clone()))
+        .set_auth_uri(AuthUrl::new(authority.url("authorize")).map_err(bad)?)
+        .set_token_uri(TokenUrl::new(authority.url("token")).map_err(bad)?)
+        .set_device_authorization_url(
+            DeviceAuthorizationUrl::new(authority.url("devicecode")).map_err(bad)?,
+        );
+    if let Some(r) = redirect {
+        c = c.set_redirect_uri(RedirectUrl::new(r).map_err(bad)?);
+    }
+    Ok(c)
+}
+
+/// Options for the browser flow.
+pub struct BrowserOptions {
+    /// The UPN to pre-fill (`login_hint`).
+    pub login_hint: Option<String>,
+    /// `prompt=none`: sign in silently when the browser already has a session.
+    pub silent: bool,
+    /// Called with the authorize URL: open it in the system browser, or print it.
+    pub on_url: Box<dyn FnOnce(&str) + Send>,
+    pub timeout: StdDuration,
+}
+
+/// Signs in through the system browser and the loopback redirect.
+pub async fn browser(authority: &Authority, options: BrowserOptions) -> Result<TokenSet> {
+    // RFC 8252: loopback IP literal, ephemeral port, never a wildcard address.
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| {
+        Error::Other(format!(
+            "cannot listen on 127.0.0.1 for the sign-in redirect: {e}"
+        ))
+    })?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| Error::Other(e.to_string()))?
+        .port();
+    let redirect = format!("http://127.0.0.1:{port}/");
+    let oauth = client(authority, Some(redirect))?;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = oauth
+        .authorize_url(CsrfToken::new_random)
+        .set_pkce_challenge(challenge);
+    for s in SCOPES {
+        request = request.add_scope(Scope::new(s.into()));
+    }
+    if let Some(hint) = &options.login_hint {
+        request = request.add_extra_param("login_hint", hint.clone());
+    }
+    if options.silent {
+        request = request.add_extra_param("prompt", "none");
+    }
+    let (url, state) = request.add_extra_param("response_mode", "query").url();
+    (options.on_url)(url.as_str());
+    let code = tokio::time::timeout(options.timeout, wait_for_code(&listener, state.secret()))
+        .await
+        .map_err(|_| {
+            Error::TimedOut(format!(
+                "no sign-in arrived within {}s: run jumpgate signin again",
+                options.timeout.as_secs()
+            ))
+        })??;
+    let http = transport();
+    let response = oauth
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .map_err(token_error)?;
+    token_set(&response, Source::Browser, None)
+}
+
+/// Answers loopback callbacks until one carries the right `state`.
+async fn wait_for_code(listener: &TcpListener, state: &str) -> Result<String> {
+    loop {
+        let (mut stream, _) = listener
+            .accept()
+            .await
+            .map_err(|e| Error::Other(e.to_string()))?;
+        let mut buf = vec![0u8; 8192];
+        let n = tokio::time::timeout(StdDuration::from_secs(10), stream.read(&mut buf))
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or(0);
+        let head = String::from_utf8_lossy(&buf[..n]);
+        let target = head
+            .lines()
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("");
+        let query: Vec<(String, String)> = url::Url::parse(&format!("http://127.0.0.1{target}"))
+            .map(|u| u.query_pairs().into_owned().collect())
+            .unwrap_or_default();
+        let get = |k: &str| {
+            query
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        if get("state").as_deref() != Some(state) {
+            reply(&mut stream, 400, "This sign-in response does not belong to the sign-in Jumpgate started; it was ignored.").await;
+            continue;
+        }
+        if let Some(error) = get("error") {
+            reply(
+                &mut stream,
+                400,
+                "The sign-in did not complete. You can close this window and return to Jumpgate.",
+            )
+            .await;
+            return Err(Error::Entra {
+                error,
+                description: get("error_description").unwrap_or_default(),
+            });
+        }
+        match get("code") {
+            Some(code) => {
+                reply(
+                    &mut stream,
+                    200,
+                    "You are signed in to Jumpgate. You can close this window.",
+                )
+                .await;
+                return Ok(code);
+            }
+            None => reply(&mut stream, 400, "The sign-in response carries no code.").await,
+        }
+    }
+}
+
+async fn reply(stream: &mut tokio::net::TcpStream, status: u16, text: &str) {
+    let reason = if status == 200 { "OK" } else { "Bad Request" };
+    let body = format!("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Jumpgate</title></head><body><p>{text}</p></body></html>");
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Signs in with a device code. `on_code` shows the user where to go and what to type.
+pub async fn device_code(
+    authority: &Authority,
+    on_code: impl FnOnce(&str, &str, &str),
+) -> Result<TokenSet> {
+    let oauth = client(authority, None)?;
+    let http = transport();
+    let mut request = oauth.exchange_device_code();
+    for s in SCOPES {
+        request = request.add_scope(Scope::new(s.into()));
+    }
+    let details: StandardDeviceAuthorizationResponse =
+        request.request_async(&http).await.map_err(token_error)?;
+    on_code(
+        details.verification_uri().as_str(),
+        details.user_code().secret(),
+        &format!("{}s", details.expires_in().as_secs()),
+    );
+    let response = oauth
+        .exchange_device_access_token(&details)
+        .request_async(&http, tokio::time::sleep, None)
+        .await
+        .map_err(token_error)?;
+    token_set(&response, Source::DeviceCode, None)
+}
+
+/// Exchanges a refresh token for new tokens; the refresh token rotates.
+pub async fn refresh(authority: &Authority, current: &TokenSet) -> Result<TokenSet> {
+    let Some(rt) = current.refresh_token.as_deref() else {
+        return Err(Error::SignInRequired(
+            "Your sign-in cannot be renewed: run jumpgate signin.".into(),
+        ));
+    };
+    let oauth = client(authority, None)?;
+    let http = transport();
+    let rt = RefreshToken::new(rt.to_string());
+    let mut request = oauth.exchange_refresh_token(&rt);
+    for s in SCOPES {
+        request = request.add_scope(Scope::new(s.into()));
+    }
+    let response = request.request_async(&http).await.map_err(token_error)?;
+    token_set(&response, current.source, None)
+}
+
+/// Reuses an existing `az login`.
+pub async fn azure_cli() -> Result<TokenSet> {
+    use azure_core::credentials::TokenCredential as _;
+    let credential =
+        azure_identity::AzureCliCredential::new(None).map_err(|e| Error::Other(e.to_string()))?;
+    let token = credential
+        .get_token(&[crate::ARM_SCOPE], None)
+        .await
+        .map_err(|e| {
+            Error::SignInRequired(format!(
+                "the Azure CLI has no usable sign-in ({}): run az login, or use jumpgate signin",
+                first_line(&e.to_string())
+            ))
+        })?;
+    let access = token.token.secret().to_string();
+    Ok(TokenSet {
+        account: account_of(&access)?,
+        access_token: access,
+        expires_at: token.expires_on.unix_timestamp(),
+        refresh_token: None,
+        source: Source::AzureCli,
+    })
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}

@@ -1,0 +1,323 @@
+//! Tokens at rest, in the OS keychain (RELIABILITY #8).
+//!
+//! A token set is JSON, split into chunks of at most 1000 characters because Windows limits a
+//! credential to 2560 bytes and Entra refresh tokens can be larger. A header entry names the
+//! chunk count and a checksum and is written last and removed first, so a partial set (a crash
+//! mid-write) reads as absent, never as garbage. Where no keychain runs, a mode-0600 file is
+//! used only when the configuration explicitly allows it.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Who is signed in, from the access token's claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub upn: String,
+    pub oid: String,
+    pub tid: String,
+    pub name: String,
+}
+
+/// How the tokens were obtained, so they are renewed the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Browser,
+    DeviceCode,
+    AzureCli,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenSet {
+    pub access_token: String,
+    /// Unix seconds, in the token issuer's clock.
+    pub expires_at: i64,
+    pub refresh_token: Option<String>,
+    pub source: Source,
+    pub account: Account,
+}
+
+// Tokens never reach logs, not even through Debug (RELIABILITY #7).
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("expires_at", &self.expires_at)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .field("source", &self.source)
+            .field("account", &self.account)
+            .finish()
+    }
+}
+
+const CHUNK: usize = 1000;
+
+/// Where tokens are kept.
+#[derive(Debug, Clone)]
+pub struct TokenStore {
+    service: String,
+    key: String,
+    file_fallback: Option<PathBuf>,
+}
+
+impl TokenStore {
+    /// `key` names the sign-in (the tenant id); `file_fallback` is the file to use when no
+    /// keychain runs, given only when the user allowed it.
+    pub fn new(service: &str, key: &str, file_fallback: Option<PathBuf>) -> TokenStore {
+        TokenStore {
+            service: service.into(),
+            key: key.into(),
+            file_fallback,
+        }
+    }
+
+    pub fn load(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Option<TokenSet>>> + Send + 'static {
+        self.clone().load_owned()
+    }
+
+    // Owned receivers keep these futures free of borrowed state, so they are Send for any
+    // caller lifetime.
+    async fn load_owned(self) -> Result<Option<TokenSet>> {
+        let this = self.clone();
+        let text = blocking(move || this.read_chunks()).await;
+        match text {
+            Ok(Some(text)) => Ok(serde_json::from_str(&text).ok()),
+            Ok(None) => Ok(None),
+            Err(KeychainError::Unavailable(detail)) => match &self.file_fallback {
+                Some(path) => Ok(std::fs::read_to_string(path)
+                    .ok()
+                    .and_then(|t| serde_json::from_str(&t).ok())),
+                None => Err(no_keychain(&detail)),
+            },
+            Err(KeychainError::Failed(detail)) => {
+                Err(Error::Keychain(format!("the OS keychain failed: {detail}")))
+            }
+        }
+    }
+
+    pub fn save(
+        &self,
+        tokens: &TokenSet,
+    ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+        let text = serde_json::to_string(tokens).map_err(|e| Error::Other(e.to_string()));
+        let this = self.clone();
+        async move { this.save_owned(text?).await }
+    }
+
+    async fn save_owned(self, text: String) -> Result<()> {
+        let this = self.clone();
+        let written = blocking({
+            let text = text.clone();
+            move || this.write_chunks(&text)
+        })
+        .await;
+        match written {
+            Ok(()) => Ok(()),
+            Err(KeychainError::Unavailable(detail)) => match &self.file_fallback {
+                Some(path) => write_private(path, &text),
+                None => Err(no_keychain(&detail)),
+            },
+            Err(KeychainError::Failed(detail)) => Err(Error::Keychain(format!(
+                "the OS keychain refused to store the sign-in: {detail}"
+            ))),
+        }
+    }
+
+    pub fn delete(&self) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+        self.clone().delete_owned()
+    }
+
+    async fn delete_owned(self) -> Result<()> {
+        let this = self.clone();
+        let _ = blocking(move || this.delete_chunks()).await;
+        if let Some(path) = &self.file_fallback {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+
+    fn entry(&self, user: &str) -> std::result::Result<keyring::Entry, KeychainError> {
+        keyring::Entry::new(&self.service, user).map_err(classify)
+    }
+
+    fn header_user(&self) -> String {
+        self.key.clone()
+    }
+
+    fn chunk_user(&self, i: usize) -> String {
+        format!("{}#{i}", self.key)
+    }
+
+    fn read_chunks(&self) -> std::result::Result<Option<String>, KeychainError> {
+        let header = match self.entry(&self.header_user())?.get_password() {
+            Ok(h) => h,
+            Err(keyring::Error::NoEntry) => return Ok(None),
+            Err(e) => return Err(classify(e)),
+        };
+        let Some((count, sum)) = parse_header(&header) else {
+            return Ok(None);
+        };
+        let mut text = String::new();
+        for i in 0..count {
+            match self.entry(&self.chunk_user(i))?.get_password() {
+                Ok(part) => text.push_str(&part),
+                Err(keyring::Error::NoEntry) => return Ok(None),
+                Err(e) => return Err(classify(e)),
+            }
+        }
+        Ok((checksum(&text) == sum).then_some(text))
+    }
+
+    fn write_chunks(&self, text: &str) -> std::result::Result<(), KeychainError> {
+        // Remove the header first: until the new one is written, the set reads as absent.
+        match self.entry(&self.header_user())?.delete_credential() {
+            Ok(()) | Err(keyring::Error::NoEntry) => {}
+            Err(e) => return Err(classify(e)),
+        }
+        let chunks: Vec<&str> = split(text, CHUNK);
+        for (i, part) in chunks.iter().enumerate() {
+            self.entry(&self.chunk_user(i))?
+                .set_password(part)
+                .map_err(classify)?;
+        }
+        // Chunks a longer earlier set left behind.
+        let mut i = chunks.len();
+        while self.entry(&self.chunk_user(i))?.delete_credential().is_ok() {
+            i += 1;
+        }
+        self.entry(&self.header_user())?
+            .set_password(&format!("v1:{}:{:016x}", chunks.len(), checksum(text)))
+            .map_err(classify)
+    }
+
+    fn delete_chunks(&self) -> std::result::Result<(), KeychainError> {
+        let _ = self.entry(&self.header_user())?.delete_credential();
+        let mut i = 0;
+        while self.entry(&self.chunk_user(i))?.delete_credential().is_ok() {
+            i += 1;
+        }
+        Ok(())
+    }
+}
+
+enum KeychainError {
+    Unavailable(String),
+    Failed(String),
+}
+
+fn classify(e: keyring::Error) -> KeychainError {
+    match e {
+        keyring::Error::NoStorageAccess(inner) => KeychainError::Unavailable(inner.to_string()),
+        keyring::Error::PlatformFailure(inner) => KeychainError::Unavailable(inner.to_string()),
+        other => KeychainError::Failed(other.to_string()),
+    }
+}
+
+fn no_keychain(detail: &str) -> Error {
+    Error::Keychain(format!(
+        "no OS keychain is available to keep your sign-in ({detail}). Start one (gnome-keyring or KWallet through the Secret Service), or set storage.allow_file_fallback = true to keep tokens in a file only you can read."
+    ))
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+fn split(text: &str, size: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut end = size.min(rest.len());
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    out
+}
+
+fn parse_header(h: &str) -> Option<(usize, u64)> {
+    let mut parts = h.split(':');
+    (parts.next()? == "v1").then_some(())?;
+    let count = parts.next()?.parse().ok()?;
+    let sum = u64::from_str_radix(parts.next()?, 16).ok()?;
+    (count <= 64).then_some((count, sum))
+}
+
+/// FNV-1a: enough to tell a torn write from a whole one.
+fn checksum(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::io::Write as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Keychain(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&tmp)
+        .map_err(|e| Error::Keychain(format!("cannot write {}: {e}", tmp.display())))?;
+    file.write_all(text.as_bytes())
+        .and_then(|_| file.sync_all())
+        .map_err(|e| Error::Keychain(e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::Keychain(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_split_on_char_boundaries_and_rejoin() {
+        let text = "é".repeat(700) + &"x".repeat(1500);
+        let parts = split(&text, CHUNK);
+        assert!(parts.iter().all(|p| p.len() <= CHUNK));
+        assert_eq!(parts.concat(), text);
+        assert!(split("", CHUNK).is_empty());
+    }
+
+    #[test]
+    fn headers_parse_strictly() {
+        assert_eq!(parse_header("v1:3:00000000000000ff"), Some((3, 255)));
+        for bad in ["", "v2:3:ff", "v1:x:ff", "v1:3", "v1:999:ff"] {
+            assert_eq!(parse_header(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_tokens() {
+        let t = TokenSet {
+            access_token: "secret-at".into(),
+            expires_at: 1,
+            refresh_token: Some("secret-rt".into()),
+            source: Source::Browser,
+            account: Account {
+                upn: "a@b".into(),
+                oid: "o".into(),
+                tid: "t".into(),
+                name: "A".into(),
+            },
+        };
+        let shown = format!("{t:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+    }
+}

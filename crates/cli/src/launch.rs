@@ -1,0 +1,265 @@
+//! Launching the RDP or SSH client (RELIABILITY #19).
+//!
+//! An RDP connection is described by a generated `.rdp` file: it holds no password, every
+//! field is validated (a user name with a newline cannot inject settings), it is written with
+//! mode 0600 in a private directory, and it is removed after launch. No secret is ever put on
+//! a command line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jumpgate_core::config::LaunchConfig;
+
+/// Where to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+}
+
+fn valid_user(user: &str) -> bool {
+    !user.is_empty()
+        && user.chars().count() <= 104
+        && !user
+            .chars()
+            .any(|c| c.is_control() || matches!(c, ':' | ';' | '"'))
+}
+
+/// The text of an `.rdp` file for `endpoint`, or why it cannot be written.
+pub fn rdp_file(endpoint: &Endpoint, user: Option<&str>) -> Result<String, String> {
+    if !valid_host(&endpoint.host) {
+        return Err(format!(
+            "'{}' is not a host name or address Jumpgate will put in an .rdp file",
+            endpoint.host.escape_debug()
+        ));
+    }
+    let mut lines = vec![
+        format!("full address:s:{}:{}", endpoint.host, endpoint.port),
+        "prompt for credentials:i:1".to_string(),
+        "authentication level:i:2".to_string(),
+        "redirectclipboard:i:1".to_string(),
+    ];
+    if let Some(user) = user {
+        if !valid_user(user) {
+            return Err(format!(
+                "the user name '{}' holds characters an .rdp file cannot carry safely",
+                user.escape_debug()
+            ));
+        }
+        lines.push(format!("username:s:{user}"));
+    }
+    Ok(lines.join("\r\n") + "\r\n")
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+}
+
+/// The RDP client to run, and the arguments that go before the `.rdp` file.
+fn rdp_program(config: &LaunchConfig) -> Result<(String, Vec<String>), String> {
+    if let Some(cmd) = &config.rdp_command {
+        let mut parts = cmd.split_whitespace().map(str::to_string);
+        let program = parts.next().ok_or("launch.rdp_command is empty")?;
+        return Ok((program, parts.collect()));
+    }
+    if cfg!(windows) {
+        return Ok(("mstsc".into(), vec![]));
+    }
+    if cfg!(target_os = "macos") {
+        return Ok(("open".into(), vec![]));
+    }
+    for (program, args) in [
+        ("xfreerdp3", vec![]),
+        ("xfreerdp", vec![]),
+        ("remmina", vec!["-c".to_string()]),
+    ] {
+        if on_path(program) {
+            return Ok((program.into(), args));
+        }
+    }
+    Err("no RDP client found: install freerdp2-x11 (xfreerdp) or remmina, or set launch.rdp_command".into())
+}
+
+fn private_dir() -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("jumpgate-{}", uuid::Uuid::new_v4().simple()));
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(&dir)?;
+    Ok(dir)
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(text.as_bytes())
+}
+
+/// Writes the `.rdp` file, starts the client, and removes the file once the client has had
+/// time to read it (or has exited).
+pub fn rdp(
+    config: &LaunchConfig,
+    endpoint: &Endpoint,
+    user: Option<&str>,
+) -> Result<String, String> {
+    let text = rdp_file(endpoint, user)?;
+    let (program, mut args) = rdp_program(config)?;
+    let dir = private_dir()
+        .map_err(|e| format!("cannot create a private folder for the .rdp file: {e}"))?;
+    let file = dir.join("jumpgate.rdp");
+    let started = write_private(&file, &text)
+        .map_err(|e| e.to_string())
+        .and_then(|_| {
+            args.push(file.display().to_string());
+            Command::new(&program)
+                .args(&args)
+                .stdin(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot start {program}: {e}"))
+        });
+    let result = started.map(|child| {
+        settle(child, Duration::from_secs(3));
+        program.clone()
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn settle(mut child: Child, at_most: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < at_most {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs the SSH client in this terminal and waits for it.
+pub fn ssh(
+    config: &LaunchConfig,
+    endpoint: &Endpoint,
+    user: Option<&str>,
+) -> Result<String, String> {
+    if !valid_host(&endpoint.host) {
+        return Err(format!(
+            "'{}' is not a host name or address",
+            endpoint.host.escape_debug()
+        ));
+    }
+    let target = match user {
+        Some(u) if valid_user(u) && !u.contains('@') && !u.starts_with('-') => {
+            format!("{u}@{}", endpoint.host)
+        }
+        Some(u) => {
+            return Err(format!(
+                "the user name '{}' is not valid for ssh",
+                u.escape_debug()
+            ))
+        }
+        None => endpoint.host.clone(),
+    };
+    let mut parts = config.ssh_command.split_whitespace();
+    let program = parts
+        .next()
+        .ok_or("launch.ssh_command is empty")?
+        .to_string();
+    let status = Command::new(&program)
+        .args(parts)
+        .args(["-p", &endpoint.port.to_string(), "--", &target])
+        .status()
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
+    if !status.success() {
+        return Err(format!("{program} ended with {status}"));
+    }
+    Ok(program)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reliability_19_rdp_files_hold_no_password_and_refuse_injection() {
+        let ep = Endpoint {
+            host: "127.0.0.10".into(),
+            port: 3389,
+        };
+        let text = rdp_file(&ep, Some("alice")).expect("valid");
+        assert!(text.contains("full address:s:127.0.0.10:3389"));
+        assert!(text.contains("username:s:alice"));
+        assert!(!text.to_ascii_lowercase().contains("password"));
+        assert!(rdp_file(&ep, Some("alice\r\nalternate shell:s:cmd.exe")).is_err());
+        assert!(rdp_file(
+            &Endpoint {
+                host: "h\nx".into(),
+                port: 1
+            },
+            None
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn reliability_19_the_rdp_file_is_private_and_removed_after_launch() {
+        let dir = tempfile::tempdir().expect("dir");
+        let seen = dir.path().join("seen");
+        // A stand-in client that records the file's mode and contents when it starts.
+        let script = dir.path().join("fake-rdp");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nstat -c %a \"$1\" > {0}\ncat \"$1\" >> {0}\n",
+                seen.display()
+            ),
+        )
+        .expect("script");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod");
+        }
+        let config = LaunchConfig {
+            rdp_command: Some(script.display().to_string()),
+            ..LaunchConfig::default()
+        };
+        rdp(
+            &config,
+            &Endpoint {
+                host: "127.0.0.10".into(),
+                port: 3389,
+            },
+            Some("alice"),
+        )
+        .expect("launch");
+        let recorded = std::fs::read_to_string(&seen).expect("client ran");
+        assert!(recorded.starts_with("600\n"), "{recorded}");
+        assert!(recorded.contains("full address:s:127.0.0.10:3389"));
+        let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+            .expect("tmp")
+            .flatten()
+            .filter(|e| e.path().join("jumpgate.rdp").exists())
+            .collect();
+        assert!(leftovers.is_empty(), "the .rdp file is removed");
+    }
+}

@@ -1,0 +1,180 @@
+//! `jumpgate`: sign in, activate the PIM role that allows JIT, open RDP or SSH for your IP,
+//! and connect, from a terminal. The tray app drives the same engine.
+
+mod commands;
+mod context;
+mod launch;
+mod output;
+mod pending;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "jumpgate",
+    version,
+    about = "Reach locked-down jump boxes through Azure PIM and JIT VM access"
+)]
+pub struct Cli {
+    /// Configuration file (also JUMPGATE_CONFIG).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Print JSON with stable field names instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Sign in to Entra ID (the system browser by default).
+    Signin(SigninArgs),
+    /// Forget the stored sign-in.
+    Signout,
+    /// Who is signed in.
+    Whoami,
+    /// Your public IPv4 address, as at least two echo services agree.
+    Ip,
+    /// PIM roles you are eligible for (or hold, with --active), with their policies.
+    Roles {
+        #[arg(long)]
+        active: bool,
+    },
+    /// Activate an eligible PIM role.
+    Activate(ActivateArgs),
+    /// Your PIM requests and their statuses.
+    Requests,
+    /// Cancel one of your pending PIM requests.
+    Cancel { id: String },
+    /// Requests waiting for your decision as approver.
+    Approvals,
+    /// Approve a request waiting for you.
+    Approve(DecideArgs),
+    /// Deny a request waiting for you.
+    Deny(DecideArgs),
+    /// VMs with JIT policies, and your access to them.
+    Targets,
+    /// Open a VM's port for your IP with a JIT request.
+    Open(OpenArgs),
+    /// The whole chain: activate the role if needed, open the port, wait until reachable, launch.
+    Connect(ConnectArgs),
+    /// Your active roles and open ports, with time left.
+    Status,
+}
+
+#[derive(Args)]
+pub struct SigninArgs {
+    /// Auth code + PKCE through the system browser (the default).
+    #[arg(long, conflicts_with_all = ["device_code", "azure_cli"])]
+    browser: bool,
+    /// Sign in on another device with a code.
+    #[arg(long, conflicts_with = "azure_cli")]
+    device_code: bool,
+    /// Reuse an existing `az login`.
+    #[arg(long)]
+    azure_cli: bool,
+    /// The account to sign in as (login_hint).
+    #[arg(long, value_name = "UPN")]
+    user: Option<String>,
+    /// Print the sign-in URL instead of opening a browser, then wait as usual.
+    #[arg(long)]
+    no_open: bool,
+    /// How long to wait for the browser sign-in.
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    timeout: String,
+}
+
+#[derive(Args)]
+pub struct ActivateArgs {
+    /// The role's name (or role definition id).
+    role: String,
+    /// The scope, when you are eligible for the role at more than one.
+    #[arg(long)]
+    scope: Option<String>,
+    #[arg(long)]
+    justification: String,
+    /// How long the role stays active (1h, 90m, PT2H); the policy's maximum caps it.
+    #[arg(long, default_value = "1h")]
+    duration: String,
+    /// A ticket, as SYSTEM:NUMBER.
+    #[arg(long, value_name = "SYSTEM:NUMBER")]
+    ticket: Option<String>,
+    /// Wait for approval and for the role to take effect (optionally at most TIMEOUT).
+    #[arg(long, num_args = 0..=1, default_missing_value = "2h", value_name = "TIMEOUT")]
+    wait: Option<String>,
+}
+
+#[derive(Args)]
+pub struct DecideArgs {
+    /// The request's id (from jumpgate approvals).
+    id: String,
+    #[arg(long)]
+    justification: String,
+}
+
+#[derive(Args)]
+pub struct OpenArgs {
+    /// The VM's name or resource id.
+    vm: String,
+    #[arg(long)]
+    port: Option<u16>,
+    #[arg(long, default_value = "1h")]
+    duration: String,
+    #[arg(long)]
+    justification: String,
+    /// The source address to allow: auto (detected) or an IPv4 address.
+    #[arg(long, default_value = "auto")]
+    ip: String,
+}
+
+#[derive(Args)]
+pub struct ConnectArgs {
+    /// The VM's name or resource id, or a profile name from the configuration.
+    vm: String,
+    #[arg(long)]
+    port: Option<u16>,
+    #[arg(long)]
+    duration: Option<String>,
+    #[arg(long)]
+    justification: String,
+    #[arg(long, value_name = "SYSTEM:NUMBER")]
+    ticket: Option<String>,
+    /// Stop when the port is reachable instead of launching the client.
+    #[arg(long)]
+    no_launch: bool,
+    /// How long to wait for approval, for the role to take effect and for the port.
+    #[arg(long, default_value = "2h")]
+    timeout: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = std::env::var("JUMPGATE_LOG").unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("jumpgate: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let json = cli.json;
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            output::fail(json, &failure);
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `jumpgate` binary against the real `jumpgate-sim` binary, with
+//! tokens in a real Secret Service keychain (run through `scripts/test.sh`, which starts
+//! gnome-keyring inside `dbus-run-session`).
+
+mod flows;
+mod reliability;
+mod support;

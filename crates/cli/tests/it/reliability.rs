@@ -1,0 +1,370 @@
+//! RELIABILITY.md requirements, each named after its number.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::*;
+
+fn keychain_entries(service: &str) -> Vec<String> {
+    let out = Command::new("secret-tool")
+        .args(["search", "--all", "service", service])
+        .output()
+        .expect("secret-tool (libsecret-tools)");
+    let listing = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    listing
+        .lines()
+        .filter_map(|l| l.strip_prefix("attribute.username = ").map(str::to_string))
+        .collect()
+}
+
+fn keychain_secret(service: &str, user: &str) -> String {
+    let out = Command::new("secret-tool")
+        .args(["lookup", "service", service, "username", user])
+        .output()
+        .expect("secret-tool");
+    text(&out.stdout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_08_tokens_live_chunked_in_the_keychain_and_a_partial_set_is_absent() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    sim.sign_in(&alice).await;
+    let mut entries = keychain_entries(&alice.service);
+    entries.sort();
+    assert!(
+        entries.len() >= 3,
+        "a header and at least two chunks: {entries:?}"
+    );
+    let tenant = entries[0].clone();
+    let header = keychain_secret(&alice.service, &tenant);
+    assert!(header.starts_with("v1:"), "{header}");
+    for chunk in entries.iter().filter(|e| e.contains('#')) {
+        assert!(keychain_secret(&alice.service, chunk).len() <= 1000);
+    }
+    // Lose one chunk: the sign-in reads as absent, not as garbage.
+    let status = Command::new("secret-tool")
+        .args([
+            "clear",
+            "service",
+            &alice.service,
+            "username",
+            &format!("{tenant}#1"),
+        ])
+        .status()
+        .expect("clear");
+    assert!(status.success());
+    let out = alice.run(&["whoami"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not signed in"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_08_without_a_keychain_it_says_so_and_uses_a_file_only_when_allowed() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    let out = alice
+        .command(&["whoami"])
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no OS keychain"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("allow_file_fallback"));
+    let config = std::fs::read_to_string(&alice.config)
+        .expect("config")
+        .replace("[storage]\n", "[storage]\nallow_file_fallback = true\n");
+    std::fs::write(&alice.config, config).expect("write");
+    let mut child = alice
+        .command(&["signin", "--device-code"])
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("line");
+    let code = line
+        .split("enter the code ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("code")
+        .to_string();
+    sim.control("/device", json!({"user_code": code, "upn": ALICE}))
+        .await;
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = alice.state.join("tokens.json");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&file)
+            .expect("token file")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_09_throttling_waits_as_long_as_retry_after_says() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    sim.sign_in(&alice).await;
+    sim.control("/faults", json!({"path": "roleEligibilityScheduleInstances", "status": 429, "retry_after": 2, "count": 2})).await;
+    let started = Instant::now();
+    let out = alice.run(&["roles"]);
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        took >= Duration::from_secs(4),
+        "two Retry-After: 2 waits, took {took:?}"
+    );
+    assert!(
+        text(&out.stderr).contains("Azure is throttling requests; retrying in 2.0s"),
+        "{}",
+        text(&out.stderr)
+    );
+    sim.control("/faults", json!({"path": "roleEligibilityScheduleInstances", "status": 503, "retry_after": 1, "count": 1})).await;
+    let out = alice.run(&["roles"]);
+    assert!(out.status.success());
+    assert!(text(&out.stderr).contains("Azure answered 503; retrying in 1.0s"));
+    // Other 4xx are never retried.
+    sim.control(
+        "/faults",
+        json!({"path": "roleEligibilityScheduleInstances", "status": 400, "count": 3}),
+    )
+    .await;
+    let before = sim
+        .requests_seen("GET", "roleEligibilityScheduleInstances")
+        .await;
+    let out = alice.run(&["roles"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        sim.requests_seen("GET", "roleEligibilityScheduleInstances")
+            .await,
+        before + 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_12_a_gateway_error_page_does_not_crash_anything() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    sim.sign_in(&alice).await;
+    sim.control(
+        "/faults",
+        json!({"path": "roleEligibilityScheduleInstances", "status": 502, "count": 1}),
+    )
+    .await;
+    let out = alice.run(&["roles"]);
+    assert!(
+        out.status.success(),
+        "a read is retried after a 502: {}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_10_and_16_a_sigkill_during_activate_leaves_no_duplicate() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    let bob = sim.user(BOB);
+    sim.sign_in(&alice).await;
+    sim.sign_in(&bob).await;
+    let mut first = alice.spawn(&[
+        "activate",
+        "JIT Requester",
+        "--justification",
+        "Reboot the jump box",
+        "--wait",
+    ]);
+    eventually(
+        "the request to reach Azure",
+        Duration::from_secs(20),
+        || async {
+            sim.requests_seen("PUT", "roleAssignmentScheduleRequests")
+                .await
+                == 1
+        },
+    )
+    .await;
+    first.kill().expect("SIGKILL");
+    first.wait().expect("reaped");
+    // The restarted command resumes the same request instead of sending a second one.
+    let second = alice.spawn(&[
+        "activate",
+        "JIT Requester",
+        "--justification",
+        "Reboot the jump box",
+        "--wait",
+    ]);
+    eventually(
+        "the restarted command to resume",
+        Duration::from_secs(20),
+        || async {
+            sim.requests_seen("GET", "roleAssignmentScheduleRequests/")
+                .await
+                >= 1
+        },
+    )
+    .await;
+    let mine = alice.json(&["requests"]);
+    assert_eq!(
+        mine.as_array().expect("list").len(),
+        1,
+        "exactly one request: {mine}"
+    );
+    let id = mine[0]["name"].as_str().expect("name").to_string();
+    assert!(bob
+        .run(&["approve", &id, "--justification", "ok"])
+        .status
+        .success());
+    let out = second.wait_with_output().expect("activate");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("resuming request"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        sim.requests_seen("PUT", "roleAssignmentScheduleRequests")
+            .await,
+        1,
+        "no second PUT"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_05_and_06_a_revoked_sign_in_asks_once_to_sign_in_again() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    sim.sign_in(&alice).await;
+    // Past the access token's life, jumpgate refreshes and stores the rotated token.
+    sim.advance(3600).await;
+    assert!(alice.run(&["roles"]).status.success());
+    let refreshes = |events: &[serde_json::Value]| {
+        events
+            .iter()
+            .filter(|e| {
+                e["kind"] == "request"
+                    && e["path"]
+                        .as_str()
+                        .is_some_and(|p| p.ends_with("/oauth2/v2.0/token"))
+            })
+            .count()
+    };
+    assert_eq!(
+        refreshes(&sim.events().await),
+        2,
+        "the code exchange and one refresh"
+    );
+    assert!(
+        sim.events()
+            .await
+            .iter()
+            .all(|e| e["kind"] != "entra.refresh_token_reused"),
+        "the old refresh token is never used again"
+    );
+    sim.control("/revoke", json!({"upn": ALICE})).await;
+    sim.advance(3600).await;
+    let out = alice.run(&["roles"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("jumpgate signin"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        refreshes(&sim.events().await),
+        3,
+        "one refresh attempt, no retry loop"
+    );
+    let again = alice.run(&["whoami"]);
+    assert!(
+        text(&again.stderr).contains("not signed in"),
+        "the dead sign-in was dropped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_07_no_token_is_written_to_disk_or_printed() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    sim.sign_in(&alice).await;
+    let mut outputs = String::new();
+    for args in [
+        vec!["whoami"],
+        vec!["--json", "whoami"],
+        vec!["roles"],
+        vec!["--json", "targets"],
+        vec![
+            "--json",
+            "activate",
+            "JIT Requester",
+            "--justification",
+            "x",
+        ],
+        vec!["--json", "status"],
+    ] {
+        let out = alice
+            .command(&args)
+            .env("JUMPGATE_LOG", "trace")
+            .output()
+            .expect("run");
+        outputs += &text(&out.stdout);
+        outputs += &text(&out.stderr);
+    }
+    // The tokens themselves, read back from the keychain, are the canaries.
+    let mut entries = keychain_entries(&alice.service);
+    entries.sort();
+    let stored: String = entries
+        .iter()
+        .filter(|e| e.contains('#'))
+        .map(|e| keychain_secret(&alice.service, e))
+        .collect();
+    let tokens: serde_json::Value = serde_json::from_str(&stored).expect("the stored token set");
+    let canaries = [
+        tokens["access_token"].as_str().expect("at").to_string(),
+        tokens["refresh_token"].as_str().expect("rt").to_string(),
+    ];
+    let mut files = String::new();
+    for entry in walk(sim.dir.path()) {
+        files += &String::from_utf8_lossy(&std::fs::read(entry).unwrap_or_default());
+    }
+    for canary in &canaries {
+        assert!(canary.len() > 20);
+        assert!(!outputs.contains(canary.as_str()), "a token was printed");
+        assert!(
+            !files.contains(canary.as_str()),
+            "a token was written to disk"
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -1,0 +1,291 @@
+//! A simulator and a `jumpgate` configuration per test, and helpers to drive them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const ALICE: &str = "alice@contoso.example";
+pub const BOB: &str = "bob@contoso.example";
+pub const JUMPGATE: &str = env!("CARGO_BIN_EXE_jumpgate");
+
+fn sim_binary() -> PathBuf {
+    let path = Path::new(JUMPGATE).with_file_name("jumpgate-sim");
+    assert!(
+        path.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace` (or bash scripts/test.sh)",
+        path.display()
+    );
+    path
+}
+
+/// Fails early, with the fix, when no Secret Service runs.
+fn require_keychain() {
+    assert!(
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+        "these tests keep tokens in the OS keychain: run them through `bash scripts/test.sh`, which starts gnome-keyring inside dbus-run-session"
+    );
+}
+
+/// A running `jumpgate-sim` and a scratch directory for clients of it.
+pub struct Sim {
+    child: Child,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    config: String,
+    pub http: reqwest::Client,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One user's `jumpgate`: its own config, keychain entry and state directory.
+pub struct User {
+    pub upn: String,
+    pub config: PathBuf,
+    pub state: PathBuf,
+    pub service: String,
+}
+
+impl Sim {
+    pub fn start(tenant: &str, propagation_delay: u64) -> Sim {
+        require_keychain();
+        jumpgate_azure::init_tls();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("sim.toml");
+        let mut child = Command::new(sim_binary())
+            .args([
+                "serve",
+                "--tenant",
+                tenant,
+                "--control",
+                "--propagation-delay",
+                &propagation_delay.to_string(),
+                "--write-config",
+            ])
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start jumpgate-sim");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("ready line");
+        let url = line
+            .trim()
+            .strip_prefix("jumpgate-sim listening on ")
+            .expect("ready line")
+            .to_string();
+        let config = std::fs::read_to_string(&config).expect("config");
+        Sim {
+            child,
+            url,
+            dir,
+            config,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// A configuration for `upn`, with its own keychain service and state directory.
+    pub fn user(&self, upn: &str) -> User {
+        let name = upn.split('@').next().unwrap_or(upn);
+        let service = format!("jumpgate-test-{}", uuid::Uuid::new_v4().simple());
+        let state = self.dir.path().join(format!("state-{name}"));
+        let fake_rdp = self.dir.path().join("fake-rdp");
+        if !fake_rdp.exists() {
+            let log = self.dir.path().join("rdp-launches");
+            std::fs::write(
+                &fake_rdp,
+                format!("#!/bin/sh\ncat \"$1\" >> {}\n", log.display()),
+            )
+            .expect("fake rdp");
+            chmod_x(&fake_rdp);
+        }
+        let config = self.dir.path().join(format!("{name}.toml"));
+        let text = format!(
+            "{}\n[storage]\nkeyring_service = \"{service}\"\nstate_dir = \"{}\"\n\n[launch]\nrdp_command = \"{}\"\nusername = \"{name}\"\n",
+            self.config,
+            state.display(),
+            fake_rdp.display()
+        );
+        std::fs::write(&config, text).expect("write config");
+        User {
+            upn: upn.into(),
+            config,
+            state,
+            service,
+        }
+    }
+
+    pub async fn control(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}/_sim{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("control");
+        assert!(r.status().is_success(), "control {path}: {}", r.status());
+        r.json().await.expect("json")
+    }
+
+    pub async fn events(&self) -> Vec<Value> {
+        self.http
+            .get(format!("{}/_sim/events", self.url))
+            .send()
+            .await
+            .expect("events")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    pub async fn advance(&self, seconds: i64) {
+        self.control("/clock/advance", json!({"seconds": seconds}))
+            .await;
+    }
+
+    /// Requests the simulator saw with this method whose path contains `needle`.
+    pub async fn requests_seen(&self, method: &str, needle: &str) -> usize {
+        self.events()
+            .await
+            .iter()
+            .filter(|e| {
+                e["kind"] == "request"
+                    && e["method"] == method
+                    && e["path"].as_str().is_some_and(|p| p.contains(needle))
+            })
+            .count()
+    }
+
+    /// Signs `user` in with the real browser flow: `jumpgate signin --no-open` prints the
+    /// authorize URL; this test plays the browser on the simulator's sign-in page and follows
+    /// the redirect to jumpgate's loopback listener.
+    pub async fn sign_in(&self, user: &User) {
+        let mut child = user.spawn(&["signin", "--no-open", "--user", &user.upn]);
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut url = String::new();
+        stdout.read_line(&mut url).expect("authorize URL");
+        let url = url::Url::parse(url.trim()).expect("authorize URL");
+        let page = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("html");
+        assert!(
+            page.contains(&user.upn),
+            "the sign-in page offers {}",
+            user.upn
+        );
+        let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        form.push(("upn".into(), user.upn.clone()));
+        let mut action = url.clone();
+        action.set_query(None);
+        let redirect = self
+            .http
+            .post(action)
+            .form(&form)
+            .send()
+            .await
+            .expect("submit");
+        let location = redirect.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_string();
+        assert!(location.starts_with("http://127.0.0.1:"), "{location}");
+        let landed = self.http.get(&location).send().await.expect("loopback");
+        assert_eq!(landed.status(), 200);
+        let status = child.wait().expect("signin");
+        assert!(status.success(), "signin failed");
+    }
+}
+
+pub fn chmod_x(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+impl User {
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(JUMPGATE);
+        c.arg("--config").arg(&self.config).args(args);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run jumpgate")
+    }
+
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn jumpgate")
+    }
+
+    /// Runs and returns stdout parsed as JSON, failing with stderr when it exits non-zero.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        assert!(
+            out.status.success(),
+            "jumpgate {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Waits for `f` to hold, checking every 100 ms.
+pub async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    limit: Duration,
+    mut f: impl FnMut() -> F,
+) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Connects from `source` and reports whether the gate let the connection through.
+pub async fn gate_admits(addr: &str, source: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{source}:0").parse().expect("source"))
+        .expect("bind");
+    let Ok(mut s) = socket.connect(addr.parse().expect("addr")).await else {
+        return false;
+    };
+    let request: [u8; 19] = [3, 0, 0, 19, 14, 0xE0, 0, 0, 0, 0, 0, 1, 0, 8, 0, 3, 0, 0, 0];
+    if s.write_all(&request).await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 32];
+    matches!(tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await, Ok(Ok(n)) if n > 5 && buf[5] == 0xD0)
+}

@@ -1,0 +1,341 @@
+//! The one configuration file, and where it is found.
+//!
+//! Lookup order: `--config PATH`, then `JUMPGATE_CONFIG`, then the platform config directory
+//! (`~/.config/jumpgate/config.toml` on Linux), then the system-wide managed file
+//! `/etc/jumpgate/config.toml` for enterprise deployment. The same keys point Jumpgate at
+//! Azure or at `jumpgate-sim`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no configuration found: pass --config PATH, set JUMPGATE_CONFIG, or create {0}")]
+    NotFound(String),
+    #[error("cannot read the configuration {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the configuration {path} is not valid: {message}")]
+    Invalid { path: String, message: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub azure: AzureConfig,
+    #[serde(default)]
+    pub network: NetworkConfig,
+    #[serde(default)]
+    pub reminders: Reminders,
+    #[serde(default)]
+    pub justification: JustificationConfig,
+    #[serde(default)]
+    pub launch: LaunchConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub simulator: Option<SimulatorConfig>,
+    #[serde(default)]
+    pub profiles: Vec<Profile>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureConfig {
+    pub tenant_id: String,
+    pub client_id: String,
+    #[serde(default = "default_authority")]
+    pub authority_host: String,
+    #[serde(default = "default_arm")]
+    pub arm_endpoint: String,
+    /// The subscription to work in; the first one the user can see when omitted.
+    #[serde(default)]
+    pub subscription_id: Option<String>,
+}
+
+fn default_authority() -> String {
+    "https://login.microsoftonline.com".into()
+}
+fn default_arm() -> String {
+    "https://management.azure.com".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    #[serde(default = "default_echo")]
+    pub ip_echo_urls: Vec<String>,
+    /// Accept a loopback address as "public": only for the simulator.
+    #[serde(default)]
+    pub allow_loopback_ip: bool,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            ip_echo_urls: default_echo(),
+            allow_loopback_ip: false,
+        }
+    }
+}
+
+fn default_echo() -> Vec<String> {
+    vec![
+        "https://api.ipify.org".into(),
+        "https://1.1.1.1/cdn-cgi/trace".into(),
+        "https://checkip.amazonaws.com".into(),
+    ]
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reminders {
+    /// Minutes before expiry at which to remind.
+    #[serde(default = "default_leads")]
+    pub lead_minutes: Vec<u32>,
+}
+
+impl Default for Reminders {
+    fn default() -> Self {
+        Reminders {
+            lead_minutes: default_leads(),
+        }
+    }
+}
+
+fn default_leads() -> Vec<u32> {
+    vec![15, 5]
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JustificationConfig {
+    #[serde(default)]
+    pub templates: Vec<String>,
+    /// Justifications refused as too vague, compared case-insensitively (e.g. "BAU").
+    #[serde(default)]
+    pub refuse: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchConfig {
+    /// The RDP client to run with the generated `.rdp` file; chosen per platform when unset.
+    #[serde(default)]
+    pub rdp_command: Option<String>,
+    #[serde(default = "default_ssh")]
+    pub ssh_command: String,
+    /// The user name to connect as, when a profile does not say.
+    #[serde(default)]
+    pub username: Option<String>,
+}
+
+impl Default for LaunchConfig {
+    fn default() -> Self {
+        LaunchConfig {
+            rdp_command: None,
+            ssh_command: default_ssh(),
+            username: None,
+        }
+    }
+}
+
+fn default_ssh() -> String {
+    "ssh".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The OS keychain service name tokens are stored under.
+    #[serde(default = "default_service")]
+    pub keyring_service: String,
+    /// Where pending-request records and the audit journal live; the platform data dir when unset.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// Store tokens in a mode-0600 file when no OS keychain is available. Off unless set.
+    #[serde(default)]
+    pub allow_file_fallback: bool,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            keyring_service: default_service(),
+            state_dir: None,
+            allow_file_fallback: false,
+        }
+    }
+}
+
+fn default_service() -> String {
+    "jumpgate".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorConfig {
+    pub control_url: String,
+}
+
+/// A named jump box, so `jumpgate connect work` needs no flags.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    pub vm: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub duration: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+}
+
+impl Config {
+    pub fn parse(path: &str, text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        config.check(path)?;
+        Ok(config)
+    }
+
+    fn check(&self, path: &str) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        };
+        for (key, url) in [
+            ("azure.authority_host", &self.azure.authority_host),
+            ("azure.arm_endpoint", &self.azure.arm_endpoint),
+        ] {
+            let ok = url.starts_with("https://")
+                || url.starts_with("http://127.0.0.1")
+                || url.starts_with("http://localhost");
+            if !ok {
+                return Err(invalid(format!("{key} must be an https:// URL (http:// only for a local simulator), not '{url}'")));
+            }
+        }
+        if self.azure.tenant_id.trim().is_empty() || self.azure.client_id.trim().is_empty() {
+            return Err(invalid(
+                "azure.tenant_id and azure.client_id are required".into(),
+            ));
+        }
+        if self.network.ip_echo_urls.len() < 2 {
+            return Err(invalid("network.ip_echo_urls needs at least two services, so that two can agree on your address".into()));
+        }
+        if self
+            .reminders
+            .lead_minutes
+            .iter()
+            .any(|m| *m == 0 || *m > 24 * 60)
+        {
+            return Err(invalid(
+                "reminders.lead_minutes must be between 1 and 1440".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The ARM endpoint without a trailing slash.
+    pub fn arm(&self) -> &str {
+        self.azure.arm_endpoint.trim_end_matches('/')
+    }
+
+    /// The authority for this tenant, e.g. `https://login.microsoftonline.com/{tenant}`.
+    pub fn authority(&self) -> String {
+        format!(
+            "{}/{}",
+            self.azure.authority_host.trim_end_matches('/'),
+            self.azure.tenant_id
+        )
+    }
+}
+
+/// Where the configuration comes from, in lookup order. Only existence is checked.
+pub fn locate(explicit: Option<&Path>, env: Option<PathBuf>) -> Result<PathBuf, ConfigError> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = env.filter(|p| !p.as_os_str().is_empty()) {
+        return Ok(p);
+    }
+    let user = dirs::config_dir().map(|d| d.join("jumpgate").join("config.toml"));
+    let system = PathBuf::from("/etc/jumpgate/config.toml");
+    for candidate in user.iter().chain(std::iter::once(&system)) {
+        if candidate.is_file() {
+            return Ok(candidate.clone());
+        }
+    }
+    Err(ConfigError::NotFound(
+        user.unwrap_or(system).display().to_string(),
+    ))
+}
+
+/// Reads and checks the configuration at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    Config::parse(&shown, &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[azure]\ntenant_id = \"t\"\nclient_id = \"c\"\n";
+
+    #[test]
+    fn defaults_point_at_azure() {
+        let c = Config::parse("x", MINIMAL).expect("valid");
+        assert_eq!(c.arm(), "https://management.azure.com");
+        assert_eq!(c.authority(), "https://login.microsoftonline.com/t");
+        assert_eq!(c.reminders.lead_minutes, [15, 5]);
+        assert!(!c.network.allow_loopback_ip);
+    }
+
+    #[test]
+    fn bad_files_say_what_is_wrong() {
+        let cases = [
+            ("[azure]\ntenant_id = \"t\"\n", "client_id"),
+            (
+                &format!("{MINIMAL}arm_endpoint = \"http://evil.example\"\n"),
+                "https://",
+            ),
+            (
+                &format!("{MINIMAL}[network]\nip_echo_urls = [\"https://a\"]\n"),
+                "at least two",
+            ),
+            (
+                &format!("{MINIMAL}[network]\nip_echo_url = []\n"),
+                "unknown field",
+            ),
+            ("not toml", "not valid"),
+        ];
+        for (text, expected) in cases {
+            let err = Config::parse("c.toml", text).expect_err(text).to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn explicit_path_wins_then_the_environment() {
+        let env = Some(PathBuf::from("/from/env.toml"));
+        assert_eq!(
+            locate(Some(Path::new("/explicit.toml")), env.clone()).expect("path"),
+            PathBuf::from("/explicit.toml")
+        );
+        assert_eq!(
+            locate(None, env).expect("path"),
+            PathBuf::from("/from/env.toml")
+        );
+    }
+}

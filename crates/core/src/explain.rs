@@ -1,0 +1,213 @@
+//! Every Azure and Entra error Jumpgate knows, as a message that says what to do.
+//! Unknown codes are shown verbatim with the service's own message.
+
+use serde::Serialize;
+
+/// What kind of failure, so callers can pick an exit code or an icon without matching text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Sign in again (interactively).
+    SignIn,
+    /// Refused: not allowed, or denied by an approver.
+    Denied,
+    /// The request breaks a policy rule.
+    Policy,
+    /// Azure is throttling or unavailable; it was retried and gave up.
+    Unavailable,
+    NotFound,
+    /// Already done, or in flight.
+    Conflict,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    pub kind: Kind,
+    pub code: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Explanation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Explains an ARM error from its HTTP status, error code and message.
+pub fn arm(status: u16, code: &str, message: &str) -> Explanation {
+    let (kind, text) = match code {
+        "AuthorizationFailed" => (
+            Kind::Denied,
+            "Azure refused: you do not hold a role that allows this here. If a PIM role grants it, activate that role first (jumpgate roles), and if you just did, wait a minute for it to take effect.".to_string(),
+        ),
+        "RoleAssignmentRequestPolicyValidationFailed" => {
+            let rules = bracketed(message);
+            let advice: Vec<&str> = rules
+                .iter()
+                .map(|r| match r.as_str() {
+                    "ExpirationRule" => "ask for a shorter duration (jumpgate roles shows the maximum)",
+                    "JustificationRule" => "give a justification with --justification",
+                    "TicketingRule" => "give a ticket with --ticket SYSTEM:NUMBER",
+                    "MfaRule" => "sign in again with multi-factor authentication (jumpgate signin)",
+                    "EligibilityRule" => "you are not eligible for this role at this scope: ask your admin",
+                    _ => "check the role's policy with jumpgate roles",
+                })
+                .collect();
+            (Kind::Policy, format!("The role's policy refused the request ({}): {}.", rules.join(", "), advice.join("; ")))
+        }
+        "RoleAssignmentRequestAcrsValidationFailed" => (
+            Kind::SignIn,
+            "The role needs a stronger sign-in (a Conditional Access authentication context): run jumpgate signin again.".into(),
+        ),
+        "RoleAssignmentExists" => (Kind::Conflict, "The role is already active for you: nothing to activate.".into()),
+        "RoleAssignmentRequestExists" => (Kind::Conflict, "A request for this role is already pending: see jumpgate requests.".into()),
+        "ActiveDurationTooShort" => (Kind::Policy, "A role cannot be deactivated within 5 minutes of activation: try again shortly.".into()),
+        "InvalidAuthenticationToken" | "ExpiredAuthenticationToken" | "AuthenticationFailed" | "InvalidAuthenticationTokenAudience" => {
+            (Kind::SignIn, "Azure did not accept your sign-in: run jumpgate signin.".into())
+        }
+        "TooManyRequests" => (Kind::Unavailable, "Azure is throttling requests and Jumpgate gave up waiting: try again in a few minutes.".into()),
+        "ServiceUnavailable" | "InternalServerError" | "GatewayTimeout" => {
+            (Kind::Unavailable, "Azure is unavailable right now and retries did not help: try again in a few minutes.".into())
+        }
+        "SelfApprovalNotAllowed" => (Kind::Denied, "You cannot approve or deny your own request.".into()),
+        "ApprovalStageAlreadyCompleted" => (Kind::Conflict, "This request was already decided.".into()),
+        "SubscriptionNotFound" => (Kind::NotFound, "Azure does not know this subscription, or you cannot see it: check azure.subscription_id.".into()),
+        _ if message.contains("not a subset of policy") => (
+            Kind::Policy,
+            format!("JIT refused the request because it is outside the VM's policy (port, source address or duration): {message}"),
+        ),
+        _ if status == 404 => (Kind::NotFound, format!("Not found: {message}")),
+        _ if status == 403 => (Kind::Denied, format!("Azure refused ({code}): {message}")),
+        _ if status == 409 => (Kind::Conflict, format!("{code}: {message}")),
+        _ => (Kind::Other, if code.is_empty() { format!("Azure answered HTTP {status}: {message}") } else { format!("{code}: {message}") }),
+    };
+    Explanation {
+        kind,
+        code: code.to_string(),
+        message: text,
+    }
+}
+
+/// Explains an OAuth error from Entra's token endpoint.
+pub fn entra(error: &str, description: &str) -> Explanation {
+    let aadsts = description.split(':').next().unwrap_or("").trim();
+    let (kind, text) = match error {
+        "invalid_grant" | "interaction_required" | "login_required" | "consent_required" => (
+            Kind::SignIn,
+            match aadsts {
+                "AADSTS50173" => "Your sign-in was revoked (a password change or an admin): run jumpgate signin.".to_string(),
+                "AADSTS700082" | "AADSTS70008" => "Your sign-in expired after a long time unused: run jumpgate signin.".into(),
+                "AADSTS70043" => "Your organisation requires you to sign in again: run jumpgate signin.".into(),
+                "AADSTS50076" | "AADSTS50079" => "Multi-factor authentication is required: run jumpgate signin.".into(),
+                _ => "Your sign-in is no longer valid: run jumpgate signin.".into(),
+            },
+        ),
+        "access_denied" | "authorization_declined" => (Kind::Denied, "The sign-in was declined.".into()),
+        "expired_token" => (Kind::SignIn, "The device code expired before the sign-in finished: run jumpgate signin --device-code again.".into()),
+        "unauthorized_client" | "invalid_client" => (
+            Kind::Other,
+            "Entra ID does not know Jumpgate's client id in this tenant: check azure.client_id and azure.tenant_id, or ask your admin to register the app.".into(),
+        ),
+        "invalid_scope" => (Kind::Other, format!("Entra ID refused the requested scope: {description}")),
+        "temporarily_unavailable" => (Kind::Unavailable, "Entra ID is temporarily unavailable: try again shortly.".into()),
+        _ => (Kind::Other, format!("{error}: {description}")),
+    };
+    Explanation {
+        kind,
+        code: error.to_string(),
+        message: text,
+    }
+}
+
+/// The quoted names inside `[...]` of a PIM policy failure message.
+fn bracketed(message: &str) -> Vec<String> {
+    let Some(start) = message.find('[') else {
+        return Vec::new();
+    };
+    let Some(end) = message[start..].find(']') else {
+        return Vec::new();
+    };
+    message[start + 1..start + end]
+        .split(',')
+        .map(|s| s.trim().trim_matches('"').to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_codes_say_what_to_do() {
+        let table = [
+            (
+                403,
+                "AuthorizationFailed",
+                "x",
+                Kind::Denied,
+                "activate that role",
+            ),
+            (
+                400,
+                "RoleAssignmentRequestPolicyValidationFailed",
+                "The following policy rules failed: [\"ExpirationRule\",\"JustificationRule\"]",
+                Kind::Policy,
+                "shorter duration",
+            ),
+            (
+                400,
+                "RoleAssignmentRequestPolicyValidationFailed",
+                "The following policy rules failed: [\"MfaRule\"]",
+                Kind::Policy,
+                "multi-factor",
+            ),
+            (
+                400,
+                "BadRequest",
+                "The given access request is not a subset of policy 'p'.",
+                Kind::Policy,
+                "outside the VM's policy",
+            ),
+            (429, "TooManyRequests", "", Kind::Unavailable, "throttling"),
+            (
+                401,
+                "ExpiredAuthenticationToken",
+                "",
+                Kind::SignIn,
+                "jumpgate signin",
+            ),
+        ];
+        for (status, code, message, kind, phrase) in table {
+            let e = arm(status, code, message);
+            assert_eq!(e.kind, kind, "{code}");
+            assert!(e.message.contains(phrase), "{code}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn unknown_codes_are_shown_verbatim() {
+        let e = arm(400, "SomethingNew", "The service said this.");
+        assert_eq!(e.kind, Kind::Other);
+        assert_eq!(e.message, "SomethingNew: The service said this.");
+        assert_eq!(
+            entra("weird_error", "AADSTS1: text").message,
+            "weird_error: AADSTS1: text"
+        );
+    }
+
+    #[test]
+    fn reliability_06_entra_sign_in_errors_ask_for_one_interactive_sign_in() {
+        for (error, description) in [
+            ("invalid_grant", "AADSTS50173: revoked"),
+            ("invalid_grant", "AADSTS700082: inactive"),
+            ("interaction_required", "AADSTS50076: mfa"),
+            ("invalid_grant", "AADSTS70043: frequency"),
+        ] {
+            let e = entra(error, description);
+            assert_eq!(e.kind, Kind::SignIn, "{description}");
+            assert!(e.message.contains("jumpgate signin"));
+        }
+    }
+}

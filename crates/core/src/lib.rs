@@ -1,0 +1,20 @@
+//! Jumpgate's domain and engine: the pieces that decide, with no IO and no clock reads.
+//!
+//! - [`config`]: the one TOML configuration and where it is looked up;
+//! - [`duration`] and [`ip`]: strict parsers for what users and services hand us;
+//! - [`policy`]: PIM and JIT pre-flight checks, so a request that would be refused is never
+//!   sent;
+//! - [`explain`]: every Azure and Entra error code Jumpgate knows, as a message that says
+//!   what to do;
+//! - [`phase`]: the request state machine and the adaptive polling plan, both pure: `now`
+//!   and observations go in, decisions come out.
+//!
+//! Architecture invariant: this crate never depends on `tauri`, never does network IO, and
+//! never reads the clock; callers pass `now`.
+
+pub mod config;
+pub mod duration;
+pub mod explain;
+pub mod ip;
+pub mod phase;
+pub mod policy;

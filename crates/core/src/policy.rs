@@ -1,0 +1,413 @@
+//! Pre-flight checks: a PIM activation or a JIT request that its policy would refuse is
+//! refused here first, with a message that names the limit.
+
+use chrono::Duration;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::duration::{human, to_iso};
+
+/// A rule a request would break.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// PIM's name for the rule (`ExpirationRule`, `JustificationRule`, …) or the JIT check.
+    pub rule: &'static str,
+    pub message: String,
+}
+
+/// What a role management policy asks of an end user's activation, read from the policy's
+/// effective rules (the `*_EndUser_Assignment` rules).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ActivationPolicy {
+    pub approval_required: bool,
+    /// Approver object ids with their display names where PIM gives them.
+    pub approvers: Vec<(String, String)>,
+    pub approver_justification_required: bool,
+    #[serde(serialize_with = "ser_duration")]
+    pub max_duration: Option<Duration>,
+    pub justification_required: bool,
+    pub ticket_required: bool,
+    pub mfa_required: bool,
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&to_iso(*d)),
+        None => s.serialize_none(),
+    }
+}
+
+impl ActivationPolicy {
+    /// Reads the rules leniently: unknown rule types are skipped, missing fields are off.
+    pub fn from_rules(rules: &[Value]) -> ActivationPolicy {
+        let mut p = ActivationPolicy::default();
+        for rule in rules {
+            let end_user =
+                rule["target"]["caller"] == "EndUser" && rule["target"]["level"] == "Assignment";
+            if !end_user {
+                continue;
+            }
+            match rule["ruleType"].as_str().unwrap_or("") {
+                "RoleManagementPolicyApprovalRule" => {
+                    let s = &rule["setting"];
+                    p.approval_required = s["isApprovalRequired"].as_bool().unwrap_or(false);
+                    for stage in s["approvalStages"].as_array().into_iter().flatten() {
+                        p.approver_justification_required |= stage
+                            ["isApproverJustificationRequired"]
+                            .as_bool()
+                            .unwrap_or(false);
+                        for a in stage["primaryApprovers"].as_array().into_iter().flatten() {
+                            let id = a["id"].as_str().unwrap_or("").to_string();
+                            let name = a["description"].as_str().unwrap_or(&id).to_string();
+                            p.approvers.push((id, name));
+                        }
+                    }
+                }
+                "RoleManagementPolicyEnablementRule" => {
+                    let enabled: Vec<&str> = rule["enabledRules"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    p.justification_required = enabled.contains(&"Justification");
+                    p.ticket_required = enabled.contains(&"Ticketing");
+                    p.mfa_required = enabled.contains(&"MultiFactorAuthentication");
+                }
+                "RoleManagementPolicyExpirationRule" => {
+                    p.max_duration = rule["maximumDuration"]
+                        .as_str()
+                        .and_then(|d| crate::duration::parse(d).ok());
+                }
+                _ => {}
+            }
+        }
+        p
+    }
+
+    /// A one-line summary for `jumpgate roles`.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if self.approval_required {
+            let names: Vec<&str> = self.approvers.iter().map(|(_, n)| n.as_str()).collect();
+            parts.push(if names.is_empty() {
+                "approval required".to_string()
+            } else {
+                format!("approval by {}", names.join(", "))
+            });
+        } else {
+            parts.push("no approval".into());
+        }
+        if let Some(max) = self.max_duration {
+            parts.push(format!("max {}", human(max)));
+        }
+        for (on, what) in [
+            (self.justification_required, "justification"),
+            (self.ticket_required, "ticket"),
+            (self.mfa_required, "MFA"),
+        ] {
+            if on {
+                parts.push(format!("{what} required"));
+            }
+        }
+        parts.join(", ")
+    }
+}
+
+/// Checks an activation against its policy and the organisation's list of refused
+/// justifications. Returns every rule broken, not just the first.
+pub fn check_activation(
+    policy: &ActivationPolicy,
+    duration: Duration,
+    justification: &str,
+    ticket: Option<&str>,
+    refused_justifications: &[String],
+) -> Result<(), Vec<Violation>> {
+    let mut v = Vec::new();
+    if let Some(max) = policy.max_duration {
+        if duration > max {
+            v.push(Violation {
+                rule: "ExpirationRule",
+                message: format!(
+                    "{} is longer than this role allows (at most {}, {}): ask for less",
+                    human(duration),
+                    human(max),
+                    to_iso(max)
+                ),
+            });
+        }
+    }
+    if duration < Duration::minutes(5) {
+        v.push(Violation {
+            rule: "ExpirationRule",
+            message: "PIM activations last at least 5 minutes".into(),
+        });
+    }
+    let j = justification.trim();
+    if policy.justification_required && j.is_empty() {
+        v.push(Violation {
+            rule: "JustificationRule",
+            message: "this role needs a justification: say what you will do, with --justification"
+                .into(),
+        });
+    }
+    if !j.is_empty()
+        && refused_justifications
+            .iter()
+            .any(|r| r.trim().eq_ignore_ascii_case(j))
+    {
+        v.push(Violation {
+            rule: "JustificationRule",
+            message: format!(
+                "'{j}' is too vague for your organisation: say what you will do and why"
+            ),
+        });
+    }
+    if j.chars().count() > 500 {
+        v.push(Violation {
+            rule: "JustificationRule",
+            message: "the justification is longer than 500 characters".into(),
+        });
+    }
+    if policy.ticket_required && ticket.is_none_or(|t| t.trim().is_empty()) {
+        v.push(Violation {
+            rule: "TicketingRule",
+            message: "this role needs a ticket: pass --ticket SYSTEM:NUMBER".into(),
+        });
+    }
+    if v.is_empty() {
+        Ok(())
+    } else {
+        Err(v)
+    }
+}
+
+/// One port rule of a VM in a JIT policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JitPortRule {
+    pub number: u16,
+    pub protocol: String,
+    pub allowed_prefixes: Vec<String>,
+    #[serde(serialize_with = "ser_plain")]
+    pub max: Duration,
+}
+
+fn ser_plain<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&to_iso(*d))
+}
+
+impl JitPortRule {
+    /// Reads a port rule from a policy's `virtualMachines[].ports[]`.
+    pub fn from_json(v: &Value) -> Option<JitPortRule> {
+        let number = u16::try_from(v["number"].as_u64()?).ok()?;
+        let mut prefixes: Vec<String> = v["allowedSourceAddressPrefix"]
+            .as_str()
+            .map(str::to_string)
+            .into_iter()
+            .collect();
+        prefixes.extend(
+            v["allowedSourceAddressPrefixes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.as_str().map(str::to_string)),
+        );
+        Some(JitPortRule {
+            number,
+            protocol: v["protocol"].as_str().unwrap_or("*").to_string(),
+            allowed_prefixes: prefixes,
+            max: v["maxRequestAccessDuration"]
+                .as_str()
+                .and_then(|d| crate::duration::parse(d).ok())
+                .unwrap_or(Duration::hours(3)),
+        })
+    }
+}
+
+/// Checks a JIT request against the VM's port rules: the port is in the policy, the duration
+/// within its maximum, and the source a prefix the policy allows (any under `*`, otherwise
+/// exactly one it lists: JIT refuses a single address inside an allowed block).
+pub fn check_jit(
+    rules: &[JitPortRule],
+    port: u16,
+    duration: Duration,
+    source: &str,
+) -> Result<JitPortRule, Violation> {
+    let Some(rule) = rules.iter().find(|r| r.number == port) else {
+        let ports: Vec<String> = rules.iter().map(|r| r.number.to_string()).collect();
+        return Err(Violation {
+            rule: "JitPort",
+            message: format!(
+                "port {port} is not in this VM's JIT policy; it allows {}",
+                if ports.is_empty() {
+                    "no ports".into()
+                } else {
+                    ports.join(", ")
+                }
+            ),
+        });
+    };
+    if duration > rule.max {
+        return Err(Violation {
+            rule: "JitDuration",
+            message: format!(
+                "{} is longer than port {port} allows (at most {}, {}): ask for less",
+                human(duration),
+                human(rule.max),
+                to_iso(rule.max)
+            ),
+        });
+    }
+    if duration < Duration::minutes(1) {
+        return Err(Violation {
+            rule: "JitDuration",
+            message: "ask for at least one minute".into(),
+        });
+    }
+    let allowed = rule
+        .allowed_prefixes
+        .iter()
+        .any(|p| p.trim() == "*" || p.trim() == source || p.trim() == format!("{source}/32"));
+    if !allowed {
+        return Err(Violation {
+            rule: "JitSource",
+            message: format!(
+                "your address {source} is not a source this policy allows for port {port} ({}); connect from an allowed network, or ask an admin to allow it",
+                rule.allowed_prefixes.join(", ")
+            ),
+        });
+    }
+    Ok(rule.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn demo_rules() -> Vec<Value> {
+        let target = json!({"caller": "EndUser", "operations": ["All"], "level": "Assignment"});
+        vec![
+            json!({"id": "Approval_EndUser_Assignment", "ruleType": "RoleManagementPolicyApprovalRule", "target": target,
+                   "setting": {"isApprovalRequired": true, "approvalStages": [{"isApproverJustificationRequired": true, "primaryApprovers": [{"id": "b0b", "description": "Bob Brandt"}]}]}}),
+            json!({"id": "Enablement_EndUser_Assignment", "ruleType": "RoleManagementPolicyEnablementRule", "target": target, "enabledRules": ["Justification"]}),
+            json!({"id": "Expiration_EndUser_Assignment", "ruleType": "RoleManagementPolicyExpirationRule", "target": target, "maximumDuration": "PT8H"}),
+            json!({"id": "Expiration_Admin_Eligibility", "ruleType": "RoleManagementPolicyExpirationRule", "target": {"caller": "Admin", "level": "Eligibility"}, "maximumDuration": "P365D"}),
+        ]
+    }
+
+    #[test]
+    fn reads_the_end_user_rules_only() {
+        let p = ActivationPolicy::from_rules(&demo_rules());
+        assert!(p.approval_required && p.justification_required && !p.ticket_required);
+        assert_eq!(p.max_duration, Some(Duration::hours(8)));
+        assert_eq!(
+            p.summary(),
+            "approval by Bob Brandt, max 8h, justification required"
+        );
+    }
+
+    #[test]
+    fn activation_checks_name_every_broken_rule() {
+        let p = ActivationPolicy::from_rules(&demo_rules());
+        assert!(check_activation(&p, Duration::hours(1), "Patch KB123", None, &[]).is_ok());
+        let broken =
+            check_activation(&p, Duration::hours(9), " ", None, &[]).expect_err("two rules");
+        assert_eq!(
+            broken.iter().map(|v| v.rule).collect::<Vec<_>>(),
+            ["ExpirationRule", "JustificationRule"]
+        );
+        assert!(broken[0].message.contains("8h"), "{}", broken[0].message);
+        let vague = check_activation(&p, Duration::hours(1), "bau", None, &["BAU".into()])
+            .expect_err("vague");
+        assert!(vague[0].message.contains("too vague"));
+    }
+
+    #[test]
+    fn jit_checks_port_duration_and_exact_prefix() {
+        let rules = vec![JitPortRule {
+            number: 3389,
+            protocol: "TCP".into(),
+            allowed_prefixes: vec!["*".into()],
+            max: Duration::hours(3),
+        }];
+        assert!(check_jit(&rules, 3389, Duration::hours(1), "20.1.2.3").is_ok());
+        assert!(check_jit(&rules, 22, Duration::hours(1), "20.1.2.3")
+            .expect_err("port")
+            .message
+            .contains("allows 3389"));
+        assert!(check_jit(&rules, 3389, Duration::hours(4), "20.1.2.3")
+            .expect_err("long")
+            .message
+            .contains("PT3H"));
+        let cidr = vec![JitPortRule {
+            allowed_prefixes: vec!["20.1.2.0/24".into()],
+            ..rules[0].clone()
+        }];
+        assert!(
+            check_jit(&cidr, 3389, Duration::hours(1), "20.1.2.3").is_err(),
+            "a single address in the block is refused"
+        );
+        assert!(check_jit(&cidr, 3389, Duration::hours(1), "20.1.2.0/24").is_ok());
+    }
+}
+
+/// Whether the `permissions` answer (a list of `{actions, notActions}`) grants `action`,
+/// with Azure's wildcards: `*` matches any run of characters, case-insensitively.
+pub fn permits(permissions: &[Value], action: &str) -> bool {
+    permissions.iter().any(|p| {
+        let list = |k: &str| p[k].as_array().cloned().unwrap_or_default();
+        let hit = |v: Vec<Value>| {
+            v.iter()
+                .filter_map(Value::as_str)
+                .any(|pat| glob(&pat.to_ascii_lowercase(), &action.to_ascii_lowercase()))
+        };
+        hit(list("actions")) && !hit(list("notActions"))
+    })
+}
+
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
+    while j < t.len() {
+        if i < p.len() && p[i] == b'*' {
+            star = Some(i);
+            mark = j;
+            i += 1;
+        } else if i < p.len() && p[i] == t[j] {
+            i += 1;
+            j += 1;
+        } else if let Some(s) = star {
+            i = s + 1;
+            mark += 1;
+            j = mark;
+        } else {
+            return false;
+        }
+    }
+    while i < p.len() && p[i] == b'*' {
+        i += 1;
+    }
+    i == p.len()
+}
+
+/// The action JIT initiate needs.
+pub const JIT_INITIATE: &str =
+    "Microsoft.Security/locations/jitNetworkAccessPolicies/initiate/action";
+
+#[cfg(test)]
+mod permit_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn wildcards_and_not_actions() {
+        let reader = [json!({"actions": ["*/read"], "notActions": []})];
+        assert!(!permits(&reader, JIT_INITIATE));
+        let requester =
+            [json!({"actions": [JIT_INITIATE, "Microsoft.Compute/virtualMachines/read"]})];
+        assert!(permits(&requester, JIT_INITIATE));
+        let owner_but = [json!({"actions": ["*"], "notActions": ["Microsoft.Security/*"]})];
+        assert!(!permits(&owner_but, JIT_INITIATE));
+    }
+}
