@@ -153,6 +153,58 @@ impl TokenStore {
     }
 
     fn read_chunks(&self) -> std::result::Result<Option<String>, KeychainError> {
+        #[cfg(target_os = "linux")]
+        if let Some(found) = self.read_chunks_one_session() {
+            return Ok(found);
+        }
+        self.read_chunks_per_entry()
+    }
+
+    /// Reads every entry of this service over one Secret Service session (one key exchange,
+    /// then a round trip per entry), instead of keyring's session per entry. `None` when that
+    /// is not possible (locked items, no service); the caller then reads entry by entry,
+    /// which unlocks or reports as usual.
+    #[cfg(target_os = "linux")]
+    fn read_chunks_one_session(&self) -> Option<Option<String>> {
+        use secret_service::blocking::SecretService;
+        use secret_service::EncryptionType;
+        let ss = SecretService::connect(EncryptionType::Dh).ok()?;
+        let search = ss
+            .search_items(std::collections::HashMap::from([(
+                "service",
+                self.service.as_str(),
+            )]))
+            .ok()?;
+        if !search.locked.is_empty() {
+            return None;
+        }
+        let mut entries = std::collections::HashMap::new();
+        for item in &search.unlocked {
+            let attributes = item.get_attributes().ok()?;
+            if let Some(user) = attributes.get("username") {
+                entries.insert(
+                    user.clone(),
+                    String::from_utf8(item.get_secret().ok()?).ok()?,
+                );
+            }
+        }
+        let Some(header) = entries.get(&self.header_user()) else {
+            return Some(None);
+        };
+        let Some((count, sum)) = parse_header(header) else {
+            return Some(None);
+        };
+        let mut text = String::new();
+        for i in 0..count {
+            match entries.get(&self.chunk_user(i)) {
+                Some(part) => text.push_str(part),
+                None => return Some(None),
+            }
+        }
+        Some((checksum(&text) == sum).then_some(text))
+    }
+
+    fn read_chunks_per_entry(&self) -> std::result::Result<Option<String>, KeychainError> {
         let header = match self.entry(&self.header_user())?.get_password() {
             Ok(h) => h,
             Err(keyring::Error::NoEntry) => return Ok(None),

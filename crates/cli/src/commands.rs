@@ -895,22 +895,28 @@ async fn open_port(
         .map_err(|v| Failure::new(Kind::Policy, v.rule, format!("Not sent: {}.", v.message)))?;
     let sent_at = ctx.arm.clock.now();
     let end = sent_at + duration;
+    let ours = |t: &Target| {
+        arm::latest_grant(t, port).filter(|g| {
+            g.start.is_some_and(|s| s >= sent_at - Duration::seconds(5)) && g.source == source
+        })
+    };
     if let Err(e) = arm::initiate(&ctx.arm, target, port, end, source, justification).await {
-        // Initiate is not idempotent: after a lost answer, read the history instead of
-        // sending it again.
         if !matches!(e, jumpgate_azure::Error::Unreachable { .. }) {
             return Err(e.into());
         }
+        // Initiate is not idempotent: after a lost answer, read the history first, and send
+        // again only when the request never arrived.
         progress("the answer to the JIT request was lost; checking whether it arrived");
+        let fresh = arm::refresh_target(&ctx.arm, target).await?;
+        if ours(&fresh).is_none() {
+            progress("it did not arrive; sending it again");
+            arm::initiate(&ctx.arm, target, port, end, source, justification).await?;
+        }
     }
     for attempt in 0..20 {
         let fresh = arm::refresh_target(&ctx.arm, target).await?;
-        if let Some(g) = arm::latest_grant(&fresh, port) {
-            let ours =
-                g.start.is_some_and(|s| s >= sent_at - Duration::seconds(5)) && g.source == source;
-            if ours && g.status == "Initiated" {
-                return Ok((fresh, g));
-            }
+        if let Some(g) = ours(&fresh).filter(|g| g.status == "Initiated") {
+            return Ok((fresh, g));
         }
         if attempt == 0 {
             progress("waiting for JIT to confirm the rule");

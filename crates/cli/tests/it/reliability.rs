@@ -368,3 +368,114 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_02_a_callback_with_the_wrong_state_is_refused_and_the_right_one_still_works() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    let mut child = alice.spawn(&["signin", "--no-open", "--user", ALICE]);
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).expect("url");
+    let url = url::Url::parse(line.trim()).expect("url");
+    let redirect = url
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .expect("redirect_uri")
+        .1
+        .into_owned();
+    assert!(
+        redirect.starts_with("http://127.0.0.1:"),
+        "loopback IP literal, never a wildcard: {redirect}"
+    );
+    for forged in ["?code=stolen&state=wrong", "?code=stolen"] {
+        let r = sim
+            .http
+            .get(format!("{redirect}{forged}"))
+            .send()
+            .await
+            .expect("callback");
+        assert_eq!(r.status(), 400, "{forged}");
+    }
+    // The real sign-in still completes.
+    let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    form.push(("upn".into(), ALICE.into()));
+    let mut action = url.clone();
+    action.set_query(None);
+    let location = sim
+        .http
+        .post(action)
+        .form(&form)
+        .send()
+        .await
+        .expect("submit")
+        .headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    assert_eq!(
+        sim.http
+            .get(&location)
+            .send()
+            .await
+            .expect("loopback")
+            .status(),
+        200
+    );
+    assert!(child.wait().expect("signin").success());
+    assert_eq!(alice.json(&["whoami"])["upn"], ALICE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_11_a_lost_initiate_is_checked_before_it_is_sent_again() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    let bob = sim.user(BOB);
+    sim.sign_in(&alice).await;
+    sim.sign_in(&bob).await;
+    let activate = alice.spawn(&[
+        "activate",
+        "JIT Requester",
+        "--justification",
+        "Maintenance",
+        "--wait=2m",
+    ]);
+    let start = Instant::now();
+    loop {
+        let inbox = bob.json(&["approvals"]);
+        if let Some(id) = inbox[0]["id"].as_str() {
+            assert!(bob
+                .run(&["approve", id, "--justification", "ok"])
+                .status
+                .success());
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(activate
+        .wait_with_output()
+        .expect("activate")
+        .status
+        .success());
+    // The connection drops before the simulator sees the request: nothing arrived.
+    sim.control(
+        "/faults",
+        json!({"path": "/initiate$", "drop": true, "count": 1}),
+    )
+    .await;
+    let out = alice.run(&["open", "jumpbox-win-01", "--justification", "Maintenance"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let progress = text(&out.stderr);
+    assert!(
+        progress.contains("checking whether it arrived") && progress.contains("sending it again"),
+        "{progress}"
+    );
+    let initiated = sim
+        .events()
+        .await
+        .iter()
+        .filter(|e| e["kind"] == "jit.initiated")
+        .count();
+    assert_eq!(initiated, 1, "exactly one rule was opened");
+}
