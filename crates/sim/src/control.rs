@@ -106,6 +106,14 @@ struct FaultSpec {
     drop: bool,
     #[serde(default = "one")]
     count: u64,
+    /// The ARM error code and message to answer with, instead of the status's usual one.
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    /// A `WWW-Authenticate` header to send, such as a claims challenge.
+    #[serde(default)]
+    www_authenticate: Option<String>,
 }
 
 fn one() -> u64 {
@@ -145,6 +153,9 @@ async fn add_fault(State(sim): State<Shared>, body: axum::body::Bytes) -> Respon
             latency_ms: spec.latency_ms,
             drop: spec.drop,
             remaining: spec.count.max(1),
+            code: spec.code.clone(),
+            message: spec.message.clone(),
+            www_authenticate: spec.www_authenticate.clone(),
         });
     sim.world().record(
         sim.clock.now(),

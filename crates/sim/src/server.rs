@@ -65,6 +65,9 @@ pub struct Fault {
     pub latency_ms: u64,
     pub drop: bool,
     pub remaining: u64,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub www_authenticate: Option<String>,
 }
 
 /// Per-connection facts the handlers need: who is calling from where, and a way to cut the
@@ -355,7 +358,7 @@ async fn cross_cutting(State(sim): State<Shared>, request: Request, next: Next) 
                 std::future::pending::<()>().await;
             }
             if let Some(status) = fault.status.and_then(|s| StatusCode::from_u16(s).ok()) {
-                let mut response = fault_response(status, fault.retry_after);
+                let mut response = fault_response(status, &fault);
                 stamp_date(&sim, &mut response);
                 sim.world().record(
                     sim.clock.now(),
@@ -401,8 +404,22 @@ fn take_fault(sim: &Sim, path: &str) -> Option<Fault> {
     Some(fault)
 }
 
-fn fault_response(status: StatusCode, retry_after: Option<u64>) -> Response {
-    match status.as_u16() {
+fn fault_response(status: StatusCode, fault: &Fault) -> Response {
+    let retry_after = fault.retry_after;
+    if let Some(code) = &fault.code {
+        let mut err = ArmError::new(
+            status,
+            code,
+            fault
+                .message
+                .clone()
+                .unwrap_or_else(|| format!("The simulator injected {code}.")),
+        );
+        err.retry_after = retry_after;
+        err.www_authenticate = fault.www_authenticate.clone();
+        return err.into_response();
+    }
+    let mut response = match status.as_u16() {
         429 => {
             let mut err = ArmError::new(
                 status,
@@ -435,12 +452,25 @@ fn fault_response(status: StatusCode, retry_after: Option<u64>) -> Response {
             let mut err = ArmError::new(
                 status,
                 code,
-                format!("The simulator injected HTTP {status}."),
+                fault
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| format!("The simulator injected HTTP {status}.")),
             );
             err.retry_after = retry_after;
             err.into_response()
         }
+    };
+    if let Some(challenge) = fault
+        .www_authenticate
+        .as_ref()
+        .and_then(|c| HeaderValue::from_str(c).ok())
+    {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge);
     }
+    response
 }
 
 /// The address the IP echo reports and ARM records as the caller's: the TCP source, unless

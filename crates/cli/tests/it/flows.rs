@@ -322,7 +322,7 @@ async fn roles_ip_targets_and_requests_show_what_users_need() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn device_code_and_azure_cli_sign_ins() {
+async fn reliability_04_device_code_and_azure_cli_sign_ins() {
     let sim = Sim::start("demo", 0);
     let carol = sim.user("carol@contoso.example");
     let mut child = carol.spawn(&["signin", "--device-code"]);

@@ -370,7 +370,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reliability_02_a_callback_with_the_wrong_state_is_refused_and_the_right_one_still_works() {
+async fn reliability_01_to_03_loopback_redirect_pkce_s256_and_a_checked_state() {
     let sim = Sim::start("demo", 0);
     let alice = sim.user(ALICE);
     let mut child = alice.spawn(&["signin", "--no-open", "--user", ALICE]);
@@ -478,4 +478,82 @@ async fn reliability_11_a_lost_initiate_is_checked_before_it_is_sent_again() {
         .filter(|e| e["kind"] == "jit.initiated")
         .count();
     assert_eq!(initiated, 1, "exactly one rule was opened");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_that_runs_out_exits_4_and_says_how_to_go_on() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    sim.sign_in(&alice).await;
+    let out = alice.run(&[
+        "activate",
+        "JIT Requester",
+        "--justification",
+        "Nobody will answer",
+        "--wait=3s",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Run jumpgate activate again to keep waiting"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Running it again resumes the same request rather than sending a second.
+    let again = alice.run(&[
+        "activate",
+        "JIT Requester",
+        "--justification",
+        "Nobody will answer",
+        "--wait=1s",
+    ]);
+    assert_eq!(again.status.code(), Some(4));
+    assert_eq!(
+        sim.requests_seen("PUT", "roleAssignmentScheduleRequests")
+            .await,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_06_a_claims_challenge_or_an_mfa_failure_asks_for_one_sign_in_without_retrying()
+{
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    sim.sign_in(&alice).await;
+    let challenge = r#"Bearer authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="insufficient_claims", claims="e30=""#;
+    sim.control("/faults", json!({"path": "roleEligibilityScheduleInstances", "status": 401, "code": "InvalidAuthenticationToken", "www_authenticate": challenge, "count": 1})).await;
+    let before = sim.requests_seen("POST", "/oauth2/v2.0/token").await;
+    let out = alice.run(&["roles"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("run jumpgate signin"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        sim.requests_seen("GET", "roleEligibilityScheduleInstances")
+            .await,
+        1,
+        "no retry"
+    );
+    assert_eq!(
+        sim.requests_seen("POST", "/oauth2/v2.0/token").await,
+        before,
+        "a claims challenge is not a refresh"
+    );
+    sim.control("/faults", json!({"path": "roleAssignmentScheduleRequests", "status": 400, "code": "RoleAssignmentRequestAcrsValidationFailed", "message": "The role needs authentication context c1.", "count": 1})).await;
+    let out = alice.run(&["activate", "JIT Requester", "--justification", "Needs MFA"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("stronger sign-in")
+            && text(&out.stderr).contains("jumpgate signin"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        sim.requests_seen("PUT", "roleAssignmentScheduleRequests")
+            .await,
+        1,
+        "no retry"
+    );
 }
