@@ -79,3 +79,12 @@ impl Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<Error> for jumpgate_core::explain::Failure {
+    fn from(e: Error) -> jumpgate_core::explain::Failure {
+        jumpgate_core::explain::Failure {
+            timed_out: matches!(e, Error::TimedOut(_)),
+            explanation: e.explain(),
+        }
+    }
+}

@@ -14,9 +14,11 @@
 //! Architecture invariant: no `tauri` here either; every endpoint comes from configuration.
 
 pub mod arm;
+pub mod engine;
 pub mod error;
 pub mod http;
 pub mod ip;
+pub mod pending;
 pub mod session;
 pub mod signin;
 pub mod tokens;

@@ -11,12 +11,7 @@ use std::time::{Duration, Instant};
 
 use jumpgate_core::config::LaunchConfig;
 
-/// Where to connect.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: u16,
-}
+pub use jumpgate_azure::engine::Endpoint;
 
 fn valid_host(host: &str) -> bool {
     !host.is_empty()

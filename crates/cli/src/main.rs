@@ -5,7 +5,6 @@ mod commands;
 mod context;
 mod launch;
 mod output;
-mod pending;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -174,7 +173,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             output::fail(json, &failure);
-            ExitCode::from(failure.exit_code())
+            ExitCode::from(output::exit_code(&failure))
         }
     }
 }

@@ -1,58 +1,18 @@
 //! How results and failures are shown: text for people, JSON for scripts, progress on stderr.
 
-use jumpgate_core::explain::{Explanation, Kind};
+use jumpgate_core::events::EngineEvent;
+pub use jumpgate_core::explain::Failure;
+use jumpgate_core::explain::Kind;
 use serde::Serialize;
 
-/// Why a command failed, with the exit code that says so.
-#[derive(Debug)]
-pub struct Failure {
-    pub explanation: Explanation,
-    pub timed_out: bool,
-}
-
-impl Failure {
-    pub fn exit_code(&self) -> u8 {
-        if self.timed_out {
-            return 4;
-        }
-        match self.explanation.kind {
-            Kind::Denied | Kind::Policy => 3,
-            _ => 1,
-        }
+/// The exit code for a failure: 3 refused (denied or policy), 4 a wait ran out, 1 otherwise.
+pub fn exit_code(f: &Failure) -> u8 {
+    if f.timed_out {
+        return 4;
     }
-
-    pub fn new(kind: Kind, code: &str, message: impl Into<String>) -> Failure {
-        Failure {
-            explanation: Explanation {
-                kind,
-                code: code.into(),
-                message: message.into(),
-            },
-            timed_out: false,
-        }
-    }
-
-    pub fn timeout(message: impl Into<String>) -> Failure {
-        Failure {
-            timed_out: true,
-            ..Failure::new(Kind::Other, "timed_out", message)
-        }
-    }
-}
-
-impl From<jumpgate_azure::Error> for Failure {
-    fn from(e: jumpgate_azure::Error) -> Failure {
-        let timed_out = matches!(e, jumpgate_azure::Error::TimedOut(_));
-        Failure {
-            explanation: e.explain(),
-            timed_out,
-        }
-    }
-}
-
-impl From<jumpgate_core::config::ConfigError> for Failure {
-    fn from(e: jumpgate_core::config::ConfigError) -> Failure {
-        Failure::new(Kind::Other, "config", e.to_string())
+    match f.explanation.kind {
+        Kind::Denied | Kind::Policy => 3,
+        _ => 1,
     }
 }
 
@@ -97,4 +57,23 @@ pub fn progress(message: &str) {
         "[{}] {message}",
         chrono::Local::now().format("%H:%M:%S")
     ));
+}
+
+/// How an engine event reads as a progress line.
+pub fn event(e: &EngineEvent) {
+    match e {
+        EngineEvent::Progress { message } => progress(message),
+        EngineEvent::Step { step, detail, .. } => progress(&format!(
+            "✓ {}{}",
+            step.label(),
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {detail}")
+            }
+        )),
+        EngineEvent::RequestStatus { role, status, .. } => {
+            progress(&format!("{role}: request is now {status}"))
+        }
+    }
 }

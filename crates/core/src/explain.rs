@@ -211,3 +211,48 @@ mod tests {
         }
     }
 }
+
+/// Why an engine operation stopped: what happened in words a user can act on, and whether it
+/// was a wait that ran out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub explanation: Explanation,
+    pub timed_out: bool,
+}
+
+impl Failure {
+    pub fn new(kind: Kind, code: &str, message: impl Into<String>) -> Failure {
+        Failure {
+            explanation: Explanation {
+                kind,
+                code: code.into(),
+                message: message.into(),
+            },
+            timed_out: false,
+        }
+    }
+
+    pub fn timeout(message: impl Into<String>) -> Failure {
+        Failure {
+            timed_out: true,
+            ..Failure::new(Kind::Other, "timed_out", message)
+        }
+    }
+
+    /// A request the user got wrong (an unknown role, a malformed ticket).
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure::new(Kind::Other, "usage", message)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.explanation.message)
+    }
+}
+
+impl From<crate::config::ConfigError> for Failure {
+    fn from(e: crate::config::ConfigError) -> Failure {
+        Failure::new(Kind::Other, "config", e.to_string())
+    }
+}

@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod duration;
+pub mod events;
 pub mod explain;
 pub mod ip;
 pub mod phase;
