@@ -532,6 +532,108 @@ impl Engine {
         Err(Failure::new(Kind::Denied, "no_jit_role", "You cannot open JIT access and no PIM role you are eligible for grants it: ask your admin for the JIT requester role."))
     }
 
+    /// Renews open access to a VM port before it expires: a new JIT request for the same port
+    /// and source, which revokes the old rule (`NewerRequestInitiated`).
+    pub async fn extend_port(
+        &self,
+        vm: &str,
+        port: Option<u16>,
+        duration: Duration,
+        justification: &str,
+    ) -> Result<(Target, arm::Grant), Failure> {
+        let target = self.find_target(vm).await?;
+        let now = self.arm.clock.now();
+        let account = self.account().await?;
+        let open: Vec<arm::Grant> = open_grants(&target, now)
+            .into_iter()
+            .filter(|g| g.requestor.eq_ignore_ascii_case(&account.upn))
+            .collect();
+        let grant = match port {
+            Some(p) => open.into_iter().find(|g| g.port == p),
+            None => open.into_iter().next(),
+        }
+        .ok_or_else(|| {
+            Failure::new(
+                Kind::NotFound,
+                "nothing_open",
+                format!(
+                    "You have no open access to {} to extend: use jumpgate open or connect.",
+                    target.vm
+                ),
+            )
+        })?;
+        self.open_port(&target, grant.port, duration, &grant.source, justification)
+            .await
+    }
+
+    /// Renews an active PIM role with `SelfExtend`, checked against the policy first.
+    pub async fn extend_role(
+        &self,
+        role: &str,
+        duration: Duration,
+        justification: &str,
+    ) -> Result<Request, Failure> {
+        let account = self.account().await?;
+        let active = arm::active_roles(&self.arm).await?;
+        let current = active
+            .iter()
+            .find(|a| {
+                a.assignment_type == "Activated"
+                    && (a.role.eq_ignore_ascii_case(role)
+                        || arm::leaf(&a.role_definition_id).eq_ignore_ascii_case(role))
+            })
+            .ok_or_else(|| {
+                Failure::new(
+                    Kind::NotFound,
+                    "not_active",
+                    format!("{role} is not active for you: activate it with jumpgate activate."),
+                )
+            })?;
+        let policy =
+            arm::activation_policy(&self.arm, &current.scope, &current.role_definition_id).await?;
+        if let Err(v) = policy::check_activation(
+            &policy,
+            duration,
+            justification,
+            None,
+            &self.config.justification.refuse,
+        ) {
+            let text = v
+                .iter()
+                .map(|v| v.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(Failure::new(
+                Kind::Policy,
+                v[0].rule,
+                format!("Not sent: {text}."),
+            ));
+        }
+        let name = uuid::Uuid::new_v4().to_string();
+        let iso = to_iso(duration);
+        let request = arm::put_request(
+            &self.arm,
+            &Activation {
+                scope: &current.scope,
+                name: &name,
+                principal: &account.oid,
+                role_definition_id: &current.role_definition_id,
+                eligibility_schedule_id: None,
+                request_type: "SelfExtend",
+                duration_iso: Some(&iso),
+                justification,
+                ticket: None,
+            },
+        )
+        .await?;
+        self.publish(EngineEvent::RequestStatus {
+            request: request.name.clone(),
+            role: current.role.clone(),
+            status: request.status.clone(),
+        });
+        Ok(request)
+    }
+
     /// The connect chain, up to the port being reachable: the JIT role if it is needed (with
     /// approval and effect), the public IP, the port, and a TCP probe. Each step is published
     /// as it completes. Launching the client is the caller's.

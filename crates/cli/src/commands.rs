@@ -18,7 +18,9 @@ use serde_json::json;
 use crate::context::Ctx;
 use crate::launch;
 use crate::output::{progress, show, Failure, Outcome};
-use crate::{ActivateArgs, Cli, Command, ConnectArgs, DecideArgs, OpenArgs, SigninArgs};
+use crate::{
+    ActivateArgs, Cli, Command, ConnectArgs, DecideArgs, ExtendArgs, OpenArgs, SigninArgs,
+};
 
 pub async fn run(cli: Cli) -> Outcome {
     let ctx = Ctx::load(cli.config.as_deref(), cli.json)?;
@@ -63,6 +65,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Outcome {
         Command::Open(a) => open(ctx, a).await,
         Command::Connect(a) => connect(ctx, a).await,
         Command::Status => status(ctx).await,
+        Command::Extend(a) => extend(ctx, a).await,
     }
 }
 
@@ -704,5 +707,51 @@ async fn status(ctx: &Ctx) -> Outcome {
             lines.join("\n")
         }
     });
+    Ok(())
+}
+
+async fn extend(ctx: &Ctx, a: ExtendArgs) -> Outcome {
+    let duration = duration_arg(&a.duration)?;
+    let is_vm = match ctx.find_target(&a.target).await {
+        Ok(_) => true,
+        Err(f) if f.explanation.code == "no_target" => false,
+        Err(f) => return Err(f),
+    };
+    if is_vm {
+        let (target, grant) = ctx
+            .extend_port(&a.target, a.port, duration, &a.justification)
+            .await?;
+        let until = grant
+            .end
+            .map(|e| {
+                e.with_timezone(&chrono::Local)
+                    .format("%H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        show(
+            ctx.json,
+            &json!({"extended": "jit", "how": "new_initiate", "vm": target.vm, "port": grant.port, "source": grant.source, "end": grant.end}),
+            || {
+                format!("Extended port {} of {} for {} until {until}, with a new JIT request (the previous rule is replaced).", grant.port, target.vm, grant.source)
+            },
+        );
+    } else {
+        let request = ctx
+            .extend_role(&a.target, duration, &a.justification)
+            .await?;
+        show(
+            ctx.json,
+            &json!({"extended": "role", "how": "SelfExtend", "role": request.role, "status": request.status, "request": request.name}),
+            || {
+                format!(
+                    "Asked to extend {} for {} with SelfExtend: {}.",
+                    request.role,
+                    human(duration),
+                    request.status
+                )
+            },
+        );
+    }
     Ok(())
 }

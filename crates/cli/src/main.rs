@@ -63,6 +63,22 @@ pub enum Command {
     Connect(ConnectArgs),
     /// Your active roles and open ports, with time left.
     Status,
+    /// Renew before expiry: a VM's open port (a new JIT request for the same port and IP) or
+    /// an active PIM role (SelfExtend).
+    Extend(ExtendArgs),
+}
+
+#[derive(Args)]
+pub struct ExtendArgs {
+    /// A VM with access open to you, or an active role's name.
+    target: String,
+    /// The new duration, from now.
+    #[arg(long, default_value = "1h")]
+    duration: String,
+    #[arg(long)]
+    port: Option<u16>,
+    #[arg(long, default_value = "Extension of current access")]
+    justification: String,
 }
 
 #[derive(Args)]

@@ -168,6 +168,22 @@ async fn connect_launches_the_rdp_client_with_a_generated_file() {
     assert!(launched.contains("full address:s:"), "{launched}");
     assert!(launched.contains("username:s:alice"), "{launched}");
     assert!(!launched.to_ascii_lowercase().contains("password"));
+
+    let ssh = alice.run(&[
+        "connect",
+        "jumpbox-linux-01",
+        "--justification",
+        "Maintenance window",
+    ]);
+    assert!(ssh.status.success(), "{}", text(&ssh.stderr));
+    let args =
+        std::fs::read_to_string(sim.dir.path().join("ssh-launches")).expect("the SSH client ran");
+    // Direct to the VM, or through the firewall address when another simulator holds port 22.
+    let direct = args.trim_end().ends_with(" -- alice@127.0.0.11");
+    assert!(
+        args.starts_with("-p ") && (direct || args.trim_end().ends_with(" -- alice@127.0.0.9")),
+        "{args}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,4 +391,91 @@ async fn reliability_04_device_code_and_azure_cli_sign_ins() {
         .json(&["targets"])
         .as_array()
         .is_some_and(|t| t.len() == 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extend_renews_a_port_with_a_new_request_and_a_role_with_self_extend() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    let bob = sim.user(BOB);
+    sim.sign_in(&alice).await;
+    sim.sign_in(&bob).await;
+    let activate = alice.spawn(&[
+        "activate",
+        "JIT Requester",
+        "--justification",
+        "Long maintenance",
+        "--duration",
+        "2h",
+        "--wait=5m",
+    ]);
+    let item = wait_for_inbox(&bob).await;
+    assert!(bob
+        .run(&[
+            "approve",
+            item["id"].as_str().expect("id"),
+            "--justification",
+            "ok"
+        ])
+        .status
+        .success());
+    assert!(activate
+        .wait_with_output()
+        .expect("activate")
+        .status
+        .success());
+    let opened = alice.json(&[
+        "open",
+        "jumpbox-linux-01",
+        "--duration",
+        "30m",
+        "--justification",
+        "Long maintenance",
+    ]);
+    let first_end = opened["end"].as_str().expect("end").to_string();
+    sim.advance(20 * 60).await;
+
+    let port = alice.json(&["extend", "jumpbox-linux-01", "--duration", "1h"]);
+    assert_eq!(port["how"], "new_initiate");
+    assert!(
+        port["end"].as_str().expect("end") > first_end.as_str(),
+        "{port}"
+    );
+    assert!(sim
+        .events()
+        .await
+        .iter()
+        .any(|e| e["kind"] == "jit.revoked" && e["reason"] == "NewerRequestInitiated"));
+
+    let role = alice.json(&[
+        "extend",
+        "JIT Requester",
+        "--duration",
+        "4h",
+        "--justification",
+        "The maintenance runs long",
+    ]);
+    assert_eq!(role["how"], "SelfExtend");
+    assert_eq!(role["status"], "Provisioned");
+    let too_long = alice.run(&[
+        "extend",
+        "JIT Requester",
+        "--duration",
+        "9h",
+        "--justification",
+        "x",
+    ]);
+    assert_eq!(
+        too_long.status.code(),
+        Some(3),
+        "refused before sending: {}",
+        text(&too_long.stderr)
+    );
+    let nothing = alice.run(&["extend", "jumpbox-win-01"]);
+    assert_eq!(nothing.status.code(), Some(1));
+    assert!(
+        text(&nothing.stderr).contains("no open access"),
+        "{}",
+        text(&nothing.stderr)
+    );
 }

@@ -111,12 +111,23 @@ impl Sim {
             .expect("fake rdp");
             chmod_x(&fake_rdp);
         }
+        let fake_ssh = self.dir.path().join("fake-ssh");
+        if !fake_ssh.exists() {
+            let log = self.dir.path().join("ssh-launches");
+            std::fs::write(
+                &fake_ssh,
+                format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()),
+            )
+            .expect("fake ssh");
+            chmod_x(&fake_ssh);
+        }
         let config = self.dir.path().join(format!("{name}.toml"));
         let text = format!(
-            "{}\n[storage]\nkeyring_service = \"{service}\"\nstate_dir = \"{}\"\n\n[launch]\nrdp_command = \"{}\"\nusername = \"{name}\"\n",
+            "{}\n[storage]\nkeyring_service = \"{service}\"\nstate_dir = \"{}\"\n\n[launch]\nrdp_command = \"{}\"\nssh_command = \"{}\"\nusername = \"{name}\"\n",
             self.config,
             state.display(),
-            fake_rdp.display()
+            fake_rdp.display(),
+            fake_ssh.display()
         );
         std::fs::write(&config, text).expect("write config");
         User {
