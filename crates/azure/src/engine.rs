@@ -668,6 +668,8 @@ impl Engine {
         let mut source = String::new();
         let mut current = target.clone();
         let mut endpoint: Option<Endpoint> = None;
+        let mut waiting_since: Option<(Step, DateTime<Utc>)> = None;
+        let mut last_note = Utc::now();
         loop {
             let (step, delay) = match &action {
                 Action::Do(step) => (*step, None),
@@ -712,7 +714,25 @@ impl Engine {
                 }
             };
             if let Some(d) = delay {
+                // Say what is being waited for, and for how long, every 15 s or so.
+                let since = match waiting_since {
+                    Some((s, t)) if s == step => t,
+                    _ => waiting_since.insert((step, Utc::now())).1,
+                };
+                let waited = Utc::now() - since;
+                if waited >= Duration::seconds(15)
+                    && Utc::now() - last_note >= Duration::seconds(15)
+                {
+                    self.progress(&format!(
+                        "waiting for {} ({} so far)",
+                        waiting_for(step),
+                        human(waited)
+                    ));
+                    last_note = Utc::now();
+                }
                 tokio::time::sleep(d.to_std().unwrap_or(StdDuration::from_secs(1))).await;
+            } else {
+                waiting_since = None;
             }
             let seen = match step {
                 Step::CheckAccess => {
@@ -916,4 +936,14 @@ pub fn open_grants(target: &Target, now: DateTime<Utc>) -> Vec<arm::Grant> {
         .filter_map(|p| arm::latest_grant(target, p.number))
         .filter(|g| g.status == "Initiated" && g.end.is_some_and(|e| e > now))
         .collect()
+}
+
+/// What a waiting step waits for, in words.
+fn waiting_for(step: Step) -> &'static str {
+    match step {
+        Step::AwaitApproval => "the approver's decision",
+        Step::AwaitEffect => "the role to take effect",
+        Step::AwaitReachable => "the port to become reachable",
+        _ => "Azure",
+    }
 }

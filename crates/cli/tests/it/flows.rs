@@ -42,6 +42,8 @@ async fn alice_connects_once_bob_approves_and_access_ends_at_expiry() {
         "--no-launch",
     ]);
     let item = wait_for_inbox(&bob).await;
+    // bob takes a while: long waits say what they wait for, and for how long.
+    tokio::time::sleep(Duration::from_secs(16)).await;
     assert_eq!(item["requester"], ALICE);
     assert_eq!(item["role"], "JIT Requester");
     assert_eq!(item["justification"], "Patch KB5031 on the jump box");
@@ -84,6 +86,10 @@ async fn alice_connects_once_bob_approves_and_access_ends_at_expiry() {
         ]
     );
     let progress = text(&out.stderr);
+    assert!(
+        progress.contains("waiting for the approver's decision (1"),
+        "{progress}"
+    );
     assert!(
         progress.contains("role requested")
             && progress.contains("port opened")
@@ -201,6 +207,7 @@ async fn a_denial_exits_3_with_the_approvers_reason() {
         "--wait",
     ]);
     let item = wait_for_inbox(&bob).await;
+    tokio::time::sleep(Duration::from_secs(16)).await;
     assert!(bob
         .run(&[
             "deny",
@@ -214,6 +221,11 @@ async fn a_denial_exits_3_with_the_approvers_reason() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("Change freeze until Monday"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("still waiting for approval (1"),
         "{}",
         text(&out.stderr)
     );
