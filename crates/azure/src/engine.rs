@@ -167,24 +167,12 @@ impl Engine {
     ) -> Result<Request, Failure> {
         let account = self.account().await?;
         let policy = arm::activation_policy(&self.arm, &e.scope, &e.role_definition_id).await?;
-        if let Err(violations) = policy::check_activation(
+        self.check_activation(
             &policy,
             duration,
             justification,
             ticket.map(|t| t.1.as_str()),
-            &self.config.justification.refuse,
-        ) {
-            let text = violations
-                .iter()
-                .map(|v| v.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(Failure::new(
-                Kind::Policy,
-                violations[0].rule,
-                format!("Not sent: {text}."),
-            ));
-        }
+        )?;
         let (name, reused) = pending::name_for(
             &self.state_dir,
             &account.oid,
@@ -532,6 +520,36 @@ impl Engine {
         Err(Failure::new(Kind::Denied, "no_jit_role", "You cannot open JIT access and no PIM role you are eligible for grants it: ask your admin for the JIT requester role."))
     }
 
+    /// The pre-flight check of an activation against its policy and the organisation's list of
+    /// refused justifications, as a failure that names every broken rule.
+    fn check_activation(
+        &self,
+        policy: &policy::ActivationPolicy,
+        duration: Duration,
+        justification: &str,
+        ticket: Option<&str>,
+    ) -> Result<(), Failure> {
+        policy::check_activation(
+            policy,
+            duration,
+            justification,
+            ticket,
+            &self.config.justification.refuse,
+        )
+        .map_err(|violations| {
+            let text = violations
+                .iter()
+                .map(|v| v.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            Failure::new(
+                Kind::Policy,
+                violations[0].rule,
+                format!("Not sent: {text}."),
+            )
+        })
+    }
+
     /// Renews open access to a VM port before it expires: a new JIT request for the same port
     /// and source, which revokes the old rule (`NewerRequestInitiated`).
     pub async fn extend_port(
@@ -591,24 +609,7 @@ impl Engine {
             })?;
         let policy =
             arm::activation_policy(&self.arm, &current.scope, &current.role_definition_id).await?;
-        if let Err(v) = policy::check_activation(
-            &policy,
-            duration,
-            justification,
-            None,
-            &self.config.justification.refuse,
-        ) {
-            let text = v
-                .iter()
-                .map(|v| v.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(Failure::new(
-                Kind::Policy,
-                v[0].rule,
-                format!("Not sent: {text}."),
-            ));
-        }
+        self.check_activation(&policy, duration, justification, None)?;
         let name = uuid::Uuid::new_v4().to_string();
         let iso = to_iso(duration);
         let request = arm::put_request(

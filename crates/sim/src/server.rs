@@ -405,72 +405,33 @@ fn take_fault(sim: &Sim, path: &str) -> Option<Fault> {
 }
 
 fn fault_response(status: StatusCode, fault: &Fault) -> Response {
-    let retry_after = fault.retry_after;
-    if let Some(code) = &fault.code {
-        let mut err = ArmError::new(
-            status,
-            code,
-            fault
-                .message
-                .clone()
-                .unwrap_or_else(|| format!("The simulator injected {code}.")),
-        );
-        err.retry_after = retry_after;
-        err.www_authenticate = fault.www_authenticate.clone();
-        return err.into_response();
+    if status == StatusCode::BAD_GATEWAY && fault.code.is_none() {
+        // Gateways answer with HTML, not ARM JSON: clients must cope.
+        let mut response =
+            (status, "<html><body><h1>502 Bad Gateway</h1></body></html>").into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        if let Some(secs) = fault.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        return response;
     }
-    let mut response = match status.as_u16() {
-        429 => {
-            let mut err = ArmError::new(
-                status,
-                "TooManyRequests",
-                "The request is being throttled as the limit has been reached for operation type - Read_ObservationWindow_00:05:00. For more information, see - https://aka.ms/srpthrottlinglimits",
-            );
-            err.retry_after = retry_after;
-            err.into_response()
-        }
-        502 => {
-            // Gateways answer with HTML, not ARM JSON: clients must cope.
-            let mut response =
-                (status, "<html><body><h1>502 Bad Gateway</h1></body></html>").into_response();
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
-            if let Some(secs) = retry_after {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            }
-            response
-        }
-        _ => {
-            let code = if status.is_server_error() {
-                "ServiceUnavailable"
-            } else {
-                "InjectedFault"
-            };
-            let mut err = ArmError::new(
-                status,
-                code,
-                fault
-                    .message
-                    .clone()
-                    .unwrap_or_else(|| format!("The simulator injected HTTP {status}.")),
-            );
-            err.retry_after = retry_after;
-            err.into_response()
-        }
+    let (code, message) = match status.as_u16() {
+        429 => (
+            "TooManyRequests".to_string(),
+            "The request is being throttled as the limit has been reached for operation type - Read_ObservationWindow_00:05:00. For more information, see - https://aka.ms/srpthrottlinglimits".to_string(),
+        ),
+        s if s >= 500 => ("ServiceUnavailable".to_string(), format!("The simulator injected HTTP {status}.")),
+        _ => ("InjectedFault".to_string(), format!("The simulator injected HTTP {status}.")),
     };
-    if let Some(challenge) = fault
-        .www_authenticate
-        .as_ref()
-        .and_then(|c| HeaderValue::from_str(c).ok())
-    {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, challenge);
-    }
-    response
+    let mut err = ArmError::new(
+        status,
+        fault.code.as_deref().unwrap_or(&code),
+        fault.message.clone().unwrap_or(message),
+    );
+    err.retry_after = fault.retry_after;
+    err.www_authenticate = fault.www_authenticate.clone();
+    err.into_response()
 }
 
 /// The address the IP echo reports and ARM records as the caller's: the TCP source, unless

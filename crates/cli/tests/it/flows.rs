@@ -1,26 +1,10 @@
 //! The stories users live through.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::support::*;
-
-/// bob's inbox, once alice's request has arrived in it.
-async fn wait_for_inbox(bob: &User) -> Value {
-    let start = Instant::now();
-    loop {
-        let inbox = bob.json(&["approvals"]);
-        if inbox.as_array().is_some_and(|a| !a.is_empty()) {
-            return inbox[0].clone();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "alice's request never reached bob"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alice_connects_once_bob_approves_and_access_ends_at_expiry() {
@@ -134,28 +118,7 @@ async fn connect_launches_the_rdp_client_with_a_generated_file() {
     let bob = sim.user(BOB);
     sim.sign_in(&alice).await;
     sim.sign_in(&bob).await;
-    let activate = alice.spawn(&[
-        "activate",
-        "JIT Requester",
-        "--justification",
-        "Maintenance window",
-        "--duration",
-        "2h",
-        "--wait=5m",
-    ]);
-    let item = wait_for_inbox(&bob).await;
-    assert!(bob
-        .run(&[
-            "approve",
-            item["id"].as_str().expect("id"),
-            "--justification",
-            "ok"
-        ])
-        .status
-        .success());
-    let out = activate.wait_with_output().expect("activate");
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("in effect"));
+    activate_approved(&alice, &bob, "2h").await;
 
     let connected = alice.run(&[
         "connect",
@@ -412,30 +375,7 @@ async fn extend_renews_a_port_with_a_new_request_and_a_role_with_self_extend() {
     let bob = sim.user(BOB);
     sim.sign_in(&alice).await;
     sim.sign_in(&bob).await;
-    let activate = alice.spawn(&[
-        "activate",
-        "JIT Requester",
-        "--justification",
-        "Long maintenance",
-        "--duration",
-        "2h",
-        "--wait=5m",
-    ]);
-    let item = wait_for_inbox(&bob).await;
-    assert!(bob
-        .run(&[
-            "approve",
-            item["id"].as_str().expect("id"),
-            "--justification",
-            "ok"
-        ])
-        .status
-        .success());
-    assert!(activate
-        .wait_with_output()
-        .expect("activate")
-        .status
-        .success());
+    activate_approved(&alice, &bob, "2h").await;
     let opened = alice.json(&[
         "open",
         "jumpbox-linux-01",

@@ -433,31 +433,7 @@ async fn reliability_11_a_lost_initiate_is_checked_before_it_is_sent_again() {
     let bob = sim.user(BOB);
     sim.sign_in(&alice).await;
     sim.sign_in(&bob).await;
-    let activate = alice.spawn(&[
-        "activate",
-        "JIT Requester",
-        "--justification",
-        "Maintenance",
-        "--wait=2m",
-    ]);
-    let start = Instant::now();
-    loop {
-        let inbox = bob.json(&["approvals"]);
-        if let Some(id) = inbox[0]["id"].as_str() {
-            assert!(bob
-                .run(&["approve", id, "--justification", "ok"])
-                .status
-                .success());
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(activate
-        .wait_with_output()
-        .expect("activate")
-        .status
-        .success());
+    activate_approved(&alice, &bob, "1h").await;
     // The connection drops before the simulator sees the request: nothing arrived.
     sim.control(
         "/faults",

@@ -300,3 +300,48 @@ pub async fn gate_admits(addr: &str, source: &str) -> bool {
     let mut buf = [0u8; 32];
     matches!(tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await, Ok(Ok(n)) if n > 5 && buf[5] == 0xD0)
 }
+
+/// bob's inbox, once a request has arrived in it.
+pub async fn wait_for_inbox(bob: &User) -> Value {
+    let start = Instant::now();
+    loop {
+        let inbox = bob.json(&["approvals"]);
+        if inbox.as_array().is_some_and(|a| !a.is_empty()) {
+            return inbox[0].clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the request never reached the approver"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `user` activates the JIT Requester role for `duration`, `approver` approves, and the
+/// role is in effect when this returns.
+pub async fn activate_approved(user: &User, approver: &User, duration: &str) {
+    let activate = user.spawn(&[
+        "activate",
+        "JIT Requester",
+        "--justification",
+        "Maintenance window",
+        "--duration",
+        duration,
+        "--wait=5m",
+    ]);
+    let item = wait_for_inbox(approver).await;
+    let approved = approver.run(&[
+        "approve",
+        item["id"].as_str().expect("id"),
+        "--justification",
+        "ok",
+    ]);
+    assert!(approved.status.success(), "{}", text(&approved.stderr));
+    let out = activate.wait_with_output().expect("activate");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("in effect"),
+        "{}",
+        text(&out.stderr)
+    );
+}
