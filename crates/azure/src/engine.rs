@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
+use jumpgate_core::audit::Record;
 use jumpgate_core::config::Config;
 use jumpgate_core::duration::{human, to_iso};
 use jumpgate_core::events::EngineEvent;
@@ -20,6 +21,7 @@ use tokio::sync::broadcast;
 
 use crate::arm::{self, Activation, Eligible, Request, Target};
 use crate::http::Arm;
+use crate::journal::Journal;
 use crate::pending;
 use crate::session::Session;
 use crate::signin::Authority;
@@ -66,6 +68,7 @@ pub struct Engine {
     pub session: Arc<Session>,
     pub arm: Arm,
     pub state_dir: PathBuf,
+    pub journal: Journal,
     events: broadcast::Sender<EngineEvent>,
 }
 
@@ -100,6 +103,7 @@ impl Engine {
         }));
         session.follow_clock(arm.clock.clone());
         Engine {
+            journal: Journal::new(&state_dir),
             config,
             session,
             arm,
@@ -115,6 +119,24 @@ impl Engine {
 
     pub fn publish(&self, event: EngineEvent) {
         let _ = self.events.send(event);
+    }
+
+    /// Records what happened in the audit journal, as the signed-in user unless `who` is set.
+    /// A journal that cannot be written is reported, not fatal: the operation already happened.
+    pub async fn audit(&self, mut record: Record) {
+        if record.who.is_empty() {
+            record.who = self
+                .session
+                .current()
+                .await
+                .ok()
+                .flatten()
+                .map(|t| t.account.upn)
+                .unwrap_or_default();
+        }
+        if let Err(e) = self.journal.append(record, self.arm.clock.now()) {
+            self.progress(&format!("could not write the audit journal: {e}"));
+        }
     }
 
     fn progress(&self, message: &str) {
@@ -220,7 +242,18 @@ impl Engine {
             ticket: ticket.map(|(s, n)| (s.as_str(), n.as_str())),
         };
         match arm::put_request(&self.arm, &activation).await {
-            Ok(r) => Ok(r),
+            Ok(r) => {
+                self.audit(Record {
+                    what: "role_requested".into(),
+                    role: Some(e.role.clone()),
+                    duration: Some(iso.clone()),
+                    justification: Some(justification.to_string()),
+                    outcome: r.status.clone(),
+                    ..Record::default()
+                })
+                .await;
+                Ok(r)
+            }
             // Our own earlier PUT got through before the answer was lost.
             Err(err) if err.arm_code() == Some("RoleAssignmentRequestExists") => {
                 match arm::get_request(&self.arm, &e.scope, &name).await {
@@ -261,9 +294,25 @@ impl Engine {
         let mut last_note = Utc::now();
         loop {
             match RequestPhase::of(&request.status) {
-                RequestPhase::Approved => return Ok(request),
+                RequestPhase::Approved => {
+                    self.audit(Record {
+                        what: "role_approved".into(),
+                        role: Some(request.role.clone()),
+                        outcome: request.status.clone(),
+                        ..Record::default()
+                    })
+                    .await;
+                    return Ok(request);
+                }
                 RequestPhase::Denied => {
                     let reason = self.denial_reason(&request).await;
+                    self.audit(Record {
+                        what: "role_denied".into(),
+                        role: Some(request.role.clone()),
+                        outcome: reason.clone().unwrap_or_else(|| request.status.clone()),
+                        ..Record::default()
+                    })
+                    .await;
                     return Err(Failure::new(
                         Kind::Denied,
                         "denied",
@@ -446,6 +495,7 @@ impl Engine {
         duration: Duration,
         source: &str,
         justification: &str,
+        what: &str,
     ) -> Result<(Target, arm::Grant), Failure> {
         policy::check_jit(&target.ports, port, duration, source)
             .map_err(|v| Failure::new(Kind::Policy, v.rule, format!("Not sent: {}.", v.message)))?;
@@ -472,6 +522,17 @@ impl Engine {
         for attempt in 0..20 {
             let fresh = arm::refresh_target(&self.arm, target).await?;
             if let Some(g) = ours(&fresh).filter(|g| g.status == "Initiated") {
+                self.audit(Record {
+                    what: what.into(),
+                    vm: Some(fresh.vm.clone()),
+                    port: Some(port),
+                    source_ip: Some(g.source.clone()),
+                    duration: Some(to_iso(duration)),
+                    justification: Some(justification.to_string()),
+                    outcome: g.status.clone(),
+                    ..Record::default()
+                })
+                .await;
                 return Ok((fresh, g));
             }
             if attempt == 0 {
@@ -550,6 +611,30 @@ impl Engine {
         })
     }
 
+    /// An approver's decision on a request waiting for them, recorded in the journal.
+    pub async fn decide(
+        &self,
+        pending: &arm::Pending,
+        approve: bool,
+        justification: &str,
+    ) -> Result<(), Failure> {
+        arm::decide(&self.arm, pending, approve, justification).await?;
+        self.audit(Record {
+            what: "approval_decided".into(),
+            role: Some(pending.request.role.clone()),
+            duration: pending.request.duration.clone(),
+            justification: Some(justification.to_string()),
+            outcome: format!(
+                "{} the request of {}",
+                if approve { "approved" } else { "denied" },
+                pending.request.principal_name
+            ),
+            ..Record::default()
+        })
+        .await;
+        Ok(())
+    }
+
     /// Renews open access to a VM port before it expires: a new JIT request for the same port
     /// and source, which revokes the old rule (`NewerRequestInitiated`).
     pub async fn extend_port(
@@ -580,8 +665,15 @@ impl Engine {
                 ),
             )
         })?;
-        self.open_port(&target, grant.port, duration, &grant.source, justification)
-            .await
+        self.open_port(
+            &target,
+            grant.port,
+            duration,
+            &grant.source,
+            justification,
+            "port_extended",
+        )
+        .await
     }
 
     /// Renews an active PIM role with `SelfExtend`, checked against the policy first.
@@ -632,6 +724,15 @@ impl Engine {
             role: current.role.clone(),
             status: request.status.clone(),
         });
+        self.audit(Record {
+            what: "role_extended".into(),
+            role: Some(current.role.clone()),
+            duration: Some(iso.clone()),
+            justification: Some(justification.to_string()),
+            outcome: request.status.clone(),
+            ..Record::default()
+        })
+        .await;
         Ok(request)
     }
 
@@ -690,6 +791,13 @@ impl Engine {
                                 Some(r) => self.denial_reason(r).await,
                                 None => None,
                             };
+                            self.audit(Record {
+                                what: "role_denied".into(),
+                                role: role.as_ref().map(|r| r.role.clone()),
+                                outcome: reason.clone().unwrap_or_else(|| "Denied".into()),
+                                ..Record::default()
+                            })
+                            .await;
                             (
                                 Kind::Denied,
                                 format!(
@@ -794,6 +902,13 @@ impl Engine {
                     }
                     if RequestPhase::of(&fresh.status) == RequestPhase::Approved {
                         record(&mut steps, step, fresh.status.clone());
+                        self.audit(Record {
+                            what: "role_approved".into(),
+                            role: Some(e.role.clone()),
+                            outcome: fresh.status.clone(),
+                            ..Record::default()
+                        })
+                        .await;
                         pending::done(
                             &self.state_dir,
                             &account.oid,
@@ -820,7 +935,14 @@ impl Engine {
                 }
                 Step::OpenPort => {
                     let (fresh, grant) = self
-                        .open_port(&current, port, req.duration, &source, &req.justification)
+                        .open_port(
+                            &current,
+                            port,
+                            req.duration,
+                            &source,
+                            &req.justification,
+                            "port_opened",
+                        )
                         .await?;
                     current = fresh;
                     endpoint = Some(self.endpoint(&current, port).await?);

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod ip;
+pub mod journal;
 pub mod pending;
 pub mod session;
 pub mod signin;

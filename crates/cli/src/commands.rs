@@ -19,7 +19,8 @@ use crate::context::Ctx;
 use crate::launch;
 use crate::output::{progress, show, Failure, Outcome};
 use crate::{
-    ActivateArgs, Cli, Command, ConnectArgs, DecideArgs, ExtendArgs, OpenArgs, SigninArgs,
+    ActivateArgs, AuditAction, Cli, Command, ConnectArgs, DecideArgs, ExtendArgs, HistoryArgs,
+    HistoryFormat, OpenArgs, SigninArgs,
 };
 
 pub async fn run(cli: Cli) -> Outcome {
@@ -66,6 +67,10 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Outcome {
         Command::Connect(a) => connect(ctx, a).await,
         Command::Status => status(ctx).await,
         Command::Extend(a) => extend(ctx, a).await,
+        Command::History(a) => history(ctx, a),
+        Command::Audit {
+            action: AuditAction::Verify,
+        } => audit_verify(ctx),
     }
 }
 
@@ -455,7 +460,7 @@ async fn decide(ctx: &Ctx, a: DecideArgs, approve: bool) -> Outcome {
                 ),
             )
         })?;
-    arm::decide(&ctx.arm, pending, approve, &a.justification).await?;
+    ctx.decide(pending, approve, &a.justification).await?;
     let verb = if approve { "Approved" } else { "Denied" };
     show(
         ctx.json,
@@ -557,7 +562,14 @@ async fn open(ctx: &Ctx, a: OpenArgs) -> Outcome {
     let port = engine::default_port(&target, a.port)?;
     let source = ctx.source_ip(&a.ip).await?;
     let (fresh, grant) = ctx
-        .open_port(&target, port, duration, &source, &a.justification)
+        .open_port(
+            &target,
+            port,
+            duration,
+            &source,
+            &a.justification,
+            "port_opened",
+        )
         .await?;
     let ep = ctx.endpoint(&fresh, port).await?;
     show(
@@ -626,6 +638,14 @@ async fn connect(ctx: &Ctx, a: ConnectArgs) -> Outcome {
             detail: program.clone(),
             at,
         });
+        ctx.audit(jumpgate_core::audit::Record {
+            what: "client_launched".into(),
+            vm: Some(connected.vm.clone()),
+            port: Some(connected.port),
+            outcome: program.clone(),
+            ..Default::default()
+        })
+        .await;
         connected.steps.push(engine::StepRecord {
             step: Step::Launch,
             at,
@@ -753,5 +773,110 @@ async fn extend(ctx: &Ctx, a: ExtendArgs) -> Outcome {
             },
         );
     }
+    Ok(())
+}
+
+fn journal_entries(ctx: &Ctx) -> Outcome<Vec<jumpgate_core::audit::Entry>> {
+    ctx.journal
+        .read()
+        .map_err(|e| Failure::new(Kind::Other, "audit_broken", e.to_string()))
+}
+
+fn history(ctx: &Ctx, a: HistoryArgs) -> Outcome {
+    let since = match a.since.as_deref() {
+        None => None,
+        Some(t) => Some(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|d| d.with_timezone(&Utc))
+                .or_else(|_| chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()))
+                .map_err(|_| usage(format!("--since takes a date such as 2026-11-01 or a time such as 2026-11-01T09:00:00Z, not '{t}'")))?,
+        ),
+    };
+    let entries: Vec<_> = journal_entries(ctx)?
+        .into_iter()
+        .filter(|e| since.is_none_or(|s| e.time >= s))
+        .collect();
+    let cell = |o: &Option<String>| o.clone().unwrap_or_default();
+    match a.format {
+        HistoryFormat::Json => {
+            crate::output::line(&serde_json::to_string_pretty(&entries).unwrap_or_default())
+        }
+        HistoryFormat::Csv => {
+            let quote = |v: &str| format!("\"{}\"", v.replace('"', "\"\""));
+            crate::output::line(
+                "seq,time,who,what,vm,port,role,source_ip,duration,justification,outcome",
+            );
+            for e in &entries {
+                let r = &e.record;
+                let fields = [
+                    e.seq.to_string(),
+                    e.time.to_rfc3339(),
+                    r.who.clone(),
+                    r.what.clone(),
+                    cell(&r.vm),
+                    r.port.map(|p| p.to_string()).unwrap_or_default(),
+                    cell(&r.role),
+                    cell(&r.source_ip),
+                    cell(&r.duration),
+                    cell(&r.justification),
+                    r.outcome.clone(),
+                ];
+                crate::output::line(
+                    &fields
+                        .iter()
+                        .map(|f| quote(f))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+            }
+        }
+        HistoryFormat::Table => {
+            if entries.is_empty() {
+                crate::output::line("The audit journal is empty.");
+            }
+            for e in &entries {
+                let r = &e.record;
+                let what = [
+                    cell(&r.vm),
+                    r.port.map(|p| format!("port {p}")).unwrap_or_default(),
+                    cell(&r.role),
+                ]
+                .into_iter()
+                .filter(|x| !x.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+                crate::output::line(&format!(
+                    "{:>4}  {}  {:<24} {:<16} {what}  {}{}",
+                    e.seq,
+                    e.time
+                        .with_timezone(&chrono::Local)
+                        .format("%Y-%m-%d %H:%M:%S"),
+                    r.who,
+                    r.what,
+                    r.outcome,
+                    r.justification
+                        .as_deref()
+                        .map(|j| format!("  \"{j}\""))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn audit_verify(ctx: &Ctx) -> Outcome {
+    let entries = journal_entries(ctx)?;
+    show(
+        ctx.json,
+        &json!({"intact": true, "entries": entries.len(), "path": ctx.journal.path()}),
+        || {
+            format!(
+                "The audit journal is intact: {} entries in {}.",
+                entries.len(),
+                ctx.journal.path().display()
+            )
+        },
+    );
     Ok(())
 }

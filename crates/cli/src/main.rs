@@ -63,9 +63,38 @@ pub enum Command {
     Connect(ConnectArgs),
     /// Your active roles and open ports, with time left.
     Status,
+    /// The local audit journal: what you requested, approved, opened and launched.
+    History(HistoryArgs),
+    /// Check the audit journal for edits, reordering and truncation.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Renew before expiry: a VM's open port (a new JIT request for the same port and IP) or
     /// an active PIM role (SelfExtend).
     Extend(ExtendArgs),
+}
+
+#[derive(Subcommand)]
+pub enum AuditAction {
+    /// Verify the hash chain; names the first broken entry and exits non-zero.
+    Verify,
+}
+
+#[derive(Args)]
+pub struct HistoryArgs {
+    #[arg(long, value_enum, default_value = "table")]
+    format: HistoryFormat,
+    /// Only entries at or after this date (YYYY-MM-DD) or time (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum HistoryFormat {
+    Table,
+    Csv,
+    Json,
 }
 
 #[derive(Args)]

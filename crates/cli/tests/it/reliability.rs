@@ -533,3 +533,68 @@ async fn reliability_06_a_claims_challenge_or_an_mfa_failure_asks_for_one_sign_i
         "no retry"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_20_the_audit_journal_records_the_story_and_catches_tampering() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    let bob = sim.user(BOB);
+    sim.sign_in(&alice).await;
+    sim.sign_in(&bob).await;
+    activate_approved(&alice, &bob, "1h").await;
+    assert!(alice
+        .run(&["open", "jumpbox-win-01", "--justification", "Patch night"])
+        .status
+        .success());
+
+    let mine = alice.json(&["history", "--format", "json"]);
+    let whats: Vec<&str> = mine
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["what"].as_str())
+        .collect();
+    assert_eq!(whats, ["role_requested", "role_approved", "port_opened"]);
+    let opened = &mine[2];
+    assert_eq!(opened["who"], ALICE);
+    assert_eq!(opened["vm"], "jumpbox-win-01");
+    assert_eq!(opened["port"], 3389);
+    assert_eq!(opened["source_ip"], "127.0.0.1");
+    assert_eq!(opened["justification"], "Patch night");
+    assert_eq!(opened["prev_hash"], mine[1]["entry_hash"]);
+    let theirs = bob.json(&["history", "--format", "json"]);
+    assert_eq!(theirs[0]["what"], "approval_decided");
+    assert!(theirs[0]["outcome"]
+        .as_str()
+        .expect("outcome")
+        .contains(ALICE));
+    let csv = text(&alice.run(&["history", "--format", "csv"]).stdout);
+    assert!(
+        csv.starts_with(
+            "seq,time,who,what,vm,port,role,source_ip,duration,justification,outcome\n"
+        ),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 4);
+    assert!(alice.run(&["audit", "verify"]).status.success());
+
+    let journal = alice.state.join("audit.jsonl");
+    let original = std::fs::read_to_string(&journal).expect("journal");
+    std::fs::write(&journal, original.replacen("Patch night", "Patch day", 1)).expect("edit");
+    let edited = alice.run(&["audit", "verify"]);
+    assert_eq!(edited.status.code(), Some(1));
+    assert!(
+        text(&edited.stderr).contains("line 3") && text(&edited.stderr).contains("edited"),
+        "{}",
+        text(&edited.stderr)
+    );
+    let cut: Vec<&str> = original.lines().take(2).collect();
+    std::fs::write(&journal, cut.join("\n") + "\n").expect("truncate");
+    let truncated = alice.run(&["audit", "verify"]);
+    assert_eq!(truncated.status.code(), Some(1));
+    assert!(
+        text(&truncated.stderr).contains("truncated"),
+        "{}",
+        text(&truncated.stderr)
+    );
+}
