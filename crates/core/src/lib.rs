@@ -19,4 +19,5 @@ pub mod events;
 pub mod explain;
 pub mod ip;
 pub mod phase;
+pub mod planner;
 pub mod policy;
