@@ -59,7 +59,8 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
             return Err(err());
         }
     }
-    if !any || total > 366 * 86_400 {
+    // Zero is no duration for an activation or a JIT window (found by fuzzing: "0H").
+    if !any || total == 0 || total > 366 * 86_400 {
         return Err(err());
     }
     Ok(Duration::seconds(total))
@@ -153,6 +154,11 @@ mod tests {
             "400d",
             "１h",
             "1h 30m",
+            // Zero is refused (found by fuzzing).
+            "0h",
+            "0H  ",
+            "PT0S",
+            "0d0h",
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
