@@ -23,14 +23,17 @@ async fn missing_invalid_and_expired_tokens_get_401_with_a_challenge() {
         .expect("header")
         .starts_with("Bearer authorization_uri="));
 
-    let forged = sim
-        .arm_as(
-            Some("eyJhbGciOiJub25lIn0.eyJ1cG4iOiJ4In0.c2ln"),
-            Method::GET,
-            &path,
-            None,
-        )
-        .await;
+    // An unsigned ("alg": "none") token claiming to be alice.
+    let b64 = |v: serde_json::Value| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let unsigned = format!(
+        "{}.{}.",
+        b64(json!({"alg": "none", "typ": "JWT"})),
+        b64(json!({"upn": ALICE, "oid": sim.oid(ALICE)}))
+    );
+    let forged = sim.arm_as(Some(&unsigned), Method::GET, &path, None).await;
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
     assert_eq!(forged.code(), "InvalidAuthenticationToken");
 
