@@ -6,7 +6,7 @@
 //! never retried. Every response's `Date` header updates the offset to ARM's clock, so
 //! deadlines are kept in the server's time even on a laptop with a skewed clock.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -21,7 +21,6 @@ use crate::error::{Error, Result};
 #[derive(Debug, Default)]
 pub struct ServerClock {
     offset_ms: AtomicI64,
-    samples: AtomicU64,
 }
 
 impl ServerClock {
@@ -39,11 +38,6 @@ impl ServerClock {
         let offset = (server - Utc::now()).num_milliseconds();
         let offset = if offset.abs() < 1500 { 0 } else { offset };
         self.offset_ms.store(offset, Ordering::Relaxed);
-        self.samples.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn offset(&self) -> Duration {
-        Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
     }
 }
 
@@ -91,7 +85,6 @@ pub struct Arm {
     pub clock: Arc<ServerClock>,
     retry: RetryPolicy,
     notify: Option<Notify>,
-    reads: Arc<AtomicU64>,
 }
 
 /// A successful answer: status and JSON body (`Null` when empty).
@@ -111,23 +104,12 @@ impl Arm {
             clock: Arc::new(ServerClock::default()),
             retry: RetryPolicy::default(),
             notify: None,
-            reads: Arc::new(AtomicU64::new(0)),
         }
-    }
-
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Arm {
-        self.retry = retry;
-        self
     }
 
     pub fn with_notify(mut self, notify: Notify) -> Arm {
         self.notify = Some(notify);
         self
-    }
-
-    /// GET requests sent so far (for polling budgets).
-    pub fn reads(&self) -> u64 {
-        self.reads.load(Ordering::Relaxed)
     }
 
     pub async fn get(&self, path: &str) -> Result<Value> {
@@ -152,9 +134,6 @@ impl Arm {
             let mut request = self.http.request(method.clone(), &url).bearer_auth(&token);
             if let Some(b) = body {
                 request = request.json(b);
-            }
-            if method == Method::GET {
-                self.reads.fetch_add(1, Ordering::Relaxed);
             }
             let outcome = request.send().await;
             let (wait, reason) = match outcome {

@@ -136,10 +136,6 @@ impl Connect {
         )
     }
 
-    pub fn step(&self) -> Step {
-        self.step
-    }
-
     fn go(&mut self, now: DateTime<Utc>, step: Step) -> Action {
         self.step = step;
         self.since = now;
