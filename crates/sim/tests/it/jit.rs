@@ -8,15 +8,7 @@ use crate::support::*;
 /// The demo tenant with alice's JIT Requester role already active.
 async fn activated() -> Sim {
     let sim = demo().await;
-    let request = sim.activate(ALICE, "PT8H", Some("setup")).await;
-    let approval = request.body["properties"]["approvalId"]
-        .as_str()
-        .expect("approval")
-        .to_string();
-    assert_eq!(
-        sim.decide(BOB, &approval, "Approve", "ok").await.status,
-        StatusCode::OK
-    );
+    sim.activate_approved(ALICE, "PT8H", "setup").await;
     sim
 }
 
@@ -196,16 +188,7 @@ async fn a_vm_behind_the_firewall_gets_a_mapped_port() {
             .propagation_delay(0),
     )
     .await;
-    let request = sim.activate(ALICE, "PT1H", Some("fw")).await;
-    sim.decide(
-        BOB,
-        request.body["properties"]["approvalId"]
-            .as_str()
-            .expect("approval"),
-        "Approve",
-        "ok",
-    )
-    .await;
+    sim.activate_approved(ALICE, "PT1H", "fw").await;
     let policy = sim
         .get(ALICE, &format!("{}?api-version={JIT}", sim.policy_path()))
         .await
@@ -317,16 +300,7 @@ async fn an_admitted_connection_is_forwarded_to_a_named_backend() {
             .propagation_delay(0),
     )
     .await;
-    let request = sim.activate(ALICE, "PT1H", Some("real backend")).await;
-    sim.decide(
-        BOB,
-        request.body["properties"]["approvalId"]
-            .as_str()
-            .expect("approval"),
-        "Approve",
-        "ok",
-    )
-    .await;
+    sim.activate_approved(ALICE, "PT1H", "real backend").await;
     assert_eq!(
         sim.initiate(ALICE, "jumpbox-linux-01", 22, 30, Some("127.0.0.1"))
             .await

@@ -210,16 +210,7 @@ async fn a_new_assignment_takes_effect_after_the_propagation_delay() {
 #[tokio::test]
 async fn an_activation_ends_at_its_expiration_and_approvals_time_out() {
     let sim = demo().await;
-    let request = sim.activate(ALICE, "PT1H", Some("short")).await;
-    sim.decide(
-        BOB,
-        request.body["properties"]["approvalId"]
-            .as_str()
-            .expect("approval"),
-        "Approve",
-        "ok",
-    )
-    .await;
+    sim.activate_approved(ALICE, "PT1H", "short").await;
     assert_eq!(
         sim.initiate(ALICE, "jumpbox-linux-01", 22, 30, Some("127.0.0.1"))
             .await
@@ -250,16 +241,7 @@ async fn an_activation_ends_at_its_expiration_and_approvals_time_out() {
 #[tokio::test]
 async fn self_deactivate_ends_access_early() {
     let sim = demo().await;
-    let request = sim.activate(ALICE, "PT1H", Some("brief")).await;
-    sim.decide(
-        BOB,
-        request.body["properties"]["approvalId"]
-            .as_str()
-            .expect("approval"),
-        "Approve",
-        "ok",
-    )
-    .await;
+    sim.activate_approved(ALICE, "PT1H", "brief").await;
     let body = serde_json::json!({"properties": {
         "principalId": sim.oid(ALICE),
         "roleDefinitionId": format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{JIT_REQUESTER}"),

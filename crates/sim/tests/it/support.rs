@@ -171,6 +171,18 @@ impl Sim {
         .await
     }
 
+    /// `upn` activates the JIT Requester role and bob approves it.
+    pub async fn activate_approved(&self, upn: &str, duration: &str, justification: &str) {
+        let request = self.activate(upn, duration, Some(justification)).await;
+        assert_eq!(request.status, StatusCode::CREATED, "{}", request.body);
+        let approval = request.body["properties"]["approvalId"]
+            .as_str()
+            .expect("approvalId")
+            .to_string();
+        let decided = self.decide(BOB, &approval, "Approve", "ok").await;
+        assert_eq!(decided.status, StatusCode::OK, "{}", decided.body);
+    }
+
     pub fn oid(&self, upn: &str) -> &'static str {
         match upn {
             ALICE => "a11ce000-0000-4000-8000-000000000001",
