@@ -271,36 +271,47 @@ pub struct Pending {
     pub request: Request,
 }
 
-pub async fn approvals(arm: &Arm) -> Result<Vec<Pending>> {
+/// The approvals with a stage waiting for the user's review, as (approval, stage): one read.
+pub async fn approval_inbox(arm: &Arm) -> Result<Vec<(String, String)>> {
     let approvals = arm.get(&format!("/providers/Microsoft.Authorization/roleAssignmentApprovals?api-version={APPROVALS}&$filter=asApprover()")).await?;
+    Ok(items(&approvals)
+        .iter()
+        .filter_map(|a| {
+            let stage = a["properties"]["stages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|st| {
+                    st["properties"]["assignedToMe"] == true
+                        && st["properties"]["reviewResult"] == "NotReviewed"
+                })?;
+            Some((s(a, "/name"), s(stage, "/name")))
+        })
+        .collect())
+}
+
+pub async fn approvals(arm: &Arm) -> Result<Vec<Pending>> {
+    let inbox = approval_inbox(arm).await?;
+    if inbox.is_empty() {
+        return Ok(Vec::new());
+    }
     // Approvals carry no requester, role or scope: join them with the requests.
     let requests = list_requests(arm, "asApprover()").await?;
-    let mut out = Vec::new();
-    for a in items(&approvals) {
-        let id = s(&a, "/name");
-        let stage = a["properties"]["stages"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|st| {
-                st["properties"]["assignedToMe"] == true
-                    && st["properties"]["reviewResult"] == "NotReviewed"
-            })
-            .map(|st| s(st, "/name"));
-        let request = requests.iter().find(|r| {
-            r.approval_id
-                .as_deref()
-                .is_some_and(|x| x.eq_ignore_ascii_case(&id))
-        });
-        if let (Some(stage_id), Some(request)) = (stage, request) {
-            out.push(Pending {
+    Ok(inbox
+        .into_iter()
+        .filter_map(|(id, stage_id)| {
+            let request = requests.iter().find(|r| {
+                r.approval_id
+                    .as_deref()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(&id))
+            })?;
+            Some(Pending {
                 approval_id: id,
                 stage_id,
                 request: request.clone(),
-            });
-        }
-    }
-    Ok(out)
+            })
+        })
+        .collect())
 }
 
 /// Records a decision on the stage assigned to the user.

@@ -42,6 +42,14 @@ pub struct StepRecord {
     pub detail: String,
 }
 
+/// An approver's decision on a request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub approved: bool,
+    pub approver: Option<String>,
+    pub justification: Option<String>,
+}
+
 /// What `connect` is asked to do.
 #[derive(Debug, Clone)]
 pub struct ConnectRequest {
@@ -368,6 +376,18 @@ impl Engine {
     }
 
     pub async fn denial_reason(&self, request: &Request) -> Option<String> {
+        let d = self.decision(request).await?;
+        (!d.approved).then(|| {
+            format!(
+                "{} (by {})",
+                d.justification.as_deref().unwrap_or("no reason given"),
+                d.approver.as_deref().unwrap_or("the approver")
+            )
+        })
+    }
+
+    /// Who decided a request, how and why: read from its approval's stages.
+    pub async fn decision(&self, request: &Request) -> Option<Decision> {
         let id = request.approval_id.as_ref()?;
         let v = self
             .arm
@@ -379,14 +399,17 @@ impl Engine {
             .ok()?;
         v["value"].as_array()?.iter().find_map(|s| {
             let p = &s["properties"];
-            (p["reviewResult"] == "Deny").then(|| {
-                let who = p["reviewedBy"]["userPrincipalName"]
+            let approved = match p["reviewResult"].as_str()? {
+                "Approve" => true,
+                "Deny" => false,
+                _ => return None,
+            };
+            Some(Decision {
+                approved,
+                approver: p["reviewedBy"]["userPrincipalName"]
                     .as_str()
-                    .unwrap_or("the approver");
-                format!(
-                    "{} (by {who})",
-                    p["justification"].as_str().unwrap_or("no reason given")
-                )
+                    .map(str::to_string),
+                justification: p["justification"].as_str().map(str::to_string),
             })
         })
     }

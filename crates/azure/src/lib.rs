@@ -23,6 +23,7 @@ pub mod pending;
 pub mod session;
 pub mod signin;
 pub mod tokens;
+pub mod watch;
 
 pub use error::Error;
 

@@ -31,6 +31,8 @@ pub struct Config {
     #[serde(default)]
     pub reminders: Reminders,
     #[serde(default)]
+    pub watch: WatchConfig,
+    #[serde(default)]
     pub justification: JustificationConfig,
     #[serde(default)]
     pub launch: LaunchConfig,
@@ -108,6 +110,61 @@ impl Default for Reminders {
 
 fn default_leads() -> Vec<u32> {
     vec![15, 5]
+}
+
+/// How often the watcher looks. The defaults keep a watcher with nothing pending under
+/// 60 ARM reads an hour and one waiting for a decision under one read every 2 s.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchConfig {
+    /// Poll the approvals inbox quickly: for managers. It also turns on by itself once a
+    /// request has waited for this user's decision.
+    #[serde(default)]
+    pub approver: bool,
+    /// A PIM request waiting for a decision is read this often.
+    #[serde(default = "default_pending_ms")]
+    pub pending_poll_ms: u64,
+    /// An approver's inbox is read this often.
+    #[serde(default = "default_approvals_ms")]
+    pub approvals_poll_ms: u64,
+    /// Everything (requests, roles, ports) is re-read this often while access is open.
+    #[serde(default = "default_open_secs")]
+    pub open_refresh_secs: u64,
+    /// … and this often when nothing is open or pending.
+    #[serde(default = "default_idle_secs")]
+    pub idle_refresh_secs: u64,
+    /// The public IP is checked this often while a port is open for it.
+    #[serde(default = "default_ip_secs")]
+    pub ip_check_secs: u64,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            approver: false,
+            pending_poll_ms: default_pending_ms(),
+            approvals_poll_ms: default_approvals_ms(),
+            open_refresh_secs: default_open_secs(),
+            idle_refresh_secs: default_idle_secs(),
+            ip_check_secs: default_ip_secs(),
+        }
+    }
+}
+
+fn default_pending_ms() -> u64 {
+    2_200
+}
+fn default_approvals_ms() -> u64 {
+    4_000
+}
+fn default_open_secs() -> u64 {
+    120
+}
+fn default_idle_secs() -> u64 {
+    300
+}
+fn default_ip_secs() -> u64 {
+    60
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -239,6 +296,16 @@ impl Config {
                 "reminders.lead_minutes must be between 1 and 1440".into(),
             ));
         }
+        let w = &self.watch;
+        if w.pending_poll_ms < 1_000 || w.approvals_poll_ms < 1_000 {
+            return Err(invalid("watch.pending_poll_ms and watch.approvals_poll_ms must be at least 1000: ARM throttles faster polling".into()));
+        }
+        if [w.open_refresh_secs, w.idle_refresh_secs, w.ip_check_secs]
+            .iter()
+            .any(|s| *s == 0 || *s > 24 * 3600)
+        {
+            return Err(invalid("watch.open_refresh_secs, watch.idle_refresh_secs and watch.ip_check_secs must be between 1 and 86400".into()));
+        }
         Ok(())
     }
 
@@ -300,6 +367,8 @@ mod tests {
         assert_eq!(c.authority(), "https://login.microsoftonline.com/t");
         assert_eq!(c.reminders.lead_minutes, [15, 5]);
         assert!(!c.network.allow_loopback_ip);
+        assert!(!c.watch.approver);
+        assert_eq!(c.watch.pending_poll_ms, 2_200);
     }
 
     #[test]
@@ -319,6 +388,14 @@ mod tests {
                 "unknown field",
             ),
             ("not toml", "not valid"),
+            (
+                &format!("{MINIMAL}[watch]\npending_poll_ms = 10\n"),
+                "at least 1000",
+            ),
+            (
+                &format!("{MINIMAL}[watch]\nidle_refresh_secs = 0\n"),
+                "between 1 and 86400",
+            ),
         ];
         for (text, expected) in cases {
             let err = Config::parse("c.toml", text).expect_err(text).to_string();

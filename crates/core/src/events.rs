@@ -23,4 +23,171 @@ pub enum EngineEvent {
         role: String,
         status: String,
     },
+    /// Something the watcher announces.
+    Watch(WatchEvent),
+}
+
+/// What the watcher announces, once each (across restarts too). The tray turns each into a
+/// notification; `jumpgate watch` prints each as a line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum WatchEvent {
+    /// A request of mine was approved.
+    RequestApproved {
+        request: String,
+        role: String,
+        scope: String,
+        approver: Option<String>,
+        justification: Option<String>,
+    },
+    /// A request of mine was denied.
+    RequestDenied {
+        request: String,
+        role: String,
+        scope: String,
+        approver: Option<String>,
+        justification: Option<String>,
+    },
+    /// A request waits for my decision as approver.
+    ApprovalWaiting {
+        request: String,
+        approval: String,
+        requester: String,
+        role: String,
+        scope: String,
+        justification: Option<String>,
+        duration: Option<String>,
+        ticket: Option<String>,
+    },
+    /// Access ends in `lead_minutes`.
+    ExpiryReminder {
+        access: Access,
+        lead_minutes: u32,
+        end: DateTime<Utc>,
+    },
+    /// Access has ended.
+    Expired { access: Access, end: DateTime<Utc> },
+    /// A port is open for an address that is no longer mine.
+    IpChanged {
+        vm: String,
+        port: u16,
+        old: String,
+        new: String,
+    },
+    /// Sign-in must be repeated before anything else can be watched.
+    SignedOut { reason: String },
+}
+
+/// Something that ends: an active PIM role or an open JIT port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Access {
+    Role {
+        role: String,
+        scope: String,
+    },
+    Port {
+        vm: String,
+        vm_id: String,
+        port: u16,
+    },
+}
+
+impl Access {
+    /// A stable key for the planner and the announced set.
+    pub fn key(&self) -> String {
+        match self {
+            Access::Role { role, scope } => format!("role:{}:{role}", scope.to_ascii_lowercase()),
+            Access::Port { vm_id, port, .. } => {
+                format!("port:{}:{port}", vm_id.to_ascii_lowercase())
+            }
+        }
+    }
+
+    /// In words: "JIT Requester" or "jumpbox-win-01 port 3389".
+    pub fn label(&self) -> String {
+        match self {
+            Access::Role { role, .. } => role.clone(),
+            Access::Port { vm, port, .. } => format!("{vm} port {port}"),
+        }
+    }
+}
+
+impl WatchEvent {
+    /// The event's name, as `watch` prints it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WatchEvent::RequestApproved { .. } => "request_approved",
+            WatchEvent::RequestDenied { .. } => "request_denied",
+            WatchEvent::ApprovalWaiting { .. } => "approval_waiting",
+            WatchEvent::ExpiryReminder { .. } => "expiry_reminder",
+            WatchEvent::Expired { .. } => "expired",
+            WatchEvent::IpChanged { .. } => "ip_changed",
+            WatchEvent::SignedOut { .. } => "signed_out",
+        }
+    }
+
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        let by = |approver: &Option<String>, justification: &Option<String>| {
+            format!(
+                "{}{}",
+                approver
+                    .as_deref()
+                    .map(|a| format!(" by {a}"))
+                    .unwrap_or_default(),
+                justification
+                    .as_deref()
+                    .map(|j| format!(": \"{j}\""))
+                    .unwrap_or_default()
+            )
+        };
+        match self {
+            WatchEvent::RequestApproved {
+                role,
+                approver,
+                justification,
+                ..
+            } => format!("{role} approved{}", by(approver, justification)),
+            WatchEvent::RequestDenied {
+                role,
+                approver,
+                justification,
+                ..
+            } => format!("{role} denied{}", by(approver, justification)),
+            WatchEvent::ApprovalWaiting {
+                request,
+                requester,
+                role,
+                justification,
+                duration,
+                ticket,
+                ..
+            } => format!(
+                "{requester} asks for {role}{}{}{}; decide with jumpgate approve|deny {request}",
+                duration.as_deref().map(|d| format!(" for {d}")).unwrap_or_default(),
+                justification
+                    .as_deref()
+                    .map(|j| format!(": \"{j}\""))
+                    .unwrap_or_default(),
+                ticket.as_deref().map(|t| format!(" (ticket {t})")).unwrap_or_default(),
+            ),
+            WatchEvent::ExpiryReminder {
+                access,
+                lead_minutes,
+                end,
+            } => format!(
+                "{} ends in {lead_minutes} minutes (at {} UTC); renew with jumpgate extend",
+                access.label(),
+                end.format("%H:%M")
+            ),
+            WatchEvent::Expired { access, end } => {
+                format!("{} ended at {} UTC", access.label(), end.format("%H:%M"))
+            }
+            WatchEvent::IpChanged { vm, port, old, new } => format!(
+                "{vm} port {port} is open for {old}, but your address is now {new}: run jumpgate open {vm} --port {port} to re-request it"
+            ),
+            WatchEvent::SignedOut { reason } => format!("{reason}: run jumpgate signin"),
+        }
+    }
 }

@@ -21,3 +21,4 @@ pub mod ip;
 pub mod phase;
 pub mod planner;
 pub mod policy;
+pub mod watch;

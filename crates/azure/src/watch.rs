@@ -1,0 +1,689 @@
+//! The watcher: the engine's background loop. It notices decisions on the user's requests,
+//! requests waiting for the user's decision, expiry (with reminders before it), public-IP
+//! changes while a port is open, and a sign-in that must be repeated. Each is announced once,
+//! across restarts too: what was announced is kept in `watch.json` in the state directory.
+//!
+//! When to look is `jumpgate_core::watch::schedule`, and what is due before expiry is
+//! `jumpgate_core::planner::plan`; both are pure. This module does the reading and the
+//! announcing. Deadlines are compared in ARM's time (the offset from its `Date` header).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Duration, Utc};
+use jumpgate_core::audit::Record;
+use jumpgate_core::events::{Access, EngineEvent, WatchEvent};
+use jumpgate_core::explain::{Failure, Kind};
+use jumpgate_core::phase::RequestPhase;
+use jumpgate_core::planner::{self, Deadline, Due};
+use jumpgate_core::watch::{schedule, Cadence, Last, Situation};
+use serde::{Deserialize, Serialize};
+
+use crate::arm::{self, Request};
+use crate::engine::{open_grants, Engine};
+
+/// Announcements older than this are forgotten; nothing they name can come back.
+const FORGET_AFTER_DAYS: i64 = 30;
+
+/// What the watcher keeps between runs.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Saved {
+    /// The account this state belongs to (object id).
+    account: String,
+    /// When the watcher last finished a full look, in ARM's time.
+    seen_until: Option<DateTime<Utc>>,
+    /// Announcement id → when it was made.
+    announced: BTreeMap<String, DateTime<Utc>>,
+    /// My requests waiting for a decision, by name.
+    pending: BTreeMap<String, Tracked>,
+    /// What of mine is open, and when it ends.
+    deadlines: Vec<Open>,
+    /// A request has waited for this user's decision: poll the inbox quickly.
+    approver: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Tracked {
+    scope: String,
+    role: String,
+    status: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Open {
+    access: Access,
+    end: DateTime<Utc>,
+    /// For a port: the source address it is open for.
+    #[serde(default)]
+    source: Option<String>,
+}
+
+pub struct Watcher<'e> {
+    engine: &'e Engine,
+    path: PathBuf,
+    saved: Saved,
+    cadence: Cadence,
+    last: Last,
+    signed_in: bool,
+    approver_flag: bool,
+    journal_len: Option<u64>,
+    subscription: Option<String>,
+    /// Held while the watcher runs: one watcher per state directory.
+    _lock: File,
+}
+
+/// Where a watcher reports what it announces. Called before the announcement is saved, so a
+/// crash in between repeats it rather than losing it.
+pub type Sink<'a> = &'a mut (dyn FnMut(&WatchEvent) + Send);
+
+impl<'e> Watcher<'e> {
+    /// Takes the state directory's watcher lock and loads what was announced before.
+    pub fn open(engine: &'e Engine, approver: bool) -> Result<Watcher<'e>, Failure> {
+        let dir = &engine.state_dir;
+        let io = |e: std::io::Error| {
+            Failure::new(
+                Kind::Other,
+                "state_dir",
+                format!("cannot use the state directory {}: {e}", dir.display()),
+            )
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("watch.lock"))
+            .map_err(io)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Failure::new(
+                    Kind::Conflict,
+                    "already_watching",
+                    format!(
+                        "Another watcher (the tray app, or jumpgate watch) is already running for {}: its announcements are the same, so use that one or stop it first.",
+                        dir.display()
+                    ),
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let path = dir.join("watch.json");
+        let saved = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<Saved>(&bytes) {
+                Ok(s) => s,
+                Err(e) => {
+                    // Starting over repeats at most the reminders still due; keep the
+                    // unreadable file for inspection.
+                    let aside = dir.join("watch.json.unreadable");
+                    let _ = std::fs::rename(&path, &aside);
+                    engine.publish(EngineEvent::Progress {
+                        message: format!(
+                            "the watcher's state was unreadable ({e}); it was moved to {} and the watcher starts afresh",
+                            aside.display()
+                        ),
+                    });
+                    Saved::default()
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Saved::default(),
+            Err(e) => return Err(io(e)),
+        };
+        Ok(Watcher {
+            cadence: Cadence::from_config(&engine.config.watch),
+            approver_flag: approver || engine.config.watch.approver,
+            engine,
+            path,
+            saved,
+            last: Last::default(),
+            signed_in: true,
+            journal_len: None,
+            subscription: engine.config.azure.subscription_id.clone(),
+            _lock: lock,
+        })
+    }
+
+    /// Watches until the task is dropped. Failures to reach Azure are reported as progress
+    /// and retried at the next look; they never end the loop.
+    pub async fn run(&mut self, sink: Sink<'_>) {
+        let mut slept = Duration::zero();
+        loop {
+            let sleep = self.step(Utc::now(), slept, sink).await;
+            let started = Instant::now();
+            tokio::time::sleep(sleep).await;
+            slept = Duration::from_std(started.elapsed()).unwrap_or(Duration::zero());
+        }
+    }
+
+    /// One wake of the loop at wall-clock `now`, after sleeping `slept`: looks at what is
+    /// due, announces what changed, and says how long to sleep.
+    pub async fn step(
+        &mut self,
+        now: DateTime<Utc>,
+        slept: Duration,
+        sink: Sink<'_>,
+    ) -> StdDuration {
+        let situation = Situation {
+            signed_in: self.signed_in,
+            pending: !self.saved.pending.is_empty(),
+            approver: self.approver_flag || self.saved.approver,
+            open: !self.saved.deadlines.is_empty(),
+        };
+        let (mut work, wake) = schedule(now, slept, &self.last, &situation, &self.cadence);
+        if work.resumed {
+            self.progress("the clock jumped (resume from suspend?): looking at everything now");
+        }
+        // Another jumpgate process on this machine wrote to the journal: it requested,
+        // opened or decided something, so look now instead of at the next refresh.
+        let len = self.journal_size();
+        if self.journal_len.is_some_and(|l| l != len) && self.signed_in {
+            work.refresh = true;
+        }
+        self.journal_len = Some(len);
+        let outcome = async {
+            if work.refresh {
+                self.refresh(sink).await?;
+                self.last.refresh = Some(now);
+                self.last.pending = Some(now);
+                self.last.approvals = Some(now);
+            } else {
+                if work.pending {
+                    self.last.pending = Some(now);
+                    if self.poll_pending(sink).await? {
+                        // A decision: read roles and ports at once for the new deadline.
+                        self.refresh(sink).await?;
+                        self.last.refresh = Some(now);
+                    }
+                }
+                if work.approvals {
+                    self.last.approvals = Some(now);
+                    self.poll_approvals(sink).await?;
+                }
+            }
+            if work.ip && self.signed_in {
+                self.last.ip = Some(now);
+                self.check_ip(sink).await;
+            }
+            Ok::<(), Failure>(())
+        }
+        .await;
+        if let Err(f) = outcome {
+            if f.explanation.kind == Kind::SignIn {
+                self.signed_out(&f.explanation.message, sink).await;
+            } else {
+                self.progress(&format!(
+                    "{}; trying again at the next look",
+                    f.explanation.message
+                ));
+            }
+        }
+        let next_deadline = self.deadlines(sink).await;
+        self.last.awake = Some(now);
+        // The planner's wake is in ARM's time: convert it through the same offset.
+        let server_now = self.engine.arm.clock.now();
+        let until = (wake - now).min(next_deadline - server_now);
+        // Our own journal entries are not news.
+        self.journal_len = Some(self.journal_size());
+        until
+            .to_std()
+            .unwrap_or(StdDuration::ZERO)
+            .max(StdDuration::from_millis(100))
+    }
+
+    fn journal_size(&self) -> u64 {
+        std::fs::metadata(self.engine.journal.path())
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
+    fn progress(&self, message: &str) {
+        self.engine.publish(EngineEvent::Progress {
+            message: message.to_string(),
+        });
+    }
+
+    /// Announces an event unless it already was; records it in the journal and saves.
+    async fn announce(
+        &mut self,
+        id: String,
+        event: WatchEvent,
+        record: Option<Record>,
+        sink: Sink<'_>,
+    ) {
+        if self.saved.announced.contains_key(&id) {
+            return;
+        }
+        sink(&event);
+        self.engine.publish(EngineEvent::Watch(event));
+        self.saved.announced.insert(id, self.engine.arm.clock.now());
+        if let Some(r) = record {
+            self.engine.audit(r).await;
+        }
+        self.save();
+    }
+
+    /// Writes the state through a temporary file and a rename, so a crash leaves the old
+    /// state or the new one, never half of one.
+    fn save(&mut self) {
+        let now = self.engine.arm.clock.now();
+        self.saved
+            .announced
+            .retain(|_, at| now - *at < Duration::days(FORGET_AFTER_DAYS));
+        let tmp = self.path.with_extension("json.tmp");
+        let result = serde_json::to_vec_pretty(&self.saved)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| {
+                let mut f = File::create(&tmp)?;
+                f.write_all(&bytes)?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, &self.path)
+            });
+        if let Err(e) = result {
+            self.progress(&format!(
+                "cannot save the watcher's state to {}: {e}; announcements may repeat after a restart",
+                self.path.display()
+            ));
+        }
+    }
+
+    async fn signed_out(&mut self, reason: &str, sink: Sink<'_>) {
+        self.signed_in = false;
+        let id = format!("signed_out:{}", self.saved.account);
+        self.announce(
+            id,
+            WatchEvent::SignedOut {
+                reason: reason.trim_end_matches('.').to_string(),
+            },
+            None,
+            sink,
+        )
+        .await;
+    }
+
+    /// Reads everything: my requests, my open roles and ports, and my approvals inbox.
+    async fn refresh(&mut self, sink: Sink<'_>) -> Result<(), Failure> {
+        let account = match self.engine.session.current().await? {
+            Some(t) => t.account,
+            None => {
+                self.signed_out("You are signed out", sink).await;
+                return Ok(());
+            }
+        };
+        if account.oid != self.saved.account {
+            // Another account (or the first run): start afresh, announcing nothing old.
+            self.saved = Saved {
+                account: account.oid.clone(),
+                ..Saved::default()
+            };
+        }
+        if !self.signed_in {
+            self.progress(&format!("signed in as {}: watching again", account.upn));
+        }
+        self.signed_in = true;
+        let seen_until = self.saved.seen_until;
+        let requests = arm::list_requests(&self.engine.arm, "asRequestor()").await?;
+        let mut listed = BTreeSet::new();
+        for r in requests.into_iter().filter(needs_decision) {
+            listed.insert(r.name.clone());
+            if RequestPhase::of(&r.status) == RequestPhase::Pending {
+                self.saved.pending.insert(
+                    r.name.clone(),
+                    Tracked {
+                        scope: r.scope.clone(),
+                        role: r.role.clone(),
+                        status: r.status.clone(),
+                    },
+                );
+                continue;
+            }
+            let tracked = self.saved.pending.remove(&r.name).is_some();
+            // Decided while nobody watched: announce it if it was made since the last look.
+            let recent = seen_until
+                .is_some_and(|t| r.created.is_some_and(|c| c >= t - Duration::minutes(1)));
+            if tracked || recent {
+                self.decided(&r, sink).await;
+            }
+        }
+        self.saved.pending.retain(|name, _| listed.contains(name));
+        self.read_deadlines(&account.upn).await?;
+        self.poll_approvals(sink).await?;
+        self.announced_signed_in();
+        self.saved.seen_until = Some(self.engine.arm.clock.now());
+        self.save();
+        Ok(())
+    }
+
+    fn announced_signed_in(&mut self) {
+        let id = format!("signed_out:{}", self.saved.account);
+        self.saved.announced.remove(&id);
+    }
+
+    /// Reads each request still waiting for a decision. True when one was decided.
+    async fn poll_pending(&mut self, sink: Sink<'_>) -> Result<bool, Failure> {
+        let mut decided = false;
+        let names: Vec<(String, Tracked)> = self
+            .saved
+            .pending
+            .iter()
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .collect();
+        for (name, tracked) in names {
+            let r = arm::get_request(&self.engine.arm, &tracked.scope, &name).await?;
+            if RequestPhase::of(&r.status) == RequestPhase::Pending {
+                if r.status != tracked.status {
+                    self.engine.publish(EngineEvent::RequestStatus {
+                        request: name.clone(),
+                        role: r.role.clone(),
+                        status: r.status.clone(),
+                    });
+                    if let Some(t) = self.saved.pending.get_mut(&name) {
+                        t.status = r.status.clone();
+                    }
+                }
+                continue;
+            }
+            self.saved.pending.remove(&name);
+            self.decided(&r, sink).await;
+            decided = true;
+        }
+        Ok(decided)
+    }
+
+    /// Announces the decision on one of my requests, with the approver's justification.
+    async fn decided(&mut self, r: &Request, sink: Sink<'_>) {
+        let phase = RequestPhase::of(&r.status);
+        if !matches!(phase, RequestPhase::Approved | RequestPhase::Denied) {
+            self.save();
+            return;
+        }
+        let id = format!("decided:{}", r.name);
+        if self.saved.announced.contains_key(&id) {
+            return;
+        }
+        let d = self.engine.decision(r).await;
+        let approver = d.as_ref().and_then(|d| d.approver.clone());
+        let justification = d.as_ref().and_then(|d| d.justification.clone());
+        let approved = phase == RequestPhase::Approved;
+        let event = if approved {
+            WatchEvent::RequestApproved {
+                request: r.name.clone(),
+                role: r.role.clone(),
+                scope: r.scope.clone(),
+                approver: approver.clone(),
+                justification: justification.clone(),
+            }
+        } else {
+            WatchEvent::RequestDenied {
+                request: r.name.clone(),
+                role: r.role.clone(),
+                scope: r.scope.clone(),
+                approver: approver.clone(),
+                justification: justification.clone(),
+            }
+        };
+        let record = Record {
+            what: if approved {
+                "request_approved"
+            } else {
+                "request_denied"
+            }
+            .into(),
+            role: Some(r.role.clone()),
+            duration: r.duration.clone(),
+            justification,
+            outcome: format!(
+                "{}{}",
+                r.status,
+                approver.map(|a| format!(" by {a}")).unwrap_or_default()
+            ),
+            ..Record::default()
+        };
+        self.announce(id, event, Some(record), sink).await;
+    }
+
+    /// Reads the approvals inbox (one read); the requests are joined only for new ones.
+    async fn poll_approvals(&mut self, sink: Sink<'_>) -> Result<(), Failure> {
+        let inbox = arm::approval_inbox(&self.engine.arm).await?;
+        if !inbox.is_empty() && !self.saved.approver {
+            self.saved.approver = true;
+            self.save();
+        }
+        let new = inbox
+            .iter()
+            .any(|(id, _)| !self.saved.announced.contains_key(&format!("approval:{id}")));
+        if !new {
+            return Ok(());
+        }
+        for p in arm::approvals(&self.engine.arm).await? {
+            let r = &p.request;
+            let event = WatchEvent::ApprovalWaiting {
+                request: r.name.clone(),
+                approval: p.approval_id.clone(),
+                requester: r.principal_name.clone(),
+                role: r.role.clone(),
+                scope: r.scope.clone(),
+                justification: r.justification.clone(),
+                duration: r.duration.clone(),
+                ticket: r.ticket.clone(),
+            };
+            self.announce(format!("approval:{}", p.approval_id), event, None, sink)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Reads my active roles and open ports, and merges them with the deadlines kept: a
+    /// deadline that has passed stays until "expired" is announced.
+    async fn read_deadlines(&mut self, upn: &str) -> Result<(), Failure> {
+        let now = self.engine.arm.clock.now();
+        let mut fresh: Vec<Open> = arm::active_roles(&self.engine.arm)
+            .await?
+            .into_iter()
+            .filter(|a| a.assignment_type == "Activated")
+            .filter_map(|a| {
+                Some(Open {
+                    end: a.end?,
+                    access: Access::Role {
+                        role: a.role,
+                        scope: a.scope,
+                    },
+                    source: None,
+                })
+            })
+            .collect();
+        let subscription = match &self.subscription {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.engine.subscription().await?;
+                self.subscription = Some(s.clone());
+                s
+            }
+        };
+        for target in arm::targets(&self.engine.arm, &subscription).await? {
+            for g in open_grants(&target, now) {
+                if !g.requestor.eq_ignore_ascii_case(upn) {
+                    continue;
+                }
+                if let Some(end) = g.end {
+                    fresh.push(Open {
+                        access: Access::Port {
+                            vm: target.vm.clone(),
+                            vm_id: target.vm_id.clone(),
+                            port: g.port,
+                        },
+                        end,
+                        source: Some(g.source.clone()),
+                    });
+                }
+            }
+        }
+        let keys: BTreeSet<String> = fresh.iter().map(|o| o.access.key()).collect();
+        // Kept: what has ended but was not yet announced as expired.
+        let kept = self
+            .saved
+            .deadlines
+            .drain(..)
+            .filter(|o| !keys.contains(&o.access.key()) && o.end <= now);
+        let merged: Vec<Open> = kept.chain(fresh).collect();
+        self.saved.deadlines = merged;
+        Ok(())
+    }
+
+    /// Announces the reminders and expiries due now (in ARM's time); returns when the next
+    /// one is, in ARM's time.
+    async fn deadlines(&mut self, sink: Sink<'_>) -> DateTime<Utc> {
+        let now = self.engine.arm.clock.now();
+        let list: Vec<Deadline> = self
+            .saved
+            .deadlines
+            .iter()
+            .map(|o| Deadline {
+                key: o.access.key(),
+                end: o.end,
+            })
+            .collect();
+        let announced: BTreeSet<String> = self.saved.announced.keys().cloned().collect();
+        let (due, wake) = planner::plan(
+            now,
+            &list,
+            &self.engine.config.reminders.lead_minutes,
+            &announced,
+        );
+        for d in due {
+            let (key, end) = match &d {
+                Due::Reminder { key, end, .. } | Due::Expired { key, end } => (key.clone(), *end),
+            };
+            let Some(open) = self
+                .saved
+                .deadlines
+                .iter()
+                .find(|o| o.access.key() == key)
+                .cloned()
+            else {
+                continue;
+            };
+            let (vm, port, role) = match &open.access {
+                Access::Port { vm, port, .. } => (Some(vm.clone()), Some(*port), None),
+                Access::Role { role, .. } => (None, None, Some(role.clone())),
+            };
+            let (event, what, outcome) = match &d {
+                Due::Reminder { lead_minutes, .. } => (
+                    WatchEvent::ExpiryReminder {
+                        access: open.access.clone(),
+                        lead_minutes: *lead_minutes,
+                        end,
+                    },
+                    "expiry_reminder",
+                    format!("ends in {lead_minutes} minutes"),
+                ),
+                Due::Expired { .. } => (
+                    WatchEvent::Expired {
+                        access: open.access.clone(),
+                        end,
+                    },
+                    "expired",
+                    "ended".to_string(),
+                ),
+            };
+            let record = Record {
+                what: what.into(),
+                vm,
+                port,
+                role,
+                source_ip: open.source.clone(),
+                outcome: format!("{outcome} ({} UTC)", end.format("%Y-%m-%d %H:%M:%S")),
+                ..Record::default()
+            };
+            self.announce(d.id(), event, Some(record), sink).await;
+            if matches!(d, Due::Expired { .. }) {
+                self.saved.deadlines.retain(|o| o.access.key() != key);
+                self.save();
+            }
+        }
+        wake
+    }
+
+    /// Checks the public IP against the source of each open port.
+    async fn check_ip(&mut self, sink: Sink<'_>) {
+        let ports: Vec<Open> = self
+            .saved
+            .deadlines
+            .iter()
+            .filter(|o| matches!(o.access, Access::Port { .. }) && o.source.is_some())
+            .cloned()
+            .collect();
+        if ports.is_empty() {
+            return;
+        }
+        let ip = match self.engine.detect_ip().await {
+            Ok(d) => d.ip.to_string(),
+            Err(f) => {
+                self.progress(&format!(
+                    "cannot check the public IP: {}",
+                    f.explanation.message
+                ));
+                return;
+            }
+        };
+        for o in ports {
+            let (Access::Port { vm, vm_id, port }, Some(source)) = (&o.access, &o.source) else {
+                continue;
+            };
+            if covers(source, &ip) {
+                continue;
+            }
+            let event = WatchEvent::IpChanged {
+                vm: vm.clone(),
+                port: *port,
+                old: source.clone(),
+                new: ip.clone(),
+            };
+            let record = Record {
+                what: "ip_changed".into(),
+                vm: Some(vm.clone()),
+                port: Some(*port),
+                source_ip: Some(ip.clone()),
+                outcome: format!("open for {source}, address now {ip}"),
+                ..Record::default()
+            };
+            let id = format!(
+                "ip:{}:{port}:{}:{ip}",
+                vm_id.to_ascii_lowercase(),
+                o.end.timestamp()
+            );
+            self.announce(id, event, Some(record), sink).await;
+        }
+    }
+}
+
+/// Requests whose decision is worth announcing: my activations and extensions that need an
+/// approver.
+fn needs_decision(r: &Request) -> bool {
+    matches!(r.request_type.as_str(), "SelfActivate" | "SelfExtend") && r.approval_id.is_some()
+}
+
+/// Whether a rule's source (one address, a prefix list, or `*`) admits `ip`.
+fn covers(source: &str, ip: &str) -> bool {
+    source
+        .split(',')
+        .map(str::trim)
+        .any(|s| s == "*" || s == "Any" || s.strip_suffix("/32").unwrap_or(s) == ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_covers_only_its_own_address() {
+        assert!(covers("203.0.113.7", "203.0.113.7"));
+        assert!(covers("203.0.113.7/32", "203.0.113.7"));
+        assert!(covers("*", "198.51.100.1"));
+        assert!(covers("198.51.100.1, 203.0.113.7", "203.0.113.7"));
+        assert!(!covers("203.0.113.7", "203.0.113.8"));
+        assert!(!covers("203.0.113.70", "203.0.113.7"));
+    }
+}
