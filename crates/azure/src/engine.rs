@@ -101,7 +101,9 @@ impl Engine {
             base: config.authority(),
             client_id: config.azure.client_id.clone(),
         };
-        let session = Arc::new(Session::new(authority, store));
+        let session = Arc::new(
+            Session::new(authority, store).with_renewal_lock(state_dir.join("signin.lock")),
+        );
         let (events, _) = broadcast::channel(256);
         let notify = events.clone();
         let arm = Arm::new(config.arm(), session.clone()).with_notify(Arc::new(move |m: &str| {
@@ -222,12 +224,21 @@ impl Engine {
         if reused {
             self.progress(&format!("resuming request {name} from an earlier run"));
             if let Ok(existing) = arm::get_request(&self.arm, &e.scope, &name).await {
-                if !RequestPhase::of(&existing.status).is_final()
-                    || RequestPhase::of(&existing.status) == RequestPhase::Approved
-                {
+                let phase = RequestPhase::of(&existing.status);
+                // An approved activation whose time is up is over, like a denied one.
+                let lapsed = existing
+                    .created
+                    .zip(
+                        existing
+                            .duration
+                            .as_deref()
+                            .and_then(|d| jumpgate_core::duration::parse(d).ok()),
+                    )
+                    .is_some_and(|(created, d)| created + d <= self.arm.clock.now());
+                if !phase.is_final() || (phase == RequestPhase::Approved && !lapsed) {
                     return Ok(existing);
                 }
-                // That one ended (denied, cancelled): this is a new activation.
+                // That one ended (denied, cancelled, lapsed): this is a new activation.
                 pending::done(
                     &self.state_dir,
                     &account.oid,
@@ -988,7 +999,7 @@ impl Engine {
                     let Some(e) = &endpoint else {
                         return Err(Failure::new(Kind::Other, "internal", "no endpoint"));
                     };
-                    let ok = probe(e).await;
+                    let ok = probe(e, port).await;
                     if ok {
                         record(&mut steps, step, format!("{}:{}", e.host, e.port));
                     }
@@ -1009,15 +1020,36 @@ impl Engine {
     }
 }
 
-pub async fn probe(ep: &Endpoint) -> bool {
+/// Whether the service behind a JIT port answers: for RDP (3389) an X.224 Connection Confirm
+/// to a Connection Request, for SSH (22) the server's banner, otherwise a TCP connection.
+/// A connection that is accepted and then closed at once (a firewall or a gate refusing the
+/// source) does not count.
+pub async fn probe(ep: &Endpoint, service_port: u16) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let addr = format!("{}:{}", ep.host, ep.port);
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        match service_port {
+            22 => {
+                let mut banner = [0u8; 4];
+                s.read_exact(&mut banner).await.ok()?;
+                (&banner == b"SSH-").then_some(())
+            }
+            3389 => {
+                // TPKT + X.224 Connection Request asking for standard RDP security.
+                const REQUEST: [u8; 19] =
+                    [3, 0, 0, 19, 14, 0xE0, 0, 0, 0, 0, 0, 1, 0, 8, 0, 3, 0, 0, 0];
+                s.write_all(&REQUEST).await.ok()?;
+                let mut answer = [0u8; 6];
+                s.read_exact(&mut answer).await.ok()?;
+                (answer[0] == 3 && answer[5] & 0xF0 == 0xD0).then_some(())
+            }
+            _ => Some(()),
+        }
+    };
     matches!(
-        tokio::time::timeout(
-            StdDuration::from_secs(2),
-            tokio::net::TcpStream::connect(addr)
-        )
-        .await,
-        Ok(Ok(_))
+        tokio::time::timeout(StdDuration::from_secs(3), attempt).await,
+        Ok(Some(()))
     )
 }
 

@@ -2,6 +2,7 @@
 //! clock), else renewed the way it was obtained, with the rotated refresh token saved before
 //! it is used.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
@@ -14,6 +15,9 @@ pub struct Session {
     store: TokenStore,
     clock: Mutex<Option<Arc<ServerClock>>>,
     cached: tokio::sync::Mutex<Option<TokenSet>>,
+    /// Held across a renewal, so two processes (the tray and the CLI, say) never spend the
+    /// same rotating refresh token: Entra treats a reused one as stolen.
+    renewal_lock: Option<PathBuf>,
 }
 
 const MARGIN_SECS: i64 = 300;
@@ -25,7 +29,38 @@ impl Session {
             store,
             clock: Mutex::new(None),
             cached: tokio::sync::Mutex::new(None),
+            renewal_lock: None,
         }
+    }
+
+    /// Renewals take an exclusive lock on this file first.
+    pub fn with_renewal_lock(mut self, path: PathBuf) -> Session {
+        self.renewal_lock = Some(path);
+        self
+    }
+
+    /// Waits for the renewal lock; it is released when the returned file is dropped.
+    async fn lock_renewal(&self) -> Result<Option<std::fs::File>> {
+        let Some(path) = self.renewal_lock.clone() else {
+            return Ok(None);
+        };
+        let locked = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            f.lock()?;
+            Ok(f)
+        })
+        .await
+        .map_err(|e| Error::Other(format!("renewing the sign-in failed: {e}")))?;
+        locked
+            .map(Some)
+            .map_err(|e| Error::Other(format!("cannot lock the sign-in for renewal: {e}")))
     }
 
     /// Uses ARM's clock (from its `Date` headers) to judge expiry.
@@ -73,7 +108,41 @@ impl Session {
     /// Renews and stores the result. A sign-in the issuer refuses is dropped, so nothing
     /// retries with it (RELIABILITY #6: one interactive sign-in, never a loop).
     async fn renew_into(&self, cached: &mut Option<TokenSet>, tokens: &TokenSet) -> Result<String> {
-        match self.renew(tokens).await {
+        let _guard = self.lock_renewal().await?;
+        if self.renewal_lock.is_some() {
+            // Another process may have renewed while this one waited or held an old copy:
+            // its tokens are the ones to use, and its refresh token the only valid one.
+            match self.store.load().await? {
+                None => {
+                    *cached = None;
+                    return Err(Error::SignInRequired(
+                        "You are not signed in: run jumpgate signin.".into(),
+                    ));
+                }
+                Some(stored)
+                    if stored.access_token != tokens.access_token
+                        && stored.expires_at - self.now() > MARGIN_SECS =>
+                {
+                    let token = stored.access_token.clone();
+                    *cached = Some(stored);
+                    return Ok(token);
+                }
+                Some(stored) => {
+                    let renewed = self.renew(&stored).await;
+                    return self.keep(cached, renewed).await;
+                }
+            }
+        }
+        let renewed = self.renew(tokens).await;
+        self.keep(cached, renewed).await
+    }
+
+    async fn keep(
+        &self,
+        cached: &mut Option<TokenSet>,
+        renewed: Result<TokenSet>,
+    ) -> Result<String> {
+        match renewed {
             Ok(fresh) => {
                 self.store.save(&fresh).await?;
                 let token = fresh.access_token.clone();
