@@ -14,6 +14,7 @@
 //! Architecture invariant: no `tauri` here either; every endpoint comes from configuration.
 
 pub mod arm;
+pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod http;

@@ -19,11 +19,15 @@ use crate::context::Ctx;
 use crate::launch;
 use crate::output::{progress, show, Failure, Outcome};
 use crate::{
-    ActivateArgs, AuditAction, Cli, Command, ConnectArgs, DecideArgs, ExtendArgs, HistoryArgs,
-    HistoryFormat, OpenArgs, SigninArgs,
+    ActivateArgs, AuditAction, Cli, Command, ConnectArgs, DecideArgs, DoctorArgs, ExtendArgs,
+    HistoryArgs, HistoryFormat, OpenArgs, SigninArgs, WatchArgs,
 };
+use jumpgate_azure::watch::Watcher;
 
 pub async fn run(cli: Cli) -> Outcome {
+    if let Command::Doctor(a) = cli.command {
+        return doctor(cli.config.as_deref(), cli.json, a).await;
+    }
     let ctx = Ctx::load(cli.config.as_deref(), cli.json)?;
     // Engine events become progress lines on stderr; the printer ends when the engine does.
     let mut events = ctx.subscribe();
@@ -71,6 +75,164 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Outcome {
         Command::Audit {
             action: AuditAction::Verify,
         } => audit_verify(ctx),
+        Command::Watch(a) => watch(ctx, a).await,
+        // Handled in `run`: it must work without a readable configuration.
+        Command::Doctor(a) => doctor(None, ctx.json, a).await,
+    }
+}
+
+/// The checklist, in order; exits 1 when a step fails. `--bundle` also writes the report,
+/// which holds no token, refresh token or code, for the help desk.
+async fn doctor(config: Option<&std::path::Path>, json: bool, a: DoctorArgs) -> Outcome {
+    use jumpgate_azure::doctor::{self, Check, Status};
+    let mut checks = Vec::new();
+    let ctx = match Ctx::load(config, json) {
+        Ok(ctx) => {
+            checks.push(Check::pass(
+                "config",
+                "Configuration readable",
+                format!(
+                    "tenant {}, {}",
+                    ctx.config.azure.tenant_id,
+                    ctx.config.arm()
+                ),
+            ));
+            Some(ctx)
+        }
+        Err(f) => {
+            checks.push(Check::fail(
+                "config",
+                "Configuration readable",
+                f.explanation.message.clone(),
+                "Ask the help desk for the company configuration file and save it as ~/.config/jumpgate/config.toml (or pass --config PATH).",
+            ));
+            for (step, title) in doctor::STEPS {
+                checks.push(Check::skip(step, title, "needs a configuration"));
+            }
+            None
+        }
+    };
+    if let Some(ctx) = &ctx {
+        if !json {
+            progress("checking, step by step…");
+        }
+        checks.extend(doctor::run(&ctx.engine, a.vm.as_deref(), a.port).await);
+        let port = a.port.unwrap_or_else(|| {
+            checks
+                .iter()
+                .find(|c| c.step == "port" && c.status == Status::Pass)
+                .and_then(|c| c.detail.split('/').next()?.parse().ok())
+                .unwrap_or(3389)
+        });
+        let (title, kind) = (
+            "An RDP/SSH client is installed",
+            if port == 22 { "SSH" } else { "RDP" },
+        );
+        checks.push(match launch::client_for(&ctx.config.launch, port) {
+            Ok(program) => Check::pass("client", title, format!("{kind} client: {program}")),
+            Err(e) => Check::fail("client", title, e.clone(), e),
+        });
+    }
+    let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+    let report = json!({
+        "jumpgate": env!("CARGO_PKG_VERSION"),
+        "time": Utc::now(),
+        "os": std::env::consts::OS,
+        "vm": a.vm,
+        "port": a.port,
+        "account": match &ctx {
+            Some(ctx) => ctx.account().await.ok().map(|a| a.upn),
+            None => None,
+        },
+        "arm_endpoint": ctx.as_ref().map(|c| c.config.arm().to_string()),
+        "tenant": ctx.as_ref().map(|c| c.config.azure.tenant_id.clone()),
+        "passed": failed == 0,
+        "checks": checks,
+    });
+    if let Some(path) = &a.bundle {
+        write_bundle(path, &report)?;
+    }
+    show(json, &report, || {
+        let mut out = String::new();
+        for c in &checks {
+            let mark = match c.status {
+                Status::Pass => "PASS",
+                Status::Fail => "FAIL",
+                Status::Skip => "skip",
+            };
+            out.push_str(&format!("{mark}  {}: {}\n", c.title, c.detail));
+            if let Some(fix) = &c.fix {
+                out.push_str(&format!("      → {fix}\n"));
+            }
+        }
+        out.push_str(&if failed == 0 {
+            "All checks passed.".to_string()
+        } else {
+            format!("{failed} check(s) failed: fix the first one above, then run doctor again.")
+        });
+        if let Some(path) = &a.bundle {
+            out.push_str(&format!(
+                "\nSupport bundle written to {} (no tokens in it).",
+                path.display()
+            ));
+        }
+        out
+    });
+    if failed == 0 {
+        Ok(())
+    } else {
+        // Already explained line by line: exit 1 without repeating it.
+        Err(Failure::new(Kind::Other, "doctor_failed", ""))
+    }
+}
+
+/// Writes the support bundle, readable only by the user.
+fn write_bundle(path: &std::path::Path, report: &serde_json::Value) -> Outcome {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .and_then(|mut f| {
+            f.write_all(
+                serde_json::to_string_pretty(report)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            )
+        })
+        .map_err(|e| {
+            usage(format!(
+                "cannot write the support bundle to {}: {e}",
+                path.display()
+            ))
+        })
+}
+
+/// Runs the watcher until interrupted.
+async fn watch(ctx: &Ctx, a: WatchArgs) -> Outcome {
+    let mut watcher = Watcher::open(&ctx.engine, a.approver)?;
+    if !ctx.json {
+        progress(&format!(
+            "watching as {} (Ctrl-C to stop)",
+            ctx.account()
+                .await
+                .map(|a| a.upn)
+                .unwrap_or_else(|_| "nobody: not signed in".into())
+        ));
+    }
+    let json = ctx.json;
+    let clock = ctx.arm.clock.clone();
+    let mut sink = move |e: &jumpgate_core::events::WatchEvent| {
+        crate::output::watch_event(json, clock.now(), e)
+    };
+    tokio::select! {
+        () = watcher.run(&mut sink) => Ok(()),
+        _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }
 

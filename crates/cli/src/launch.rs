@@ -60,6 +60,34 @@ fn on_path(program: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 
+/// The client `connect` would start for a port (SSH for 22, RDP otherwise), if it is installed.
+pub fn client_for(config: &LaunchConfig, port: u16) -> Result<String, String> {
+    let program = if port == 22 {
+        config
+            .ssh_command
+            .split_whitespace()
+            .next()
+            .ok_or("launch.ssh_command is empty")?
+            .to_string()
+    } else {
+        rdp_program(config)?.0
+    };
+    let found = if program.contains('/') {
+        Path::new(&program).is_file()
+    } else {
+        on_path(&program)
+    };
+    if found {
+        Ok(program)
+    } else if port == 22 {
+        Err(format!(
+            "{program} is not installed: install openssh-client, or set launch.ssh_command"
+        ))
+    } else {
+        Err(format!("{program} is not installed: install freerdp2-x11 (xfreerdp) or remmina, or set launch.rdp_command"))
+    }
+}
+
 /// The RDP client to run, and the arguments that go before the `.rdp` file.
 fn rdp_program(config: &LaunchConfig) -> Result<(String, Vec<String>), String> {
     if let Some(cmd) = &config.rdp_command {

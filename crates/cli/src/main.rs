@@ -73,6 +73,31 @@ pub enum Command {
     /// Renew before expiry: a VM's open port (a new JIT request for the same port and IP) or
     /// an active PIM role (SelfExtend).
     Extend(ExtendArgs),
+    /// Keep watch in the foreground: one line per event (decisions, requests waiting for you,
+    /// expiry reminders, expiry, IP changes, sign-out), each announced once.
+    Watch(WatchArgs),
+    /// Why can't I connect? Checks every step in order and says what to do about a failure.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Args)]
+pub struct WatchArgs {
+    /// Poll the approvals inbox every few seconds (for managers; also switched on by itself
+    /// once a request has waited for your decision).
+    #[arg(long)]
+    approver: bool,
+}
+
+#[derive(Args)]
+pub struct DoctorArgs {
+    /// The VM to check the JIT steps for (name or resource id).
+    vm: Option<String>,
+    /// The port to check (the VM's RDP or SSH port by default).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Also write a redacted JSON report for the help desk to FILE (no tokens or codes).
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]

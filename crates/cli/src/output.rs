@@ -31,6 +31,10 @@ fn line_err(text: &str) {
 }
 
 pub fn fail(json: bool, f: &Failure) {
+    if f.explanation.message.is_empty() {
+        // Already shown in full by the command (doctor's checklist).
+        return;
+    }
     if json {
         let body = serde_json::json!({"error": {"kind": f.explanation.kind, "code": f.explanation.code, "message": f.explanation.message}});
         line(&body.to_string());
@@ -75,5 +79,29 @@ pub fn event(e: &EngineEvent) {
         EngineEvent::RequestStatus { role, status, .. } => {
             progress(&format!("{role}: request is now {status}"))
         }
+        // Printed on stdout by `watch` itself, in order and before they are saved.
+        EngineEvent::Watch(_) => {}
+    }
+}
+
+/// One watcher event as a line on stdout: JSON (with `at`, in ARM's time) or text.
+pub fn watch_event(
+    json: bool,
+    at: chrono::DateTime<chrono::Utc>,
+    e: &jumpgate_core::events::WatchEvent,
+) {
+    if json {
+        let mut v = serde_json::to_value(e).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("at".into(), serde_json::json!(at));
+        }
+        line(&v.to_string());
+    } else {
+        line(&format!(
+            "[{}] {:<16} {}",
+            chrono::Local::now().format("%H:%M:%S"),
+            e.name(),
+            e.describe()
+        ));
     }
 }

@@ -2,6 +2,8 @@
 //! tokens in a real Secret Service keychain (run through `scripts/test.sh`, which starts
 //! gnome-keyring inside `dbus-run-session`).
 
+mod doctor;
 mod flows;
 mod reliability;
 mod support;
+mod watch;

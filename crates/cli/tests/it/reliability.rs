@@ -329,6 +329,39 @@ async fn reliability_07_no_token_is_written_to_disk_or_printed() {
         outputs += &text(&out.stdout);
         outputs += &text(&out.stderr);
     }
+    // The watcher's output and logs, and doctor's report and bundle, too.
+    let bundle = sim.dir.path().join("support-bundle.json");
+    for args in [
+        vec![
+            "--json",
+            "doctor",
+            "jumpbox-win-01",
+            "--bundle",
+            bundle.to_str().expect("path"),
+        ],
+        vec!["doctor", "jumpbox-win-01"],
+    ] {
+        let out = alice
+            .command(&args)
+            .env("JUMPGATE_LOG", "trace")
+            .output()
+            .expect("run");
+        outputs += &text(&out.stdout);
+        outputs += &text(&out.stderr);
+    }
+    let mut watch = alice
+        .command(&["--json", "watch"])
+        .env("JUMPGATE_LOG", "trace")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("watch");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let _ = watch.kill();
+    let out = watch.wait_with_output().expect("watch");
+    outputs += &text(&out.stdout);
+    outputs += &text(&out.stderr);
+    assert!(bundle.is_file() && alice.state.join("watch.json").is_file());
     // The tokens themselves, read back from the keychain, are the canaries.
     let mut entries = keychain_entries(&alice.service);
     entries.sort();

@@ -345,3 +345,101 @@ pub async fn activate_approved(user: &User, approver: &User, duration: &str) {
         text(&out.stderr)
     );
 }
+
+impl User {
+    /// Adds lines to this user's configuration (a `[watch]` section, say).
+    pub fn configure(&self, extra: &str) {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.config)
+            .expect("config");
+        writeln!(f, "\n{extra}").expect("write config");
+    }
+
+    /// `jumpgate --json watch`, with its events read as they are printed.
+    pub fn watch(&self, extra: &[&str]) -> Watching {
+        let mut args = vec!["--json", "watch"];
+        args.extend_from_slice(extra);
+        let mut child = self.spawn(&args);
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+                    panic!("watch printed a line that is not JSON ({e}): {line}")
+                });
+                if tx.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        Watching {
+            child,
+            rx,
+            seen: Vec::new(),
+        }
+    }
+}
+
+/// A running `jumpgate watch` and every event it has printed so far.
+pub struct Watching {
+    pub child: Child,
+    rx: std::sync::mpsc::Receiver<Value>,
+    pub seen: Vec<Value>,
+}
+
+impl Watching {
+    /// Waits for the next event named `name`, keeping every event printed meanwhile.
+    pub fn expect(&mut self, name: &str, limit: Duration) -> Value {
+        let start = Instant::now();
+        let already = self.seen.iter().filter(|e| e["event"] == name).count();
+        loop {
+            self.drain();
+            if let Some(e) = self.seen.iter().filter(|e| e["event"] == name).nth(already) {
+                return e.clone();
+            }
+            let left = limit
+                .checked_sub(start.elapsed())
+                .unwrap_or_else(|| panic!("no {name} within {limit:?}; seen: {:#?}", self.seen));
+            if let Ok(e) = self.rx.recv_timeout(left.min(Duration::from_millis(200))) {
+                self.seen.push(e);
+            }
+        }
+    }
+
+    /// Collects what arrives during `quiet`.
+    pub fn settle(&mut self, quiet: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < quiet {
+            if let Ok(e) = self.rx.recv_timeout(Duration::from_millis(100)) {
+                self.seen.push(e);
+            }
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Ok(e) = self.rx.try_recv() {
+            self.seen.push(e);
+        }
+    }
+
+    pub fn count(&self, name: &str) -> usize {
+        self.seen.iter().filter(|e| e["event"] == name).count()
+    }
+
+    /// Stops the watcher the hard way (SIGKILL), as a crash would.
+    pub fn kill(mut self) -> Vec<Value> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.drain();
+        std::mem::take(&mut self.seen)
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,258 @@
+//! `jumpgate watch`: every event kind in one run, each printed exactly once, and a restart
+//! that neither repeats nor misses anything.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+const QUICK: &str = "[watch]\nopen_refresh_secs = 1\nip_check_secs = 1\n";
+
+/// alice asks for the role; returns once the request waits for bob.
+fn request(alice: &User, justification: &str) {
+    let out = alice.run(&[
+        "activate",
+        "JIT Requester",
+        "--justification",
+        justification,
+        "--duration",
+        "1h",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+fn decide(bob: &User, request: &Value, approve: bool, why: &str) {
+    let out = bob.run(&[
+        if approve { "approve" } else { "deny" },
+        request["request"].as_str().expect("request"),
+        "--justification",
+        why,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// Each announcement once: no two events with the same name and identity.
+fn assert_once(events: &[Value]) {
+    let mut seen = BTreeSet::new();
+    for e in events {
+        let mut key = e.clone();
+        if let Some(o) = key.as_object_mut() {
+            o.remove("at");
+        }
+        assert!(seen.insert(key.to_string()), "announced twice: {e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_announces_every_event_once() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    let bob = sim.user(BOB);
+    alice.configure(QUICK);
+    sim.sign_in(&alice).await;
+    sim.sign_in(&bob).await;
+    let mut a = alice.watch(&[]);
+    let mut b = bob.watch(&["--approver"]);
+    let quick = Duration::from_secs(10);
+
+    // A denial, with bob's reason.
+    request(&alice, "Rotate the TLS certificate");
+    let waiting = b.expect("approval_waiting", quick);
+    assert_eq!(waiting["requester"], ALICE);
+    assert_eq!(waiting["role"], "JIT Requester");
+    assert_eq!(waiting["justification"], "Rotate the TLS certificate");
+    assert_eq!(waiting["duration"], "PT1H");
+    assert!(waiting["scope"]
+        .as_str()
+        .expect("scope")
+        .ends_with("rg-jumpboxes"));
+    decide(&bob, &waiting, false, "Not during the freeze");
+    let denied = a.expect("request_denied", quick);
+    assert_eq!(denied["approver"], BOB);
+    assert_eq!(denied["justification"], "Not during the freeze");
+
+    // An approval.
+    request(&alice, "Patch KB5031 on the jump box");
+    let waiting = b.expect("approval_waiting", quick);
+    assert_eq!(waiting["justification"], "Patch KB5031 on the jump box");
+    decide(&bob, &waiting, true, "Approved for the patch window");
+    let approved = a.expect("request_approved", quick);
+    assert_eq!(approved["approver"], BOB);
+    assert_eq!(approved["justification"], "Approved for the patch window");
+    assert_eq!(approved["role"], "JIT Requester");
+
+    // A port, then a new public IP while it is open.
+    let out = alice.run(&[
+        "open",
+        "jumpbox-win-01",
+        "--duration",
+        "1h",
+        "--justification",
+        "Patch",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    a.settle(Duration::from_secs(2));
+    sim.control("/ip", json!({"ip": "127.0.0.77"})).await;
+    let moved = a.expect("ip_changed", quick);
+    assert_eq!(moved["vm"], "jumpbox-win-01");
+    assert_eq!(moved["port"], 3389);
+    assert_eq!(moved["new"], "127.0.0.77");
+    assert_ne!(moved["old"], "127.0.0.77");
+
+    // Reminders at 15 and 5 minutes, then expiry, for the role and the port alike.
+    sim.advance(46 * 60).await;
+    let first = a.expect("expiry_reminder", quick);
+    let second = a.expect("expiry_reminder", quick);
+    for r in [&first, &second] {
+        assert_eq!(r["lead_minutes"], 15, "{r}");
+    }
+    let kinds: BTreeSet<&str> = [&first, &second]
+        .iter()
+        .filter_map(|r| r["access"]["type"].as_str())
+        .collect();
+    assert_eq!(kinds, BTreeSet::from(["port", "role"]));
+    sim.advance(10 * 60).await;
+    for _ in 0..2 {
+        let r = a.expect("expiry_reminder", quick);
+        assert_eq!(r["lead_minutes"], 5, "{r}");
+    }
+    sim.advance(5 * 60 + 30).await;
+    a.expect("expired", quick);
+    a.expect("expired", quick);
+
+    // Nothing more comes, and nothing came twice.
+    a.settle(Duration::from_secs(4));
+    b.settle(Duration::from_millis(500));
+    let alice_events = a.kill();
+    let bob_events = b.kill();
+    assert_once(&alice_events);
+    assert_once(&bob_events);
+    let count = |events: &[Value], name: &str| events.iter().filter(|e| e["event"] == name).count();
+    assert_eq!(count(&alice_events, "request_denied"), 1);
+    assert_eq!(count(&alice_events, "request_approved"), 1);
+    assert_eq!(count(&alice_events, "ip_changed"), 1);
+    assert_eq!(count(&alice_events, "expiry_reminder"), 4);
+    assert_eq!(count(&alice_events, "expired"), 2);
+    assert_eq!(count(&bob_events, "approval_waiting"), 2);
+    assert_eq!(alice_events.len(), 9, "{alice_events:#?}");
+
+    // The journal has each of them, and its chain holds.
+    let history = alice.json(&["history", "--format", "json"]);
+    let whats: Vec<&str> = history
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["what"].as_str())
+        .collect();
+    for what in [
+        "request_denied",
+        "request_approved",
+        "ip_changed",
+        "expiry_reminder",
+        "expired",
+    ] {
+        assert!(whats.contains(&what), "{what} missing from {whats:?}");
+    }
+    assert!(alice.run(&["audit", "verify"]).status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_watch_repeats_nothing_and_misses_nothing() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    let bob = sim.user(BOB);
+    sim.sign_in(&alice).await;
+    sim.sign_in(&bob).await;
+    let quick = Duration::from_secs(10);
+
+    let mut a = alice.watch(&[]);
+    request(&alice, "First attempt");
+    let item = wait_for_inbox(&bob).await;
+    let out = bob.run(&[
+        "deny",
+        item["id"].as_str().expect("id"),
+        "--justification",
+        "Use a ticket",
+    ]);
+    assert!(out.status.success());
+    a.expect("request_denied", quick);
+    request(&alice, "Second attempt, ticket 4711");
+    // The watcher has seen the request pending, then dies.
+    a.settle(Duration::from_secs(3));
+    let before = a.kill();
+    let state = std::fs::read_to_string(alice.state.join("watch.json")).expect("state");
+    assert!(state.contains("PendingApproval"), "{state}");
+
+    // bob approves while nobody watches.
+    let item = wait_for_inbox(&bob).await;
+    let out = bob.run(&[
+        "approve",
+        item["id"].as_str().expect("id"),
+        "--justification",
+        "With the ticket, yes",
+    ]);
+    assert!(out.status.success());
+
+    let mut a = alice.watch(&[]);
+    let approved = a.expect("request_approved", quick);
+    assert_eq!(approved["justification"], "With the ticket, yes");
+    a.settle(Duration::from_secs(3));
+    let after = a.kill();
+    assert_eq!(
+        after
+            .iter()
+            .filter(|e| e["event"] == "request_denied")
+            .count(),
+        0,
+        "the denial was announced again after the restart: {after:#?}"
+    );
+    assert_eq!(
+        before
+            .iter()
+            .filter(|e| e["event"] == "request_denied")
+            .count(),
+        1
+    );
+    assert_eq!(
+        after
+            .iter()
+            .filter(|e| e["event"] == "request_approved")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_watcher_per_state_directory() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    sim.sign_in(&alice).await;
+    let _first = alice.watch(&[]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = alice.run(&["watch"]);
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        text(&second.stderr).contains("already running"),
+        "{}",
+        text(&second.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_says_signed_out_once_when_the_sign_in_is_revoked() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    alice.configure("[watch]\nidle_refresh_secs = 1\n");
+    sim.sign_in(&alice).await;
+    let mut a = alice.watch(&[]);
+    a.settle(Duration::from_secs(2));
+    sim.control("/revoke", json!({"upn": ALICE})).await;
+    // Access tokens outlive a revocation: force the next read to need a refresh.
+    sim.advance(2 * 3600).await;
+    let out = a.expect("signed_out", Duration::from_secs(15));
+    assert!(out["reason"].as_str().is_some_and(|r| !r.is_empty()));
+    a.settle(Duration::from_secs(3));
+    assert_eq!(a.count("signed_out"), 1, "{:#?}", a.seen);
+}

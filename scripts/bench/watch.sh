@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# The watcher benchmarks (scripts/bench/watch.py).
+#
+#   bash scripts/bench/watch.sh [--trials 21] [--idle-seconds 600] [--pending-seconds 120]
+exec bash "$(dirname "$0")/in-keychain.sh" scripts/bench/watch.py "$@"
