@@ -197,7 +197,7 @@ mod tests {
     }
 
     #[test]
-    fn a_suspend_makes_everything_due_at_once() {
+    fn reliability_14_a_suspend_makes_everything_due_at_once() {
         let c = cadence();
         let s = Situation {
             open: true,

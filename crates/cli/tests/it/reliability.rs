@@ -631,3 +631,31 @@ async fn reliability_20_the_audit_journal_records_the_story_and_catches_tamperin
         text(&truncated.stderr)
     );
 }
+
+/// The watcher and several commands renew the same expired sign-in at once: each rotated
+/// refresh token is spent once, so Entra never sees a reuse and nobody is signed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_05_processes_renewing_together_never_reuse_a_refresh_token() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    alice.configure("[watch]\nidle_refresh_secs = 1\n");
+    sim.sign_in(&alice).await;
+    let mut watch = alice.watch(&[]);
+    watch.settle(std::time::Duration::from_secs(2));
+    sim.advance(2 * 3600).await;
+    let runs: Vec<_> = (0..4).map(|_| alice.spawn(&["roles"])).collect();
+    for run in runs {
+        let out = run.wait_with_output().expect("roles");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    watch.settle(std::time::Duration::from_secs(3));
+    assert_eq!(watch.count("signed_out"), 0, "{:#?}", watch.seen);
+    let events = sim.events().await;
+    assert!(
+        events
+            .iter()
+            .all(|e| e["kind"] != "entra.refresh_token_reused"),
+        "a refresh token was spent twice"
+    );
+    assert!(alice.run(&["whoami"]).status.success());
+}
