@@ -256,3 +256,62 @@ async fn watch_says_signed_out_once_when_the_sign_in_is_revoked() {
     a.settle(Duration::from_secs(3));
     assert_eq!(a.count("signed_out"), 1, "{:#?}", a.seen);
 }
+
+/// A throttled poll waits as long as `Retry-After` says before the request is read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchers_polls_honour_retry_after() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    sim.sign_in(&alice).await;
+    let mut a = alice.watch(&[]);
+    let request = alice.json(&[
+        "activate",
+        "JIT Requester",
+        "--justification",
+        "Throttled",
+        "--duration",
+        "1h",
+    ]);
+    let name = request["name"].as_str().expect("name").to_string();
+    a.settle(Duration::from_secs(3));
+    let path = format!("roleAssignmentScheduleRequests/{name}");
+    sim.control(
+        "/faults",
+        json!({"path": path, "status": 429, "retry_after": 4, "count": 1}),
+    )
+    .await;
+    let reads = |events: &[Value], fault: bool| {
+        events
+            .iter()
+            .filter(|e| {
+                e["kind"] == "request"
+                    && e["method"] == "GET"
+                    && e["path"].as_str().is_some_and(|p| p.ends_with(&path))
+                    && (e["fault"] == true) == fault
+            })
+            .count()
+    };
+    let ok_before = reads(&sim.events().await, false);
+    let mut throttled_at = None;
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(15) {
+        let events = sim.events().await;
+        match throttled_at {
+            None if reads(&events, true) == 1 => {
+                throttled_at = Some((std::time::Instant::now(), reads(&events, false)))
+            }
+            Some((at, ok)) if reads(&events, false) > ok => {
+                let gap = at.elapsed();
+                assert!(
+                    gap >= Duration::from_millis(3_800),
+                    "read again {gap:?} after a 429 with Retry-After: 4"
+                );
+                assert!(ok >= ok_before);
+                return;
+            }
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the watcher never read the request again after the 429");
+}
