@@ -42,6 +42,17 @@ pub struct StepRecord {
     pub detail: String,
 }
 
+/// How a role was renewed, named by the PIM request type used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Renewal {
+    /// The activation was extended in place.
+    #[serde(rename = "SelfExtend")]
+    SelfExtend,
+    /// It had ended, so it was activated anew.
+    #[serde(rename = "SelfActivate")]
+    NewActivation,
+}
+
 /// An approver's decision on a request.
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {
@@ -716,23 +727,28 @@ impl Engine {
         role: &str,
         duration: Duration,
         justification: &str,
-    ) -> Result<Request, Failure> {
+    ) -> Result<(Request, Renewal), Failure> {
         let account = self.account().await?;
         let active = arm::active_roles(&self.arm).await?;
-        let current = active
-            .iter()
-            .find(|a| {
-                a.assignment_type == "Activated"
-                    && (a.role.eq_ignore_ascii_case(role)
-                        || arm::leaf(&a.role_definition_id).eq_ignore_ascii_case(role))
-            })
-            .ok_or_else(|| {
+        let Some(current) = active.iter().find(|a| {
+            a.assignment_type == "Activated"
+                && (a.role.eq_ignore_ascii_case(role)
+                    || arm::leaf(&a.role_definition_id).eq_ignore_ascii_case(role))
+        }) else {
+            // It has ended (or never started): nothing to extend, so a new activation, with
+            // its approval if the policy asks for one.
+            let e = pick_role(arm::eligible_roles(&self.arm).await?, role, None).map_err(|_| {
                 Failure::new(
                     Kind::NotFound,
                     "not_active",
-                    format!("{role} is not active for you: activate it with jumpgate activate."),
+                    format!("{role} is not active for you and you are not eligible for it: see jumpgate roles."),
                 )
             })?;
+            let request = self
+                .send_activation(&e, duration, justification, None)
+                .await?;
+            return Ok((request, Renewal::NewActivation));
+        };
         let policy =
             arm::activation_policy(&self.arm, &current.scope, &current.role_definition_id).await?;
         self.check_activation(&policy, duration, justification, None)?;
@@ -767,7 +783,7 @@ impl Engine {
             ..Record::default()
         })
         .await;
-        Ok(request)
+        Ok((request, Renewal::SelfExtend))
     }
 
     /// The connect chain, up to the port being reachable: the JIT role if it is needed (with

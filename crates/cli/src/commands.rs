@@ -919,19 +919,25 @@ async fn extend(ctx: &Ctx, a: ExtendArgs) -> Outcome {
             },
         );
     } else {
-        let request = ctx
+        let (request, how) = ctx
             .extend_role(&a.target, duration, &a.justification)
             .await?;
         show(
             ctx.json,
-            &json!({"extended": "role", "how": "SelfExtend", "role": request.role, "status": request.status, "request": request.name}),
-            || {
-                format!(
+            &json!({"extended": "role", "how": how, "role": request.role, "status": request.status, "request": request.name}),
+            || match how {
+                engine::Renewal::SelfExtend => format!(
                     "Asked to extend {} for {} with SelfExtend: {}.",
                     request.role,
                     human(duration),
                     request.status
-                )
+                ),
+                engine::Renewal::NewActivation => format!(
+                    "{} had ended, so it was activated anew for {}: {}.",
+                    request.role,
+                    human(duration),
+                    request.status
+                ),
             },
         );
     }

@@ -369,7 +369,7 @@ async fn reliability_04_device_code_and_azure_cli_sign_ins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn extend_renews_a_port_with_a_new_request_and_a_role_with_self_extend() {
+async fn extend_renews_a_port_with_a_new_request_and_a_role_with_self_extend_or_anew() {
     let sim = Sim::start("demo", 0);
     let alice = sim.user(ALICE);
     let bob = sim.user(BOB);
@@ -430,4 +430,18 @@ async fn extend_renews_a_port_with_a_new_request_and_a_role_with_self_extend() {
         "{}",
         text(&nothing.stderr)
     );
+
+    // Once the role has ended, "extend" activates it anew, through bob's approval again.
+    sim.advance(5 * 3600).await;
+    let renewed = alice.json(&[
+        "extend",
+        "JIT Requester",
+        "--duration",
+        "1h",
+        "--justification",
+        "Back for the second half",
+    ]);
+    assert_eq!(renewed["how"], "SelfActivate", "{renewed}");
+    assert_eq!(renewed["status"], "PendingApproval");
+    assert_eq!(wait_for_inbox(&bob).await["justification"], "Back for the second half");
 }
