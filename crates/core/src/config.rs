@@ -53,6 +53,9 @@ pub struct AzureConfig {
     pub authority_host: String,
     #[serde(default = "default_arm")]
     pub arm_endpoint: String,
+    /// Microsoft Graph, where admin commands look users up by name.
+    #[serde(default = "default_graph")]
+    pub graph_endpoint: String,
     /// The subscription to work in; the first one the user can see when omitted.
     #[serde(default)]
     pub subscription_id: Option<String>,
@@ -60,6 +63,9 @@ pub struct AzureConfig {
 
 fn default_authority() -> String {
     "https://login.microsoftonline.com".into()
+}
+fn default_graph() -> String {
+    "https://graph.microsoft.com".into()
 }
 fn default_arm() -> String {
     "https://management.azure.com".into()
@@ -270,6 +276,7 @@ impl Config {
         for (key, url) in [
             ("azure.authority_host", &self.azure.authority_host),
             ("azure.arm_endpoint", &self.azure.arm_endpoint),
+            ("azure.graph_endpoint", &self.azure.graph_endpoint),
         ] {
             let ok = url.starts_with("https://")
                 || url.starts_with("http://127.0.0.1")
@@ -312,6 +319,11 @@ impl Config {
     /// The ARM endpoint without a trailing slash.
     pub fn arm(&self) -> &str {
         self.azure.arm_endpoint.trim_end_matches('/')
+    }
+
+    /// The Graph endpoint without a trailing slash.
+    pub fn graph(&self) -> &str {
+        self.azure.graph_endpoint.trim_end_matches('/')
     }
 
     /// The authority for this tenant, e.g. `https://login.microsoftonline.com/{tenant}`.

@@ -47,24 +47,31 @@ struct Upn {
     upn: String,
 }
 
+#[derive(Deserialize)]
+struct TokenFor {
+    upn: String,
+    /// `graph` for a Microsoft Graph token; ARM otherwise.
+    #[serde(default)]
+    resource: Option<String>,
+}
+
 async fn token(State(sim): State<Shared>, body: axum::body::Bytes) -> Response {
-    let req: Upn = match parse(&body) {
+    let req: TokenFor = match parse(&body) {
         Ok(r) => r,
         Err(e) => return *e,
+    };
+    let (audience, scp) = match req.resource.as_deref() {
+        None | Some("arm") => (crate::entra::ARM_AUDIENCE, "user_impersonation"),
+        Some("graph") => ("https://graph.microsoft.com", "User.ReadBasic.All"),
+        Some(other) => return bad(format!("resource must be arm or graph, not '{other}'")),
     };
     let mut world = sim.world();
     let Some(user) = world.user(&req.upn).cloned() else {
         return bad(format!("unknown user '{}'", req.upn));
     };
     let client_id = world.tenant.client_id.clone();
-    let (access_token, expires_in) = crate::entra::access_token(
-        &sim,
-        &mut world,
-        &user,
-        crate::entra::ARM_AUDIENCE,
-        "user_impersonation",
-        &client_id,
-    );
+    let (access_token, expires_in) =
+        crate::entra::access_token(&sim, &mut world, &user, audience, scp, &client_id);
     Json(json!({"access_token": access_token, "expires_in": expires_in})).into_response()
 }
 

@@ -852,19 +852,55 @@ pub fn verify_access_token(
     world: &World,
     token: &str,
 ) -> Result<Value, (&'static str, &'static str)> {
-    let claims = sim
-        .signer
-        .verify(token)
-        .map_err(|_| ("InvalidAuthenticationToken", "The access token is invalid."))?;
-    let aud = claims["aud"].as_str().unwrap_or("");
     let arm_audiences = [
         ARM_AUDIENCE,
         "https://management.azure.com",
         "https://management.core.windows.net/",
         "https://management.core.windows.net",
     ];
-    if !arm_audiences.contains(&aud) {
-        return Err(("InvalidAuthenticationTokenAudience", "The access token has been obtained for wrong audience or resource. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.azure.com/'."));
+    verify_for(sim, world, token, &arm_audiences).map_err(|e| {
+        if e.0 == "InvalidAuthenticationTokenAudience" {
+            (e.0, "The access token has been obtained for wrong audience or resource. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.azure.com/'.")
+        } else {
+            e
+        }
+    })
+}
+
+/// Claims of a valid Microsoft Graph access token, or the reason it is not valid.
+pub fn verify_graph_token(
+    sim: &Sim,
+    world: &World,
+    token: &str,
+) -> Result<Value, (&'static str, &'static str)> {
+    verify_for(
+        sim,
+        world,
+        token,
+        &[
+            GRAPH_AUDIENCE,
+            "https://graph.microsoft.com/",
+            "00000003-0000-0000-c000-000000000000",
+        ],
+    )
+}
+
+fn verify_for(
+    sim: &Sim,
+    world: &World,
+    token: &str,
+    audiences: &[&str],
+) -> Result<Value, (&'static str, &'static str)> {
+    let claims = sim
+        .signer
+        .verify(token)
+        .map_err(|_| ("InvalidAuthenticationToken", "The access token is invalid."))?;
+    let aud = claims["aud"].as_str().unwrap_or("");
+    if !audiences.contains(&aud) {
+        return Err((
+            "InvalidAuthenticationTokenAudience",
+            "The access token has been obtained for another audience.",
+        ));
     }
     if claims["tid"].as_str() != Some(world.tenant.id.as_str()) {
         return Err(("InvalidAuthenticationTokenTenant", "The access token is from the wrong issuer. It must match the tenant associated with this subscription."));

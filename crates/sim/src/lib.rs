@@ -23,6 +23,7 @@ pub mod duration;
 mod entra;
 pub mod error;
 pub mod gate;
+mod graph;
 pub mod jwt;
 pub mod rbac;
 mod server;

@@ -245,14 +245,16 @@ impl ClientConfig {
         format!(
             r#"# Jumpgate client configuration written by jumpgate-sim.
 # Every endpoint points at the simulator. For a real tenant, use
-# authority_host = "https://login.microsoftonline.com" and
-# arm_endpoint = "https://management.azure.com".
+# authority_host = "https://login.microsoftonline.com",
+# arm_endpoint = "https://management.azure.com" and
+# graph_endpoint = "https://graph.microsoft.com".
 
 [azure]
 tenant_id = "{tenant_id}"
 client_id = "{client_id}"
 authority_host = "{base_url}"   # login endpoints live under /{{tenant}}/oauth2/v2.0/
 arm_endpoint = "{base_url}"
+graph_endpoint = "{base_url}"     # only admin commands use it, to look users up
 
 [network]
 ip_echo_urls = ["{base_url}/ip", "{base_url}/cdn-cgi/trace"]
@@ -325,6 +327,7 @@ fn router(sim: Shared) -> Router {
             "/devicelogin",
             get(crate::entra::devicelogin_page).post(crate::entra::devicelogin_submit),
         )
+        .route("/v1.0/users/{key}", get(crate::graph::user))
         .route("/ip", get(ip_plain))
         .route("/cdn-cgi/trace", get(ip_trace));
     if sim.control {

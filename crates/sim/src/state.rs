@@ -243,6 +243,17 @@ pub struct ScheduleRequest {
 
 pub const PENDING: &str = "PendingApproval";
 
+/// An admin's request to make a principal eligible (or no longer eligible) for a role. It is
+/// carried out at once, so it is kept as the answer it gave.
+#[derive(Debug, Clone)]
+pub struct EligibilityRequest {
+    pub name: String,
+    pub scope: String,
+    pub principal: String,
+    pub requestor: String,
+    pub body: Value,
+}
+
 #[derive(Debug, Clone)]
 pub struct ApprovalStage {
     pub guid: String,
@@ -453,6 +464,7 @@ pub struct World {
     pub eligibilities: Vec<Eligibility>,
     pub policies: Vec<RolePolicy>,
     pub requests: Vec<ScheduleRequest>,
+    pub eligibility_requests: Vec<EligibilityRequest>,
     pub approvals: Vec<Approval>,
     pub jit_policies: Vec<JitPolicy>,
     pub auth_codes: HashMap<String, AuthCode>,
@@ -507,6 +519,7 @@ impl World {
             eligibilities: Vec::new(),
             policies: Vec::new(),
             requests: Vec::new(),
+            eligibility_requests: Vec::new(),
             approvals: Vec::new(),
             jit_policies: Vec::new(),
             auth_codes: HashMap::new(),

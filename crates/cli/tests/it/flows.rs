@@ -443,5 +443,8 @@ async fn extend_renews_a_port_with_a_new_request_and_a_role_with_self_extend_or_
     ]);
     assert_eq!(renewed["how"], "SelfActivate", "{renewed}");
     assert_eq!(renewed["status"], "PendingApproval");
-    assert_eq!(wait_for_inbox(&bob).await["justification"], "Back for the second half");
+    assert_eq!(
+        wait_for_inbox(&bob).await["justification"],
+        "Back for the second half"
+    );
 }

@@ -2,6 +2,7 @@
 //! JSON helpers. Each resource provider lives in its own module.
 
 mod approvals;
+mod eligibility;
 pub mod jit;
 mod pim;
 mod resources;
@@ -315,6 +316,7 @@ async fn route(
             "roleeligibilityscheduleinstances" => pim::eligibility_instances(&call, &scope, name.as_deref(), not_allowed),
             "roleassignmentscheduleinstances" => pim::assignment_instances(&call, &scope, name.as_deref(), not_allowed),
             "roleassignmentschedulerequests" => pim::schedule_requests(&call, &scope, name.as_deref(), &rest, not_allowed),
+            "roleeligibilityschedulerequests" => eligibility::handle(&call, &scope, name.as_deref(), &rest, not_allowed),
             "rolemanagementpolicies" => pim::policies(&call, &scope, name.as_deref(), not_allowed),
             "rolemanagementpolicyassignments" => pim::policy_assignments(&call, &scope, name.as_deref(), not_allowed),
             "roleassignmentapprovals" => approvals::handle(&call, name.as_deref(), &rest, not_allowed),

@@ -17,7 +17,7 @@ use crate::state::{
 
 /// A parsed `$filter` for PIM lists.
 #[derive(Debug, PartialEq)]
-enum Filter {
+pub(super) enum Filter {
     None,
     AsTarget,
     AsRequestor,
@@ -27,7 +27,7 @@ enum Filter {
     RoleDefinition(String),
 }
 
-fn parse_filter(text: Option<&str>) -> Result<Filter, ArmError> {
+pub(super) fn parse_filter(text: Option<&str>) -> Result<Filter, ArmError> {
     let Some(text) = text.map(str::trim) else {
         return Ok(Filter::None);
     };
@@ -64,12 +64,12 @@ fn parse_filter(text: Option<&str>) -> Result<Filter, ArmError> {
 
 /// Whether an item at `item_scope` belongs in a list taken at `scope`: it applies there
 /// (inherited from above) or lies below it.
-fn in_scope(scope: &str, item_scope: &str) -> bool {
+pub(super) fn in_scope(scope: &str, item_scope: &str) -> bool {
     scope_contains(scope, item_scope) || scope_contains(item_scope, scope)
 }
 
 /// Lists that show only the caller's own items need no permission; others need `read`.
-fn check_list(
+pub(super) fn check_list(
     call: &Call,
     world: &World,
     filter: &Filter,
@@ -447,21 +447,21 @@ fn cancel_request(call: &Call, name: &str) -> ArmResult {
 }
 
 /// A schedule request body, checked.
-struct RequestBody {
-    role: String,
-    principal: String,
-    request_type: String,
-    schedule_info: Value,
-    start: DateTime<Utc>,
-    duration: Option<Duration>,
-    end: Option<DateTime<Utc>>,
-    justification: Option<String>,
-    ticket_number: Option<String>,
-    ticket_system: Option<String>,
-    condition: Option<String>,
-    condition_version: Option<String>,
-    linked_eligibility: Option<String>,
-    target_schedule: Option<String>,
+pub(super) struct RequestBody {
+    pub(super) role: String,
+    pub(super) principal: String,
+    pub(super) request_type: String,
+    pub(super) schedule_info: Value,
+    pub(super) start: DateTime<Utc>,
+    pub(super) duration: Option<Duration>,
+    pub(super) end: Option<DateTime<Utc>>,
+    pub(super) justification: Option<String>,
+    pub(super) ticket_number: Option<String>,
+    pub(super) ticket_system: Option<String>,
+    pub(super) condition: Option<String>,
+    pub(super) condition_version: Option<String>,
+    pub(super) linked_eligibility: Option<String>,
+    pub(super) target_schedule: Option<String>,
 }
 
 const REQUEST_TYPES: [&str; 9] = [
@@ -477,7 +477,7 @@ const REQUEST_TYPES: [&str; 9] = [
 ];
 const MAX_TEXT: usize = 1024;
 
-fn parse_request_body(call: &Call, world: &World) -> Result<RequestBody, ArmError> {
+pub(super) fn parse_request_body(call: &Call, world: &World) -> Result<RequestBody, ArmError> {
     let body = call.json()?;
     let p = body
         .get("properties")
@@ -994,6 +994,12 @@ pub fn policies(
     name: Option<&str>,
     not_allowed: impl Fn() -> ArmError,
 ) -> ArmResult {
+    if call.method == Method::PATCH {
+        return match name {
+            Some(name) => patch_policy(call, scope, name),
+            None => Err(not_allowed()),
+        };
+    }
     if call.method != Method::GET {
         return Err(not_allowed());
     }
@@ -1061,15 +1067,175 @@ pub fn policy_assignments(
         Some(_) => parse_filter(call.filter())?,
         None => Filter::None,
     };
+    if let Filter::RoleDefinition(role) = &filter {
+        // Every role has a policy at every scope where it can be assigned: the one asked for
+        // is that scope's own, made with Azure's defaults the first time it is looked at.
+        let mut world = world;
+        let here = crate::rbac::normalize_scope(scope);
+        let exact = |p: &RolePolicy| {
+            p.role.eq_ignore_ascii_case(role)
+                && crate::rbac::normalize_scope(&p.scope).eq_ignore_ascii_case(&here)
+        };
+        let assignable = world.role(role).is_some_and(|rd| {
+            rd.assignable_scopes
+                .iter()
+                .any(|s| scope_contains(s, &here))
+        });
+        if assignable && !world.policies.iter().any(exact) {
+            let now = call.sim.clock.now();
+            let guid = world
+                .role(role)
+                .map(|rd| rd.guid.clone())
+                .unwrap_or_default();
+            world.policies.push(RolePolicy {
+                guid: new_guid(),
+                scope: here.clone(),
+                role: guid,
+                rules: crate::state::policy_rules(
+                    false,
+                    Vec::new(),
+                    true,
+                    1,
+                    &["Justification"],
+                    "PT8H",
+                ),
+                last_modified: now,
+                last_modified_by: None,
+            });
+        }
+        let items = world
+            .policies
+            .iter()
+            .filter(|p| exact(p))
+            .map(|p| policy_assignment_json(&world, p))
+            .collect();
+        return Ok(list(items));
+    }
     let items = world
         .policies
         .iter()
         .filter(|p| in_scope(scope, &p.scope))
-        .filter(|p| match &filter {
-            Filter::RoleDefinition(role) => p.role.eq_ignore_ascii_case(role),
-            _ => true,
-        })
         .map(|p| policy_assignment_json(&world, p))
         .collect();
     Ok(list(items))
+}
+
+/// The rule types a policy may hold, and what each must carry.
+const RULE_TYPES: [&str; 5] = [
+    "RoleManagementPolicyApprovalRule",
+    "RoleManagementPolicyAuthenticationContextRule",
+    "RoleManagementPolicyEnablementRule",
+    "RoleManagementPolicyExpirationRule",
+    "RoleManagementPolicyNotificationRule",
+];
+
+/// Checks one rule of a PATCH: its id and type, and the values the simulator acts on.
+fn check_rule(world: &World, rule: &Value) -> Result<(), ArmError> {
+    let invalid = |m: String| ArmError::bad_request("InvalidRoleManagementPolicyRule", m);
+    let id = rule["id"]
+        .as_str()
+        .ok_or_else(|| invalid("every rule needs an 'id'".into()))?;
+    let kind = rule["ruleType"].as_str().unwrap_or("");
+    if !RULE_TYPES.contains(&kind) {
+        return Err(invalid(format!(
+            "rule '{id}' has ruleType '{kind}', which is not one of {}",
+            RULE_TYPES.join(", ")
+        )));
+    }
+    match kind {
+        "RoleManagementPolicyExpirationRule" => {
+            if let Some(d) = rule.get("maximumDuration").filter(|d| !d.is_null()) {
+                let ok = d
+                    .as_str()
+                    .and_then(duration::parse)
+                    .is_some_and(|d| d > Duration::zero());
+                if !ok {
+                    return Err(invalid(format!("rule '{id}': maximumDuration {d} is not a positive ISO 8601 duration such as PT8H")));
+                }
+            }
+        }
+        "RoleManagementPolicyEnablementRule" => {
+            for r in rule["enabledRules"].as_array().into_iter().flatten() {
+                let known = ["MultiFactorAuthentication", "Justification", "Ticketing"];
+                if !r.as_str().is_some_and(|r| known.contains(&r)) {
+                    return Err(invalid(format!(
+                        "rule '{id}': enabledRules holds {r}, not one of {}",
+                        known.join(", ")
+                    )));
+                }
+            }
+        }
+        "RoleManagementPolicyApprovalRule" => {
+            for stage in rule["setting"]["approvalStages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                for a in stage["primaryApprovers"].as_array().into_iter().flatten() {
+                    let id_ok = a["id"]
+                        .as_str()
+                        .is_some_and(|oid| world.user_by_oid(&oid.to_ascii_lowercase()).is_some());
+                    if !id_ok {
+                        return Err(ArmError::bad_request(
+                            "PrincipalNotFound",
+                            format!(
+                                "Approver {} does not exist in the directory {}.",
+                                a["id"], world.tenant.id
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// PATCH of a policy: the rules sent replace the rules with the same id; the others stay.
+fn patch_policy(call: &Call, scope: &str, name: &str) -> ArmResult {
+    let now = call.sim.clock.now();
+    let mut world = call.sim.world();
+    call.require(
+        &world,
+        "Microsoft.Authorization/roleManagementPolicies/write",
+        scope,
+    )?;
+    let index = world
+        .policies
+        .iter()
+        .position(|p| p.guid.eq_ignore_ascii_case(name) && in_scope(scope, &p.scope))
+        .ok_or_else(|| {
+            ArmError::not_found(
+                "RoleManagementPolicyNotFound",
+                format!("The role management policy '{name}' was not found."),
+            )
+        })?;
+    let body = call.json()?;
+    let rules = body["properties"]["rules"]
+        .as_array()
+        .cloned()
+        .ok_or_else(|| {
+            ArmError::invalid_content("'properties.rules' is required: the rules to change")
+        })?;
+    for rule in &rules {
+        check_rule(&world, rule)?;
+    }
+    let caller = call.caller.oid.clone();
+    let policy = &mut world.policies[index];
+    for rule in rules {
+        match policy.rules.iter_mut().find(|r| r["id"] == rule["id"]) {
+            Some(existing) => *existing = rule,
+            None => policy.rules.push(rule),
+        }
+    }
+    policy.last_modified = now;
+    policy.last_modified_by = Some(caller);
+    let p = policy.clone();
+    world.record(
+        now,
+        "pim.policy_updated",
+        json!({"policy": p.guid, "role": p.role, "scope": p.scope}),
+    );
+    Ok(ok(policy_json(&world, &p)))
 }

@@ -27,20 +27,8 @@ use crate::support::*;
 /// Examples of operations the simulator does not serve, and why.
 const NOT_SERVED: &[(&str, &str)] = &[
     (
-        "PutRoleEligibilityScheduleRequest.json",
-        "eligibility requests come with the admin workflow",
-    ),
-    (
-        "GetRoleEligibilityScheduleRequestByName.json",
-        "eligibility requests come with the admin workflow",
-    ),
-    (
-        "PatchPartialRoleManagementPolicy.json",
-        "policy updates come with the admin workflow",
-    ),
-    (
         "RoleAssignments_CreateForSubscription.json",
-        "standing role assignments come with the admin workflow",
+        "Jumpgate makes no standing role assignments: admins make users eligible through PIM instead",
     ),
     (
         "NetworkSecurityGroupGet.json",
@@ -389,6 +377,9 @@ enum Setup {
     PendingApproval,
     /// The example caller's own request, with the example's name, waits for approval.
     PendingOwnRequest,
+    /// The fixture's eligibility that the example creates is removed first (by an
+    /// `AdminRemove` request), and then, with `true`, created by the example's PUT.
+    FreshEligibility(bool),
 }
 
 struct Case {
@@ -430,6 +421,9 @@ fn cases() -> Vec<Case> {
         case("CancelRoleAssignmentScheduleRequestByName.json", Op::Auto, Setup::PendingOwnRequest, no_params),
         case("GetRoleEligibilityScheduleInstancesByScope.json", Op::Auto, Setup::None, no_params),
         case("GetRoleManagementPolicyByName.json", Op::Auto, Setup::None, no_params),
+        case("PatchPartialRoleManagementPolicy.json", Op::Auto, Setup::None, no_params),
+        case("PutRoleEligibilityScheduleRequest.json", Op::Auto, Setup::FreshEligibility(false), no_params),
+        case("GetRoleEligibilityScheduleRequestByName.json", Op::Auto, Setup::FreshEligibility(true), no_params),
         case("GetRoleManagementPolicyAssignmentByScope.json", Op::Auto, Setup::None, no_params),
         case("GetRoleAssignmentApprovals.json", Op::Auto, Setup::PendingApproval, no_params),
         case("PatchRoleAssignmentApprovalStepById.json", Op::Auto, Setup::PendingApproval, no_params),
@@ -777,6 +771,24 @@ async fn prepare(
                 out.status,
                 out.body
             );
+        }
+        Setup::FreshEligibility(put) => {
+            let body = json!({"properties": {
+                "principalId": "a3bb8764-cb92-4276-9d2a-ca1e895e55ea",
+                "roleDefinitionId": format!("/subscriptions/{PIM_SUB}/providers/Microsoft.Authorization/roleDefinitions/c8d4ff99-41c3-41a8-9f60-21dfdad59608"),
+                "requestType": "AdminRemove"}});
+            let removed = sim
+                .arm(Some(CALLER), Method::PUT, &format!("/subscriptions/{PIM_SUB}/providers/Microsoft.Authorization/roleEligibilityScheduleRequests/{}?api-version=2020-10-01", uuid::Uuid::new_v4()), Some(body))
+                .await;
+            assert_eq!(removed.status, 201, "{}", removed.body);
+            if put {
+                let case = cases()
+                    .into_iter()
+                    .find(|c| c.example == "PutRoleEligibilityScheduleRequest.json")
+                    .expect("put case");
+                let out = Box::pin(replay(sim, specs, root, all, &case, &Map::new())).await;
+                assert_eq!(out.status, 201, "{}", out.body);
+            }
         }
         Setup::PendingApproval | Setup::PendingOwnRequest => {
             let (who, name) = match setup {

@@ -1,6 +1,7 @@
 //! Integration tests for `jumpgate-sim`: each starts a real simulator on loopback and talks
 //! to it over HTTP and TCP, as a client of Azure would.
 
+mod admin;
 mod arm;
 mod cli;
 mod conformance;
