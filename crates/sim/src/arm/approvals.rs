@@ -46,14 +46,28 @@ fn approval_json(world: &World, approval: &Approval, me: &str) -> Value {
     })
 }
 
-fn involved(world: &World, approval: &Approval, me: &str) -> bool {
+/// Who may read an approval: its approvers, the request's principal and requestor, and an
+/// admin who may read the request at its scope (for the audit).
+fn involved(
+    world: &World,
+    approval: &Approval,
+    me: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
     approval
         .stages
         .iter()
         .any(|s| s.approvers.iter().any(|a| a.eq_ignore_ascii_case(me)))
         || world.requests.iter().any(|r| {
             r.name == approval.request
-                && (r.requestor.eq_ignore_ascii_case(me) || r.principal.eq_ignore_ascii_case(me))
+                && (r.requestor.eq_ignore_ascii_case(me)
+                    || r.principal.eq_ignore_ascii_case(me)
+                    || world.is_permitted(
+                        me,
+                        "Microsoft.Authorization/roleAssignmentScheduleRequests/read",
+                        &r.scope,
+                        now,
+                    ))
         })
 }
 
@@ -111,7 +125,7 @@ pub fn handle(
                 .iter()
                 .find(|a| a.guid.eq_ignore_ascii_case(id))
                 .ok_or_else(|| not_found(id))?;
-            if !involved(&world, approval, &me) {
+            if !involved(&world, approval, &me, call.sim.clock.now()) {
                 return Err(not_found(id));
             }
             Ok(ok(approval_json(&world, approval, &me)))
@@ -125,7 +139,7 @@ pub fn handle(
                 .iter()
                 .find(|a| a.guid.eq_ignore_ascii_case(id))
                 .ok_or_else(|| not_found(id))?;
-            if !involved(&world, approval, &me) {
+            if !involved(&world, approval, &me, call.sim.clock.now()) {
                 return Err(not_found(id));
             }
             Ok(list(
@@ -150,7 +164,7 @@ pub fn handle(
                         .iter()
                         .find(|s| s.guid.eq_ignore_ascii_case(stage_id))
                         .ok_or_else(|| not_found(stage_id))?;
-                    if !involved(&world, approval, &me) {
+                    if !involved(&world, approval, &me, call.sim.clock.now()) {
                         return Err(not_found(id));
                     }
                     Ok(ok(stage_json(&world, approval, stage, &me)))
