@@ -17,22 +17,22 @@ pub const COMPUTE: &str = "2025-04-01";
 pub const NETWORK: &str = "2025-07-01";
 pub const PERMISSIONS: &str = "2022-04-01";
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn items(v: &Value) -> Vec<Value> {
+pub(crate) fn items(v: &Value) -> Vec<Value> {
     v["value"].as_array().cloned().unwrap_or_default()
 }
 
-fn s(v: &Value, pointer: &str) -> String {
+pub(crate) fn s(v: &Value, pointer: &str) -> String {
     v.pointer(pointer)
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string()
 }
 
-fn time(v: &Value, pointer: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn time(v: &Value, pointer: &str) -> Option<DateTime<Utc>> {
     v.pointer(pointer)
         .and_then(Value::as_str)
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())

@@ -18,6 +18,8 @@ pub struct Session {
     /// Held across a renewal, so two processes (the tray and the CLI, say) never spend the
     /// same rotating refresh token: Entra treats a reused one as stolen.
     renewal_lock: Option<PathBuf>,
+    /// Microsoft Graph tokens by scope, in memory only, with their expiry.
+    other: tokio::sync::Mutex<std::collections::HashMap<String, (String, i64)>>,
 }
 
 const MARGIN_SECS: i64 = 300;
@@ -30,6 +32,7 @@ impl Session {
             clock: Mutex::new(None),
             cached: tokio::sync::Mutex::new(None),
             renewal_lock: None,
+            other: tokio::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -186,6 +189,47 @@ impl Session {
         });
         task.await
             .map_err(|e| Error::Other(format!("renewing the sign-in failed: {e}")))?
+    }
+
+    /// An access token for another resource's `scope` (Microsoft Graph), from the refresh
+    /// token, kept in memory only. The rotated refresh token is stored under the renewal lock.
+    pub async fn token_for(&self, scope: &str) -> Result<String> {
+        let mut other = self.other.lock().await;
+        if let Some((token, exp)) = other.get(scope) {
+            if exp - self.now() > MARGIN_SECS {
+                return Ok(token.clone());
+            }
+        }
+        let _guard = self.lock_renewal().await?;
+        let Some(tokens) = self.store.load().await? else {
+            return Err(Error::SignInRequired(
+                "You are not signed in: run jumpgate signin.".into(),
+            ));
+        };
+        let (authority, current, wanted) =
+            (self.authority.clone(), tokens.clone(), scope.to_string());
+        let handle = tokio::runtime::Handle::current();
+        let fetched = tokio::task::spawn_blocking(move || {
+            handle.block_on(async move { signin::refresh_for(&authority, &current, &wanted).await })
+        })
+        .await
+        .map_err(|e| Error::Other(format!("renewing the sign-in failed: {e}")))?;
+        let (kept, token, exp) = match fetched {
+            Ok(v) => v,
+            Err(e) => {
+                if e.kind() == jumpgate_core::explain::Kind::SignIn {
+                    let _ = self.store.delete().await;
+                    *self.cached.lock().await = None;
+                }
+                return Err(e);
+            }
+        };
+        if kept.refresh_token != tokens.refresh_token {
+            self.store.save(&kept).await?;
+            *self.cached.lock().await = Some(kept);
+        }
+        other.insert(scope.to_string(), (token.clone(), exp));
+        Ok(token)
     }
 
     pub async fn sign_out(&self) -> Result<()> {

@@ -374,6 +374,56 @@ pub async fn refresh(authority: &Authority, current: &TokenSet) -> Result<TokenS
     token_set(&response, current.source, None)
 }
 
+/// An access token for another resource (Microsoft Graph, say) from the refresh token.
+/// The refresh token rotates: the returned set keeps the ARM access token and carries the new
+/// refresh token, and must be stored.
+pub async fn refresh_for(
+    authority: &Authority,
+    current: &TokenSet,
+    scope: &str,
+) -> Result<(TokenSet, String, i64)> {
+    if current.source == Source::AzureCli {
+        use azure_core::credentials::TokenCredential as _;
+        let credential = azure_identity::AzureCliCredential::new(None)
+            .map_err(|e| Error::Other(e.to_string()))?;
+        let token = credential.get_token(&[scope], None).await.map_err(|e| {
+            Error::SignInRequired(format!(
+                "the Azure CLI has no usable sign-in ({}): run az login",
+                first_line(&e.to_string())
+            ))
+        })?;
+        return Ok((
+            current.clone(),
+            token.token.secret().to_string(),
+            token.expires_on.unix_timestamp(),
+        ));
+    }
+    let Some(rt) = current.refresh_token.as_deref() else {
+        return Err(Error::SignInRequired(
+            "Your sign-in cannot be renewed: run jumpgate signin.".into(),
+        ));
+    };
+    let oauth = client(authority, None)?;
+    let http = transport();
+    let rt_value = RefreshToken::new(rt.to_string());
+    let mut request = oauth.exchange_refresh_token(&rt_value);
+    for s in [scope, "openid", "profile", "offline_access"] {
+        request = request.add_scope(Scope::new(s.into()));
+    }
+    let response = request.request_async(&http).await.map_err(token_error)?;
+    let access = response.access_token().secret().clone();
+    let expires_at = chrono::Utc::now().timestamp()
+        + response
+            .expires_in()
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(3600);
+    let mut kept = current.clone();
+    if let Some(new_rt) = response.refresh_token() {
+        kept.refresh_token = Some(new_rt.secret().clone());
+    }
+    Ok((kept, access, expires_at))
+}
+
 /// Reuses an existing `az login`.
 pub async fn azure_cli() -> Result<TokenSet> {
     use azure_core::credentials::TokenCredential as _;

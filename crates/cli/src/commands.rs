@@ -76,6 +76,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Outcome {
             action: AuditAction::Verify,
         } => audit_verify(ctx),
         Command::Watch(a) => watch(ctx, a).await,
+        Command::Admin { action } => crate::admin::run(ctx, action).await,
         // Handled in `run`: it must work without a readable configuration.
         Command::Doctor(a) => doctor(None, ctx.json, a).await,
     }
@@ -240,8 +241,23 @@ fn usage(message: impl Into<String>) -> Failure {
     Failure::usage(message)
 }
 
-fn duration_arg(text: &str) -> Outcome<Duration> {
+pub(crate) fn duration_arg(text: &str) -> Outcome<Duration> {
     parse_duration(text).map_err(|e| usage(e.to_string()))
+}
+
+/// `--since`: a date (midnight UTC) or an RFC 3339 time.
+pub(crate) fn since_arg(text: Option<&str>) -> Outcome<Option<DateTime<Utc>>> {
+    let Some(t) = text else {
+        return Ok(None);
+    };
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.with_timezone(&Utc))
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        })
+        .map(Some)
+        .map_err(|_| usage(format!("--since takes a date such as 2026-11-01 or a time such as 2026-11-01T09:00:00Z, not '{t}'")))
 }
 
 async fn signin(ctx: &Ctx, a: SigninArgs) -> Outcome {
@@ -951,15 +967,7 @@ fn journal_entries(ctx: &Ctx) -> Outcome<Vec<jumpgate_core::audit::Entry>> {
 }
 
 fn history(ctx: &Ctx, a: HistoryArgs) -> Outcome {
-    let since = match a.since.as_deref() {
-        None => None,
-        Some(t) => Some(
-            chrono::DateTime::parse_from_rfc3339(t)
-                .map(|d| d.with_timezone(&Utc))
-                .or_else(|_| chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()))
-                .map_err(|_| usage(format!("--since takes a date such as 2026-11-01 or a time such as 2026-11-01T09:00:00Z, not '{t}'")))?,
-        ),
-    };
+    let since = since_arg(a.since.as_deref())?;
     let entries: Vec<_> = journal_entries(ctx)?
         .into_iter()
         .filter(|e| since.is_none_or(|s| e.time >= s))

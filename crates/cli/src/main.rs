@@ -1,6 +1,7 @@
 //! `jumpgate`: sign in, activate the PIM role that allows JIT, open RDP or SSH for your IP,
 //! and connect, from a terminal. The tray app drives the same engine.
 
+mod admin;
 mod commands;
 mod context;
 mod launch;
@@ -78,6 +79,11 @@ pub enum Command {
     Watch(WatchArgs),
     /// Why can't I connect? Checks every step in order and says what to do about a failure.
     Doctor(DoctorArgs),
+    /// Set-up for admins: JIT on VMs, the requester role, PIM eligibility, audit and review.
+    Admin {
+        #[command(subcommand)]
+        action: admin::AdminCommand,
+    },
 }
 
 #[derive(Args)]

@@ -12,6 +12,7 @@
 //! Architecture invariant: this crate never depends on `tauri`, never does network IO, and
 //! never reads the clock; callers pass `now`.
 
+pub mod admin;
 pub mod audit;
 pub mod config;
 pub mod duration;

@@ -2,6 +2,7 @@
 //! tokens in a real Secret Service keychain (run through `scripts/test.sh`, which starts
 //! gnome-keyring inside `dbus-run-session`).
 
+mod admin;
 mod doctor;
 mod flows;
 mod reliability;
