@@ -68,6 +68,9 @@ pub struct Watcher<'e> {
     cadence: Cadence,
     last: Last,
     signed_in: bool,
+    /// The stored sign-in ARM refused (a claims challenge, say): not tried again until the
+    /// user signs in anew, so a dead sign-in never becomes a loop of refused calls.
+    refused_sign_in: Option<u64>,
     approver_flag: bool,
     journal_len: Option<u64>,
     subscription: Option<String>,
@@ -140,6 +143,7 @@ impl<'e> Watcher<'e> {
             saved,
             last: Last::default(),
             signed_in: true,
+            refused_sign_in: None,
             journal_len: None,
             subscription: engine.config.azure.subscription_id.clone(),
             _lock: lock,
@@ -166,6 +170,7 @@ impl<'e> Watcher<'e> {
         slept: Duration,
         sink: Sink<'_>,
     ) -> StdDuration {
+        let began = Instant::now();
         let situation = Situation {
             signed_in: self.signed_in,
             pending: !self.saved.pending.is_empty(),
@@ -177,7 +182,9 @@ impl<'e> Watcher<'e> {
             self.progress("the clock jumped (resume from suspend?): looking at everything now");
         }
         // Another jumpgate process on this machine wrote to the journal: it requested,
-        // opened or decided something, so look now instead of at the next refresh.
+        // opened or decided something, so look now instead of at the next refresh. The size
+        // is taken before the reads: an entry written while they run is seen next time. Our
+        // own entries (announcements, which are rare) cost one extra look each.
         let len = self.journal_size();
         if self.journal_len.is_some_and(|l| l != len) && self.signed_in {
             work.refresh = true;
@@ -185,10 +192,12 @@ impl<'e> Watcher<'e> {
         self.journal_len = Some(len);
         let outcome = async {
             if work.refresh {
-                self.refresh(sink).await?;
+                // Marked before the reads, so a failure waits for the next turn instead of
+                // being retried on every wake.
                 self.last.refresh = Some(now);
                 self.last.pending = Some(now);
                 self.last.approvals = Some(now);
+                self.refresh(sink).await?;
             } else {
                 if work.pending {
                     self.last.pending = Some(now);
@@ -221,12 +230,14 @@ impl<'e> Watcher<'e> {
             }
         }
         let next_deadline = self.deadlines(sink).await;
-        self.last.awake = Some(now);
-        // The planner's wake is in ARM's time: convert it through the same offset.
+        // Awake until now: a slow look (ARM retrying) is not a jump of the clock.
+        self.last.awake =
+            Some(now + Duration::from_std(began.elapsed()).unwrap_or(Duration::zero()));
+        // The planner's wake is in ARM's time: convert it through the same offset. Both
+        // wakes count from the start of this step.
         let server_now = self.engine.arm.clock.now();
-        let until = (wake - now).min(next_deadline - server_now);
-        // Our own journal entries are not news.
-        self.journal_len = Some(self.journal_size());
+        let spent = Duration::from_std(began.elapsed()).unwrap_or(Duration::zero());
+        let until = (wake - now - spent).min(next_deadline - server_now);
         until
             .to_std()
             .unwrap_or(StdDuration::ZERO)
@@ -291,6 +302,9 @@ impl<'e> Watcher<'e> {
 
     async fn signed_out(&mut self, reason: &str, sink: Sink<'_>) {
         self.signed_in = false;
+        if let Ok(Some(t)) = self.engine.session.current().await {
+            self.refused_sign_in = Some(fingerprint(&t.access_token));
+        }
         let id = format!("signed_out:{}", self.saved.account);
         self.announce(
             id,
@@ -306,12 +320,16 @@ impl<'e> Watcher<'e> {
     /// Reads everything: my requests, my open roles and ports, and my approvals inbox.
     async fn refresh(&mut self, sink: Sink<'_>) -> Result<(), Failure> {
         let account = match self.engine.session.current().await? {
+            Some(t) if self.refused_sign_in == Some(fingerprint(&t.access_token)) => {
+                return Ok(());
+            }
             Some(t) => t.account,
             None => {
                 self.signed_out("You are signed out", sink).await;
                 return Ok(());
             }
         };
+        self.refused_sign_in = None;
         if account.oid != self.saved.account {
             // Another account (or the first run): start afresh, announcing nothing old.
             self.saved = Saved {
@@ -657,6 +675,14 @@ impl<'e> Watcher<'e> {
             self.announce(id, event, Some(record), sink).await;
         }
     }
+}
+
+/// A token's identity, kept in memory only; the token itself is not.
+fn fingerprint(token: &str) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    token.hash(&mut h);
+    h.finish()
 }
 
 /// Requests whose decision is worth announcing: my activations and extensions that need an

@@ -315,3 +315,32 @@ async fn the_watchers_polls_honour_retry_after() {
     }
     panic!("the watcher never read the request again after the 429");
 }
+
+/// ARM refusing the sign-in with a claims challenge is announced once, and the watcher does
+/// not keep calling ARM with the refused sign-in: it waits for a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_sign_in_is_announced_once_and_not_retried() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    alice.configure("[watch]\nidle_refresh_secs = 1\n");
+    sim.sign_in(&alice).await;
+    let challenge = r#"Bearer authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="insufficient_claims", claims="e30=""#;
+    sim.control(
+        "/faults",
+        json!({"path": "roleAssignmentScheduleRequests", "status": 401, "code": "InvalidAuthenticationToken", "www_authenticate": challenge, "count": 1000}),
+    )
+    .await;
+    let mut a = alice.watch(&[]);
+    a.expect("signed_out", Duration::from_secs(10));
+    let calls = sim
+        .requests_seen("GET", "roleAssignmentScheduleRequests")
+        .await;
+    a.settle(Duration::from_secs(5));
+    assert_eq!(
+        sim.requests_seen("GET", "roleAssignmentScheduleRequests")
+            .await,
+        calls,
+        "the refused sign-in was used again"
+    );
+    assert_eq!(a.count("signed_out"), 1, "{:#?}", a.seen);
+}
