@@ -597,10 +597,12 @@ pub async fn audit(
 ) -> Result<Vec<AuditRow>, Failure> {
     let scope = check_scope(scope)?;
     let mut rows = Vec::new();
+    // No $filter: requests at, above and below the scope. atScope() would leave out the
+    // resource groups under a subscription.
     let requests = engine
         .arm
         .get(&format!(
-            "{scope}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests?api-version={PIM}&$filter=atScope()"
+            "{scope}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests?api-version={PIM}"
         ))
         .await?;
     for r in items(&requests) {
@@ -696,16 +698,17 @@ pub async fn review(
             "--unused-for must be a positive duration, such as 90d",
         ));
     }
+    // Unfiltered lists: at, above and below the scope.
     let eligible = engine
         .arm
         .get(&format!(
-            "{scope}/providers/Microsoft.Authorization/roleEligibilityScheduleInstances?api-version={PIM}&$filter=atScope()"
+            "{scope}/providers/Microsoft.Authorization/roleEligibilityScheduleInstances?api-version={PIM}"
         ))
         .await?;
     let requests = engine
         .arm
         .get(&format!(
-            "{scope}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests?api-version={PIM}&$filter=atScope()"
+            "{scope}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests?api-version={PIM}"
         ))
         .await?;
     let activations: Vec<arm::Request> = items(&requests)

@@ -59,7 +59,8 @@ fn list_requests(call: &Call, scope: &str) -> ArmResult {
             Filter::AsRequestor => r.requestor.eq_ignore_ascii_case(me),
             Filter::AsApprover => false,
             Filter::Principal(id) => r.principal.eq_ignore_ascii_case(id),
-            Filter::AtScope => scope_contains(scope, &r.scope),
+            // At the scope or above it, as PIM's atScope() means.
+            Filter::AtScope => scope_contains(&r.scope, scope),
             _ => true,
         })
         .map(|r| r.body.clone())
