@@ -8,6 +8,24 @@ const DAVE: &str = "dave@contoso.example";
 const SUB: &str = "/subscriptions/1c9d3f2a-6e4b-4a8c-b7d5-2f0e1a3b4c5d";
 const RG: &str = "/subscriptions/1c9d3f2a-6e4b-4a8c-b7d5-2f0e1a3b4c5d/resourceGroups/rg-jumpboxes";
 
+/// `admin pim make-eligible` for the JIT Requester role at the resource group, as `principal`,
+/// with more flags.
+fn make_eligible<'a>(principal: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "admin",
+        "pim",
+        "make-eligible",
+        "--role",
+        "JIT Requester",
+        "--principal",
+        principal,
+        "--scope",
+        RG,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 fn fails(user: &User, args: &[&str], code: i32, needle: &str) {
     let out = user.run(args);
     assert_eq!(
@@ -130,22 +148,16 @@ async fn dave_sets_up_jit_from_nothing_and_alice_connects() {
     assert_eq!(again["id"], role["id"], "updated, not duplicated");
 
     // 3. alice eligible, bob approves, justification required, at most 8 hours.
-    let eligible = dave.json(&[
-        "admin",
-        "pim",
-        "make-eligible",
-        "--role",
-        "JIT Requester",
-        "--principal",
+    let eligible = dave.json(&make_eligible(
         ALICE,
-        "--scope",
-        RG,
-        "--approver",
-        BOB,
-        "--max",
-        "PT8H",
-        "--require-justification",
-    ]);
+        &[
+            "--approver",
+            BOB,
+            "--max",
+            "PT8H",
+            "--require-justification",
+        ],
+    ));
     assert_eq!(eligible["already_eligible"], false, "{eligible:#}");
     assert_eq!(eligible["policy"]["approval_required"], true);
     assert_eq!(eligible["policy"]["max_duration"], "PT8H");
@@ -156,22 +168,16 @@ async fn dave_sets_up_jit_from_nothing_and_alice_connects() {
             .contains("Bob Brandt"),
         "{eligible:#}"
     );
-    let text_out = dave.run(&[
-        "admin",
-        "pim",
-        "make-eligible",
-        "--role",
-        "JIT Requester",
-        "--principal",
+    let text_out = dave.run(&make_eligible(
         ALICE,
-        "--scope",
-        RG,
-        "--approver",
-        BOB,
-        "--max",
-        "PT8H",
-        "--require-justification",
-    ]);
+        &[
+            "--approver",
+            BOB,
+            "--max",
+            "PT8H",
+            "--require-justification",
+        ],
+    ));
     assert!(
         text(&text_out.stdout).contains("already eligible"),
         "{}",
@@ -288,22 +294,7 @@ async fn admin_commands_refuse_non_admins_and_bad_input_before_sending() {
         denied,
     );
     dave.json(&["admin", "role", "create-jit-requester", "--scope", SUB]);
-    fails(
-        &alice,
-        &[
-            "admin",
-            "pim",
-            "make-eligible",
-            "--role",
-            "JIT Requester",
-            "--principal",
-            ALICE,
-            "--scope",
-            RG,
-        ],
-        3,
-        denied,
-    );
+    fails(&alice, &make_eligible(ALICE, &[]), 3, denied);
     fails(&alice, &["admin", "audit", "--scope", SUB], 3, denied);
     fails(&alice, &["admin", "review", "--scope", SUB], 3, denied);
     dave.json(&[
@@ -325,101 +316,51 @@ async fn admin_commands_refuse_non_admins_and_bad_input_before_sending() {
 
     let writes = || async { sim.requests_seen("PUT", "jitNetworkAccessPolicies").await };
     let before = writes().await;
-    // A bad prefix, a duration over a day, a bad port: refused before anything is sent.
-    fails(
-        &dave,
-        &[
-            "admin",
-            "jit",
-            "enable",
+    // A bad prefix, a duration over a day, a bad port, an unknown VM: refused before anything
+    // is sent.
+    for (vm, port, max, source, needle) in [
+        (
             "jumpbox-win-01",
-            "--port",
             "3389",
-            "--max",
             "PT1H",
-            "--source",
             "10.0.0.300",
-        ],
-        1,
-        "not a source JIT accepts",
-    );
-    fails(
-        &dave,
-        &[
-            "admin",
-            "jit",
-            "enable",
+            "not a source JIT accepts",
+        ),
+        (
             "jumpbox-win-01",
-            "--port",
             "3389",
-            "--max",
             "PT1H",
-            "--source",
             "203.0.113.7/24",
-        ],
-        1,
-        "203.0.113.0/24",
-    );
-    fails(
-        &dave,
-        &[
-            "admin",
-            "jit",
-            "enable",
+            "203.0.113.0/24",
+        ),
+        (
             "jumpbox-win-01",
-            "--port",
             "3389",
-            "--max",
             "P2D",
-        ],
-        1,
-        "between 5 minutes and 1 day",
-    );
-    fails(
-        &dave,
-        &[
-            "admin",
-            "jit",
-            "enable",
+            "*",
+            "between 5 minutes and 1 day",
+        ),
+        (
             "jumpbox-win-01",
-            "--port",
             "3389",
-            "--max",
             "PT1M",
-        ],
-        1,
-        "between 5 minutes and 1 day",
-    );
-    fails(
-        &dave,
-        &[
-            "admin",
-            "jit",
-            "enable",
-            "jumpbox-win-01",
-            "--port",
-            "rdp",
-            "--max",
-            "PT1H",
-        ],
-        1,
-        "not a port",
-    );
-    fails(
-        &dave,
-        &[
-            "admin",
-            "jit",
-            "enable",
+            "*",
+            "between 5 minutes and 1 day",
+        ),
+        ("jumpbox-win-01", "rdp", "PT1H", "*", "not a port"),
+        (
             "jumpbox-nope",
-            "--port",
             "3389",
-            "--max",
             "PT1H",
-        ],
-        1,
-        "No VM named 'jumpbox-nope'",
-    );
+            "*",
+            "No VM named 'jumpbox-nope'",
+        ),
+    ] {
+        let args = [
+            "admin", "jit", "enable", vm, "--port", port, "--max", max, "--source", source,
+        ];
+        fails(&dave, &args, 1, needle);
+    }
     assert_eq!(writes().await, before);
     fails(
         &dave,
@@ -440,71 +381,25 @@ async fn admin_commands_refuse_non_admins_and_bad_input_before_sending() {
         .await;
     fails(
         &dave,
-        &[
-            "admin",
-            "pim",
-            "make-eligible",
-            "--role",
-            "JIT Requester",
-            "--principal",
-            "mallory@contoso.example",
-            "--scope",
-            RG,
-        ],
+        &make_eligible("mallory@contoso.example", &[]),
         1,
         "No user 'mallory@contoso.example' in the directory",
     );
     fails(
         &dave,
-        &[
-            "admin",
-            "pim",
-            "make-eligible",
-            "--role",
-            "JIT Requester",
-            "--principal",
-            ALICE,
-            "--scope",
-            RG,
-            "--approver",
-            "nobody@contoso.example",
-        ],
+        &make_eligible(ALICE, &["--approver", "nobody@contoso.example"]),
         1,
         "No user 'nobody@contoso.example'",
     );
     fails(
         &dave,
-        &[
-            "admin",
-            "pim",
-            "make-eligible",
-            "--role",
-            "JIT Requester",
-            "--principal",
-            ALICE,
-            "--scope",
-            RG,
-            "--approver",
-            ALICE,
-        ],
+        &make_eligible(ALICE, &["--approver", ALICE]),
         1,
         "cannot approve their own",
     );
     fails(
         &dave,
-        &[
-            "admin",
-            "pim",
-            "make-eligible",
-            "--role",
-            "JIT Requester",
-            "--principal",
-            ALICE,
-            "--scope",
-            RG,
-            "--max",
-            "P2D",
-        ],
+        &make_eligible(ALICE, &["--max", "P2D"]),
         1,
         "--max must be between",
     );

@@ -307,6 +307,7 @@ async fn reliability_07_no_token_is_written_to_disk_or_printed() {
     let alice = sim.user(ALICE);
     sim.sign_in(&alice).await;
     let mut outputs = String::new();
+    let bundle = sim.dir.path().join("support-bundle.json");
     for args in [
         vec!["whoami"],
         vec!["--json", "whoami"],
@@ -320,18 +321,7 @@ async fn reliability_07_no_token_is_written_to_disk_or_printed() {
             "x",
         ],
         vec!["--json", "status"],
-    ] {
-        let out = alice
-            .command(&args)
-            .env("JUMPGATE_LOG", "trace")
-            .output()
-            .expect("run");
-        outputs += &text(&out.stdout);
-        outputs += &text(&out.stderr);
-    }
-    // The watcher's output and logs, and doctor's report and bundle, too.
-    let bundle = sim.dir.path().join("support-bundle.json");
-    for args in [
+        // doctor's report and its support bundle too.
         vec![
             "--json",
             "doctor",
@@ -349,6 +339,7 @@ async fn reliability_07_no_token_is_written_to_disk_or_printed() {
         outputs += &text(&out.stdout);
         outputs += &text(&out.stderr);
     }
+    // And the watcher's output and logs.
     let mut watch = alice
         .command(&["--json", "watch"])
         .env("JUMPGATE_LOG", "trace")
