@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod audit;
 pub mod config;
+pub mod deeplink;
 pub mod duration;
 pub mod events;
 pub mod explain;
@@ -22,4 +23,5 @@ pub mod ip;
 pub mod phase;
 pub mod planner;
 pub mod policy;
+pub mod tray;
 pub mod watch;

@@ -1,0 +1,416 @@
+//! What the tray shows, decided without IO: the icon and its tooltip from what the watcher
+//! knows, the menu, and the notification each watcher event becomes (with its actions).
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::duration::human;
+use crate::events::{Access, WatchEvent};
+
+/// The icon's states, most urgent first when several hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Icon {
+    SignedOut,
+    /// A request waits for my decision as approver.
+    ApprovalWaiting,
+    /// Access ends within the nearest reminder.
+    ExpiringSoon,
+    AccessOpen,
+    /// A request of mine waits for a decision.
+    WaitingForApproval,
+    Idle,
+}
+
+/// What the watcher knows, as the tray needs it.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub signed_in: bool,
+    /// Roles I asked for that wait for a decision.
+    pub pending: Vec<String>,
+    /// What of mine is open, and when it ends (ARM's time).
+    pub open: Vec<(Access, DateTime<Utc>)>,
+    /// Requests waiting for my decision.
+    pub approvals: usize,
+}
+
+/// The icon and its tooltip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrayView {
+    pub icon: Icon,
+    pub tooltip: String,
+}
+
+/// The icon and tooltip at `now`; `soon` is how close an end must be to count as expiring.
+pub fn view(now: DateTime<Utc>, s: &Snapshot, soon: Duration) -> TrayView {
+    let mut open: Vec<&(Access, DateTime<Utc>)> =
+        s.open.iter().filter(|(_, end)| *end > now).collect();
+    open.sort_by_key(|(_, end)| *end);
+    let mut parts = Vec::new();
+    for (access, end) in &open {
+        parts.push(format!(
+            "{} open, {} left",
+            access.label(),
+            human(*end - now)
+        ));
+    }
+    for role in &s.pending {
+        parts.push(format!("{role} waiting for approval"));
+    }
+    if s.approvals > 0 {
+        parts.push(format!(
+            "{} request{} waiting for your decision",
+            s.approvals,
+            if s.approvals == 1 { "" } else { "s" }
+        ));
+    }
+    let icon = if !s.signed_in {
+        Icon::SignedOut
+    } else if s.approvals > 0 {
+        Icon::ApprovalWaiting
+    } else if open.first().is_some_and(|(_, end)| *end - now <= soon) {
+        Icon::ExpiringSoon
+    } else if !open.is_empty() {
+        Icon::AccessOpen
+    } else if !s.pending.is_empty() {
+        Icon::WaitingForApproval
+    } else {
+        Icon::Idle
+    };
+    let tooltip = if !s.signed_in {
+        "Jumpgate: signed out".to_string()
+    } else if parts.is_empty() {
+        "Jumpgate: no access open".to_string()
+    } else {
+        format!("Jumpgate: {}", parts.join("; "))
+    };
+    TrayView { icon, tooltip }
+}
+
+/// One entry of the tray menu.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MenuItem {
+    Open,
+    Connect { vm: String },
+    Approvals { count: usize },
+    SignIn,
+    SignOut,
+    StartAtLogin { on: bool },
+    Quit,
+}
+
+impl MenuItem {
+    /// A stable id for the menu toolkit.
+    pub fn id(&self) -> String {
+        match self {
+            MenuItem::Open => "open".into(),
+            MenuItem::Connect { vm } => format!("connect:{vm}"),
+            MenuItem::Approvals { .. } => "approvals".into(),
+            MenuItem::SignIn => "sign_in".into(),
+            MenuItem::SignOut => "sign_out".into(),
+            MenuItem::StartAtLogin { .. } => "start_at_login".into(),
+            MenuItem::Quit => "quit".into(),
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            MenuItem::Open => "Open".into(),
+            MenuItem::Connect { vm } => format!("Connect to {vm}"),
+            MenuItem::Approvals { count } => format!("Approvals ({count})"),
+            MenuItem::SignIn => "Sign in".into(),
+            MenuItem::SignOut => "Sign out".into(),
+            MenuItem::StartAtLogin { on } => {
+                format!("Start at login: {}", if *on { "on" } else { "off" })
+            }
+            MenuItem::Quit => "Quit".into(),
+        }
+    }
+}
+
+/// The menu: Open, a Connect entry per jump box, Approvals (n), Sign in or out, Start at
+/// login, Quit.
+pub fn menu(s: &Snapshot, targets: &[String], start_at_login: bool) -> Vec<MenuItem> {
+    let mut items = vec![MenuItem::Open];
+    if s.signed_in {
+        items.extend(
+            targets
+                .iter()
+                .map(|vm| MenuItem::Connect { vm: vm.clone() }),
+        );
+        items.push(MenuItem::Approvals { count: s.approvals });
+        items.push(MenuItem::SignOut);
+    } else {
+        items.push(MenuItem::SignIn);
+    }
+    items.push(MenuItem::StartAtLogin { on: start_at_login });
+    items.push(MenuItem::Quit);
+    items
+}
+
+/// A notification action: its id (what the app does) and its label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Action {
+    pub id: String,
+    pub label: String,
+}
+
+/// A notification: what it says, its actions, and what the popover opens on a click.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    pub title: String,
+    pub body: String,
+    pub actions: Vec<Action>,
+    /// The popover view (and item) a click opens.
+    pub opens: String,
+    pub urgent: bool,
+}
+
+fn action(id: String, label: &str) -> Action {
+    Action {
+        id,
+        label: label.into(),
+    }
+}
+
+/// The notification for a watcher event.
+pub fn notice(e: &WatchEvent) -> Notice {
+    let by = |approver: &Option<String>| {
+        approver
+            .as_deref()
+            .map(|a| format!(" by {a}"))
+            .unwrap_or_default()
+    };
+    match e {
+        WatchEvent::RequestApproved {
+            request,
+            role,
+            approver,
+            justification,
+            ..
+        } => Notice {
+            title: "Access approved".into(),
+            body: format!(
+                "{role} was approved{}{}",
+                by(approver),
+                justification
+                    .as_deref()
+                    .map(|j| format!(": {j}"))
+                    .unwrap_or_default()
+            ),
+            actions: vec![action(format!("connect:{request}"), "Connect")],
+            opens: format!("targets:{request}"),
+            urgent: false,
+        },
+        WatchEvent::RequestDenied {
+            role,
+            approver,
+            justification,
+            request,
+            ..
+        } => Notice {
+            title: format!("{role} denied{}", by(approver)),
+            body: justification
+                .clone()
+                .unwrap_or_else(|| "No reason was given.".into()),
+            actions: Vec::new(),
+            opens: format!("history:{request}"),
+            urgent: true,
+        },
+        WatchEvent::ApprovalWaiting {
+            request,
+            requester,
+            role,
+            duration,
+            justification,
+            ..
+        } => Notice {
+            title: format!("{requester} asks for {role}"),
+            body: format!(
+                "{}{}",
+                duration
+                    .as_deref()
+                    .map(|d| format!("For {d}. "))
+                    .unwrap_or_default(),
+                justification.clone().unwrap_or_default()
+            ),
+            actions: vec![
+                action(format!("approve:{request}"), "Approve…"),
+                action(format!("deny:{request}"), "Deny…"),
+            ],
+            opens: format!("approvals:{request}"),
+            urgent: true,
+        },
+        WatchEvent::ExpiryReminder {
+            access,
+            lead_minutes,
+            ..
+        } => Notice {
+            title: format!("{} ends in {lead_minutes} minutes", access.label()),
+            body: "Extend it now to keep working.".into(),
+            actions: vec![action(format!("extend:{}", access.key()), "Extend")],
+            opens: format!("active:{}", access.key()),
+            urgent: *lead_minutes <= 5,
+        },
+        WatchEvent::Expired { access, .. } => Notice {
+            title: format!("{} has ended", access.label()),
+            body: "Connect again when you need it.".into(),
+            actions: Vec::new(),
+            opens: "targets".into(),
+            urgent: false,
+        },
+        WatchEvent::IpChanged { vm, port, old, new } => Notice {
+            title: "Your public IP changed".into(),
+            body: format!("{vm} port {port} is open for {old}, but you are now {new}."),
+            actions: vec![action(
+                format!("rerequest:{vm}:{port}"),
+                &format!("Re-request for {new}"),
+            )],
+            opens: format!("targets:{vm}"),
+            urgent: true,
+        },
+        WatchEvent::SignedOut { reason } => Notice {
+            title: "Sign in again".into(),
+            body: reason.clone(),
+            actions: vec![action("sign_in".into(), "Sign in")],
+            opens: "sign_in".into(),
+            urgent: true,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(min: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + min * 60, 0).expect("time")
+    }
+
+    fn port() -> Access {
+        Access::Port {
+            vm: "jumpbox-win-01".into(),
+            vm_id: "/vm/jumpbox-win-01".into(),
+            port: 3389,
+        }
+    }
+
+    #[test]
+    fn the_icon_says_the_most_urgent_state_and_the_tooltip_all_of_them() {
+        let soon = Duration::minutes(15);
+        let mut s = Snapshot::default();
+        assert_eq!(view(t(0), &s, soon).icon, Icon::SignedOut);
+        s.signed_in = true;
+        assert_eq!(
+            view(t(0), &s, soon),
+            TrayView {
+                icon: Icon::Idle,
+                tooltip: "Jumpgate: no access open".into()
+            }
+        );
+        s.pending = vec!["JIT Requester".into()];
+        assert_eq!(view(t(0), &s, soon).icon, Icon::WaitingForApproval);
+        s.open = vec![(port(), t(60))];
+        let v = view(t(0), &s, soon);
+        assert_eq!(v.icon, Icon::AccessOpen);
+        assert_eq!(
+            v.tooltip,
+            "Jumpgate: jumpbox-win-01 port 3389 open, 1h left; JIT Requester waiting for approval"
+        );
+        assert_eq!(view(t(50), &s, soon).icon, Icon::ExpiringSoon);
+        // Ended access is neither open nor expiring.
+        assert_eq!(view(t(61), &s, soon).icon, Icon::WaitingForApproval);
+        s.approvals = 2;
+        let v = view(t(50), &s, soon);
+        assert_eq!(v.icon, Icon::ApprovalWaiting);
+        assert!(
+            v.tooltip.ends_with("2 requests waiting for your decision"),
+            "{}",
+            v.tooltip
+        );
+    }
+
+    #[test]
+    fn the_menu_has_a_connect_entry_per_jump_box() {
+        let targets = vec!["jumpbox-win-01".to_string(), "jumpbox-linux-01".to_string()];
+        let signed_out = menu(&Snapshot::default(), &targets, false);
+        let labels: Vec<String> = signed_out.iter().map(MenuItem::label).collect();
+        assert_eq!(labels, ["Open", "Sign in", "Start at login: off", "Quit"]);
+        let s = Snapshot {
+            signed_in: true,
+            approvals: 1,
+            ..Snapshot::default()
+        };
+        let labels: Vec<String> = menu(&s, &targets, true)
+            .iter()
+            .map(MenuItem::label)
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "Open",
+                "Connect to jumpbox-win-01",
+                "Connect to jumpbox-linux-01",
+                "Approvals (1)",
+                "Sign out",
+                "Start at login: on",
+                "Quit"
+            ]
+        );
+        assert_eq!(menu(&s, &targets, true)[1].id(), "connect:jumpbox-win-01");
+    }
+
+    #[test]
+    fn each_event_becomes_the_notification_the_issue_asks_for() {
+        let approved = notice(&WatchEvent::RequestApproved {
+            request: "r1".into(),
+            role: "JIT Requester".into(),
+            scope: "/s".into(),
+            approver: Some("bob@contoso.example".into()),
+            justification: Some("ok".into()),
+        });
+        assert_eq!(approved.title, "Access approved");
+        assert_eq!(approved.actions[0].label, "Connect");
+        let denied = notice(&WatchEvent::RequestDenied {
+            request: "r2".into(),
+            role: "JIT Requester".into(),
+            scope: "/s".into(),
+            approver: Some("bob@contoso.example".into()),
+            justification: Some("Not during the freeze".into()),
+        });
+        assert_eq!(denied.body, "Not during the freeze");
+        let waiting = notice(&WatchEvent::ApprovalWaiting {
+            request: "r3".into(),
+            approval: "a3".into(),
+            requester: "alice@contoso.example".into(),
+            role: "JIT Requester".into(),
+            scope: "/s".into(),
+            justification: Some("Patch".into()),
+            duration: Some("PT1H".into()),
+            ticket: None,
+        });
+        let labels: Vec<&str> = waiting.actions.iter().map(|a| a.label.as_str()).collect();
+        assert_eq!(labels, ["Approve…", "Deny…"]);
+        assert_eq!(waiting.opens, "approvals:r3");
+        let reminder = notice(&WatchEvent::ExpiryReminder {
+            access: port(),
+            lead_minutes: 5,
+            end: t(5),
+        });
+        assert_eq!(reminder.actions[0].label, "Extend");
+        assert!(notice(&WatchEvent::Expired {
+            access: port(),
+            end: t(0)
+        })
+        .actions
+        .is_empty());
+        let moved = notice(&WatchEvent::IpChanged {
+            vm: "jumpbox-win-01".into(),
+            port: 3389,
+            old: "203.0.113.7".into(),
+            new: "198.51.100.4".into(),
+        });
+        assert_eq!(moved.actions[0].label, "Re-request for 198.51.100.4");
+    }
+}
