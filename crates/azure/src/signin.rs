@@ -260,6 +260,73 @@ pub async fn browser(authority: &Authority, options: BrowserOptions) -> Result<T
     token_set(&response, Source::Browser, None)
 }
 
+/// Signs in as `upn` at a simulator started with its control API (the tray's demo mode),
+/// without a browser: the same authorization-code + PKCE flow as [`browser`], with
+/// `prompt=none` and `login_hint`, the app itself making the two requests a browser would
+/// (the authorize URL, then the loopback redirect it answers with). Against Entra,
+/// `prompt=none` without a browser session fails with `login_required`.
+pub async fn demo(authority: &Authority, upn: &str) -> Result<TokenSet> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    let playing = tokio::spawn(async move {
+        let url = rx
+            .await
+            .map_err(|_| "the sign-in did not start".to_string())?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())?;
+        let answer = http.get(&url).send().await.map_err(|e| e.to_string())?;
+        let location = answer
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                format!(
+                    "the sign-in page answered {} without a redirect: is this a simulator started with --control?",
+                    answer.status()
+                )
+            })?;
+        if !location.starts_with("http://127.0.0.1:") {
+            return Err(format!(
+                "the sign-in redirected away from Jumpgate, to {location}"
+            ));
+        }
+        http.get(&location)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<(), String>(())
+    });
+    let sign_in = browser(
+        authority,
+        BrowserOptions {
+            login_hint: Some(upn.to_string()),
+            silent: true,
+            on_url: Box::new(move |url: &str| {
+                let _ = tx.send(url.to_string());
+            }),
+            timeout: StdDuration::from_secs(15),
+        },
+    );
+    tokio::pin!(sign_in);
+    let mut playing = playing;
+    let failed = |why: String| {
+        Error::Other(format!(
+            "demo sign-in as {upn} failed: {why} (it needs the embedded simulator, or jumpgate-sim with --control)"
+        ))
+    };
+    tokio::select! {
+        tokens = &mut sign_in => tokens.map_err(|e| failed(e.to_string())),
+        played = &mut playing => match played {
+            // The redirect reached the listener: the code exchange finishes the sign-in.
+            Ok(Ok(())) => sign_in.await.map_err(|e| failed(e.to_string())),
+            Ok(Err(why)) => Err(failed(why)),
+            Err(e) => Err(failed(e.to_string())),
+        },
+    }
+}
+
 /// Answers loopback callbacks until one carries the right `state`.
 async fn wait_for_code(listener: &TcpListener, state: &str) -> Result<String> {
     loop {
