@@ -324,6 +324,11 @@ impl<'e> Watcher<'e> {
                 return Ok(());
             }
             Some(t) => t.account,
+            // Never signed in here: nothing to repeat, so nothing to announce.
+            None if self.saved.account.is_empty() => {
+                self.signed_in = false;
+                return Ok(());
+            }
             None => {
                 self.signed_out("You are signed out", sink).await;
                 return Ok(());

@@ -344,3 +344,13 @@ async fn a_refused_sign_in_is_announced_once_and_not_retried() {
     );
     assert_eq!(a.count("signed_out"), 1, "{:#?}", a.seen);
 }
+
+/// Someone who never signed in on this machine is not told to sign in "again".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_without_a_sign_in_announces_nothing() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    let mut a = alice.watch(&[]);
+    a.settle(Duration::from_secs(3));
+    assert!(a.seen.is_empty(), "{:#?}", a.seen);
+}
