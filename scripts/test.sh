@@ -10,8 +10,12 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 # System packages the build and the tests use.
 # gnome-keyring, dbus and libsecret-tools: tokens go to a real Secret Service keychain in the
-# tests, and secret-tool inspects it.
-APT_PACKAGES=(build-essential pkg-config ca-certificates dbus dbus-daemon gnome-keyring libsecret-tools)
+# tests, and secret-tool inspects it. WebKitGTK and the others: the tray app (Tauri 2).
+# Xvfb, dunst, x11-utils, fonts: the app's tests run it in a throwaway desktop
+# (scripts/desktop-session.sh).
+APT_PACKAGES=(build-essential pkg-config ca-certificates dbus dbus-daemon dbus-x11 gnome-keyring libsecret-tools
+  libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev file libdbus-1-dev
+  xvfb x11-utils xauth fonts-dejavu-core dunst)
 
 say() { printf '==> %s\n' "$*"; }
 
@@ -36,25 +40,31 @@ install_missing() {
     echo "Rust is not installed. Install it with rustup (https://rustup.rs), then run this again." >&2
     exit 1
   fi
+  if ! command -v npm >/dev/null; then
+    echo "Node.js and npm are not installed: the popover's UI is built with them. Install Node.js 20 or later, then run this again." >&2
+    exit 1
+  fi
+  # The app embeds the built UI at compile time, so it is built before any cargo command.
+  if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules ]; then
+    say "npm ci (ui/)"
+    (cd ui && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  say "building the UI (ui/dist)"
+  (cd ui && npm run --silent build -- --logLevel=warn)
 }
-
-install_missing
-[ "${1:-}" = "--install" ] && exit 0
 
 if [ "${1:-}" = "--inside-session" ]; then
   # Inside a private D-Bus session: start an unlocked gnome-keyring whose files live in a
   # throwaway folder, so no real keyring is read or changed.
-  export XDG_DATA_HOME
-  XDG_DATA_HOME=$(mktemp -d)
-  eval "$(printf 'jumpgate-test' | gnome-keyring-daemon --unlock --components=secrets)"
-  export GNOME_KEYRING_CONTROL
-  cargo test --workspace --locked --no-fail-fast
-  status=$?
-  rm -rf "$XDG_DATA_HOME"
-  exit $status
+  # scripts/desktop-session.sh adds Xvfb and dunst for the tray app's tests.
+  exec bash scripts/desktop-session.sh cargo test --workspace --locked --no-fail-fast
 fi
 
-say "cargo test --workspace (inside dbus-run-session, with gnome-keyring)"
+install_missing
+[ "${1:-}" = "--install" ] && exit 0
+
+
+say "cargo test --workspace (inside dbus-run-session, with gnome-keyring, Xvfb and dunst)"
 cargo build --workspace --locked --bins
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -62,7 +72,16 @@ set +e
 dbus-run-session -- bash "$0" --inside-session 2>&1 | grep -v 'Failed to set fd limit' | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-# One closing line for the whole run, summed over every test binary.
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "%d passed, %d failed\n", p, f }' "$log"
-exit "$status"
+say "vitest (ui/)"
+report=$(mktemp)
+trap 'rm -f "$log" "$report"' EXIT
+set +e
+(cd ui && npx vitest run --reporter=default --reporter=json --outputFile="$report")
+ui_status=$?
+set -e
+ui_counts=$(node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(r.numPassedTests, r.numFailedTests)' "$report" 2>/dev/null || echo "0 1")
+# One closing line for the whole run, summed over every test binary and the UI's tests.
+awk -v ui="$ui_counts" '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { split(ui, u, " "); printf "%d passed, %d failed\n", p + u[1], f + u[2] }' "$log"
+[ "$status" -ne 0 ] && exit "$status"
+exit "$ui_status"

@@ -232,6 +232,13 @@ impl Session {
         Ok(token)
     }
 
+    /// Drops what this process holds in memory, so the next call reads the keychain (after
+    /// a sign-in stored there).
+    pub async fn forget_cached(&self) {
+        *self.cached.lock().await = None;
+        self.other.lock().await.clear();
+    }
+
     pub async fn sign_out(&self) -> Result<()> {
         *self.cached.lock().await = None;
         self.store.delete().await

@@ -65,5 +65,8 @@ async fn an_unknown_user_is_refused() {
         .await
         .expect_err("unknown user");
     let text = err.to_string();
-    assert!(text.contains("demo sign-in as mallory@contoso.example failed"), "{text}");
+    assert!(
+        text.contains("demo sign-in as mallory@contoso.example failed"),
+        "{text}"
+    );
 }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs a command in a throwaway desktop: Xvfb, a notification daemon (dunst), an unlocked
+# gnome-keyring whose files live in a throwaway folder (no real keyring is read or changed)
+# and, with TRAY_HOST=1, a tray host (trayer). Run it inside dbus-run-session:
+#
+#   dbus-run-session -- bash scripts/desktop-session.sh COMMAND...
+set -u
+# A display number of its own, so that sessions running side by side do not meet.
+DISPLAY_NUMBER=${DISPLAY_NUMBER:-$((100 + $$ % 800))}
+Xvfb ":$DISPLAY_NUMBER" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
+XVFB=$!
+export DISPLAY=":$DISPLAY_NUMBER"
+for _ in $(seq 100); do xdpyinfo >/dev/null 2>&1 && break; sleep 0.1; done
+# Else D-Bus starts dunst with no display.
+dbus-update-activation-environment DISPLAY >/dev/null 2>&1
+dunst >/dev/null 2>&1 &
+DUNST=$!
+for _ in $(seq 100); do
+  dbus-send --session --print-reply --dest=org.freedesktop.DBus / \
+    org.freedesktop.DBus.NameHasOwner string:org.freedesktop.Notifications 2>/dev/null | grep -q true && break
+  sleep 0.1
+done
+export XDG_DATA_HOME
+XDG_DATA_HOME=$(mktemp -d)
+eval "$(printf 'jumpgate-test' | gnome-keyring-daemon --unlock --components=secrets)"
+export GNOME_KEYRING_CONTROL
+TRAYER=""
+if [ "${TRAY_HOST:-0}" = 1 ]; then
+  trayer --edge top --align right --widthtype request --height 32 --SetDockType true \
+    --transparent false --tint 0x404040 >/dev/null 2>&1 &
+  TRAYER=$!
+  sleep 1
+fi
+"$@"
+RC=$?
+kill $DUNST $XVFB $TRAYER 2>/dev/null
+rm -rf "$XDG_DATA_HOME"
+exit $RC

@@ -1,0 +1,45 @@
+//! Demo mode: the simulator runs in-process with the demo tenant and its control API on
+//! loopback, and its client configuration is written to the app's data directory, so that
+//! `jumpgate --config <that file>` can act as another user in the same demo.
+
+use std::path::{Path, PathBuf};
+
+use jumpgate_sim::{SimBuilder, SimHandle};
+
+/// The demo tenant's users, as the sign-in view offers them.
+pub const USERS: [&str; 4] = [
+    "alice@contoso.example",
+    "bob@contoso.example",
+    "carol@contoso.example",
+    "dave@contoso.example",
+];
+
+pub struct Demo {
+    sim: SimHandle,
+    pub config_path: PathBuf,
+}
+
+impl Demo {
+    pub async fn start(data: &Path) -> Result<Demo, String> {
+        let sim = SimBuilder::new("demo")
+            .control(true)
+            .start()
+            .await
+            .map_err(|e| format!("the demo simulator did not start: {e}"))?;
+        std::fs::create_dir_all(data)
+            .map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+        let config_path = data.join("config.toml");
+        let text = format!(
+            "{}\n[storage]\nkeyring_service = \"jumpgate-demo\"\nstate_dir = \"{}\"\n",
+            sim.client_config().to_toml(),
+            data.join("state").display()
+        );
+        std::fs::write(&config_path, text)
+            .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
+        Ok(Demo { sim, config_path })
+    }
+
+    pub fn url(&self) -> &str {
+        self.sim.url()
+    }
+}

@@ -1,0 +1,153 @@
+//! The tray app: the engine and its watcher behind a tray icon, a popover window and
+//! desktop notifications. What the tray shows is decided in `jumpgate_core::tray`; this
+//! crate wires it to Tauri.
+
+mod commands;
+mod demo;
+mod tray;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use jumpgate_azure::engine::Engine;
+use jumpgate_core::config;
+use tauri::Manager as _;
+
+/// What the app runs on: the engine, and the embedded simulator in demo mode.
+pub struct AppCtx {
+    pub engine: Arc<Engine>,
+    pub demo: Option<demo::Demo>,
+}
+
+/// How the app was started.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    pub demo: bool,
+    pub config: Option<PathBuf>,
+}
+
+/// Reads `--demo` and `--config PATH`; anything else is an error that says what is accepted.
+pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
+    let mut options = Options::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--demo" => options.demo = true,
+            "--config" => {
+                let path = args.next().ok_or("--config needs a path")?;
+                options.config = Some(PathBuf::from(path));
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument '{other}': jumpgate-tray takes --demo or --config PATH"
+                ))
+            }
+        }
+    }
+    if options.demo && options.config.is_some() {
+        return Err("--demo runs its own simulator: leave out --config".into());
+    }
+    Ok(options)
+}
+
+pub fn main() -> ExitCode {
+    let filter = std::env::var("JUMPGATE_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("jumpgate-tray: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    jumpgate_azure::init_tls();
+    let ctx = match tauri::async_runtime::block_on(start(&options)) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            eprintln!("jumpgate-tray: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match build(ctx).run(tauri::generate_context!()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jumpgate-tray: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The engine, on the configuration found as the CLI finds it, or on the embedded simulator.
+pub async fn start(options: &Options) -> Result<AppCtx, String> {
+    if options.demo {
+        let data = dirs::data_local_dir()
+            .unwrap_or_else(std::env::temp_dir)
+            .join("jumpgate")
+            .join("demo");
+        let demo = demo::Demo::start(&data).await?;
+        tracing::info!(
+            "demo mode: the simulator listens on {}; its client configuration is {} (use it with jumpgate --config to act as another user)",
+            demo.url(),
+            demo.config_path.display()
+        );
+        let config = config::load(&demo.config_path).map_err(|e| e.to_string())?;
+        return Ok(AppCtx {
+            engine: Arc::new(Engine::new(config)),
+            demo: Some(demo),
+        });
+    }
+    let path = config::locate(
+        options.config.as_deref(),
+        std::env::var_os("JUMPGATE_CONFIG").map(PathBuf::from),
+    )
+    .map_err(|e| e.to_string())?;
+    let config = config::load(&path).map_err(|e| e.to_string())?;
+    Ok(AppCtx {
+        engine: Arc::new(Engine::new(config)),
+        demo: None,
+    })
+}
+
+/// The Tauri app: state, commands, the tray and the watcher.
+pub fn build(ctx: AppCtx) -> tauri::Builder<tauri::Wry> {
+    tauri::Builder::default()
+        .manage(ctx)
+        .invoke_handler(tauri::generate_handler![
+            commands::app_state,
+            commands::sign_in_demo,
+            commands::sign_out
+        ])
+        .setup(|app| {
+            tray::install(app.handle())?;
+            tray::watch(app.handle().clone(), app.state::<AppCtx>().engine.clone());
+            Ok(())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Result<Options, String> {
+        parse_args(a.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn arguments_are_demo_or_a_configuration() {
+        assert_eq!(args(&[]), Ok(Options::default()));
+        assert_eq!(args(&["--demo"]).map(|o| o.demo), Ok(true));
+        assert_eq!(
+            args(&["--config", "/etc/j.toml"]).map(|o| o.config),
+            Ok(Some(PathBuf::from("/etc/j.toml")))
+        );
+        assert!(args(&["--config"]).is_err());
+        assert!(args(&["--demo", "--config", "x"]).is_err());
+        assert!(args(&["--frobnicate"])
+            .expect_err("unknown")
+            .contains("--demo or --config"));
+    }
+}
