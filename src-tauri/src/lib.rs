@@ -151,3 +151,78 @@ mod tests {
             .contains("--demo or --config"));
     }
 }
+
+#[cfg(test)]
+mod ipc_tests {
+    use tauri::ipc::{CallbackFn, InvokeBody};
+    use tauri::test::{get_ipc_response, mock_builder, INVOKE_KEY};
+    use tauri::webview::InvokeRequest;
+    use tauri::WebviewWindowBuilder;
+
+    use super::*;
+
+    fn request(cmd: &str, body: serde_json::Value) -> InvokeRequest {
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().expect("url"),
+            body: InvokeBody::Json(body),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        }
+    }
+
+    /// The app's real configuration and capabilities on Tauri's mock runtime: the popover may
+    /// call its commands, another window may not, and errors carry their kind.
+    #[test]
+    fn reliability_18_only_the_popover_may_call_the_commands() {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[azure]\ntenant_id = \"t\"\nclient_id = \"c\"\n[storage]\nstate_dir = \"{}\"\nallow_file_fallback = true\nkeyring_service = \"jumpgate-ipc-test\"\n",
+                dir.path().display()
+            ),
+        )
+        .expect("config");
+        let ctx = tauri::async_runtime::block_on(start(&Options {
+            demo: false,
+            config: Some(config),
+        }))
+        .expect("engine");
+        let app = mock_builder()
+            .manage(ctx)
+            .invoke_handler(tauri::generate_handler![
+                commands::app_state,
+                commands::sign_in_demo,
+                commands::sign_out
+            ])
+            .build(tauri::generate_context!())
+            .expect("app");
+        let popover = WebviewWindowBuilder::new(&app, "popover", Default::default())
+            .build()
+            .expect("popover");
+        let other = WebviewWindowBuilder::new(&app, "other", Default::default())
+            .build()
+            .expect("other window");
+
+        // Outside demo mode, demo sign-in is refused with a kind the UI can switch on.
+        let refused = get_ipc_response(
+            &popover,
+            request("sign_in_demo", serde_json::json!({"upn": "alice@contoso.example"})),
+        )
+        .expect_err("not in demo mode");
+        assert_eq!(refused["kind"], "not_available", "{refused}");
+        assert_eq!(refused["data"]["code"], "not_demo");
+
+        // Another window is not granted the commands at all.
+        let denied = get_ipc_response(
+            &other,
+            request("sign_in_demo", serde_json::json!({"upn": "alice@contoso.example"})),
+        )
+        .expect_err("not granted");
+        assert!(denied.to_string().contains("not allowed"), "{denied}");
+    }
+}

@@ -18,6 +18,34 @@ export interface AppState {
   targets: string[];
 }
 
+/** How a command failed: a kind to switch on, a stable code and a message to show. */
+export interface CommandError {
+  kind:
+    | "sign_in"
+    | "denied"
+    | "policy"
+    | "unavailable"
+    | "not_found"
+    | "conflict"
+    | "not_available"
+    | "other";
+  data: { code: string; message: string };
+}
+
+export function isCommandError(e: unknown): e is CommandError {
+  return (
+    typeof e === "object" &&
+    e !== null &&
+    typeof (e as CommandError).kind === "string" &&
+    typeof (e as CommandError).data?.message === "string"
+  );
+}
+
+/** The message to show for any failure. */
+export function describe(e: unknown): string {
+  return isCommandError(e) ? e.data.message : String(e);
+}
+
 export function appState(): Promise<AppState> {
   return invoke<AppState>("app_state");
 }

@@ -46,7 +46,10 @@ describe("the popover", () => {
   it("shows an engine error as an alert, not a crash", async () => {
     mockIPC((cmd) => {
       if (cmd === "app_state") return signedOut;
-      throw "demo sign-in as bob@contoso.example failed: the simulator is not running";
+      throw {
+        kind: "other",
+        data: { code: "error", message: "demo sign-in as bob@contoso.example failed: the simulator is not running" },
+      };
     });
     render(App);
     await fireEvent.click(await screen.findByRole("button", { name: "bob@contoso.example" }));
