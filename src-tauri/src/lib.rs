@@ -211,7 +211,10 @@ mod ipc_tests {
         // Outside demo mode, demo sign-in is refused with a kind the UI can switch on.
         let refused = get_ipc_response(
             &popover,
-            request("sign_in_demo", serde_json::json!({"upn": "alice@contoso.example"})),
+            request(
+                "sign_in_demo",
+                serde_json::json!({"upn": "alice@contoso.example"}),
+            ),
         )
         .expect_err("not in demo mode");
         assert_eq!(refused["kind"], "not_available", "{refused}");
@@ -220,7 +223,10 @@ mod ipc_tests {
         // Another window is not granted the commands at all.
         let denied = get_ipc_response(
             &other,
-            request("sign_in_demo", serde_json::json!({"upn": "alice@contoso.example"})),
+            request(
+                "sign_in_demo",
+                serde_json::json!({"upn": "alice@contoso.example"}),
+            ),
         )
         .expect_err("not granted");
         assert!(denied.to_string().contains("not allowed"), "{denied}");
