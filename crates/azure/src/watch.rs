@@ -72,6 +72,9 @@ pub struct Watcher<'e> {
     /// user signs in anew, so a dead sign-in never becomes a loop of refused calls.
     refused_sign_in: Option<u64>,
     approver_flag: bool,
+    /// When this watcher started: on a first run, decisions on requests made since then are
+    /// announced (and older ones are not).
+    started: DateTime<Utc>,
     journal_len: Option<u64>,
     subscription: Option<String>,
     /// Held while the watcher runs: one watcher per state directory.
@@ -138,6 +141,7 @@ impl<'e> Watcher<'e> {
         Ok(Watcher {
             cadence: Cadence::from_config(&engine.config.watch),
             approver_flag: approver || engine.config.watch.approver,
+            started: engine.arm.clock.now(),
             engine,
             path,
             saved,
@@ -346,7 +350,7 @@ impl<'e> Watcher<'e> {
             self.progress(&format!("signed in as {}: watching again", account.upn));
         }
         self.signed_in = true;
-        let seen_until = self.saved.seen_until;
+        let seen_until = self.saved.seen_until.or(Some(self.started));
         let requests = arm::list_requests(&self.engine.arm, "asRequestor()").await?;
         let mut listed = BTreeSet::new();
         for r in requests.into_iter().filter(needs_decision) {
