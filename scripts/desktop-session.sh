@@ -20,7 +20,11 @@ for _ in $(seq 100); do
     org.freedesktop.DBus.NameHasOwner string:org.freedesktop.Notifications 2>/dev/null | grep -q true && break
   sleep 0.1
 done
-export XDG_DATA_HOME
+# Private runtime and data folders: the keyring's control socket and files, and dunst's, are
+# this session's own, so sessions running side by side never meet.
+export XDG_RUNTIME_DIR XDG_DATA_HOME
+XDG_RUNTIME_DIR=$(mktemp -d)
+chmod 700 "$XDG_RUNTIME_DIR"
 XDG_DATA_HOME=$(mktemp -d)
 eval "$(printf 'jumpgate-test' | gnome-keyring-daemon --unlock --components=secrets)"
 export GNOME_KEYRING_CONTROL
@@ -34,5 +38,5 @@ fi
 "$@"
 RC=$?
 kill $DUNST $XVFB $TRAYER 2>/dev/null
-rm -rf "$XDG_DATA_HOME"
+rm -rf "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR"
 exit $RC
