@@ -19,6 +19,13 @@ pub struct Demo {
     pub config_path: PathBuf,
 }
 
+/// FNV-1a: a stable short name for a path.
+fn fnv64(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 impl Demo {
     pub async fn start(data: &Path) -> Result<Demo, String> {
         let sim = SimBuilder::new("demo")
@@ -29,8 +36,11 @@ impl Demo {
         std::fs::create_dir_all(data)
             .map_err(|e| format!("cannot create {}: {e}", data.display()))?;
         let config_path = data.join("config.toml");
+        // A keychain entry per data directory: a demo never touches a real sign-in, nor
+        // another demo's.
+        let service = format!("jumpgate-demo-{:016x}", fnv64(&data.display().to_string()));
         let text = format!(
-            "{}\n[storage]\nkeyring_service = \"jumpgate-demo\"\nstate_dir = \"{}\"\n",
+            "{}\n[storage]\nkeyring_service = \"{service}\"\nstate_dir = \"{}\"\n",
             sim.client_config().to_toml(),
             data.join("state").display()
         );

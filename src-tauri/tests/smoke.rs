@@ -13,38 +13,58 @@ fn jumpgate() -> std::path::PathBuf {
     std::path::Path::new(TRAY).with_file_name("jumpgate")
 }
 
-#[test]
-fn demo_mode_runs_the_simulator_and_hands_its_configuration_to_the_cli() {
+/// The running app and where its demo's configuration is.
+struct Running {
+    app: std::process::Child,
+    config: String,
+    home: tempfile::TempDir,
+}
+
+impl Running {
+    /// What the app logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.home.path().join("app.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.app.kill();
+        let _ = self.app.wait();
+    }
+}
+
+fn start_demo() -> Running {
     if std::env::var_os("DISPLAY").is_none() {
         panic!(
             "this test runs the real app: run it through `bash scripts/test.sh`, which starts Xvfb"
         );
     }
     let home = tempfile::tempdir().expect("home");
-    let mut app = Command::new(TRAY)
+    let log = home.path().join("app.log");
+    let app = Command::new(TRAY)
         .arg("--demo")
         .env("HOME", home.path())
         .env_remove("XDG_DATA_HOME")
         .env("JUMPGATE_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
         .expect("start jumpgate-tray");
-    let stderr = app.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
     let started = Instant::now();
     let line = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30).saturating_sub(started.elapsed()))
-            .expect("the demo's configuration line within 30 s");
-        if line.contains("its client configuration is") {
-            break line;
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(l) = text
+            .lines()
+            .find(|l| l.contains("its client configuration is"))
+        {
+            break l.to_string();
         }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no demo configuration line within 30 s: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     };
     let config = line
         .split("its client configuration is ")
@@ -56,9 +76,16 @@ fn demo_mode_runs_the_simulator_and_hands_its_configuration_to_the_cli() {
         config.starts_with(home.path().to_str().expect("home")),
         "{config}"
     );
+    Running { app, config, home }
+}
+
+#[test]
+fn demo_mode_runs_the_simulator_and_hands_its_configuration_to_the_cli() {
+    let mut running = start_demo();
+    let config = running.config.clone();
     let text = std::fs::read_to_string(&config).expect("the demo configuration");
     assert!(
-        text.contains("[simulator]") && text.contains("keyring_service = \"jumpgate-demo\""),
+        text.contains("[simulator]") && text.contains("keyring_service = \"jumpgate-demo-"),
         "{text}"
     );
 
@@ -81,6 +108,7 @@ fn demo_mode_runs_the_simulator_and_hands_its_configuration_to_the_cli() {
 
     // It stays up, and SIGTERM ends it.
     std::thread::sleep(Duration::from_secs(2));
+    let app = &mut running.app;
     assert!(
         app.try_wait().expect("status").is_none(),
         "the app exited on its own"
@@ -90,5 +118,151 @@ fn demo_mode_runs_the_simulator_and_hands_its_configuration_to_the_cli() {
     while app.try_wait().expect("status").is_none() {
         assert!(Instant::now() < deadline, "the app did not quit on SIGTERM");
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The demo's simulator, from the configuration the app wrote.
+fn sim_url(config: &str) -> String {
+    let text = std::fs::read_to_string(config).expect("config");
+    text.lines()
+        .find_map(|l| l.strip_prefix("arm_endpoint = \""))
+        .and_then(|rest| rest.split('"').next())
+        .expect("arm_endpoint")
+        .to_string()
+}
+
+/// `jumpgate signin` for `upn` through the demo's configuration, playing the browser.
+async fn cli_sign_in(config: &str, upn: &str) {
+    let mut child = Command::new(jumpgate())
+        .args(["--config", config, "signin", "--no-open", "--user", upn])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("signin");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("authorize URL");
+    let url = url::Url::parse(line.trim()).expect("URL");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    form.push(("upn".into(), upn.into()));
+    let mut action = url.clone();
+    action.set_query(None);
+    let answer = http
+        .post(action)
+        .form(&form)
+        .send()
+        .await
+        .expect("sign-in page");
+    let location = answer.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    http.get(&location).send().await.expect("loopback");
+    assert!(child.wait().expect("signin").success());
+}
+
+/// What dunst has shown (its history lists closed notifications only).
+fn notifications_seen() -> String {
+    let _ = Command::new("dunstctl").arg("close-all").status();
+    let out = Command::new("dunstctl")
+        .arg("history")
+        .output()
+        .expect("dunstctl");
+    let history: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    history["data"][0]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            format!(
+                "{}: {}\n",
+                n["summary"]["data"].as_str().unwrap_or(""),
+                n["body"]["data"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// alice asks for the role from a terminal, bob approves through ARM, and the app's watcher
+/// has dunst show "Access approved" with bob's justification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_notifies_alice_when_bob_approves() {
+    jumpgate_azure::init_tls();
+    let running = start_demo();
+    let config = running.config.clone();
+    let sim = sim_url(&config);
+    cli_sign_in(&config, "alice@contoso.example").await;
+    let out = Command::new(jumpgate())
+        .args([
+            "--config",
+            &config,
+            "activate",
+            "JIT Requester",
+            "--justification",
+            "Patch night",
+            "--duration",
+            "1h",
+        ])
+        .output()
+        .expect("activate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{sim}/_sim/token"))
+        .json(&serde_json::json!({"upn": "bob@contoso.example"}))
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    let token = token["access_token"].as_str().expect("token").to_string();
+    let approvals: serde_json::Value = http
+        .get(format!("{sim}/providers/Microsoft.Authorization/roleAssignmentApprovals?api-version=2021-01-01-preview&$filter=asApprover()"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("approvals")
+        .json()
+        .await
+        .expect("json");
+    let approval = &approvals["value"][0];
+    let path = format!(
+        "{sim}/providers/Microsoft.Authorization/roleAssignmentApprovals/{}/stages/{}?api-version=2021-01-01-preview",
+        approval["name"].as_str().expect("approval"),
+        approval["properties"]["stages"][0]["name"].as_str().expect("stage")
+    );
+    let decided = http
+        .patch(path)
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"properties": {"reviewResult": "Approve", "justification": "Go ahead"}}))
+        .send()
+        .await
+        .expect("approve");
+    assert!(decided.status().is_success(), "{}", decided.status());
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = notifications_seen();
+        if seen.contains("Access approved") {
+            assert!(seen.contains("Go ahead"), "{seen}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no 'Access approved' notification: {seen}\napp log:\n{}",
+            running.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
