@@ -48,6 +48,7 @@ pub fn install(app: &AppHandle) -> tauri::Result<()> {
         .menu(&menu(app, &items)?)
         .on_menu_event(|app, event| on_menu(app, event.id().as_ref()))
         .build(app)?;
+    tracing::info!("tray icon ready");
     let app = app.clone();
     tauri::async_runtime::spawn(async move { refresh(&app).await });
     Ok(())
