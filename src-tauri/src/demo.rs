@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use jumpgate_sim::{SimBuilder, SimHandle};
 
+use crate::StartError;
+
 /// The demo tenant's users, as the sign-in view offers them.
 pub const USERS: [&str; 4] = [
     "alice@contoso.example",
@@ -27,14 +29,17 @@ fn fnv64(text: &str) -> u64 {
 }
 
 impl Demo {
-    pub async fn start(data: &Path) -> Result<Demo, String> {
+    pub async fn start(data: &Path) -> Result<Demo, StartError> {
         let sim = SimBuilder::new("demo")
             .control(true)
             .start()
             .await
-            .map_err(|e| format!("the demo simulator did not start: {e}"))?;
-        std::fs::create_dir_all(data)
-            .map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+            .map_err(|e| StartError::Simulator(e.to_string()))?;
+        let files = |source: std::io::Error| StartError::Files {
+            path: data.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(data).map_err(files)?;
         let config_path = data.join("config.toml");
         // A keychain entry per data directory: a demo never touches a real sign-in, nor
         // another demo's.
@@ -44,8 +49,7 @@ impl Demo {
             sim.client_config().to_toml(),
             data.join("state").display()
         );
-        std::fs::write(&config_path, text)
-            .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
+        std::fs::write(&config_path, text).map_err(files)?;
         Ok(Demo { sim, config_path })
     }
 

@@ -20,6 +20,22 @@ pub struct AppCtx {
     pub demo: Option<demo::Demo>,
 }
 
+/// Why the app could not start; it is printed on stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("the demo simulator did not start: {0}")]
+    Simulator(String),
+    #[error("cannot write the demo's files in {path}: {source}")]
+    Files {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
 /// How the app was started.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Options {
@@ -28,25 +44,26 @@ pub struct Options {
 }
 
 /// Reads `--demo` and `--config PATH`; anything else is an error that says what is accepted.
-pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
+pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, StartError> {
+    let usage = |m: &str| StartError::Usage(m.to_string());
     let mut options = Options::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--demo" => options.demo = true,
             "--config" => {
-                let path = args.next().ok_or("--config needs a path")?;
+                let path = args.next().ok_or_else(|| usage("--config needs a path"))?;
                 options.config = Some(PathBuf::from(path));
             }
             other => {
-                return Err(format!(
+                return Err(StartError::Usage(format!(
                     "unknown argument '{other}': jumpgate-tray takes --demo or --config PATH"
-                ))
+                )))
             }
         }
     }
     if options.demo && options.config.is_some() {
-        return Err("--demo runs its own simulator: leave out --config".into());
+        return Err(usage("--demo runs its own simulator: leave out --config"));
     }
     Ok(options)
 }
@@ -82,7 +99,7 @@ pub fn main() -> ExitCode {
 }
 
 /// The engine, on the configuration found as the CLI finds it, or on the embedded simulator.
-pub async fn start(options: &Options) -> Result<AppCtx, String> {
+pub async fn start(options: &Options) -> Result<AppCtx, StartError> {
     if options.demo {
         let data = dirs::data_local_dir()
             .unwrap_or_else(std::env::temp_dir)
@@ -94,7 +111,7 @@ pub async fn start(options: &Options) -> Result<AppCtx, String> {
             demo.url(),
             demo.config_path.display()
         );
-        let config = config::load(&demo.config_path).map_err(|e| e.to_string())?;
+        let config = config::load(&demo.config_path)?;
         return Ok(AppCtx {
             engine: Arc::new(Engine::new(config)),
             demo: Some(demo),
@@ -103,9 +120,8 @@ pub async fn start(options: &Options) -> Result<AppCtx, String> {
     let path = config::locate(
         options.config.as_deref(),
         std::env::var_os("JUMPGATE_CONFIG").map(PathBuf::from),
-    )
-    .map_err(|e| e.to_string())?;
-    let config = config::load(&path).map_err(|e| e.to_string())?;
+    )?;
+    let config = config::load(&path)?;
     Ok(AppCtx {
         engine: Arc::new(Engine::new(config)),
         demo: None,
@@ -132,22 +148,23 @@ pub fn build(ctx: AppCtx) -> tauri::Builder<tauri::Wry> {
 mod tests {
     use super::*;
 
-    fn args(a: &[&str]) -> Result<Options, String> {
+    fn args(a: &[&str]) -> Result<Options, StartError> {
         parse_args(a.iter().map(|s| s.to_string()))
     }
 
     #[test]
     fn arguments_are_demo_or_a_configuration() {
-        assert_eq!(args(&[]), Ok(Options::default()));
-        assert_eq!(args(&["--demo"]).map(|o| o.demo), Ok(true));
+        assert_eq!(args(&[]).ok(), Some(Options::default()));
+        assert_eq!(args(&["--demo"]).map(|o| o.demo).ok(), Some(true));
         assert_eq!(
-            args(&["--config", "/etc/j.toml"]).map(|o| o.config),
-            Ok(Some(PathBuf::from("/etc/j.toml")))
+            args(&["--config", "/etc/j.toml"]).map(|o| o.config).ok(),
+            Some(Some(PathBuf::from("/etc/j.toml")))
         );
         assert!(args(&["--config"]).is_err());
         assert!(args(&["--demo", "--config", "x"]).is_err());
         assert!(args(&["--frobnicate"])
             .expect_err("unknown")
+            .to_string()
             .contains("--demo or --config"));
     }
 }
