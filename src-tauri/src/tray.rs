@@ -144,7 +144,9 @@ pub fn watch(app: AppHandle, engine: Arc<Engine>) {
     }
     tauri::async_runtime::spawn(async move {
         while let Some(event) = rx.recv().await {
-            notify(&event);
+            // Showing a notification is a blocking D-Bus call.
+            let shown = event.clone();
+            let _ = tauri::async_runtime::spawn_blocking(move || notify(&shown)).await;
             let _ = app.emit("watch", &event);
             refresh(&app).await;
         }
