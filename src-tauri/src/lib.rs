@@ -41,6 +41,8 @@ pub enum StartError {
 pub struct Options {
     pub demo: bool,
     pub config: Option<PathBuf>,
+    /// A `jumpgate://` link to open: checked when it is opened (prefilled, never submitted).
+    pub link: Option<String>,
 }
 
 /// Reads `--demo` and `--config PATH`; anything else is an error that says what is accepted.
@@ -55,9 +57,10 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Sta
                 let path = args.next().ok_or_else(|| usage("--config needs a path"))?;
                 options.config = Some(PathBuf::from(path));
             }
+            link if link.starts_with("jumpgate://") => options.link = Some(link.to_string()),
             other => {
                 return Err(StartError::Usage(format!(
-                    "unknown argument '{other}': jumpgate-tray takes --demo or --config PATH"
+                    "unknown argument '{other}': jumpgate-tray takes --demo, --config PATH or a jumpgate:// link"
                 )))
             }
         }
@@ -82,14 +85,7 @@ pub fn main() -> ExitCode {
         }
     };
     jumpgate_azure::init_tls();
-    let ctx = match tauri::async_runtime::block_on(start(&options)) {
-        Ok(ctx) => ctx,
-        Err(e) => {
-            eprintln!("jumpgate-tray: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match build(ctx).run(tauri::generate_context!()) {
+    match build(options).run(tauri::generate_context!()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("jumpgate-tray: {e}");
@@ -128,20 +124,42 @@ pub async fn start(options: &Options) -> Result<AppCtx, StartError> {
     })
 }
 
-/// The Tauri app: state, commands, the tray and the watcher.
-pub fn build(ctx: AppCtx) -> tauri::Builder<tauri::Wry> {
+/// The Tauri app: one instance (a second launch hands its arguments to the first and exits,
+/// before anything of its own starts), then the engine, the tray and the watcher.
+pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
     tauri::Builder::default()
-        .manage(ctx)
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            second_launch(app, argv.into_iter().skip(1))
+        }))
         .invoke_handler(tauri::generate_handler![
             commands::app_state,
             commands::sign_in_demo,
             commands::sign_out
         ])
-        .setup(|app| {
+        .setup(move |app| {
+            let ctx = tauri::async_runtime::block_on(start(&options))?;
+            let engine = ctx.engine.clone();
+            app.manage(ctx);
             tray::install(app.handle())?;
-            tray::watch(app.handle().clone(), app.state::<AppCtx>().engine.clone());
+            tray::watch(app.handle().clone(), engine);
+            if let Some(link) = &options.link {
+                tray::open_link(app.handle(), link);
+            }
             Ok(())
         })
+}
+
+/// Another launch (a second click, or the desktop opening a jumpgate:// link): its link is
+/// checked and opens the Connect form; without one, the popover comes forward.
+fn second_launch(app: &tauri::AppHandle, args: impl Iterator<Item = String>) {
+    let mut opened = false;
+    for arg in args.filter(|a| a.starts_with("jumpgate://")) {
+        opened = true;
+        tray::open_link(app, &arg);
+    }
+    if !opened {
+        let _ = tray::show_popover(app, "open");
+    }
 }
 
 #[cfg(test)]
@@ -162,10 +180,17 @@ mod tests {
         );
         assert!(args(&["--config"]).is_err());
         assert!(args(&["--demo", "--config", "x"]).is_err());
+        // Links are checked when opened, by the running app (see tray::open_link).
+        assert_eq!(
+            args(&["jumpgate://connect?vm=../etc"])
+                .ok()
+                .and_then(|o| o.link),
+            Some("jumpgate://connect?vm=../etc".to_string())
+        );
         assert!(args(&["--frobnicate"])
             .expect_err("unknown")
             .to_string()
-            .contains("--demo or --config"));
+            .contains("--config PATH or a jumpgate:// link"));
     }
 }
 
@@ -207,6 +232,7 @@ mod ipc_tests {
         let ctx = tauri::async_runtime::block_on(start(&Options {
             demo: false,
             config: Some(config),
+            link: None,
         }))
         .expect("engine");
         let app = mock_builder()

@@ -82,6 +82,30 @@ pub fn show_popover(app: &AppHandle, view: &str) -> tauri::Result<()> {
     Ok(())
 }
 
+/// Opens a `jumpgate://` link: checked first (RELIABILITY #18), then the popover shows the
+/// Connect form prefilled from it. Nothing is sent until the user clicks Connect there. A
+/// link that fails its checks is refused and said so.
+pub fn open_link(app: &AppHandle, raw: &str) {
+    match jumpgate_core::deeplink::parse(raw) {
+        Ok(link) => {
+            tracing::info!(
+                "link: Connect form for {} prefilled (port {}, nothing sent until Connect is clicked)",
+                link.vm,
+                link.port.map(|p| p.to_string()).unwrap_or_else(|| "default".into())
+            );
+            if let Err(e) = show_popover(app, &format!("connect:{}", link.vm)) {
+                tracing::warn!("cannot open the popover: {e}");
+            }
+            let _ = app.emit("prefill_connect", &link);
+        }
+        Err(e) => {
+            tracing::warn!("{e}");
+            let _ = show_popover(app, "open");
+            let _ = app.emit("link_refused", e.to_string());
+        }
+    }
+}
+
 /// Updates the icon, tooltip and menu from the engine's state now.
 pub async fn refresh(app: &AppHandle) {
     let ctx = app.state::<crate::AppCtx>();

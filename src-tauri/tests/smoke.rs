@@ -18,7 +18,11 @@ struct Running {
     app: std::process::Child,
     config: String,
     home: tempfile::TempDir,
+    // One app at a time: the app is single-instance on the session bus.
+    _one: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_APP: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Running {
     /// What the app logged so far.
@@ -35,22 +39,31 @@ impl Drop for Running {
 }
 
 fn start_demo() -> Running {
+    start_demo_without(&[])
+}
+
+/// The demo app, with these environment variables removed.
+fn start_demo_without(unset: &[&str]) -> Running {
     if std::env::var_os("DISPLAY").is_none() {
         panic!(
             "this test runs the real app: run it through `bash scripts/test.sh`, which starts Xvfb"
         );
     }
+    let one = ONE_APP.lock().unwrap_or_else(|p| p.into_inner());
     let home = tempfile::tempdir().expect("home");
     let log = home.path().join("app.log");
-    let app = Command::new(TRAY)
+    let mut command = Command::new(TRAY);
+    command
         .arg("--demo")
         .env("HOME", home.path())
         .env_remove("XDG_DATA_HOME")
         .env("JUMPGATE_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start jumpgate-tray");
+        .stderr(std::fs::File::create(&log).expect("log"));
+    for name in unset {
+        command.env_remove(name);
+    }
+    let app = command.spawn().expect("start jumpgate-tray");
     let started = Instant::now();
     let line = loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -76,7 +89,12 @@ fn start_demo() -> Running {
         config.starts_with(home.path().to_str().expect("home")),
         "{config}"
     );
-    Running { app, config, home }
+    Running {
+        app,
+        config,
+        home,
+        _one: one,
+    }
 }
 
 #[test]
@@ -265,4 +283,79 @@ async fn the_app_notifies_alice_when_bob_approves() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// A second launch hands its link to the running app and exits at once, without starting a
+/// simulator of its own; a link that fails its checks is refused, and nothing is sent.
+#[test]
+fn reliability_17_a_second_launch_reaches_the_running_app() {
+    let running = start_demo();
+    let before = std::fs::read_to_string(&running.config).expect("config");
+    let second = |link: &str| {
+        let started = Instant::now();
+        let out = Command::new(TRAY)
+            .arg(link)
+            .env("HOME", running.home.path())
+            .env_remove("XDG_DATA_HOME")
+            .output()
+            .expect("second launch");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the second launch lingered"
+        );
+    };
+    second(
+        "jumpgate://connect?vm=jumpbox-win-01&port=3389&duration=PT1H&justification=Patch%20night",
+    );
+    second("jumpgate://connect?vm=..%2F..%2Fetc&port=3389");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = running.log();
+        if log.contains("Connect form for jumpbox-win-01 prefilled")
+            && log.contains("link was refused")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the running app did not get both links: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&running.config).expect("config"),
+        before,
+        "the second launch started a demo of its own"
+    );
+    let sim = sim_url(&running.config);
+    let log = running.log();
+    assert_eq!(
+        log.matches("demo mode: the simulator listens").count(),
+        1,
+        "{log}"
+    );
+    assert!(!sim.is_empty());
+}
+
+/// Without a session bus (no D-Bus: no single-instance name, no keychain, no notifications)
+/// the app still starts, puts its icon in the tray and keeps running.
+#[test]
+fn reliability_17_without_dbus_the_app_still_starts() {
+    let mut running = start_demo_without(&["DBUS_SESSION_BUS_ADDRESS"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !running.log().contains("tray icon ready") {
+        assert!(Instant::now() < deadline, "no tray icon: {}", running.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        running.app.try_wait().expect("status").is_none(),
+        "the app exited: {}",
+        running.log()
+    );
 }
