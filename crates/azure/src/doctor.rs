@@ -7,6 +7,7 @@
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use jumpgate_core::explain::{Failure, Kind};
+use jumpgate_core::ip::{prefix_contains, source_admits};
 use jumpgate_core::policy::{self, JIT_INITIATE};
 use serde::Serialize;
 use serde_json::Value;
@@ -388,7 +389,7 @@ pub async fn run(engine: &Engine, vm: Option<&str>, port: Option<u16>) -> Vec<Ch
                 .map(|e| e.format("%H:%M UTC").to_string())
                 .unwrap_or_default();
             let open = g.status == "Initiated" && g.end.is_some_and(|e| e > now);
-            let covers = ip.as_deref().is_none_or(|ip| source_covers(&g.source, ip));
+            let covers = ip.as_deref().is_none_or(|ip| source_admits(&g.source, ip));
             if !open {
                 Check::fail(
                     "open_rule",
@@ -574,52 +575,9 @@ async fn jit_role_check(engine: &Engine, eligible: &[arm::Eligible], scope: Opti
     }
 }
 
-/// Whether `ip` is inside a policy prefix: `*`, an address, or a CIDR block.
-fn prefix_contains(prefix: &str, ip: std::net::Ipv4Addr) -> bool {
-    let p = prefix.trim();
-    if p == "*" || p.eq_ignore_ascii_case("any") || p.eq_ignore_ascii_case("internet") {
-        return true;
-    }
-    let (net, bits) = p.split_once('/').unwrap_or((p, "32"));
-    let (Ok(net), Ok(bits)) = (net.parse::<std::net::Ipv4Addr>(), bits.parse::<u32>()) else {
-        return false;
-    };
-    if bits > 32 {
-        return false;
-    }
-    let mask = if bits == 0 {
-        0
-    } else {
-        u32::MAX << (32 - bits)
-    };
-    u32::from(net) & mask == u32::from(ip) & mask
-}
-
-/// Whether a rule's source (addresses or prefixes, comma-separated) admits `ip`.
-fn source_covers(source: &str, ip: &str) -> bool {
-    let Ok(ip) = ip.parse() else {
-        return false;
-    };
-    source.split(',').any(|s| prefix_contains(s, ip))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefixes_contain_what_they_should() {
-        let ip = "203.0.113.7".parse().expect("ip");
-        assert!(prefix_contains("*", ip));
-        assert!(prefix_contains("203.0.113.7", ip));
-        assert!(prefix_contains("203.0.113.0/24", ip));
-        assert!(prefix_contains("0.0.0.0/0", ip));
-        assert!(!prefix_contains("203.0.114.0/24", ip));
-        assert!(!prefix_contains("203.0.113.8", ip));
-        assert!(!prefix_contains("not an address", ip));
-        assert!(!prefix_contains("203.0.113.0/40", ip));
-        assert!(source_covers("198.51.100.1,203.0.113.7", "203.0.113.7"));
-    }
 
     #[test]
     fn the_token_check_reads_audience_and_expiry_only() {

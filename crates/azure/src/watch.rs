@@ -659,7 +659,7 @@ impl<'e> Watcher<'e> {
             let (Access::Port { vm, vm_id, port }, Some(source)) = (&o.access, &o.source) else {
                 continue;
             };
-            if covers(source, &ip) {
+            if jumpgate_core::ip::source_admits(source, &ip) {
                 continue;
             }
             let event = WatchEvent::IpChanged {
@@ -698,27 +698,4 @@ fn fingerprint(token: &str) -> u64 {
 /// approver.
 fn needs_decision(r: &Request) -> bool {
     matches!(r.request_type.as_str(), "SelfActivate" | "SelfExtend") && r.approval_id.is_some()
-}
-
-/// Whether a rule's source (one address, a prefix list, or `*`) admits `ip`.
-fn covers(source: &str, ip: &str) -> bool {
-    source
-        .split(',')
-        .map(str::trim)
-        .any(|s| s == "*" || s == "Any" || s.strip_suffix("/32").unwrap_or(s) == ip)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_source_covers_only_its_own_address() {
-        assert!(covers("203.0.113.7", "203.0.113.7"));
-        assert!(covers("203.0.113.7/32", "203.0.113.7"));
-        assert!(covers("*", "198.51.100.1"));
-        assert!(covers("198.51.100.1, 203.0.113.7", "203.0.113.7"));
-        assert!(!covers("203.0.113.7", "203.0.113.8"));
-        assert!(!covers("203.0.113.70", "203.0.113.7"));
-    }
 }

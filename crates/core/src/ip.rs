@@ -58,6 +58,36 @@ fn unusable(ip: Ipv4Addr, allow_loopback: bool) -> Option<&'static str> {
     None
 }
 
+/// Whether `ip` is inside a JIT source prefix: `*` (also `Any`, `Internet`), an address, or a
+/// CIDR block. Anything else admits nothing.
+pub fn prefix_contains(prefix: &str, ip: Ipv4Addr) -> bool {
+    let p = prefix.trim();
+    if p == "*" || p.eq_ignore_ascii_case("any") || p.eq_ignore_ascii_case("internet") {
+        return true;
+    }
+    let (net, bits) = p.split_once('/').unwrap_or((p, "32"));
+    let (Ok(net), Ok(bits)) = (net.parse::<Ipv4Addr>(), bits.parse::<u32>()) else {
+        return false;
+    };
+    if bits > 32 {
+        return false;
+    }
+    let mask = if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - bits)
+    };
+    u32::from(net) & mask == u32::from(ip) & mask
+}
+
+/// Whether a JIT rule's source (prefixes, comma-separated) admits `ip`.
+pub fn source_admits(source: &str, ip: &str) -> bool {
+    let Ok(ip) = ip.trim().parse() else {
+        return false;
+    };
+    source.split(',').any(|s| prefix_contains(s, ip))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +130,23 @@ mod tests {
             parse_public_ipv4("2001:db8::1", false),
             Err(IpError::Ipv6(_))
         ));
+    }
+
+    #[test]
+    fn sources_admit_what_they_should() {
+        let ip: Ipv4Addr = "203.0.113.7".parse().expect("ip");
+        assert!(prefix_contains("*", ip));
+        assert!(prefix_contains("203.0.113.7", ip));
+        assert!(prefix_contains("203.0.113.0/24", ip));
+        assert!(prefix_contains("0.0.0.0/0", ip));
+        assert!(!prefix_contains("203.0.114.0/24", ip));
+        assert!(!prefix_contains("203.0.113.8", ip));
+        assert!(!prefix_contains("not an address", ip));
+        assert!(!prefix_contains("203.0.113.0/40", ip));
+        assert!(source_admits("203.0.113.7/32", "203.0.113.7"));
+        assert!(source_admits("198.51.100.1, 203.0.113.7", "203.0.113.7"));
+        assert!(!source_admits("203.0.113.70", "203.0.113.7"));
+        assert!(!source_admits("203.0.113.7", "not an address"));
     }
 
     #[test]
