@@ -22,6 +22,7 @@ const ARM_AUDIENCES: [&str; 3] = [
     "https://management.core.windows.net/",
 ];
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -31,6 +32,7 @@ pub enum Status {
 }
 
 /// One step of the checklist.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     /// A stable identifier: `config`, `signed_in`, `token`, `eligible`, `jit_role`,
@@ -112,6 +114,57 @@ struct Found {
     target: Option<Target>,
     port: Option<u16>,
     ip: Option<String>,
+}
+
+/// The checks after `config`: [`run`], then whether the client `connect` would launch for
+/// the port is installed.
+pub async fn checklist(engine: &Engine, vm: Option<&str>, port: Option<u16>) -> Vec<Check> {
+    let mut checks = run(engine, vm, port).await;
+    let port = port.unwrap_or_else(|| {
+        checks
+            .iter()
+            .find(|c| c.step == "port" && c.status == Status::Pass)
+            .and_then(|c| c.detail.split('/').next()?.parse().ok())
+            .unwrap_or(3389)
+    });
+    let kind = if port == 22 { "SSH" } else { "RDP" };
+    checks.push(
+        match crate::launch::client_for(&engine.config.launch, port) {
+            Ok(program) => Check::pass(
+                "client",
+                title("client"),
+                format!("{kind} client: {program}"),
+            ),
+            Err(e) => Check::fail("client", title("client"), e.clone(), e),
+        },
+    );
+    checks
+}
+
+/// The report `doctor` shows and the support bundle holds: versions, where it pointed, who
+/// was signed in, and the checks. No token, refresh token or code is in it.
+pub async fn report(
+    engine: Option<&Engine>,
+    vm: Option<&str>,
+    port: Option<u16>,
+    checks: &[Check],
+) -> Value {
+    let account = match engine {
+        Some(e) => e.account().await.ok().map(|a| a.upn),
+        None => None,
+    };
+    serde_json::json!({
+        "jumpgate": env!("CARGO_PKG_VERSION"),
+        "time": Utc::now(),
+        "os": std::env::consts::OS,
+        "vm": vm,
+        "port": port,
+        "account": account,
+        "arm_endpoint": engine.map(|e| e.config.arm().to_string()),
+        "tenant": engine.map(|e| e.config.azure.tenant_id.clone()),
+        "passed": !checks.iter().any(|c| c.status == Status::Fail),
+        "checks": checks,
+    })
 }
 
 /// Runs the checks from `signed_in` up to `reachable` (the front end adds `config` before and

@@ -786,6 +786,52 @@ impl Engine {
         Ok((request, Renewal::SelfExtend))
     }
 
+    /// Ends an active PIM role before its time (`SelfDeactivate`). JIT port rules have no
+    /// such request: they close at their end time.
+    pub async fn end_role(&self, role: &str, justification: &str) -> Result<Request, Failure> {
+        let account = self.account().await?;
+        let active = arm::active_roles(&self.arm).await?;
+        let current = active
+            .iter()
+            .find(|a| {
+                a.assignment_type == "Activated"
+                    && (a.role.eq_ignore_ascii_case(role)
+                        || arm::leaf(&a.role_definition_id).eq_ignore_ascii_case(role))
+            })
+            .ok_or_else(|| {
+                Failure::new(
+                    Kind::NotFound,
+                    "not_active",
+                    format!("{role} is not active for you: there is nothing to end."),
+                )
+            })?;
+        let name = uuid::Uuid::new_v4().to_string();
+        let request = arm::put_request(
+            &self.arm,
+            &Activation {
+                scope: &current.scope,
+                name: &name,
+                principal: &account.oid,
+                role_definition_id: &current.role_definition_id,
+                eligibility_schedule_id: None,
+                request_type: "SelfDeactivate",
+                duration_iso: None,
+                justification,
+                ticket: None,
+            },
+        )
+        .await?;
+        self.audit(Record {
+            what: "role_ended".into(),
+            role: Some(current.role.clone()),
+            justification: Some(justification.to_string()),
+            outcome: request.status.clone(),
+            ..Record::default()
+        })
+        .await;
+        Ok(request)
+    }
+
     /// The connect chain, up to the port being reachable: the JIT role if it is needed (with
     /// approval and effect), the public IP, the port, and a TCP probe. Each step is published
     /// as it completes. Launching the client is the caller's.

@@ -21,6 +21,7 @@ pub mod error;
 pub mod http;
 pub mod ip;
 pub mod journal;
+pub mod launch;
 pub mod pending;
 pub mod session;
 pub mod signin;

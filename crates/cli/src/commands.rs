@@ -16,12 +16,12 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::context::Ctx;
-use crate::launch;
 use crate::output::{progress, show, Failure, Outcome};
 use crate::{
     ActivateArgs, AuditAction, Cli, Command, ConnectArgs, DecideArgs, DoctorArgs, ExtendArgs,
     HistoryArgs, HistoryFormat, OpenArgs, SigninArgs, WatchArgs,
 };
+use jumpgate_azure::launch;
 use jumpgate_azure::watch::Watcher;
 
 pub async fn run(cli: Cli) -> Outcome {
@@ -117,39 +117,16 @@ async fn doctor(config: Option<&std::path::Path>, json: bool, a: DoctorArgs) -> 
         if !json {
             progress("checking, step by step…");
         }
-        checks.extend(doctor::run(&ctx.engine, a.vm.as_deref(), a.port).await);
-        let port = a.port.unwrap_or_else(|| {
-            checks
-                .iter()
-                .find(|c| c.step == "port" && c.status == Status::Pass)
-                .and_then(|c| c.detail.split('/').next()?.parse().ok())
-                .unwrap_or(3389)
-        });
-        let (title, kind) = (
-            "An RDP/SSH client is installed",
-            if port == 22 { "SSH" } else { "RDP" },
-        );
-        checks.push(match launch::client_for(&ctx.config.launch, port) {
-            Ok(program) => Check::pass("client", title, format!("{kind} client: {program}")),
-            Err(e) => Check::fail("client", title, e.clone(), e),
-        });
+        checks.extend(doctor::checklist(&ctx.engine, a.vm.as_deref(), a.port).await);
     }
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
-    let report = json!({
-        "jumpgate": env!("CARGO_PKG_VERSION"),
-        "time": Utc::now(),
-        "os": std::env::consts::OS,
-        "vm": a.vm,
-        "port": a.port,
-        "account": match &ctx {
-            Some(ctx) => ctx.account().await.ok().map(|a| a.upn),
-            None => None,
-        },
-        "arm_endpoint": ctx.as_ref().map(|c| c.config.arm().to_string()),
-        "tenant": ctx.as_ref().map(|c| c.config.azure.tenant_id.clone()),
-        "passed": failed == 0,
-        "checks": checks,
-    });
+    let report = doctor::report(
+        ctx.as_ref().map(|c| &c.engine),
+        a.vm.as_deref(),
+        a.port,
+        &checks,
+    )
+    .await;
     if let Some(path) = &a.bundle {
         write_bundle(path, &report)?;
     }
@@ -278,7 +255,7 @@ async fn signin(ctx: &Ctx, a: SigninArgs) -> Outcome {
             .unwrap_or(StdDuration::from_secs(300));
         let no_open = a.no_open;
         let on_url: Box<dyn FnOnce(&str) + Send> = Box::new(move |url: &str| {
-            if no_open || !open_browser(url) {
+            if no_open || !launch::open_browser(url) {
                 crate::output::line(url);
                 progress("open the URL above in your browser to sign in; waiting for the sign-in");
             } else {
@@ -304,30 +281,6 @@ async fn signin(ctx: &Ctx, a: SigninArgs) -> Outcome {
         || format!("Signed in as {} ({}).", account.upn, account.name),
     );
     Ok(())
-}
-
-/// Opens a URL in the system browser. Only `https`, or `http` on loopback (the simulator).
-fn open_browser(url: &str) -> bool {
-    let allowed = url.starts_with("https://")
-        || url.starts_with("http://127.0.0.1:")
-        || url.starts_with("http://localhost:");
-    if !allowed {
-        return false;
-    }
-    let (program, args): (&str, Vec<&str>) = if cfg!(windows) {
-        ("cmd", vec!["/c", "start", ""])
-    } else if cfg!(target_os = "macos") {
-        ("open", vec![])
-    } else {
-        ("xdg-open", vec![])
-    };
-    std::process::Command::new(program)
-        .args(args)
-        .arg(url)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .is_ok()
 }
 
 async fn whoami(ctx: &Ctx) -> Outcome {
@@ -977,35 +930,7 @@ fn history(ctx: &Ctx, a: HistoryArgs) -> Outcome {
         HistoryFormat::Json => {
             crate::output::line(&serde_json::to_string_pretty(&entries).unwrap_or_default())
         }
-        HistoryFormat::Csv => {
-            let quote = |v: &str| format!("\"{}\"", v.replace('"', "\"\""));
-            crate::output::line(
-                "seq,time,who,what,vm,port,role,source_ip,duration,justification,outcome",
-            );
-            for e in &entries {
-                let r = &e.record;
-                let fields = [
-                    e.seq.to_string(),
-                    e.time.to_rfc3339(),
-                    r.who.clone(),
-                    r.what.clone(),
-                    cell(&r.vm),
-                    r.port.map(|p| p.to_string()).unwrap_or_default(),
-                    cell(&r.role),
-                    cell(&r.source_ip),
-                    cell(&r.duration),
-                    cell(&r.justification),
-                    r.outcome.clone(),
-                ];
-                crate::output::line(
-                    &fields
-                        .iter()
-                        .map(|f| quote(f))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                );
-            }
-        }
+        HistoryFormat::Csv => crate::output::line(jumpgate_core::audit::csv(&entries).trim_end()),
         HistoryFormat::Table => {
             if entries.is_empty() {
                 crate::output::line("The audit journal is empty.");

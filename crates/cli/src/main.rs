@@ -4,7 +4,6 @@
 mod admin;
 mod commands;
 mod context;
-mod launch;
 mod output;
 
 use std::path::PathBuf;

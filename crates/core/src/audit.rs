@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// What happened, as the journal records it. Never a token.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// Who did it (UPN).
@@ -33,6 +34,7 @@ pub struct Record {
 }
 
 /// One line of the journal.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub seq: u64,
@@ -145,6 +147,66 @@ pub fn verify(text: &str, head: Option<&Head>) -> Result<Vec<Entry>, Broken> {
     Ok(entries)
 }
 
+/// Whether an entry matches a filter: every word of `query` appears, ignoring case, in one
+/// of its fields. An empty query matches everything.
+pub fn matches(e: &Entry, query: &str) -> bool {
+    let r = &e.record;
+    let fields = [
+        Some(r.who.as_str()),
+        Some(r.what.as_str()),
+        r.vm.as_deref(),
+        r.role.as_deref(),
+        r.source_ip.as_deref(),
+        r.justification.as_deref(),
+        Some(r.outcome.as_str()),
+    ];
+    let haystack = fields
+        .iter()
+        .flatten()
+        .map(|f| f.to_lowercase())
+        .collect::<Vec<_>>()
+        .join("\n")
+        + &r.port.map(|p| format!("\n{p}")).unwrap_or_default();
+    query
+        .split_whitespace()
+        .all(|w| haystack.contains(&w.to_lowercase()))
+}
+
+/// The journal as CSV: a header, then one quoted line per entry. A cell a spreadsheet would
+/// run as a formula (`=`, `+`, `-`, `@`) is prefixed with `'`.
+pub fn csv(entries: &[Entry]) -> String {
+    let cell = |v: &str| {
+        let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            format!("'{v}")
+        } else {
+            v.to_string()
+        };
+        format!("\"{}\"", v.replace('"', "\"\""))
+    };
+    let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+    let mut out =
+        String::from("seq,time,who,what,vm,port,role,source_ip,duration,justification,outcome\n");
+    for e in entries {
+        let r = &e.record;
+        let fields = [
+            e.seq.to_string(),
+            e.time.to_rfc3339(),
+            r.who.clone(),
+            r.what.clone(),
+            opt(&r.vm),
+            r.port.map(|p| p.to_string()).unwrap_or_default(),
+            opt(&r.role),
+            opt(&r.source_ip),
+            opt(&r.duration),
+            opt(&r.justification),
+            r.outcome.clone(),
+        ];
+        out += &fields.iter().map(|f| cell(f)).collect::<Vec<_>>().join(",");
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +266,35 @@ mod tests {
                 .expect_err("truncate")
                 .line,
             4
+        );
+    }
+
+    #[test]
+    fn history_filters_by_every_word_and_exports_csv_safe_for_spreadsheets() {
+        let t = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
+        let e = next(
+            None,
+            Record {
+                who: "alice@contoso.example".into(),
+                what: "port_opened".into(),
+                vm: Some("jumpbox-win-01".into()),
+                port: Some(3389),
+                justification: Some("=HYPERLINK(\"x\") \"quoted\"".into()),
+                outcome: "Succeeded".into(),
+                ..Record::default()
+            },
+            t,
+        );
+        assert!(matches(&e, ""));
+        assert!(matches(&e, "ALICE win-01"));
+        assert!(matches(&e, "3389 port_opened"));
+        assert!(!matches(&e, "alice bob"));
+        let text = csv(std::slice::from_ref(&e));
+        let line = text.lines().nth(1).expect("a row");
+        assert!(line.starts_with("\"1\","), "{line}");
+        assert!(
+            line.contains("\"'=HYPERLINK(\"\"x\"\") \"\"quoted\"\"\""),
+            "{line}"
         );
     }
 }

@@ -181,6 +181,9 @@ pub struct JustificationConfig {
     /// Justifications refused as too vague, compared case-insensitively (e.g. "BAU").
     #[serde(default)]
     pub refuse: Vec<String>,
+    /// What an approver's decision justification is prefilled with in the tray app.
+    #[serde(default)]
+    pub approval_templates: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -194,6 +197,10 @@ pub struct LaunchConfig {
     /// The user name to connect as, when a profile does not say.
     #[serde(default)]
     pub username: Option<String>,
+    /// The terminal the tray app runs `ssh` in (`x-terminal-emulator` when unset); it is
+    /// given `-e` and the ssh command.
+    #[serde(default)]
+    pub terminal_command: Option<String>,
 }
 
 impl Default for LaunchConfig {
@@ -202,6 +209,7 @@ impl Default for LaunchConfig {
             rdp_command: None,
             ssh_command: default_ssh(),
             username: None,
+            terminal_command: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::phase::Step;
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EngineEvent {
@@ -29,6 +30,7 @@ pub enum EngineEvent {
 
 /// What the watcher announces, once each (across restarts too). The tray turns each into a
 /// notification; `jumpgate watch` prints each as a line.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum WatchEvent {
@@ -79,6 +81,7 @@ pub enum WatchEvent {
 }
 
 /// Something that ends: an active PIM role or an open JIT port.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Access {

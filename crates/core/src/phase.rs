@@ -49,6 +49,7 @@ pub fn poll_interval(waited: Duration) -> Duration {
 }
 
 /// One step of `connect`, in the order they happen.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {

@@ -8,6 +8,7 @@ use crate::duration::human;
 use crate::events::{Access, WatchEvent};
 
 /// The icon's states, most urgent first when several hold.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Icon {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use jumpgate_core::config::LaunchConfig;
 
-pub use jumpgate_azure::engine::Endpoint;
+pub use crate::engine::Endpoint;
 
 fn valid_host(host: &str) -> bool {
     !host.is_empty()
@@ -183,6 +183,49 @@ pub fn ssh(
     endpoint: &Endpoint,
     user: Option<&str>,
 ) -> Result<String, String> {
+    let args = ssh_args(endpoint, user)?;
+    let mut parts = config.ssh_command.split_whitespace();
+    let program = parts
+        .next()
+        .ok_or("launch.ssh_command is empty")?
+        .to_string();
+    let status = Command::new(&program)
+        .args(parts)
+        .args(&args)
+        .status()
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
+    if !status.success() {
+        return Err(format!("{program} ended with {status}"));
+    }
+    Ok(program)
+}
+
+/// Opens a URL in the system browser. Only `https`, or `http` on loopback (the simulator).
+pub fn open_browser(url: &str) -> bool {
+    let allowed = url.starts_with("https://")
+        || url.starts_with("http://127.0.0.1:")
+        || url.starts_with("http://localhost:");
+    if !allowed {
+        return false;
+    }
+    let (program, args): (&str, Vec<&str>) = if cfg!(windows) {
+        ("cmd", vec!["/c", "start", ""])
+    } else if cfg!(target_os = "macos") {
+        ("open", vec![])
+    } else {
+        ("xdg-open", vec![])
+    };
+    Command::new(program)
+        .args(args)
+        .arg(url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .is_ok()
+}
+
+/// The `ssh` arguments for an endpoint: `-p PORT -- [user@]host`, with the user checked.
+fn ssh_args(endpoint: &Endpoint, user: Option<&str>) -> Result<Vec<String>, String> {
     if !valid_host(&endpoint.host) {
         return Err(format!(
             "'{}' is not a host name or address",
@@ -201,19 +244,51 @@ pub fn ssh(
         }
         None => endpoint.host.clone(),
     };
-    let mut parts = config.ssh_command.split_whitespace();
-    let program = parts
-        .next()
-        .ok_or("launch.ssh_command is empty")?
-        .to_string();
-    let status = Command::new(&program)
-        .args(parts)
-        .args(["-p", &endpoint.port.to_string(), "--", &target])
-        .status()
-        .map_err(|e| format!("cannot start {program}: {e}"))?;
-    if !status.success() {
-        return Err(format!("{program} ended with {status}"));
+    Ok(vec![
+        "-p".into(),
+        endpoint.port.to_string(),
+        "--".into(),
+        target,
+    ])
+}
+
+/// Starts the SSH client in a terminal window of its own (the tray app has no terminal):
+/// `launch.terminal_command`, else `x-terminal-emulator`, with `-e` and the ssh command.
+pub fn ssh_in_terminal(
+    config: &LaunchConfig,
+    endpoint: &Endpoint,
+    user: Option<&str>,
+) -> Result<String, String> {
+    let args = ssh_args(endpoint, user)?;
+    let mut ssh = config.ssh_command.split_whitespace().map(str::to_string);
+    let program = ssh.next().ok_or("launch.ssh_command is empty")?;
+    let terminal = config
+        .terminal_command
+        .clone()
+        .unwrap_or_else(|| "x-terminal-emulator".into());
+    let mut parts = terminal.split_whitespace().map(str::to_string);
+    let term = parts.next().ok_or("launch.terminal_command is empty")?;
+    let found = if term.contains('/') {
+        Path::new(&term).is_file()
+    } else {
+        on_path(&term)
+    };
+    if !found {
+        return Err(format!(
+            "no terminal to run ssh in: install one (x-terminal-emulator) or set launch.terminal_command, or run: {program} {}",
+            args.join(" ")
+        ));
     }
+    let child = Command::new(&term)
+        .args(parts)
+        .arg("-e")
+        .arg(&program)
+        .args(ssh)
+        .args(&args)
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {term}: {e}"))?;
+    settle(child, Duration::from_millis(500));
     Ok(program)
 }
 
