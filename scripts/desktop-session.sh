@@ -22,10 +22,12 @@ for _ in $(seq 100); do
 done
 # Private runtime and data folders: the keyring's control socket and files, and dunst's, are
 # this session's own, so sessions running side by side never meet.
-export XDG_RUNTIME_DIR XDG_DATA_HOME
+export XDG_RUNTIME_DIR XDG_DATA_HOME XDG_CONFIG_HOME
 XDG_RUNTIME_DIR=$(mktemp -d)
 chmod 700 "$XDG_RUNTIME_DIR"
 XDG_DATA_HOME=$(mktemp -d)
+# Autostart entries and link handlers the app registers land here, not in the real profile.
+XDG_CONFIG_HOME=$(mktemp -d)
 eval "$(printf 'jumpgate-test' | gnome-keyring-daemon --unlock --components=secrets)"
 export GNOME_KEYRING_CONTROL
 TRAYER=""
@@ -38,5 +40,5 @@ fi
 "$@"
 RC=$?
 kill $DUNST $XVFB $TRAYER 2>/dev/null
-rm -rf "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR"
+rm -rf "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR" "$XDG_CONFIG_HOME"
 exit $RC

@@ -1,7 +1,8 @@
+include!("commands.in");
+
 fn main() {
     // The app's IPC commands, so that capabilities can grant them one by one.
-    let manifest =
-        tauri_build::AppManifest::new().commands(&["app_state", "sign_in_demo", "sign_out"]);
+    let manifest = tauri_build::AppManifest::new().commands(NAMES);
     tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))
         .expect("the Tauri build script failed");
 }

@@ -1,32 +1,178 @@
-//! The IPC commands the popover may call (granted one by one in `capabilities/`). Each
-//! answers the whole [`AppState`], so the popover re-renders from one value.
+//! The IPC commands the popover may call (granted one by one in `capabilities/`). The names
+//! are listed once, in [`NAMES`], which the build script, the handler and the TypeScript
+//! bindings all follow.
 
-use jumpgate_azure::arm;
-use jumpgate_azure::signin;
-use jumpgate_core::explain::{Failure, Kind};
-use jumpgate_core::tray::{self, Icon, Snapshot};
-use serde::Serialize;
 use std::sync::Arc;
 
-use jumpgate_azure::engine::Engine;
-use tauri::State;
+use chrono::{DateTime, Utc};
+use jumpgate_azure::doctor::{self, Check};
+use jumpgate_azure::engine::{ConnectRequest, Engine, Renewal, StepRecord};
+use jumpgate_azure::{arm, engine, launch, signin};
+use jumpgate_core::audit::{self, Entry};
+use jumpgate_core::duration::{human, parse as parse_duration};
+use jumpgate_core::events::{Access, EngineEvent};
+use jumpgate_core::explain::{Failure, Kind};
+use jumpgate_core::phase::Step;
+use jumpgate_core::tray::{self, Icon, Snapshot};
+use serde::{Deserialize, Serialize};
+use tauri::{AppHandle, Emitter as _, Runtime, State};
+use ts_rs::TS;
 
 use crate::AppCtx;
 
-/// What the popover shows.
-#[derive(Debug, Clone, Serialize)]
+#[cfg(test)]
+include!("../commands.in");
+
+/// What the popover shows; every command that changes something answers it anew.
+#[derive(Debug, Clone, Serialize, TS)]
 pub struct AppState {
     pub signed_in_as: Option<String>,
     pub demo: bool,
     pub demo_users: Vec<String>,
     pub icon: Icon,
     pub tooltip: String,
-    pub targets: Vec<String>,
+    /// ARM's time when this was read: countdowns run from it.
+    #[ts(type = "string")]
+    pub now: DateTime<Utc>,
+    pub targets: Vec<TargetView>,
+    /// My active PIM roles.
+    pub roles: Vec<RoleView>,
+    /// My requests waiting for a decision.
+    pub pending: Vec<PendingView>,
+    /// Requests waiting for my decision.
+    pub approvals: usize,
+    pub justification: Hints,
+    pub start_at_login: bool,
+}
+
+/// A jump box: its JIT ports and what of mine is open on it.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct TargetView {
+    pub vm: String,
+    pub vm_id: String,
+    pub ports: Vec<PortRule>,
+    pub open: Vec<OpenPort>,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct PortRule {
+    pub number: u16,
+    /// The policy's longest request, in minutes.
+    pub max_minutes: u32,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct OpenPort {
+    pub port: u16,
+    pub source: String,
+    #[ts(type = "string | null")]
+    pub end: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct RoleView {
+    pub role: String,
+    pub scope: String,
+    #[ts(type = "string | null")]
+    pub end: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct PendingView {
+    pub request: String,
+    pub role: String,
+    pub status: String,
+}
+
+/// What the Connect form offers for the justification, and what it refuses.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct Hints {
+    pub templates: Vec<String>,
+    /// My latest justifications, newest first.
+    pub recent: Vec<String>,
+    /// Refused as too vague (compared ignoring case).
+    pub refuse: Vec<String>,
+    /// What an approver's decision is prefilled with.
+    pub approval_templates: Vec<String>,
+}
+
+/// The Connect form, as submitted.
+#[derive(Debug, Clone, Deserialize, TS)]
+pub struct ConnectForm {
+    pub vm: String,
+    pub port: Option<u16>,
+    /// ISO 8601 (`PT1H`) or the short form (`1h30m`).
+    pub duration: String,
+    pub justification: String,
+    /// `SYSTEM:NUMBER`, or a number alone.
+    pub ticket: Option<String>,
+    /// Start the RDP or SSH client once the port answers.
+    pub launch: bool,
+}
+
+/// Where Connect got to.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct Connected {
+    pub vm: String,
+    pub port: u16,
+    /// `host:port` to connect to.
+    pub endpoint: String,
+    pub steps: Vec<StepView>,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct StepView {
+    pub step: Step,
+    pub label: String,
+    #[ts(type = "string")]
+    pub at: DateTime<Utc>,
+    pub detail: String,
+}
+
+impl From<&StepRecord> for StepView {
+    fn from(s: &StepRecord) -> StepView {
+        StepView {
+            step: s.step,
+            label: s.step.label().to_string(),
+            at: s.at,
+            detail: s.detail.clone(),
+        }
+    }
+}
+
+/// A request waiting for my decision.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct ApprovalView {
+    pub request: String,
+    pub requester: String,
+    pub role: String,
+    pub scope: String,
+    pub justification: Option<String>,
+    /// In words ("1 h").
+    pub duration: Option<String>,
+    pub ticket: Option<String>,
+    #[ts(type = "number")]
+    pub age_seconds: i64,
+}
+
+/// What a renewal did.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct Renewed {
+    /// In words, for the popover.
+    pub message: String,
+    pub state: AppState,
+}
+
+/// `doctor` for the Help view: the checklist and the support bundle (no token in it).
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct Diagnosis {
+    pub checks: Vec<Check>,
+    pub bundle: String,
 }
 
 /// What a failed command tells the popover: a kind it can switch on, a stable code, and a
 /// message that says what to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(tag = "kind", content = "data", rename_all = "snake_case")]
 pub enum CommandError {
     /// Sign in (again).
@@ -41,10 +187,12 @@ pub enum CommandError {
     Conflict(Detail),
     /// Not something this mode of the app does (demo sign-in outside demo mode).
     NotAvailable(Detail),
+    /// The input cannot be used: the message says what is expected.
+    Invalid(Detail),
     Other(Detail),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 pub struct Detail {
     pub code: String,
     pub message: String,
@@ -60,12 +208,27 @@ impl CommandError {
             | CommandError::NotFound(d)
             | CommandError::Conflict(d)
             | CommandError::NotAvailable(d)
+            | CommandError::Invalid(d)
             | CommandError::Other(d) => d,
         }
     }
 
     fn not_available(code: &str, message: impl Into<String>) -> CommandError {
         CommandError::NotAvailable(Detail {
+            code: code.into(),
+            message: message.into(),
+        })
+    }
+
+    fn invalid(code: &str, message: impl Into<String>) -> CommandError {
+        CommandError::Invalid(Detail {
+            code: code.into(),
+            message: message.into(),
+        })
+    }
+
+    fn other(code: &str, message: impl Into<String>) -> CommandError {
+        CommandError::Other(Detail {
             code: code.into(),
             message: message.into(),
         })
@@ -116,65 +279,177 @@ where
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || handle.block_on(f()))
         .await
-        .map_err(|e| {
-            CommandError::Other(Detail {
-                code: "engine_stopped".into(),
-                message: format!("the engine stopped: {e}"),
-            })
-        })?
+        .map_err(|e| CommandError::other("engine_stopped", format!("the engine stopped: {e}")))?
 }
 
-/// The state as the engine knows it now.
-pub async fn snapshot(engine: Arc<Engine>, demo: bool) -> CommandResult<AppState> {
+fn minutes(d: chrono::Duration) -> u32 {
+    u32::try_from(d.num_minutes().max(0)).unwrap_or(u32::MAX)
+}
+
+/// The state as the engine knows it now, and what the tray shows for it.
+pub async fn snapshot(engine: Arc<Engine>, demo: bool) -> CommandResult<(AppState, Snapshot)> {
     on_engine(move || async move {
         let account = engine.session.current().await?.map(|t| t.account.upn);
-        let targets = match &account {
-            None => Vec::new(),
-            Some(_) => {
-                let sub = engine.subscription().await?;
-                arm::targets(&engine.arm, &sub)
-                    .await?
-                    .into_iter()
-                    .map(|t| t.vm)
-                    .collect()
-            }
-        };
-        let view = tray::view(
-            engine.arm.clock.now(),
-            &Snapshot {
-                signed_in: account.is_some(),
-                ..Snapshot::default()
-            },
-            chrono_minutes(15),
-        );
-        Ok(AppState {
-            signed_in_as: account,
+        let mut state = AppState {
+            signed_in_as: account.clone(),
             demo,
             demo_users: if demo {
                 crate::demo::USERS.iter().map(|u| u.to_string()).collect()
             } else {
                 Vec::new()
             },
-            icon: view.icon,
-            tooltip: view.tooltip,
-            targets,
-        })
+            icon: Icon::SignedOut,
+            tooltip: String::new(),
+            now: engine.arm.clock.now(),
+            targets: Vec::new(),
+            roles: Vec::new(),
+            pending: Vec::new(),
+            approvals: 0,
+            justification: hints(&engine, account.as_deref()),
+            start_at_login: crate::platform::starts_at_login(),
+        };
+        let mut snap = Snapshot {
+            signed_in: account.is_some(),
+            ..Snapshot::default()
+        };
+        if let Some(upn) = &account {
+            let sub = engine.subscription().await?;
+            let (targets, roles, requests, inbox) = tokio::join!(
+                arm::targets(&engine.arm, &sub),
+                arm::active_roles(&engine.arm),
+                arm::list_requests(&engine.arm, "asRequestor()"),
+                arm::approval_inbox(&engine.arm),
+            );
+            let now = engine.arm.clock.now();
+            state.now = now;
+            for t in targets? {
+                let open: Vec<OpenPort> = engine::open_grants(&t, now)
+                    .into_iter()
+                    .filter(|g| g.requestor.eq_ignore_ascii_case(upn))
+                    .map(|g| OpenPort {
+                        port: g.port,
+                        source: g.source,
+                        end: g.end,
+                    })
+                    .collect();
+                for o in &open {
+                    if let Some(end) = o.end {
+                        snap.open.push((
+                            Access::Port {
+                                vm: t.vm.clone(),
+                                vm_id: t.vm_id.clone(),
+                                port: o.port,
+                            },
+                            end,
+                        ));
+                    }
+                }
+                state.targets.push(TargetView {
+                    ports: t
+                        .ports
+                        .iter()
+                        .map(|p| PortRule {
+                            number: p.number,
+                            max_minutes: minutes(p.max),
+                        })
+                        .collect(),
+                    open,
+                    vm: t.vm,
+                    vm_id: t.vm_id,
+                });
+            }
+            for r in roles?
+                .into_iter()
+                .filter(|r| r.assignment_type == "Activated")
+            {
+                if let Some(end) = r.end {
+                    snap.open.push((
+                        Access::Role {
+                            role: r.role.clone(),
+                            scope: r.scope.clone(),
+                        },
+                        end,
+                    ));
+                }
+                state.roles.push(RoleView {
+                    role: r.role,
+                    scope: r.scope,
+                    end: r.end,
+                });
+            }
+            state.pending = requests?
+                .into_iter()
+                .filter(|r| r.status == "PendingApproval")
+                .map(|r| PendingView {
+                    request: r.name,
+                    role: r.role,
+                    status: r.status,
+                })
+                .collect();
+            snap.pending = state.pending.iter().map(|p| p.role.clone()).collect();
+            // An approver's inbox that cannot be read (no approver rights) is an empty one.
+            state.approvals = inbox.map(|i| i.len()).unwrap_or(0);
+            snap.approvals = state.approvals;
+        }
+        let lead = engine
+            .config
+            .reminders
+            .lead_minutes
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or(15);
+        let view = tray::view(state.now, &snap, chrono::Duration::minutes(i64::from(lead)));
+        state.icon = view.icon;
+        state.tooltip = view.tooltip;
+        Ok((state, snap))
     })
     .await
 }
 
-fn chrono_minutes(m: i64) -> chrono::Duration {
-    chrono::Duration::minutes(m)
+/// The configured templates and refusals, and my five latest justifications.
+fn hints(engine: &Engine, upn: Option<&str>) -> Hints {
+    let mut recent: Vec<String> = Vec::new();
+    if let (Some(upn), Ok(entries)) = (upn, engine.journal.read()) {
+        for e in entries.iter().rev() {
+            if !e.record.who.eq_ignore_ascii_case(upn) {
+                continue;
+            }
+            if let Some(j) = &e.record.justification {
+                if !j.trim().is_empty() && !recent.contains(j) {
+                    recent.push(j.clone());
+                }
+            }
+            if recent.len() == 5 {
+                break;
+            }
+        }
+    }
+    let j = &engine.config.justification;
+    Hints {
+        templates: j.templates.clone(),
+        recent,
+        refuse: j.refuse.clone(),
+        approval_templates: j.approval_templates.clone(),
+    }
+}
+
+async fn state_of(ctx: &AppCtx) -> CommandResult<AppState> {
+    Ok(snapshot(ctx.engine.clone(), ctx.demo.is_some()).await?.0)
 }
 
 #[tauri::command]
 pub async fn app_state(ctx: State<'_, AppCtx>) -> CommandResult<AppState> {
-    snapshot(ctx.engine.clone(), ctx.demo.is_some()).await
+    state_of(&ctx).await
 }
 
 /// Demo mode only: sign in as one of the demo tenant's users, without a browser.
 #[tauri::command]
-pub async fn sign_in_demo(ctx: State<'_, AppCtx>, upn: String) -> CommandResult<AppState> {
+pub async fn sign_in_demo<R: Runtime>(
+    app: AppHandle<R>,
+    ctx: State<'_, AppCtx>,
+    upn: String,
+) -> CommandResult<AppState> {
     if ctx.demo.is_none() {
         return Err(CommandError::not_available(
             "not_demo",
@@ -195,14 +470,427 @@ pub async fn sign_in_demo(ctx: State<'_, AppCtx>, upn: String) -> CommandResult<
         Ok(())
     })
     .await?;
-    snapshot(ctx.engine.clone(), true).await
+    signed_in_changed(&app).await;
+    state_of(&ctx).await
+}
+
+/// Signs in with the system browser (authorization code + PKCE on a loopback redirect);
+/// never a webview of the app's own.
+#[tauri::command]
+pub async fn sign_in<R: Runtime>(
+    app: AppHandle<R>,
+    ctx: State<'_, AppCtx>,
+) -> CommandResult<AppState> {
+    let engine = ctx.engine.clone();
+    on_engine(move || async move {
+        let on_url: Box<dyn FnOnce(&str) + Send> = Box::new(|url: &str| {
+            if !launch::open_browser(url) {
+                tracing::warn!("cannot open the system browser; open this URL to sign in: {url}");
+            }
+        });
+        let tokens = signin::browser(
+            &engine.authority(),
+            signin::BrowserOptions {
+                login_hint: None,
+                silent: false,
+                on_url,
+                timeout: std::time::Duration::from_secs(300),
+            },
+        )
+        .await?;
+        engine.session.store().save(&tokens).await?;
+        engine.session.forget_cached().await;
+        Ok(())
+    })
+    .await?;
+    signed_in_changed(&app).await;
+    state_of(&ctx).await
 }
 
 #[tauri::command]
-pub async fn sign_out(ctx: State<'_, AppCtx>) -> CommandResult<AppState> {
+pub async fn sign_out<R: Runtime>(
+    app: AppHandle<R>,
+    ctx: State<'_, AppCtx>,
+) -> CommandResult<AppState> {
     let engine = ctx.engine.clone();
     on_engine(move || async move { Ok(engine.session.sign_out().await?) }).await?;
-    snapshot(ctx.engine.clone(), ctx.demo.is_some()).await
+    signed_in_changed(&app).await;
+    state_of(&ctx).await
+}
+
+async fn signed_in_changed<R: Runtime>(app: &AppHandle<R>) {
+    crate::tray::refresh(app).await;
+}
+
+fn parse_ticket(ticket: Option<&str>) -> CommandResult<Option<(String, String)>> {
+    let Some(t) = ticket.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if t.len() > 100 || t.chars().any(char::is_control) {
+        return Err(CommandError::invalid(
+            "bad_ticket",
+            "The ticket is too long or holds control characters: give SYSTEM:NUMBER or a number.",
+        ));
+    }
+    Ok(Some(match t.split_once(':') {
+        Some((system, number)) => (system.trim().to_string(), number.trim().to_string()),
+        None => (String::new(), t.to_string()),
+    }))
+}
+
+fn duration_of(text: &str) -> CommandResult<chrono::Duration> {
+    parse_duration(text.trim()).map_err(|e| CommandError::invalid("bad_duration", e.to_string()))
+}
+
+/// The whole chain for a jump box: the role (and its approval) when needed, the port for this
+/// IP, reachability, then the RDP or SSH client. Each step reaches the popover as an `engine`
+/// event as it completes; the answer holds them all.
+#[tauri::command]
+pub async fn connect<R: Runtime>(
+    app: AppHandle<R>,
+    ctx: State<'_, AppCtx>,
+    form: ConnectForm,
+) -> CommandResult<Connected> {
+    let duration = duration_of(&form.duration)?;
+    let justification = form.justification.trim().to_string();
+    if justification.is_empty() {
+        return Err(CommandError::invalid(
+            "justification_required",
+            "Say why you need access: the justification is required.",
+        ));
+    }
+    let request = ConnectRequest {
+        vm: form.vm.trim().to_string(),
+        port: form.port,
+        duration,
+        justification,
+        ticket: parse_ticket(form.ticket.as_deref())?,
+        timeout: chrono::Duration::minutes(30),
+    };
+    let engine = ctx.engine.clone();
+    let launch_client = form.launch;
+    let result = on_engine(move || async move {
+        let connected = engine.connect(&request).await?;
+        let mut steps: Vec<StepView> = connected.steps.iter().map(StepView::from).collect();
+        if launch_client {
+            let program = start_client(&engine, &connected.endpoint, connected.port)?;
+            let at = Utc::now();
+            engine.publish(EngineEvent::Step {
+                step: Step::Launch,
+                detail: program.clone(),
+                at,
+            });
+            engine
+                .audit(audit::Record {
+                    what: "client_launched".into(),
+                    vm: Some(connected.vm.clone()),
+                    port: Some(connected.port),
+                    outcome: program.clone(),
+                    ..Default::default()
+                })
+                .await;
+            steps.push(StepView {
+                step: Step::Launch,
+                label: Step::Launch.label().to_string(),
+                at,
+                detail: program,
+            });
+        }
+        Ok(Connected {
+            endpoint: format!("{}:{}", connected.endpoint.host, connected.endpoint.port),
+            vm: connected.vm,
+            port: connected.port,
+            steps,
+        })
+    })
+    .await;
+    crate::tray::refresh(&app).await;
+    result
+}
+
+/// RDP through a generated `.rdp` file; SSH in a terminal window.
+fn start_client(engine: &Engine, ep: &engine::Endpoint, port: u16) -> CommandResult<String> {
+    let user = engine.config.launch.username.as_deref();
+    let started = if port == 22 {
+        launch::ssh_in_terminal(&engine.config.launch, ep, user)
+    } else {
+        launch::rdp(&engine.config.launch, ep, user)
+    };
+    started.map_err(|m| {
+        CommandError::other(
+            "launch",
+            format!(
+                "The port is open and answers at {}:{}, but {m}.",
+                ep.host, ep.port
+            ),
+        )
+    })
+}
+
+/// What to renew: a role by name, or a port of a jump box.
+#[derive(Debug, Clone, Deserialize, TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Renew {
+    Role { role: String },
+    Port { vm: String, port: u16 },
+}
+
+/// Extend: a role with `SelfExtend` (or anew once it has ended), a port with a new JIT
+/// request for this IP.
+#[tauri::command]
+pub async fn extend<R: Runtime>(
+    app: AppHandle<R>,
+    ctx: State<'_, AppCtx>,
+    what: Renew,
+    duration: String,
+    justification: String,
+) -> CommandResult<Renewed> {
+    let duration = duration_of(&duration)?;
+    let engine = ctx.engine.clone();
+    let message = on_engine(move || async move {
+        Ok(match what {
+            Renew::Role { role } => {
+                let (request, how) = engine.extend_role(&role, duration, &justification).await?;
+                match how {
+                    Renewal::SelfExtend => format!(
+                        "Asked to extend {} by {}: {}.",
+                        request.role,
+                        human(duration),
+                        request.status
+                    ),
+                    Renewal::NewActivation => format!(
+                        "{} had ended, so it was requested anew for {}: {}.",
+                        request.role,
+                        human(duration),
+                        request.status
+                    ),
+                }
+            }
+            Renew::Port { vm, port } => {
+                let (target, grant) = engine
+                    .extend_port(&vm, Some(port), duration, &justification)
+                    .await?;
+                format!(
+                    "Port {} of {} is open for {} for {} more.",
+                    grant.port,
+                    target.vm,
+                    grant.source,
+                    human(duration)
+                )
+            }
+        })
+    })
+    .await?;
+    crate::tray::refresh(&app).await;
+    Ok(Renewed {
+        message,
+        state: state_of(&ctx).await?,
+    })
+}
+
+/// Ends a role early (`SelfDeactivate`). JIT has no request that closes a port early.
+#[tauri::command]
+pub async fn end_role<R: Runtime>(
+    app: AppHandle<R>,
+    ctx: State<'_, AppCtx>,
+    role: String,
+    justification: String,
+) -> CommandResult<Renewed> {
+    let engine = ctx.engine.clone();
+    let message = on_engine(move || async move {
+        let request = engine.end_role(&role, justification.trim()).await?;
+        Ok(format!("{} ended: {}.", request.role, request.status))
+    })
+    .await?;
+    crate::tray::refresh(&app).await;
+    Ok(Renewed {
+        message,
+        state: state_of(&ctx).await?,
+    })
+}
+
+/// The requests waiting for my decision.
+#[tauri::command]
+pub async fn approvals(ctx: State<'_, AppCtx>) -> CommandResult<Vec<ApprovalView>> {
+    let engine = ctx.engine.clone();
+    on_engine(move || async move { approval_views(&engine).await }).await
+}
+
+async fn approval_views(engine: &Engine) -> CommandResult<Vec<ApprovalView>> {
+    let now = engine.arm.clock.now();
+    Ok(arm::approvals(&engine.arm)
+        .await?
+        .into_iter()
+        .map(|p| ApprovalView {
+            requester: p.request.principal_name,
+            role: p.request.role,
+            scope: p.request.scope,
+            justification: p.request.justification,
+            duration: p
+                .request
+                .duration
+                .map(|d| parse_duration(&d).map(human).unwrap_or(d)),
+            ticket: p.request.ticket,
+            age_seconds: p
+                .request
+                .created
+                .map(|c| (now - c).num_seconds().max(0))
+                .unwrap_or(0),
+            request: p.request.name,
+        })
+        .collect())
+}
+
+/// Approves or denies a request; PIM requires a justification either way.
+#[tauri::command]
+pub async fn decide<R: Runtime>(
+    app: AppHandle<R>,
+    ctx: State<'_, AppCtx>,
+    request: String,
+    approve: bool,
+    justification: String,
+) -> CommandResult<Vec<ApprovalView>> {
+    let justification = justification.trim().to_string();
+    if justification.is_empty() {
+        return Err(CommandError::invalid(
+            "justification_required",
+            "PIM requires a justification for the decision: say why you approve or deny.",
+        ));
+    }
+    let engine = ctx.engine.clone();
+    let left = on_engine(move || async move {
+        let pending = arm::approvals(&engine.arm)
+            .await?
+            .into_iter()
+            .find(|p| p.request.name.eq_ignore_ascii_case(&request))
+            .ok_or_else(|| {
+                CommandError::NotFound(Detail {
+                    code: "not_found".into(),
+                    message: "This request no longer waits for your decision: another approver may have decided, or it was cancelled.".into(),
+                })
+            })?;
+        engine.decide(&pending, approve, &justification).await?;
+        approval_views(&engine).await
+    })
+    .await?;
+    crate::tray::refresh(&app).await;
+    Ok(left)
+}
+
+/// The audit journal, newest first, filtered by words.
+#[tauri::command]
+pub async fn history(ctx: State<'_, AppCtx>, query: String) -> CommandResult<Vec<Entry>> {
+    let mut entries = journal(&ctx.engine, &query)?;
+    entries.reverse();
+    Ok(entries)
+}
+
+fn journal(engine: &Engine, query: &str) -> CommandResult<Vec<Entry>> {
+    let entries = engine
+        .journal
+        .read()
+        .map_err(|e| CommandError::other("audit_broken", e.to_string()))?;
+    Ok(entries
+        .into_iter()
+        .filter(|e| audit::matches(e, query))
+        .collect())
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+/// Writes the filtered journal to the Downloads folder (the data folder when there is none)
+/// and answers the file's path. An existing file is never overwritten.
+#[tauri::command]
+pub async fn export_history(
+    ctx: State<'_, AppCtx>,
+    query: String,
+    format: ExportFormat,
+) -> CommandResult<String> {
+    let entries = journal(&ctx.engine, &query)?;
+    let (text, ext) = match format {
+        ExportFormat::Csv => (audit::csv(&entries), "csv"),
+        ExportFormat::Json => (
+            serde_json::to_string_pretty(&entries)
+                .map_err(|e| CommandError::other("export", e.to_string()))?,
+            "json",
+        ),
+    };
+    let dir = dirs::download_dir().unwrap_or_else(|| ctx.engine.state_dir.clone());
+    let stamp = Utc::now().format("%Y%m%d-%H%M%S");
+    let path = crate::platform::write_new(&dir, &format!("jumpgate-history-{stamp}"), ext, &text)
+        .map_err(|e| {
+        CommandError::other(
+            "export",
+            format!("cannot write the export in {}: {e}", dir.display()),
+        )
+    })?;
+    Ok(path.display().to_string())
+}
+
+/// `doctor` for a target (or none): the checklist, and the redacted report as text.
+#[tauri::command]
+pub async fn diagnose(
+    ctx: State<'_, AppCtx>,
+    vm: Option<String>,
+    port: Option<u16>,
+) -> CommandResult<Diagnosis> {
+    let engine = ctx.engine.clone();
+    on_engine(move || async move {
+        let mut checks = vec![Check::pass(
+            "config",
+            "Configuration readable",
+            format!(
+                "tenant {}, {}",
+                engine.config.azure.tenant_id,
+                engine.config.arm()
+            ),
+        )];
+        let vm = vm.filter(|v| !v.trim().is_empty());
+        checks.extend(doctor::checklist(&engine, vm.as_deref(), port).await);
+        let report = doctor::report(Some(&engine), vm.as_deref(), port, &checks).await;
+        Ok(Diagnosis {
+            bundle: serde_json::to_string_pretty(&report)
+                .map_err(|e| CommandError::other("bundle", e.to_string()))?,
+            checks,
+        })
+    })
+    .await
+}
+
+/// Turns starting at login on or off (an XDG autostart entry on Linux).
+#[tauri::command]
+pub async fn set_start_at_login<R: Runtime>(
+    app: AppHandle<R>,
+    ctx: State<'_, AppCtx>,
+    on: bool,
+) -> CommandResult<AppState> {
+    crate::platform::set_start_at_login(on, ctx.demo.is_some()).map_err(|e| {
+        CommandError::other("autostart", format!("cannot change start at login: {e}"))
+    })?;
+    crate::tray::refresh(&app).await;
+    state_of(&ctx).await
+}
+
+/// Forwards the engine's progress (the Connect timeline) to the popover as `engine` events.
+pub fn forward_engine_events<R: Runtime>(app: AppHandle<R>, engine: &Engine) {
+    let mut rx = engine.subscribe();
+    tauri::async_runtime::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(EngineEvent::Watch(_)) => {}
+                Ok(event) => {
+                    let _ = app.emit("engine", &event);
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
 }
 
 #[cfg(test)]
@@ -226,5 +914,20 @@ mod tests {
             serde_json::to_value(&n).expect("json")["kind"],
             "not_available"
         );
+    }
+
+    #[test]
+    fn tickets_and_durations_are_checked_before_anything_is_sent() {
+        assert_eq!(parse_ticket(None).ok(), Some(None));
+        assert_eq!(parse_ticket(Some("  ")).ok(), Some(None));
+        assert_eq!(
+            parse_ticket(Some("ServiceNow:INC42")).ok(),
+            Some(Some(("ServiceNow".into(), "INC42".into())))
+        );
+        assert!(parse_ticket(Some("a\nb")).is_err());
+        assert!(duration_of("1h").is_ok());
+        assert!(duration_of("PT30M").is_ok());
+        let bad = duration_of("soon").expect_err("bad");
+        assert!(matches!(bad, CommandError::Invalid(_)), "{bad:?}");
     }
 }

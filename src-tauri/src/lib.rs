@@ -2,8 +2,11 @@
 //! desktop notifications. What the tray shows is decided in `jumpgate_core::tray`; this
 //! crate wires it to Tauri.
 
+#[cfg(test)]
+mod bindings;
 mod commands;
 mod demo;
+mod platform;
 mod tray;
 
 use std::path::PathBuf;
@@ -131,22 +134,48 @@ pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
             second_launch(app, argv.into_iter().skip(1))
         }))
-        .invoke_handler(tauri::generate_handler![
-            commands::app_state,
-            commands::sign_in_demo,
-            commands::sign_out
-        ])
+        .invoke_handler(handler())
+        .manage(tray::Intents::default())
         .setup(move |app| {
             let ctx = tauri::async_runtime::block_on(start(&options))?;
             let engine = ctx.engine.clone();
             app.manage(ctx);
+            commands::forward_engine_events(app.handle().clone(), &engine);
             tray::install(app.handle())?;
             tray::watch(app.handle().clone(), engine);
+            match platform::register_scheme() {
+                Ok(file) => tracing::info!("jumpgate:// links open this app ({})", file.display()),
+                Err(e) => tracing::warn!("jumpgate:// links are not registered: {e}"),
+            }
+            if tray::automation() {
+                // A WebDriver session drives the first webview the app creates: create it now.
+                tray::show_popover(app.handle(), tray::Intent::view("open"))?;
+            }
             if let Some(link) = &options.link {
                 tray::open_link(app.handle(), link);
             }
             Ok(())
         })
+}
+
+/// Every command of [`commands::NAMES`].
+fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+    tauri::generate_handler![
+        commands::app_state,
+        commands::sign_in_demo,
+        commands::sign_in,
+        commands::sign_out,
+        commands::connect,
+        commands::extend,
+        commands::end_role,
+        commands::approvals,
+        commands::decide,
+        commands::history,
+        commands::export_history,
+        commands::diagnose,
+        commands::set_start_at_login,
+        tray::take_intent,
+    ]
 }
 
 /// Another launch (a second click, or the desktop opening a jumpgate:// link): its link is
@@ -158,7 +187,7 @@ fn second_launch(app: &tauri::AppHandle, args: impl Iterator<Item = String>) {
         tray::open_link(app, &arg);
     }
     if !opened {
-        let _ = tray::show_popover(app, "open");
+        let _ = tray::show_popover(app, tray::Intent::view("open"));
     }
 }
 
@@ -237,11 +266,8 @@ mod ipc_tests {
         .expect("engine");
         let app = mock_builder()
             .manage(ctx)
-            .invoke_handler(tauri::generate_handler![
-                commands::app_state,
-                commands::sign_in_demo,
-                commands::sign_out
-            ])
+            .manage(tray::Intents::default())
+            .invoke_handler(handler())
             .build(tauri::generate_context!())
             .expect("app");
         let popover = WebviewWindowBuilder::new(&app, "popover", Default::default())
@@ -273,5 +299,19 @@ mod ipc_tests {
         )
         .expect_err("not granted");
         assert!(denied.to_string().contains("not allowed"), "{denied}");
+
+        // Every command of the list is granted and handled: an answer or an error about its
+        // arguments or the sign-in, never "not allowed" or "not found". (`sign_in` would open
+        // a browser.)
+        for name in crate::commands::NAMES.iter().filter(|n| **n != "sign_in") {
+            let answer = get_ipc_response(&popover, request(name, serde_json::json!({})));
+            if let Err(e) = answer {
+                let text = e.to_string();
+                assert!(
+                    !text.contains("not allowed") && !text.contains("not found"),
+                    "{name}: {text}"
+                );
+            }
+        }
     }
 }

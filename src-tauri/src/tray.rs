@@ -1,19 +1,34 @@
 //! The tray icon and its menu, the popover window, and the watcher's events as desktop
-//! notifications (notify-rust) and as an event to the popover.
+//! notifications (notify-rust, with their actions) and as events to the popover.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use jumpgate_azure::engine::Engine;
 use jumpgate_azure::watch::Watcher;
+use jumpgate_core::deeplink::ConnectLink;
+use jumpgate_core::duration::to_iso;
 use jumpgate_core::events::WatchEvent;
 use jumpgate_core::tray::{self, Icon, MenuItem, Snapshot};
+use serde::Serialize;
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItemBuilder};
 use tauri::tray::TrayIconBuilder;
-use tauri::{AppHandle, Emitter as _, Manager as _, WebviewUrl, WebviewWindowBuilder};
+use tauri::{
+    AppHandle, Emitter as _, Manager as _, Runtime, State, WebviewUrl, WebviewWindowBuilder,
+    WindowEvent,
+};
+use ts_rs::TS;
 
 pub const TRAY_ID: &str = "jumpgate";
 pub const POPOVER: &str = "popover";
+const WIDTH: f64 = 400.0;
+const HEIGHT: f64 = 560.0;
+
+/// Whether a WebDriver session drives the app (tauri-driver sets this).
+pub fn automation() -> bool {
+    std::env::var("TAURI_WEBVIEW_AUTOMATION").as_deref() == Ok("true")
+}
 
 /// The icon for a state: an RGBA PNG embedded in the binary.
 pub fn icon_png(icon: Icon) -> &'static [u8] {
@@ -27,21 +42,78 @@ pub fn icon_png(icon: Icon) -> &'static [u8] {
     }
 }
 
-fn menu(app: &AppHandle, items: &[MenuItem]) -> tauri::Result<Menu<tauri::Wry>> {
+/// What the popover should show when it opens: a view (`open`, `sign_in`, `targets`,
+/// `connect:VM`, `active`, `approvals:REQUEST:approve|deny`, `history`, `help`), a Connect
+/// form prefilled from a link, or why a link was refused.
+#[derive(Debug, Clone, Default, Serialize, TS)]
+pub struct Intent {
+    pub view: String,
+    pub prefill: Option<Prefill>,
+    pub refused: Option<String>,
+}
+
+impl Intent {
+    pub fn view(view: impl Into<String>) -> Intent {
+        Intent {
+            view: view.into(),
+            ..Intent::default()
+        }
+    }
+}
+
+/// A Connect form's prefilled values, from a checked `jumpgate://connect` link.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct Prefill {
+    pub vm: String,
+    pub port: Option<u16>,
+    /// ISO 8601.
+    pub duration: Option<String>,
+    pub justification: Option<String>,
+}
+
+impl From<ConnectLink> for Prefill {
+    fn from(l: ConnectLink) -> Prefill {
+        Prefill {
+            vm: l.vm,
+            port: l.port,
+            duration: l.duration.map(to_iso),
+            justification: l.justification,
+        }
+    }
+}
+
+/// The intent waiting for a popover that is still loading, and when it was last shown.
+#[derive(Default)]
+pub struct Intents {
+    pending: Mutex<Option<Intent>>,
+    shown: Mutex<Option<Instant>>,
+}
+
+/// The popover asks, once loaded, what it was opened for.
+#[tauri::command]
+pub fn take_intent(intents: State<'_, Intents>) -> Option<Intent> {
+    intents.pending.lock().ok()?.take()
+}
+
+fn menu<R: Runtime>(app: &AppHandle<R>, items: &[MenuItem]) -> tauri::Result<Menu<R>> {
     let built = items
         .iter()
         .map(|i| MenuItemBuilder::with_id(i.id(), i.label()).build(app))
         .collect::<tauri::Result<Vec<_>>>()?;
-    let refs: Vec<&dyn tauri::menu::IsMenuItem<tauri::Wry>> = built
+    let refs: Vec<&dyn tauri::menu::IsMenuItem<R>> = built
         .iter()
-        .map(|i| i as &dyn tauri::menu::IsMenuItem<tauri::Wry>)
+        .map(|i| i as &dyn tauri::menu::IsMenuItem<R>)
         .collect();
     Menu::with_items(app, &refs)
 }
 
 /// Puts the icon in the tray, signed out until the first snapshot says otherwise.
-pub fn install(app: &AppHandle) -> tauri::Result<()> {
-    let items = tray::menu(&Snapshot::default(), &[], false);
+pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
+    let items = tray::menu(
+        &Snapshot::default(),
+        &[],
+        crate::platform::starts_at_login(),
+    );
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(Image::from_bytes(icon_png(Icon::SignedOut))?)
         .tooltip("Jumpgate: signed out")
@@ -54,85 +126,144 @@ pub fn install(app: &AppHandle) -> tauri::Result<()> {
     Ok(())
 }
 
-fn on_menu(app: &AppHandle, id: &str) {
+fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
     match id {
         "quit" => app.exit(0),
+        "start_at_login" => {
+            let on = !crate::platform::starts_at_login();
+            let demo = app.state::<crate::AppCtx>().demo.is_some();
+            if let Err(e) = crate::platform::set_start_at_login(on, demo) {
+                tracing::warn!("cannot change start at login: {e}");
+            }
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move { refresh(&app).await });
+        }
         _ => {
-            // Open, Sign in, Approvals and Connect all open the popover on their view.
-            if let Err(e) = show_popover(app, id) {
+            // Open, Sign in/out, Approvals and Connect open the popover on their view.
+            if let Err(e) = show_popover(app, Intent::view(id)) {
                 tracing::warn!("cannot open the popover: {e}");
             }
         }
     }
 }
 
-/// Shows the popover, creating it when it does not exist, and tells it what to show.
-pub fn show_popover(app: &AppHandle, view: &str) -> tauri::Result<()> {
-    let window = match app.get_webview_window(POPOVER) {
-        Some(w) => w,
-        None => WebviewWindowBuilder::new(app, POPOVER, WebviewUrl::App("index.html".into()))
-            .title("Jumpgate")
-            .inner_size(380.0, 520.0)
-            .resizable(false)
-            .build()?,
-    };
-    window.show()?;
-    window.set_focus()?;
-    window.emit("open_view", view)?;
+/// Shows the popover on an intent. A popover that exists is told at once; a new one asks
+/// for the intent (`take_intent`) once its page has loaded. It opens at the top right of
+/// the screen, where trays usually are, and closes when it loses focus: the window and its
+/// web process are destroyed, which keeps the idle app small (see README, Measurements).
+pub fn show_popover<R: Runtime>(app: &AppHandle<R>, intent: Intent) -> tauri::Result<()> {
+    let intents = app.state::<Intents>();
+    if let Ok(mut shown) = intents.shown.lock() {
+        *shown = Some(Instant::now());
+    }
+    if let Some(window) = app.get_webview_window(POPOVER) {
+        window.show()?;
+        window.set_focus()?;
+        window.emit("intent", &intent)?;
+        return Ok(());
+    }
+    if let Ok(mut pending) = intents.pending.lock() {
+        *pending = Some(intent);
+    }
+    let mut builder = WebviewWindowBuilder::new(app, POPOVER, WebviewUrl::App("index.html".into()))
+        .title("Jumpgate")
+        .inner_size(WIDTH, HEIGHT)
+        .resizable(true)
+        .skip_taskbar(true)
+        .focused(true);
+    if let Some(monitor) = app.primary_monitor()? {
+        let scale = monitor.scale_factor();
+        let size = monitor.size().to_logical::<f64>(scale);
+        builder = builder.position((size.width - WIDTH - 8.0).max(0.0), 32.0);
+    }
+    let window = builder.build()?;
+    let handle = app.clone();
+    window.on_window_event(move |event| {
+        if let WindowEvent::Focused(false) = event {
+            close_on_blur(&handle);
+        }
+    });
     Ok(())
+}
+
+/// Closes the popover when focus leaves it, unless it was shown a moment ago (the tray
+/// menu closing takes focus on some desktops) or a WebDriver session drives it.
+fn close_on_blur<R: Runtime>(app: &AppHandle<R>) {
+    if automation() || std::env::var_os("JUMPGATE_KEEP_POPOVER").is_some() {
+        return;
+    }
+    let recent = app
+        .state::<Intents>()
+        .shown
+        .lock()
+        .ok()
+        .and_then(|s| *s)
+        .is_some_and(|t| t.elapsed() < Duration::from_millis(600));
+    if recent {
+        return;
+    }
+    if let Some(w) = app.get_webview_window(POPOVER) {
+        let _ = w.destroy();
+    }
 }
 
 /// Opens a `jumpgate://` link: checked first (RELIABILITY #18), then the popover shows the
 /// Connect form prefilled from it. Nothing is sent until the user clicks Connect there. A
 /// link that fails its checks is refused and said so.
-pub fn open_link(app: &AppHandle, raw: &str) {
-    match jumpgate_core::deeplink::parse(raw) {
+pub fn open_link<R: Runtime>(app: &AppHandle<R>, raw: &str) {
+    let intent = match jumpgate_core::deeplink::parse(raw) {
         Ok(link) => {
             tracing::info!(
                 "link: Connect form for {} prefilled (port {}, nothing sent until Connect is clicked)",
                 link.vm,
                 link.port.map(|p| p.to_string()).unwrap_or_else(|| "default".into())
             );
-            if let Err(e) = show_popover(app, &format!("connect:{}", link.vm)) {
-                tracing::warn!("cannot open the popover: {e}");
+            Intent {
+                view: format!("connect:{}", link.vm),
+                prefill: Some(link.into()),
+                refused: None,
             }
-            let _ = app.emit("prefill_connect", &link);
         }
         Err(e) => {
             tracing::warn!("{e}");
-            let _ = show_popover(app, "open");
-            let _ = app.emit("link_refused", e.to_string());
+            Intent {
+                view: "open".into(),
+                prefill: None,
+                refused: Some(e.to_string()),
+            }
         }
+    };
+    if let Err(e) = show_popover(app, intent) {
+        tracing::warn!("cannot open the popover: {e}");
     }
 }
 
 /// Updates the icon, tooltip and menu from the engine's state now.
-pub async fn refresh(app: &AppHandle) {
+pub async fn refresh<R: Runtime>(app: &AppHandle<R>) {
     let ctx = app.state::<crate::AppCtx>();
-    let state = match crate::commands::snapshot(ctx.engine.clone(), ctx.demo.is_some()).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("cannot read the state for the tray: {e}");
-            return;
-        }
-    };
-    let snapshot = Snapshot {
-        signed_in: state.signed_in_as.is_some(),
-        ..Snapshot::default()
-    };
+    let (state, snapshot) =
+        match crate::commands::snapshot(ctx.engine.clone(), ctx.demo.is_some()).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot read the state for the tray: {e}");
+                return;
+            }
+        };
     if let Some(icon) = app.tray_by_id(TRAY_ID) {
-        let items = tray::menu(&snapshot, &state.targets, false);
+        let targets: Vec<String> = state.targets.iter().map(|t| t.vm.clone()).collect();
+        let items = tray::menu(&snapshot, &targets, state.start_at_login);
         let _ = Image::from_bytes(icon_png(state.icon)).map(|i| icon.set_icon(Some(i)));
         let _ = icon.set_tooltip(Some(&state.tooltip));
         if let Ok(m) = menu(app, &items) {
             let _ = icon.set_menu(Some(m));
         }
     }
+    let _ = app.emit("state", &state);
 }
 
 /// Runs the engine's watcher for the app's lifetime: each event becomes a notification and
 /// an event to the popover, and the tray is refreshed.
-pub fn watch(app: AppHandle, engine: Arc<Engine>) {
+pub fn watch<R: Runtime>(app: AppHandle<R>, engine: Arc<Engine>) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<WatchEvent>();
     // The watcher's futures are not `Send`: it runs on a thread of its own.
     let spawned = std::thread::Builder::new()
@@ -168,35 +299,81 @@ pub fn watch(app: AppHandle, engine: Arc<Engine>) {
     }
     tauri::async_runtime::spawn(async move {
         while let Some(event) = rx.recv().await {
-            // Showing a notification is a blocking D-Bus call.
-            let shown = event.clone();
-            let _ = tauri::async_runtime::spawn_blocking(move || notify(&shown)).await;
+            notify(&app, &event);
             let _ = app.emit("watch", &event);
             refresh(&app).await;
         }
     });
 }
 
-/// A desktop notification for a watcher event. Without a notification daemon (no session
-/// bus) it is logged instead: the app keeps running.
-pub fn notify(event: &WatchEvent) {
+/// What the popover opens for a notification's action (or a click on it).
+pub fn intent_for_action(action: &str, opens: &str) -> Option<Intent> {
+    let (kind, rest) = action.split_once(':').unwrap_or((action, ""));
+    let view = match kind {
+        "__closed" => return None,
+        "default" => opens.to_string(),
+        "connect" => "targets".into(),
+        "approve" | "deny" => format!("approvals:{rest}:{kind}"),
+        "extend" => format!("active:{rest}"),
+        "rerequest" => {
+            let (vm, port) = rest.rsplit_once(':')?;
+            return Some(Intent {
+                view: format!("connect:{vm}"),
+                prefill: Some(Prefill {
+                    vm: vm.to_string(),
+                    port: port.parse().ok(),
+                    duration: None,
+                    justification: None,
+                }),
+                refused: None,
+            });
+        }
+        "sign_in" => "sign_in".into(),
+        _ => opens.to_string(),
+    };
+    Some(Intent::view(view))
+}
+
+/// A desktop notification for a watcher event, with its actions. On Linux the daemon reports
+/// which action was clicked, and the popover opens on it. Without a notification daemon (no
+/// session bus) it is logged instead: the app keeps running.
+pub fn notify<R: Runtime>(app: &AppHandle<R>, event: &WatchEvent) {
     let notice = tray::notice(event);
-    let mut n = notify_rust::Notification::new();
-    n.appname("Jumpgate")
-        .summary(&notice.title)
-        .body(&notice.body);
-    for a in &notice.actions {
-        n.action(&a.id, &a.label);
-    }
-    if notice.urgent {
-        n.urgency(notify_rust::Urgency::Critical);
-    }
-    if let Err(e) = n.show() {
-        tracing::warn!(
-            "notification not shown ({e}): {}: {}",
-            notice.title,
-            notice.body
-        );
+    let app = app.clone();
+    // Showing a notification and waiting for its action are blocking D-Bus calls.
+    let spawned = std::thread::Builder::new()
+        .name("jumpgate-notice".into())
+        .spawn(move || {
+            let mut n = notify_rust::Notification::new();
+            n.appname("Jumpgate")
+                .summary(&notice.title)
+                .body(&notice.body);
+            n.action("default", "Open");
+            for a in &notice.actions {
+                n.action(&a.id, &a.label);
+            }
+            if notice.urgent {
+                n.urgency(notify_rust::Urgency::Critical);
+            }
+            match n.show() {
+                #[cfg(all(unix, not(target_os = "macos")))]
+                Ok(handle) => handle.wait_for_action(|action| {
+                    if let Some(intent) = intent_for_action(action, &notice.opens) {
+                        tracing::info!("notification action {action}: opening {}", intent.view);
+                        let _ = show_popover(&app, intent);
+                    }
+                }),
+                #[cfg(not(all(unix, not(target_os = "macos"))))]
+                Ok(_) => {}
+                Err(e) => tracing::warn!(
+                    "notification not shown ({e}): {}: {}",
+                    notice.title,
+                    notice.body
+                ),
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("notification not shown: {e}");
     }
 }
 
@@ -218,5 +395,25 @@ mod tests {
             assert_eq!((image.width(), image.height()), (32, 32), "{icon:?}");
             assert_eq!(image.rgba().len(), 32 * 32 * 4, "{icon:?} is RGBA");
         }
+    }
+
+    #[test]
+    fn notification_actions_open_the_popover_on_their_item() {
+        let view = |a: &str| intent_for_action(a, "targets:r1").map(|i| i.view);
+        assert_eq!(view("default").as_deref(), Some("targets:r1"));
+        assert_eq!(view("approve:r2").as_deref(), Some("approvals:r2:approve"));
+        assert_eq!(view("deny:r2").as_deref(), Some("approvals:r2:deny"));
+        assert_eq!(
+            view("extend:port:/vm/x:3389").as_deref(),
+            Some("active:port:/vm/x:3389")
+        );
+        assert_eq!(view("__closed"), None);
+        let re = intent_for_action("rerequest:jumpbox-win-01:3389", "").expect("intent");
+        assert_eq!(re.view, "connect:jumpbox-win-01");
+        let prefill = re.prefill.expect("prefilled");
+        assert_eq!(
+            (prefill.vm.as_str(), prefill.port),
+            ("jumpbox-win-01", Some(3389))
+        );
     }
 }

@@ -1,36 +1,9 @@
-// The popover's only way to the engine: typed calls to the app's IPC commands.
-import { invoke } from "@tauri-apps/api/core";
+// The popover's only way to the engine: the generated, typed bindings to the app's IPC
+// commands and events, and how a failure is told to the user.
+import { listen } from "@tauri-apps/api/event";
+import type { CommandError, Events } from "./bindings";
 
-export type Icon =
-  | "signed_out"
-  | "approval_waiting"
-  | "expiring_soon"
-  | "access_open"
-  | "waiting_for_approval"
-  | "idle";
-
-export interface AppState {
-  signed_in_as: string | null;
-  demo: boolean;
-  demo_users: string[];
-  icon: Icon;
-  tooltip: string;
-  targets: string[];
-}
-
-/** How a command failed: a kind to switch on, a stable code and a message to show. */
-export interface CommandError {
-  kind:
-    | "sign_in"
-    | "denied"
-    | "policy"
-    | "unavailable"
-    | "not_found"
-    | "conflict"
-    | "not_available"
-    | "other";
-  data: { code: string; message: string };
-}
+export * from "./bindings";
 
 export function isCommandError(e: unknown): e is CommandError {
   return (
@@ -46,14 +19,36 @@ export function describe(e: unknown): string {
   return isCommandError(e) ? e.data.message : String(e);
 }
 
-export function appState(): Promise<AppState> {
-  return invoke<AppState>("app_state");
+/** Listens to one of the app's events; answers how to stop. */
+export function on<K extends keyof Events>(name: K, handler: (payload: Events[K]) => void): Promise<() => void> {
+  return listen<Events[K]>(name, (e) => handler(e.payload));
 }
 
-export function signInDemo(upn: string): Promise<AppState> {
-  return invoke<AppState>("sign_in_demo", { upn });
+/** "1 h 05 min", "4 min 09 s", "ended": what is left until `end`, `now` being ARM's time. */
+export function left(end: string | null, nowMs: number): string {
+  if (!end) return "";
+  const ms = Date.parse(end) - nowMs;
+  if (!(ms > 0)) return "ended";
+  const s = Math.floor(ms / 1000);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  const two = (n: number) => String(n).padStart(2, "0");
+  if (h > 0) return `${h} h ${two(m)} min`;
+  return `${m} min ${two(sec)} s`;
 }
 
-export function signOut(): Promise<AppState> {
-  return invoke<AppState>("sign_out");
+/** A duration in minutes as the short form the engine reads ("1h30m"). */
+export function shortDuration(minutes: number): string {
+  const h = Math.floor(minutes / 60);
+  const m = minutes % 60;
+  return `${h ? `${h}h` : ""}${m ? `${m}m` : ""}` || "0m";
+}
+
+/** Minutes in an ISO 8601 duration (PT1H30M) or the short form (1h30m); NaN when neither. */
+export function minutesOf(text: string): number {
+  const t = text.trim().toUpperCase();
+  const m = /^P?T?(?:(\d+)H)?(?:(\d+)M)?$/.exec(t);
+  if (!m || (!m[1] && !m[2])) return NaN;
+  return Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0);
 }

@@ -1,8 +1,10 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
-import { render, screen, fireEvent, cleanup } from "@testing-library/svelte";
+import { emit } from "@tauri-apps/api/event";
+import { render, screen, fireEvent, cleanup, waitFor } from "@testing-library/svelte";
 import App from "../App.svelte";
-import type { AppState } from "../lib/api";
+import type { AppState, ApprovalView, Connected, Intent } from "../lib/api";
+import { left, minutesOf } from "../lib/api";
 
 const signedOut: AppState = {
   signed_in_as: null,
@@ -10,8 +12,39 @@ const signedOut: AppState = {
   demo_users: ["alice@contoso.example", "bob@contoso.example"],
   icon: "signed_out",
   tooltip: "Jumpgate: signed out",
+  now: "2026-11-27T12:00:00Z",
   targets: [],
+  roles: [],
+  pending: [],
+  approvals: 0,
+  justification: { templates: ["Patch Tuesday maintenance"], recent: [], refuse: ["BAU"], approval_templates: ["Checked with the team"] },
+  start_at_login: false,
 };
+
+const alice: AppState = {
+  ...signedOut,
+  signed_in_as: "alice@contoso.example",
+  icon: "idle",
+  tooltip: "Jumpgate: no access open",
+  targets: [
+    { vm: "jumpbox-win-01", vm_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01", ports: [{ number: 3389, max_minutes: 180 }], open: [] },
+    { vm: "jumpbox-linux-01", vm_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-linux-01", ports: [{ number: 22, max_minutes: 60 }], open: [] },
+  ],
+};
+
+type Handler = (cmd: string, args: Record<string, unknown>) => unknown;
+
+function backend(handler: Handler, calls: Array<[string, unknown]> = []) {
+  mockIPC(
+    (cmd, args) => {
+      calls.push([cmd, args]);
+      if (cmd === "take_intent") return null;
+      return handler(cmd, (args ?? {}) as Record<string, unknown>);
+    },
+    { shouldMockEvents: true },
+  );
+  return calls;
+}
 
 afterEach(() => {
   cleanup();
@@ -20,40 +53,144 @@ afterEach(() => {
 
 describe("the popover", () => {
   it("offers the demo users and signs the picked one in", async () => {
-    const calls: Array<[string, unknown]> = [];
-    mockIPC((cmd, args) => {
-      calls.push([cmd, args]);
+    const calls = backend((cmd) => {
       if (cmd === "app_state") return signedOut;
-      if (cmd === "sign_in_demo") {
-        return {
-          ...signedOut,
-          signed_in_as: "alice@contoso.example",
-          icon: "idle",
-          tooltip: "Jumpgate: no access open",
-          targets: ["jumpbox-win-01", "jumpbox-linux-01"],
-        };
-      }
+      if (cmd === "sign_in_demo") return alice;
       throw new Error(`unexpected command ${cmd}`);
     });
     render(App);
-    const alice = await screen.findByRole("button", { name: "alice@contoso.example" });
-    await fireEvent.click(alice);
+    await fireEvent.click(await screen.findByRole("button", { name: "alice@contoso.example" }));
     expect(await screen.findByText("Signed in as alice@contoso.example")).toBeTruthy();
     expect(screen.getByText("jumpbox-win-01")).toBeTruthy();
     expect(calls).toContainEqual(["sign_in_demo", { upn: "alice@contoso.example" }]);
   });
 
   it("shows an engine error as an alert, not a crash", async () => {
-    mockIPC((cmd) => {
+    backend((cmd) => {
       if (cmd === "app_state") return signedOut;
-      throw {
-        kind: "other",
-        data: { code: "error", message: "demo sign-in as bob@contoso.example failed: the simulator is not running" },
-      };
+      throw { kind: "other", data: { code: "error", message: "demo sign-in as bob@contoso.example failed: the simulator is not running" } };
     });
     render(App);
     await fireEvent.click(await screen.findByRole("button", { name: "bob@contoso.example" }));
-    const alert = await screen.findByRole("alert");
-    expect(alert.textContent).toContain("demo sign-in as bob@contoso.example failed");
+    expect((await screen.findByRole("alert")).textContent).toContain("demo sign-in as bob@contoso.example failed");
+  });
+
+  it("refuses a vague justification and a duration over the policy before sending", async () => {
+    const calls = backend((cmd) => (cmd === "app_state" ? alice : null));
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Connect to jumpbox-win-01" }));
+    const submit = await screen.findByRole("button", { name: "Connect" });
+    const why = screen.getByLabelText("Justification") as HTMLInputElement;
+    await fireEvent.input(why, { target: { value: "bau" } });
+    expect(await screen.findByText(/too vague/)).toBeTruthy();
+    expect((submit as HTMLButtonElement).disabled).toBe(true);
+    await fireEvent.input(why, { target: { value: "Patch KB5034441" } });
+    await fireEvent.input(screen.getByLabelText(/Duration/), { target: { value: "4h" } });
+    expect(await screen.findByText(/at most 3h for port 3389/)).toBeTruthy();
+    await fireEvent.click(submit);
+    expect(calls.some(([c]) => c === "connect")).toBe(false);
+  });
+
+  it("connects and shows each step of the chain as the engine reports it", async () => {
+    let finish: (c: Connected) => void = () => {};
+    const calls = backend((cmd) => {
+      if (cmd === "app_state") return alice;
+      if (cmd === "connect") return new Promise<Connected>((r) => (finish = r));
+      return null;
+    });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Connect to jumpbox-win-01" }));
+    await fireEvent.input(screen.getByLabelText("Justification"), { target: { value: "Patch KB5034441" } });
+    await fireEvent.input(screen.getByLabelText(/Ticket/), { target: { value: "ServiceNow:INC42" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Connect" }));
+    await waitFor(() => expect(calls.some(([c]) => c === "connect")).toBe(true));
+    expect(calls.find(([c]) => c === "connect")?.[1]).toEqual({
+      form: { vm: "jumpbox-win-01", port: 3389, duration: "1h", justification: "Patch KB5034441", ticket: "ServiceNow:INC42", launch: true },
+    });
+    await emit("engine", { kind: "step", step: "request_role", detail: "JIT Requester (PendingApproval)", at: "2026-11-27T12:00:01Z" });
+    await waitFor(() => expect(document.querySelector('[data-step="request_role"]')?.className).toContain("done"));
+    expect(document.querySelector('[data-step="await_approval"]')?.className).toContain("waiting");
+    await emit("engine", { kind: "progress", message: "waiting for approval (15 s so far)" });
+    expect(await screen.findByText("waiting for approval (15 s so far)")).toBeTruthy();
+    finish({
+      vm: "jumpbox-win-01",
+      port: 3389,
+      endpoint: "127.0.0.10:3389",
+      steps: [
+        { step: "await_approval", label: "approved", at: "2026-11-27T12:00:05Z", detail: "Provisioned" },
+        { step: "open_port", label: "port opened", at: "2026-11-27T12:00:07Z", detail: "3389 for 203.0.113.7 until 13:00:07" },
+        { step: "launch", label: "client launched", at: "2026-11-27T12:00:08Z", detail: "xfreerdp" },
+      ],
+    });
+    expect(await screen.findByText("Ready: connect to 127.0.0.10:3389.")).toBeTruthy();
+    expect(screen.getByText("for 3389 for 203.0.113.7 until 13:00:07")).toBeTruthy();
+  });
+
+  it("marks the failed step with what to do", async () => {
+    backend((cmd) => {
+      if (cmd === "app_state") return alice;
+      if (cmd === "connect") throw { kind: "denied", data: { code: "connect_failed", message: "The role request was denied: not during the freeze" } };
+      return null;
+    });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Connect to jumpbox-win-01" }));
+    await fireEvent.input(screen.getByLabelText("Justification"), { target: { value: "Patch KB5034441" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Connect" }));
+    expect((await screen.findByRole("alert")).textContent).toContain("not during the freeze");
+    expect(document.querySelector('[data-step="request_role"]')?.className).toContain("failed");
+  });
+
+  it("opens a link's Connect form prefilled, and sends nothing by itself", async () => {
+    const calls = backend((cmd) => (cmd === "app_state" ? alice : null));
+    render(App);
+    await screen.findByText("jumpbox-win-01");
+    const intent: Intent = {
+      view: "connect:jumpbox-win-01",
+      prefill: { vm: "jumpbox-win-01", port: 3389, duration: "PT2H", justification: "Incident 4711" },
+      refused: null,
+    };
+    await emit("intent", intent);
+    expect(await screen.findByText(/Filled in from a link/)).toBeTruthy();
+    expect((screen.getByLabelText("Justification") as HTMLInputElement).value).toBe("Incident 4711");
+    expect((screen.getByLabelText(/Duration/) as HTMLInputElement).value).toBe("PT2H");
+    expect(calls.some(([c]) => c === "connect")).toBe(false);
+  });
+
+  it("lets a manager approve with a justification, prefilled from the template", async () => {
+    const waiting: ApprovalView = {
+      request: "r-1",
+      requester: "alice@contoso.example",
+      role: "JIT Requester",
+      scope: "/subscriptions/s",
+      justification: "Patch KB5034441",
+      duration: "1 h",
+      ticket: "ServiceNow:INC42",
+      age_seconds: 125,
+    };
+    const calls = backend((cmd) => {
+      if (cmd === "app_state") return { ...alice, signed_in_as: "bob@contoso.example", approvals: 1 };
+      if (cmd === "approvals") return [waiting];
+      if (cmd === "decide") return [];
+      return null;
+    });
+    render(App);
+    await screen.findByText("Signed in as bob@contoso.example");
+    await emit("intent", { view: "approvals:r-1:approve", prefill: null, refused: null });
+    expect(await screen.findByText("alice@contoso.example")).toBeTruthy();
+    expect(screen.getByText("2 min")).toBeTruthy();
+    expect((screen.getByLabelText("Your justification") as HTMLInputElement).value).toBe("Checked with the team");
+    await fireEvent.click(screen.getByRole("button", { name: "Approve" }));
+    expect(await screen.findByText("Approved alice@contoso.example's request for JIT Requester.")).toBeTruthy();
+    expect(calls).toContainEqual(["decide", { request: "r-1", approve: true, justification: "Checked with the team" }]);
+  });
+
+  it("counts down what is open, on ARM's clock", () => {
+    const now = Date.parse("2026-11-27T12:00:00Z");
+    expect(left("2026-11-27T12:04:09Z", now)).toBe("4 min 09 s");
+    expect(left("2026-11-27T13:05:00Z", now)).toBe("1 h 05 min");
+    expect(left("2026-11-27T11:59:00Z", now)).toBe("ended");
+    expect(minutesOf("PT1H30M")).toBe(90);
+    expect(minutesOf("2h")).toBe(120);
+    expect(minutesOf("soon")).toBeNaN();
   });
 });

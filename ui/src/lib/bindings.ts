@@ -1,0 +1,214 @@
+// Generated from the Rust types of src-tauri by its `bindings` test: do not edit.
+// Run `JUMPGATE_BLESS=1 cargo test -p jumpgate-tray bindings` after changing them.
+import { invoke } from "@tauri-apps/api/core";
+
+export type AppState = { signed_in_as: string | null, demo: boolean, demo_users: Array<string>, icon: Icon, tooltip: string, 
+/**
+ * ARM's time when this was read: countdowns run from it.
+ */
+now: string, targets: Array<TargetView>, 
+/**
+ * My active PIM roles.
+ */
+roles: Array<RoleView>, 
+/**
+ * My requests waiting for a decision.
+ */
+pending: Array<PendingView>, 
+/**
+ * Requests waiting for my decision.
+ */
+approvals: number, justification: Hints, start_at_login: boolean, };
+
+export type TargetView = { vm: string, vm_id: string, ports: Array<PortRule>, open: Array<OpenPort>, };
+
+export type PortRule = { number: number, 
+/**
+ * The policy's longest request, in minutes.
+ */
+max_minutes: number, };
+
+export type OpenPort = { port: number, source: string, end: string | null, };
+
+export type RoleView = { role: string, scope: string, end: string | null, };
+
+export type PendingView = { request: string, role: string, status: string, };
+
+export type Hints = { templates: Array<string>, 
+/**
+ * My latest justifications, newest first.
+ */
+recent: Array<string>, 
+/**
+ * Refused as too vague (compared ignoring case).
+ */
+refuse: Array<string>, 
+/**
+ * What an approver's decision is prefilled with.
+ */
+approval_templates: Array<string>, };
+
+export type ConnectForm = { vm: string, port: number | null, 
+/**
+ * ISO 8601 (`PT1H`) or the short form (`1h30m`).
+ */
+duration: string, justification: string, 
+/**
+ * `SYSTEM:NUMBER`, or a number alone.
+ */
+ticket: string | null, 
+/**
+ * Start the RDP or SSH client once the port answers.
+ */
+launch: boolean, };
+
+export type Connected = { vm: string, port: number, 
+/**
+ * `host:port` to connect to.
+ */
+endpoint: string, steps: Array<StepView>, };
+
+export type StepView = { step: Step, label: string, at: string, detail: string, };
+
+export type ApprovalView = { request: string, requester: string, role: string, scope: string, justification: string | null, 
+/**
+ * In words ("1 h").
+ */
+duration: string | null, ticket: string | null, age_seconds: number, };
+
+export type Renew = { "type": "role", role: string, } | { "type": "port", vm: string, port: number, };
+
+export type Renewed = { 
+/**
+ * In words, for the popover.
+ */
+message: string, state: AppState, };
+
+export type Diagnosis = { checks: Array<Check>, bundle: string, };
+
+export type Check = { 
+/**
+ * A stable identifier: `config`, `signed_in`, `token`, `eligible`, `jit_role`,
+ * `jit_policy`, `port`, `public_ip`, `open_rule`, `reachable`, `client`.
+ */
+step: string, title: string, status: Status, 
+/**
+ * What was found.
+ */
+detail: string, 
+/**
+ * What to do, when the step failed.
+ */
+fix: string | null, };
+
+export type Status = "pass" | "fail" | "skip";
+
+export type ExportFormat = "csv" | "json";
+
+export type CommandError = { "kind": "sign_in", "data": Detail } | { "kind": "denied", "data": Detail } | { "kind": "policy", "data": Detail } | { "kind": "unavailable", "data": Detail } | { "kind": "not_found", "data": Detail } | { "kind": "conflict", "data": Detail } | { "kind": "not_available", "data": Detail } | { "kind": "invalid", "data": Detail } | { "kind": "other", "data": Detail };
+
+export type Detail = { code: string, message: string, };
+
+export type Intent = { view: string, prefill: Prefill | null, refused: string | null, };
+
+export type Prefill = { vm: string, port: number | null, 
+/**
+ * ISO 8601.
+ */
+duration: string | null, justification: string | null, };
+
+export type Icon = "signed_out" | "approval_waiting" | "expiring_soon" | "access_open" | "waiting_for_approval" | "idle";
+
+export type Step = "check_access" | "request_role" | "await_approval" | "await_effect" | "detect_ip" | "open_port" | "await_reachable" | "launch";
+
+export type Entry = { seq: number, time: string, prev_hash: string, entry_hash: string, 
+/**
+ * Who did it (UPN).
+ */
+who: string, 
+/**
+ * What: `role_requested`, `role_approved`, `role_denied`, `approval_decided`,
+ * `port_opened`, `port_extended`, `role_extended`, `client_launched`, …
+ */
+what: string, vm?: string | null, port?: number | null, role?: string | null, source_ip?: string | null, duration?: string | null, justification?: string | null, outcome: string, };
+
+export type Record = { 
+/**
+ * Who did it (UPN).
+ */
+who: string, 
+/**
+ * What: `role_requested`, `role_approved`, `role_denied`, `approval_decided`,
+ * `port_opened`, `port_extended`, `role_extended`, `client_launched`, …
+ */
+what: string, vm?: string | null, port?: number | null, role?: string | null, source_ip?: string | null, duration?: string | null, justification?: string | null, outcome: string, };
+
+export type EngineEvent = { "kind": "progress", message: string, } | { "kind": "step", step: Step, detail: string, at: string, } | { "kind": "request_status", request: string, role: string, status: string, } | { "kind": "watch" } & WatchEvent;
+
+export type WatchEvent = { "event": "request_approved", request: string, role: string, scope: string, approver: string | null, justification: string | null, } | { "event": "request_denied", request: string, role: string, scope: string, approver: string | null, justification: string | null, } | { "event": "approval_waiting", request: string, approval: string, requester: string, role: string, scope: string, justification: string | null, duration: string | null, ticket: string | null, } | { "event": "expiry_reminder", access: Access, lead_minutes: number, end: string, } | { "event": "expired", access: Access, end: string, } | { "event": "ip_changed", vm: string, port: number, old: string, new: string, } | { "event": "signed_out", reason: string, };
+
+export type Access = { "type": "role", role: string, scope: string, } | { "type": "port", vm: string, vm_id: string, port: number, };
+
+/** The events the app sends to the popover, and what each carries. */
+export type Events = {
+  intent: Intent;
+  state: AppState;
+  engine: EngineEvent;
+  watch: WatchEvent;
+};
+
+export function appState(): Promise<AppState> {
+  return invoke<AppState>("app_state");
+}
+
+export function signInDemo(upn: string): Promise<AppState> {
+  return invoke<AppState>("sign_in_demo", { upn });
+}
+
+export function signIn(): Promise<AppState> {
+  return invoke<AppState>("sign_in");
+}
+
+export function signOut(): Promise<AppState> {
+  return invoke<AppState>("sign_out");
+}
+
+export function connect(form: ConnectForm): Promise<Connected> {
+  return invoke<Connected>("connect", { form });
+}
+
+export function extend(what: Renew, duration: string, justification: string): Promise<Renewed> {
+  return invoke<Renewed>("extend", { what, duration, justification });
+}
+
+export function endRole(role: string, justification: string): Promise<Renewed> {
+  return invoke<Renewed>("end_role", { role, justification });
+}
+
+export function approvals(): Promise<Array<ApprovalView>> {
+  return invoke<Array<ApprovalView>>("approvals");
+}
+
+export function decide(request: string, approve: boolean, justification: string): Promise<Array<ApprovalView>> {
+  return invoke<Array<ApprovalView>>("decide", { request, approve, justification });
+}
+
+export function history(query: string): Promise<Array<Entry>> {
+  return invoke<Array<Entry>>("history", { query });
+}
+
+export function exportHistory(query: string, format: ExportFormat): Promise<string> {
+  return invoke<string>("export_history", { query, format });
+}
+
+export function diagnose(vm: string | null, port: number | null): Promise<Diagnosis> {
+  return invoke<Diagnosis>("diagnose", { vm, port });
+}
+
+export function setStartAtLogin(on: boolean): Promise<AppState> {
+  return invoke<AppState>("set_start_at_login", { on });
+}
+
+export function takeIntent(): Promise<Intent | null> {
+  return invoke<Intent | null>("take_intent");
+}
