@@ -12,10 +12,13 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # gnome-keyring, dbus and libsecret-tools: tokens go to a real Secret Service keychain in the
 # tests, and secret-tool inspects it. WebKitGTK and the others: the tray app (Tauri 2).
 # Xvfb, dunst, x11-utils, fonts: the app's tests run it in a throwaway desktop
-# (scripts/desktop-session.sh).
+# (scripts/desktop-session.sh). webkit2gtk-driver (WebKitWebDriver), trayer and xdotool:
+# the end-to-end tests drive the app's webview and its tray icon. freerdp2-x11 and
+# openssh-client: the real clients the app launches.
 APT_PACKAGES=(build-essential pkg-config ca-certificates dbus dbus-daemon dbus-x11 gnome-keyring libsecret-tools
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev file libdbus-1-dev
-  xvfb x11-utils xauth fonts-dejavu-core dunst)
+  xvfb x11-utils xauth fonts-dejavu-core dunst
+  webkit2gtk-driver trayer xdotool freerdp2-x11 openssh-client)
 
 say() { printf '==> %s\n' "$*"; }
 
@@ -44,6 +47,11 @@ install_missing() {
     echo "Node.js and npm are not installed: the popover's UI is built with them. Install Node.js 20 or later, then run this again." >&2
     exit 1
   fi
+  # The end-to-end tests reach the app's webview through tauri-driver (27 s to build).
+  if ! command -v tauri-driver >/dev/null && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
+    say "cargo install tauri-driver"
+    cargo install tauri-driver --version '^2' --locked --quiet
+  fi
   # The app embeds the built UI at compile time, so it is built before any cargo command.
   if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules ]; then
     say "npm ci (ui/)"
@@ -57,7 +65,8 @@ if [ "${1:-}" = "--inside-session" ]; then
   # Inside a private D-Bus session: start an unlocked gnome-keyring whose files live in a
   # throwaway folder, so no real keyring is read or changed.
   # scripts/desktop-session.sh adds Xvfb and dunst for the tray app's tests.
-  exec bash scripts/desktop-session.sh cargo test --workspace --locked --no-fail-fast
+  # TRAY_HOST=1: a tray host (trayer) holds the app's icon for the end-to-end tests.
+  TRAY_HOST=1 exec bash scripts/desktop-session.sh cargo test --workspace --locked --no-fail-fast
 fi
 
 install_missing

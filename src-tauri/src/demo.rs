@@ -44,8 +44,10 @@ impl Demo {
         // A keychain entry per data directory: a demo never touches a real sign-in, nor
         // another demo's.
         let service = format!("jumpgate-demo-{:016x}", fnv64(&data.display().to_string()));
+        // The demo's clock is advanced by hand (`/_sim/clock/advance`): with access open the
+        // watcher reads every 10 s, so that a reminder follows an advance within seconds.
         let text = format!(
-            "{}\n[storage]\nkeyring_service = \"{service}\"\nstate_dir = \"{}\"\n",
+            "{}\n[storage]\nkeyring_service = \"{service}\"\nstate_dir = \"{}\"\n\n[watch]\nopen_refresh_secs = 10\nidle_refresh_secs = 60\n",
             sim.client_config().to_toml(),
             data.join("state").display()
         );

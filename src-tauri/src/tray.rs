@@ -127,6 +127,7 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
 }
 
 fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
+    tracing::info!("tray menu: {id}");
     match id {
         "quit" => app.exit(0),
         "start_at_login" => {

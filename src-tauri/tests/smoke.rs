@@ -3,15 +3,12 @@
 //! embedded simulator, writes a client configuration the CLI can use, stays up, and quits on
 //! SIGTERM.
 
-use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const TRAY: &str = env!("CARGO_BIN_EXE_jumpgate-tray");
+mod common;
 
-fn jumpgate() -> std::path::PathBuf {
-    std::path::Path::new(TRAY).with_file_name("jumpgate")
-}
+use common::{cli_sign_in, jumpgate, notifications_seen, sim_url, TRAY};
 
 /// The running app and where its demo's configuration is.
 struct Running {
@@ -139,73 +136,6 @@ fn demo_mode_runs_the_simulator_and_hands_its_configuration_to_the_cli() {
     }
 }
 
-/// The demo's simulator, from the configuration the app wrote.
-fn sim_url(config: &str) -> String {
-    let text = std::fs::read_to_string(config).expect("config");
-    text.lines()
-        .find_map(|l| l.strip_prefix("arm_endpoint = \""))
-        .and_then(|rest| rest.split('"').next())
-        .expect("arm_endpoint")
-        .to_string()
-}
-
-/// `jumpgate signin` for `upn` through the demo's configuration, playing the browser.
-async fn cli_sign_in(config: &str, upn: &str) {
-    let mut child = Command::new(jumpgate())
-        .args(["--config", config, "signin", "--no-open", "--user", upn])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("signin");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("authorize URL");
-    let url = url::Url::parse(line.trim()).expect("URL");
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-    form.push(("upn".into(), upn.into()));
-    let mut action = url.clone();
-    action.set_query(None);
-    let answer = http
-        .post(action)
-        .form(&form)
-        .send()
-        .await
-        .expect("sign-in page");
-    let location = answer.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_string();
-    http.get(&location).send().await.expect("loopback");
-    assert!(child.wait().expect("signin").success());
-}
-
-/// What dunst has shown (its history lists closed notifications only).
-fn notifications_seen() -> String {
-    let _ = Command::new("dunstctl").arg("close-all").status();
-    let out = Command::new("dunstctl")
-        .arg("history")
-        .output()
-        .expect("dunstctl");
-    let history: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    history["data"][0]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|n| {
-            format!(
-                "{}: {}\n",
-                n["summary"]["data"].as_str().unwrap_or(""),
-                n["body"]["data"].as_str().unwrap_or("")
-            )
-        })
-        .collect()
-}
-
 /// alice asks for the role from a terminal, bob approves through ARM, and the app's watcher
 /// has dunst show "Access approved" with bob's justification.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,40 +164,7 @@ async fn the_app_notifies_alice_when_bob_approves() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let http = reqwest::Client::new();
-    let token: serde_json::Value = http
-        .post(format!("{sim}/_sim/token"))
-        .json(&serde_json::json!({"upn": "bob@contoso.example"}))
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("json");
-    let token = token["access_token"].as_str().expect("token").to_string();
-    let approvals: serde_json::Value = http
-        .get(format!("{sim}/providers/Microsoft.Authorization/roleAssignmentApprovals?api-version=2021-01-01-preview&$filter=asApprover()"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("approvals")
-        .json()
-        .await
-        .expect("json");
-    let approval = &approvals["value"][0];
-    let path = format!(
-        "{sim}/providers/Microsoft.Authorization/roleAssignmentApprovals/{}/stages/{}?api-version=2021-01-01-preview",
-        approval["name"].as_str().expect("approval"),
-        approval["properties"]["stages"][0]["name"].as_str().expect("stage")
-    );
-    let decided = http
-        .patch(path)
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"properties": {"reviewResult": "Approve", "justification": "Go ahead"}}))
-        .send()
-        .await
-        .expect("approve");
-    assert!(decided.status().is_success(), "{}", decided.status());
+    common::approve_as(&sim, "bob@contoso.example", "Go ahead").await;
 
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

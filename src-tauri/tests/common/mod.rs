@@ -1,0 +1,122 @@
+//! What the app's integration tests share: the binaries, the demo simulator's address, an
+//! approver acting through ARM, and what dunst has shown.
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+
+pub const TRAY: &str = env!("CARGO_BIN_EXE_jumpgate-tray");
+
+pub fn jumpgate() -> std::path::PathBuf {
+    std::path::Path::new(TRAY).with_file_name("jumpgate")
+}
+
+/// The demo's simulator, from the configuration the app wrote.
+pub fn sim_url(config: &str) -> String {
+    let text = std::fs::read_to_string(config).expect("config");
+    text.lines()
+        .find_map(|l| l.strip_prefix("arm_endpoint = \""))
+        .and_then(|rest| rest.split('"').next())
+        .expect("arm_endpoint")
+        .to_string()
+}
+
+/// An ARM token for `upn` from the simulator's control API.
+pub async fn token(sim: &str, upn: &str) -> String {
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{sim}/_sim/token"))
+        .json(&serde_json::json!({"upn": upn}))
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    answer["access_token"].as_str().expect("token").to_string()
+}
+
+/// `upn` approves the first request waiting for them, through ARM as Azure's portal would.
+pub async fn approve_as(sim: &str, upn: &str, justification: &str) {
+    let http = reqwest::Client::new();
+    let token = token(sim, upn).await;
+    let approvals: serde_json::Value = http
+        .get(format!("{sim}/providers/Microsoft.Authorization/roleAssignmentApprovals?api-version=2021-01-01-preview&$filter=asApprover()"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("approvals")
+        .json()
+        .await
+        .expect("json");
+    let approval = &approvals["value"][0];
+    let path = format!(
+        "{sim}/providers/Microsoft.Authorization/roleAssignmentApprovals/{}/stages/{}?api-version=2021-01-01-preview",
+        approval["name"].as_str().expect("an approval waiting"),
+        approval["properties"]["stages"][0]["name"].as_str().expect("stage")
+    );
+    let decided = http
+        .patch(path)
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"properties": {"reviewResult": "Approve", "justification": justification}}))
+        .send()
+        .await
+        .expect("approve");
+    assert!(decided.status().is_success(), "{}", decided.status());
+}
+
+/// What dunst has shown (its history lists closed notifications only).
+pub fn notifications_seen() -> String {
+    let _ = Command::new("dunstctl").arg("close-all").status();
+    let out = Command::new("dunstctl")
+        .arg("history")
+        .output()
+        .expect("dunstctl");
+    let history: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    history["data"][0]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            format!(
+                "{}: {}\n",
+                n["summary"]["data"].as_str().unwrap_or(""),
+                n["body"]["data"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// `jumpgate signin` for `upn` through the demo's configuration, playing the browser.
+pub async fn cli_sign_in(config: &str, upn: &str) {
+    let mut child = Command::new(jumpgate())
+        .args(["--config", config, "signin", "--no-open", "--user", upn])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("signin");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("authorize URL");
+    let url = url::Url::parse(line.trim()).expect("URL");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    form.push(("upn".into(), upn.into()));
+    let mut action = url.clone();
+    action.set_query(None);
+    let answer = http
+        .post(action)
+        .form(&form)
+        .send()
+        .await
+        .expect("sign-in page");
+    let location = answer.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    http.get(&location).send().await.expect("loopback");
+    assert!(child.wait().expect("signin").success());
+}

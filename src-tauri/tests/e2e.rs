@@ -1,0 +1,543 @@
+//! End to end: the real `jumpgate-tray --demo` in a real webview (WebKitGTK), driven through
+//! WebDriver (`tauri-driver` + `WebKitWebDriver`), in the throwaway desktop of
+//! `scripts/desktop-session.sh` (Xvfb, D-Bus, dunst, gnome-keyring, trayer). Screenshots of
+//! each main view land in `target/test-output/e2e/`.
+//!
+//! One story, in order: alice signs in and connects to jumpbox-win-01; bob approves through
+//! ARM; the app shows the access open with a countdown; dunst has shown "Access approved";
+//! the simulator's gate admitted alice's address; a clock advance brings the expiry reminder;
+//! a link opens the prefilled form; the tray menu's "Connect to jumpbox-win-01" opens the
+//! Connect form; alice ends her role early and asks again from a terminal; bob, signed in
+//! to the app, sees her request in Approvals and approves it there.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{approve_as, jumpgate, notifications_seen, sim_url, TRAY};
+use serde_json::{json, Value};
+
+/// Fixed ports for this test binary (PLATFORM.md): tauri-driver and WebKitWebDriver.
+const DRIVER_PORT: u16 = 4444;
+const NATIVE_PORT: u16 = 4445;
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn tauri_driver() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from)?;
+    let installed = home.join(".cargo/bin/tauri-driver");
+    if installed.is_file() {
+        return Some(installed);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("tauri-driver"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// tauri-driver, the app it starts (through WebKitWebDriver) and a WebDriver session on it.
+struct Driven {
+    driver: Child,
+    http: reqwest::Client,
+    session: String,
+    home: tempfile::TempDir,
+    shots: PathBuf,
+}
+
+impl Drop for Driven {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill").args(["-f", TRAY]).status();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Driven {
+    async fn start() -> Driven {
+        let driver_bin = tauri_driver().expect(
+            "tauri-driver is not installed: run `bash scripts/test.sh --install` (cargo install tauri-driver --version '^2' --locked)",
+        );
+        assert!(
+            std::env::var_os("DISPLAY").is_some(),
+            "this test drives the real app: run it through `bash scripts/test.sh`"
+        );
+        let home = tempfile::tempdir().expect("home");
+        let log = std::fs::File::create(home.path().join("app.log")).expect("log");
+        let driver = Command::new(driver_bin)
+            .args([
+                "--port",
+                &DRIVER_PORT.to_string(),
+                "--native-port",
+                &NATIVE_PORT.to_string(),
+            ])
+            // The app, started by WebKitWebDriver, inherits this: its own home and data.
+            .env("HOME", home.path())
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_CONFIG_HOME")
+            .env("JUMPGATE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tauri-driver");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{DRIVER_PORT}");
+        let started = Instant::now();
+        let session = loop {
+            let answer = http
+                .post(format!("{base}/session"))
+                .json(&json!({"capabilities": {"alwaysMatch": {"tauri:options": {
+                    "application": TRAY,
+                    "args": ["--demo"],
+                }}}}))
+                .send()
+                .await;
+            if let Ok(a) = answer {
+                let v: Value = a.json().await.unwrap_or_default();
+                if let Some(id) = v["value"]["sessionId"].as_str() {
+                    break id.to_string();
+                }
+                panic!("no WebDriver session: {v}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "tauri-driver did not answer on port {DRIVER_PORT}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("../test-output/e2e")
+            .components()
+            .collect::<PathBuf>();
+        std::fs::create_dir_all(&shots).expect("screenshot folder");
+        Driven {
+            driver,
+            http,
+            session,
+            home,
+            shots,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.home.path().join("app.log")).unwrap_or_default()
+    }
+
+    /// The demo's client configuration, as the app logged it.
+    async fn demo_config(&self) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(path) = self.log().lines().find_map(|l| {
+                l.split("its client configuration is ")
+                    .nth(1)
+                    .and_then(|rest| rest.split(" (").next())
+                    .map(str::to_string)
+            }) {
+                return path;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no demo configuration: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!(
+            "http://127.0.0.1:{DRIVER_PORT}/session/{}{path}",
+            self.session
+        );
+        let mut request = self.http.request(method, url);
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let answer: Value = request
+            .send()
+            .await
+            .expect("WebDriver")
+            .json()
+            .await
+            .expect("json");
+        answer["value"].clone()
+    }
+
+    /// The element an XPath finds, once it is there (up to `secs`).
+    async fn wait_for(&self, xpath: &str, secs: u64) -> String {
+        let started = Instant::now();
+        loop {
+            let v = self
+                .call(
+                    reqwest::Method::POST,
+                    "/element",
+                    Some(json!({"using": "xpath", "value": xpath})),
+                )
+                .await;
+            if let Some(id) = v[ELEMENT].as_str() {
+                return id.to_string();
+            }
+            if started.elapsed() > Duration::from_secs(secs) {
+                let text = self.text_of("//body").await;
+                let _ = self.screenshot("failure").await;
+                panic!(
+                    "not found within {secs} s: {xpath}\npage: {text}\napp log:\n{}",
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn text_of(&self, xpath: &str) -> String {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "xpath", "value": xpath})),
+            )
+            .await;
+        match v[ELEMENT].as_str() {
+            Some(id) => self
+                .call(reqwest::Method::GET, &format!("/element/{id}/text"), None)
+                .await
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            None => String::new(),
+        }
+    }
+
+    async fn click(&self, xpath: &str) {
+        let id = self.wait_for(xpath, 20).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    async fn type_into(&self, xpath: &str, text: &str) {
+        let id = self.wait_for(xpath, 20).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/clear"),
+            Some(json!({})),
+        )
+        .await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
+    }
+
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        use base64::Engine as _;
+        let v = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap_or_default())
+            .unwrap_or_default();
+        let path = self.shots.join(format!("{name}.png"));
+        std::fs::write(&path, &png).expect("screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
+        path
+    }
+}
+
+fn button(label: &str) -> String {
+    format!("//button[normalize-space(.)='{label}' or @aria-label='{label}']")
+}
+
+/// Runs the CLI on the demo's configuration and answers its stdout.
+fn cli(config: &str, args: &[&str]) -> String {
+    let out = Command::new(jumpgate())
+        .args(["--config", config])
+        .args(args)
+        .output()
+        .expect("jumpgate");
+    assert!(
+        out.status.success(),
+        "jumpgate {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+async fn wait_notification(what: &str, secs: u64) -> String {
+    let started = Instant::now();
+    loop {
+        let seen = notifications_seen();
+        if seen.contains(what) {
+            return seen;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(secs),
+            "dunst did not show '{what}': {seen}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Clicks the tray icon (held by trayer at the top right), which opens its menu, and picks
+/// an entry by its position with the keyboard, with xdotool.
+fn tray_menu_pick(downs: usize) -> Result<(), String> {
+    let run = |args: &[&str]| -> Result<String, String> {
+        let out = Command::new("xdotool")
+            .args(args)
+            .output()
+            .map_err(|e| format!("xdotool: {e}"))?;
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    // The icon trayer embeds: a window of the app's, class "tray-icon …".
+    let icons = run(&["search", "--class", "tray-icon"])?;
+    let window = icons
+        .lines()
+        .next()
+        .ok_or("no tray icon window: is a tray host (TRAY_HOST=1, trayer) running?")?
+        .to_string();
+    let geometry = run(&["getwindowgeometry", "--shell", &window])?;
+    let value = |key: &str| -> i64 {
+        geometry
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let (x, y, w, h) = (value("X"), value("Y"), value("WIDTH"), value("HEIGHT"));
+    run(&[
+        "mousemove",
+        &(x + w / 2).to_string(),
+        &(y + h / 2).to_string(),
+    ])?;
+    run(&["click", "1"])?;
+    std::thread::sleep(Duration::from_millis(800));
+    for _ in 0..downs {
+        run(&["key", "Down"])?;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run(&["key", "Return"])?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alice_connects_bob_approves_and_the_app_follows() {
+    jumpgate_azure::init_tls();
+    let app = Driven::start().await;
+    let config = app.demo_config().await;
+    let sim = sim_url(&config);
+
+    // alice signs in with the demo's PKCE flow.
+    app.click(&button("alice@contoso.example")).await;
+    app.wait_for("//*[contains(., 'Signed in as alice@contoso.example')]", 20)
+        .await;
+    app.wait_for(&button("Connect to jumpbox-win-01"), 20).await;
+    app.screenshot("1-targets").await;
+
+    // She connects to jumpbox-win-01: the role waits for bob's approval.
+    app.click(&button("Connect to jumpbox-win-01")).await;
+    app.type_into("//input[@name='justification']", "Patch night KB5034441")
+        .await;
+    app.screenshot("2-connect-form").await;
+    app.click(&button("Connect")).await;
+    app.wait_for(
+        "//li[@data-step='request_role' and contains(@class,'done')]",
+        30,
+    )
+    .await;
+    app.wait_for(
+        "//li[@data-step='await_approval' and contains(@class,'waiting')]",
+        10,
+    )
+    .await;
+    app.screenshot("3-waiting-for-approval").await;
+
+    // bob approves through ARM; the chain runs on to the client.
+    approve_as(&sim, "bob@contoso.example", "Go ahead, e2e").await;
+    app.wait_for(
+        "//li[@data-step='await_approval' and contains(@class,'done')]",
+        30,
+    )
+    .await;
+    app.wait_for(
+        "//li[@data-step='open_port' and contains(@class,'done')]",
+        60,
+    )
+    .await;
+    app.wait_for(
+        "//li[@data-step='await_reachable' and contains(@class,'done')]",
+        60,
+    )
+    .await;
+    app.wait_for("//li[@data-step='launch' and contains(@class,'done')]", 30)
+        .await;
+    app.wait_for("//*[contains(., 'Ready: connect to')]", 10)
+        .await;
+    app.screenshot("4-timeline-done").await;
+
+    // dunst showed the approval, with bob's justification.
+    let seen = wait_notification("Access approved", 20).await;
+    assert!(seen.contains("Go ahead, e2e"), "{seen}");
+
+    // The simulator's gate let alice's address in.
+    let events: Value = reqwest::get(format!("{sim}/_sim/events"))
+        .await
+        .expect("events")
+        .json()
+        .await
+        .expect("json");
+    let admitted = events
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(events["events"].as_array().into_iter().flatten())
+        .any(|e| e["kind"] == "gate.admitted");
+    assert!(admitted, "the gate admitted nobody: {events}");
+
+    // Active access: a countdown for the role and the port.
+    app.click(&button("Active")).await;
+    app.wait_for("//li[contains(., 'jumpbox-win-01 port 3389')]//span[contains(@class,'countdown') and contains(., 'left')]", 20)
+        .await;
+    let first = app
+        .text_of("//li[contains(., 'JIT Requester')]//span[contains(@class,'countdown')]")
+        .await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let later = app
+        .text_of("//li[contains(., 'JIT Requester')]//span[contains(@class,'countdown')]")
+        .await;
+    assert!(
+        first.contains("left") && first != later,
+        "{first} / {later}"
+    );
+    app.screenshot("5-active").await;
+
+    // A clock advance to 15 minutes before the end brings the expiry reminder.
+    reqwest::Client::new()
+        .post(format!("{sim}/_sim/clock/advance"))
+        .json(&json!({"seconds": 46 * 60}))
+        .send()
+        .await
+        .expect("advance");
+    let seen = wait_notification("ends in 15 minutes", 60).await;
+    assert!(seen.contains("Access approved"), "{seen}");
+
+    // A link opens the Connect form prefilled; nothing is sent.
+    let status = Command::new(TRAY)
+        .arg("jumpgate://connect?vm=jumpbox-linux-01&port=22&duration=PT30M&justification=Incident%204711")
+        .env("HOME", app.home.path())
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("XDG_CONFIG_HOME")
+        .status()
+        .expect("second launch");
+    assert!(status.success());
+    app.wait_for("//*[contains(., 'Filled in from a link')]", 20)
+        .await;
+    let justification = app
+        .call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": "return document.querySelector(\"input[name='justification']\").value", "args": []})),
+        )
+        .await;
+    assert_eq!(justification, "Incident 4711");
+    app.screenshot("6-link-prefilled").await;
+
+    // The tray menu: Open, then one entry per jump box; the first is jumpbox-win-01.
+    app.click(&button("Back to jump boxes")).await;
+    tray_menu_pick(2).expect("the tray menu");
+    app.wait_for("//h2[normalize-space(.)='Connect to jumpbox-win-01']", 20)
+        .await;
+    assert!(
+        app.log().contains("tray menu: connect:jumpbox-win-01"),
+        "{}",
+        app.log()
+    );
+    app.screenshot("7-tray-connect").await;
+
+    // alice ends her role early, and asks again from a terminal.
+    app.click(&button("Active")).await;
+    app.type_into("//input[@name='extend-justification']", "Done patching")
+        .await;
+    app.click(&format!(
+        "//li[contains(., 'JIT Requester')]{}",
+        button("End early")
+    ))
+    .await;
+    app.wait_for("//*[contains(., 'JIT Requester ended')]", 30)
+        .await;
+    app.click(&button("Sign out")).await;
+    app.wait_for(&button("bob@contoso.example"), 20).await;
+    common::cli_sign_in(&config, "alice@contoso.example").await;
+    cli(
+        &config,
+        &[
+            "activate",
+            "JIT Requester",
+            "--justification",
+            "Second patch window",
+            "--duration",
+            "1h",
+        ],
+    );
+
+    // bob signs in to the app: his inbox shows her request, and he approves it there.
+    app.click(&button("bob@contoso.example")).await;
+    app.wait_for("//*[contains(., 'Signed in as bob@contoso.example')]", 20)
+        .await;
+    app.click("//nav//button[starts-with(normalize-space(.), 'Approvals')]")
+        .await;
+    app.wait_for(
+        "//li[@data-request and contains(., 'alice@contoso.example') and contains(., 'Second patch window')]",
+        20,
+    )
+    .await;
+    app.type_into(
+        "//input[@name='decision-justification']",
+        "Approved in the tray",
+    )
+    .await;
+    app.screenshot("8-approvals").await;
+    app.click(&button("Approve")).await;
+    app.wait_for(
+        "//*[contains(., \"Approved alice@contoso.example's request\")]",
+        20,
+    )
+    .await;
+    let token = common::token(&sim, "alice@contoso.example").await;
+    let requests: Value = reqwest::Client::new()
+        .get(format!("{sim}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests?api-version=2020-10-01&$filter=asRequestor()"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("requests")
+        .json()
+        .await
+        .expect("json");
+    let second = requests["value"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["properties"]["justification"] == "Second patch window")
+        .expect("alice's second request");
+    assert_ne!(
+        second["properties"]["status"], "PendingApproval",
+        "{second}"
+    );
+
+    // History and Help render from the same engine.
+    app.click(&button("History")).await;
+    app.wait_for("//td[contains(., 'approval decided') or contains(., 'approval_decided') or contains(., 'decided')]", 20)
+        .await;
+    app.screenshot("9-history").await;
+    app.click(&button("Help")).await;
+    app.click(&button("Run checks")).await;
+    app.wait_for(
+        "//li[@data-step='signed_in' and contains(@class,'pass')]",
+        60,
+    )
+    .await;
+    app.screenshot("10-help").await;
+}
