@@ -376,6 +376,12 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
         .await;
     app.wait_for("//*[contains(., 'Ready: connect to')]", 10)
         .await;
+    app.call(
+        reqwest::Method::POST,
+        "/execute/sync",
+        Some(json!({"script": "document.querySelector('.timeline').scrollIntoView()", "args": []})),
+    )
+    .await;
     app.screenshot("4-timeline-done").await;
 
     // dunst showed the approval, with bob's justification.
