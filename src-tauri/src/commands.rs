@@ -465,9 +465,7 @@ pub async fn sign_in_demo<R: Runtime>(
     let engine = ctx.engine.clone();
     on_engine(move || async move {
         let tokens = signin::demo(&engine.authority(), &upn).await?;
-        engine.session.store().save(&tokens).await?;
-        engine.session.forget_cached().await;
-        Ok(())
+        adopt(&engine, tokens).await
     })
     .await?;
     signed_in_changed(&app).await;
@@ -498,13 +496,18 @@ pub async fn sign_in<R: Runtime>(
             },
         )
         .await?;
-        engine.session.store().save(&tokens).await?;
-        engine.session.forget_cached().await;
-        Ok(())
+        adopt(&engine, tokens).await
     })
     .await?;
     signed_in_changed(&app).await;
     state_of(&ctx).await
+}
+
+/// Keeps a new sign-in in the keychain and drops what the session held in memory.
+async fn adopt(engine: &Engine, tokens: jumpgate_azure::tokens::TokenSet) -> CommandResult<()> {
+    engine.session.store().save(&tokens).await?;
+    engine.session.forget_cached().await;
+    Ok(())
 }
 
 #[tauri::command]
@@ -570,61 +573,23 @@ pub async fn connect<R: Runtime>(
     let engine = ctx.engine.clone();
     let launch_client = form.launch;
     let result = on_engine(move || async move {
-        let connected = engine.connect(&request).await?;
-        let mut steps: Vec<StepView> = connected.steps.iter().map(StepView::from).collect();
+        let mut connected = engine.connect(&request).await?;
         if launch_client {
-            let program = start_client(&engine, &connected.endpoint, connected.port)?;
-            let at = Utc::now();
-            engine.publish(EngineEvent::Step {
-                step: Step::Launch,
-                detail: program.clone(),
-                at,
-            });
+            let user = engine.config.launch.username.clone();
             engine
-                .audit(audit::Record {
-                    what: "client_launched".into(),
-                    vm: Some(connected.vm.clone()),
-                    port: Some(connected.port),
-                    outcome: program.clone(),
-                    ..Default::default()
-                })
-                .await;
-            steps.push(StepView {
-                step: Step::Launch,
-                label: Step::Launch.label().to_string(),
-                at,
-                detail: program,
-            });
+                .launch_client(&mut connected, user.as_deref(), true)
+                .await?;
         }
         Ok(Connected {
             endpoint: format!("{}:{}", connected.endpoint.host, connected.endpoint.port),
+            steps: connected.steps.iter().map(StepView::from).collect(),
             vm: connected.vm,
             port: connected.port,
-            steps,
         })
     })
     .await;
     crate::tray::refresh(&app).await;
     result
-}
-
-/// RDP through a generated `.rdp` file; SSH in a terminal window.
-fn start_client(engine: &Engine, ep: &engine::Endpoint, port: u16) -> CommandResult<String> {
-    let user = engine.config.launch.username.as_deref();
-    let started = if port == 22 {
-        launch::ssh_in_terminal(&engine.config.launch, ep, user)
-    } else {
-        launch::rdp(&engine.config.launch, ep, user)
-    };
-    started.map_err(|m| {
-        CommandError::other(
-            "launch",
-            format!(
-                "The port is open and answers at {}:{}, but {m}.",
-                ep.host, ep.port
-            ),
-        )
-    })
 }
 
 /// What to renew: a role by name, or a port of a jump box.

@@ -729,12 +729,7 @@ impl Engine {
         justification: &str,
     ) -> Result<(Request, Renewal), Failure> {
         let account = self.account().await?;
-        let active = arm::active_roles(&self.arm).await?;
-        let Some(current) = active.iter().find(|a| {
-            a.assignment_type == "Activated"
-                && (a.role.eq_ignore_ascii_case(role)
-                    || arm::leaf(&a.role_definition_id).eq_ignore_ascii_case(role))
-        }) else {
+        let Some(current) = self.active_role(role).await? else {
             // It has ended (or never started): nothing to extend, so a new activation, with
             // its approval if the policy asks for one.
             let e = pick_role(arm::eligible_roles(&self.arm).await?, role, None).map_err(|_| {
@@ -786,25 +781,73 @@ impl Engine {
         Ok((request, Renewal::SelfExtend))
     }
 
+    /// Starts the client for a connected port (SSH for 22, in this terminal or in a terminal
+    /// window of its own; RDP otherwise), tells the event channel and the journal, and adds
+    /// the step to `connected`.
+    pub async fn launch_client(
+        &self,
+        connected: &mut Connected,
+        user: Option<&str>,
+        ssh_in_a_window: bool,
+    ) -> Result<(), Failure> {
+        let (config, ep) = (&self.config.launch, &connected.endpoint);
+        let launched = match (connected.port, ssh_in_a_window) {
+            (22, false) => crate::launch::ssh(config, ep, user),
+            (22, true) => crate::launch::ssh_in_terminal(config, ep, user),
+            _ => crate::launch::rdp(config, ep, user),
+        };
+        let program = launched.map_err(|m| {
+            Failure::new(
+                Kind::Other,
+                "launch",
+                format!(
+                    "The port is open and answers at {}:{}, but {m}.",
+                    ep.host, ep.port
+                ),
+            )
+        })?;
+        let at = Utc::now();
+        self.publish(EngineEvent::Step {
+            step: Step::Launch,
+            detail: program.clone(),
+            at,
+        });
+        self.audit(Record {
+            what: "client_launched".into(),
+            vm: Some(connected.vm.clone()),
+            port: Some(connected.port),
+            outcome: program.clone(),
+            ..Record::default()
+        })
+        .await;
+        connected.steps.push(StepRecord {
+            step: Step::Launch,
+            at,
+            detail: program,
+        });
+        Ok(())
+    }
+
+    /// My activation of a role (by name or role definition id), if one is in force.
+    async fn active_role(&self, role: &str) -> Result<Option<arm::Active>, Failure> {
+        Ok(arm::active_roles(&self.arm).await?.into_iter().find(|a| {
+            a.assignment_type == "Activated"
+                && (a.role.eq_ignore_ascii_case(role)
+                    || arm::leaf(&a.role_definition_id).eq_ignore_ascii_case(role))
+        }))
+    }
+
     /// Ends an active PIM role before its time (`SelfDeactivate`). JIT port rules have no
     /// such request: they close at their end time.
     pub async fn end_role(&self, role: &str, justification: &str) -> Result<Request, Failure> {
         let account = self.account().await?;
-        let active = arm::active_roles(&self.arm).await?;
-        let current = active
-            .iter()
-            .find(|a| {
-                a.assignment_type == "Activated"
-                    && (a.role.eq_ignore_ascii_case(role)
-                        || arm::leaf(&a.role_definition_id).eq_ignore_ascii_case(role))
-            })
-            .ok_or_else(|| {
-                Failure::new(
-                    Kind::NotFound,
-                    "not_active",
-                    format!("{role} is not active for you: there is nothing to end."),
-                )
-            })?;
+        let current = self.active_role(role).await?.ok_or_else(|| {
+            Failure::new(
+                Kind::NotFound,
+                "not_active",
+                format!("{role} is not active for you: there is nothing to end."),
+            )
+        })?;
         let name = uuid::Uuid::new_v4().to_string();
         let request = arm::put_request(
             &self.arm,

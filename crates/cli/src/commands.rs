@@ -8,9 +8,8 @@ use jumpgate_azure::engine::{self, ConnectRequest};
 use jumpgate_azure::pending;
 use jumpgate_azure::signin::{self, BrowserOptions};
 use jumpgate_core::duration::{human, parse as parse_duration};
-use jumpgate_core::events::EngineEvent;
 use jumpgate_core::explain::Kind;
-use jumpgate_core::phase::{RequestPhase, Step};
+use jumpgate_core::phase::RequestPhase;
 use jumpgate_core::policy;
 use serde::Serialize;
 use serde_json::json;
@@ -756,32 +755,8 @@ async fn connect(ctx: &Ctx, a: ConnectArgs) -> Outcome {
         .clone());
     let mut connected = ctx.connect(&request).await?;
     if !a.no_launch {
-        let ep = &connected.endpoint;
-        let launched = if connected.port == 22 {
-            launch::ssh(&ctx.config.launch, ep, user.as_deref())
-        } else {
-            launch::rdp(&ctx.config.launch, ep, user.as_deref())
-        };
-        let program = launched.map_err(|m| Failure::new(Kind::Other, "launch", m))?;
-        let at = Utc::now();
-        ctx.publish(EngineEvent::Step {
-            step: Step::Launch,
-            detail: program.clone(),
-            at,
-        });
-        ctx.audit(jumpgate_core::audit::Record {
-            what: "client_launched".into(),
-            vm: Some(connected.vm.clone()),
-            port: Some(connected.port),
-            outcome: program.clone(),
-            ..Default::default()
-        })
-        .await;
-        connected.steps.push(engine::StepRecord {
-            step: Step::Launch,
-            at,
-            detail: program,
-        });
+        ctx.launch_client(&mut connected, user.as_deref(), false)
+            .await?;
     }
     let address = format!("{}:{}", connected.endpoint.host, connected.endpoint.port);
     show(
