@@ -57,6 +57,8 @@ fn commands() -> Vec<Command> {
         command!("diagnose", [vm: Option<String>, port: Option<u16>], Diagnosis),
         command!("set_start_at_login", [on: bool], AppState),
         command!("take_intent", [], Option<Intent>),
+        command!("popover_ready", [], ()),
+        command!("close_popover", [], ()),
     ]
 }
 

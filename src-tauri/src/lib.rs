@@ -139,10 +139,11 @@ pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
         .setup(move |app| {
             let ctx = tauri::async_runtime::block_on(start(&options))?;
             let engine = ctx.engine.clone();
+            let demo = ctx.demo.is_some();
             app.manage(ctx);
             commands::forward_engine_events(app.handle().clone(), &engine);
             tray::install(app.handle())?;
-            tray::watch(app.handle().clone(), engine);
+            tray::watch(app.handle().clone(), engine, demo);
             match platform::register_scheme() {
                 Ok(file) => tracing::info!("jumpgate:// links open this app ({})", file.display()),
                 Err(e) => tracing::warn!("jumpgate:// links are not registered: {e}"),
@@ -175,6 +176,8 @@ fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send
         commands::diagnose,
         commands::set_start_at_login,
         tray::take_intent,
+        tray::popover_ready,
+        tray::close_popover,
     ]
 }
 

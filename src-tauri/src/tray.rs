@@ -95,6 +95,52 @@ pub fn take_intent(intents: State<'_, Intents>) -> Option<Intent> {
     intents.pending.lock().ok()?.take()
 }
 
+/// The popover has rendered what it was opened for: logs how long that took since it was
+/// asked for (what `scripts/bench/tray.sh` reports as opening to interactive).
+#[tauri::command]
+pub fn popover_ready(intents: State<'_, Intents>) {
+    if let Some(shown) = intents.shown.lock().ok().and_then(|mut s| s.take()) {
+        tracing::info!(
+            "popover interactive in {:.1} ms",
+            shown.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+}
+
+/// Closes the popover (Escape, or focus leaving it).
+#[tauri::command]
+pub fn close_popover<R: Runtime>(app: AppHandle<R>) {
+    close(&app);
+}
+
+/// Whether a closed popover is kept hidden (`JUMPGATE_POPOVER=hide`: it reopens faster but
+/// its web process stays, 100 MB and more) rather than destroyed (the default).
+fn keep_hidden() -> bool {
+    std::env::var("JUMPGATE_POPOVER").as_deref() == Ok("hide")
+}
+
+fn close<R: Runtime>(app: &AppHandle<R>) {
+    let Some(w) = app.get_webview_window(POPOVER) else {
+        return;
+    };
+    let done = if keep_hidden() || automation() {
+        w.hide()
+    } else {
+        w.destroy()
+    };
+    match done {
+        Ok(()) => tracing::info!(
+            "popover closed ({})",
+            if keep_hidden() || automation() {
+                "hidden"
+            } else {
+                "destroyed"
+            }
+        ),
+        Err(e) => tracing::warn!("cannot close the popover: {e}"),
+    }
+}
+
 fn menu<R: Runtime>(app: &AppHandle<R>, items: &[MenuItem]) -> tauri::Result<Menu<R>> {
     let built = items
         .iter()
@@ -190,7 +236,7 @@ pub fn show_popover<R: Runtime>(app: &AppHandle<R>, intent: Intent) -> tauri::Re
 /// Closes the popover when focus leaves it, unless it was shown a moment ago (the tray
 /// menu closing takes focus on some desktops) or a WebDriver session drives it.
 fn close_on_blur<R: Runtime>(app: &AppHandle<R>) {
-    if automation() || std::env::var_os("JUMPGATE_KEEP_POPOVER").is_some() {
+    if automation() {
         return;
     }
     let recent = app
@@ -200,11 +246,8 @@ fn close_on_blur<R: Runtime>(app: &AppHandle<R>) {
         .ok()
         .and_then(|s| *s)
         .is_some_and(|t| t.elapsed() < Duration::from_millis(600));
-    if recent {
-        return;
-    }
-    if let Some(w) = app.get_webview_window(POPOVER) {
-        let _ = w.destroy();
+    if !recent {
+        close(app);
     }
 }
 
@@ -263,8 +306,10 @@ pub async fn refresh<R: Runtime>(app: &AppHandle<R>) {
 }
 
 /// Runs the engine's watcher for the app's lifetime: each event becomes a notification and
-/// an event to the popover, and the tray is refreshed.
-pub fn watch<R: Runtime>(app: AppHandle<R>, engine: Arc<Engine>) {
+/// an event to the popover, and the tray is refreshed. `approver` polls the approvals inbox
+/// from the start (the demo, where anyone may sign in as bob); otherwise it starts once
+/// `[watch] approver` says so or a request has waited for this user's decision.
+pub fn watch<R: Runtime>(app: AppHandle<R>, engine: Arc<Engine>, approver: bool) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<WatchEvent>();
     // The watcher's futures are not `Send`: it runs on a thread of its own.
     let spawned = std::thread::Builder::new()
@@ -281,7 +326,7 @@ pub fn watch<R: Runtime>(app: AppHandle<R>, engine: Arc<Engine>) {
                 }
             };
             runtime.block_on(async move {
-                let mut watcher = match Watcher::open(&engine, false) {
+                let mut watcher = match Watcher::open(&engine, approver) {
                     Ok(w) => w,
                     Err(f) => {
                         tracing::warn!("the watcher did not start: {}", f.explanation.message);

@@ -267,6 +267,14 @@ fn cli(config: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+fn dunstctl(args: &[&str]) -> String {
+    let out = Command::new("dunstctl")
+        .args(args)
+        .output()
+        .expect("dunstctl");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 async fn wait_notification(what: &str, secs: u64) -> String {
     let started = Instant::now();
     loop {
@@ -490,9 +498,40 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
     );
 
     // bob signs in to the app: his inbox shows her request, and he approves it there.
+    dunstctl(&["close-all"]);
     app.click(&button("bob@contoso.example")).await;
     app.wait_for("//*[contains(., 'Signed in as bob@contoso.example')]", 20)
         .await;
+    // His watcher in the app tells him; clicking the notification (dunst's default action)
+    // opens the popover on her request.
+    let started = Instant::now();
+    while dunstctl(&["count", "displayed"]).trim() == "0" {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no notification for bob: {}",
+            app.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    dunstctl(&["action", "0"]);
+    let started = Instant::now();
+    while !app
+        .log()
+        .contains("notification action default: opening approvals:")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the notification did not open Approvals: {}",
+            app.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.wait_for(
+        "//li[@data-request and contains(@class,'selected') and contains(., 'alice@contoso.example')]",
+        20,
+    )
+    .await;
+    wait_notification("alice@contoso.example asks for JIT Requester", 30).await;
     app.click("//nav//button[starts-with(normalize-space(.), 'Approvals')]")
         .await;
     app.wait_for(

@@ -212,3 +212,11 @@ export function setStartAtLogin(on: boolean): Promise<AppState> {
 export function takeIntent(): Promise<Intent | null> {
   return invoke<Intent | null>("take_intent");
 }
+
+export function popoverReady(): Promise<null> {
+  return invoke<null>("popover_ready");
+}
+
+export function closePopover(): Promise<null> {
+  return invoke<null>("close_popover");
+}
