@@ -7,8 +7,18 @@ Prints medians, each with a baseline measured in the same run.
   baseline: launching jumpgate-sim to its ready line (the same embedded simulator, no UI).
 - idle memory 60 s after start with the popover never opened: PSS summed over the app and
   every child process (goal 100 MB); baseline: jumpgate-sim serving the same tenant.
+- popover opening to interactive (goal 300 ms), signed in as alice: a second launch asks the
+  running app to open it; the app logs the time from that request to the popover telling it
+  its first frame with the state is painted. Measured with the popover destroyed on close
+  (the default) and kept hidden (JUMPGATE_POPOVER=hide), with the PSS while open (goal
+  250 MB) and 10 s after closing (Escape, sent with xdotool).
+- idle CPU, signed in with nothing pending or open: CPU time and context switches (wakeups)
+  per second over the app and its children; baseline: jumpgate-sim idle in the same window.
 """
 import argparse
+import re
+import urllib.parse
+import urllib.request
 import os
 import statistics
 import subprocess
@@ -19,6 +29,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 TRAY = os.path.join(TARGET, "debug", "jumpgate-tray")
 SIM = os.path.join(TARGET, "debug", "jumpgate-sim")
+CLI = os.path.join(TARGET, "debug", "jumpgate")
 
 
 def pss_kb(pid):
@@ -39,9 +50,15 @@ def pss_kb(pid):
     return total
 
 
-def launch_tray(home):
-    env = dict(os.environ, HOME=home, JUMPGATE_LOG="info")
+def tray_env(home, **extra):
+    env = dict(os.environ, HOME=home, JUMPGATE_LOG="info", **extra)
     env.pop("XDG_DATA_HOME", None)
+    env.pop("XDG_CONFIG_HOME", None)
+    return env
+
+
+def launch_tray(home, **extra):
+    env = tray_env(home, **extra)
     log = open(os.path.join(home, "app.log"), "w")
     start = time.perf_counter()
     proc = subprocess.Popen([TRAY, "--demo"], env=env, stdout=subprocess.DEVNULL, stderr=log)
@@ -73,14 +90,143 @@ def stop(proc):
         proc.kill()
 
 
+def app_log(home):
+    with open(os.path.join(home, "app.log")) as f:
+        return f.read()
+
+
+def wait_for(what, home, count, timeout=30):
+    """Waits until the app's log holds `what` more than `count` times; answers the lines."""
+    start = time.perf_counter()
+    while True:
+        lines = [l for l in app_log(home).splitlines() if what in l]
+        if len(lines) > count:
+            return lines
+        if time.perf_counter() - start > timeout:
+            raise SystemExit(f"no '{what}' within {timeout} s:\n{app_log(home)}")
+        time.sleep(0.002)
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def sign_in(home, upn):
+    """`jumpgate signin` on the demo's configuration, playing the browser."""
+    config = re.search(r"its client configuration is (\S+)", app_log(home)).group(1)
+    proc = subprocess.Popen([CLI, "--config", config, "signin", "--no-open", "--user", upn],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    url = urllib.parse.urlsplit(proc.stdout.readline().strip())
+    form = urllib.parse.parse_qsl(url.query) + [("upn", upn)]
+    action = urllib.parse.urlunsplit((url.scheme, url.netloc, url.path, "", ""))
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        opener.open(action, data=urllib.parse.urlencode(form).encode())
+        raise SystemExit("the sign-in page did not redirect")
+    except urllib.error.HTTPError as e:
+        location = e.headers["Location"]
+    urllib.request.urlopen(location).read()
+    if proc.wait() != 0:
+        raise SystemExit("jumpgate signin failed")
+
+
+def close_popover():
+    """Escape in the popover (its own way to close), sent with xdotool."""
+    ids = subprocess.run(["xdotool", "search", "--name", "^Jumpgate$"], capture_output=True,
+                         text=True).stdout.split()
+    for wid in ids:
+        subprocess.run(["xdotool", "windowfocus", "--sync", wid, "key", "Escape"],
+                       capture_output=True)
+
+
+def popover(mode, trials):
+    """Opening to interactive (app-measured, ms), PSS open and 10 s after the last close."""
+    with tempfile.TemporaryDirectory() as home:
+        proc, _ = launch_tray(home, JUMPGATE_POPOVER=mode)
+        sign_in(home, "alice@contoso.example")
+        times, open_pss = [], []
+        for _ in range(trials):
+            lines = app_log(home).splitlines()
+            seen = len([l for l in lines if "popover interactive" in l])
+            closed = len([l for l in lines if "popover closed" in l])
+            subprocess.run([TRAY], env=tray_env(home), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=30)
+            line = wait_for("popover interactive", home, seen)[-1]
+            times.append(float(re.search(r"interactive in ([0-9.]+) ms", line).group(1)))
+            time.sleep(1)
+            open_pss.append(pss_kb(proc.pid))
+            close_popover()
+            wait_for("popover closed", home, closed)
+            time.sleep(0.5)
+        time.sleep(10)
+        closed_pss = pss_kb(proc.pid)
+        stop(proc)
+    return times, statistics.median(open_pss) / 1024, closed_pss / 1024
+
+
+def cpu_sample(pid):
+    """(CPU seconds, context switches) of a process, its threads and its descendants."""
+    ticks, switches, todo = 0, 0, [pid]
+    hz = os.sysconf("SC_CLK_TCK")
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])
+            for t in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{t}/status") as f:
+                    for line in f:
+                        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                            switches += int(line.split()[1])
+                with open(f"/proc/{p}/task/{t}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return ticks / hz, switches
+
+
+def idle_cpu(seconds):
+    with tempfile.TemporaryDirectory() as home:
+        proc, _ = launch_tray(home)
+        sign_in(home, "alice@contoso.example")
+        sim, _ = launch_sim()
+        time.sleep(10)
+        a0, b0 = cpu_sample(proc.pid), cpu_sample(sim.pid)
+        time.sleep(seconds)
+        a1, b1 = cpu_sample(proc.pid), cpu_sample(sim.pid)
+        stop(proc)
+        stop(sim)
+    return ((a1[0] - a0[0]) / seconds, (a1[1] - a0[1]) / seconds,
+            (b1[0] - b0[0]) / seconds, (b1[1] - b0[1]) / seconds)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--trials", type=int, default=11)
     p.add_argument("--idle-seconds", type=int, default=60)
+    p.add_argument("--only", choices=["launch", "memory", "popover", "cpu"])
     args = p.parse_args()
+    run = lambda part: args.only in (None, part)
+
+    if run("popover"):
+        for mode in ("destroy", "hide"):
+            times, open_mb, closed_mb = popover(mode, args.trials)
+            print(f"popover ({mode} on close), opening to interactive: median {statistics.median(times):.0f} ms "
+                  f"over {len(times)} trials (min {min(times):.0f}, max {max(times):.0f}); PSS open "
+                  f"{open_mb:.0f} MB; PSS 10 s after closing {closed_mb:.0f} MB")
+
+    if run("cpu"):
+        app_cpu, app_sw, sim_cpu, sim_sw = idle_cpu(args.idle_seconds)
+        print(f"idle, signed in, nothing pending, over {args.idle_seconds} s: CPU {app_cpu*100:.2f}% of a core, "
+              f"{app_sw:.1f} context switches/s (app and children); baseline (jumpgate-sim idle) "
+              f"CPU {sim_cpu*100:.2f}%, {sim_sw:.1f}/s")
+    if not (run("launch") or run("memory")):
+        return
 
     launches, base = [], []
-    for _ in range(args.trials):
+    for _ in range(args.trials if run("launch") else 0):
         with tempfile.TemporaryDirectory() as home:
             proc, took = launch_tray(home)
             launches.append(took)
@@ -88,10 +234,13 @@ def main():
         proc, took = launch_sim()
         base.append(took)
         stop(proc)
-    med, bmed = statistics.median(launches), statistics.median(base)
-    print(f"launch to tray icon ready: median {med*1000:.0f} ms over {args.trials} trials "
-          f"(min {min(launches)*1000:.0f}, max {max(launches)*1000:.0f}); baseline (jumpgate-sim to ready) "
-          f"median {bmed*1000:.1f} ms; ratio {med/bmed:.0f}x")
+    if launches:
+        med, bmed = statistics.median(launches), statistics.median(base)
+        print(f"launch to tray icon ready: median {med*1000:.0f} ms over {args.trials} trials "
+              f"(min {min(launches)*1000:.0f}, max {max(launches)*1000:.0f}); baseline (jumpgate-sim to ready) "
+              f"median {bmed*1000:.1f} ms; ratio {med/bmed:.0f}x")
+    if not run("memory"):
+        return
 
     with tempfile.TemporaryDirectory() as home:
         proc, _ = launch_tray(home)

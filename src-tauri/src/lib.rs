@@ -88,13 +88,24 @@ pub fn main() -> ExitCode {
         }
     };
     jumpgate_azure::init_tls();
-    match build(options).run(tauri::generate_context!()) {
-        Ok(()) => ExitCode::SUCCESS,
+    let app = match build(options).build(tauri::generate_context!()) {
+        Ok(app) => app,
         Err(e) => {
             eprintln!("jumpgate-tray: {e}");
-            ExitCode::from(1)
+            return ExitCode::from(1);
         }
-    }
+    };
+    // A tray app outlives its windows: closing the popover must not end it. Quit (an exit
+    // with a code) does.
+    app.run(|_, event| {
+        if let tauri::RunEvent::ExitRequested {
+            code: None, api, ..
+        } = event
+        {
+            api.prevent_exit();
+        }
+    });
+    ExitCode::SUCCESS
 }
 
 /// The engine, on the configuration found as the CLI finds it, or on the embedded simulator.
@@ -137,12 +148,22 @@ pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
         .invoke_handler(handler())
         .manage(tray::Intents::default())
         .setup(move |app| {
-            let ctx = tauri::async_runtime::block_on(start(&options))?;
+            // Tauri turns a setup error into a panic: say what is wrong and exit instead.
+            let ctx = match tauri::async_runtime::block_on(start(&options)) {
+                Ok(ctx) => ctx,
+                Err(e) => {
+                    eprintln!("jumpgate-tray: {e}");
+                    std::process::exit(2);
+                }
+            };
             let engine = ctx.engine.clone();
             let demo = ctx.demo.is_some();
             app.manage(ctx);
             commands::forward_engine_events(app.handle().clone(), &engine);
-            tray::install(app.handle())?;
+            if let Err(e) = tray::install(app.handle()) {
+                // No tray host: the app still runs, and a second launch opens the popover.
+                tracing::warn!("no tray icon: {e}");
+            }
             tray::watch(app.handle().clone(), engine, demo);
             match platform::register_scheme() {
                 Ok(file) => tracing::info!("jumpgate:// links open this app ({})", file.display()),
@@ -150,7 +171,9 @@ pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
             }
             if tray::automation() {
                 // A WebDriver session drives the first webview the app creates: create it now.
-                tray::show_popover(app.handle(), tray::Intent::view("open"))?;
+                if let Err(e) = tray::show_popover(app.handle(), tray::Intent::view("open")) {
+                    tracing::warn!("cannot open the popover: {e}");
+                }
             }
             if let Some(link) = &options.link {
                 tray::open_link(app.handle(), link);
@@ -190,7 +213,9 @@ fn second_launch(app: &tauri::AppHandle, args: impl Iterator<Item = String>) {
         tray::open_link(app, &arg);
     }
     if !opened {
-        let _ = tray::show_popover(app, tray::Intent::view("open"));
+        if let Err(e) = tray::show_popover(app, tray::Intent::view("open")) {
+            tracing::warn!("cannot open the popover: {e}");
+        }
     }
 }
 

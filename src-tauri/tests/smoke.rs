@@ -256,3 +256,70 @@ fn reliability_17_without_dbus_the_app_still_starts() {
         running.log()
     );
 }
+
+/// Waits until the app's log holds `what` more than `count` times.
+fn wait_log(running: &Running, what: &str, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running.log().matches(what).count() <= count {
+        assert!(
+            Instant::now() < deadline,
+            "no '{what}' in the log: {}",
+            running.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Closing the popover (Escape) destroys its window and web process, and the app lives on:
+/// a tray app must not quit with its last window. The next launch opens a new popover.
+#[test]
+fn closing_the_popover_keeps_the_app_running() {
+    let mut running = start_demo();
+    for round in 0..2 {
+        let out = Command::new(TRAY)
+            .env("HOME", running.home.path())
+            .env_remove("XDG_DATA_HOME")
+            .output()
+            .expect("second launch");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        wait_log(&running, "popover interactive", round);
+        let windows = Command::new("xdotool")
+            .args(["search", "--name", "^Jumpgate$"])
+            .output()
+            .expect("xdotool");
+        for id in String::from_utf8_lossy(&windows.stdout).split_whitespace() {
+            let _ = Command::new("xdotool")
+                .args(["windowfocus", "--sync", id, "key", "Escape"])
+                .status();
+        }
+        wait_log(&running, "popover closed (destroyed)", round);
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            running.app.try_wait().expect("status").is_none(),
+            "the app quit with its popover: {}",
+            running.log()
+        );
+    }
+}
+
+/// Without a configuration the app says what to do and exits with 2; it does not panic.
+#[test]
+fn without_a_configuration_the_app_says_what_to_do() {
+    let _one = ONE_APP.lock().unwrap_or_else(|p| p.into_inner());
+    let home = tempfile::tempdir().expect("home");
+    let out = Command::new(TRAY)
+        .env("HOME", home.path())
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("JUMPGATE_CONFIG")
+        .output()
+        .expect("jumpgate-tray");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no configuration found"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
