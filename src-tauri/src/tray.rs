@@ -123,11 +123,12 @@ fn close<R: Runtime>(app: &AppHandle<R>) {
     let Some(w) = app.get_webview_window(POPOVER) else {
         return;
     };
-    let done = if keep_hidden() || automation() {
-        w.hide()
-    } else {
-        w.destroy()
-    };
+    if !w.is_visible().unwrap_or(true) {
+        // Hiding it took the focus away: already closed.
+        return;
+    }
+    let hide = keep_hidden() || automation();
+    let done = if hide { w.hide() } else { w.destroy() };
     match done {
         Ok(()) => tracing::info!(
             "popover closed ({})",

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use common::{approve_as, jumpgate, notifications_seen, sim_url, TRAY};
 use serde_json::{json, Value};
 
-/// Fixed ports for this test binary (PLATFORM.md): tauri-driver and WebKitWebDriver.
-const DRIVER_PORT: u16 = 4444;
-const NATIVE_PORT: u16 = 4445;
+/// Fixed ports for this test binary (PLATFORM.md): tauri-driver and WebKitWebDriver, for the
+/// first session; the next one takes the next pair.
+const FIRST_PORT: u16 = 4444;
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 fn tauri_driver() -> Option<PathBuf> {
@@ -40,6 +40,7 @@ fn tauri_driver() -> Option<PathBuf> {
 /// tauri-driver, the app it starts (through WebKitWebDriver) and a WebDriver session on it.
 struct Driven {
     driver: Child,
+    port: u16,
     http: reqwest::Client,
     session: String,
     home: tempfile::TempDir,
@@ -51,11 +52,15 @@ impl Drop for Driven {
         let _ = Command::new("pkill").args(["-f", TRAY]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        // tauri-driver's WebKitWebDriver outlives it when it is killed.
+        let _ = Command::new("pkill")
+            .args(["-f", &format!("WebKitWebDriver --port={}", self.port + 1)])
+            .status();
     }
 }
 
 impl Driven {
-    async fn start() -> Driven {
+    async fn start(port: u16, env: &[(&str, &str)]) -> Driven {
         let driver_bin = tauri_driver().expect(
             "tauri-driver is not installed: run `bash scripts/test.sh --install` (cargo install tauri-driver --version '^2' --locked)",
         );
@@ -68,21 +73,25 @@ impl Driven {
         let driver = Command::new(driver_bin)
             .args([
                 "--port",
-                &DRIVER_PORT.to_string(),
+                &port.to_string(),
                 "--native-port",
-                &NATIVE_PORT.to_string(),
+                &(port + 1).to_string(),
             ])
             // The app, started by WebKitWebDriver, inherits this: its own home and data.
             .env("HOME", home.path())
             .env_remove("XDG_DATA_HOME")
             .env_remove("XDG_CONFIG_HOME")
             .env("JUMPGATE_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start tauri-driver");
-        let http = reqwest::Client::new();
-        let base = format!("http://127.0.0.1:{DRIVER_PORT}");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(90))
+            .build()
+            .expect("client");
+        let base = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         let session = loop {
             let answer = http
@@ -102,7 +111,7 @@ impl Driven {
             }
             assert!(
                 started.elapsed() < Duration::from_secs(30),
-                "tauri-driver did not answer on port {DRIVER_PORT}"
+                "tauri-driver did not answer on port {port}"
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
@@ -113,6 +122,7 @@ impl Driven {
         std::fs::create_dir_all(&shots).expect("screenshot folder");
         Driven {
             driver,
+            port,
             http,
             session,
             home,
@@ -147,8 +157,8 @@ impl Driven {
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let url = format!(
-            "http://127.0.0.1:{DRIVER_PORT}/session/{}{path}",
-            self.session
+            "http://127.0.0.1:{}/session/{}{path}",
+            self.port, self.session
         );
         let mut request = self.http.request(method, url);
         if let Some(b) = body {
@@ -207,6 +217,29 @@ impl Driven {
                 .to_string(),
             None => String::new(),
         }
+    }
+
+    async fn script(&self, body: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": body, "args": []})),
+        )
+        .await
+    }
+
+    /// Presses keys in the focused element (WebDriver key codes: Tab, Enter).
+    async fn keys(&self, text: &str) {
+        let active = self
+            .call(reqwest::Method::GET, "/element/active", None)
+            .await;
+        let id = active[ELEMENT].as_str().unwrap_or_default().to_string();
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
     }
 
     async fn click(&self, xpath: &str) {
@@ -334,7 +367,7 @@ fn tray_menu_pick(downs: usize) -> Result<(), String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alice_connects_bob_approves_and_the_app_follows() {
     jumpgate_azure::init_tls();
-    let app = Driven::start().await;
+    let app = Driven::start(FIRST_PORT, &[]).await;
     let config = app.demo_config().await;
     let sim = sim_url(&config);
 
@@ -585,4 +618,60 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
     )
     .await;
     app.screenshot("10-help").await;
+
+    // Keyboard alone: Tab reaches the History tab, Enter opens it, and the focus shows.
+    const TAB: &str = "\u{E004}";
+    const ENTER: &str = "\u{E007}";
+    app.script("document.activeElement && document.activeElement.blur()")
+        .await;
+    let mut reached = false;
+    for _ in 0..30 {
+        app.keys(TAB).await;
+        let text = app
+            .script(
+                "return document.activeElement ? document.activeElement.textContent.trim() : ''",
+            )
+            .await;
+        if text == "History" {
+            let outline = app
+                .script("return getComputedStyle(document.activeElement).outlineStyle")
+                .await;
+            assert_ne!(outline, "none", "the focused tab shows no focus ring");
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "Tab never reached the History tab");
+    app.keys(ENTER).await;
+    app.wait_for("//h2[normalize-space(.)='History']", 10).await;
+
+    // Text at 200% (WCAG's resize text): the views reflow, nothing runs off the side.
+    app.script("document.documentElement.style.fontSize = '200%'")
+        .await;
+    for view in ["Jump boxes", "Approvals", "History", "Help"] {
+        app.click(&format!("//nav{}", button(view))).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let overflow = app
+            .script("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            .await;
+        assert!(
+            overflow.as_i64().unwrap_or(1) <= 1,
+            "{view} at 200% runs {overflow} px off the side"
+        );
+    }
+    app.screenshot("11-zoom-200").await;
+    drop(app);
+
+    // Dark mode follows the desktop (GTK's dark theme here).
+    let dark = Driven::start(FIRST_PORT + 2, &[("GTK_THEME", "Adwaita:dark")]).await;
+    dark.wait_for(&button("alice@contoso.example"), 20).await;
+    let scheme = dark
+        .script("return matchMedia('(prefers-color-scheme: dark)').matches")
+        .await;
+    assert_eq!(scheme, true, "WebKit did not see the dark theme");
+    let background = dark
+        .script("return getComputedStyle(document.body).backgroundColor")
+        .await;
+    assert_eq!(background, "rgb(30, 30, 30)");
+    dark.screenshot("12-dark").await;
 }

@@ -288,7 +288,7 @@ fn closing_the_popover_keeps_the_app_running() {
         );
         wait_log(&running, "popover interactive", round);
         let windows = Command::new("xdotool")
-            .args(["search", "--name", "^Jumpgate$"])
+            .args(["search", "--onlyvisible", "--name", "^Jumpgate$"])
             .output()
             .expect("xdotool");
         for id in String::from_utf8_lossy(&windows.stdout).split_whitespace() {
