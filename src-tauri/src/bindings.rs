@@ -46,6 +46,7 @@ fn commands() -> Vec<Command> {
         command!("app_state", [], AppState),
         command!("sign_in_demo", [upn: String], AppState),
         command!("sign_in", [], AppState),
+        command!("cancel_sign_in", [], ()),
         command!("sign_out", [], AppState),
         command!("connect", [form: ConnectForm], Connected),
         command!("extend", [what: Renew, duration: String, justification: String], Renewed),

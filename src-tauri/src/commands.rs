@@ -472,13 +472,25 @@ pub async fn sign_in_demo<R: Runtime>(
     state_of(&ctx).await
 }
 
+/// A browser sign-in in progress, which Cancel ends.
+#[derive(Default)]
+pub struct SignInFlow(std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>);
+
 /// Signs in with the system browser (authorization code + PKCE on a loopback redirect);
-/// never a webview of the app's own.
+/// never a webview of the app's own. It gives up after 5 minutes, or when cancelled.
 #[tauri::command]
 pub async fn sign_in<R: Runtime>(
     app: AppHandle<R>,
     ctx: State<'_, AppCtx>,
+    flow: State<'_, SignInFlow>,
 ) -> CommandResult<AppState> {
+    let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+    if let Ok(mut slot) = flow.0.lock() {
+        // A sign-in started again replaces the one before (its listener closes).
+        if let Some(previous) = slot.replace(cancel) {
+            let _ = previous.send(());
+        }
+    }
     let engine = ctx.engine.clone();
     on_engine(move || async move {
         let on_url: Box<dyn FnOnce(&str) + Send> = Box::new(|url: &str| {
@@ -486,21 +498,38 @@ pub async fn sign_in<R: Runtime>(
                 tracing::warn!("cannot open the system browser; open this URL to sign in: {url}");
             }
         });
-        let tokens = signin::browser(
-            &engine.authority(),
+        let authority = engine.authority();
+        let signing_in = signin::browser(
+            &authority,
             signin::BrowserOptions {
                 login_hint: None,
                 silent: false,
                 on_url,
                 timeout: std::time::Duration::from_secs(300),
             },
-        )
-        .await?;
+        );
+        let tokens = tokio::select! {
+            t = signing_in => t?,
+            _ = cancelled => {
+                return Err(CommandError::not_available(
+                    "sign_in_cancelled",
+                    "Sign-in cancelled.",
+                ))
+            }
+        };
         adopt(&engine, tokens).await
     })
     .await?;
     signed_in_changed(&app).await;
     state_of(&ctx).await
+}
+
+/// Ends a browser sign-in in progress: its loopback listener closes.
+#[tauri::command]
+pub fn cancel_sign_in(flow: State<'_, SignInFlow>) {
+    if let Some(cancel) = flow.0.lock().ok().and_then(|mut s| s.take()) {
+        let _ = cancel.send(());
+    }
 }
 
 /// Keeps a new sign-in in the keychain and drops what the session held in memory.

@@ -168,6 +168,7 @@ pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
         }))
         .invoke_handler(handler())
         .manage(tray::Intents::default())
+        .manage(commands::SignInFlow::default())
         .setup(move |app| {
             // Tauri turns a setup error into a panic: say what is wrong and exit instead.
             let ctx = match tauri::async_runtime::block_on(start(&options)) {
@@ -209,6 +210,7 @@ fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send
         commands::app_state,
         commands::sign_in_demo,
         commands::sign_in,
+        commands::cancel_sign_in,
         commands::sign_out,
         commands::connect,
         commands::extend,
@@ -316,6 +318,7 @@ mod ipc_tests {
         let app = mock_builder()
             .manage(ctx)
             .manage(tray::Intents::default())
+            .manage(commands::SignInFlow::default())
             .invoke_handler(handler())
             .build(tauri::generate_context!())
             .expect("app");
@@ -362,5 +365,101 @@ mod ipc_tests {
                 );
             }
         }
+    }
+
+    /// Signed in against a real (in-process) simulator, every command the popover reads
+    /// answers without a token, a refresh token or a code in it (RELIABILITY #7).
+    #[test]
+    fn reliability_7_no_token_in_any_ipc_answer() {
+        jumpgate_azure::init_tls();
+        let dir = tempfile::tempdir().expect("dir");
+        let sim = tauri::async_runtime::block_on(
+            jumpgate_sim::SimBuilder::new("demo").control(true).start(),
+        )
+        .expect("simulator");
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "{}\n[storage]\nstate_dir = \"{}\"\nallow_file_fallback = true\nkeyring_service = \"jumpgate-ipc-canary-{}\"\n",
+                sim.client_config().to_toml(),
+                dir.path().display(),
+                std::process::id()
+            ),
+        )
+        .expect("config");
+        let ctx = tauri::async_runtime::block_on(start(&Options {
+            demo: false,
+            config: Some(config),
+            link: None,
+        }))
+        .expect("engine");
+        let engine = ctx.engine.clone();
+        let tokens = tauri::async_runtime::block_on(async {
+            let t = jumpgate_azure::signin::demo(&engine.authority(), "alice@contoso.example")
+                .await
+                .expect("sign-in");
+            engine.session.store().save(&t).await.expect("save");
+            // Something in flight and in the journal, so the answers have content.
+            let role = engine.jit_role().await.expect("eligible");
+            engine
+                .send_activation(&role, chrono::Duration::hours(1), "Patch night", None)
+                .await
+                .expect("activation");
+            t
+        });
+        let app = mock_builder()
+            .manage(ctx)
+            .manage(tray::Intents::default())
+            .manage(commands::SignInFlow::default())
+            .invoke_handler(handler())
+            .build(tauri::generate_context!())
+            .expect("app");
+        let popover = WebviewWindowBuilder::new(&app, "popover", Default::default())
+            .build()
+            .expect("popover");
+        let secrets: Vec<&str> = [
+            Some(tokens.access_token.as_str()),
+            tokens.refresh_token.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let calls = [
+            ("app_state", serde_json::json!({})),
+            ("approvals", serde_json::json!({})),
+            ("history", serde_json::json!({"query": ""})),
+            (
+                "diagnose",
+                serde_json::json!({"vm": "jumpbox-win-01", "port": 3389}),
+            ),
+            ("take_intent", serde_json::json!({})),
+        ];
+        for (name, body) in calls {
+            let answer = match get_ipc_response(&popover, request(name, body)) {
+                Ok(b) => b.deserialize::<serde_json::Value>().expect("json"),
+                Err(e) => e,
+            };
+            let text = answer.to_string();
+            assert!(
+                text.len() > 2 || matches!(name, "take_intent" | "approvals"),
+                "{name}: {text}"
+            );
+            for secret in &secrets {
+                // A JWT's signature part is enough to recognise it.
+                let tail = &secret[secret.len().saturating_sub(24)..];
+                assert!(!text.contains(tail), "{name} answered a token: {text}");
+            }
+        }
+        let state = get_ipc_response(&popover, request("app_state", serde_json::json!({})))
+            .expect("state")
+            .deserialize::<serde_json::Value>()
+            .expect("json");
+        assert_eq!(state["signed_in_as"], "alice@contoso.example");
+        assert_eq!(state["pending"][0]["role"], "JIT Requester", "{state}");
+        assert!(
+            state["targets"].as_array().is_some_and(|t| !t.is_empty()),
+            "{state}"
+        );
     }
 }

@@ -177,6 +177,20 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
     tracing::info!("tray menu: {id}");
     match id {
         "quit" => app.exit(0),
+        "sign_out" => {
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                let engine = app.state::<crate::AppCtx>().engine.clone();
+                let out = crate::commands::on_engine(move || async move {
+                    Ok(engine.session.sign_out().await?)
+                })
+                .await;
+                if let Err(e) = out {
+                    tracing::warn!("cannot sign out: {e}");
+                }
+                refresh(&app).await;
+            });
+        }
         "start_at_login" => {
             let on = !crate::platform::starts_at_login();
             let demo = app.state::<crate::AppCtx>().demo.is_some();

@@ -323,3 +323,28 @@ fn without_a_configuration_the_app_says_what_to_do() {
     assert!(stderr.contains("no configuration found"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// An app killed with SIGKILL leaves no stale owner of the single-instance name: the next
+/// one starts, and later launches reach it.
+#[test]
+fn reliability_17_after_a_crash_the_next_app_starts_and_owns_the_session() {
+    let mut first = start_demo();
+    let _ = Command::new("kill")
+        .args(["-9", &first.app.id().to_string()])
+        .status();
+    let _ = first.app.wait();
+    drop(first);
+    let second = start_demo();
+    wait_log(&second, "tray icon ready", 0);
+    let out = Command::new(TRAY)
+        .env("HOME", second.home.path())
+        .env_remove("XDG_DATA_HOME")
+        .output()
+        .expect("another launch");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_log(&second, "popover interactive", 0);
+}

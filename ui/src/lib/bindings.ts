@@ -169,6 +169,10 @@ export function signIn(): Promise<AppState> {
   return invoke<AppState>("sign_in");
 }
 
+export function cancelSignIn(): Promise<null> {
+  return invoke<null>("cancel_sign_in");
+}
+
 export function signOut(): Promise<AppState> {
   return invoke<AppState>("sign_out");
 }

@@ -193,4 +193,23 @@ describe("the popover", () => {
     expect(minutesOf("2h")).toBe(120);
     expect(minutesOf("soon")).toBeNaN();
   });
+
+  it("signs in with the system browser, and Cancel ends the wait", async () => {
+    let reject: (e: unknown) => void = () => {};
+    const calls = backend((cmd) => {
+      if (cmd === "app_state") return { ...signedOut, demo: false, demo_users: [] };
+      if (cmd === "sign_in") return new Promise((_, r) => (reject = r));
+      if (cmd === "cancel_sign_in") {
+        reject({ kind: "not_available", data: { code: "sign_in_cancelled", message: "Sign-in cancelled." } });
+        return null;
+      }
+      return null;
+    });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Sign in" }));
+    await fireEvent.click(await screen.findByRole("button", { name: "Cancel" }));
+    expect((await screen.findByRole("alert")).textContent).toContain("Sign-in cancelled.");
+    expect(calls.map(([c]) => c)).toContain("cancel_sign_in");
+    expect(screen.queryByRole("button", { name: "Cancel" })).toBeNull();
+  });
 });
