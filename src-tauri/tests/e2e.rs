@@ -16,12 +16,14 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{approve_as, jumpgate, notifications_seen, sim_url, TRAY};
+use common::{approve_as, jumpgate, notifications_seen, play_browser, sim_url, TRAY};
 use serde_json::{json, Value};
 
 /// Fixed ports for this test binary (PLATFORM.md): tauri-driver and WebKitWebDriver, for the
 /// first session; the next one takes the next pair.
 const FIRST_PORT: u16 = 4444;
+/// One app at a time: the app is single-instance on the session bus.
+static ONE_APP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 fn tauri_driver() -> Option<PathBuf> {
@@ -39,6 +41,7 @@ fn tauri_driver() -> Option<PathBuf> {
 
 /// tauri-driver, the app it starts (through WebKitWebDriver) and a WebDriver session on it.
 struct Driven {
+    _one: tokio::sync::MutexGuard<'static, ()>,
     driver: Child,
     port: u16,
     http: reqwest::Client,
@@ -60,7 +63,8 @@ impl Drop for Driven {
 }
 
 impl Driven {
-    async fn start(port: u16, env: &[(&str, &str)]) -> Driven {
+    async fn start(port: u16, args: &[&str], env: &[(&str, &str)]) -> Driven {
+        let one = ONE_APP.lock().await;
         let driver_bin = tauri_driver().expect(
             "tauri-driver is not installed: run `bash scripts/test.sh --install` (cargo install tauri-driver --version '^2' --locked)",
         );
@@ -98,7 +102,7 @@ impl Driven {
                 .post(format!("{base}/session"))
                 .json(&json!({"capabilities": {"alwaysMatch": {"tauri:options": {
                     "application": TRAY,
-                    "args": ["--demo"],
+                    "args": args,
                 }}}}))
                 .send()
                 .await;
@@ -121,6 +125,7 @@ impl Driven {
             .collect::<PathBuf>();
         std::fs::create_dir_all(&shots).expect("screenshot folder");
         Driven {
+            _one: one,
             driver,
             port,
             http,
@@ -367,7 +372,7 @@ fn tray_menu_pick(downs: usize) -> Result<(), String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alice_connects_bob_approves_and_the_app_follows() {
     jumpgate_azure::init_tls();
-    let app = Driven::start(FIRST_PORT, &[]).await;
+    let app = Driven::start(FIRST_PORT, &["--demo"], &[]).await;
     let config = app.demo_config().await;
     let sim = sim_url(&config);
 
@@ -663,7 +668,12 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
     drop(app);
 
     // Dark mode follows the desktop (GTK's dark theme here).
-    let dark = Driven::start(FIRST_PORT + 2, &[("GTK_THEME", "Adwaita:dark")]).await;
+    let dark = Driven::start(
+        FIRST_PORT + 2,
+        &["--demo"],
+        &[("GTK_THEME", "Adwaita:dark")],
+    )
+    .await;
     dark.wait_for(&button("alice@contoso.example"), 20).await;
     let scheme = dark
         .script("return matchMedia('(prefers-color-scheme: dark)').matches")
@@ -674,4 +684,90 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
         .await;
     assert_eq!(background, "rgb(30, 30, 30)");
     dark.screenshot("12-dark").await;
+}
+
+/// Outside demo mode, against a separately started jumpgate-sim: Sign in hands the
+/// authorize URL to the system browser (a stand-in `xdg-open` here, which records it), and
+/// the app completes the PKCE flow on its loopback listener once the user has signed in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_goes_through_the_system_browser() {
+    jumpgate_azure::init_tls();
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("config.toml");
+    let sim_bin = std::path::Path::new(TRAY).with_file_name("jumpgate-sim");
+    let mut sim = Command::new(sim_bin)
+        .args(["serve", "--tenant", "demo", "--control", "--write-config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("jumpgate-sim");
+    {
+        use std::io::BufRead as _;
+        let mut ready = String::new();
+        std::io::BufReader::new(sim.stdout.take().expect("stdout"))
+            .read_line(&mut ready)
+            .expect("ready line");
+    }
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(&format!(
+        "\n[storage]\nstate_dir = \"{}\"\nkeyring_service = \"jumpgate-e2e-browser-{}\"\n",
+        dir.path().join("state").display(),
+        std::process::id()
+    ));
+    std::fs::write(&config, text).expect("config");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let opened = dir.path().join("opened-url");
+    let opener = bin.join("xdg-open");
+    std::fs::write(
+        &opener,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", opened.display()),
+    )
+    .expect("xdg-open");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let config_arg = config.display().to_string();
+    let app = Driven::start(
+        FIRST_PORT + 4,
+        &["--config", &config_arg],
+        &[("PATH", &path)],
+    )
+    .await;
+
+    app.click(&button("Sign in")).await;
+    app.wait_for(&button("Cancel"), 10).await;
+    let started = Instant::now();
+    let url = loop {
+        if let Ok(u) = std::fs::read_to_string(&opened) {
+            if !u.is_empty() {
+                break u;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the system browser was never asked to open the sign-in page: {}",
+            app.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        url.contains("code_challenge_method=S256")
+            && url.contains("redirect_uri=http%3A%2F%2F127.0.0.1"),
+        "{url}"
+    );
+    play_browser(&url, "alice@contoso.example").await;
+    app.wait_for("//*[contains(., 'Signed in as alice@contoso.example')]", 20)
+        .await;
+    app.screenshot("13-browser-sign-in").await;
+    drop(app);
+    let _ = sim.kill();
+    let _ = sim.wait();
 }

@@ -98,7 +98,14 @@ pub async fn cli_sign_in(config: &str, upn: &str) {
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("authorize URL");
-    let url = url::Url::parse(line.trim()).expect("URL");
+    play_browser(line.trim(), upn).await;
+    assert!(child.wait().expect("signin").success());
+}
+
+/// What the system browser and the user do with an authorize URL: sign in as `upn` on the
+/// simulator's page, and follow its redirect to the app's loopback listener.
+pub async fn play_browser(authorize_url: &str, upn: &str) {
+    let url = url::Url::parse(authorize_url).expect("URL");
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -118,5 +125,4 @@ pub async fn cli_sign_in(config: &str, upn: &str) {
         .expect("location")
         .to_string();
     http.get(&location).send().await.expect("loopback");
-    assert!(child.wait().expect("signin").success());
 }
