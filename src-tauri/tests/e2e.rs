@@ -476,6 +476,18 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
     let seen = wait_notification("ends in 15 minutes", 60).await;
     assert!(seen.contains("Access approved"), "{seen}");
 
+    // She extends the port from the Active view: a new JIT request for her address.
+    app.click(&format!(
+        "//li[contains(., 'jumpbox-win-01 port 3389')]{}",
+        button("Extend")
+    ))
+    .await;
+    app.wait_for(
+        "//*[contains(., 'Port 3389 of jumpbox-win-01 is open for') and contains(., 'more')]",
+        30,
+    )
+    .await;
+
     // A link opens the Connect form prefilled; nothing is sent.
     let status = Command::new(TRAY)
         .arg("jumpgate://connect?vm=jumpbox-linux-01&port=22&duration=PT30M&justification=Incident%204711")
@@ -615,6 +627,18 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
     app.wait_for("//td[contains(., 'approval decided') or contains(., 'approval_decided') or contains(., 'decided')]", 20)
         .await;
     app.screenshot("9-history").await;
+    app.click(&button("Export CSV")).await;
+    app.wait_for("//*[starts-with(normalize-space(.), 'Saved to ')]", 10)
+        .await;
+    let saved = app
+        .text_of("//*[starts-with(normalize-space(.), 'Saved to ')]")
+        .await;
+    let csv = std::fs::read_to_string(saved.trim().trim_start_matches("Saved to "))
+        .expect("the exported file");
+    assert!(
+        csv.starts_with("seq,time,who,what") && csv.contains("approval_decided"),
+        "{csv}"
+    );
     app.click(&button("Help")).await;
     app.click(&button("Run checks")).await;
     app.wait_for(
