@@ -468,8 +468,7 @@ pub async fn sign_in_demo<R: Runtime>(
         adopt(&engine, tokens).await
     })
     .await?;
-    signed_in_changed(&app).await;
-    state_of(&ctx).await
+    crate::tray::refresh(&app).await
 }
 
 /// A browser sign-in in progress, which Cancel ends.
@@ -520,8 +519,7 @@ pub async fn sign_in<R: Runtime>(
         adopt(&engine, tokens).await
     })
     .await?;
-    signed_in_changed(&app).await;
-    state_of(&ctx).await
+    crate::tray::refresh(&app).await
 }
 
 /// Ends a browser sign-in in progress: its loopback listener closes.
@@ -546,12 +544,7 @@ pub async fn sign_out<R: Runtime>(
 ) -> CommandResult<AppState> {
     let engine = ctx.engine.clone();
     on_engine(move || async move { Ok(engine.session.sign_out().await?) }).await?;
-    signed_in_changed(&app).await;
-    state_of(&ctx).await
-}
-
-async fn signed_in_changed<R: Runtime>(app: &AppHandle<R>) {
-    crate::tray::refresh(app).await;
+    crate::tray::refresh(&app).await
 }
 
 fn parse_ticket(ticket: Option<&str>) -> CommandResult<Option<(String, String)>> {
@@ -617,7 +610,7 @@ pub async fn connect<R: Runtime>(
         })
     })
     .await;
-    crate::tray::refresh(&app).await;
+    let _ = crate::tray::refresh(&app).await;
     result
 }
 
@@ -675,10 +668,9 @@ pub async fn extend<R: Runtime>(
         })
     })
     .await?;
-    crate::tray::refresh(&app).await;
     Ok(Renewed {
         message,
-        state: state_of(&ctx).await?,
+        state: crate::tray::refresh(&app).await?,
     })
 }
 
@@ -696,10 +688,9 @@ pub async fn end_role<R: Runtime>(
         Ok(format!("{} ended: {}.", request.role, request.status))
     })
     .await?;
-    crate::tray::refresh(&app).await;
     Ok(Renewed {
         message,
-        state: state_of(&ctx).await?,
+        state: crate::tray::refresh(&app).await?,
     })
 }
 
@@ -767,7 +758,7 @@ pub async fn decide<R: Runtime>(
         approval_views(&engine).await
     })
     .await?;
-    crate::tray::refresh(&app).await;
+    let _ = crate::tray::refresh(&app).await;
     Ok(left)
 }
 
@@ -866,8 +857,7 @@ pub async fn set_start_at_login<R: Runtime>(
     crate::platform::set_start_at_login(on, ctx.demo.is_some()).map_err(|e| {
         CommandError::other("autostart", format!("cannot change start at login: {e}"))
     })?;
-    crate::tray::refresh(&app).await;
-    state_of(&ctx).await
+    crate::tray::refresh(&app).await
 }
 
 /// Forwards the engine's progress (the Connect timeline) to the popover as `engine` events.

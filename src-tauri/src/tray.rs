@@ -10,6 +10,8 @@ use jumpgate_core::deeplink::ConnectLink;
 use jumpgate_core::duration::to_iso;
 use jumpgate_core::events::WatchEvent;
 use jumpgate_core::tray::{self, Icon, MenuItem, Snapshot};
+
+use crate::commands::AppState;
 use serde::Serialize;
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItemBuilder};
@@ -169,7 +171,9 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
         .build(app)?;
     tracing::info!("tray icon ready");
     let app = app.clone();
-    tauri::async_runtime::spawn(async move { refresh(&app).await });
+    tauri::async_runtime::spawn(async move {
+        let _ = refresh(&app).await;
+    });
     Ok(())
 }
 
@@ -188,7 +192,7 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
                 if let Err(e) = out {
                     tracing::warn!("cannot sign out: {e}");
                 }
-                refresh(&app).await;
+                let _ = refresh(&app).await;
             });
         }
         "start_at_login" => {
@@ -198,7 +202,9 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
                 tracing::warn!("cannot change start at login: {e}");
             }
             let app = app.clone();
-            tauri::async_runtime::spawn(async move { refresh(&app).await });
+            tauri::async_runtime::spawn(async move {
+                let _ = refresh(&app).await;
+            });
         }
         _ => {
             // Open, Sign in/out, Approvals and Connect open the popover on their view.
@@ -297,15 +303,16 @@ pub fn open_link<R: Runtime>(app: &AppHandle<R>, raw: &str) {
     }
 }
 
-/// Updates the icon, tooltip and menu from the engine's state now.
-pub async fn refresh<R: Runtime>(app: &AppHandle<R>) {
+/// Updates the icon, tooltip and menu from the engine's state now, tells an open popover,
+/// and answers the state (for a command to return without reading it again).
+pub async fn refresh<R: Runtime>(app: &AppHandle<R>) -> crate::commands::CommandResult<AppState> {
     let ctx = app.state::<crate::AppCtx>();
     let (state, snapshot) =
         match crate::commands::snapshot(ctx.engine.clone(), ctx.demo.is_some()).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("cannot read the state for the tray: {e}");
-                return;
+                return Err(e);
             }
         };
     if let Some(icon) = app.tray_by_id(TRAY_ID) {
@@ -318,6 +325,7 @@ pub async fn refresh<R: Runtime>(app: &AppHandle<R>) {
         }
     }
     let _ = app.emit("state", &state);
+    Ok(state)
 }
 
 /// Runs the engine's watcher for the app's lifetime: each event becomes a notification and
@@ -362,7 +370,7 @@ pub fn watch<R: Runtime>(app: AppHandle<R>, engine: Arc<Engine>, approver: bool)
         while let Some(event) = rx.recv().await {
             notify(&app, &event);
             let _ = app.emit("watch", &event);
-            refresh(&app).await;
+            let _ = refresh(&app).await;
         }
     });
 }
