@@ -187,10 +187,15 @@ pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
                 tracing::warn!("no tray icon: {e}");
             }
             tray::watch(app.handle().clone(), engine, demo);
-            match platform::register_scheme() {
-                Ok(file) => tracing::info!("jumpgate:// links open this app ({})", file.display()),
-                Err(e) => tracing::warn!("jumpgate:// links are not registered: {e}"),
-            }
+            // Off the main thread: it may run xdg-mime, and the tray should not wait for it.
+            let _ = std::thread::Builder::new()
+                .name("jumpgate-scheme".into())
+                .spawn(|| match platform::register_scheme() {
+                    Ok(file) => {
+                        tracing::info!("jumpgate:// links open this app ({})", file.display())
+                    }
+                    Err(e) => tracing::warn!("jumpgate:// links are not registered: {e}"),
+                });
             if tray::automation() {
                 // A WebDriver session drives the first webview the app creates: create it now.
                 if let Err(e) = tray::show_popover(app.handle(), tray::Intent::view("open")) {

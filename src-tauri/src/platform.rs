@@ -44,17 +44,21 @@ pub fn set_start_at_login(on: bool, demo: bool) -> std::io::Result<()> {
     let file = autostart_file().ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::NotFound, "no configuration folder")
     })?;
+    autostart(&file, on, &exe()?, demo)
+}
+
+fn autostart(file: &Path, on: bool, exe: &str, demo: bool) -> std::io::Result<()> {
     if !on {
-        return match std::fs::remove_file(&file) {
+        return match std::fs::remove_file(file) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             other => other,
         };
     }
-    let mut exec = exec_arg(&exe()?);
+    let mut exec = exec_arg(exe);
     if demo {
         exec.push_str(" --demo");
     }
-    replace(&file, &entry(&exec, "X-GNOME-Autostart-enabled=true\n"))
+    replace(file, &entry(&exec, "X-GNOME-Autostart-enabled=true\n"))
 }
 
 /// Registers the app as the handler of `jumpgate://` links for this user: a desktop entry
@@ -152,5 +156,25 @@ mod tests {
             let mode = std::fs::metadata(&b).expect("meta").permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn start_at_login_writes_and_removes_an_autostart_entry() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("autostart").join(AUTOSTART);
+        autostart(&file, true, "/opt/Jump Gate/jumpgate-tray", true).expect("on");
+        let text = std::fs::read_to_string(&file).expect("entry");
+        assert!(
+            text.contains("Exec=\"/opt/Jump Gate/jumpgate-tray\" --demo\n"),
+            "{text}"
+        );
+        assert!(
+            text.starts_with("[Desktop Entry]\nType=Application\n"),
+            "{text}"
+        );
+        autostart(&file, false, "", false).expect("off");
+        assert!(!file.exists());
+        // Turning it off twice is not an error.
+        autostart(&file, false, "", false).expect("off again");
     }
 }

@@ -121,6 +121,27 @@ fn demo_mode_runs_the_simulator_and_hands_its_configuration_to_the_cli() {
         String::from_utf8_lossy(&ip.stderr)
     );
 
+    // It has registered itself for jumpgate:// links, for this user.
+    let handler = running
+        .home
+        .path()
+        .join(".local/share/applications/dev.jumpgate.tray-handler.desktop");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !handler.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no link handler: {}",
+            running.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let entry = std::fs::read_to_string(&handler).expect("handler");
+    assert!(
+        entry.contains("MimeType=x-scheme-handler/jumpgate;")
+            && entry.contains(&format!("Exec=\"{TRAY}\" %u")),
+        "{entry}"
+    );
+
     // It stays up, and SIGTERM ends it.
     std::thread::sleep(Duration::from_secs(2));
     let app = &mut running.app;
