@@ -391,20 +391,25 @@ pub async fn snapshot(engine: Arc<Engine>, demo: bool) -> CommandResult<(AppStat
             state.approvals = inbox.map(|i| i.len()).unwrap_or(0);
             snap.approvals = state.approvals;
         }
-        let lead = engine
-            .config
-            .reminders
-            .lead_minutes
-            .iter()
-            .max()
-            .copied()
-            .unwrap_or(15);
-        let view = tray::view(state.now, &snap, chrono::Duration::minutes(i64::from(lead)));
+        let view = tray::view(state.now, &snap, expiring_soon(&engine));
         state.icon = view.icon;
         state.tooltip = view.tooltip;
         Ok((state, snap))
     })
     .await
+}
+
+/// How close an end must be for the tray to say "expiring soon": the earliest reminder.
+pub fn expiring_soon(engine: &Engine) -> chrono::Duration {
+    let lead = engine
+        .config
+        .reminders
+        .lead_minutes
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or(15);
+    chrono::Duration::minutes(i64::from(lead))
 }
 
 /// The configured templates and refusals, and my five latest justifications.

@@ -168,6 +168,7 @@ pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
         }))
         .invoke_handler(handler())
         .manage(tray::Intents::default())
+        .manage(tray::LastRead::default())
         .manage(commands::SignInFlow::default())
         .setup(move |app| {
             // Tauri turns a setup error into a panic: say what is wrong and exit instead.

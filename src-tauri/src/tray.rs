@@ -173,6 +173,7 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let _ = refresh(&app).await;
+        count_down(&app).await;
     });
     Ok(())
 }
@@ -303,6 +304,31 @@ pub fn open_link<R: Runtime>(app: &AppHandle<R>, raw: &str) {
     }
 }
 
+/// What the tray last read, and ARM's clock offset then: the countdown in the tooltip and
+/// the switch to "expiring soon" follow from it without reading ARM again.
+#[derive(Default)]
+pub struct LastRead(Mutex<Option<(Snapshot, chrono::Duration)>>);
+
+/// Every 30 s while something is open, the tooltip's time left and the icon are worked out
+/// anew from the last read (no request to ARM).
+async fn count_down<R: Runtime>(app: &AppHandle<R>) {
+    let soon = crate::commands::expiring_soon(&app.state::<crate::AppCtx>().engine);
+    loop {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let last = app
+            .try_state::<LastRead>()
+            .and_then(|l| l.inner().0.lock().ok().and_then(|l| l.clone()));
+        let Some((snapshot, offset)) = last.filter(|(s, _)| !s.open.is_empty()) else {
+            continue;
+        };
+        let view = tray::view(chrono::Utc::now() + offset, &snapshot, soon);
+        if let Some(icon) = app.tray_by_id(TRAY_ID) {
+            let _ = Image::from_bytes(icon_png(view.icon)).map(|i| icon.set_icon(Some(i)));
+            let _ = icon.set_tooltip(Some(&view.tooltip));
+        }
+    }
+}
+
 /// Updates the icon, tooltip and menu from the engine's state now, tells an open popover,
 /// and answers the state (for a command to return without reading it again).
 pub async fn refresh<R: Runtime>(app: &AppHandle<R>) -> crate::commands::CommandResult<AppState> {
@@ -323,6 +349,9 @@ pub async fn refresh<R: Runtime>(app: &AppHandle<R>) -> crate::commands::Command
         if let Ok(m) = menu(app, &items) {
             let _ = icon.set_menu(Some(m));
         }
+    }
+    if let Some(Ok(mut last)) = app.try_state::<LastRead>().map(|l| l.inner().0.lock()) {
+        *last = Some((snapshot, state.now - chrono::Utc::now()));
     }
     let _ = app.emit("state", &state);
     Ok(state)
