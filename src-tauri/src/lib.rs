@@ -301,6 +301,26 @@ mod ipc_tests {
         }
     }
 
+    /// The app's handler and capabilities on Tauri's mock runtime, with its popover window.
+    fn mock_app(
+        ctx: AppCtx,
+    ) -> (
+        tauri::App<tauri::test::MockRuntime>,
+        tauri::WebviewWindow<tauri::test::MockRuntime>,
+    ) {
+        let app = mock_builder()
+            .manage(ctx)
+            .manage(tray::Intents::default())
+            .manage(commands::SignInFlow::default())
+            .invoke_handler(handler())
+            .build(tauri::generate_context!())
+            .expect("app");
+        let popover = WebviewWindowBuilder::new(&app, "popover", Default::default())
+            .build()
+            .expect("popover");
+        (app, popover)
+    }
+
     /// The app's real configuration and capabilities on Tauri's mock runtime: the popover may
     /// call its commands, another window may not, and errors carry their kind.
     #[test]
@@ -321,16 +341,7 @@ mod ipc_tests {
             link: None,
         }))
         .expect("engine");
-        let app = mock_builder()
-            .manage(ctx)
-            .manage(tray::Intents::default())
-            .manage(commands::SignInFlow::default())
-            .invoke_handler(handler())
-            .build(tauri::generate_context!())
-            .expect("app");
-        let popover = WebviewWindowBuilder::new(&app, "popover", Default::default())
-            .build()
-            .expect("popover");
+        let (app, popover) = mock_app(ctx);
         let other = WebviewWindowBuilder::new(&app, "other", Default::default())
             .build()
             .expect("other window");
@@ -414,16 +425,7 @@ mod ipc_tests {
                 .expect("activation");
             t
         });
-        let app = mock_builder()
-            .manage(ctx)
-            .manage(tray::Intents::default())
-            .manage(commands::SignInFlow::default())
-            .invoke_handler(handler())
-            .build(tauri::generate_context!())
-            .expect("app");
-        let popover = WebviewWindowBuilder::new(&app, "popover", Default::default())
-            .build()
-            .expect("popover");
+        let (_app, popover) = mock_app(ctx);
         let secrets: Vec<&str> = [
             Some(tokens.access_token.as_str()),
             tokens.refresh_token.as_deref(),

@@ -22,6 +22,22 @@ struct Running {
 static ONE_APP: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Running {
+    /// Launches the app again in the same session, as the desktop would (with a link or
+    /// without), and checks that the launch handed over and ended well.
+    fn launch_again(&self, args: &[&str]) {
+        let out = Command::new(TRAY)
+            .args(args)
+            .env("HOME", self.home.path())
+            .env_remove("XDG_DATA_HOME")
+            .output()
+            .expect("another launch");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// What the app logged so far.
     fn log(&self) -> String {
         std::fs::read_to_string(self.home.path().join("app.log")).unwrap_or_default()
@@ -211,17 +227,7 @@ fn reliability_17_a_second_launch_reaches_the_running_app() {
     let before = std::fs::read_to_string(&running.config).expect("config");
     let second = |link: &str| {
         let started = Instant::now();
-        let out = Command::new(TRAY)
-            .arg(link)
-            .env("HOME", running.home.path())
-            .env_remove("XDG_DATA_HOME")
-            .output()
-            .expect("second launch");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        running.launch_again(&[link]);
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "the second launch lingered"
@@ -297,16 +303,7 @@ fn wait_log(running: &Running, what: &str, count: usize) {
 fn closing_the_popover_keeps_the_app_running() {
     let mut running = start_demo();
     for round in 0..2 {
-        let out = Command::new(TRAY)
-            .env("HOME", running.home.path())
-            .env_remove("XDG_DATA_HOME")
-            .output()
-            .expect("second launch");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        running.launch_again(&[]);
         wait_log(&running, "popover interactive", round);
         let windows = Command::new("xdotool")
             .args(["search", "--onlyvisible", "--name", "^Jumpgate$"])
@@ -357,15 +354,6 @@ fn reliability_17_after_a_crash_the_next_app_starts_and_owns_the_session() {
     drop(first);
     let second = start_demo();
     wait_log(&second, "tray icon ready", 0);
-    let out = Command::new(TRAY)
-        .env("HOME", second.home.path())
-        .env_remove("XDG_DATA_HOME")
-        .output()
-        .expect("another launch");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    second.launch_again(&[]);
     wait_log(&second, "popover interactive", 0);
 }

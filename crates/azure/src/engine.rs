@@ -747,23 +747,16 @@ impl Engine {
         let policy =
             arm::activation_policy(&self.arm, &current.scope, &current.role_definition_id).await?;
         self.check_activation(&policy, duration, justification, None)?;
-        let name = uuid::Uuid::new_v4().to_string();
         let iso = to_iso(duration);
-        let request = arm::put_request(
-            &self.arm,
-            &Activation {
-                scope: &current.scope,
-                name: &name,
-                principal: &account.oid,
-                role_definition_id: &current.role_definition_id,
-                eligibility_schedule_id: None,
-                request_type: "SelfExtend",
-                duration_iso: Some(&iso),
+        let request = self
+            .change_activation(
+                &account.oid,
+                &current,
+                "SelfExtend",
+                Some(&iso),
                 justification,
-                ticket: None,
-            },
-        )
-        .await?;
+            )
+            .await?;
         self.publish(EngineEvent::RequestStatus {
             request: request.name.clone(),
             role: current.role.clone(),
@@ -828,6 +821,33 @@ impl Engine {
         Ok(())
     }
 
+    /// A request on an activation in force (`SelfExtend`, `SelfDeactivate`), to a new GUID.
+    async fn change_activation(
+        &self,
+        principal: &str,
+        current: &arm::Active,
+        request_type: &str,
+        duration_iso: Option<&str>,
+        justification: &str,
+    ) -> Result<Request, Failure> {
+        let name = uuid::Uuid::new_v4().to_string();
+        Ok(arm::put_request(
+            &self.arm,
+            &Activation {
+                scope: &current.scope,
+                name: &name,
+                principal,
+                role_definition_id: &current.role_definition_id,
+                eligibility_schedule_id: None,
+                request_type,
+                duration_iso,
+                justification,
+                ticket: None,
+            },
+        )
+        .await?)
+    }
+
     /// My activation of a role (by name or role definition id), if one is in force.
     async fn active_role(&self, role: &str) -> Result<Option<arm::Active>, Failure> {
         Ok(arm::active_roles(&self.arm).await?.into_iter().find(|a| {
@@ -848,22 +868,15 @@ impl Engine {
                 format!("{role} is not active for you: there is nothing to end."),
             )
         })?;
-        let name = uuid::Uuid::new_v4().to_string();
-        let request = arm::put_request(
-            &self.arm,
-            &Activation {
-                scope: &current.scope,
-                name: &name,
-                principal: &account.oid,
-                role_definition_id: &current.role_definition_id,
-                eligibility_schedule_id: None,
-                request_type: "SelfDeactivate",
-                duration_iso: None,
+        let request = self
+            .change_activation(
+                &account.oid,
+                &current,
+                "SelfDeactivate",
+                None,
                 justification,
-                ticket: None,
-            },
-        )
-        .await?;
+            )
+            .await?;
         self.audit(Record {
             what: "role_ended".into(),
             role: Some(current.role.clone()),
