@@ -141,23 +141,19 @@ impl Driven {
 
     /// The demo's client configuration, as the app logged it.
     async fn demo_config(&self) -> String {
-        let started = Instant::now();
-        loop {
-            if let Some(path) = self.log().lines().find_map(|l| {
-                l.split("its client configuration is ")
-                    .nth(1)
-                    .and_then(|rest| rest.split(" (").next())
-                    .map(str::to_string)
-            }) {
-                return path;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "no demo configuration: {}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually(
+            30,
+            || {
+                self.log().lines().find_map(|l| {
+                    l.split("its client configuration is ")
+                        .nth(1)
+                        .and_then(|rest| rest.split(" (").next())
+                        .map(str::to_string)
+                })
+            },
+            || format!("no demo configuration: {}", self.log()),
+        )
+        .await
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -313,19 +309,29 @@ fn dunstctl(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-async fn wait_notification(what: &str, secs: u64) -> String {
+/// Polls `found` until it answers something, failing with `why` after `secs`.
+async fn eventually<T>(
+    secs: u64,
+    mut found: impl FnMut() -> Option<T>,
+    why: impl Fn() -> String,
+) -> T {
     let started = Instant::now();
     loop {
-        let seen = notifications_seen();
-        if seen.contains(what) {
-            return seen;
+        if let Some(value) = found() {
+            return value;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(secs),
-            "dunst did not show '{what}': {seen}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(started.elapsed() < Duration::from_secs(secs), "{}", why());
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+async fn wait_notification(what: &str, secs: u64) -> String {
+    eventually(
+        secs,
+        || Some(notifications_seen()).filter(|seen| seen.contains(what)),
+        || format!("dunst did not show '{what}': {}", notifications_seen()),
+    )
+    .await
 }
 
 /// Clicks the tray icon (held by trayer at the top right), which opens its menu, and picks
@@ -553,28 +559,23 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
         .await;
     // His watcher in the app tells him; clicking the notification (dunst's default action)
     // opens the popover on her request.
-    let started = Instant::now();
-    while dunstctl(&["count", "displayed"]).trim() == "0" {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no notification for bob: {}",
-            app.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        30,
+        || (dunstctl(&["count", "displayed"]).trim() != "0").then_some(()),
+        || format!("no notification for bob: {}", app.log()),
+    )
+    .await;
     dunstctl(&["action", "0"]);
-    let started = Instant::now();
-    while !app
-        .log()
-        .contains("notification action default: opening approvals:")
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the notification did not open Approvals: {}",
+    eventually(
+        10,
+        || {
             app.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+                .contains("notification action default: opening approvals:")
+                .then_some(())
+        },
+        || format!("the notification did not open Approvals: {}", app.log()),
+    )
+    .await;
     app.wait_for(
         "//li[@data-request and contains(@class,'selected') and contains(., 'alice@contoso.example')]",
         20,
@@ -767,20 +768,21 @@ async fn sign_in_goes_through_the_system_browser() {
 
     app.click(&button("Sign in")).await;
     app.wait_for(&button("Cancel"), 10).await;
-    let started = Instant::now();
-    let url = loop {
-        if let Ok(u) = std::fs::read_to_string(&opened) {
-            if !u.is_empty() {
-                break u;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the system browser was never asked to open the sign-in page: {}",
-            app.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let url = eventually(
+        20,
+        || {
+            std::fs::read_to_string(&opened)
+                .ok()
+                .filter(|u| !u.is_empty())
+        },
+        || {
+            format!(
+                "the system browser was never asked to open the sign-in page: {}",
+                app.log()
+            )
+        },
+    )
+    .await;
     assert!(
         url.contains("code_challenge_method=S256")
             && url.contains("redirect_uri=http%3A%2F%2F127.0.0.1"),
