@@ -1,5 +1,6 @@
 //! Conformance to Microsoft's official specs: every example under
-//! `../shared/azure-specs/specification/**/examples/` that the simulator implements is
+//! `specs/specification/**/examples/` (vendored from
+//! `../shared/azure-specs`; see `specs/SOURCES.md`) that the simulator implements is
 //! replayed against a tenant that holds its resources (`tests/fixtures/conformance.toml`).
 //!
 //! For each replay:
@@ -40,14 +41,8 @@ fn specs_root() -> PathBuf {
     if let Ok(dir) = std::env::var("JUMPGATE_AZURE_SPECS") {
         return PathBuf::from(dir).join("specification");
     }
-    let root =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/azure-specs/specification");
-    assert!(
-        root.is_dir(),
-        "the official specs are not at {}: check out the repository beside ../shared, or set JUMPGATE_AZURE_SPECS",
-        root.display()
-    );
-    root
+    // The specs are vendored beside the crate (specs/SOURCES.md gives their provenance).
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/specification")
 }
 
 /// Loaded spec files, with `$ref` resolution across them.
