@@ -26,6 +26,7 @@ pub mod gate;
 mod graph;
 pub mod jwt;
 pub mod rbac;
+pub mod schema;
 mod server;
 pub mod state;
 pub mod tenant;

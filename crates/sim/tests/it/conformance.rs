@@ -10,7 +10,8 @@
 //!   answers in one page);
 //! - the body validates against the operation's schema in the spec file: types, required
 //!   properties, closed enums (`modelAsString` enums are open), polymorphic rules by their
-//!   discriminator, and no property the spec does not declare.
+//!   discriminator, and no property the spec does not declare. The validator is the
+//!   simulator's own (`jumpgate_sim::schema`), the one that checks every request body.
 //!
 //! Compute and network have no spec file in the folder, only examples; for those the check
 //! is the other way round: every key the simulator returns appears in the example, with the
@@ -20,6 +21,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use jumpgate_sim::schema::{self, Direction, Operation};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
@@ -37,251 +39,12 @@ const NOT_SERVED: &[(&str, &str)] = &[
     ),
 ];
 
-fn specs_root() -> PathBuf {
+pub(crate) fn specs_root() -> PathBuf {
     if let Ok(dir) = std::env::var("JUMPGATE_AZURE_SPECS") {
         return PathBuf::from(dir).join("specification");
     }
     // The specs are vendored beside the crate (specs/SOURCES.md gives their provenance).
     Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/specification")
-}
-
-/// Loaded spec files, with `$ref` resolution across them.
-#[derive(Default)]
-struct Specs {
-    files: HashMap<PathBuf, Value>,
-}
-
-impl Specs {
-    fn load(&mut self, file: &Path) -> Value {
-        let file = normalize(file);
-        self.files
-            .entry(file.clone())
-            .or_insert_with(|| {
-                let text = std::fs::read_to_string(&file)
-                    .unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
-                serde_json::from_str(&text)
-                    .unwrap_or_else(|e| panic!("parse {}: {e}", file.display()))
-            })
-            .clone()
-    }
-
-    /// Resolves a `$ref` seen in `file`: returns the file it lands in, the definition name and
-    /// the schema.
-    fn resolve(&mut self, file: &Path, reference: &str) -> (PathBuf, String, Value) {
-        let (target, pointer) = reference.split_once('#').unwrap_or((reference, ""));
-        let target = if target.is_empty() {
-            file.to_path_buf()
-        } else {
-            normalize(&file.parent().expect("dir").join(target))
-        };
-        let name = pointer.rsplit('/').next().unwrap_or("").to_string();
-        // The folder keeps only an excerpt of the shared common types. A definition found
-        // there is used; anything else it lacks (shared parameters, error types) is taken as
-        // an open schema, since success bodies never depend on it.
-        let target = if target.exists() {
-            target
-        } else {
-            excerpt_for(&target).unwrap_or(target)
-        };
-        if !target.exists() {
-            return (target, name, json!({}));
-        }
-        let doc = self.load(&target);
-        let value = doc.pointer(pointer).cloned().unwrap_or_else(|| json!({}));
-        (target, name, value)
-    }
-
-    /// Every property name a schema declares, through `allOf` and, for polymorphic values,
-    /// the subtype the discriminator picks.
-    fn declared(
-        &mut self,
-        file: &Path,
-        schema: &Value,
-        value: &Value,
-        out: &mut BTreeSet<String>,
-    ) -> bool {
-        let mut open = false;
-        if let Some(r) = schema["$ref"].as_str() {
-            let (f, name, s) = self.resolve(file, r);
-            if let Some((sf, sub)) = self.subtype(&f, &name, &s, value) {
-                return self.declared(&sf, &sub, &Value::Null, out);
-            }
-            return self.declared(&f, &s, value, out);
-        }
-        if let Some(props) = schema["properties"].as_object() {
-            out.extend(props.keys().cloned());
-        }
-        if schema
-            .get("additionalProperties")
-            .is_some_and(|a| a != &Value::Bool(false))
-        {
-            open = true;
-        }
-        for sub in schema["allOf"].as_array().into_iter().flatten() {
-            open |= self.declared(file, sub, &Value::Null, out);
-        }
-        open
-    }
-
-    /// The subtype of a polymorphic definition that `value`'s discriminator names.
-    fn subtype(
-        &mut self,
-        file: &Path,
-        name: &str,
-        schema: &Value,
-        value: &Value,
-    ) -> Option<(PathBuf, Value)> {
-        let field = schema["discriminator"].as_str()?;
-        let wanted = value.get(field)?.as_str()?;
-        let doc = self.load(file);
-        let defs = doc["definitions"].as_object()?;
-        defs.iter()
-            .find(|(def_name, def)| {
-                let tag = def["x-ms-discriminator-value"]
-                    .as_str()
-                    .unwrap_or(def_name.as_str());
-                tag == wanted
-                    && def["allOf"].as_array().is_some_and(|all| {
-                        all.iter().any(|a| {
-                            a["$ref"]
-                                .as_str()
-                                .is_some_and(|r| r.ends_with(&format!("/{name}")))
-                        })
-                    })
-            })
-            .map(|(_, def)| (file.to_path_buf(), def.clone()))
-    }
-
-    fn validate(
-        &mut self,
-        file: &Path,
-        schema: &Value,
-        value: &Value,
-        at: &str,
-        dispatch: bool,
-        errors: &mut Vec<String>,
-    ) {
-        if let Some(r) = schema["$ref"].as_str() {
-            let (f, name, s) = self.resolve(file, r);
-            if dispatch {
-                if let Some((sf, sub)) = self.subtype(&f, &name, &s, value) {
-                    return self.validate(&sf, &sub, value, at, true, errors);
-                }
-            }
-            return self.validate(&f, &s, value, at, dispatch, errors);
-        }
-        if value.is_null() {
-            return;
-        }
-        for sub in schema["allOf"].as_array().into_iter().flatten() {
-            self.validate(file, sub, value, at, false, errors);
-        }
-        let kind = schema["type"]
-            .as_str()
-            .unwrap_or(if schema.get("properties").is_some() {
-                "object"
-            } else {
-                ""
-            });
-        let type_ok = match kind {
-            "object" => value.is_object(),
-            "array" => value.is_array(),
-            "string" => value.is_string(),
-            "integer" => value.is_i64() || value.is_u64(),
-            "number" => value.is_number(),
-            "boolean" => value.is_boolean(),
-            _ => true,
-        };
-        if !type_ok {
-            errors.push(format!("{at}: expected {kind}, found {value}"));
-            return;
-        }
-        if let (Some(options), Some(text)) = (schema["enum"].as_array(), value.as_str()) {
-            let open = schema["x-ms-enum"]["modelAsString"]
-                .as_bool()
-                .unwrap_or(false);
-            let listed = options
-                .iter()
-                .any(|o| o.as_str().is_some_and(|o| o.eq_ignore_ascii_case(text)));
-            if !open && !listed {
-                errors.push(format!(
-                    "{at}: '{text}' is not one of the closed enum {options:?}"
-                ));
-            }
-        }
-        if schema["format"] == "date-time" {
-            if let Some(text) = value.as_str() {
-                if chrono::DateTime::parse_from_rfc3339(text).is_err() {
-                    errors.push(format!("{at}: '{text}' is not a date-time"));
-                }
-            }
-        }
-        if let Some(object) = value.as_object() {
-            for required in schema["required"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                if !object.contains_key(required) {
-                    errors.push(format!("{at}: required property '{required}' is missing"));
-                }
-            }
-            if let Some(props) = schema["properties"].as_object() {
-                for (key, sub) in props {
-                    if let Some(v) = object.get(key) {
-                        self.validate(file, sub, v, &format!("{at}.{key}"), true, errors);
-                    }
-                }
-            }
-            if dispatch {
-                let mut declared = BTreeSet::new();
-                let open = self.declared(file, schema, value, &mut declared);
-                if !open && !declared.is_empty() {
-                    for key in object.keys().filter(|k| !declared.contains(*k)) {
-                        errors.push(format!(
-                            "{at}: property '{key}' is not declared by the spec"
-                        ));
-                    }
-                }
-            }
-        }
-        if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
-            for (i, v) in array.iter().enumerate() {
-                self.validate(file, items, v, &format!("{at}[{i}]"), true, errors);
-            }
-        }
-    }
-}
-
-/// `types.ErrorResponse-excerpt.json` stands in for a missing `types.json` beside it.
-fn excerpt_for(missing: &Path) -> Option<PathBuf> {
-    let dir = missing.parent()?;
-    let stem = missing.file_stem()?.to_string_lossy().to_string();
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name().is_some_and(|n| {
-                let n = n.to_string_lossy();
-                n.starts_with(&format!("{stem}.")) && n.ends_with("-excerpt.json")
-            })
-        })
-}
-
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 fn json_type(v: &Value) -> &'static str {
@@ -352,7 +115,7 @@ fn compare(example: &Value, actual: &Value, at: &str, keys: Keys, errors: &mut V
 }
 
 /// Where an example's operation is described.
-enum Op {
+pub(crate) enum Op {
     /// Found through the spec files' `x-ms-examples`.
     Auto,
     /// A spec operation the example is not linked from (it lives in another version folder).
@@ -364,7 +127,7 @@ enum Op {
 /// What must exist before an example is replayed, and the parameters that must change so the
 /// example names it.
 #[derive(Clone, Copy)]
-enum Setup {
+pub(crate) enum Setup {
     None,
     /// Replay this other example first.
     Example(&'static str),
@@ -377,10 +140,10 @@ enum Setup {
     FreshEligibility(bool),
 }
 
-struct Case {
-    example: &'static str,
+pub(crate) struct Case {
+    pub example: &'static str,
     op: Op,
-    setup: Setup,
+    pub setup: Setup,
     params: fn() -> Value,
     /// Keys the simulator returns that this example happens not to show, with the reason.
     extra: &'static [&'static str],
@@ -394,7 +157,7 @@ fn no_params() -> Value {
     json!({})
 }
 
-fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     let case = |example, op, setup, params| Case {
         example,
         op,
@@ -494,7 +257,7 @@ fn cases() -> Vec<Case> {
 }
 
 /// Every example file, by file name.
-fn examples(root: &Path) -> HashMap<String, PathBuf> {
+pub(crate) fn examples(root: &Path) -> HashMap<String, PathBuf> {
     fn walk(dir: &Path, out: &mut HashMap<String, PathBuf>) {
         for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
             let path = entry.path();
@@ -520,75 +283,25 @@ fn examples(root: &Path) -> HashMap<String, PathBuf> {
     out
 }
 
-/// The spec operation an example belongs to: (spec file, operation, path template, path-level
-/// parameters).
-fn find_operation(
-    specs: &mut Specs,
-    root: &Path,
-    op: &Op,
-    example: &str,
-) -> Option<(PathBuf, String, Value, String, Vec<Value>)> {
-    let spec_files: Vec<PathBuf> = match op {
+/// The spec operation an example belongs to.
+fn find_operation(op: &Op, example: &str) -> Option<Operation<'static>> {
+    let specs = schema::specs();
+    let link = format!("/{example}");
+    let found = match op {
         Op::Template(..) => return None,
-        Op::Spec(file, ..) => vec![root.join(file)],
-        Op::Auto => {
-            let mut files = Vec::new();
-            collect_specs(root, &mut files);
-            files
-        }
+        Op::Spec(file, method, template) => specs
+            .operations()
+            .find(|o| o.file == *file && o.method == *method && o.template == *template),
+        Op::Auto => specs.operations().find(|o| {
+            o.spec["x-ms-examples"].as_object().is_some_and(|ex| {
+                ex.values()
+                    .any(|e| e["$ref"].as_str().is_some_and(|r| r.ends_with(&link)))
+            })
+        }),
     };
-    for file in spec_files {
-        let doc = specs.load(&file);
-        for section in ["paths", "x-ms-paths"] {
-            let Some(paths) = doc[section].as_object() else {
-                continue;
-            };
-            for (template, ops) in paths {
-                let Some(ops) = ops.as_object() else { continue };
-                for (method, operation) in ops {
-                    let linked = operation["x-ms-examples"].as_object().is_some_and(|ex| {
-                        ex.values().any(|e| {
-                            e["$ref"]
-                                .as_str()
-                                .is_some_and(|r| r.ends_with(&format!("/{example}")))
-                        })
-                    });
-                    let named = matches!(op, Op::Spec(_, m, p) if m == method && p == template);
-                    if linked || named {
-                        let path_params = ops
-                            .get("parameters")
-                            .and_then(Value::as_array)
-                            .cloned()
-                            .unwrap_or_default();
-                        let template = template.split('?').next().unwrap_or(template).to_string();
-                        return Some((
-                            normalize(&file),
-                            method.clone(),
-                            operation.clone(),
-                            template,
-                            path_params,
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    None
-}
-
-fn collect_specs(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            if path.file_name().is_some_and(|n| n != "examples") {
-                collect_specs(&path, out);
-            }
-        } else if path.extension().is_some_and(|e| e == "json")
-            && !path.to_string_lossy().contains("common")
-        {
-            out.push(path);
-        }
-    }
+    Some(
+        found.unwrap_or_else(|| panic!("{example} is not linked from any embedded spec operation")),
+    )
 }
 
 /// Moves times in a request body to the simulator's present: the examples were written
@@ -615,17 +328,28 @@ struct Outcome {
     status: u16,
     body: Value,
     example: Value,
-    schema: Option<(PathBuf, Value)>,
+    schema: Option<(&'static str, &'static Value)>,
 }
 
-async fn replay(
-    sim: &Sim,
-    specs: &mut Specs,
-    root: &Path,
+/// The request an example makes, adjusted as the replay sends it.
+pub(crate) struct ExampleRequest {
+    pub method: Method,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub body: Option<Value>,
+    pub example: Value,
+    /// The schema of the answer the example shows, and the spec file it is read in.
+    pub schema: Option<(&'static str, &'static Value)>,
+}
+
+/// Builds the request of `case`'s example: its parameters (with `overrides`) fill the path
+/// template and the query, and its body has its times moved to `now`.
+pub(crate) fn example_request(
     all: &HashMap<String, PathBuf>,
     case: &Case,
     overrides: &Map<String, Value>,
-) -> Outcome {
+    now: chrono::DateTime<chrono::Utc>,
+) -> ExampleRequest {
     let example_path = all
         .get(case.example)
         .unwrap_or_else(|| panic!("no example file {}", case.example));
@@ -642,21 +366,15 @@ async fn replay(
     {
         params.insert(k.clone(), v.clone());
     }
+    let specs = schema::specs();
     let mut query: Vec<(String, String)> = Vec::new();
     let mut body = None;
-    let (method, template, schema) = match find_operation(specs, root, &case.op, case.example) {
-        Some((file, method, operation, template, path_params)) => {
-            let mut declared = path_params;
-            declared.extend(
-                operation["parameters"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
-            );
-            for p in declared {
+    let (method, template, schema) = match find_operation(&case.op, case.example) {
+        Some(op) => {
+            for p in op.parameters() {
                 let (_, ref_name, p) = match p["$ref"].as_str() {
-                    Some(r) => specs.resolve(&file, r),
-                    None => (file.clone(), String::new(), p),
+                    Some(r) => specs.resolve(op.file, r),
+                    None => (op.file, "", p),
                 };
                 // Shared parameters whose file is not in the folder: the api-version is the
                 // only one that travels in the query; path parameters fill the template below.
@@ -665,16 +383,12 @@ async fn replay(
                     None if ref_name.contains("ApiVersion") => "api-version".to_string(),
                     None => continue,
                 };
-                let p = if p.get("in").is_some() {
-                    p
-                } else {
-                    json!({"name": name, "in": "query"})
-                };
-                match (p["in"].as_str(), params.get(&name)) {
-                    (Some("query"), Some(Value::String(v))) => query.push((name, v.clone())),
+                let location = p["in"].as_str().unwrap_or("query");
+                match (location, params.get(&name)) {
+                    ("query", Some(Value::String(v))) => query.push((name, v.clone())),
                     // Some examples leave the declared body parameter empty and carry the
                     // request under `body`.
-                    (Some("body"), Some(v)) => {
+                    ("body", Some(v)) => {
                         let empty = v.as_object().is_some_and(Map::is_empty);
                         body = Some(if empty {
                             params.get("body").cloned().unwrap_or(v.clone())
@@ -688,12 +402,13 @@ async fn replay(
             let status_schema = example["responses"]
                 .as_object()
                 .and_then(|r| r.keys().next().cloned())
-                .and_then(|status| {
-                    operation["responses"][status]["schema"]
-                        .as_object()
-                        .map(|s| Value::Object(s.clone()))
-                });
-            (method, template, status_schema.map(|s| (file, s)))
+                .map(|status| &op.spec["responses"][status]["schema"])
+                .filter(|s| s.is_object());
+            (
+                op.method.to_string(),
+                op.template.to_string(),
+                status_schema.map(|s| (op.file, s)),
+            )
         }
         None => {
             let Op::Template(method, template) = case.op else {
@@ -724,33 +439,44 @@ async fn replay(
         case.example
     );
     if let Some(b) = body.as_mut() {
-        refresh_times(b, sim.now().await);
+        refresh_times(b, now);
     }
-    let url = reqwest::Url::parse_with_params(&sim.url(&path), &query).expect("url");
-    let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
-    let token = sim.token(CALLER).await;
-    let mut request = sim.http.request(method, url).bearer_auth(token);
-    if let Some(b) = body {
-        request = request.json(&b);
-    }
-    let response = request.send().await.expect("replay");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    Outcome {
-        status,
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+    ExampleRequest {
+        method: Method::from_bytes(method.to_uppercase().as_bytes()).expect("method"),
+        path,
+        query,
+        body,
         example,
         schema,
     }
 }
 
-async fn prepare(
+async fn replay(
     sim: &Sim,
-    specs: &mut Specs,
-    root: &Path,
     all: &HashMap<String, PathBuf>,
-    setup: Setup,
-) -> Map<String, Value> {
+    case: &Case,
+    overrides: &Map<String, Value>,
+) -> Outcome {
+    let request = example_request(all, case, overrides, sim.now().await);
+    let url =
+        reqwest::Url::parse_with_params(&sim.url(&request.path), &request.query).expect("url");
+    let token = sim.token(CALLER).await;
+    let mut http = sim.http.request(request.method, url).bearer_auth(token);
+    if let Some(b) = &request.body {
+        http = http.json(b);
+    }
+    let response = http.send().await.expect("replay");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    Outcome {
+        status,
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        example: request.example,
+        schema: request.schema,
+    }
+}
+
+async fn prepare(sim: &Sim, all: &HashMap<String, PathBuf>, setup: Setup) -> Map<String, Value> {
     let mut overrides = Map::new();
     match setup {
         Setup::None => {}
@@ -759,7 +485,7 @@ async fn prepare(
                 .into_iter()
                 .find(|c| c.example == name)
                 .expect("setup case");
-            let out = Box::pin(replay(sim, specs, root, all, &case, &Map::new())).await;
+            let out = Box::pin(replay(sim, all, &case, &Map::new())).await;
             assert!(
                 out.status < 300,
                 "setup {name} failed: {} {}",
@@ -781,7 +507,7 @@ async fn prepare(
                     .into_iter()
                     .find(|c| c.example == "PutRoleEligibilityScheduleRequest.json")
                     .expect("put case");
-                let out = Box::pin(replay(sim, specs, root, all, &case, &Map::new())).await;
+                let out = Box::pin(replay(sim, all, &case, &Map::new())).await;
                 assert_eq!(out.status, 201, "{}", out.body);
             }
         }
@@ -818,8 +544,10 @@ async fn prepare(
                 .expect("id")
                 .to_string();
             let stages = sim.get(CALLER, &format!("/providers/Microsoft.Authorization/roleAssignmentApprovals/{approval}?api-version=2021-01-01-preview")).await;
-            let stage = stages.body["properties"]["stages"][0]["name"]
+            // A stage is addressed by the last segment of its id (its name differs).
+            let stage = stages.body["properties"]["stages"][0]["id"]
                 .as_str()
+                .and_then(|id| id.rsplit('/').next())
                 .expect("stage")
                 .to_string();
             overrides.insert("approvalId".into(), json!(approval));
@@ -853,9 +581,7 @@ async fn every_example_is_replayed_or_listed_as_not_served() {
 
 #[tokio::test]
 async fn the_simulator_answers_the_official_examples_in_their_shapes() {
-    let root = specs_root();
-    let all = examples(&root);
-    let mut specs = Specs::default();
+    let all = examples(&specs_root());
     let fixture = jumpgate_sim::tenant::Fixture::parse(
         "conformance",
         include_str!("../fixtures/conformance.toml"),
@@ -866,8 +592,8 @@ async fn the_simulator_answers_the_official_examples_in_their_shapes() {
         // A fresh tenant per example, so each runs against exactly what it names.
         let sim =
             start(jumpgate_sim::SimBuilder::from_fixture(fixture.clone()).control(true)).await;
-        let overrides = prepare(&sim, &mut specs, &root, &all, case.setup).await;
-        let out = replay(&sim, &mut specs, &root, &all, &case, &overrides).await;
+        let overrides = prepare(&sim, &all, case.setup).await;
+        let out = replay(&sim, &all, &case, &overrides).await;
         let mut errors = Vec::new();
         let responses = out.example["responses"]
             .as_object()
@@ -895,9 +621,12 @@ async fn the_simulator_answers_the_official_examples_in_their_shapes() {
                         .any(|k| e.contains(&format!(".{k}: missing from the example")))
                 });
                 match &out.schema {
-                    Some((file, schema)) if !out.body.is_null() => {
-                        specs.validate(file, schema, &out.body, "body", true, &mut errors)
-                    }
+                    Some((file, schema)) if !out.body.is_null() => errors.extend(
+                        schema::specs()
+                            .validate(file, schema, &out.body, Direction::Response)
+                            .iter()
+                            .map(ToString::to_string),
+                    ),
                     None if !matches!(case.op, Op::Template(..)) && !expected["body"].is_null() => {
                         errors
                             .push("the spec operation declares no schema for this response".into())
@@ -920,26 +649,43 @@ async fn the_simulator_answers_the_official_examples_in_their_shapes() {
 
 #[test]
 fn the_validator_catches_what_it_should() {
-    let root = specs_root();
-    let mut specs = Specs::default();
-    let file = root.join("security/resource-manager/Microsoft.Security/stable/2020-01-01/jitNetworkAccessPolicies.json");
+    let specs = schema::specs();
+    let file = "security/resource-manager/Microsoft.Security/stable/2020-01-01/jitNetworkAccessPolicies.json";
     let schema = json!({"$ref": "#/definitions/JitNetworkAccessPolicy"});
     let good = json!({"properties": {"virtualMachines": [{"id": "x", "ports": [{"number": 22, "protocol": "TCP", "maxRequestAccessDuration": "PT1H"}]}]}});
-    let mut errors = Vec::new();
-    specs.validate(&file, &schema, &good, "body", true, &mut errors);
+    let errors = specs.validate(file, &schema, &good, Direction::Response);
     assert!(errors.is_empty(), "{errors:?}");
     // protocol is an open enum (modelAsString), so SCTP passes; status on a request is not checked here.
     let bad = json!({"invented": 1, "properties": {"virtualMachines": [{"id": "x", "ports": [{"number": "22", "protocol": "SCTP"}, {"number": 3389}]}]}});
-    specs.validate(&file, &schema, &bad, "body", true, &mut errors);
-    let text = errors.join("\n");
+    let text = specs
+        .validate(file, &schema, &bad, Direction::Response)
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
     for expected in [
-        "'invented' is not declared",
-        "expected integer",
-        "'maxRequestAccessDuration' is missing",
-        "'protocol' is missing",
+        "body.invented: property 'invented' is not declared",
+        "body.properties.virtualMachines[0].ports[0].number: expected integer",
+        "body.properties.virtualMachines[0].ports[1]: required property 'maxRequestAccessDuration' is missing",
+        "body.properties.virtualMachines[0].ports[1]: required property 'protocol' is missing",
     ] {
         assert!(text.contains(expected), "{expected} in {text}");
     }
+    // A closed enum (LocationType is not modelAsString) and an answer's date-time.
+    let subscriptions =
+        "resources/resource-manager/Microsoft.Resources/subscriptions/stable/2022-12-01/subscriptions.json";
+    let location = json!({"$ref": "#/definitions/Location"});
+    let found = specs.validate(
+        subscriptions,
+        &location,
+        &json!({"name": "moon", "type": "Moon"}),
+        Direction::Response,
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].to_string(),
+        "body.type: 'Moon' is not one of the closed enum [\"Region\", \"EdgeZone\"]"
+    );
     let mut shape = Vec::new();
     compare(
         &json!({"a": 1, "b": {"c": "x"}}),
@@ -949,4 +695,34 @@ fn the_validator_catches_what_it_should() {
         &mut shape,
     );
     assert_eq!(shape.len(), 2, "{shape:?}");
+}
+
+/// The library embeds every spec file of the folder, so the simulator checks requests
+/// against exactly the specs the suite replays.
+#[test]
+fn every_spec_file_is_embedded() {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n != "examples") {
+                    walk(root, &path, out);
+                }
+            } else if path.extension().is_some_and(|e| e == "json") {
+                let relative = path.strip_prefix(root).expect("under root");
+                out.insert(relative.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/specification");
+    let mut on_disk = BTreeSet::new();
+    walk(&root, &root, &mut on_disk);
+    let embedded: BTreeSet<String> = schema::specs()
+        .files()
+        .map(|(path, doc)| {
+            assert!(doc.is_object(), "{path} does not parse");
+            path.to_string()
+        })
+        .collect();
+    assert_eq!(on_disk, embedded);
 }
