@@ -284,6 +284,8 @@ async fn route(
             ))
         }
     };
+    // Every request body is checked against its operation's schema before any handler sees it.
+    crate::schema::check_request(sim, &method, path, &body)?;
     let source = conn
         .as_ref()
         .map(|c| public_address(sim, c))

@@ -8,5 +8,6 @@ mod conformance;
 mod entra;
 mod jit;
 mod pim;
+mod requests;
 mod story;
 mod support;
