@@ -1,8 +1,12 @@
 //! Azure RBAC as ARM evaluates it: scopes contain their descendants, and role actions are
 //! case-insensitive patterns in which `*` matches any run of characters, slashes included.
-//! So `*/read` matches every read, and `Microsoft.Network/networkInterfaces/*/read` matches
-//! `Microsoft.Network/networkInterfaces/ipConfigurations/read` but not the NIC's own
-//! `Microsoft.Network/networkInterfaces/read`.
+//! So `*/read` matches every read. A `*` that stands for a whole path segment may also stand
+//! for none: `Microsoft.Network/networkInterfaces/*/read` matches both
+//! `Microsoft.Network/networkInterfaces/ipConfigurations/read` and the NIC's own
+//! `Microsoft.Network/networkInterfaces/read`. That is what makes Microsoft's documented
+//! least-privilege JIT requester role (with `jitNetworkAccessPolicies/*/read`) able to read
+//! the policies it requests against, as people who use it report *(assumption, see the
+//! README)*.
 
 /// Puts a scope in the canonical form used for comparison: a leading slash, no trailing
 /// slash, and `/providers/Microsoft.Subscription/subscriptions/X` written as
@@ -26,10 +30,11 @@ pub fn scope_contains(outer: &str, inner: &str) -> bool {
 
 /// Whether an action pattern from a role definition grants `action`.
 pub fn action_matches(pattern: &str, action: &str) -> bool {
-    glob(
-        pattern.to_ascii_lowercase().as_bytes(),
-        action.to_ascii_lowercase().as_bytes(),
-    )
+    let pattern = pattern.to_ascii_lowercase();
+    let action = action.to_ascii_lowercase();
+    glob(pattern.as_bytes(), action.as_bytes())
+        || (pattern.contains("/*/")
+            && glob(pattern.replace("/*/", "/").as_bytes(), action.as_bytes()))
 }
 
 fn glob(pattern: &[u8], text: &[u8]) -> bool {
@@ -81,6 +86,21 @@ mod tests {
             (
                 "Microsoft.Security/locations/jitNetworkAccessPolicies/*/read",
                 "Microsoft.Security/locations/jitNetworkAccessPolicies/read",
+                true,
+            ),
+            (
+                "Microsoft.Network/networkInterfaces/*/read",
+                "Microsoft.Network/networkInterfaces/read",
+                true,
+            ),
+            (
+                "Microsoft.Network/networkInterfaces/*/read",
+                "Microsoft.Network/networkInterfaces/write",
+                false,
+            ),
+            (
+                "Microsoft.Network/networkInterfaces/*/read",
+                "Microsoft.Network/read",
                 false,
             ),
             (
