@@ -1,15 +1,22 @@
 //! Signed JSON Web Tokens for the simulated Entra ID.
 //!
-//! Each simulator run makes a fresh P-256 key and signs with ES256; the public key is served
-//! as a JWK at the tenant's `discovery/v2.0/keys`. Entra signs with RS256: the simulator's
-//! README records that difference. Clients treat ARM access tokens as opaque, and any JOSE
-//! library verifies both algorithms.
+//! Tokens are signed with RS256, as Entra signs them, by a fixed RSA key that is embedded in
+//! the binary (`jwt_test_key.pem`: a simulator-only test key, public on purpose; `ring` cannot
+//! generate RSA keys). Its public half is served as a JWK (`kty: RSA`, `n`, `e`) at the
+//! tenant's `discovery/v2.0/keys`, and every token names it by `kid`.
+//!
+//! Because the key is the same on every run, a token from an earlier run still has a valid
+//! signature; the token checks in `entra.rs` also compare its issuer with this run's.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::engine::general_purpose::{STANDARD as B64_STD, URL_SAFE_NO_PAD as B64};
 use base64::Engine as _;
 use ring::rand::SystemRandom;
-use ring::signature::{self, EcdsaKeyPair, KeyPair as _};
+use ring::signature::{self, RsaKeyPair, RsaPublicKeyComponents};
 use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+
+/// The simulator-only RSA key, with the comment that says what it is.
+const KEY_PEM: &str = include_str!("jwt_test_key.pem");
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
@@ -20,7 +27,8 @@ pub enum TokenError {
 }
 
 pub struct Signer {
-    key: EcdsaKeyPair,
+    key: RsaKeyPair,
+    public: RsaPublicKeyComponents<Vec<u8>>,
     rng: SystemRandom,
     kid: String,
 }
@@ -31,32 +39,60 @@ impl std::fmt::Debug for Signer {
     }
 }
 
+/// The DER bytes of the PKCS#8 block in a PEM text (lines outside the block are ignored).
+fn pem_body(pem: &str) -> Vec<u8> {
+    let base64: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN PRIVATE KEY-----"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    B64_STD
+        .decode(base64.trim())
+        .expect("the embedded simulator key is valid base64")
+}
+
 impl Signer {
-    pub fn generate() -> Signer {
-        let rng = SystemRandom::new();
-        let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("system RNG works");
-        let key = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).expect("fresh key parses");
-        let kid = B64.encode(&key.public_key().as_ref()[1..9]);
-        Signer { key, rng, kid }
+    /// The simulator's signer, with its embedded RSA key.
+    pub fn simulator() -> Signer {
+        let der = pem_body(KEY_PEM);
+        let key = RsaKeyPair::from_pkcs8(&der).expect("the embedded simulator key is PKCS#8");
+        let public = RsaPublicKeyComponents::<Vec<u8>>::from(key.public());
+        // Entra's kids are base64 thumbprints; this one is of the modulus.
+        let kid = B64.encode(&Sha256::digest(&public.n)[..20]);
+        Signer {
+            key,
+            public,
+            rng: SystemRandom::new(),
+            kid,
+        }
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
     }
 
     pub fn sign(&self, claims: &Value) -> String {
-        let header = json!({"typ": "JWT", "alg": "ES256", "kid": self.kid});
+        let header = json!({"typ": "JWT", "alg": "RS256", "x5t": self.kid, "kid": self.kid});
         let signing_input = format!(
             "{}.{}",
             B64.encode(header.to_string()),
             B64.encode(claims.to_string())
         );
-        let sig = self
-            .key
-            .sign(&self.rng, signing_input.as_bytes())
-            .expect("ECDSA signing does not fail with a valid key");
-        format!("{signing_input}.{}", B64.encode(sig.as_ref()))
+        let mut sig = vec![0u8; self.key.public().modulus_len()];
+        self.key
+            .sign(
+                &signature::RSA_PKCS1_SHA256,
+                &self.rng,
+                signing_input.as_bytes(),
+                &mut sig,
+            )
+            .expect("RSA signing does not fail with a valid key and buffer");
+        format!("{signing_input}.{}", B64.encode(sig))
     }
 
-    /// Checks the signature and returns the claims. Expiry and revocation are the caller's
-    /// business, because they depend on the simulator's clock and state.
+    /// Checks the signature and returns the claims. Expiry, issuer and revocation are the
+    /// caller's business, because they depend on the simulator's clock and state.
     pub fn verify(&self, token: &str) -> Result<Value, TokenError> {
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(s), None) =
@@ -64,29 +100,36 @@ impl Signer {
         else {
             return Err(TokenError::Malformed);
         };
+        let header: Value = B64
+            .decode(h)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or(TokenError::Malformed)?;
+        if header["alg"] != "RS256" {
+            return Err(TokenError::BadSignature);
+        }
         let sig = B64.decode(s).map_err(|_| TokenError::Malformed)?;
-        let public = signature::UnparsedPublicKey::new(
-            &signature::ECDSA_P256_SHA256_FIXED,
-            self.key.public_key().as_ref(),
-        );
-        public
-            .verify(format!("{h}.{p}").as_bytes(), &sig)
+        self.public
+            .verify(
+                &signature::RSA_PKCS1_2048_8192_SHA256,
+                format!("{h}.{p}").as_bytes(),
+                &sig,
+            )
             .map_err(|_| TokenError::BadSignature)?;
         let payload = B64.decode(p).map_err(|_| TokenError::Malformed)?;
         serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)
     }
 
-    /// The public key as a JWK set, for the tenant's `jwks_uri`.
+    /// The public key as a JWK set, for the tenant's `jwks_uri`, in Entra's shape.
     pub fn jwks(&self) -> Value {
-        let point = self.key.public_key().as_ref();
         json!({"keys": [{
-            "kty": "EC",
-            "crv": "P-256",
+            "kty": "RSA",
             "use": "sig",
-            "alg": "ES256",
+            "alg": "RS256",
             "kid": self.kid,
-            "x": B64.encode(&point[1..33]),
-            "y": B64.encode(&point[33..65]),
+            "x5t": self.kid,
+            "n": B64.encode(&self.public.n),
+            "e": B64.encode(&self.public.e),
         }]})
     }
 }
@@ -97,7 +140,7 @@ mod tests {
 
     #[test]
     fn signs_and_verifies_and_detects_tampering() {
-        let signer = Signer::generate();
+        let signer = Signer::simulator();
         let token = signer.sign(&json!({"upn": "alice@contoso.example"}));
         assert_eq!(
             signer.verify(&token).expect("valid")["upn"],
@@ -111,7 +154,24 @@ mod tests {
             Err(TokenError::BadSignature)
         );
         assert_eq!(signer.verify("not-a-jwt"), Err(TokenError::Malformed));
-        let other = Signer::generate();
-        assert_eq!(other.verify(&token), Err(TokenError::BadSignature));
+        // An "alg: none" token with an empty signature is refused.
+        let none = format!(
+            "{}.{}.",
+            B64.encode(json!({"alg": "none"}).to_string()),
+            B64.encode(json!({"upn": "mallory"}).to_string())
+        );
+        assert_eq!(signer.verify(&none), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn the_jwk_is_a_2048_bit_rsa_key_with_exponent_65537() {
+        let jwks = Signer::simulator().jwks();
+        let key = &jwks["keys"][0];
+        assert_eq!(key["kty"], "RSA");
+        let n = B64
+            .decode(key["n"].as_str().expect("n"))
+            .expect("base64url");
+        assert_eq!(n.len(), 256);
+        assert_eq!(key["e"], "AQAB");
     }
 }

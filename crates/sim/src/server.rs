@@ -155,7 +155,7 @@ impl SimBuilder {
         let sim = Arc::new(Sim {
             clock,
             world: Mutex::new(world),
-            signer: Signer::generate(),
+            signer: Signer::simulator(),
             control: self.control,
             base_url: base_url.clone(),
             faults: Mutex::new(Vec::new()),

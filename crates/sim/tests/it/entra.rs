@@ -79,7 +79,7 @@ async fn the_sign_in_page_offers_every_user_and_redirects_with_code_and_state() 
         .form(&[
             ("client_id", c.client_id.as_str()),
             ("response_type", "code"),
-            ("redirect_uri", "http://localhost:41000/cb"),
+            ("redirect_uri", "http://localhost:41000/"),
             ("scope", "https://management.azure.com/.default"),
             ("state", "xyz"),
             ("code_challenge", &challenge),
@@ -94,7 +94,7 @@ async fn the_sign_in_page_offers_every_user_and_redirects_with_code_and_state() 
         .expect("location")
         .to_string();
     assert!(
-        location.starts_with("http://localhost:41000/cb?code="),
+        location.starts_with("http://localhost:41000/?code="),
         "{location}"
     );
     assert!(location.ends_with("&state=xyz"), "{location}");
@@ -473,7 +473,7 @@ async fn metadata_and_keys_describe_the_tenant() {
             .json()
             .await
             .expect("JSON");
-        assert_eq!(jwks["keys"][0]["kty"], "EC");
+        assert_eq!(jwks["keys"][0]["kty"], "RSA");
     }
     let unknown = sim
         .http
