@@ -53,6 +53,12 @@ struct TokenFor {
     /// `graph` for a Microsoft Graph token; ARM otherwise.
     #[serde(default)]
     resource: Option<String>,
+    /// Authentication contexts the token's `acrs` claim holds, as after a claims challenge.
+    #[serde(default)]
+    acrs: Vec<String>,
+    /// Whether the token's `amr` has `mfa` even if the user's sign-ins do not.
+    #[serde(default)]
+    mfa: bool,
 }
 
 async fn token(State(sim): State<Shared>, body: axum::body::Bytes) -> Response {
@@ -70,8 +76,12 @@ async fn token(State(sim): State<Shared>, body: axum::body::Bytes) -> Response {
         return bad(format!("unknown user '{}'", req.upn));
     };
     let client_id = world.tenant.client_id.clone();
+    let step_up = crate::state::StepUp {
+        mfa: req.mfa || !req.acrs.is_empty(),
+        acrs: req.acrs,
+    };
     let (access_token, expires_in) =
-        crate::entra::access_token(&sim, &mut world, &user, audience, scp, &client_id);
+        crate::entra::access_token(&sim, &mut world, &user, audience, scp, &client_id, &step_up);
     Json(json!({"access_token": access_token, "expires_in": expires_in})).into_response()
 }
 

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::clock::arm_time;
 use crate::error::OAuthError;
 use crate::server::{Shared, Sim};
-use crate::state::{AuthCode, DeviceCode, RefreshToken, User, World};
+use crate::state::{AuthCode, DeviceCode, RefreshToken, StepUp, User, World};
 
 /// The resource ARM tokens are issued for, as it appears in `aud`.
 pub const ARM_AUDIENCE: &str = "https://management.azure.com/";
@@ -68,11 +68,12 @@ pub async fn openid_configuration(
         "response_types_supported": ["code"],
         "grant_types_supported": ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"],
         "subject_types_supported": ["pairwise"],
-        "id_token_signing_alg_values_supported": ["ES256"],
+        "id_token_signing_alg_values_supported": ["RS256"],
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "token_endpoint_auth_methods_supported": ["none"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "name", "oid", "tid", "upn", "preferred_username", "nonce"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "name", "oid", "tid", "upn", "preferred_username", "email", "unique_name", "amr", "acrs", "nonce"],
+        "claims_parameter_supported": true,
         "tenant_region_scope": "EU",
     }))
     .into_response()
@@ -92,11 +93,98 @@ enum AuthorizeFailure {
     Redirect(String, &'static str, String),
 }
 
-/// A loopback redirect URI as RFC 8252 allows: `http`, `127.0.0.1` or `localhost`, any port.
-fn loopback_redirect(uri: &str) -> Option<url::Url> {
+/// The redirect URI, when the app registration lists it. Entra compares scheme, host, path
+/// and query exactly, and ignores the port of a loopback URI (`http://localhost`,
+/// `http://127.0.0.1`), so a native app may listen on any port. A registered URI without a
+/// path stands for `/`.
+fn registered_redirect(world: &World, uri: &str) -> Option<url::Url> {
     let url = url::Url::parse(uri).ok()?;
-    let host_ok = matches!(url.host_str(), Some("127.0.0.1") | Some("localhost"));
-    (url.scheme() == "http" && host_ok && url.fragment().is_none()).then_some(url)
+    if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return None;
+    }
+    let matches = |registered: &String| {
+        let Ok(r) = url::Url::parse(registered) else {
+            return false;
+        };
+        let loopback =
+            r.scheme() == "http" && matches!(r.host_str(), Some("localhost") | Some("127.0.0.1"));
+        r.scheme() == url.scheme()
+            && r.host_str() == url.host_str()
+            && (loopback || r.port_or_known_default() == url.port_or_known_default())
+            && r.path() == url.path()
+            && r.query() == url.query()
+    };
+    world
+        .tenant
+        .redirect_uris
+        .iter()
+        .any(matches)
+        .then_some(url)
+}
+
+fn redirect_mismatch(world: &World, uri: &str) -> String {
+    format!(
+        "The redirect URI '{uri}' specified in the request does not match the redirect URIs configured for the application '{}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more about how to fix this.",
+        world.tenant.client_id
+    )
+}
+
+/// Whether a scope list asks for Microsoft Graph by name.
+fn asks_graph(scope: &str) -> bool {
+    scope.split_whitespace().any(|s| {
+        let s = s.to_ascii_lowercase();
+        s.starts_with("https://graph.microsoft.com/")
+            || s.starts_with("00000003-0000-0000-c000-000000000000/")
+    })
+}
+
+fn consent_missing(world: &World) -> OAuthError {
+    OAuthError::new(
+        "invalid_grant",
+        65001,
+        format!(
+            "The user or administrator has not consented to use the application with ID '{}' named '{}'. Send an interactive authorization request for this user and resource.",
+            world.tenant.client_id, world.tenant.app_name
+        ),
+    )
+}
+
+/// What a `claims` request (OpenID Connect Core 5.5) asks of the access token: the
+/// authentication contexts in `access_token.acrs` (meeting one means multi-factor sign-in
+/// too) and `mfa` in `access_token.amr`. Other requested claims are accepted and ignored.
+/// Entra takes the JSON as it is; a base64 form, which some tools pass on, is accepted too.
+pub fn parse_claims(text: &str) -> Result<StepUp, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(StepUp::default());
+    }
+    let parsed: Value = serde_json::from_str(text)
+        .ok()
+        .or_else(|| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .or_else(|_| B64.decode(text.trim_end_matches('=')))
+                .ok()?;
+            serde_json::from_slice(&bytes).ok()
+        })
+        .filter(Value::is_object)
+        .ok_or("The claims parameter is not a JSON object (OpenID Connect claims request).")?;
+    let wanted = |claim: &Value| -> Vec<String> {
+        let mut out: Vec<String> = claim["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        if let Some(v) = claim["value"].as_str() {
+            out.push(v.to_string());
+        }
+        out
+    };
+    let token = &parsed["access_token"];
+    let acrs = wanted(&token["acrs"]);
+    let mfa = !acrs.is_empty() || wanted(&token["amr"]).iter().any(|m| m == "mfa");
+    Ok(StepUp { acrs, mfa })
 }
 
 fn check_authorize(sim: &Sim, tenant: &str, p: &Params) -> Result<(), AuthorizeFailure> {
@@ -121,11 +209,8 @@ fn check_authorize(sim: &Sim, tenant: &str, p: &Params) -> Result<(), AuthorizeF
         ));
     }
     let redirect = p.get("redirect_uri").map(String::as_str).unwrap_or("");
-    if loopback_redirect(redirect).is_none() {
-        return Err(page(
-            50011,
-            format!("The redirect URI '{redirect}' specified in the request does not match the redirect URIs configured for the application. Public clients use a loopback URI: http://127.0.0.1:<port>/ or http://localhost:<port>/."),
-        ));
+    if registered_redirect(&world, redirect).is_none() {
+        return Err(page(50011, redirect_mismatch(&world, redirect)));
     }
     let state = p.get("state").cloned().unwrap_or_default();
     let fail = |error: &'static str, code: u32, text: &str| {
@@ -143,16 +228,25 @@ fn check_authorize(sim: &Sim, tenant: &str, p: &Params) -> Result<(), AuthorizeF
         (None, _) => return Err(fail("invalid_request", 9002325, "Proof Key for Code Exchange is required: send code_challenge with code_challenge_method=S256.")),
         _ => return Err(fail("invalid_request", 50148, "The code_challenge must be a 43-character S256 challenge and code_challenge_method must be 'S256'.")),
     }
-    if let Err(e) = parse_scope(p.get("scope").map(String::as_str).unwrap_or("")) {
+    let scope = p.get("scope").map(String::as_str).unwrap_or("");
+    if let Err(e) = parse_scope(scope) {
         return Err(fail("invalid_scope", 70011, &e));
+    }
+    if let Err(e) = parse_claims(p.get("claims").map(String::as_str).unwrap_or("")) {
+        return Err(fail("invalid_request", 90100, &e));
+    }
+    if asks_graph(scope) && !world.tenant.graph_consented {
+        let e = consent_missing(&world);
+        return Err(fail("consent_required", 65001, &e.description));
     }
     Ok(())
 }
 
-fn failure_response(p: &Params, failure: AuthorizeFailure) -> Response {
+fn failure_response(sim: &Sim, p: &Params, failure: AuthorizeFailure) -> Response {
     match failure {
         AuthorizeFailure::Page(status, text) => (status, Html(error_page(&text))).into_response(),
         AuthorizeFailure::Redirect(state, error, description) => redirect_with(
+            sim,
             p,
             &[
                 ("error", error),
@@ -163,9 +257,9 @@ fn failure_response(p: &Params, failure: AuthorizeFailure) -> Response {
     }
 }
 
-fn redirect_with(p: &Params, pairs: &[(&str, &str)]) -> Response {
+fn redirect_with(sim: &Sim, p: &Params, pairs: &[(&str, &str)]) -> Response {
     let redirect = p.get("redirect_uri").map(String::as_str).unwrap_or("");
-    let Some(mut url) = loopback_redirect(redirect) else {
+    let Some(mut url) = registered_redirect(&sim.world(), redirect) else {
         return (
             StatusCode::BAD_REQUEST,
             Html(error_page("AADSTS50011: invalid redirect URI")),
@@ -189,16 +283,17 @@ pub async fn authorize_page(
     Query(p): Query<Params>,
 ) -> Response {
     if let Err(failure) = check_authorize(&sim, &tenant, &p) {
-        return failure_response(&p, failure);
+        return failure_response(&sim, &p, failure);
     }
     let hint = p.get("login_hint").cloned().unwrap_or_default();
     if p.get("prompt").map(String::as_str) == Some("none") {
         // Without a browser session Entra cannot sign in silently. The control API stands in
         // for a browser that already has one, so scripts can drive the real redirect flow.
-        let user = sim.world().user(&hint).cloned();
+        let user = hinted_user(&sim.world(), &hint);
         return match (sim.control, user) {
             (true, Some(user)) => complete_sign_in(&sim, &p, &user),
             _ => redirect_with(
+                &sim,
                 &p,
                 &[
                     ("error", "login_required"),
@@ -221,11 +316,12 @@ pub async fn authorize_submit(
     Form(p): Form<Params>,
 ) -> Response {
     if let Err(failure) = check_authorize(&sim, &tenant, &p) {
-        return failure_response(&p, failure);
+        return failure_response(&sim, &p, failure);
     }
     let state = p.get("state").cloned().unwrap_or_default();
     if p.contains_key("cancel") {
         return redirect_with(
+            &sim,
             &p,
             &[
                 ("error", "access_denied"),
@@ -238,7 +334,7 @@ pub async fn authorize_submit(
         );
     }
     let chosen = p.get("upn").cloned().unwrap_or_default();
-    let Some(user) = sim.world().user(&chosen).cloned() else {
+    let Some(user) = hinted_user(&sim.world(), &chosen) else {
         return (
             StatusCode::BAD_REQUEST,
             Html(error_page(&format!(
@@ -250,9 +346,25 @@ pub async fn authorize_submit(
     complete_sign_in(&sim, &p, &user)
 }
 
+/// The user a `login_hint` names: by UPN (a guest's `…#EXT#@` one included), object id, or
+/// a guest's home address.
+fn hinted_user(world: &World, hint: &str) -> Option<User> {
+    world.user(hint).cloned().or_else(|| {
+        world
+            .users
+            .iter()
+            .find(|u| u.guest && u.email.eq_ignore_ascii_case(hint))
+            .cloned()
+    })
+}
+
 fn complete_sign_in(sim: &Sim, p: &Params, user: &User) -> Response {
     let code = random_token(64);
     let now = sim.clock.now();
+    // The sign-in meets what the claims request asks (the user does the MFA it takes).
+    // check_authorize has refused a claims parameter that does not parse.
+    let step_up =
+        parse_claims(p.get("claims").map(String::as_str).unwrap_or("")).unwrap_or_default();
     {
         let mut world = sim.world();
         world.auth_codes.insert(
@@ -266,16 +378,17 @@ fn complete_sign_in(sim: &Sim, p: &Params, user: &User) -> Response {
                 nonce: p.get("nonce").cloned(),
                 expires: now + Duration::minutes(10),
                 redeemed: false,
+                step_up: step_up.clone(),
             },
         );
         world.record(
             now,
             "entra.signed_in",
-            json!({"upn": user.upn, "flow": "authorization_code"}),
+            json!({"upn": user.upn, "flow": "authorization_code", "acrs": step_up.acrs, "mfa": user.mfa || step_up.mfa}),
         );
     }
     let state = p.get("state").cloned().unwrap_or_default();
-    redirect_with(p, &[("code", &code), ("state", &state)])
+    redirect_with(sim, p, &[("code", &code), ("state", &state)])
 }
 
 fn html_escape(s: &str) -> String {
@@ -306,7 +419,8 @@ fn sign_in_page(tenant: &str, p: &Params, users: &[User], hint: &str) -> String 
     let buttons: String = users
         .iter()
         .map(|u| {
-            let class = if u.upn.eq_ignore_ascii_case(hint) { " class=\"hint\"" } else { "" };
+            let hinted = u.upn.eq_ignore_ascii_case(hint) || (u.guest && u.email.eq_ignore_ascii_case(hint));
+            let class = if hinted { " class=\"hint\"" } else { "" };
             format!(
                 "<button type=\"submit\" name=\"upn\" value=\"{}\"{class}>{}<br><span class=\"small\">{}</span></button>",
                 html_escape(&u.upn),
@@ -393,7 +507,8 @@ pub fn random_token(len: usize) -> String {
     Alphanumeric.sample_string(&mut rand::rng(), len)
 }
 
-/// Signs an access token for `user` and remembers its id so it can be revoked.
+/// Signs an access token for `user` and remembers its id so it can be revoked. `step_up` is
+/// what the sign-in proved beyond the user's usual methods.
 pub fn access_token(
     sim: &Sim,
     world: &mut World,
@@ -401,16 +516,17 @@ pub fn access_token(
     audience: &str,
     scp: &str,
     client_id: &str,
+    step_up: &StepUp,
 ) -> (String, i64) {
     let now = sim.clock.now();
     let lifetime = world.tenant.access_token_lifetime_secs as i64;
     let uti = random_token(22);
-    let amr: Vec<&str> = if user.mfa {
+    let amr: Vec<&str> = if user.mfa || step_up.mfa {
         vec!["pwd", "mfa"]
     } else {
         vec!["pwd"]
     };
-    let claims = json!({
+    let mut claims = json!({
         "aud": audience,
         "iss": format!("{}/{}/v2.0", sim.base_url, world.tenant.id),
         "iat": now.timestamp(),
@@ -428,6 +544,27 @@ pub fn access_token(
         "uti": uti,
         "ver": "1.0",
     });
+    if !step_up.acrs.is_empty() {
+        claims["acrs"] = json!(step_up.acrs);
+    }
+    if user.guest {
+        // Entra names a B2B guest by their home address, and gives no `upn`.
+        if let Some(map) = claims.as_object_mut() {
+            map.remove("upn");
+            map.insert("unique_name".into(), json!(user.email));
+            map.insert("email".into(), json!(user.email));
+            map.insert(
+                "idp".into(),
+                json!(format!(
+                    "https://sts.windows.net/{}/",
+                    crate::state::stable_guid(&format!(
+                        "home-tenant:{}",
+                        user.email.rsplit('@').next().unwrap_or("")
+                    ))
+                )),
+            );
+        }
+    }
     world
         .issued_tokens
         .entry(user.oid.clone())
@@ -443,6 +580,7 @@ fn token_response(
     scopes: &Scopes,
     client_id: &str,
     nonce: Option<&str>,
+    step_up: &StepUp,
 ) -> Response {
     let now = sim.clock.now();
     let (access, lifetime) = access_token(
@@ -452,6 +590,7 @@ fn token_response(
         &scopes.audience,
         &scopes.granted,
         client_id,
+        step_up,
     );
     let mut body = json!({
         "token_type": "Bearer",
@@ -470,6 +609,7 @@ fn token_response(
                 client_id: client_id.to_string(),
                 rotated: false,
                 revoked: false,
+                step_up: step_up.clone(),
             },
         );
         body["refresh_token"] = json!(rt);
@@ -485,7 +625,8 @@ fn token_response(
             "sub": user.oid,
             "tid": world.tenant.id,
             "name": user.name,
-            "preferred_username": user.upn,
+            // A guest's home address, as Entra shows guests *(assumption)*.
+            "preferred_username": if user.guest { &user.email } else { &user.upn },
             "ver": "2.0",
         });
         if let Some(nonce) = nonce {
@@ -496,7 +637,7 @@ fn token_response(
     world.record(
         now,
         "entra.token_issued",
-        json!({"upn": user.upn, "audience": scopes.audience}),
+        json!({"upn": user.upn, "audience": scopes.audience, "acrs": step_up.acrs}),
     );
     let mut response = Json(body).into_response();
     response.headers_mut().insert(
@@ -550,6 +691,14 @@ pub async fn token(
             if now > entry.expires {
                 return fail(OAuthError::new("invalid_grant", 70008, "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource."));
             }
+            let redirect = p.get("redirect_uri").map(String::as_str).unwrap_or("");
+            if registered_redirect(&world, redirect).is_none() {
+                return fail(OAuthError::new(
+                    "invalid_client",
+                    50011,
+                    redirect_mismatch(&world, redirect),
+                ));
+            }
             if p.get("redirect_uri") != Some(&entry.redirect_uri) {
                 return fail(OAuthError::new(
                     "invalid_grant",
@@ -572,6 +721,19 @@ pub async fn token(
             if challenge != entry.challenge {
                 return fail(OAuthError::new("invalid_grant", 501481, "The Code_Verifier does not match the code_challenge supplied in the authorization request."));
             }
+            let scope = p.get("scope").cloned().unwrap_or(entry.scope.clone());
+            let scopes = match parse_scope(&scope) {
+                Ok(s) => s,
+                Err(e) => return fail(OAuthError::new("invalid_scope", 70011, e)),
+            };
+            if asks_graph(&scope) && !world.tenant.graph_consented {
+                world.record(
+                    now,
+                    "entra.consent_required",
+                    json!({"oid": entry.oid, "scope": scope}),
+                );
+                return fail(consent_missing(&world));
+            }
             if let Some(e) = world.auth_codes.get_mut(&code) {
                 e.redeemed = true;
             }
@@ -582,11 +744,6 @@ pub async fn token(
                     "The user account does not exist in this directory.",
                 ));
             };
-            let scope = p.get("scope").cloned().unwrap_or(entry.scope.clone());
-            let scopes = match parse_scope(&scope) {
-                Ok(s) => s,
-                Err(e) => return fail(OAuthError::new("invalid_scope", 70011, e)),
-            };
             token_response(
                 &sim,
                 &mut world,
@@ -594,6 +751,7 @@ pub async fn token(
                 &scopes,
                 &client_id,
                 entry.nonce.as_deref(),
+                &entry.step_up,
             )
         }
         Some("refresh_token") => {
@@ -624,6 +782,32 @@ pub async fn token(
                 Err(e) => return fail(OAuthError::new("invalid_scope", 70011, e)),
             };
             scopes.offline = true;
+            // Failures from here on leave the refresh token as it was: it stays usable.
+            if asks_graph(&scope) && !world.tenant.graph_consented {
+                world.record(
+                    now,
+                    "entra.consent_required",
+                    json!({"oid": entry.oid, "scope": scope}),
+                );
+                return fail(consent_missing(&world));
+            }
+            let claims = p.get("claims").map(String::as_str).unwrap_or("");
+            let wanted = match parse_claims(claims) {
+                Ok(w) => w,
+                Err(e) => return fail(OAuthError::new("invalid_request", 90100, e)),
+            };
+            if !entry.step_up.covers(&wanted) {
+                // A refresh token cannot prove more than its sign-in did: the user must sign
+                // in again, answering the claims challenge.
+                world.record(
+                    now,
+                    "entra.interaction_required",
+                    json!({"oid": entry.oid, "claims": claims}),
+                );
+                let mut e = OAuthError::new("interaction_required", 50076, "Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access the resource.");
+                e.claims = Some(claims.to_string());
+                return fail(e);
+            }
             let Some(user) = world.user_by_oid(&entry.oid).cloned() else {
                 return fail(OAuthError::new(
                     "invalid_grant",
@@ -634,7 +818,15 @@ pub async fn token(
             if let Some(e) = world.refresh_tokens.get_mut(&rt) {
                 e.rotated = true;
             }
-            token_response(&sim, &mut world, &user, &scopes, &client_id, None)
+            token_response(
+                &sim,
+                &mut world,
+                &user,
+                &scopes,
+                &client_id,
+                None,
+                &entry.step_up,
+            )
         }
         Some("urn:ietf:params:oauth:grant-type:device_code") => {
             let code = p.get("device_code").cloned().unwrap_or_default();
@@ -691,6 +883,15 @@ pub async fn token(
             };
             entry.redeemed = true;
             let scope = entry.scope.clone();
+            let step_up = entry.step_up.clone();
+            if asks_graph(&scope) && !world.tenant.graph_consented {
+                world.record(
+                    now,
+                    "entra.consent_required",
+                    json!({"oid": oid, "scope": scope}),
+                );
+                return fail(consent_missing(&world));
+            }
             let Some(user) = world.user_by_oid(&oid).cloned() else {
                 return fail(OAuthError::new(
                     "invalid_grant",
@@ -702,7 +903,7 @@ pub async fn token(
                 Ok(s) => s,
                 Err(e) => return fail(OAuthError::new("invalid_scope", 70011, e)),
             };
-            token_response(&sim, &mut world, &user, &scopes, &client_id, None)
+            token_response(&sim, &mut world, &user, &scopes, &client_id, None, &step_up)
         }
         other => fail(OAuthError::new(
             "unsupported_grant_type",
@@ -742,6 +943,14 @@ pub async fn devicecode(
             .at(arm_time(now))
             .into_response();
     }
+    let step_up = match parse_claims(p.get("claims").map(String::as_str).unwrap_or("")) {
+        Ok(s) => s,
+        Err(e) => {
+            return OAuthError::new("invalid_request", 90100, e)
+                .at(arm_time(now))
+                .into_response()
+        }
+    };
     let user_code: String = {
         const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
         let mut rng = rand::rng();
@@ -762,6 +971,7 @@ pub async fn devicecode(
         signed_in: None,
         declined: false,
         redeemed: false,
+        step_up,
     });
     world.record(
         now,
@@ -785,10 +995,7 @@ pub async fn devicecode(
 pub fn complete_device(sim: &Sim, user_code: &str, upn: &str, decline: bool) -> Result<(), String> {
     let now = sim.clock.now();
     let mut world = sim.world();
-    let user = world
-        .user(upn)
-        .cloned()
-        .ok_or_else(|| format!("unknown user '{upn}'"))?;
+    let user = hinted_user(&world, upn).ok_or_else(|| format!("unknown user '{upn}'"))?;
     let wanted = user_code.trim().to_ascii_uppercase().replace('-', "");
     let entry = world
         .device_codes
@@ -903,6 +1110,12 @@ fn verify_for(
         ));
     }
     if claims["tid"].as_str() != Some(world.tenant.id.as_str()) {
+        return Err(("InvalidAuthenticationTokenTenant", "The access token is from the wrong issuer. It must match the tenant associated with this subscription."));
+    }
+    // The signing key is the same on every run: a token from another simulator (another
+    // base URL) names another issuer.
+    if claims["iss"].as_str() != Some(format!("{}/{}/v2.0", sim.base_url, world.tenant.id).as_str())
+    {
         return Err(("InvalidAuthenticationTokenTenant", "The access token is from the wrong issuer. It must match the tenant associated with this subscription."));
     }
     let exp = claims["exp"].as_i64().unwrap_or(0);

@@ -88,6 +88,8 @@ pub struct OAuthError {
     pub aadsts: u32,
     pub description: String,
     pub time: String,
+    /// A claims challenge to sign in again with (`interaction_required`), as Entra sends it.
+    pub claims: Option<String>,
 }
 
 impl OAuthError {
@@ -98,6 +100,7 @@ impl OAuthError {
             aadsts,
             description: description.into(),
             time: String::new(),
+            claims: None,
         }
     }
 
@@ -111,7 +114,7 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let trace = uuid::Uuid::new_v4().to_string();
         let correlation = uuid::Uuid::new_v4().to_string();
-        let body = json!({
+        let mut body = json!({
             "error": self.error,
             "error_description": format!(
                 "AADSTS{}: {}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {}",
@@ -123,6 +126,9 @@ impl IntoResponse for OAuthError {
             "correlation_id": correlation,
             "error_uri": format!("https://login.microsoftonline.com/error?code={}", self.aadsts),
         });
+        if let Some(claims) = self.claims {
+            body["claims"] = json!(claims);
+        }
         (self.status, axum::Json(body)).into_response()
     }
 }

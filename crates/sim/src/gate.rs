@@ -10,6 +10,10 @@
 //! put behind the simulated Azure Firewall: the gate listens on the firewall address with an
 //! ephemeral port, the policy's VM entry carries `publicIpAddress`, and request ports carry
 //! `mappedPort`, as JIT does for VMs behind Azure Firewall.
+//!
+//! When a public (not loopback) address is set (the tenant's `public_ip`, or
+//! `POST /_sim/ip`), a connection from a loopback address counts as coming from it, as a
+//! laptop behind a NAT reaches the internet from its public address.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -232,8 +236,27 @@ fn is_admitted(sim: &Sim, vm: &str, port: i64, source: IpAddr) -> bool {
         })
 }
 
+/// The source address JIT sees a connection from. With a public (not loopback) address set
+/// (the tenant's `public_ip` or `POST /_sim/ip`), a loopback peer is the laptop behind its
+/// NAT, seen from the internet at that address. Any other peer is seen as itself; so is every
+/// peer when the address set is itself a loopback one, which is how a test makes ARM and the
+/// gate see different sources.
+pub fn seen_source(sim: &Sim, peer: IpAddr) -> IpAddr {
+    let loopback = match peer {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    };
+    match sim.world().ip_override {
+        Some(public) if loopback && !public.is_loopback() => IpAddr::V4(public),
+        _ => peer,
+    }
+}
+
 async fn admit(sim: Arc<Sim>, mut stream: TcpStream, peer: SocketAddr, endpoint: Endpoint) {
-    let admitted = is_admitted(&sim, &endpoint.vm, endpoint.port, peer.ip());
+    let source = seen_source(&sim, peer.ip());
+    let admitted = is_admitted(&sim, &endpoint.vm, endpoint.port, source);
     let (backend, os) = {
         let mut world = sim.world();
         world.record(
@@ -243,7 +266,7 @@ async fn admit(sim: Arc<Sim>, mut stream: TcpStream, peer: SocketAddr, endpoint:
             } else {
                 "gate.refused"
             },
-            json!({"vm": endpoint.vm, "port": endpoint.port, "source": peer.ip().to_string()}),
+            json!({"vm": endpoint.vm, "port": endpoint.port, "source": source.to_string(), "peer": peer.ip().to_string()}),
         );
         let vm = world
             .vms

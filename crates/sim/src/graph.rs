@@ -54,7 +54,7 @@ pub async fn user(
             "id": u.oid,
             "displayName": u.name,
             "userPrincipalName": u.upn,
-            "mail": u.upn,
+            "mail": u.email,
         }))
         .into_response(),
         None => error(

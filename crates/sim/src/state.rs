@@ -32,6 +32,25 @@ pub struct User {
     pub name: String,
     pub oid: String,
     pub mfa: bool,
+    /// A B2B guest, whose tokens name them by `email` rather than by UPN.
+    pub guest: bool,
+    pub email: String,
+}
+
+/// What a sign-in proved beyond the password, because a `claims` request asked for it: the
+/// authentication contexts met (`acrs`) and multi-factor authentication (`amr` has `mfa`).
+/// It travels with the authorization code and the refresh tokens of that sign-in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepUp {
+    pub acrs: Vec<String>,
+    pub mfa: bool,
+}
+
+impl StepUp {
+    /// Whether this sign-in already satisfies what `wanted` asks for.
+    pub fn covers(&self, wanted: &StepUp) -> bool {
+        (!wanted.mfa || self.mfa) && wanted.acrs.iter().all(|a| self.acrs.contains(a))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -168,6 +187,8 @@ pub struct ActivationRules {
     pub mfa_required: bool,
     pub expiration_required: bool,
     pub max_duration: Option<Duration>,
+    /// The Conditional Access authentication context the activation must be made with.
+    pub authentication_context: Option<String>,
 }
 
 impl RolePolicy {
@@ -210,6 +231,14 @@ impl RolePolicy {
         if let Some(rule) = self.rule("Expiration_EndUser_Assignment") {
             out.expiration_required = rule["isExpirationRequired"].as_bool().unwrap_or(true);
             out.max_duration = rule["maximumDuration"].as_str().and_then(duration::parse);
+        }
+        if let Some(rule) = self.rule("AuthenticationContext_EndUser_Assignment") {
+            if rule["isEnabled"].as_bool().unwrap_or(false) {
+                out.authentication_context = rule["claimValue"]
+                    .as_str()
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_string);
+            }
         }
         out
     }
@@ -256,7 +285,10 @@ pub struct EligibilityRequest {
 
 #[derive(Debug, Clone)]
 pub struct ApprovalStage {
+    /// The last segment of the stage's id, by which it is addressed.
     pub guid: String,
+    /// The stage's `name`, which is not its id's last segment.
+    pub name: String,
     pub display_name: String,
     pub approvers: Vec<String>,
     pub status: String,
@@ -348,6 +380,9 @@ pub struct JitRequest {
     pub justification: Option<String>,
 }
 
+/// A VM's resource id and a port number.
+pub type VmPort = (String, i64);
+
 #[derive(Debug, Clone)]
 pub struct JitPolicy {
     pub name: String,
@@ -382,13 +417,70 @@ impl JitPolicy {
         })
     }
 
+    /// Puts the rules of requests initiated at least `delay` ago into effect (`Initiating`
+    /// becomes `Initiated`), and revokes what each of them supersedes. Returns the rules that
+    /// took effect and those revoked, as `(vm, port)`.
+    pub fn apply_initiated(
+        &mut self,
+        now: DateTime<Utc>,
+        delay: Duration,
+    ) -> (Vec<VmPort>, Vec<VmPort>) {
+        let mut applied = Vec::new();
+        let mut revoked = Vec::new();
+        for i in 0..self.requests.len() {
+            let due = parse_time(&self.requests[i].start_time_utc)
+                .is_none_or(|start| start + delay <= now);
+            if !due {
+                continue;
+            }
+            let mut any = false;
+            for vm in &mut self.requests[i].virtual_machines {
+                for port in &mut vm.ports {
+                    if port.status == "Initiating" {
+                        port.status = "Initiated".into();
+                        applied.push((vm.id.clone(), port.number));
+                        any = true;
+                    }
+                }
+            }
+            if any {
+                revoked.extend(self.revoke_superseded(i));
+            }
+        }
+        (applied, revoked)
+    }
+
+    /// A newer request for a VM port revokes the rules older requests opened for it.
+    pub fn revoke_superseded(&mut self, newer: usize) -> Vec<VmPort> {
+        let Some(newer_request) = self.requests.get(newer).cloned() else {
+            return Vec::new();
+        };
+        let mut revoked = Vec::new();
+        for old in &mut self.requests[..newer] {
+            for vm in &mut old.virtual_machines {
+                for port in &mut vm.ports {
+                    let superseded = newer_request.virtual_machines.iter().any(|n| {
+                        n.id.eq_ignore_ascii_case(&vm.id)
+                            && n.ports.iter().any(|p| p.number == port.number)
+                    });
+                    if superseded && (port.status == "Initiated" || port.status == "Initiating") {
+                        port.status = "Revoked".into();
+                        port.status_reason = "NewerRequestInitiated".into();
+                        revoked.push((vm.id.clone(), port.number));
+                    }
+                }
+            }
+        }
+        revoked
+    }
+
     /// Marks rules whose end time has passed as revoked for expiry, as JIT does.
     pub fn expire(&mut self, now: DateTime<Utc>) -> Vec<(String, i64)> {
         let mut expired = Vec::new();
         for request in &mut self.requests {
             for vm in &mut request.virtual_machines {
                 for port in &mut vm.ports {
-                    if port.status == "Initiated"
+                    if (port.status == "Initiated" || port.status == "Initiating")
                         && parse_time(&port.end_time_utc).is_some_and(|end| end <= now)
                     {
                         port.status = "Revoked".into();
@@ -418,6 +510,7 @@ pub struct AuthCode {
     pub nonce: Option<String>,
     pub expires: DateTime<Utc>,
     pub redeemed: bool,
+    pub step_up: StepUp,
 }
 
 #[derive(Debug, Clone)]
@@ -428,6 +521,8 @@ pub struct RefreshToken {
     /// Set when the token was exchanged for a new one: using it again is refused.
     pub rotated: bool,
     pub revoked: bool,
+    /// What the sign-in this token came from proved; its tokens carry it on.
+    pub step_up: StepUp,
 }
 
 #[derive(Debug, Clone)]
@@ -442,6 +537,7 @@ pub struct DeviceCode {
     pub signed_in: Option<String>,
     pub declined: bool,
     pub redeemed: bool,
+    pub step_up: StepUp,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -489,7 +585,8 @@ impl World {
             message,
         };
         let sub0 = fixture.subscriptions[0].id.clone();
-        let expand = |scope: &str| normalize_scope(&scope.replace("{sub}", &sub0));
+        let subs = |text: &str| expand_subscriptions(text, fixture);
+        let expand = |scope: &str| normalize_scope(&subs(scope));
         let subscriptions: Vec<Subscription> = fixture
             .subscriptions
             .iter()
@@ -507,6 +604,8 @@ impl World {
                 name: u.name.clone(),
                 oid: u.oid.to_ascii_lowercase(),
                 mfa: u.mfa,
+                guest: u.guest,
+                email: u.email.clone().unwrap_or_else(|| u.upn.clone()),
             })
             .collect();
         let mut world = World {
@@ -527,12 +626,16 @@ impl World {
             device_codes: Vec::new(),
             revoked_tokens: Default::default(),
             issued_tokens: HashMap::new(),
-            ip_override: None,
+            ip_override: fixture.tenant.public_ip,
             events: Vec::new(),
             next_seq: 0,
         };
         for vm in &fixture.vms {
-            let subscription = vm.subscription.clone().unwrap_or_else(|| sub0.clone());
+            let subscription = vm
+                .subscription
+                .as_deref()
+                .map(subs)
+                .unwrap_or_else(|| sub0.clone());
             let location = world
                 .subscriptions
                 .iter()
@@ -561,7 +664,24 @@ impl World {
                 size: vm.size.clone(),
                 backend: vm.backend.clone(),
                 behind_firewall: vm.behind_firewall,
-                vm_id: stable_guid(&format!("vm:{}", vm.name)),
+                // Seeded by name, as before; a VM sharing its name with another is seeded by
+                // its place too, so the two get different vmIds.
+                vm_id: if fixture
+                    .vms
+                    .iter()
+                    .filter(|v| v.name.eq_ignore_ascii_case(&vm.name))
+                    .count()
+                    > 1
+                {
+                    stable_guid(&format!(
+                        "vm:{}:{}:{}",
+                        vm.subscription.as_deref().unwrap_or(""),
+                        vm.resource_group,
+                        vm.name
+                    ))
+                } else {
+                    stable_guid(&format!("vm:{}", vm.name))
+                },
             });
         }
         for rd in &fixture.role_definitions {
@@ -652,16 +772,20 @@ impl World {
                 enabled.push("Ticketing");
             }
             let scope = expand(&p.scope);
+            let mut rules = policy_rules(
+                p.approval_required,
+                approvers,
+                p.approver_justification_required,
+                p.approval_timeout_days,
+                &enabled,
+                &p.max_duration,
+            );
+            if let Some(context) = &p.authentication_context {
+                rules.push(authentication_context_rule(true, context));
+            }
             world.policies.push(RolePolicy {
                 guid: p.id.clone().unwrap_or_else(new_guid),
-                rules: policy_rules(
-                    p.approval_required,
-                    approvers,
-                    p.approver_justification_required,
-                    p.approval_timeout_days,
-                    &enabled,
-                    &p.max_duration,
-                ),
+                rules,
                 scope,
                 role,
                 last_modified: now,
@@ -669,7 +793,11 @@ impl World {
             });
         }
         for jp in &fixture.jit_policies {
-            let subscription = jp.subscription.clone().unwrap_or_else(|| sub0.clone());
+            let subscription = jp
+                .subscription
+                .as_deref()
+                .map(subs)
+                .unwrap_or_else(|| sub0.clone());
             let location = jp.location.clone().unwrap_or_else(|| {
                 world
                     .subscriptions
@@ -680,10 +808,18 @@ impl World {
             });
             let mut vms = Vec::new();
             for v in &jp.vms {
+                // The VM of that name in the policy's resource group; VMs elsewhere may share
+                // its name.
+                let named = |vm: &&Vm| vm.name.eq_ignore_ascii_case(&v.name);
                 let vm = world
                     .vms
                     .iter()
-                    .find(|vm| vm.name.eq_ignore_ascii_case(&v.name))
+                    .filter(named)
+                    .find(|vm| {
+                        vm.subscription.eq_ignore_ascii_case(&subscription)
+                            && vm.resource_group.eq_ignore_ascii_case(&jp.resource_group)
+                    })
+                    .or_else(|| world.vms.iter().find(named))
                     .ok_or_else(|| {
                         invalid(format!(
                             "JIT policy {} names unknown VM {}",
@@ -698,13 +834,28 @@ impl World {
                             port.number, port.max
                         )));
                     }
-                    ports.push(JitPortRule {
-                        number: i64::from(port.number),
-                        protocol: port.protocol.clone(),
-                        sources: SourcePrefixes {
+                    let sources = match &port.allowed_sources {
+                        Some(list) => SourcePrefixes {
+                            allowed_source_address_prefix: None,
+                            allowed_source_address_prefixes: Some(list.clone()),
+                        },
+                        None => SourcePrefixes {
                             allowed_source_address_prefix: Some(port.allowed_source.clone()),
                             allowed_source_address_prefixes: None,
                         },
+                    };
+                    for source in sources.all() {
+                        if crate::arm::Prefix::parse(&source).is_none() {
+                            return Err(invalid(format!(
+                                "JIT port {} source {source:?} is not *, an IPv4 address or an IPv4 CIDR block",
+                                port.number
+                            )));
+                        }
+                    }
+                    ports.push(JitPortRule {
+                        number: i64::from(port.number),
+                        protocol: port.protocol.clone(),
+                        sources,
                         max_request_access_duration: port.max.clone(),
                     });
                 }
@@ -754,6 +905,23 @@ impl World {
 
     pub fn user_by_oid(&self, oid: &str) -> Option<&User> {
         self.users.iter().find(|u| u.oid.eq_ignore_ascii_case(oid))
+    }
+
+    /// Whether `principal` holds a live eligibility for `role` whose scope lies at or above
+    /// `scope`, or below it.
+    pub fn is_eligible(
+        &self,
+        principal: &str,
+        role: &str,
+        scope: &str,
+        now: DateTime<Utc>,
+    ) -> bool {
+        self.eligibilities.iter().any(|e| {
+            e.principal.eq_ignore_ascii_case(principal)
+                && e.role.eq_ignore_ascii_case(role)
+                && e.end.is_none_or(|end| now < end)
+                && (scope_contains(&e.scope, scope) || scope_contains(scope, &e.scope))
+        })
     }
 
     fn principal_id(&self, key: &str) -> Option<String> {
@@ -842,12 +1010,28 @@ impl World {
             .max_by_key(|p| p.scope.len())
     }
 
-    /// Lazily applies everything the clock decides: expired JIT rules, ended activations and
-    /// timed-out approvals. Called before every read and write.
+    /// Lazily applies everything the clock decides: JIT rules taking effect or expiring,
+    /// ended activations and timed-out approvals. Called before every read and write.
     pub fn tick(&mut self, now: DateTime<Utc>) {
+        let delay = Duration::seconds(self.tenant.jit_activation_delay_secs as i64);
+        let mut applied = Vec::new();
+        let mut superseded = Vec::new();
         let mut expired = Vec::new();
         for policy in &mut self.jit_policies {
+            let (a, r) = policy.apply_initiated(now, delay);
+            applied.extend(a);
+            superseded.extend(r);
             expired.extend(policy.expire(now));
+        }
+        for (vm, port) in superseded {
+            self.record(
+                now,
+                "jit.revoked",
+                json!({"vm": vm, "port": port, "reason": "NewerRequestInitiated"}),
+            );
+        }
+        for (vm, port) in applied {
+            self.record(now, "jit.initiated", json!({"vm": vm, "port": port}));
         }
         for (vm, port) in expired {
             self.record(now, "jit.expired", json!({"vm": vm, "port": port}));
@@ -906,6 +1090,28 @@ impl World {
 
 fn default_location() -> String {
     "westeurope".into()
+}
+
+/// Replaces `{sub}` and `{subN}` (1-based) with the fixture's subscription ids.
+fn expand_subscriptions(text: &str, fixture: &Fixture) -> String {
+    let mut out = text.replace("{sub}", &fixture.subscriptions[0].id);
+    for (i, s) in fixture.subscriptions.iter().enumerate() {
+        out = out.replace(&format!("{{sub{}}}", i + 1), &s.id);
+    }
+    out
+}
+
+/// The `AuthenticationContext_EndUser_Assignment` rule: activation needs a token whose
+/// `acrs` claim holds `claim_value`.
+pub fn authentication_context_rule(enabled: bool, claim_value: &str) -> Value {
+    json!({
+        "id": "AuthenticationContext_EndUser_Assignment",
+        "ruleType": "RoleManagementPolicyAuthenticationContextRule",
+        "target": {"caller": "EndUser", "operations": ["All"], "level": "Assignment",
+                   "targetObjects": null, "inheritableSettings": null, "enforcedSettings": null},
+        "isEnabled": enabled,
+        "claimValue": claim_value,
+    })
 }
 
 pub fn new_guid() -> String {

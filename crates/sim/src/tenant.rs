@@ -1,9 +1,12 @@
 //! Tenant fixtures: the TOML files that describe who and what a simulated tenant holds.
 //!
 //! A fixture names users by UPN and roles by name, so it reads like an org chart; the
-//! [`crate::state::World`] built from it holds the ids that Azure would use. Two fixtures are
-//! built in: `demo` (see `tenants/demo.toml`) and `empty`, the same people and machines with
-//! nothing set up for JIT.
+//! [`crate::state::World`] built from it holds the ids that Azure would use. Three fixtures are
+//! built in: `demo` (see `tenants/demo.toml`), `empty`, the same people and machines with
+//! nothing set up for JIT, and `enterprise`, as messy as a large company's tenant.
+//!
+//! Scopes, and the `subscription` of VMs and JIT policies, may name subscriptions by their
+//! place in the fixture: `{sub}` or `{sub1}` is the first, `{sub2}` the second, and so on.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -22,12 +25,13 @@ pub enum FixtureError {
     Parse { path: String, message: String },
     #[error("tenant fixture {path}: {message}")]
     Invalid { path: String, message: String },
-    #[error("unknown built-in tenant '{0}': use 'demo', 'empty', or a path to a .toml fixture")]
+    #[error("unknown built-in tenant '{0}': use 'demo', 'empty', 'enterprise', or a path to a .toml fixture")]
     UnknownBuiltin(String),
 }
 
 pub const DEMO: &str = include_str!("../tenants/demo.toml");
 pub const EMPTY: &str = include_str!("../tenants/empty.toml");
+pub const ENTERPRISE: &str = include_str!("../tenants/enterprise.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +74,41 @@ pub struct TenantInfo {
     /// The address JIT uses as its Azure Firewall when a VM's port cannot be bound directly.
     #[serde(default = "default_firewall")]
     pub firewall_ip: Ipv4Addr,
+    /// The most items an ARM list answers in one page; the rest follow through `nextLink`.
+    /// Unset: every list is one page, without `nextLink`.
+    #[serde(default)]
+    pub page_size: Option<usize>,
+    /// The lists (by collection name, such as `roleEligibilityScheduleInstances`) whose first
+    /// page is empty but carries a `nextLink`, as some of ARM's do.
+    #[serde(default)]
+    pub empty_first_page: Vec<String>,
+    /// The address the IP echo reports and ARM sees callers at from the start, as a NAT
+    /// would show a laptop to the internet; the JIT gate sees loopback peers at it too.
+    /// Unset: the real source address. `POST /_sim/ip` changes it.
+    #[serde(default)]
+    pub public_ip: Option<Ipv4Addr>,
+    /// Seconds on the simulator's clock between a JIT initiate and its rules taking effect
+    /// (`Initiating`, then `Initiated`). 0: at once.
+    #[serde(default)]
+    pub jit_activation_delay_secs: u64,
+    /// The app registration's redirect URIs. Loopback ones (`http://localhost`,
+    /// `http://127.0.0.1`) match any port; the path must match (none stands for `/`).
+    #[serde(default = "default_redirect_uris")]
+    pub redirect_uris: Vec<String>,
+    /// Whether the app may get Microsoft Graph tokens (admin consent was given). Without it a
+    /// Graph scope gets AADSTS65001.
+    #[serde(default = "yes")]
+    pub graph_consented: bool,
+    /// The app registration's display name, as Entra's consent errors name it.
+    #[serde(default = "default_app_name")]
+    pub app_name: String,
+}
+
+fn default_redirect_uris() -> Vec<String> {
+    vec!["http://localhost".into(), "http://127.0.0.1".into()]
+}
+fn default_app_name() -> String {
+    "Jumpgate".into()
 }
 
 fn default_device_interval() -> u64 {
@@ -106,6 +145,12 @@ pub struct UserFixture {
     /// Whether sign-ins by this user carry the `mfa` authentication method.
     #[serde(default = "yes")]
     pub mfa: bool,
+    /// A B2B guest: the UPN is the `…#EXT#@` one and `email` is the home address.
+    #[serde(default)]
+    pub guest: bool,
+    /// The user's mail address; the UPN when omitted.
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 fn yes() -> bool {
@@ -123,7 +168,7 @@ pub enum OsType {
 pub struct VmFixture {
     pub name: String,
     pub resource_group: String,
-    /// The subscription id; the first subscription when omitted.
+    /// The subscription id (or `{subN}`); the first subscription when omitted.
     #[serde(default)]
     pub subscription: Option<String>,
     pub os: OsType,
@@ -222,6 +267,10 @@ pub struct RolePolicyFixture {
     pub max_duration: String,
     #[serde(default = "default_stage_timeout")]
     pub approval_timeout_days: u32,
+    /// A Conditional Access authentication context (such as `c1`) the activation requires:
+    /// the `AuthenticationContext_EndUser_Assignment` rule, enabled with this `claimValue`.
+    #[serde(default)]
+    pub authentication_context: Option<String>,
 }
 
 fn default_max() -> String {
@@ -258,6 +307,9 @@ pub struct JitPortFixture {
     pub protocol: String,
     #[serde(default = "star")]
     pub allowed_source: String,
+    /// Several allowed sources (`allowedSourceAddressPrefixes`); replaces `allowed_source`.
+    #[serde(default)]
+    pub allowed_sources: Option<Vec<String>>,
     pub max: String,
 }
 
@@ -269,11 +321,12 @@ fn star() -> String {
 }
 
 impl Fixture {
-    /// Loads `demo`, `empty`, or a path to a TOML fixture.
+    /// Loads `demo`, `empty`, `enterprise`, or a path to a TOML fixture.
     pub fn load(name_or_path: &str) -> Result<Fixture, FixtureError> {
         match name_or_path {
             "demo" => Fixture::parse("demo", DEMO),
             "empty" => Fixture::parse("empty", EMPTY),
+            "enterprise" => Fixture::parse("enterprise", ENTERPRISE),
             other if other.ends_with(".toml") || Path::new(other).exists() => {
                 let text = std::fs::read_to_string(other).map_err(|source| FixtureError::Read {
                     path: other.into(),
@@ -295,6 +348,20 @@ impl Fixture {
                 path: path.into(),
                 message: "it needs at least one [[subscriptions]] entry".into(),
             });
+        }
+        if fixture.tenant.page_size == Some(0) {
+            return Err(FixtureError::Invalid {
+                path: path.into(),
+                message: "tenant.page_size must be at least 1 (leave it out for one page)".into(),
+            });
+        }
+        for uri in &fixture.tenant.redirect_uris {
+            if url::Url::parse(uri).is_err() {
+                return Err(FixtureError::Invalid {
+                    path: path.into(),
+                    message: format!("tenant.redirect_uris holds {uri:?}, which is not a URL"),
+                });
+            }
         }
         Ok(fixture)
     }

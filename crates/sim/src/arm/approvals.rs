@@ -4,7 +4,7 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::{list, ok, ArmResult, Call};
+use super::{list, ok, page, ArmResult, Call};
 use crate::clock::arm_time;
 use crate::error::ArmError;
 use crate::state::{Approval, ApprovalStage, World, PENDING};
@@ -15,8 +15,10 @@ fn stage_json(world: &World, approval: &Approval, stage: &ApprovalStage, me: &st
         .as_ref()
         .and_then(|oid| world.user_by_oid(oid));
     json!({
+        // The stage is addressed by the last segment of its id; its name is another GUID, as
+        // in the official GetRoleAssignmentApprovals example.
         "id": format!("/providers/Microsoft.Authorization/roleAssignmentApprovals/{}/stages/{}", approval.guid, stage.guid),
-        "name": stage.guid,
+        "name": stage.name,
         "type": "Microsoft.Authorization/roleAssignmentApprovals/stages",
         "properties": {
             "displayName": stage.display_name,
@@ -116,7 +118,7 @@ pub fn handle(
                     "The filter is not supported. Use asApprover(), asCreatedBy() or asTarget().",
                 ));
             }
-            Ok(list(items))
+            page(call, &world, "roleAssignmentApprovals", items)
         }
         (Some(id), []) if call.method == Method::GET => {
             let world = call.sim.world();

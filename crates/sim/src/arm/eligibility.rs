@@ -7,7 +7,7 @@ use axum::http::Method;
 use serde_json::json;
 
 use super::pim::{check_list, in_scope, parse_filter, parse_request_body, Filter};
-use super::{created, is_guid, list, ok, principal_info, role_info, scope_info, ArmResult, Call};
+use super::{created, is_guid, ok, principal_info, role_info, scope_info, ArmResult, Call};
 use crate::clock::arm_time;
 use crate::error::ArmError;
 use crate::rbac::scope_contains;
@@ -65,7 +65,7 @@ fn list_requests(call: &Call, scope: &str) -> ArmResult {
         })
         .map(|r| r.body.clone())
         .collect();
-    Ok(list(items))
+    super::page(call, &world, "roleEligibilityScheduleRequests", items)
 }
 
 fn get_request(call: &Call, scope: &str, name: &str) -> ArmResult {

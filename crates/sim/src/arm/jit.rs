@@ -10,12 +10,12 @@ use chrono::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{list, ok, ArmResult, Call};
+use super::{ok, page, ArmResult, Call};
 use crate::clock::arm_time;
 use crate::duration;
 use crate::error::ArmError;
 use crate::state::{
-    parse_time, JitPolicy, JitRequest, JitRequestPort, JitRequestVm, JitVm, SourcePrefixes, World,
+    parse_time, JitPolicy, JitRequest, JitRequestPort, JitRequestVm, JitVm, SourcePrefixes,
 };
 
 const READ: &str = "Microsoft.Security/locations/jitNetworkAccessPolicies/read";
@@ -162,7 +162,7 @@ fn list_policies(call: &Call, sub: &str, rg: Option<&str>, location: Option<&str
             ));
         }
     }
-    Ok(list(readable))
+    page(call, &world, "jitNetworkAccessPolicies", readable)
 }
 
 #[derive(Debug, Deserialize)]
@@ -400,6 +400,10 @@ fn initiate(call: &Call, sub: &str, rg: &str, location: &str, name: &str) -> Arm
             format!("The given access request is not a subset of policy '{policy_id}'. Please make sure that the access request is within the allowed policy properties. ({detail})"),
         )
     };
+    // With an activation delay the request is accepted as `Initiating`, and its rules take
+    // effect (`Initiated`) when `World::tick` sees the delay has passed.
+    let delayed = world.tenant.jit_activation_delay_secs > 0;
+    let status = if delayed { "Initiating" } else { "Initiated" };
     let mut granted = Vec::new();
     for vm in &body.virtual_machines {
         let policy_vm = world.jit_policies[index]
@@ -486,7 +490,7 @@ fn initiate(call: &Call, sub: &str, rg: &str, location: &str, name: &str) -> Arm
                 number: port.number,
                 sources,
                 end_time_utc: arm_time(end),
-                status: "Initiated".into(),
+                status: status.into(),
                 status_reason: "UserRequested".into(),
                 mapped_port: call
                     .sim
@@ -506,13 +510,27 @@ fn initiate(call: &Call, sub: &str, rg: &str, location: &str, name: &str) -> Arm
         requestor: call.caller.upn.clone(),
         justification: body.justification,
     };
-    revoke_older(&mut world, index, &request);
     world.jit_policies[index].requests.push(request.clone());
+    if !delayed {
+        let newest = world.jit_policies[index].requests.len() - 1;
+        let revoked = world.jit_policies[index].revoke_superseded(newest);
+        for (vm, port) in revoked {
+            world.record(
+                now,
+                "jit.revoked",
+                json!({"vm": vm, "port": port, "reason": "NewerRequestInitiated"}),
+            );
+        }
+    }
     for vm in &request.virtual_machines {
         for port in &vm.ports {
             world.record(
                 now,
-                "jit.initiated",
+                if delayed {
+                    "jit.initiating"
+                } else {
+                    "jit.initiated"
+                },
                 json!({"vm": vm.id, "port": port.number, "source": port.sources.all(), "end": port.end_time_utc, "requestor": call.caller.upn}),
             );
         }
@@ -522,34 +540,6 @@ fn initiate(call: &Call, sub: &str, rg: &str, location: &str, name: &str) -> Arm
         axum::Json(serde_json::to_value(&request).unwrap_or(Value::Null)),
     )
         .into_response())
-}
-
-/// A newer request for a VM port revokes the rule an older request opened for it.
-fn revoke_older(world: &mut World, index: usize, newer: &JitRequest) {
-    let mut revoked = Vec::new();
-    for old in &mut world.jit_policies[index].requests {
-        for vm in &mut old.virtual_machines {
-            for port in &mut vm.ports {
-                let superseded = newer.virtual_machines.iter().any(|n| {
-                    n.id.eq_ignore_ascii_case(&vm.id)
-                        && n.ports.iter().any(|p| p.number == port.number)
-                });
-                if superseded && port.status == "Initiated" {
-                    port.status = "Revoked".into();
-                    port.status_reason = "NewerRequestInitiated".into();
-                    revoked.push((vm.id.clone(), port.number));
-                }
-            }
-        }
-    }
-    let now = parse_time(&newer.start_time_utc).unwrap_or_else(chrono::Utc::now);
-    for (vm, port) in revoked {
-        world.record(
-            now,
-            "jit.revoked",
-            json!({"vm": vm, "port": port, "reason": "NewerRequestInitiated"}),
-        );
-    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 mod approvals;
 mod eligibility;
 pub mod jit;
+mod paging;
 mod pim;
 mod resources;
 
@@ -23,6 +24,7 @@ use crate::server::{public_address, CallerTag, Conn, Shared, Sim};
 use crate::state::World;
 
 pub use jit::Prefix;
+pub use paging::page;
 pub use pim::provision;
 
 /// ARM's own limit is 4 MB; the simulator refuses more than 1 MiB, which no Jumpgate call
@@ -35,6 +37,8 @@ pub struct Caller {
     pub oid: String,
     pub upn: String,
     pub mfa: bool,
+    /// The authentication contexts the token's `acrs` claim says were met.
+    pub acrs: Vec<String>,
 }
 
 /// One ARM request, authenticated and with its body read.
@@ -46,6 +50,9 @@ pub struct Call<'a> {
     pub body: Bytes,
     pub source: IpAddr,
     pub api_version: String,
+    /// The request's path and raw query, for `nextLink`s.
+    pub path: String,
+    pub raw_query: String,
 }
 
 pub type ArmResult = Result<Response, ArmError>;
@@ -234,9 +241,18 @@ pub async fn dispatch(State(sim): State<Shared>, request: Request) -> Response {
         Err(e) => return e.into_response(),
     };
     let tag = CallerTag(caller.upn.clone());
-    let mut response = route(&sim, caller, parts.method, &path, query, body, conn)
-        .await
-        .unwrap_or_else(IntoResponse::into_response);
+    let raw_query = parts.uri.query().unwrap_or("").to_string();
+    let mut response = route(
+        &sim,
+        caller,
+        parts.method,
+        (&path, raw_query),
+        query,
+        body,
+        conn,
+    )
+    .await
+    .unwrap_or_else(IntoResponse::into_response);
     response.extensions_mut().insert(tag);
     response
 }
@@ -245,7 +261,7 @@ async fn route(
     sim: &Shared,
     caller: Caller,
     method: Method,
-    path: &str,
+    (path, raw_query): (&str, String),
     query: HashMap<String, String>,
     body: Body,
     conn: Option<Conn>,
@@ -298,6 +314,8 @@ async fn route(
         body,
         source,
         api_version,
+        path: path.to_string(),
+        raw_query,
     };
     let not_allowed = || {
         ArmError::new(
@@ -379,10 +397,17 @@ fn authenticate(
     let mfa = claims["amr"]
         .as_array()
         .is_some_and(|a| a.iter().any(|m| m == "mfa"));
+    let acrs = claims["acrs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect();
     Ok(Caller {
         oid,
         upn: user.upn.clone(),
         mfa,
+        acrs,
     })
 }
 
@@ -436,7 +461,7 @@ pub fn principal_info(world: &World, oid: &str) -> Value {
     json!({
         "id": oid,
         "displayName": user.map(|u| u.name.clone()),
-        "email": user.map(|u| u.upn.clone()),
+        "email": user.map(|u| u.email.clone()),
         "type": "User",
     })
 }

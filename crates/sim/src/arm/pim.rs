@@ -5,7 +5,7 @@ use axum::http::Method;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
-use super::{created, is_guid, list, ok, principal_info, role_info, scope_info, ArmResult, Call};
+use super::{created, is_guid, ok, page, principal_info, role_info, scope_info, ArmResult, Call};
 use crate::clock::arm_time;
 use crate::duration;
 use crate::error::ArmError;
@@ -175,7 +175,7 @@ pub fn eligibility_instances(
         .filter(|e| in_scope(scope, &e.scope) && principal_matches(&filter, call, &e.principal))
         .map(|e| eligibility_json(&world, e))
         .collect();
-    Ok(list(items))
+    page(call, &world, "roleEligibilityScheduleInstances", items)
 }
 
 pub fn assignment_instance_json(world: &World, ra: &RoleAssignment) -> Value {
@@ -274,7 +274,7 @@ pub fn assignment_instances(
         .filter(|ra| in_scope(scope, &ra.scope) && principal_matches(&filter, call, &ra.principal))
         .map(|ra| assignment_instance_json(&world, ra))
         .collect();
-    Ok(list(items))
+    page(call, &world, "roleAssignmentScheduleInstances", items)
 }
 
 pub fn request_json(world: &World, r: &ScheduleRequest) -> Value {
@@ -367,7 +367,7 @@ fn list_requests(call: &Call, scope: &str) -> ArmResult {
         })
         .map(|r| request_json(&world, r))
         .collect();
-    Ok(list(items))
+    page(call, &world, "roleAssignmentScheduleRequests", items)
 }
 
 fn get_request(call: &Call, scope: &str, name: &str) -> ArmResult {
@@ -640,6 +640,46 @@ fn failed_rules(world: &World, call: &Call, scope: &str, body: &RequestBody) -> 
     failed
 }
 
+/// Percent-encodes as JavaScript's `encodeURIComponent` does, which is how PIM writes the
+/// claims challenge into its error message.
+fn uri_component(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// An activation whose policy asks for a Conditional Access authentication context, by a
+/// token whose `acrs` claim lacks it, fails with the claims challenge to sign in again with.
+fn check_authentication_context(
+    world: &World,
+    call: &Call,
+    scope: &str,
+    role: &str,
+) -> Result<(), ArmError> {
+    let Some(policy) = world.policy_for(role, scope) else {
+        return Ok(());
+    };
+    let Some(context) = policy.activation_rules().authentication_context else {
+        return Ok(());
+    };
+    if call.caller.acrs.iter().any(|a| a == &context) {
+        return Ok(());
+    }
+    let challenge = format!(
+        "{{\"access_token\":{{\"acrs\":{{\"essential\":true, \"value\":\"{context}\"}}}}}}"
+    );
+    Err(ArmError::bad_request(
+        "RoleAssignmentRequestAcrsValidationFailed",
+        format!("&claims={}", uri_component(&challenge)),
+    ))
+}
+
 fn policy_failure(failed: &[&str]) -> ArmError {
     let list = failed
         .iter()
@@ -655,6 +695,7 @@ fn policy_failure(failed: &[&str]) -> ArmError {
 fn validate_request(call: &Call, scope: &str, name: &str) -> ArmResult {
     let world = call.sim.world();
     let body = parse_request_body(call, &world)?;
+    check_authentication_context(&world, call, scope, &body.role)?;
     let failed = failed_rules(&world, call, scope, &body);
     if !failed.is_empty() {
         return Err(policy_failure(&failed));
@@ -804,6 +845,7 @@ fn put_request(call: &Call, scope: &str, name: &str) -> ArmResult {
         body.request_type.as_str(),
         "SelfActivate" | "SelfExtend" | "SelfRenew"
     ) {
+        check_authentication_context(&world, call, scope, &body.role)?;
         let failed = failed_rules(&world, call, scope, &body);
         if !failed.is_empty() {
             return Err(policy_failure(&failed));
@@ -841,6 +883,7 @@ fn put_request(call: &Call, scope: &str, name: &str) -> ArmResult {
             expires: now + Duration::days(rules.stage_timeout_days.max(1)),
             stages: vec![ApprovalStage {
                 guid: new_guid(),
+                name: new_guid(),
                 display_name: "Approval stage 1".into(),
                 approvers: rules
                     .approvers
@@ -1003,36 +1046,50 @@ pub fn policies(
     if call.method != Method::GET {
         return Err(not_allowed());
     }
+    const READ: &str = "Microsoft.Authorization/roleManagementPolicies/read";
     let world = call.sim.world();
-    call.require(
-        &world,
-        "Microsoft.Authorization/roleManagementPolicies/read",
-        scope,
-    )?;
     match name {
         Some(name) => {
             let p = world
                 .policies
                 .iter()
-                .find(|p| p.guid.eq_ignore_ascii_case(name) && in_scope(scope, &p.scope))
-                .ok_or_else(|| {
-                    ArmError::not_found(
+                .find(|p| p.guid.eq_ignore_ascii_case(name) && in_scope(scope, &p.scope));
+            match p {
+                Some(p) if may_read_policy(call, &world, READ, scope, p) => {
+                    Ok(ok(policy_json(&world, p)))
+                }
+                _ => {
+                    call.require(&world, READ, scope)?;
+                    Err(ArmError::not_found(
                         "RoleManagementPolicyNotFound",
                         format!("The role management policy '{name}' was not found."),
-                    )
-                })?;
-            Ok(ok(policy_json(&world, p)))
+                    ))
+                }
+            }
         }
         None => {
-            let items = world
+            let items: Vec<Value> = world
                 .policies
                 .iter()
                 .filter(|p| in_scope(scope, &p.scope))
+                .filter(|p| may_read_policy(call, &world, READ, scope, p))
                 .map(|p| policy_json(&world, p))
                 .collect();
-            Ok(list(items))
+            if items.is_empty() {
+                call.require(&world, READ, scope)?;
+            }
+            page(call, &world, "roleManagementPolicies", items)
         }
     }
+}
+
+/// Whether the caller may read policy `p` in a request at `scope`: with the `read` action
+/// there, or, as PIM shows an eligible user the settings of the role they may activate, when
+/// eligible for its role at or below its scope (see the README).
+fn may_read_policy(call: &Call, world: &World, action: &str, scope: &str, p: &RolePolicy) -> bool {
+    let now = call.sim.clock.now();
+    world.is_permitted(&call.caller.oid, action, scope, now)
+        || world.is_eligible(&call.caller.oid, &p.role, &p.scope, now)
 }
 
 pub fn policy_assignments(
@@ -1044,24 +1101,25 @@ pub fn policy_assignments(
     if call.method != Method::GET {
         return Err(not_allowed());
     }
+    const READ: &str = "Microsoft.Authorization/roleManagementPolicyAssignments/read";
     let world = call.sim.world();
-    call.require(
-        &world,
-        "Microsoft.Authorization/roleManagementPolicyAssignments/read",
-        scope,
-    )?;
     if let Some(name) = name {
         let p = world
             .policies
             .iter()
-            .find(|p| format!("{}_{}", p.guid, p.role).eq_ignore_ascii_case(name))
-            .ok_or_else(|| {
-                ArmError::not_found(
+            .find(|p| format!("{}_{}", p.guid, p.role).eq_ignore_ascii_case(name));
+        return match p {
+            Some(p) if may_read_policy(call, &world, READ, scope, p) => {
+                Ok(ok(policy_assignment_json(&world, p)))
+            }
+            _ => {
+                call.require(&world, READ, scope)?;
+                Err(ArmError::not_found(
                     "RoleManagementPolicyAssignmentNotFound",
                     format!("The role management policy assignment '{name}' was not found."),
-                )
-            })?;
-        return Ok(ok(policy_assignment_json(&world, p)));
+                ))
+            }
+        };
     }
     let filter = match call.filter() {
         Some(_) => parse_filter(call.filter())?,
@@ -1072,6 +1130,17 @@ pub fn policy_assignments(
         // is that scope's own, made with Azure's defaults the first time it is looked at.
         let mut world = world;
         let here = crate::rbac::normalize_scope(scope);
+        let now = call.sim.clock.now();
+        // Eligible here: the user could activate the role at this scope.
+        let eligible_here = world.eligibilities.iter().any(|e| {
+            e.principal.eq_ignore_ascii_case(&call.caller.oid)
+                && e.role.eq_ignore_ascii_case(role)
+                && e.end.is_none_or(|end| now < end)
+                && scope_contains(&e.scope, &here)
+        });
+        if !eligible_here {
+            call.require(&world, READ, scope)?;
+        }
         let exact = |p: &RolePolicy| {
             p.role.eq_ignore_ascii_case(role)
                 && crate::rbac::normalize_scope(&p.scope).eq_ignore_ascii_case(&here)
@@ -1109,15 +1178,19 @@ pub fn policy_assignments(
             .filter(|p| exact(p))
             .map(|p| policy_assignment_json(&world, p))
             .collect();
-        return Ok(list(items));
+        return page(call, &world, "roleManagementPolicyAssignments", items);
     }
-    let items = world
+    let items: Vec<Value> = world
         .policies
         .iter()
         .filter(|p| in_scope(scope, &p.scope))
+        .filter(|p| may_read_policy(call, &world, READ, scope, p))
         .map(|p| policy_assignment_json(&world, p))
         .collect();
-    Ok(list(items))
+    if items.is_empty() {
+        call.require(&world, READ, scope)?;
+    }
+    page(call, &world, "roleManagementPolicyAssignments", items)
 }
 
 /// The rule types a policy may hold, and what each must carry.

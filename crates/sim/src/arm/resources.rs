@@ -5,7 +5,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
 
-use super::{created, is_guid, list, ok, ArmResult, Call};
+use super::{created, is_guid, ok, page, ArmResult, Call};
 use crate::error::ArmError;
 use crate::rbac::{normalize_scope, scope_contains};
 use crate::state::{RoleDefinition, Vm, World};
@@ -42,7 +42,7 @@ pub fn list_subscriptions(call: &Call) -> ArmResult {
         .filter(|s| visible(&world, &call.caller.oid, &s.id))
         .map(|s| subscription_json(&world, s))
         .collect();
-    Ok(list(items))
+    page(call, &world, "subscriptions", items)
 }
 
 pub fn get_subscription(call: &Call, sub: &str) -> ArmResult {
@@ -127,14 +127,19 @@ pub fn virtual_machines(call: &Call, sub: &str, rg: Option<&str>, name: Option<&
             Ok(ok(vm_json(vm)))
         }
         None => {
-            let items = world
+            let items: Vec<Value> = world
                 .vms
                 .iter()
                 .filter(in_place)
                 .filter(|vm| world.is_permitted(&call.caller.oid, ACTION, &vm.id(), now))
                 .map(vm_json)
                 .collect();
-            Ok(list(items))
+            let scope = match rg {
+                Some(rg) => format!("/subscriptions/{sub}/resourceGroups/{rg}"),
+                None => format!("/subscriptions/{sub}"),
+            };
+            require_some_access(call, &world, &items, ACTION, &scope)?;
+            page(call, &world, "virtualMachines", items)
         }
     }
 }
@@ -233,15 +238,46 @@ pub fn network(call: &Call, sub: &str, rg: &str, kind: &str, name: Option<&str>)
             call.require(&world, action, &id_of(vm))?;
             Ok(ok(render(vm)))
         }
-        None => Ok(list(
-            world
+        None => {
+            let items: Vec<Value> = world
                 .vms
                 .iter()
                 .filter(in_rg)
                 .filter(|vm| world.is_permitted(&call.caller.oid, action, &id_of(vm), now))
                 .map(render)
-                .collect(),
-        )),
+                .collect();
+            let scope = format!("/subscriptions/{sub}/resourceGroups/{rg}");
+            require_some_access(call, &world, &items, action, &scope)?;
+            let kind = if kind == "networkinterfaces" {
+                "networkInterfaces"
+            } else {
+                "publicIPAddresses"
+            };
+            page(call, &world, kind, items)
+        }
+    }
+}
+
+/// A list the caller can see nothing of is refused, as ARM refuses a list at a scope the
+/// caller has no access to; one who holds a role somewhere under the scope gets what they
+/// may read (possibly nothing) *(assumption)*.
+fn require_some_access(
+    call: &Call,
+    world: &World,
+    readable: &[Value],
+    action: &str,
+    scope: &str,
+) -> Result<(), ArmError> {
+    if !readable.is_empty() {
+        return Ok(());
+    }
+    let below = world.role_assignments.iter().any(|ra| {
+        ra.principal.eq_ignore_ascii_case(&call.caller.oid) && scope_contains(scope, &ra.scope)
+    });
+    if below {
+        Ok(())
+    } else {
+        call.require(world, action, scope)
     }
 }
 
@@ -279,11 +315,10 @@ pub fn role_definitions(
     name: Option<&str>,
     not_allowed: impl Fn() -> ArmError,
 ) -> ArmResult {
-    const READ: &str = "Microsoft.Authorization/roleDefinitions/read";
     match (name, &call.method) {
         (None, &Method::GET) => {
+            // Any signed-in user of the tenant may read role definitions (see the README).
             let world = call.sim.world();
-            call.require(&world, READ, scope)?;
             let filter = call.filter().map(str::to_string);
             let wanted = |rd: &RoleDefinition| match filter.as_deref() {
                 None => true,
@@ -311,11 +346,10 @@ pub fn role_definitions(
                 .filter(|rd| role_visible(rd, scope) && wanted(rd))
                 .map(|rd| role_definition_json(&world, scope, rd))
                 .collect();
-            Ok(list(items))
+            page(call, &world, "roleDefinitions", items)
         }
         (Some(id), &Method::GET) => {
             let world = call.sim.world();
-            call.require(&world, READ, scope)?;
             let rd = world
                 .role(id)
                 .filter(|rd| role_visible(rd, scope))
@@ -498,5 +532,5 @@ fn put_role_definition(call: &Call, scope: &str, id: &str) -> ArmResult {
 pub fn permissions(call: &Call, scope: &str) -> ArmResult {
     let world = call.sim.world();
     let items = world.permissions(&call.caller.oid, scope, call.sim.clock.now());
-    Ok(list(items))
+    page(call, &world, "permissions", items)
 }

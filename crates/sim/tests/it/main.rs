@@ -5,6 +5,7 @@ mod admin;
 mod arm;
 mod cli;
 mod conformance;
+mod enterprise;
 mod entra;
 mod jit;
 mod pim;

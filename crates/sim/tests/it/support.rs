@@ -205,8 +205,10 @@ impl Sim {
         let approval = self
             .get(approver, &format!("/providers/Microsoft.Authorization/roleAssignmentApprovals/{id}?api-version=2021-01-01-preview"))
             .await;
-        let stage = approval.body["properties"]["stages"][0]["name"]
+        // A stage is addressed by the last segment of its id; its name is another GUID.
+        let stage = approval.body["properties"]["stages"][0]["id"]
             .as_str()
+            .and_then(|id| id.rsplit('/').next())
             .map(str::to_string)
             .unwrap_or_else(|| "missing-stage".into());
         self.arm(
