@@ -196,53 +196,62 @@ pub struct ActivationSettings {
 
 /// The end-user activation rules to PATCH: approval (when approvers are given), maximum
 /// duration (when given) and what the requester must supply.
-pub fn activation_rules(s: &ActivationSettings) -> Vec<Value> {
+pub fn activation_rules(s: &ActivationSettings, current: &[Value]) -> Vec<Value> {
     let target = json!({"caller": "EndUser", "operations": ["All"], "level": "Assignment",
         "targetObjects": null, "inheritableSettings": null, "enforcedSettings": null});
-    let mut enabled = Vec::new();
-    if s.require_justification {
-        enabled.push("Justification");
+    // Each rule is written over the policy's current rule of the same id, so what the admin
+    // did not ask to change (MFA, an authentication context, approval timeouts) stays.
+    let existing = |id: &str| current.iter().find(|r| r["id"] == id).cloned();
+    let mut enabled: Vec<Value> = existing("Enablement_EndUser_Assignment")
+        .and_then(|r| r["enabledRules"].as_array().cloned())
+        .unwrap_or_default();
+    for (wanted, name) in [
+        (s.require_justification, "Justification"),
+        (s.require_ticket, "Ticketing"),
+    ] {
+        if wanted && !enabled.iter().any(|e| e == name) {
+            enabled.push(json!(name));
+        }
     }
-    if s.require_ticket {
-        enabled.push("Ticketing");
-    }
-    let mut rules = vec![json!({
-        "id": "Enablement_EndUser_Assignment",
-        "ruleType": "RoleManagementPolicyEnablementRule",
-        "target": target,
-        "enabledRules": enabled,
-    })];
+    let mut enablement = existing("Enablement_EndUser_Assignment").unwrap_or_else(|| {
+        json!({"id": "Enablement_EndUser_Assignment", "ruleType": "RoleManagementPolicyEnablementRule", "target": target})
+    });
+    enablement["enabledRules"] = json!(enabled);
+    let mut rules = vec![enablement];
     if !s.approvers.is_empty() {
-        rules.push(json!({
-            "id": "Approval_EndUser_Assignment",
-            "ruleType": "RoleManagementPolicyApprovalRule",
-            "target": target,
-            "setting": {
-                "isApprovalRequired": true,
-                "isApprovalRequiredForExtension": false,
-                "isRequestorJustificationRequired": s.require_justification,
-                "approvalMode": "SingleStage",
-                "approvalStages": [{
-                    "approvalStageTimeOutInDays": 1,
-                    "isApproverJustificationRequired": true,
-                    "escalationTimeInMinutes": 0,
-                    "isEscalationEnabled": false,
-                    "primaryApprovers": s.approvers.iter().map(|a| json!({
-                        "id": a.id, "description": a.name, "isBackup": false, "userType": "User"
-                    })).collect::<Vec<_>>(),
-                    "escalationApprovers": null
-                }]
-            }
-        }));
+        let approvers: Vec<Value> = s
+            .approvers
+            .iter()
+            .map(|a| json!({"id": a.id, "description": a.name, "isBackup": false, "userType": "User"}))
+            .collect();
+        let mut approval = existing("Approval_EndUser_Assignment").unwrap_or_else(|| {
+            json!({"id": "Approval_EndUser_Assignment", "ruleType": "RoleManagementPolicyApprovalRule", "target": target,
+                   "setting": {"isApprovalRequiredForExtension": false, "approvalMode": "SingleStage"}})
+        });
+        let setting = &mut approval["setting"];
+        setting["isApprovalRequired"] = json!(true);
+        let asks = setting["isRequestorJustificationRequired"].as_bool() == Some(true);
+        setting["isRequestorJustificationRequired"] = json!(asks || s.require_justification);
+        let stage = setting["approvalStages"]
+            .as_array()
+            .and_then(|stages| stages.first().cloned())
+            .filter(Value::is_object)
+            .unwrap_or_else(|| {
+                json!({"approvalStageTimeOutInDays": 1, "isApproverJustificationRequired": true,
+                       "escalationTimeInMinutes": 0, "isEscalationEnabled": false, "escalationApprovers": null})
+            });
+        let mut stage = stage;
+        stage["primaryApprovers"] = json!(approvers);
+        setting["approvalStages"] = json!([stage]);
+        rules.push(approval);
     }
     if let Some(max) = s.max {
-        rules.push(json!({
-            "id": "Expiration_EndUser_Assignment",
-            "ruleType": "RoleManagementPolicyExpirationRule",
-            "target": target,
-            "isExpirationRequired": true,
-            "maximumDuration": to_iso(max),
-        }));
+        let mut expiration = existing("Expiration_EndUser_Assignment").unwrap_or_else(|| {
+            json!({"id": "Expiration_EndUser_Assignment", "ruleType": "RoleManagementPolicyExpirationRule", "target": target})
+        });
+        expiration["isExpirationRequired"] = json!(true);
+        expiration["maximumDuration"] = json!(to_iso(max));
+        rules.push(expiration);
     }
     rules
 }
@@ -428,19 +437,58 @@ mod tests {
 
     #[test]
     fn activation_rules_say_what_was_asked() {
-        let rules = activation_rules(&ActivationSettings {
-            approvers: vec![Approver {
-                id: "b0b".into(),
-                name: "Bob".into(),
-            }],
-            max: Some(Duration::hours(8)),
-            require_justification: true,
-            require_ticket: false,
-        });
+        let rules = activation_rules(
+            &ActivationSettings {
+                approvers: vec![Approver {
+                    id: "b0b".into(),
+                    name: "Bob".into(),
+                }],
+                max: Some(Duration::hours(8)),
+                require_justification: true,
+                require_ticket: false,
+            },
+            &[],
+        );
         let policy = crate::policy::ActivationPolicy::from_rules(&rules);
         assert!(policy.approval_required);
         assert_eq!(policy.max_duration, Some(Duration::hours(8)));
         assert!(policy.justification_required && !policy.ticket_required);
+    }
+
+    #[test]
+    fn activation_rules_keep_what_the_policy_already_requires() {
+        let target = json!({"caller": "EndUser", "operations": ["All"], "level": "Assignment"});
+        let current = vec![
+            json!({"id": "Enablement_EndUser_Assignment", "ruleType": "RoleManagementPolicyEnablementRule",
+                   "target": target, "enabledRules": ["MultiFactorAuthentication", "Ticketing"]}),
+            json!({"id": "Approval_EndUser_Assignment", "ruleType": "RoleManagementPolicyApprovalRule", "target": target,
+                   "setting": {"isApprovalRequired": false, "approvalMode": "SingleStage",
+                               "approvalStages": [{"approvalStageTimeOutInDays": 3, "isApproverJustificationRequired": true}]}}),
+        ];
+        let rules = activation_rules(
+            &ActivationSettings {
+                approvers: vec![Approver {
+                    id: "b0b".into(),
+                    name: "Bob".into(),
+                }],
+                max: None,
+                require_justification: true,
+                require_ticket: false,
+            },
+            &current,
+        );
+        let policy = crate::policy::ActivationPolicy::from_rules(&rules);
+        assert!(
+            policy.mfa_required && policy.ticket_required && policy.justification_required,
+            "{policy:?}"
+        );
+        assert!(policy.approval_required);
+        assert_eq!(policy.approvers, [("b0b".to_string(), "Bob".to_string())]);
+        assert_eq!(
+            rules[1]["setting"]["approvalStages"][0]["approvalStageTimeOutInDays"], 3,
+            "the stage's own settings stay"
+        );
+        assert_eq!(rules.len(), 2, "no expiration rule was asked to change");
     }
 
     #[test]

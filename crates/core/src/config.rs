@@ -56,7 +56,16 @@ pub struct AzureConfig {
     /// Microsoft Graph, where admin commands look users up by name.
     #[serde(default = "default_graph")]
     pub graph_endpoint: String,
-    /// The subscription to work in; the first one the user can see when omitted.
+    /// The token audience for ARM, when it is not the ARM endpoint itself (the simulator
+    /// serves ARM on a local address and accepts Azure's audience). Sovereign clouds need
+    /// nothing here: their ARM endpoint is their audience.
+    #[serde(default)]
+    pub arm_audience: Option<String>,
+    /// The token audience for Microsoft Graph, when it is not the Graph endpoint.
+    #[serde(default)]
+    pub graph_audience: Option<String>,
+    /// Look for jump boxes in this subscription only; when omitted, in every subscription
+    /// you can see and every one you are eligible for a role in.
     #[serde(default)]
     pub subscription_id: Option<String>,
 }
@@ -329,6 +338,18 @@ impl Config {
         self.azure.arm_endpoint.trim_end_matches('/')
     }
 
+    /// The scope an ARM token is asked for: the ARM audience's `.default`.
+    pub fn arm_scope(&self) -> String {
+        let audience = self.azure.arm_audience.as_deref().unwrap_or(self.arm());
+        format!("{}/.default", audience.trim_end_matches('/'))
+    }
+
+    /// A Microsoft Graph scope, such as `User.ReadBasic.All`, on the Graph audience.
+    pub fn graph_scope(&self, permission: &str) -> String {
+        let audience = self.azure.graph_audience.as_deref().unwrap_or(self.graph());
+        format!("{}/{permission}", audience.trim_end_matches('/'))
+    }
+
     /// The Graph endpoint without a trailing slash.
     pub fn graph(&self) -> &str {
         self.azure.graph_endpoint.trim_end_matches('/')
@@ -389,6 +410,32 @@ mod tests {
         assert!(!c.network.allow_loopback_ip);
         assert!(!c.watch.approver);
         assert_eq!(c.watch.pending_poll_ms, 2_200);
+        assert_eq!(c.arm_scope(), "https://management.azure.com/.default");
+        assert_eq!(
+            c.graph_scope("User.ReadBasic.All"),
+            "https://graph.microsoft.com/User.ReadBasic.All"
+        );
+    }
+
+    #[test]
+    fn scopes_follow_the_configured_cloud() {
+        let gov = format!(
+            "{MINIMAL}arm_endpoint = \"https://management.usgovcloudapi.net/\"\ngraph_endpoint = \"https://graph.microsoft.us\"\n"
+        );
+        let c = Config::parse("x", &gov).expect("valid");
+        assert_eq!(
+            c.arm_scope(),
+            "https://management.usgovcloudapi.net/.default"
+        );
+        assert_eq!(
+            c.graph_scope("User.ReadBasic.All"),
+            "https://graph.microsoft.us/User.ReadBasic.All"
+        );
+        let sim = format!(
+            "{MINIMAL}arm_endpoint = \"http://127.0.0.1:4000\"\narm_audience = \"https://management.azure.com/\"\n"
+        );
+        let c = Config::parse("x", &sim).expect("valid");
+        assert_eq!(c.arm_scope(), "https://management.azure.com/.default");
     }
 
     #[test]

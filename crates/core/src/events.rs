@@ -72,6 +72,7 @@ pub enum WatchEvent {
     /// A port is open for an address that is no longer mine.
     IpChanged {
         vm: String,
+        vm_id: String,
         port: u16,
         old: String,
         new: String,
@@ -187,8 +188,14 @@ impl WatchEvent {
             WatchEvent::Expired { access, end } => {
                 format!("{} ended at {} UTC", access.label(), end.format("%H:%M"))
             }
-            WatchEvent::IpChanged { vm, port, old, new } => format!(
-                "{vm} port {port} is open for {old}, but your address is now {new}: run jumpgate open {vm} --port {port} to re-request it"
+            WatchEvent::IpChanged {
+                vm,
+                vm_id,
+                port,
+                old,
+                new,
+            } => format!(
+                "{vm} port {port} is open for {old}, but your address is now {new}: run jumpgate open {vm_id} --port {port} to re-request it"
             ),
             WatchEvent::SignedOut { reason } => format!("{reason}: run jumpgate signin"),
         }

@@ -49,7 +49,7 @@ pub fn arm(status: u16, code: &str, message: &str) -> Explanation {
                     "ExpirationRule" => "ask for a shorter duration (jumpgate roles shows the maximum)",
                     "JustificationRule" => "give a justification with --justification",
                     "TicketingRule" => "give a ticket with --ticket SYSTEM:NUMBER",
-                    "MfaRule" => "sign in again with multi-factor authentication (jumpgate signin)",
+                    "MfaRule" => "sign in again with multi-factor authentication (jumpgate signin --mfa)",
                     "EligibilityRule" => "you are not eligible for this role at this scope: ask your admin",
                     _ => "check the role's policy with jumpgate roles",
                 })
@@ -58,7 +58,10 @@ pub fn arm(status: u16, code: &str, message: &str) -> Explanation {
         }
         "RoleAssignmentRequestAcrsValidationFailed" => (
             Kind::SignIn,
-            "The role needs a stronger sign-in (a Conditional Access authentication context): run jumpgate signin again.".into(),
+            match step_up_claims(code, message) {
+                Some(claims) => format!("The role needs a stronger sign-in (a Conditional Access authentication context): run jumpgate signin --claims '{claims}', then try again."),
+                None => "The role needs a stronger sign-in (a Conditional Access authentication context): run jumpgate signin again.".into(),
+            },
         ),
         "RoleAssignmentExists" => (Kind::Conflict, "The role is already active for you: nothing to activate.".into()),
         "RoleAssignmentRequestExists" => (Kind::Conflict, "A request for this role is already pending: see jumpgate requests.".into()),
@@ -89,10 +92,85 @@ pub fn arm(status: u16, code: &str, message: &str) -> Explanation {
     }
 }
 
+/// The claims request that asks Entra for multi-factor authentication in the access token.
+/// PIM's `MfaRule` comes with no claims challenge of its own *(an assumption: Entra's claims
+/// request for `amr`, as MSAL sends it for step-up)*.
+pub const MFA_CLAIMS: &str = r#"{"access_token":{"amr":{"essential":true,"values":["mfa"]}}}"#;
+
+/// Reads a claims request given by a person or a challenge: a JSON object, or the base64
+/// of one (as a `WWW-Authenticate` claims challenge carries it). Answers it as compact JSON.
+pub fn parse_claims(text: &str) -> Result<String, String> {
+    use base64::Engine as _;
+    let t = text.trim();
+    let json = if t.starts_with('{') {
+        t.to_string()
+    } else {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(t)
+            .or_else(|_| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t.trim_end_matches('='))
+            })
+            .map_err(|_| "the claims are neither JSON nor base64 of JSON".to_string())?;
+        String::from_utf8(bytes).map_err(|_| "the claims are not text".to_string())?
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&json).map_err(|e| format!("the claims are not valid JSON: {e}"))?;
+    if !value.is_object() || json.len() > 4096 {
+        return Err("the claims must be one JSON object, such as {\"access_token\":{\"acrs\":{\"essential\":true,\"value\":\"c1\"}}}".into());
+    }
+    Ok(value.to_string())
+}
+
+/// The claims a new sign-in must ask for after an activation refused for want of them:
+/// `RoleAssignmentRequestAcrsValidationFailed` carries its challenge in the message as
+/// `&claims=<URL-encoded JSON>` (sometimes wrapped in an outer error whose message is a JSON
+/// document), and a policy failure naming `MfaRule` asks for MFA. `None` for anything else,
+/// and for a challenge that is not a JSON object.
+pub fn step_up_claims(code: &str, message: &str) -> Option<String> {
+    let acrs = code == "RoleAssignmentRequestAcrsValidationFailed"
+        || message.contains("RoleAssignmentRequestAcrsValidationFailed");
+    if acrs {
+        let start = message.find("claims=")? + "claims=".len();
+        let raw = &message[start..];
+        let decoded = if raw.starts_with('{') {
+            // Written out: the JSON object, up to its closing brace.
+            let mut depth = 0usize;
+            let end = raw.char_indices().find_map(|(i, c)| {
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+                (depth == 0).then_some(i + 1)
+            })?;
+            raw[..end].replace("\\\"", "\"")
+        } else {
+            // URL-encoded: up to the end of the query fragment or of a quoted string.
+            let end = raw
+                .find(|c: char| c == '&' || c == '"' || c == '\\' || c.is_whitespace())
+                .unwrap_or(raw.len());
+            url::form_urlencoded::parse(format!("c={}", &raw[..end]).as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())?
+        };
+        let value: serde_json::Value = serde_json::from_str(decoded.trim()).ok()?;
+        return value.is_object().then(|| value.to_string());
+    }
+    let mfa = code == "RoleAssignmentRequestPolicyValidationFailed"
+        && bracketed(message).iter().any(|r| r == "MfaRule");
+    mfa.then(|| MFA_CLAIMS.to_string())
+}
+
 /// Explains an OAuth error from Entra's token endpoint.
 pub fn entra(error: &str, description: &str) -> Explanation {
     let aadsts = description.split(':').next().unwrap_or("").trim();
     let (kind, text) = match error {
+        // Consent is the organisation's to give; signing in again does not change it, and
+        // the sign-in itself stays good.
+        _ if aadsts == "AADSTS65001" => (
+            Kind::Denied,
+            "Your organisation has not consented to what Jumpgate asked for here (for admin commands, Microsoft Graph's User.ReadBasic.All): ask an admin to grant consent for the app. Your sign-in is kept.".to_string(),
+        ),
         "invalid_grant" | "interaction_required" | "login_required" | "consent_required" => (
             Kind::SignIn,
             match aadsts {
@@ -138,6 +216,62 @@ fn bracketed(message: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_up_claims_come_from_the_refusal() {
+        let want = r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#;
+        let acrs = "RoleAssignmentRequestAcrsValidationFailed";
+        let check = |code: &str, message: &str, expected: Option<&str>| {
+            assert_eq!(
+                step_up_claims(code, message).as_deref(),
+                expected,
+                "{code}: {message}"
+            );
+        };
+        // As Azure sends it: the challenge URL-encoded after `&claims=`.
+        check(
+            acrs,
+            "&claims=%7B%22access_token%22%3A%7B%22acrs%22%3A%7B%22essential%22%3Atrue%2C%20%22value%22%3A%22c1%22%7D%7D%7D",
+            Some(want),
+        );
+        // Written out, as PowerShell shows it.
+        check(
+            acrs,
+            r#"&claims={"access_token":{"acrs":{"essential":true, "value":"c1"}}}"#,
+            Some(want),
+        );
+        // Wrapped in an outer error whose message is a JSON document.
+        check(
+            "UnknownError",
+            r#"{"errorCode":"RoleAssignmentRequestAcrsValidationFailed","message":"&claims=%7B%22access_token%22%3A%7B%22acrs%22%3A%7B%22essential%22%3Atrue%2C%20%22value%22%3A%22c1%22%7D%7D%7D"}"#,
+            Some(want),
+        );
+        check(
+            "RoleAssignmentRequestPolicyValidationFailed",
+            r#"The following policy rules failed: ["MfaRule"]"#,
+            Some(MFA_CLAIMS),
+        );
+        check(
+            "RoleAssignmentRequestPolicyValidationFailed",
+            r#"The following policy rules failed: ["JustificationRule"]"#,
+            None,
+        );
+        check(acrs, "no challenge here", None);
+        check(acrs, "&claims=%7Bnot json", None);
+        check(acrs, "&claims=[1,2]", None);
+        check("AuthorizationFailed", "&claims=%7B%7D", None);
+        assert_eq!(parse_claims("e30=").as_deref(), Ok("{}"));
+        assert_eq!(
+            parse_claims(r#" {"access_token": {"amr": {"values": ["mfa"]}}} "#).as_deref(),
+            Ok(r#"{"access_token":{"amr":{"values":["mfa"]}}}"#)
+        );
+        for bad in ["", "[1]", "not base64 !", "bm90IGpzb24=", "{\"a\":"] {
+            assert!(parse_claims(bad).is_err(), "{bad}");
+        }
+        assert!(arm(400, acrs, "&claims=%7B%22access_token%22%3A%7B%7D%7D")
+            .message
+            .contains("--claims"));
+    }
 
     #[test]
     fn known_codes_say_what_to_do() {
@@ -218,6 +352,9 @@ mod tests {
 pub struct Failure {
     pub explanation: Explanation,
     pub timed_out: bool,
+    /// The claims a new interactive sign-in must ask for before the refused call can
+    /// succeed (MFA or a Conditional Access authentication context), as a JSON object.
+    pub claims: Option<String>,
 }
 
 impl Failure {
@@ -229,6 +366,7 @@ impl Failure {
                 message: message.into(),
             },
             timed_out: false,
+            claims: None,
         }
     }
 

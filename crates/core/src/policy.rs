@@ -28,6 +28,9 @@ pub struct ActivationPolicy {
     pub justification_required: bool,
     pub ticket_required: bool,
     pub mfa_required: bool,
+    /// The Conditional Access authentication context (`c1`, …) the sign-in must carry, from
+    /// an enabled `AuthenticationContext_EndUser_Assignment` rule.
+    pub auth_context: Option<String>,
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -79,6 +82,13 @@ impl ActivationPolicy {
                         .as_str()
                         .and_then(|d| crate::duration::parse(d).ok());
                 }
+                "RoleManagementPolicyAuthenticationContextRule" => {
+                    p.auth_context = rule["claimValue"]
+                        .as_str()
+                        .filter(|_| rule["isEnabled"].as_bool() == Some(true))
+                        .filter(|c| !c.trim().is_empty())
+                        .map(str::to_string);
+                }
                 _ => {}
             }
         }
@@ -109,6 +119,9 @@ impl ActivationPolicy {
             if on {
                 parts.push(format!("{what} required"));
             }
+        }
+        if let Some(c) = &self.auth_context {
+            parts.push(format!("authentication context {c} required"));
         }
         parts.join(", ")
     }
@@ -280,6 +293,148 @@ pub fn check_jit(
     Ok(rule.clone())
 }
 
+/// The source prefix to ask JIT for, given the policy's rule for the port and the detected
+/// public address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceChoice {
+    /// What to send as `allowedSourceAddressPrefix`.
+    pub prefix: String,
+    /// The policy allows only a range that contains the address, so the whole range is
+    /// asked for (JIT refuses a single address inside an allowed range).
+    pub whole_range: bool,
+}
+
+/// Chooses the source for a JIT request: the address itself where the policy lets the
+/// requester choose (`*`) or lists it; otherwise the allowed range that contains it, since
+/// JIT accepts only the exact range. An address outside every allowed range is refused.
+pub fn choose_source(
+    rule: &JitPortRule,
+    ip: std::net::Ipv4Addr,
+) -> Result<SourceChoice, Violation> {
+    let address = ip.to_string();
+    let listed = rule.allowed_prefixes.iter().map(|p| p.trim());
+    if listed
+        .clone()
+        .any(|p| p == "*" || p == address || p == format!("{address}/32"))
+    {
+        return Ok(SourceChoice {
+            prefix: address,
+            whole_range: false,
+        });
+    }
+    // The narrowest range holding the address, so no more is opened than needed.
+    let range = listed
+        .filter_map(|p| {
+            let (_, bits) = p.split_once('/')?;
+            let bits: u8 = bits.parse().ok()?;
+            crate::ip::prefix_contains(p, ip).then_some((p, bits))
+        })
+        .max_by_key(|(_, bits)| *bits);
+    match range {
+        Some((p, _)) => Ok(SourceChoice {
+            prefix: p.to_string(),
+            whole_range: true,
+        }),
+        None => Err(Violation {
+            rule: "JitSource",
+            message: format!(
+                "your address {address} is not inside a source this policy allows for port {} ({}); connect from an allowed network, or ask an admin to allow it",
+                rule.number,
+                rule.allowed_prefixes.join(", ")
+            ),
+        }),
+    }
+}
+
+/// Whether an ARM scope (`/`, a subscription, a resource group, a resource) contains a
+/// resource id: the scope itself or anything below it, compared case-insensitively by whole
+/// path segments. A management group's members cannot be told from ids, so it contains
+/// nothing here.
+pub fn scope_contains(scope: &str, id: &str) -> bool {
+    let scope = scope.trim_end_matches('/').to_ascii_lowercase();
+    let id = id.trim_end_matches('/').to_ascii_lowercase();
+    if scope.is_empty() {
+        return true;
+    }
+    if scope.starts_with("/providers/microsoft.management/") {
+        return false;
+    }
+    id == scope
+        || id
+            .strip_prefix(&scope)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The subscription id of a scope or resource id, if it names one.
+pub fn subscription_of(scope: &str) -> Option<&str> {
+    let mut parts = scope.trim_start_matches('/').split('/');
+    match (parts.next(), parts.next()) {
+        (Some(s), Some(id)) if s.eq_ignore_ascii_case("subscriptions") && !id.is_empty() => {
+            Some(id)
+        }
+        _ => None,
+    }
+}
+
+/// `text` if it is a VM's resource id in ARM's shape
+/// (`/subscriptions/{id}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines/{name}`),
+/// with no empty, `.` or `..` segment and no character that could change the URL it becomes
+/// part of (RELIABILITY #26).
+pub fn vm_resource_id(text: &str) -> Option<&str> {
+    let t = text.trim();
+    let parts: Vec<&str> = t.strip_prefix('/')?.split('/').collect();
+    let [subs, _, rgs, _, providers, compute, vms, _] = parts.as_slice() else {
+        return None;
+    };
+    let fixed = subs.eq_ignore_ascii_case("subscriptions")
+        && rgs.eq_ignore_ascii_case("resourceGroups")
+        && providers.eq_ignore_ascii_case("providers")
+        && compute.eq_ignore_ascii_case("Microsoft.Compute")
+        && vms.eq_ignore_ascii_case("virtualMachines");
+    let clean = parts.iter().all(|p| {
+        !p.is_empty()
+            && *p != "."
+            && *p != ".."
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.()".contains(c))
+    });
+    (fixed && clean).then_some(t)
+}
+
+/// How much a role grants besides JIT initiate, to choose the least privileged of several
+/// that allow it. Lower is narrower: a role that names the action outright comes before one
+/// that reaches it through a wildcard (`*`, `Microsoft.Security/*`), then fewer actions,
+/// then no data actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Breadth {
+    /// JIT initiate is granted only through a wildcard.
+    pub wildcard: bool,
+    /// Actions granted, counted as written (a wildcard counts once).
+    pub actions: usize,
+    /// Data actions granted.
+    pub data_actions: usize,
+}
+
+/// The breadth of a role definition's `permissions`, if it grants `action` at all.
+pub fn breadth(permissions: &[Value], action: &str) -> Option<Breadth> {
+    if !permits(permissions, action) {
+        return None;
+    }
+    let strings = |k: &str| -> Vec<String> {
+        permissions
+            .iter()
+            .flat_map(|p| p[k].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect()
+    };
+    let actions = strings("actions");
+    Some(Breadth {
+        wildcard: !actions.iter().any(|a| a.eq_ignore_ascii_case(action)),
+        actions: actions.len(),
+        data_actions: strings("dataActions").len(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +504,126 @@ mod tests {
             "a single address in the block is refused"
         );
         assert!(check_jit(&cidr, 3389, Duration::hours(1), "20.1.2.0/24").is_ok());
+    }
+
+    #[test]
+    fn the_source_is_the_address_or_the_range_that_holds_it() {
+        let rule = |prefixes: &[&str]| JitPortRule {
+            number: 3389,
+            protocol: "TCP".into(),
+            allowed_prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
+            max: Duration::hours(3),
+        };
+        let ip: std::net::Ipv4Addr = "84.17.40.23".parse().expect("ip");
+        let check = |prefixes: &[&str], want: Option<(&str, bool)>| {
+            let got = choose_source(&rule(prefixes), ip);
+            match want {
+                Some((prefix, whole_range)) => assert_eq!(
+                    got,
+                    Ok(SourceChoice {
+                        prefix: prefix.into(),
+                        whole_range
+                    }),
+                    "{prefixes:?}"
+                ),
+                None => assert_eq!(got.expect_err("refused").rule, "JitSource"),
+            }
+        };
+        check(&["*"], Some(("84.17.40.23", false)));
+        check(&["84.17.40.23"], Some(("84.17.40.23", false)));
+        check(&["84.17.40.23/32"], Some(("84.17.40.23", false)));
+        check(
+            &["84.17.32.0/20", "91.198.174.0/24"],
+            Some(("84.17.32.0/20", true)),
+        );
+        check(
+            &["84.0.0.0/8", "84.17.40.0/24"],
+            Some(("84.17.40.0/24", true)),
+        );
+        check(&["91.198.174.0/24"], None);
+        check(&["not a prefix", "84.17.32.0/33"], None);
+        // What is chosen passes the pre-flight check that runs before sending.
+        let r = rule(&["84.17.32.0/20", "91.198.174.0/24"]);
+        let chosen = choose_source(&r, ip).expect("range");
+        assert!(check_jit(&[r], 3389, Duration::hours(1), &chosen.prefix).is_ok());
+    }
+
+    #[test]
+    fn the_narrowest_role_that_grants_jit_ranks_first() {
+        let requester = [
+            json!({"actions": [JIT_INITIATE, "Microsoft.Security/locations/jitNetworkAccessPolicies/*/read", "Microsoft.Compute/virtualMachines/read"]}),
+        ];
+        let security = [json!({"actions": ["Microsoft.Security/*", "Microsoft.Compute/*/read"]})];
+        let contributor =
+            [json!({"actions": ["*"], "notActions": ["Microsoft.Authorization/*/Write"]})];
+        let reader = [json!({"actions": ["*/read"]})];
+        let b = |p: &[Value]| breadth(p, JIT_INITIATE);
+        assert_eq!(b(&reader), None);
+        let (r, s, c) = (
+            b(&requester).expect("r"),
+            b(&security).expect("s"),
+            b(&contributor).expect("c"),
+        );
+        assert!(!r.wildcard && s.wildcard && c.wildcard);
+        assert!(r < c && r < s, "{r:?} {s:?} {c:?}");
+        assert!(c < s, "one wildcard action is fewer than two");
+    }
+
+    #[test]
+    fn scopes_contain_what_lies_below_them() {
+        let vm = "/subscriptions/S3/resourceGroups/rg-jumpboxes/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01";
+        for (scope, inside) in [
+            ("/", true),
+            ("/subscriptions/s3", true),
+            ("/subscriptions/S3/resourceGroups/RG-JUMPBOXES/", true),
+            (
+                "/subscriptions/S3/resourceGroups/rg-jumpboxes-secure",
+                false,
+            ),
+            ("/subscriptions/S33", false),
+            ("/subscriptions/S4", false),
+            (vm, true),
+            (
+                "/providers/Microsoft.Management/managementGroups/corp",
+                false,
+            ),
+        ] {
+            assert_eq!(scope_contains(scope, vm), inside, "{scope}");
+        }
+        assert_eq!(subscription_of(vm), Some("S3"));
+        assert_eq!(subscription_of("/subscriptions/"), None);
+        assert_eq!(
+            subscription_of("/providers/Microsoft.Management/managementGroups/x"),
+            None
+        );
+        assert_eq!(vm_resource_id(vm), Some(vm));
+        for bad in [
+            "jumpbox-win-01",
+            "/subscriptions/S3/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines",
+            "/subscriptions/S3/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/x",
+            "/subscriptions/S3/resourceGroups/../providers/Microsoft.Compute/virtualMachines/x",
+            "/subscriptions/S3/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/x@evil.example",
+            "/subscriptions/S3/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/x?api-version=1",
+            "//evil.example/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/x/y",
+        ] {
+            assert_eq!(vm_resource_id(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_authentication_context_rule_is_read_when_enabled() {
+        let target = json!({"caller": "EndUser", "operations": ["All"], "level": "Assignment"});
+        let rule = |enabled: bool| {
+            json!({"id": "AuthenticationContext_EndUser_Assignment", "ruleType": "RoleManagementPolicyAuthenticationContextRule",
+                   "target": target, "isEnabled": enabled, "claimValue": "c1"})
+        };
+        let p = ActivationPolicy::from_rules(&[rule(true)]);
+        assert_eq!(p.auth_context.as_deref(), Some("c1"));
+        assert!(p.summary().contains("authentication context c1 required"));
+        assert_eq!(
+            ActivationPolicy::from_rules(&[rule(false)]).auth_context,
+            None
+        );
     }
 }
 

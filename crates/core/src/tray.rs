@@ -261,14 +261,21 @@ pub fn notice(e: &WatchEvent) -> Notice {
             opens: "targets".into(),
             urgent: false,
         },
-        WatchEvent::IpChanged { vm, port, old, new } => Notice {
+        WatchEvent::IpChanged {
+            vm,
+            vm_id,
+            port,
+            old,
+            new,
+        } => Notice {
             title: "Your public IP changed".into(),
             body: format!("{vm} port {port} is open for {old}, but you are now {new}."),
+            // The VM by resource id: the re-request must reach this VM, whatever its name.
             actions: vec![action(
-                format!("rerequest:{vm}:{port}"),
+                format!("rerequest:{vm_id}:{port}"),
                 &format!("Re-request for {new}"),
             )],
-            opens: format!("targets:{vm}"),
+            opens: format!("targets:{vm_id}"),
             urgent: true,
         },
         WatchEvent::SignedOut { reason } => Notice {
@@ -408,10 +415,15 @@ mod tests {
         .is_empty());
         let moved = notice(&WatchEvent::IpChanged {
             vm: "jumpbox-win-01".into(),
+            vm_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01".into(),
             port: 3389,
             old: "203.0.113.7".into(),
             new: "198.51.100.4".into(),
         });
         assert_eq!(moved.actions[0].label, "Re-request for 198.51.100.4");
+        assert_eq!(
+            moved.actions[0].id,
+            "rerequest:/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01:3389"
+        );
     }
 }
