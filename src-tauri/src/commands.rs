@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use jumpgate_azure::doctor::{self, Check};
-use jumpgate_azure::engine::{ConnectRequest, Engine, Renewal, StepRecord};
+use jumpgate_azure::engine::{ConnectRequest, Engine, StepRecord};
 use jumpgate_azure::{arm, engine, launch, signin};
 use jumpgate_core::audit::{self, Entry};
 use jumpgate_core::duration::{human, parse as parse_duration};
@@ -313,9 +313,8 @@ pub async fn snapshot(engine: Arc<Engine>, demo: bool) -> CommandResult<(AppStat
             ..Snapshot::default()
         };
         if let Some(upn) = &account {
-            let sub = engine.subscription().await?;
             let (targets, roles, requests, inbox) = tokio::join!(
-                arm::targets(&engine.arm, &sub),
+                engine.targets(),
                 arm::active_roles(&engine.arm),
                 arm::list_requests(&engine.arm, "asRequestor()"),
                 arm::approval_inbox(&engine.arm),
@@ -469,7 +468,8 @@ pub async fn sign_in_demo<R: Runtime>(
     }
     let engine = ctx.engine.clone();
     on_engine(move || async move {
-        let tokens = signin::demo(&engine.authority(), &upn).await?;
+        let claims = engine.take_step_up();
+        let tokens = signin::demo(&engine.authority(), &upn, claims.as_deref()).await?;
         adopt(&engine, tokens).await
     })
     .await?;
@@ -503,11 +503,15 @@ pub async fn sign_in<R: Runtime>(
             }
         });
         let authority = engine.authority();
+        // After an activation refused for MFA or an authentication context, this is the
+        // step-up sign-in: it asks for what the refusal named.
+        let claims = engine.take_step_up();
         let signing_in = signin::browser(
             &authority,
             signin::BrowserOptions {
                 login_hint: None,
                 silent: false,
+                claims,
                 on_url,
                 timeout: std::time::Duration::from_secs(300),
             },
@@ -596,6 +600,9 @@ pub async fn connect<R: Runtime>(
         justification,
         ticket: parse_ticket(form.ticket.as_deref())?,
         timeout: chrono::Duration::minutes(30),
+        // A role that reaches JIT only through a wildcard needs the person's say-so, which
+        // the popover does not ask for yet: it shows the refusal and its reason.
+        allow_broad_role: false,
     };
     let engine = ctx.engine.clone();
     let launch_client = form.launch;
@@ -643,20 +650,7 @@ pub async fn extend<R: Runtime>(
         Ok(match what {
             Renew::Role { role } => {
                 let (request, how) = engine.extend_role(&role, duration, &justification).await?;
-                match how {
-                    Renewal::SelfExtend => format!(
-                        "Asked to extend {} by {}: {}.",
-                        request.role,
-                        human(duration),
-                        request.status
-                    ),
-                    Renewal::NewActivation => format!(
-                        "{} had ended, so it was requested anew for {}: {}.",
-                        request.role,
-                        human(duration),
-                        request.status
-                    ),
-                }
+                how.describe(&request, duration)
             }
             Renew::Port { vm, port } => {
                 let (target, grant) = engine

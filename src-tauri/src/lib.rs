@@ -413,9 +413,10 @@ mod ipc_tests {
         .expect("engine");
         let engine = ctx.engine.clone();
         let tokens = tauri::async_runtime::block_on(async {
-            let t = jumpgate_azure::signin::demo(&engine.authority(), "alice@contoso.example")
-                .await
-                .expect("sign-in");
+            let t =
+                jumpgate_azure::signin::demo(&engine.authority(), "alice@contoso.example", None)
+                    .await
+                    .expect("sign-in");
             engine.session.store().save(&t).await.expect("save");
             // Something in flight and in the journal, so the answers have content.
             let role = engine.jit_role().await.expect("eligible");

@@ -506,12 +506,10 @@ mod tests {
             Some("active:port:/vm/x:3389")
         );
         assert_eq!(view("__closed"), None);
-        let re = intent_for_action("rerequest:jumpbox-win-01:3389", "").expect("intent");
-        assert_eq!(re.view, "connect:jumpbox-win-01");
+        let id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01";
+        let re = intent_for_action(&format!("rerequest:{id}:3389"), "").expect("intent");
+        assert_eq!(re.view, format!("connect:{id}"));
         let prefill = re.prefill.expect("prefilled");
-        assert_eq!(
-            (prefill.vm.as_str(), prefill.port),
-            ("jumpbox-win-01", Some(3389))
-        );
+        assert_eq!((prefill.vm.as_str(), prefill.port), (id, Some(3389)));
     }
 }

@@ -12,14 +12,15 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::arm::{self, enc, items, leaf, s, time, COMPUTE, JIT, PIM};
+use crate::arm::{self, enc, leaf, s, time, COMPUTE, JIT, PIM};
 use crate::engine::Engine;
 use crate::http::Repeat;
 
 /// Role definitions and assignments.
 pub const ROLES: &str = "2022-04-01";
 /// The Graph permission the user lookup needs.
-pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/User.ReadBasic.All";
+/// The Graph permission the admin commands need, to look users up by name.
+pub const GRAPH_PERMISSION: &str = "User.ReadBasic.All";
 
 fn usage(message: impl Into<String>) -> Failure {
     Failure::usage(message)
@@ -36,12 +37,36 @@ pub struct Principal {
 /// Looks a user up in Microsoft Graph by UPN or object id.
 pub async fn find_user(engine: &Engine, key: &str) -> Result<Principal, Failure> {
     let key = key.trim();
-    if key.is_empty() || key.len() > 256 || key.contains(['/', '?', '#', '\\']) {
+    // A guest's UPN holds `#` (`erin_fabrikam.example#EXT#@contoso.example`): it is
+    // percent-encoded below, like everything else in the key.
+    if key.is_empty() || key.len() > 256 || key.contains(['/', '?', '\\']) {
         return Err(usage(format!(
             "'{key}' is not a user: give a user principal name (alice@contoso.com) or an object id"
         )));
     }
-    let token = engine.session.token_for(GRAPH_SCOPE).await?;
+    let token = match engine
+        .session
+        .token_for(&engine.config.graph_scope(GRAPH_PERMISSION))
+        .await
+    {
+        Ok(token) => token,
+        Err(e) => {
+            let refused: Failure = e.into();
+            // Without consent to read users, an object id can still be used as given: PIM
+            // checks it when the request arrives. A name cannot be looked up.
+            if refused.explanation.kind == Kind::Denied && uuid::Uuid::parse_str(key).is_ok() {
+                engine.publish(jumpgate_core::events::EngineEvent::Progress {
+                    message: format!("Microsoft Graph may not be read (no consent): using the object id {key} as given, unchecked"),
+                });
+                return Ok(Principal {
+                    id: key.to_string(),
+                    upn: key.to_string(),
+                    name: key.to_string(),
+                });
+            }
+            return Err(refused);
+        }
+    };
     let url = format!(
         "{}/v1.0/users/{}?$select=id,displayName,userPrincipalName",
         engine.config.graph(),
@@ -109,11 +134,11 @@ impl Vm {
 async fn find_vm(engine: &Engine, sub: &str, vm: &str) -> Result<Vm, Failure> {
     let v = engine
         .arm
-        .get(&format!(
+        .list(&format!(
             "/subscriptions/{sub}/providers/Microsoft.Compute/virtualMachines?api-version={COMPUTE}"
         ))
         .await?;
-    let all: Vec<Vm> = items(&v)
+    let all: Vec<Vm> = v
         .iter()
         .map(|x| Vm {
             name: s(x, "/name"),
@@ -142,11 +167,11 @@ async fn find_vm(engine: &Engine, sub: &str, vm: &str) -> Result<Vm, Failure> {
 async fn jit_policies(engine: &Engine, sub: &str) -> Result<Vec<Value>, Failure> {
     let v = engine
         .arm
-        .get(&format!(
+        .list(&format!(
             "/subscriptions/{sub}/providers/Microsoft.Security/jitNetworkAccessPolicies?api-version={JIT}"
         ))
         .await?;
-    Ok(items(&v))
+    Ok(v)
 }
 
 fn covers(policy: &Value, vm_id: &str) -> bool {
@@ -348,11 +373,11 @@ pub async fn create_requester_role(
     let filter = enc(&format!("roleName eq '{}'", name.replace('\'', "''")));
     let found = engine
         .arm
-        .get(&format!(
+        .list(&format!(
             "{scope}/providers/Microsoft.Authorization/roleDefinitions?api-version={ROLES}&$filter={filter}"
         ))
         .await?;
-    let existing = items(&found)
+    let existing = found
         .into_iter()
         .find(|r| s(r, "/properties/roleName").eq_ignore_ascii_case(name));
     if let Some(r) = &existing {
@@ -440,11 +465,11 @@ async fn role_id(engine: &Engine, scope: &str, role: &str) -> Result<(String, St
     let filter = enc(&format!("roleName eq '{}'", role.replace('\'', "''")));
     let v = engine
         .arm
-        .get(&format!(
+        .list(&format!(
             "{scope}/providers/Microsoft.Authorization/roleDefinitions?api-version={ROLES}&$filter={filter}"
         ))
         .await?;
-    if let Some(r) = items(&v)
+    if let Some(r) = v
         .into_iter()
         .find(|r| s(r, "/properties/roleName").eq_ignore_ascii_case(role))
     {
@@ -524,11 +549,11 @@ pub async fn make_eligible(engine: &Engine, req: &EligibleRequest) -> Result<Eli
     let filter = enc(&format!("roleDefinitionId eq '{role_definition_id}'"));
     let v = engine
         .arm
-        .get(&format!(
+        .list(&format!(
             "{scope}/providers/Microsoft.Authorization/roleManagementPolicyAssignments?api-version={PIM}&$filter={filter}"
         ))
         .await?;
-    let policy_id = items(&v)
+    let policy_id = v
         .into_iter()
         .find(|a| {
             leaf(&s(a, "/properties/roleDefinitionId")).eq_ignore_ascii_case(leaf(&role_definition_id))
@@ -542,12 +567,25 @@ pub async fn make_eligible(engine: &Engine, req: &EligibleRequest) -> Result<Eli
                 format!("PIM has no policy for {role_name} at {scope}: open the role in the portal's PIM blade once, then retry."),
             )
         })?;
-    let rules = decide::activation_rules(&ActivationSettings {
-        approvers,
-        max: req.max,
-        require_justification: req.require_justification,
-        require_ticket: req.require_ticket,
-    });
+    // The rules as they are now, so the PATCH changes only what was asked and never drops
+    // a requirement already there (MFA, an authentication context).
+    let current = engine
+        .arm
+        .get(&format!("{policy_id}?api-version={PIM}"))
+        .await?;
+    let current = current["properties"]["rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let rules = decide::activation_rules(
+        &ActivationSettings {
+            approvers,
+            max: req.max,
+            require_justification: req.require_justification,
+            require_ticket: req.require_ticket,
+        },
+        &current,
+    );
     let patched = engine
         .arm
         .call(
@@ -565,12 +603,12 @@ pub async fn make_eligible(engine: &Engine, req: &EligibleRequest) -> Result<Eli
     // The eligibility as PIM now has it.
     let instances = engine
         .arm
-        .get(&format!(
+        .list(&format!(
             "{scope}/providers/Microsoft.Authorization/roleEligibilityScheduleInstances?api-version={PIM}&$filter={}",
             enc(&format!("principalId eq '{}'", principal.id))
         ))
         .await?;
-    let until = items(&instances)
+    let until = instances
         .iter()
         .find(|i| {
             leaf(&s(i, "/properties/roleDefinitionId"))
@@ -601,11 +639,11 @@ pub async fn audit(
     // resource groups under a subscription.
     let requests = engine
         .arm
-        .get(&format!(
+        .list(&format!(
             "{scope}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests?api-version={PIM}"
         ))
         .await?;
-    for r in items(&requests) {
+    for r in requests {
         let request = arm::Request::from_json(&r);
         if since.is_some_and(|t| request.created.is_none_or(|c| c < t)) {
             continue;
@@ -701,17 +739,17 @@ pub async fn review(
     // Unfiltered lists: at, above and below the scope.
     let eligible = engine
         .arm
-        .get(&format!(
+        .list(&format!(
             "{scope}/providers/Microsoft.Authorization/roleEligibilityScheduleInstances?api-version={PIM}"
         ))
         .await?;
     let requests = engine
         .arm
-        .get(&format!(
+        .list(&format!(
             "{scope}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests?api-version={PIM}"
         ))
         .await?;
-    let activations: Vec<arm::Request> = items(&requests)
+    let activations: Vec<arm::Request> = requests
         .iter()
         .map(arm::Request::from_json)
         .filter(|r| {
@@ -722,7 +760,7 @@ pub async fn review(
         .collect();
     let now = engine.arm.clock.now();
     let mut rows = Vec::new();
-    for e in items(&eligible) {
+    for e in eligible {
         let principal = s(&e, "/properties/principalId");
         let role_id = s(&e, "/properties/roleDefinitionId");
         let last = activations

@@ -21,10 +21,6 @@ pub(crate) fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-pub(crate) fn items(v: &Value) -> Vec<Value> {
-    v["value"].as_array().cloned().unwrap_or_default()
-}
-
 pub(crate) fn s(v: &Value, pointer: &str) -> String {
     v.pointer(pointer)
         .and_then(Value::as_str)
@@ -46,10 +42,9 @@ pub fn leaf(id: &str) -> &str {
 
 pub async fn subscriptions(arm: &Arm) -> Result<Vec<String>> {
     let v = arm
-        .get(&format!("/subscriptions?api-version={SUBSCRIPTIONS}"))
+        .list(&format!("/subscriptions?api-version={SUBSCRIPTIONS}"))
         .await?;
-    Ok(items(&v)
-        .iter()
+    Ok(v.iter()
         .map(|s_| s(s_, "/subscriptionId"))
         .filter(|id| !id.is_empty())
         .collect())
@@ -67,9 +62,8 @@ pub struct Eligible {
 }
 
 pub async fn eligible_roles(arm: &Arm) -> Result<Vec<Eligible>> {
-    let v = arm.get(&format!("/providers/Microsoft.Authorization/roleEligibilityScheduleInstances?api-version={PIM}&$filter=asTarget()")).await?;
-    Ok(items(&v)
-        .iter()
+    let v = arm.list(&format!("/providers/Microsoft.Authorization/roleEligibilityScheduleInstances?api-version={PIM}&$filter=asTarget()")).await?;
+    Ok(v.iter()
         .map(|i| Eligible {
             role: s(
                 i,
@@ -95,9 +89,8 @@ pub struct Active {
 }
 
 pub async fn active_roles(arm: &Arm) -> Result<Vec<Active>> {
-    let v = arm.get(&format!("/providers/Microsoft.Authorization/roleAssignmentScheduleInstances?api-version={PIM}&$filter=asTarget()")).await?;
-    Ok(items(&v)
-        .iter()
+    let v = arm.list(&format!("/providers/Microsoft.Authorization/roleAssignmentScheduleInstances?api-version={PIM}&$filter=asTarget()")).await?;
+    Ok(v.iter()
         .map(|i| Active {
             role: s(
                 i,
@@ -118,9 +111,9 @@ pub async fn activation_policy(
     role_definition_id: &str,
 ) -> Result<ActivationPolicy> {
     let filter = enc(&format!("roleDefinitionId eq '{role_definition_id}'"));
-    let v = arm.get(&format!("{scope}/providers/Microsoft.Authorization/roleManagementPolicyAssignments?api-version={PIM}&$filter={filter}")).await?;
+    let v = arm.list(&format!("{scope}/providers/Microsoft.Authorization/roleManagementPolicyAssignments?api-version={PIM}&$filter={filter}")).await?;
     // The filter is not declared in the 2020-10-01 spec: filter here as well.
-    let rules = items(&v)
+    let rules = v
         .into_iter()
         .find(|a| {
             leaf(&s(a, "/properties/roleDefinitionId"))
@@ -252,8 +245,8 @@ pub async fn get_request(arm: &Arm, scope: &str, name: &str) -> Result<Request> 
 
 /// `asRequestor()` or `asApprover()`, across everything the user can see.
 pub async fn list_requests(arm: &Arm, filter: &str) -> Result<Vec<Request>> {
-    let v = arm.get(&format!("/providers/Microsoft.Authorization/roleAssignmentScheduleRequests?api-version={PIM}&$filter={filter}")).await?;
-    Ok(items(&v).iter().map(Request::from_json).collect())
+    let v = arm.list(&format!("/providers/Microsoft.Authorization/roleAssignmentScheduleRequests?api-version={PIM}&$filter={filter}")).await?;
+    Ok(v.iter().map(Request::from_json).collect())
 }
 
 pub async fn cancel_request(arm: &Arm, scope: &str, name: &str) -> Result<()> {
@@ -273,8 +266,8 @@ pub struct Pending {
 
 /// The approvals with a stage waiting for the user's review, as (approval, stage): one read.
 pub async fn approval_inbox(arm: &Arm) -> Result<Vec<(String, String)>> {
-    let approvals = arm.get(&format!("/providers/Microsoft.Authorization/roleAssignmentApprovals?api-version={APPROVALS}&$filter=asApprover()")).await?;
-    Ok(items(&approvals)
+    let approvals = arm.list(&format!("/providers/Microsoft.Authorization/roleAssignmentApprovals?api-version={APPROVALS}&$filter=asApprover()")).await?;
+    Ok(approvals
         .iter()
         .filter_map(|a| {
             let stage = a["properties"]["stages"]
@@ -285,7 +278,9 @@ pub async fn approval_inbox(arm: &Arm) -> Result<Vec<(String, String)>> {
                     st["properties"]["assignedToMe"] == true
                         && st["properties"]["reviewResult"] == "NotReviewed"
                 })?;
-            Some((s(a, "/name"), s(stage, "/name")))
+            // The stage URL takes the last segment of the stage's `id`, which can differ
+            // from its `name` (the official example has both, and PATCHes the id's).
+            Some((s(a, "/name"), leaf(&s(stage, "/id")).to_string()))
         })
         .collect())
 }
@@ -346,16 +341,17 @@ pub struct Target {
 impl Target {
     /// The resource group scope of the VM.
     pub fn resource_group(&self) -> String {
-        self.vm_id
-            .split("/providers/")
-            .next()
-            .unwrap_or("")
-            .to_string()
+        resource_group_of(&self.vm_id).to_string()
     }
 }
 
+/// The resource group scope of a resource id: what comes before its `/providers/`.
+pub fn resource_group_of(id: &str) -> &str {
+    id.split("/providers/").next().unwrap_or("")
+}
+
 pub async fn targets(arm: &Arm, subscription: &str) -> Result<Vec<Target>> {
-    let v = arm.get(&format!("/subscriptions/{subscription}/providers/Microsoft.Security/jitNetworkAccessPolicies?api-version={JIT}")).await?;
+    let v = arm.list(&format!("/subscriptions/{subscription}/providers/Microsoft.Security/jitNetworkAccessPolicies?api-version={JIT}")).await?;
     Ok(parse_targets(&v))
 }
 
@@ -445,8 +441,7 @@ pub async fn refresh_target(arm: &Arm, target: &Target) -> Result<Target> {
     let policy = arm
         .get(&format!("{}?api-version={JIT}", target.policy_id))
         .await?;
-    let wrapped = json!({"value": [policy]});
-    let mut found = parse_targets(&wrapped);
+    let mut found = parse_targets(&[policy]);
     found.retain(|t| t.vm_id.eq_ignore_ascii_case(&target.vm_id));
     found.pop().ok_or_else(|| Error::Unexpected {
         what: "JIT".into(),
@@ -454,10 +449,10 @@ pub async fn refresh_target(arm: &Arm, target: &Target) -> Result<Target> {
     })
 }
 
-fn parse_targets(v: &Value) -> Vec<Target> {
+fn parse_targets(policies: &[Value]) -> Vec<Target> {
     let mut out = Vec::new();
-    for policy in items(v) {
-        let policy_id = s(&policy, "/id");
+    for policy in policies {
+        let policy_id = s(policy, "/id");
         for vm in policy["properties"]["virtualMachines"]
             .as_array()
             .into_iter()
@@ -526,10 +521,8 @@ pub async fn public_address(arm: &Arm, vm_id: &str) -> Result<Option<String>> {
 
 /// The caller's effective permissions on a resource.
 pub async fn permissions(arm: &Arm, resource: &str) -> Result<Vec<Value>> {
-    let v = arm
-        .get(&format!(
-            "{resource}/providers/Microsoft.Authorization/permissions?api-version={PERMISSIONS}"
-        ))
-        .await?;
-    Ok(items(&v))
+    arm.list(&format!(
+        "{resource}/providers/Microsoft.Authorization/permissions?api-version={PERMISSIONS}"
+    ))
+    .await
 }

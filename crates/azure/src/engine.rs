@@ -42,15 +42,39 @@ pub struct StepRecord {
     pub detail: String,
 }
 
-/// How a role was renewed, named by the PIM request type used.
+/// How a role was renewed. PIM offers its holder no extension of an activation, so both
+/// are a new activation through the role's policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Renewal {
-    /// The activation was extended in place.
-    #[serde(rename = "SelfExtend")]
-    SelfExtend,
     /// It had ended, so it was activated anew.
-    #[serde(rename = "SelfActivate")]
     NewActivation,
+    /// It was still on: it was ended (`SelfDeactivate`) and activated anew.
+    Reactivated,
+}
+
+impl Renewal {
+    /// What happened, for people, with the request's status and whether it waits for an
+    /// approver.
+    pub fn describe(&self, request: &Request, duration: Duration) -> String {
+        let waiting = if RequestPhase::of(&request.status) == RequestPhase::Approved {
+            "it is active again".to_string()
+        } else {
+            format!("{}: it is active again once approved", request.status)
+        };
+        match self {
+            Renewal::NewActivation => format!(
+                "{} had ended, so it was activated anew for {} through its policy; {waiting}.",
+                request.role,
+                human(duration)
+            ),
+            Renewal::Reactivated => format!(
+                "PIM does not let you extend an activation, so {} was ended and activated anew for {} through its policy; {waiting}. Ports it opened stay open until their own end.",
+                request.role,
+                human(duration)
+            ),
+        }
+    }
 }
 
 /// An approver's decision on a request.
@@ -71,15 +95,38 @@ pub struct ConnectRequest {
     pub ticket: Option<(String, String)>,
     /// Bounds each wait: approval, effect, reachability.
     pub timeout: Duration,
+    /// The user agreed to activate a role that reaches JIT only through a wildcard
+    /// (Contributor, Owner) when no narrower one exists.
+    pub allow_broad_role: bool,
 }
 
 /// Where `connect` got to: the port is open and reachable.
 #[derive(Debug, Clone, Serialize)]
 pub struct Connected {
     pub vm: String,
+    pub vm_id: String,
     pub port: u16,
     pub endpoint: Endpoint,
     pub steps: Vec<StepRecord>,
+}
+
+/// How long JIT may take to apply an initiated rule to the network before Jumpgate gives up
+/// waiting, in ARM's seconds.
+const JIT_APPLY_BUDGET_SECS: i64 = 60;
+
+/// Where a VM's JIT policy stands for the user.
+#[derive(Debug, Clone)]
+pub enum Located {
+    Target(Target),
+    /// Named by resource id, but its policy cannot be read before a role is active.
+    Unreadable {
+        vm_id: String,
+    },
+}
+
+/// ARM refused to show something for want of a role (403): what an eligible-only user meets.
+fn is_refusal(e: &crate::Error) -> bool {
+    matches!(e, crate::Error::Arm { status: 403, .. })
 }
 
 pub struct Engine {
@@ -89,6 +136,8 @@ pub struct Engine {
     pub state_dir: PathBuf,
     pub journal: Journal,
     events: broadcast::Sender<EngineEvent>,
+    /// Claims a refused activation asked for (MFA, an authentication context).
+    step_up: std::sync::Mutex<Option<String>>,
 }
 
 impl Engine {
@@ -108,10 +157,7 @@ impl Engine {
             &config.azure.tenant_id,
             fallback,
         );
-        let authority = Authority {
-            base: config.authority(),
-            client_id: config.azure.client_id.clone(),
-        };
+        let authority = Authority::from_config(&config);
         let session = Arc::new(
             Session::new(authority, store).with_renewal_lock(state_dir.join("signin.lock")),
         );
@@ -130,6 +176,7 @@ impl Engine {
             arm,
             state_dir,
             events,
+            step_up: std::sync::Mutex::new(None),
         }
     }
 
@@ -167,10 +214,7 @@ impl Engine {
     }
 
     pub fn authority(&self) -> Authority {
-        Authority {
-            base: self.config.authority(),
-            client_id: self.config.azure.client_id.clone(),
-        }
+        Authority::from_config(&self.config)
     }
 
     /// The signed-in account, or a clear "sign in first".
@@ -185,7 +229,8 @@ impl Engine {
         }
     }
 
-    /// The configured subscription, or the first one the user can see.
+    /// The configured subscription, or the first one the user can see (the admin commands
+    /// work in one subscription).
     pub async fn subscription(&self) -> Result<String, Failure> {
         if let Some(s) = &self.config.azure.subscription_id {
             return Ok(s.clone());
@@ -198,6 +243,122 @@ impl Engine {
                 "You can see no Azure subscription: ask for access, or set azure.subscription_id.",
             )
         })
+    }
+
+    /// The subscriptions to look for jump boxes in: the configured one; otherwise every one
+    /// the user can see, and every one holding a role they are eligible for or hold, since a
+    /// requester sees no subscription before a role is active.
+    pub async fn subscriptions(&self) -> Result<Vec<String>, Failure> {
+        if let Some(s) = &self.config.azure.subscription_id {
+            return Ok(vec![s.clone()]);
+        }
+        let (visible, eligible, active) = tokio::join!(
+            arm::subscriptions(&self.arm),
+            arm::eligible_roles(&self.arm),
+            arm::active_roles(&self.arm),
+        );
+        let scopes = eligible?
+            .into_iter()
+            .map(|e| e.scope)
+            .chain(active?.into_iter().map(|a| a.scope));
+        let mut subs = visible?;
+        for scope in scopes {
+            if let Some(sub) = policy::subscription_of(&scope) {
+                if !subs.iter().any(|s| s.eq_ignore_ascii_case(sub)) {
+                    subs.push(sub.to_string());
+                }
+            }
+        }
+        Ok(subs)
+    }
+
+    /// Every VM with a JIT policy the user can read, across [`Engine::subscriptions`]. A
+    /// subscription whose policies the user may not read (yet) is skipped, not an error.
+    pub async fn targets(&self) -> Result<Vec<Target>, Failure> {
+        let subs = self.subscriptions().await?;
+        let mut all = Vec::new();
+        for sub in subs {
+            match arm::targets(&self.arm, &sub).await {
+                Ok(found) => all.extend(found),
+                Err(e) if is_refusal(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(all)
+    }
+
+    /// The VM's JIT target, named by resource id or by name. A name that two VMs share is
+    /// refused with both ids, so no port is ever opened on a VM the user did not pick. A
+    /// resource id whose policy the user may not read yet answers [`Located::Unreadable`].
+    pub async fn locate(&self, vm: &str) -> Result<Located, Failure> {
+        if vm.starts_with('/') {
+            let id = policy::vm_resource_id(vm).ok_or_else(|| {
+                Failure::usage(format!(
+                    "'{vm}' is not a VM resource id: it looks like /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Compute/virtualMachines/<name>"
+                ))
+            })?;
+            let sub = policy::subscription_of(id).unwrap_or_default();
+            return match arm::targets(&self.arm, sub).await {
+                Ok(found) => found
+                    .into_iter()
+                    .find(|t| t.vm_id.eq_ignore_ascii_case(id))
+                    .map(Located::Target)
+                    .ok_or_else(|| {
+                        Failure::new(
+                            Kind::NotFound,
+                            "no_target",
+                            format!(
+                                "No JIT policy covers {id}: ask an admin to enable JIT for it."
+                            ),
+                        )
+                    }),
+                Err(e) if is_refusal(&e) => Ok(Located::Unreadable {
+                    vm_id: id.to_string(),
+                }),
+                Err(e) => Err(e.into()),
+            };
+        }
+        let all = self.targets().await?;
+        let matches: Vec<&Target> = all
+            .iter()
+            .filter(|t| t.vm.eq_ignore_ascii_case(vm))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(Located::Target((*one).clone())),
+            [] => {
+                let mut names: Vec<&str> = all.iter().map(|t| t.vm.as_str()).collect();
+                names.dedup();
+                Err(Failure::new(
+                    Kind::NotFound,
+                    "no_target",
+                    format!(
+                        "No JIT policy you can read covers a VM named '{vm}'. Known: {}. Before a role is active you may be able to read none: name the VM by its resource id (/subscriptions/…/virtualMachines/{vm}).",
+                        if names.is_empty() { "none".into() } else { names.join(", ") }
+                    ),
+                ))
+            }
+            several => Err(Failure::usage(format!(
+                "{} VMs are named '{vm}'; name the one you mean by its resource id: {}",
+                several.len(),
+                several
+                    .iter()
+                    .map(|t| t.vm_id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// [`Engine::locate`] for a VM whose policy must be readable now.
+    pub async fn find_target(&self, vm: &str) -> Result<Target, Failure> {
+        match self.locate(vm).await? {
+            Located::Target(t) => Ok(t),
+            Located::Unreadable { vm_id } => Err(Failure::new(
+                Kind::Denied,
+                "policy_unreadable",
+                format!("You may not read the JIT policy of {vm_id} yet: connect activates the role that allows it, or activate it with jumpgate activate."),
+            )),
+        }
     }
 
     /// Sends (or re-sends, after a crash) an activation and returns the request as Azure has it.
@@ -300,15 +461,35 @@ impl Engine {
                 }
             }
             Err(err) => {
-                pending::done(
-                    &self.state_dir,
-                    &account.oid,
-                    &e.role_definition_id,
-                    &e.scope,
-                );
-                Err(err.into())
+                let failure: Failure = err.into();
+                match &failure.claims {
+                    // Refused for want of a stronger sign-in: the name is kept, so the retry
+                    // after the step-up is the same request, and the claims are kept for the
+                    // sign-in that follows.
+                    Some(claims) => self.remember_step_up(claims),
+                    None => pending::done(
+                        &self.state_dir,
+                        &account.oid,
+                        &e.role_definition_id,
+                        &e.scope,
+                    ),
+                }
+                Err(failure)
             }
         }
+    }
+
+    fn remember_step_up(&self, claims: &str) {
+        *self.step_up.lock().unwrap_or_else(|p| p.into_inner()) = Some(claims.to_string());
+    }
+
+    /// The claims the last refused activation asked for, which the next interactive sign-in
+    /// should carry. Taking them clears them.
+    pub fn take_step_up(&self) -> Option<String> {
+        self.step_up
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// Polls a request until it is approved or ends otherwise. Prints each change and, while
@@ -411,15 +592,15 @@ impl Engine {
     /// Who decided a request, how and why: read from its approval's stages.
     pub async fn decision(&self, request: &Request) -> Option<Decision> {
         let id = request.approval_id.as_ref()?;
-        let v = self
+        let stages = self
             .arm
-            .get(&format!(
+            .list(&format!(
                 "/providers/Microsoft.Authorization/roleAssignmentApprovals/{id}/stages?api-version={}",
                 arm::APPROVALS
             ))
             .await
             .ok()?;
-        v["value"].as_array()?.iter().find_map(|s| {
+        stages.iter().find_map(|s| {
             let p = &s["properties"];
             let approved = match p["reviewResult"].as_str()? {
                 "Approve" => true,
@@ -487,28 +668,6 @@ impl Engine {
             .map(str::to_string)
     }
 
-    pub async fn find_target(&self, vm: &str) -> Result<Target, Failure> {
-        let sub = self.subscription().await?;
-        let list = arm::targets(&self.arm, &sub).await?;
-        let names: Vec<String> = list.iter().map(|t| t.vm.clone()).collect();
-        list.into_iter()
-            .find(|t| t.vm.eq_ignore_ascii_case(vm) || t.vm_id.eq_ignore_ascii_case(vm))
-            .ok_or_else(|| {
-                Failure::new(
-                    Kind::NotFound,
-                    "no_target",
-                    format!(
-                        "No JIT policy covers a VM named '{vm}'. Known: {}.",
-                        if names.is_empty() {
-                            "none".into()
-                        } else {
-                            names.join(", ")
-                        }
-                    ),
-                )
-            })
-    }
-
     /// Where to connect for a port: the firewall's mapped port when the VM is behind Azure
     /// Firewall, else the VM's public IP.
     pub async fn endpoint(&self, target: &Target, port: u16) -> Result<Endpoint, Failure> {
@@ -564,12 +723,16 @@ impl Engine {
                 arm::initiate(&self.arm, target, port, end, source, justification).await?;
             }
         }
-        for attempt in 0..20 {
+        // JIT answers at once (202) and applies the rule to the network a little later: the
+        // request shows `Initiating` until then. Wait for `Initiated`, on ARM's clock.
+        let mut announced = String::new();
+        loop {
             let fresh = arm::refresh_target(&self.arm, target).await?;
-            if let Some(g) = ours(&fresh).filter(|g| g.status == "Initiated") {
+            let mine = ours(&fresh);
+            if let Some(g) = mine.clone().filter(|g| g.status == "Initiated") {
                 self.audit(Record {
                     what: what.into(),
-                    vm: Some(fresh.vm.clone()),
+                    vm: Some(fresh.vm_id.clone()),
                     port: Some(port),
                     source_ip: Some(g.source.clone()),
                     duration: Some(to_iso(duration)),
@@ -580,27 +743,73 @@ impl Engine {
                 .await;
                 return Ok((fresh, g));
             }
-            if attempt == 0 {
-                self.progress("waiting for JIT to confirm the rule");
+            let status = mine.map(|g| g.status).unwrap_or_default();
+            if let phase @ ("Revoked" | "Failed") = status.as_str() {
+                return Err(Failure::new(
+                    Kind::Other,
+                    "jit_not_applied",
+                    format!("JIT did not apply the rule ({phase}): try again, or check jumpgate targets."),
+                ));
+            }
+            if status != announced {
+                self.progress(&if status.is_empty() {
+                    "waiting for JIT to record the request".to_string()
+                } else {
+                    format!("JIT is applying the rule ({status})")
+                });
+                announced = status;
+            }
+            if self.arm.clock.now() - sent_at > Duration::seconds(JIT_APPLY_BUDGET_SECS) {
+                return Err(Failure::timeout(format!("JIT accepted the request but the rule was not in force after {JIT_APPLY_BUDGET_SECS}s: check jumpgate targets, and try again.")));
             }
             tokio::time::sleep(StdDuration::from_millis(500)).await;
         }
-        Err(Failure::timeout("JIT accepted the request but the rule did not show as Initiated within 10s: check jumpgate targets."))
     }
 
-    pub async fn source_ip(&self, ip: &str) -> Result<String, Failure> {
-        if ip == "auto" {
+    /// The source to ask JIT for on a VM port: the public IP (`auto`: detected, agreed by two
+    /// echo services; or as given), or the allowed range that holds it when the policy lists
+    /// only ranges (JIT refuses a single address inside one). Said when it is a range.
+    pub async fn source_for(
+        &self,
+        target: &Target,
+        port: u16,
+        ip: &str,
+    ) -> Result<policy::SourceChoice, Failure> {
+        let address = if ip == "auto" {
             let d = self.detect_ip().await?;
             self.progress(&format!(
                 "public IP {} (agreed: {})",
                 d.ip,
                 d.agreed.join(", ")
             ));
-            return Ok(d.ip.to_string());
+            d.ip
+        } else {
+            jumpgate_core::ip::parse_public_ipv4(ip, self.config.network.allow_loopback_ip)
+                .map_err(|e| Failure::usage(e.to_string()))?
+        };
+        let rule = target
+            .ports
+            .iter()
+            .find(|r| r.number == port)
+            .ok_or_else(|| {
+                Failure::new(
+                    Kind::Policy,
+                    "JitPort",
+                    format!(
+                        "Not sent: port {port} is not in the JIT policy of {}.",
+                        target.vm
+                    ),
+                )
+            })?;
+        let chosen = policy::choose_source(rule, address)
+            .map_err(|v| Failure::new(Kind::Policy, v.rule, format!("Not sent: {}.", v.message)))?;
+        if chosen.whole_range {
+            self.progress(&format!(
+                "your address {address} lies in the allowed range {}; JIT accepts only the whole range, so the request asks for it",
+                chosen.prefix
+            ));
         }
-        jumpgate_core::ip::parse_public_ipv4(ip, self.config.network.allow_loopback_ip)
-            .map(|a| a.to_string())
-            .map_err(|e| Failure::usage(e.to_string()))
+        Ok(chosen)
     }
 
     pub async fn detect_ip(&self) -> Result<crate::ip::Detected, Failure> {
@@ -611,19 +820,83 @@ impl Engine {
         .await?)
     }
 
-    /// The eligible role whose definition grants JIT initiate.
-    pub async fn jit_role(&self) -> Result<Eligible, Failure> {
+    /// The role to activate for JIT on a VM (RELIABILITY #28): an eligibility whose scope
+    /// contains the VM and whose role grants JIT initiate with the fewest other rights. A
+    /// role that reaches JIT only through a wildcard (Contributor, Owner) is chosen only when
+    /// nothing narrower exists, and then only when `allow_broad` says the user agreed. A role
+    /// definition that cannot be read is skipped, not fatal.
+    pub async fn jit_role_for(&self, vm_id: &str, allow_broad: bool) -> Result<Eligible, Failure> {
+        let mut ranked: Vec<(policy::Breadth, usize, Eligible)> = Vec::new();
+        let mut unreadable: Vec<String> = Vec::new();
         for e in arm::eligible_roles(&self.arm).await? {
-            let v = self.role_definition(&e).await?;
+            if !policy::scope_contains(&e.scope, vm_id) {
+                continue;
+            }
+            let perms = match self.role_definition(&e).await {
+                Ok(v) => v["properties"]["permissions"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+                Err(_) => {
+                    unreadable.push(format!("{} at {}", e.role, e.scope));
+                    continue;
+                }
+            };
+            if let Some(b) = policy::breadth(&perms, JIT_INITIATE) {
+                // Among equals, the narrower scope.
+                let depth = usize::MAX - e.scope.matches('/').count();
+                ranked.push((b, depth, e));
+            }
+        }
+        ranked.sort_by_key(|a| (a.0, a.1));
+        let Some((breadth, _, best)) = ranked.into_iter().next() else {
+            return Err(Failure::new(
+                Kind::Denied,
+                "no_jit_role",
+                format!(
+                    "No PIM role you are eligible for at a scope holding {vm_id} grants JIT access: ask your admin for the JIT requester role there.{}",
+                    if unreadable.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (Could not read: {}.)", unreadable.join("; "))
+                    }
+                ),
+            ));
+        };
+        if breadth.wildcard && !allow_broad {
+            return Err(Failure::new(
+                Kind::Policy,
+                "broad_role",
+                format!(
+                    "The only role you are eligible for that opens JIT on {} is {} at {}, which grants much more than JIT (it reaches it through a wildcard). Confirm with --allow-broad-role to activate it, or ask your admin for the JIT requester role.",
+                    arm::leaf(vm_id),
+                    best.role,
+                    best.scope
+                ),
+            ));
+        }
+        Ok(best)
+    }
+
+    /// The eligible role whose definition grants JIT initiate, for a user who has not named a
+    /// VM (doctor with no VM): the narrowest, wherever it applies.
+    pub async fn jit_role(&self) -> Result<Eligible, Failure> {
+        let mut best: Option<(policy::Breadth, Eligible)> = None;
+        for e in arm::eligible_roles(&self.arm).await? {
+            let Ok(v) = self.role_definition(&e).await else {
+                continue;
+            };
             let perms = v["properties"]["permissions"]
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
-            if policy::permits(&perms, JIT_INITIATE) {
-                return Ok(e);
+            if let Some(b) = policy::breadth(&perms, JIT_INITIATE) {
+                if best.as_ref().is_none_or(|(current, _)| b < *current) {
+                    best = Some((b, e));
+                }
             }
         }
-        Err(Failure::new(Kind::Denied, "no_jit_role", "You cannot open JIT access and no PIM role you are eligible for grants it: ask your admin for the JIT requester role."))
+        best.map(|(_, e)| e).ok_or_else(|| Failure::new(Kind::Denied, "no_jit_role", "You cannot open JIT access and no PIM role you are eligible for grants it: ask your admin for the JIT requester role."))
     }
 
     /// The pre-flight check of an activation against its policy and the organisation's list of
@@ -721,7 +994,11 @@ impl Engine {
         .await
     }
 
-    /// Renews an active PIM role with `SelfExtend`, checked against the policy first.
+    /// Renews a PIM role before or after it ends. PIM does not let the holder of an
+    /// activation extend it (`SelfExtend` is for assignments near their end, which admins
+    /// grant), so the role is activated anew through its policy, approval included: at once
+    /// when it has ended, and after ending the current activation when it is still on (the
+    /// JIT ports it opened stay open until their own end times).
     pub async fn extend_role(
         &self,
         role: &str,
@@ -729,49 +1006,49 @@ impl Engine {
         justification: &str,
     ) -> Result<(Request, Renewal), Failure> {
         let account = self.account().await?;
-        let Some(current) = self.active_role(role).await? else {
-            // It has ended (or never started): nothing to extend, so a new activation, with
-            // its approval if the policy asks for one.
-            let e = pick_role(arm::eligible_roles(&self.arm).await?, role, None).map_err(|_| {
-                Failure::new(
-                    Kind::NotFound,
-                    "not_active",
-                    format!("{role} is not active for you and you are not eligible for it: see jumpgate roles."),
-                )
-            })?;
-            let request = self
-                .send_activation(&e, duration, justification, None)
-                .await?;
-            return Ok((request, Renewal::NewActivation));
-        };
-        let policy =
-            arm::activation_policy(&self.arm, &current.scope, &current.role_definition_id).await?;
-        self.check_activation(&policy, duration, justification, None)?;
-        let iso = to_iso(duration);
-        let request = self
-            .change_activation(
-                &account.oid,
-                &current,
-                "SelfExtend",
-                Some(&iso),
-                justification,
+        let current = self.active_role(role).await?;
+        let e = pick_role(
+            arm::eligible_roles(&self.arm).await?,
+            role,
+            current.as_ref().map(|c| c.scope.as_str()),
+        )
+        .map_err(|_| {
+            Failure::new(
+                Kind::NotFound,
+                "not_eligible",
+                format!("You are not eligible for {role}: see jumpgate roles."),
             )
+        })?;
+        // Checked before the current activation is ended, so a request the policy would
+        // refuse leaves the role as it was.
+        let policy = arm::activation_policy(&self.arm, &e.scope, &e.role_definition_id).await?;
+        self.check_activation(&policy, duration, justification, None)?;
+        let how = match &current {
+            None => Renewal::NewActivation,
+            Some(active) => {
+                let ended = self
+                    .change_activation(&account.oid, active, "SelfDeactivate", None, justification)
+                    .await?;
+                self.audit(Record {
+                    what: "role_ended".into(),
+                    role: Some(active.role.clone()),
+                    justification: Some(justification.to_string()),
+                    outcome: format!("{} (to activate it anew)", ended.status),
+                    ..Record::default()
+                })
+                .await;
+                Renewal::Reactivated
+            }
+        };
+        let request = self
+            .send_activation(&e, duration, justification, None)
             .await?;
         self.publish(EngineEvent::RequestStatus {
             request: request.name.clone(),
-            role: current.role.clone(),
+            role: e.role.clone(),
             status: request.status.clone(),
         });
-        self.audit(Record {
-            what: "role_extended".into(),
-            role: Some(current.role.clone()),
-            duration: Some(iso.clone()),
-            justification: Some(justification.to_string()),
-            outcome: request.status.clone(),
-            ..Record::default()
-        })
-        .await;
-        Ok((request, Renewal::SelfExtend))
+        Ok((request, how))
     }
 
     /// Starts the client for a connected port (SSH for 22, in this terminal or in a terminal
@@ -807,7 +1084,7 @@ impl Engine {
         });
         self.audit(Record {
             what: "client_launched".into(),
-            vm: Some(connected.vm.clone()),
+            vm: Some(connected.vm_id.clone()),
             port: Some(connected.port),
             outcome: program.clone(),
             ..Record::default()
@@ -892,19 +1169,22 @@ impl Engine {
     /// approval and effect), the public IP, the port, and a TCP probe. Each step is published
     /// as it completes. Launching the client is the caller's.
     pub async fn connect(&self, req: &ConnectRequest) -> Result<Connected, Failure> {
-        let target = self.find_target(&req.vm).await?;
-        let port = default_port(&target, req.port)?;
-        // Check port and duration against the JIT policy before anything is sent; the source
-        // is checked once it is known.
-        if let Err(v) = policy::check_jit(&target.ports, port, req.duration, "*") {
-            if v.rule != "JitSource" {
-                return Err(Failure::new(
-                    Kind::Policy,
-                    v.rule,
-                    format!("Not sent: {}.", v.message),
+        // The VM's policy, when it can be read already: port and duration are checked against
+        // it before anything is sent. A requester with no standing role reads it once the
+        // role is in effect, and the same checks run then, still before the port is asked for.
+        let (vm_id, mut known) = match self.locate(&req.vm).await? {
+            Located::Target(t) => (t.vm_id.clone(), Some(t)),
+            Located::Unreadable { vm_id } => {
+                self.progress(&format!(
+                    "the JIT policy of {vm_id} cannot be read before your role is active; it is checked then"
                 ));
+                (vm_id, None)
             }
-        }
+        };
+        let mut port = match &known {
+            Some(t) => Some(preflight(t, req.port, req.duration)?),
+            None => None,
+        };
         let account = self.account().await?;
         let mut steps: Vec<StepRecord> = Vec::new();
         let record = |steps: &mut Vec<StepRecord>, step: Step, detail: String| {
@@ -920,7 +1200,6 @@ impl Engine {
         let mut role: Option<Eligible> = None;
         let mut request: Option<Request> = None;
         let mut source = String::new();
-        let mut current = target.clone();
         let mut endpoint: Option<Endpoint> = None;
         let mut waiting_since: Option<(Step, DateTime<Utc>)> = None;
         let mut last_note = Utc::now();
@@ -997,7 +1276,7 @@ impl Engine {
             }
             let seen = match step {
                 Step::CheckAccess => {
-                    let perms = arm::permissions(&self.arm, &target.resource_group()).await?;
+                    let perms = arm::permissions(&self.arm, arm::resource_group_of(&vm_id)).await?;
                     let ok = policy::permits(&perms, JIT_INITIATE);
                     record(
                         &mut steps,
@@ -1011,7 +1290,7 @@ impl Engine {
                     Observation::Access(ok)
                 }
                 Step::RequestRole => {
-                    let e = self.jit_role().await?;
+                    let e = self.jit_role_for(&vm_id, req.allow_broad_role).await?;
                     let sent = self
                         .send_activation(
                             &e,
@@ -1073,7 +1352,7 @@ impl Engine {
                     Observation::RequestStatus(status)
                 }
                 Step::AwaitEffect => {
-                    let perms = arm::permissions(&self.arm, &target.resource_group()).await?;
+                    let perms = arm::permissions(&self.arm, arm::resource_group_of(&vm_id)).await?;
                     let ok = policy::permits(&perms, JIT_INITIATE);
                     if ok {
                         record(&mut steps, step, String::new());
@@ -1081,14 +1360,27 @@ impl Engine {
                     Observation::InEffect(ok)
                 }
                 Step::DetectIp => {
-                    source = self.source_ip("auto").await?;
+                    let target = match &known {
+                        Some(t) => t.clone(),
+                        None => {
+                            let t = self.find_target(&vm_id).await?;
+                            port = Some(preflight(&t, req.port, req.duration)?);
+                            known.insert(t).clone()
+                        }
+                    };
+                    let p = port.unwrap_or_default();
+                    let chosen = self.source_for(&target, p, "auto").await?;
+                    source = chosen.prefix.clone();
                     record(&mut steps, step, source.clone());
                     Observation::IpDetected
                 }
                 Step::OpenPort => {
+                    let (Some(current), Some(port)) = (&known, port) else {
+                        return Err(Failure::new(Kind::Other, "internal", "no policy read"));
+                    };
                     let (fresh, grant) = self
                         .open_port(
-                            &current,
+                            current,
                             port,
                             req.duration,
                             &source,
@@ -1096,8 +1388,8 @@ impl Engine {
                             "port_opened",
                         )
                         .await?;
-                    current = fresh;
-                    endpoint = Some(self.endpoint(&current, port).await?);
+                    endpoint = Some(self.endpoint(&fresh, port).await?);
+                    known = Some(fresh);
                     let until = grant
                         .end
                         .map(|t| {
@@ -1117,7 +1409,7 @@ impl Engine {
                     let Some(e) = &endpoint else {
                         return Err(Failure::new(Kind::Other, "internal", "no endpoint"));
                     };
-                    let ok = probe(e, port).await;
+                    let ok = probe(e, port.unwrap_or_default()).await;
                     if ok {
                         record(&mut steps, step, format!("{}:{}", e.host, e.port));
                     }
@@ -1127,10 +1419,12 @@ impl Engine {
             };
             action = machine.on(Utc::now(), seen);
         }
-        let endpoint =
-            endpoint.ok_or_else(|| Failure::new(Kind::Other, "internal", "no endpoint"))?;
+        let (Some(endpoint), Some(target), Some(port)) = (endpoint, known, port) else {
+            return Err(Failure::new(Kind::Other, "internal", "no endpoint"));
+        };
         Ok(Connected {
-            vm: current.vm,
+            vm: target.vm,
+            vm_id: target.vm_id,
             port,
             endpoint,
             steps,
@@ -1169,6 +1463,20 @@ pub async fn probe(ep: &Endpoint, service_port: u16) -> bool {
         tokio::time::timeout(StdDuration::from_secs(3), attempt).await,
         Ok(Some(()))
     )
+}
+
+/// The port to open, checked with the duration against the VM's JIT policy before anything
+/// is sent; the source is checked once it is known.
+pub fn preflight(target: &Target, port: Option<u16>, duration: Duration) -> Result<u16, Failure> {
+    let port = default_port(target, port)?;
+    match policy::check_jit(&target.ports, port, duration, "*") {
+        Err(v) if v.rule != "JitSource" => Err(Failure::new(
+            Kind::Policy,
+            v.rule,
+            format!("Not sent: {}.", v.message),
+        )),
+        _ => Ok(port),
+    }
 }
 
 pub fn default_port(target: &Target, port: Option<u16>) -> Result<u16, Failure> {

@@ -17,6 +17,9 @@ pub enum Error {
     /// No usable sign-in: the user must sign in interactively.
     #[error("{0}")]
     SignInRequired(String),
+    /// Azure asks for a new sign-in that carries more claims (a 401 claims challenge).
+    #[error("Azure asks for a stronger sign-in (for example MFA): run jumpgate signin --claims '{claims}'")]
+    StepUp { claims: String },
     /// Azure or the network could not be reached, after retries.
     #[error("cannot reach {what}: {detail}")]
     Unreachable { what: String, detail: String },
@@ -46,6 +49,11 @@ impl Error {
                 kind: Kind::SignIn,
                 code: "sign_in_required".into(),
                 message: m.clone(),
+            },
+            Error::StepUp { .. } => Explanation {
+                kind: Kind::SignIn,
+                code: "step_up".into(),
+                message: self.to_string(),
             },
             Error::Unreachable { .. } => Explanation {
                 kind: Kind::Unavailable,
@@ -82,9 +90,17 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl From<Error> for jumpgate_core::explain::Failure {
     fn from(e: Error) -> jumpgate_core::explain::Failure {
+        let claims = match &e {
+            Error::Arm { code, message, .. } => {
+                jumpgate_core::explain::step_up_claims(code, message)
+            }
+            Error::StepUp { claims } => Some(claims.clone()),
+            _ => None,
+        };
         jumpgate_core::explain::Failure {
             timed_out: matches!(e, Error::TimedOut(_)),
             explanation: e.explain(),
+            claims,
         }
     }
 }

@@ -41,6 +41,10 @@ impl ServerClock {
     }
 }
 
+/// The most pages one list is read to. ARM's pages hold up to a few hundred items; a list
+/// that needs more than this is a server linking in circles.
+pub const MAX_PAGES: usize = 500;
+
 /// Where to report waits, so long retries are never silent.
 pub type Notify = Arc<dyn Fn(&str) + Send + Sync>;
 
@@ -116,6 +120,59 @@ impl Arm {
         Ok(self.call(Method::GET, path, None, Repeat::Safe).await?.body)
     }
 
+    /// Every item of a pageable list: `value` of each page, following `nextLink` to the end.
+    /// ARM may answer an empty page that still carries a `nextLink`, so only a missing link
+    /// ends the list. A link is followed only on ARM's own origin (it carries the bearer
+    /// token), and at most [`MAX_PAGES`] pages are read, so a server that links in circles
+    /// gets an error rather than a loop.
+    pub async fn list(&self, path: &str) -> Result<Vec<Value>> {
+        let mut items = Vec::new();
+        let mut next = path.to_string();
+        for _ in 0..MAX_PAGES {
+            let page = self.get(&next).await?;
+            items.extend(page["value"].as_array().into_iter().flatten().cloned());
+            match page["nextLink"].as_str().filter(|l| !l.is_empty()) {
+                None => return Ok(items),
+                Some(link) => next = self.same_origin(link)?,
+            }
+        }
+        Err(Error::Unexpected {
+            what: "Azure Resource Manager".into(),
+            detail: format!(
+                "the list at {} ran past {MAX_PAGES} pages; stopped rather than guess",
+                path.split('?').next().unwrap_or(path)
+            ),
+        })
+    }
+
+    /// The path of a `nextLink`, which must point at ARM's own origin.
+    fn same_origin(&self, link: &str) -> Result<String> {
+        let refuse = || Error::Unexpected {
+            what: "Azure Resource Manager".into(),
+            detail: "a nextLink points outside the configured ARM endpoint; it was not followed"
+                .into(),
+        };
+        let base = url::Url::parse(&self.base).map_err(|_| refuse())?;
+        let url = url::Url::parse(link).map_err(|_| refuse())?;
+        if url.scheme() != base.scheme()
+            || url.host_str() != base.host_str()
+            || url.port_or_known_default() != base.port_or_known_default()
+            || !url.username().is_empty()
+            || url.password().is_some()
+        {
+            return Err(refuse());
+        }
+        let prefix = base.path().trim_end_matches('/');
+        let path = url.path();
+        let Some(rest) = path.strip_prefix(prefix).filter(|r| r.starts_with('/')) else {
+            return Err(refuse());
+        };
+        Ok(match url.query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest.to_string(),
+        })
+    }
+
     /// Sends one ARM call, retrying what may be retried.
     pub async fn call(
         &self,
@@ -170,9 +227,14 @@ impl Arm {
                     let (code, message) = parse_error(&text);
                     if status == StatusCode::UNAUTHORIZED {
                         if let Some(claims) = claims_challenge(&headers) {
-                            return Err(Error::SignInRequired(format!(
-                                "Azure asks for a fresh sign-in with more claims (for example MFA): run jumpgate signin. Claims: {claims}"
-                            )));
+                            // The challenge is base64 JSON; one that is not cannot be asked
+                            // for, but it still means a fresh sign-in, not a refresh.
+                            return Err(match jumpgate_core::explain::parse_claims(&claims) {
+                                Ok(claims) => Error::StepUp { claims },
+                                Err(_) => Error::SignInRequired(
+                                    "Azure asks for a fresh sign-in: run jumpgate signin.".into(),
+                                ),
+                            });
                         }
                         if !refreshed {
                             refreshed = true;

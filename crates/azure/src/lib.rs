@@ -30,9 +30,6 @@ pub mod watch;
 
 pub use error::Error;
 
-/// The ARM scope Jumpgate asks for; ARM's tokens are the same for Azure and the simulator.
-pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
-
 /// Installs the TLS crypto provider once per process (ring; no second crypto library).
 pub fn init_tls() {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -182,7 +182,7 @@ impl Session {
         let task = tokio::task::spawn_blocking(move || {
             handle.block_on(async move {
                 match tokens.source {
-                    Source::AzureCli => signin::azure_cli().await,
+                    Source::AzureCli => signin::azure_cli(&authority).await,
                     _ => signin::refresh(&authority, &tokens).await,
                 }
             })

@@ -28,19 +28,36 @@ use tokio::net::TcpListener;
 use crate::error::{Error, Result};
 use crate::tokens::{Account, Source, TokenSet};
 
-const SCOPES: [&str; 4] = [crate::ARM_SCOPE, "openid", "profile", "offline_access"];
-
-/// Where to sign in.
+/// Where to sign in, and for what.
 #[derive(Debug, Clone)]
 pub struct Authority {
     /// `https://login.microsoftonline.com/{tenant}` (or the simulator's).
     pub base: String,
     pub client_id: String,
+    /// The tenant id, for sign-ins that go through another tool (`az login`).
+    pub tenant: String,
+    /// The ARM scope from the configuration (`https://management.azure.com/.default` in
+    /// Azure's public cloud), so a sovereign cloud gets its own audience.
+    pub arm_scope: String,
 }
 
 impl Authority {
+    pub fn from_config(config: &jumpgate_core::config::Config) -> Authority {
+        Authority {
+            base: config.authority(),
+            client_id: config.azure.client_id.clone(),
+            tenant: config.azure.tenant_id.clone(),
+            arm_scope: config.arm_scope(),
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/oauth2/v2.0/{path}", self.base.trim_end_matches('/'))
+    }
+
+    /// What every sign-in and renewal asks for: ARM, and a refresh token.
+    fn scopes(&self) -> [&str; 4] {
+        [&self.arm_scope, "openid", "profile", "offline_access"]
     }
 }
 
@@ -135,11 +152,13 @@ fn account_of(access_token: &str) -> Result<Account> {
         detail: "the access token is not a JWT".into(),
     })?;
     let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
-    let upn = if s("upn").is_empty() {
-        s("preferred_username")
-    } else {
-        s("upn")
-    };
+    // Members carry `upn`; v2 tokens `preferred_username`; guests neither, but
+    // `unique_name` and `email`.
+    let upn = ["upn", "preferred_username", "unique_name", "email"]
+        .into_iter()
+        .map(s)
+        .find(|v| !v.trim().is_empty())
+        .unwrap_or_default();
     Ok(Account {
         upn,
         oid: s("oid"),
@@ -208,6 +227,9 @@ pub struct BrowserOptions {
     pub login_hint: Option<String>,
     /// `prompt=none`: sign in silently when the browser already has a session.
     pub silent: bool,
+    /// A claims request (JSON) for a step-up: MFA or an authentication context that a
+    /// refused call asked for.
+    pub claims: Option<String>,
     /// Called with the authorize URL: open it in the system browser, or print it.
     pub on_url: Box<dyn FnOnce(&str) + Send>,
     pub timeout: StdDuration,
@@ -225,17 +247,23 @@ pub async fn browser(authority: &Authority, options: BrowserOptions) -> Result<T
         .local_addr()
         .map_err(|e| Error::Other(e.to_string()))?
         .port();
-    let redirect = format!("http://127.0.0.1:{port}/");
+    // The listener is on the loopback address, and the redirect names `localhost`: the
+    // loopback URI a public client can register in Entra is `http://localhost`, matched
+    // with any port.
+    let redirect = format!("http://localhost:{port}/");
     let oauth = client(authority, Some(redirect))?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = oauth
         .authorize_url(CsrfToken::new_random)
         .set_pkce_challenge(challenge);
-    for s in SCOPES {
+    for s in authority.scopes() {
         request = request.add_scope(Scope::new(s.into()));
     }
     if let Some(hint) = &options.login_hint {
         request = request.add_extra_param("login_hint", hint.clone());
+    }
+    if let Some(claims) = &options.claims {
+        request = request.add_extra_param("claims", claims.clone());
     }
     if options.silent {
         request = request.add_extra_param("prompt", "none");
@@ -265,7 +293,7 @@ pub async fn browser(authority: &Authority, options: BrowserOptions) -> Result<T
 /// `prompt=none` and `login_hint`, the app itself making the two requests a browser would
 /// (the authorize URL, then the loopback redirect it answers with). Against Entra,
 /// `prompt=none` without a browser session fails with `login_required`.
-pub async fn demo(authority: &Authority, upn: &str) -> Result<TokenSet> {
+pub async fn demo(authority: &Authority, upn: &str, claims: Option<&str>) -> Result<TokenSet> {
     let (tx, rx) = tokio::sync::oneshot::channel::<String>();
     let playing = tokio::spawn(async move {
         let url = rx
@@ -287,7 +315,7 @@ pub async fn demo(authority: &Authority, upn: &str) -> Result<TokenSet> {
                     answer.status()
                 )
             })?;
-        if !location.starts_with("http://127.0.0.1:") {
+        if !location.starts_with("http://localhost:") {
             return Err(format!(
                 "the sign-in redirected away from Jumpgate, to {location}"
             ));
@@ -303,6 +331,7 @@ pub async fn demo(authority: &Authority, upn: &str) -> Result<TokenSet> {
         BrowserOptions {
             login_hint: Some(upn.to_string()),
             silent: true,
+            claims: claims.map(str::to_string),
             on_url: Box::new(move |url: &str| {
                 let _ = tx.send(url.to_string());
             }),
@@ -400,13 +429,17 @@ async fn reply(stream: &mut tokio::net::TcpStream, status: u16, text: &str) {
 /// Signs in with a device code. `on_code` shows the user where to go and what to type.
 pub async fn device_code(
     authority: &Authority,
+    claims: Option<&str>,
     on_code: impl FnOnce(&str, &str, &str),
 ) -> Result<TokenSet> {
     let oauth = client(authority, None)?;
     let http = transport();
     let mut request = oauth.exchange_device_code();
-    for s in SCOPES {
+    for s in authority.scopes() {
         request = request.add_scope(Scope::new(s.into()));
+    }
+    if let Some(c) = claims {
+        request = request.add_extra_param("claims", c.to_string());
     }
     let details: StandardDeviceAuthorizationResponse =
         request.request_async(&http).await.map_err(token_error)?;
@@ -434,7 +467,7 @@ pub async fn refresh(authority: &Authority, current: &TokenSet) -> Result<TokenS
     let http = transport();
     let rt = RefreshToken::new(rt.to_string());
     let mut request = oauth.exchange_refresh_token(&rt);
-    for s in SCOPES {
+    for s in authority.scopes() {
         request = request.add_scope(Scope::new(s.into()));
     }
     let response = request.request_async(&http).await.map_err(token_error)?;
@@ -451,14 +484,15 @@ pub async fn refresh_for(
 ) -> Result<(TokenSet, String, i64)> {
     if current.source == Source::AzureCli {
         use azure_core::credentials::TokenCredential as _;
-        let credential = azure_identity::AzureCliCredential::new(None)
-            .map_err(|e| Error::Other(e.to_string()))?;
-        let token = credential.get_token(&[scope], None).await.map_err(|e| {
-            Error::SignInRequired(format!(
-                "the Azure CLI has no usable sign-in ({}): run az login",
-                first_line(&e.to_string())
-            ))
-        })?;
+        let token = cli_credential(authority)?
+            .get_token(&[scope], None)
+            .await
+            .map_err(|e| {
+                Error::SignInRequired(format!(
+                    "the Azure CLI has no usable sign-in ({}): run az login",
+                    first_line(&e.to_string())
+                ))
+            })?;
         return Ok((
             current.clone(),
             token.token.secret().to_string(),
@@ -491,13 +525,23 @@ pub async fn refresh_for(
     Ok((kept, access, expires_at))
 }
 
-/// Reuses an existing `az login`.
-pub async fn azure_cli() -> Result<TokenSet> {
+/// The Azure CLI as a credential, in the configured tenant: without it, `az` answers for
+/// its own default tenant, which is the wrong one for a guest or a multi-tenant account.
+fn cli_credential(
+    authority: &Authority,
+) -> Result<std::sync::Arc<azure_identity::AzureCliCredential>> {
+    azure_identity::AzureCliCredential::new(Some(azure_identity::AzureCliCredentialOptions {
+        tenant_id: Some(authority.tenant.clone()).filter(|t| !t.trim().is_empty()),
+        ..Default::default()
+    }))
+    .map_err(|e| Error::Other(e.to_string()))
+}
+
+/// Reuses an existing `az login`, in the configured tenant.
+pub async fn azure_cli(authority: &Authority) -> Result<TokenSet> {
     use azure_core::credentials::TokenCredential as _;
-    let credential =
-        azure_identity::AzureCliCredential::new(None).map_err(|e| Error::Other(e.to_string()))?;
-    let token = credential
-        .get_token(&[crate::ARM_SCOPE], None)
+    let token = cli_credential(authority)?
+        .get_token(&[authority.arm_scope.as_str()], None)
         .await
         .map_err(|e| {
             Error::SignInRequired(format!(

@@ -76,7 +76,6 @@ pub struct Watcher<'e> {
     /// announced (and older ones are not).
     started: DateTime<Utc>,
     journal_len: Option<u64>,
-    subscription: Option<String>,
     /// Held while the watcher runs: one watcher per state directory.
     _lock: File,
 }
@@ -149,7 +148,6 @@ impl<'e> Watcher<'e> {
             signed_in: true,
             refused_sign_in: None,
             journal_len: None,
-            subscription: engine.config.azure.subscription_id.clone(),
             _lock: lock,
         })
     }
@@ -521,15 +519,7 @@ impl<'e> Watcher<'e> {
                 })
             })
             .collect();
-        let subscription = match &self.subscription {
-            Some(s) => s.clone(),
-            None => {
-                let s = self.engine.subscription().await?;
-                self.subscription = Some(s.clone());
-                s
-            }
-        };
-        for target in arm::targets(&self.engine.arm, &subscription).await? {
+        for target in self.engine.targets().await? {
             for g in open_grants(&target, now) {
                 if !g.requestor.eq_ignore_ascii_case(upn) {
                     continue;
@@ -664,13 +654,14 @@ impl<'e> Watcher<'e> {
             }
             let event = WatchEvent::IpChanged {
                 vm: vm.clone(),
+                vm_id: vm_id.clone(),
                 port: *port,
                 old: source.clone(),
                 new: ip.clone(),
             };
             let record = Record {
                 what: "ip_changed".into(),
-                vm: Some(vm.clone()),
+                vm: Some(vm_id.clone()),
                 port: Some(*port),
                 source_ip: Some(ip.clone()),
                 outcome: format!("open for {source}, address now {ip}"),

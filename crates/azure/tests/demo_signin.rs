@@ -17,6 +17,8 @@ fn authority(sim: &jumpgate_sim::SimHandle) -> Authority {
     Authority {
         base: format!("{}/{}", c.base_url, c.tenant_id),
         client_id: c.client_id,
+        tenant: c.tenant_id,
+        arm_scope: "https://management.azure.com/.default".into(),
     }
 }
 
@@ -29,7 +31,7 @@ async fn each_demo_user_signs_in_without_a_browser() {
         "carol@contoso.example",
         "dave@contoso.example",
     ] {
-        let tokens = signin::demo(&authority(&sim), upn)
+        let tokens = signin::demo(&authority(&sim), upn, None)
             .await
             .expect("signed in");
         assert_eq!(tokens.account.upn, upn);
@@ -44,7 +46,7 @@ async fn each_demo_user_signs_in_without_a_browser() {
 async fn without_the_control_api_it_fails_at_once_and_says_why() {
     let sim = sim(false).await;
     let started = std::time::Instant::now();
-    let err = signin::demo(&authority(&sim), "alice@contoso.example")
+    let err = signin::demo(&authority(&sim), "alice@contoso.example", None)
         .await
         .expect_err("no silent sign-in without --control");
     assert!(
@@ -61,7 +63,7 @@ async fn without_the_control_api_it_fails_at_once_and_says_why() {
 #[tokio::test]
 async fn an_unknown_user_is_refused() {
     let sim = sim(true).await;
-    let err = signin::demo(&authority(&sim), "mallory@contoso.example")
+    let err = signin::demo(&authority(&sim), "mallory@contoso.example", None)
         .await
         .expect_err("unknown user");
     let text = err.to_string();

@@ -238,10 +238,15 @@ pub(crate) fn since_arg(text: Option<&str>) -> Outcome<Option<DateTime<Utc>>> {
 
 async fn signin(ctx: &Ctx, a: SigninArgs) -> Outcome {
     let _ = a.browser;
+    let claims = match (&a.claims, a.mfa) {
+        (Some(c), _) => Some(jumpgate_core::explain::parse_claims(c).map_err(usage)?),
+        (None, true) => Some(jumpgate_core::explain::MFA_CLAIMS.to_string()),
+        (None, false) => None,
+    };
     let tokens = if a.azure_cli {
-        signin::azure_cli().await?
+        signin::azure_cli(&ctx.authority()).await?
     } else if a.device_code {
-        signin::device_code(&ctx.authority(), |uri, code, expires| {
+        signin::device_code(&ctx.authority(), claims.as_deref(), |uri, code, expires| {
             crate::output::line(&format!(
                 "To sign in, open {uri} and enter the code {code} (valid for {expires})."
             ));
@@ -252,25 +257,7 @@ async fn signin(ctx: &Ctx, a: SigninArgs) -> Outcome {
         let timeout = duration_arg(&a.timeout)?
             .to_std()
             .unwrap_or(StdDuration::from_secs(300));
-        let no_open = a.no_open;
-        let on_url: Box<dyn FnOnce(&str) + Send> = Box::new(move |url: &str| {
-            if no_open || !launch::open_browser(url) {
-                crate::output::line(url);
-                progress("open the URL above in your browser to sign in; waiting for the sign-in");
-            } else {
-                progress("your browser is open at the sign-in page; waiting for the sign-in");
-            }
-        });
-        signin::browser(
-            &ctx.authority(),
-            BrowserOptions {
-                login_hint: a.user.clone(),
-                silent: false,
-                on_url,
-                timeout,
-            },
-        )
-        .await?
+        browser_sign_in(ctx, a.user.clone(), claims, a.no_open, timeout).await?
     };
     ctx.session.store().save(&tokens).await?;
     let account = tokens.account.clone();
@@ -279,6 +266,58 @@ async fn signin(ctx: &Ctx, a: SigninArgs) -> Outcome {
         &json!({"upn": account.upn, "name": account.name, "tenant_id": account.tid, "object_id": account.oid}),
         || format!("Signed in as {} ({}).", account.upn, account.name),
     );
+    Ok(())
+}
+
+/// Signs in through the system browser (or a printed URL).
+async fn browser_sign_in(
+    ctx: &Ctx,
+    login_hint: Option<String>,
+    claims: Option<String>,
+    no_open: bool,
+    timeout: StdDuration,
+) -> Outcome<jumpgate_azure::tokens::TokenSet> {
+    let on_url: Box<dyn FnOnce(&str) + Send> = Box::new(move |url: &str| {
+        if no_open || !launch::open_browser(url) {
+            crate::output::line(url);
+            progress("open the URL above in your browser to sign in; waiting for the sign-in");
+        } else {
+            progress("your browser is open at the sign-in page; waiting for the sign-in");
+        }
+    });
+    Ok(signin::browser(
+        &ctx.authority(),
+        BrowserOptions {
+            login_hint,
+            silent: false,
+            claims,
+            on_url,
+            timeout,
+        },
+    )
+    .await?)
+}
+
+/// Whether a person is at the terminal, who can finish a browser sign-in now.
+fn interactive(ctx: &Ctx) -> bool {
+    use std::io::IsTerminal as _;
+    !ctx.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// After a call refused for want of a stronger sign-in (MFA, an authentication context):
+/// at a terminal, signs in again asking for those claims, so the caller can retry once;
+/// otherwise the refusal stands, and its message says which `jumpgate signin` to run.
+async fn step_up(ctx: &Ctx, refused: Failure) -> Outcome {
+    let Some(claims) = refused.claims.clone().filter(|_| interactive(ctx)) else {
+        return Err(refused);
+    };
+    progress("the role needs a stronger sign-in; signing in again with what it asks for");
+    let hint = ctx.account().await.ok().map(|a| a.upn);
+    let tokens =
+        browser_sign_in(ctx, hint, Some(claims), false, StdDuration::from_secs(300)).await?;
+    ctx.session.store().save(&tokens).await?;
+    ctx.session.forget_cached().await;
+    progress("signed in again; sending the same request once more");
     Ok(())
 }
 
@@ -402,10 +441,19 @@ async fn activate(ctx: &Ctx, a: ActivateArgs) -> Outcome {
         &a.role,
         a.scope.as_deref(),
     )?;
-    let request = match ctx
+    let mut sent = ctx
         .send_activation(&eligible, duration, &a.justification, ticket.as_ref())
-        .await
-    {
+        .await;
+    if let Err(f) = &sent {
+        if f.claims.is_some() {
+            // The request's name was kept: the retry is the same request, sent once more.
+            step_up(ctx, f.clone()).await?;
+            sent = ctx
+                .send_activation(&eligible, duration, &a.justification, ticket.as_ref())
+                .await;
+        }
+    }
+    let request = match sent {
         Err(f) if f.explanation.code == "RoleAssignmentExists" => {
             show(
                 ctx.json,
@@ -616,10 +664,9 @@ struct TargetView {
 }
 
 async fn targets(ctx: &Ctx) -> Outcome {
-    let sub = ctx.subscription().await?;
     let now = ctx.arm.clock.now();
     let mut views = Vec::new();
-    for t in arm::targets(&ctx.arm, &sub).await? {
+    for t in ctx.targets().await? {
         let address = arm::public_address(&ctx.arm, &t.vm_id).await.ok().flatten();
         views.push(TargetView {
             access: engine::open_grants(&t, now),
@@ -689,8 +736,8 @@ async fn targets(ctx: &Ctx) -> Outcome {
 async fn open(ctx: &Ctx, a: OpenArgs) -> Outcome {
     let duration = duration_arg(&a.duration)?;
     let target = ctx.find_target(&a.vm).await?;
-    let port = engine::default_port(&target, a.port)?;
-    let source = ctx.source_ip(&a.ip).await?;
+    let port = engine::preflight(&target, a.port, duration)?;
+    let source = ctx.source_for(&target, port, &a.ip).await?.prefix;
     let (fresh, grant) = ctx
         .open_port(
             &target,
@@ -747,13 +794,20 @@ async fn connect(ctx: &Ctx, a: ConnectArgs) -> Outcome {
         justification: a.justification.clone(),
         ticket: parse_ticket(a.ticket.as_deref())?,
         timeout: duration_arg(&a.timeout)?,
+        allow_broad_role: a.allow_broad_role,
     };
     let user = profile.as_ref().and_then(|p| p.username.clone()).or(ctx
         .config
         .launch
         .username
         .clone());
-    let mut connected = ctx.connect(&request).await?;
+    let mut connected = match ctx.connect(&request).await {
+        Err(f) if f.claims.is_some() => {
+            step_up(ctx, f).await?;
+            ctx.connect(&request).await?
+        }
+        other => other?,
+    };
     if !a.no_launch {
         ctx.launch_client(&mut connected, user.as_deref(), false)
             .await?;
@@ -761,7 +815,7 @@ async fn connect(ctx: &Ctx, a: ConnectArgs) -> Outcome {
     let address = format!("{}:{}", connected.endpoint.host, connected.endpoint.port);
     show(
         ctx.json,
-        &json!({"vm": connected.vm, "port": connected.port, "connect_to": address, "steps": connected.steps}),
+        &json!({"vm": connected.vm, "vm_id": connected.vm_id, "port": connected.port, "connect_to": address, "steps": connected.steps}),
         || {
             format!(
                 "Connected: {} port {} at {address}.",
@@ -788,8 +842,7 @@ struct PortView {
 
 async fn status(ctx: &Ctx) -> Outcome {
     let account = ctx.account().await?;
-    let sub = ctx.subscription().await?;
-    let (roles, targets) = tokio::join!(arm::active_roles(&ctx.arm), arm::targets(&ctx.arm, &sub));
+    let (roles, targets) = tokio::join!(arm::active_roles(&ctx.arm), ctx.targets());
     let now = ctx.arm.clock.now();
     let roles: Vec<arm::Active> = roles?
         .into_iter()
@@ -869,20 +922,7 @@ async fn extend(ctx: &Ctx, a: ExtendArgs) -> Outcome {
         show(
             ctx.json,
             &json!({"extended": "role", "how": how, "role": request.role, "status": request.status, "request": request.name}),
-            || match how {
-                engine::Renewal::SelfExtend => format!(
-                    "Asked to extend {} for {} with SelfExtend: {}.",
-                    request.role,
-                    human(duration),
-                    request.status
-                ),
-                engine::Renewal::NewActivation => format!(
-                    "{} had ended, so it was activated anew for {}: {}.",
-                    request.role,
-                    human(duration),
-                    request.status
-                ),
-            },
+            || how.describe(&request, duration),
         );
     }
     Ok(())

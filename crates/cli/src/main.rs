@@ -160,6 +160,14 @@ pub struct SigninArgs {
     /// How long to wait for the browser sign-in.
     #[arg(long, default_value = "5m", value_name = "DURATION")]
     timeout: String,
+    /// Ask for these claims (a JSON claims request, or Azure's base64 of one): the step-up a
+    /// refused activation names, such as an authentication context.
+    #[arg(long, value_name = "JSON", conflicts_with = "azure_cli")]
+    claims: Option<String>,
+    /// Ask for multi-factor authentication in the token (what a role whose policy requires
+    /// MFA needs).
+    #[arg(long, conflicts_with_all = ["claims", "azure_cli"])]
+    mfa: bool,
 }
 
 #[derive(Args)]
@@ -223,6 +231,10 @@ pub struct ConnectArgs {
     /// How long to wait for approval, for the role to take effect and for the port.
     #[arg(long, default_value = "2h")]
     timeout: String,
+    /// Activate a role that grants JIT only through a wildcard (Contributor, Owner) when you
+    /// are eligible for nothing narrower.
+    #[arg(long)]
+    allow_broad_role: bool,
 }
 
 fn main() -> ExitCode {

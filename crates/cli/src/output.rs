@@ -36,7 +36,11 @@ pub fn fail(json: bool, f: &Failure) {
         return;
     }
     if json {
-        let body = serde_json::json!({"error": {"kind": f.explanation.kind, "code": f.explanation.code, "message": f.explanation.message}});
+        let mut body = serde_json::json!({"error": {"kind": f.explanation.kind, "code": f.explanation.code, "message": f.explanation.message}});
+        if let Some(claims) = &f.claims {
+            // What `jumpgate signin --claims` must ask for before the call can succeed.
+            body["error"]["claims"] = serde_json::json!(claims);
+        }
         line(&body.to_string());
     } else {
         line_err(&format!("jumpgate: {}", f.explanation.message));

@@ -255,6 +255,10 @@ client_id = "{client_id}"
 authority_host = "{base_url}"   # login endpoints live under /{{tenant}}/oauth2/v2.0/
 arm_endpoint = "{base_url}"
 graph_endpoint = "{base_url}"     # only admin commands use it, to look users up
+# Tokens are asked for Azure's own audiences, as the simulator issues them. Against a real
+# cloud leave these out: each endpoint is its own audience.
+arm_audience = "https://management.azure.com"
+graph_audience = "https://graph.microsoft.com"
 
 [network]
 ip_echo_urls = ["{base_url}/ip", "{base_url}/cdn-cgi/trace"]

@@ -105,7 +105,7 @@ describe("the popover", () => {
     await fireEvent.click(screen.getByRole("button", { name: "Connect" }));
     await waitFor(() => expect(calls.some(([c]) => c === "connect")).toBe(true));
     expect(calls.find(([c]) => c === "connect")?.[1]).toEqual({
-      form: { vm: "jumpbox-win-01", port: 3389, duration: "1h", justification: "Patch KB5034441", ticket: "ServiceNow:INC42", launch: true },
+      form: { vm: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01", port: 3389, duration: "1h", justification: "Patch KB5034441", ticket: "ServiceNow:INC42", launch: true },
     });
     await emit("engine", { kind: "step", step: "request_role", detail: "JIT Requester (PendingApproval)", at: "2026-11-27T12:00:01Z" });
     await waitFor(() => expect(document.querySelector('[data-step="request_role"]')?.className).toContain("done"));
