@@ -369,7 +369,7 @@ async fn reliability_04_device_code_and_azure_cli_sign_ins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn extend_renews_a_port_with_a_new_request_and_a_role_with_self_extend_or_anew() {
+async fn extend_renews_a_port_with_a_new_request_and_a_role_with_a_new_activation() {
     let sim = Sim::start("demo", 0);
     let alice = sim.user(ALICE);
     let bob = sim.user(BOB);
@@ -407,8 +407,21 @@ async fn extend_renews_a_port_with_a_new_request_and_a_role_with_self_extend_or_
         "--justification",
         "The maintenance runs long",
     ]);
-    assert_eq!(role["how"], "SelfExtend");
-    assert_eq!(role["status"], "Provisioned");
+    // PIM offers no extension of an activation: it is ended and activated anew through its
+    // policy, so bob approves again.
+    assert_eq!(role["how"], "reactivated", "{role}");
+    assert_eq!(role["status"], "PendingApproval");
+    let again = wait_for_inbox(&bob).await;
+    assert_eq!(again["justification"], "The maintenance runs long");
+    assert!(bob
+        .run(&[
+            "approve",
+            again["id"].as_str().expect("id"),
+            "--justification",
+            "ok"
+        ])
+        .status
+        .success());
     let too_long = alice.run(&[
         "extend",
         "JIT Requester",
@@ -441,7 +454,7 @@ async fn extend_renews_a_port_with_a_new_request_and_a_role_with_self_extend_or_
         "--justification",
         "Back for the second half",
     ]);
-    assert_eq!(renewed["how"], "SelfActivate", "{renewed}");
+    assert_eq!(renewed["how"], "new_activation", "{renewed}");
     assert_eq!(renewed["status"], "PendingApproval");
     assert_eq!(
         wait_for_inbox(&bob).await["justification"],

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{cli_sign_in, jumpgate, notifications_seen, sim_url, TRAY};
+use common::{cli_sign_in, jumpgate, notifications_seen, sim_url, tray};
 
 /// The running app and where its demo's configuration is.
 struct Running {
@@ -25,7 +25,7 @@ impl Running {
     /// Launches the app again in the same session, as the desktop would (with a link or
     /// without), and checks that the launch handed over and ended well.
     fn launch_again(&self, args: &[&str]) {
-        let out = Command::new(TRAY)
+        let out = Command::new(tray())
             .args(args)
             .env("HOME", self.home.path())
             .env_remove("XDG_DATA_HOME")
@@ -65,7 +65,7 @@ fn start_demo_without(unset: &[&str]) -> Running {
     let one = ONE_APP.lock().unwrap_or_else(|p| p.into_inner());
     let home = tempfile::tempdir().expect("home");
     let log = home.path().join("app.log");
-    let mut command = Command::new(TRAY);
+    let mut command = Command::new(tray());
     command
         .arg("--demo")
         .env("HOME", home.path())
@@ -154,7 +154,7 @@ fn demo_mode_runs_the_simulator_and_hands_its_configuration_to_the_cli() {
     let entry = std::fs::read_to_string(&handler).expect("handler");
     assert!(
         entry.contains("MimeType=x-scheme-handler/jumpgate;")
-            && entry.contains(&format!("Exec=\"{TRAY}\" %u")),
+            && entry.contains(&format!("Exec=\"{}\" %u", tray().display())),
         "{entry}"
     );
 
@@ -329,7 +329,7 @@ fn closing_the_popover_keeps_the_app_running() {
 fn without_a_configuration_the_app_says_what_to_do() {
     let _one = ONE_APP.lock().unwrap_or_else(|p| p.into_inner());
     let home = tempfile::tempdir().expect("home");
-    let out = Command::new(TRAY)
+    let out = Command::new(tray())
         .env("HOME", home.path())
         .env_remove("XDG_DATA_HOME")
         .env_remove("XDG_CONFIG_HOME")

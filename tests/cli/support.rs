@@ -9,16 +9,13 @@ use serde_json::{json, Value};
 
 pub const ALICE: &str = "alice@contoso.example";
 pub const BOB: &str = "bob@contoso.example";
-pub const JUMPGATE: &str = env!("CARGO_BIN_EXE_jumpgate");
+/// The `jumpgate` binary under test.
+pub fn jumpgate() -> PathBuf {
+    jumpgate_tests::bin("jumpgate")
+}
 
 fn sim_binary() -> PathBuf {
-    let path = Path::new(JUMPGATE).with_file_name("jumpgate-sim");
-    assert!(
-        path.is_file(),
-        "{} is missing: run the tests with `cargo test --workspace` (or bash scripts/test.sh)",
-        path.display()
-    );
-    path
+    jumpgate_tests::bin("jumpgate-sim")
 }
 
 /// Fails early, with the fix, when no Secret Service runs.
@@ -183,7 +180,14 @@ impl Sim {
     /// authorize URL; this test plays the browser on the simulator's sign-in page and follows
     /// the redirect to jumpgate's loopback listener.
     pub async fn sign_in(&self, user: &User) {
-        let mut child = user.spawn(&["signin", "--no-open", "--user", &user.upn]);
+        self.sign_in_with(user, &[]).await;
+    }
+
+    /// [`Sim::sign_in`] with more `signin` arguments (`--claims`, `--mfa`).
+    pub async fn sign_in_with(&self, user: &User, extra: &[&str]) {
+        let mut args = vec!["signin", "--no-open", "--user", &user.upn];
+        args.extend_from_slice(extra);
+        let mut child = user.spawn(&args);
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut url = String::new();
         stdout.read_line(&mut url).expect("authorize URL");
@@ -217,7 +221,7 @@ impl Sim {
             .to_str()
             .expect("location")
             .to_string();
-        assert!(location.starts_with("http://127.0.0.1:"), "{location}");
+        assert!(location.starts_with("http://localhost:"), "{location}");
         let landed = self.http.get(&location).send().await.expect("loopback");
         assert_eq!(landed.status(), 200);
         let status = child.wait().expect("signin");
@@ -232,7 +236,7 @@ pub fn chmod_x(path: &Path) {
 
 impl User {
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(JUMPGATE);
+        let mut c = Command::new(jumpgate());
         c.arg("--config").arg(&self.config).args(args);
         c
     }

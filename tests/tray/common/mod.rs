@@ -5,10 +5,13 @@
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 
-pub const TRAY: &str = env!("CARGO_BIN_EXE_jumpgate-tray");
+/// The `jumpgate-tray` binary under test.
+pub fn tray() -> std::path::PathBuf {
+    jumpgate_tests::bin("jumpgate-tray")
+}
 
 pub fn jumpgate() -> std::path::PathBuf {
-    std::path::Path::new(TRAY).with_file_name("jumpgate")
+    jumpgate_tests::bin("jumpgate")
 }
 
 /// The demo's simulator, from the configuration the app wrote.
@@ -52,7 +55,11 @@ pub async fn approve_as(sim: &str, upn: &str, justification: &str) {
     let path = format!(
         "{sim}/providers/Microsoft.Authorization/roleAssignmentApprovals/{}/stages/{}?api-version=2021-01-01-preview",
         approval["name"].as_str().expect("an approval waiting"),
-        approval["properties"]["stages"][0]["name"].as_str().expect("stage")
+        // A stage is addressed by the last segment of its id (its name may differ).
+        approval["properties"]["stages"][0]["id"]
+            .as_str()
+            .and_then(|id| id.rsplit('/').next())
+            .expect("stage")
     );
     let decided = http
         .patch(path)

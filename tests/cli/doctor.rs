@@ -10,7 +10,7 @@ use crate::support::*;
 fn narrow_tenant(dir: &std::path::Path) -> String {
     let demo = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../sim/tenants/demo.toml"
+        "/../crates/sim/tenants/demo.toml"
     ))
     .expect("demo tenant");
     let narrowed = demo.replacen(
@@ -69,7 +69,7 @@ async fn doctor_names_each_broken_step_and_its_fix() {
     let carol = sim.user("carol@contoso.example");
 
     // No configuration at all.
-    let out = std::process::Command::new(JUMPGATE)
+    let out = std::process::Command::new(jumpgate())
         .args(["--config", "/nonexistent/jumpgate.toml", "--json", "doctor"])
         .output()
         .expect("doctor");

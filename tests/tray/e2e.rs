@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{approve_as, jumpgate, notifications_seen, play_browser, sim_url, TRAY};
+use common::{approve_as, jumpgate, notifications_seen, play_browser, sim_url, tray};
 use serde_json::{json, Value};
 
 /// Fixed ports for this test binary (PLATFORM.md): tauri-driver and WebKitWebDriver, for the
@@ -52,7 +52,7 @@ struct Driven {
 
 impl Drop for Driven {
     fn drop(&mut self) {
-        let _ = Command::new("pkill").args(["-f", TRAY]).status();
+        let _ = Command::new("pkill").arg("-f").arg(tray()).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         // tauri-driver's WebKitWebDriver outlives it when it is killed.
@@ -101,7 +101,7 @@ impl Driven {
             let answer = http
                 .post(format!("{base}/session"))
                 .json(&json!({"capabilities": {"alwaysMatch": {"tauri:options": {
-                    "application": TRAY,
+                    "application": tray(),
                     "args": args,
                 }}}}))
                 .send()
@@ -494,7 +494,7 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
     .await;
 
     // A link opens the Connect form prefilled; nothing is sent.
-    let status = Command::new(TRAY)
+    let status = Command::new(tray())
         .arg("jumpgate://connect?vm=jumpbox-linux-01&port=22&duration=PT30M&justification=Incident%204711")
         .env("HOME", app.home.path())
         .env_remove("XDG_DATA_HOME")
@@ -718,7 +718,7 @@ async fn sign_in_goes_through_the_system_browser() {
     jumpgate_azure::init_tls();
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("config.toml");
-    let sim_bin = std::path::Path::new(TRAY).with_file_name("jumpgate-sim");
+    let sim_bin = jumpgate_tests::bin("jumpgate-sim");
     let mut sim = Command::new(sim_bin)
         .args(["serve", "--tenant", "demo", "--control", "--write-config"])
         .arg(&config)
@@ -785,7 +785,7 @@ async fn sign_in_goes_through_the_system_browser() {
     .await;
     assert!(
         url.contains("code_challenge_method=S256")
-            && url.contains("redirect_uri=http%3A%2F%2F127.0.0.1"),
+            && url.contains("redirect_uri=http%3A%2F%2Flocalhost%3A"),
         "{url}"
     );
     play_browser(&url, "alice@contoso.example").await;
