@@ -4,6 +4,7 @@
 
 mod admin;
 mod doctor;
+mod enterprise;
 mod flows;
 mod reliability;
 mod support;
