@@ -347,7 +347,8 @@ async fn reliability_04_device_code_and_azure_cli_sign_ins() {
     let bin = sim.dir.path().join("bin");
     std::fs::create_dir_all(&bin).expect("bin");
     let expires = chrono::Utc::now().timestamp() + 3000;
-    std::fs::write(bin.join("az"), format!("#!/bin/sh\necho '{{\"accessToken\": \"{token}\", \"expires_on\": {expires}, \"tokenType\": \"Bearer\"}}'\n")).expect("az");
+    let calls = sim.dir.path().join("az-calls");
+    std::fs::write(bin.join("az"), format!("#!/bin/sh\necho \"$@\" >> {}\necho '{{\"accessToken\": \"{token}\", \"expires_on\": {expires}, \"tokenType\": \"Bearer\"}}'\n", calls.display())).expect("az");
     chmod_x(&bin.join("az"));
     let dave = sim.user("dave@contoso.example");
     let path = format!(
@@ -362,6 +363,17 @@ async fn reliability_04_device_code_and_azure_cli_sign_ins() {
         .expect("run");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(dave.json(&["whoami"])["source"], "azure_cli");
+    // az is asked for a token in the configured tenant, not its own default one.
+    let asked = std::fs::read_to_string(&calls).expect("az was called");
+    let tenant = std::fs::read_to_string(&dave.config)
+        .expect("config")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("tenant_id = \"")
+                .map(|t| t.trim_end_matches('"').to_string())
+        })
+        .expect("tenant_id");
+    assert!(asked.contains(&format!("--tenant {tenant}")), "{asked}");
     assert!(dave
         .json(&["targets"])
         .as_array()

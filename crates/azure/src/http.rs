@@ -133,7 +133,7 @@ impl Arm {
             items.extend(page["value"].as_array().into_iter().flatten().cloned());
             match page["nextLink"].as_str().filter(|l| !l.is_empty()) {
                 None => return Ok(items),
-                Some(link) => next = self.same_origin(link)?,
+                Some(link) => next = same_origin(&self.base, link)?,
             }
         }
         Err(Error::Unexpected {
@@ -142,34 +142,6 @@ impl Arm {
                 "the list at {} ran past {MAX_PAGES} pages; stopped rather than guess",
                 path.split('?').next().unwrap_or(path)
             ),
-        })
-    }
-
-    /// The path of a `nextLink`, which must point at ARM's own origin.
-    fn same_origin(&self, link: &str) -> Result<String> {
-        let refuse = || Error::Unexpected {
-            what: "Azure Resource Manager".into(),
-            detail: "a nextLink points outside the configured ARM endpoint; it was not followed"
-                .into(),
-        };
-        let base = url::Url::parse(&self.base).map_err(|_| refuse())?;
-        let url = url::Url::parse(link).map_err(|_| refuse())?;
-        if url.scheme() != base.scheme()
-            || url.host_str() != base.host_str()
-            || url.port_or_known_default() != base.port_or_known_default()
-            || !url.username().is_empty()
-            || url.password().is_some()
-        {
-            return Err(refuse());
-        }
-        let prefix = base.path().trim_end_matches('/');
-        let path = url.path();
-        let Some(rest) = path.strip_prefix(prefix).filter(|r| r.starts_with('/')) else {
-            return Err(refuse());
-        };
-        Ok(match url.query() {
-            Some(q) => format!("{rest}?{q}"),
-            None => rest.to_string(),
         })
     }
 
@@ -290,6 +262,37 @@ impl Arm {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// The path of a `nextLink`, which must point at ARM's own origin (it is sent the bearer
+/// token): same scheme, host and port, under the configured base path, no userinfo.
+fn same_origin(base: &str, link: &str) -> Result<String> {
+    let refuse = || Error::Unexpected {
+        what: "Azure Resource Manager".into(),
+        detail: "a nextLink points outside the configured ARM endpoint; it was not followed".into(),
+    };
+    let base = url::Url::parse(base).map_err(|_| refuse())?;
+    let url = url::Url::parse(link).map_err(|_| refuse())?;
+    if url.scheme() != base.scheme()
+        || url.host_str() != base.host_str()
+        || url.port_or_known_default() != base.port_or_known_default()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(refuse());
+    }
+    let prefix = base.path().trim_end_matches('/');
+    let Some(rest) = url
+        .path()
+        .strip_prefix(prefix)
+        .filter(|r| r.starts_with('/'))
+    else {
+        return Err(refuse());
+    };
+    Ok(match url.query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_string(),
+    })
 }
 
 fn short(e: &reqwest::Error) -> String {
@@ -416,6 +419,33 @@ mod tests {
         assert_eq!(code, "");
         assert!(message.contains("502"));
         assert_eq!(parse_error("").1, "(no details)");
+    }
+
+    #[test]
+    fn next_links_are_followed_on_arms_own_origin_only() {
+        let base = "https://management.azure.com";
+        let path = "/subscriptions?api-version=2022-12-01&$skiptoken=abc";
+        assert_eq!(
+            same_origin(base, &format!("{base}{path}")).ok().as_deref(),
+            Some(path)
+        );
+        assert_eq!(
+            same_origin("http://127.0.0.1:4000/", "http://127.0.0.1:4000/x?y=1")
+                .ok()
+                .as_deref(),
+            Some("/x?y=1")
+        );
+        for bad in [
+            "https://evil.example/subscriptions",
+            "http://management.azure.com/subscriptions",
+            "https://management.azure.com:8443/subscriptions",
+            "https://user@management.azure.com/subscriptions",
+            "https://management.azure.com.evil.example/subscriptions",
+            "/subscriptions?relative",
+            "not a url",
+        ] {
+            assert!(same_origin(base, bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
