@@ -388,7 +388,7 @@ impl Engine {
                 Kind::Other,
                 "state",
                 format!(
-                    "cannot record the request in {}: {err}",
+                    "cannot record the request in {}: {err}. Nothing was sent: free some space or make the folder writable, then try again.",
                     self.state_dir.display()
                 ),
             )
@@ -723,8 +723,29 @@ impl Engine {
                 arm::initiate(&self.arm, target, port, end, source, justification).await?;
             }
         }
-        // JIT answers at once (202) and applies the rule to the network a little later: the
-        // request shows `Initiating` until then. Wait for `Initiated`, on ARM's clock.
+        self.confirm_rule(target, port, source, sent_at, duration, justification, what)
+            .await
+    }
+
+    /// Waits until the JIT request for `source` sent at `sent_at` is in force and records it.
+    /// JIT answers at once (202) and applies the rule to the network a little later: the
+    /// request shows `Initiating` until then. The wait is on ARM's clock, within a budget.
+    #[allow(clippy::too_many_arguments)]
+    async fn confirm_rule(
+        &self,
+        target: &Target,
+        port: u16,
+        source: &str,
+        sent_at: DateTime<Utc>,
+        duration: Duration,
+        justification: &str,
+        what: &str,
+    ) -> Result<(Target, arm::Grant), Failure> {
+        let ours = |t: &Target| {
+            arm::latest_grant(t, port).filter(|g| {
+                g.start.is_some_and(|s| s >= sent_at - Duration::seconds(5)) && g.source == source
+            })
+        };
         let mut announced = String::new();
         loop {
             let fresh = arm::refresh_target(&self.arm, target).await?;
@@ -764,6 +785,30 @@ impl Engine {
             }
             tokio::time::sleep(StdDuration::from_millis(500)).await;
         }
+    }
+
+    /// When the user's own request for this port and source is already in force or being
+    /// applied, with about the time asked for left, its start time: it came from an earlier
+    /// run (stopped before it could confirm), and sending another would duplicate it.
+    async fn reusable_grant(
+        &self,
+        target: &Target,
+        port: u16,
+        source: &str,
+        me: &str,
+        duration: Duration,
+    ) -> Result<Option<DateTime<Utc>>, Failure> {
+        let fresh = arm::refresh_target(&self.arm, target).await?;
+        let now = self.arm.clock.now();
+        Ok(arm::latest_grant(&fresh, port)
+            .filter(|g| {
+                g.source == source
+                    && g.requestor.eq_ignore_ascii_case(me)
+                    && matches!(g.status.as_str(), "Initiated" | "Initiating")
+                    && g.end
+                        .is_some_and(|end| end >= now + duration - Duration::minutes(2))
+            })
+            .and_then(|g| g.start))
     }
 
     /// The source to ask JIT for on a VM port: the public IP (`auto`: detected, agreed by two
@@ -1378,16 +1423,37 @@ impl Engine {
                     let (Some(current), Some(port)) = (&known, port) else {
                         return Err(Failure::new(Kind::Other, "internal", "no policy read"));
                     };
-                    let (fresh, grant) = self
-                        .open_port(
-                            current,
-                            port,
-                            req.duration,
-                            &source,
-                            &req.justification,
-                            "port_opened",
-                        )
-                        .await?;
+                    // A run that was stopped after sending left its request in the policy's
+                    // history: it is the one to use, not a second request.
+                    let (fresh, grant) = match self
+                        .reusable_grant(current, port, &source, &account.upn, req.duration)
+                        .await?
+                    {
+                        Some(earlier) => {
+                            self.progress("an earlier run already asked JIT for this port and address; using that request");
+                            self.confirm_rule(
+                                current,
+                                port,
+                                &source,
+                                earlier,
+                                req.duration,
+                                &req.justification,
+                                "port_opened",
+                            )
+                            .await?
+                        }
+                        None => {
+                            self.open_port(
+                                current,
+                                port,
+                                req.duration,
+                                &source,
+                                &req.justification,
+                                "port_opened",
+                            )
+                            .await?
+                        }
+                    };
                     endpoint = Some(self.endpoint(&fresh, port).await?);
                     known = Some(fresh);
                     let until = grant
