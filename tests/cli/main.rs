@@ -5,6 +5,7 @@
 mod admin;
 mod doctor;
 mod enterprise;
+mod faults;
 mod flows;
 mod reliability;
 mod support;

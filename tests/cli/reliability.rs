@@ -7,26 +7,6 @@ use serde_json::json;
 
 use crate::support::*;
 
-fn keychain_entries(service: &str) -> Vec<String> {
-    let out = Command::new("secret-tool")
-        .args(["search", "--all", "service", service])
-        .output()
-        .expect("secret-tool (libsecret-tools)");
-    let listing = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    listing
-        .lines()
-        .filter_map(|l| l.strip_prefix("attribute.username = ").map(str::to_string))
-        .collect()
-}
-
-fn keychain_secret(service: &str, user: &str) -> String {
-    let out = Command::new("secret-tool")
-        .args(["lookup", "service", service, "username", user])
-        .output()
-        .expect("secret-tool");
-    text(&out.stdout)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reliability_08_tokens_live_chunked_in_the_keychain_and_a_partial_set_is_absent() {
     let sim = Sim::start("demo", 0);
@@ -354,43 +334,8 @@ async fn reliability_07_no_token_is_written_to_disk_or_printed() {
     outputs += &text(&out.stderr);
     assert!(bundle.is_file() && alice.state.join("watch.json").is_file());
     // The tokens themselves, read back from the keychain, are the canaries.
-    let mut entries = keychain_entries(&alice.service);
-    entries.sort();
-    let stored: String = entries
-        .iter()
-        .filter(|e| e.contains('#'))
-        .map(|e| keychain_secret(&alice.service, e))
-        .collect();
-    let tokens: serde_json::Value = serde_json::from_str(&stored).expect("the stored token set");
-    let canaries = [
-        tokens["access_token"].as_str().expect("at").to_string(),
-        tokens["refresh_token"].as_str().expect("rt").to_string(),
-    ];
-    let mut files = String::new();
-    for entry in walk(sim.dir.path()) {
-        files += &String::from_utf8_lossy(&std::fs::read(entry).unwrap_or_default());
-    }
-    for canary in &canaries {
-        assert!(canary.len() > 20);
-        assert!(!outputs.contains(canary.as_str()), "a token was printed");
-        assert!(
-            !files.contains(canary.as_str()),
-            "a token was written to disk"
-        );
-    }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
+    let canaries = stored_tokens(&alice);
+    assert_no_token_leaked(&canaries, &outputs, sim.dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

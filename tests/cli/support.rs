@@ -447,3 +447,71 @@ impl Drop for Watching {
         let _ = self.child.wait();
     }
 }
+
+/// The usernames of a keychain service's entries.
+pub fn keychain_entries(service: &str) -> Vec<String> {
+    let out = Command::new("secret-tool")
+        .args(["search", "--all", "service", service])
+        .output()
+        .expect("secret-tool (libsecret-tools)");
+    let listing = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    listing
+        .lines()
+        .filter_map(|l| l.strip_prefix("attribute.username = ").map(str::to_string))
+        .collect()
+}
+
+pub fn keychain_secret(service: &str, user: &str) -> String {
+    let out = Command::new("secret-tool")
+        .args(["lookup", "service", service, "username", user])
+        .output()
+        .expect("secret-tool");
+    text(&out.stdout)
+}
+
+/// The access and refresh tokens `user` has in the keychain: canaries that no output and
+/// no file may contain.
+pub fn stored_tokens(user: &User) -> Vec<String> {
+    let mut entries = keychain_entries(&user.service);
+    entries.sort();
+    let stored: String = entries
+        .iter()
+        .filter(|e| e.contains('#'))
+        .map(|e| keychain_secret(&user.service, e))
+        .collect();
+    let tokens: Value = serde_json::from_str(&stored).expect("the stored token set");
+    ["access_token", "refresh_token"]
+        .iter()
+        .map(|k| tokens[k].as_str().expect("token").to_string())
+        .collect()
+}
+
+/// Every file under `dir`.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// No canary in `outputs` or in any file under `dir`.
+pub fn assert_no_token_leaked(canaries: &[String], outputs: &str, dir: &Path) {
+    let mut files = String::new();
+    for entry in walk(dir) {
+        files += &String::from_utf8_lossy(&std::fs::read(entry).unwrap_or_default());
+    }
+    for canary in canaries {
+        assert!(canary.len() > 20);
+        assert!(!outputs.contains(canary.as_str()), "a token was printed");
+        assert!(
+            !files.contains(canary.as_str()),
+            "a token was written to disk"
+        );
+    }
+}
