@@ -677,6 +677,28 @@ impl<'e> Watcher<'e> {
     }
 }
 
+/// Resolves on Ctrl-C, SIGTERM (a logout, `systemctl --user stop`) or SIGHUP (the terminal
+/// closing): each is a request to stop cleanly, and `watch` and the tray treat them alike
+/// (RELIABILITY #21).
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+                _ = hup.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 /// A token's identity, kept in memory only; the token itself is not.
 fn fingerprint(token: &str) -> u64 {
     use std::hash::{Hash as _, Hasher as _};

@@ -195,7 +195,7 @@ async fn watch(ctx: &Ctx, a: WatchArgs) -> Outcome {
     let mut watcher = Watcher::open(&ctx.engine, a.approver)?;
     if !ctx.json {
         progress(&format!(
-            "watching as {} (Ctrl-C to stop)",
+            "watching as {} (Ctrl-C or SIGTERM to stop)",
             ctx.account()
                 .await
                 .map(|a| a.upn)
@@ -209,7 +209,7 @@ async fn watch(ctx: &Ctx, a: WatchArgs) -> Outcome {
     };
     tokio::select! {
         () = watcher.run(&mut sink) => Ok(()),
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        () = jumpgate_azure::watch::stop_signal() => Ok(()),
     }
 }
 
