@@ -188,6 +188,12 @@ pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
                 tracing::warn!("no tray icon: {e}");
             }
             tray::watch(app.handle().clone(), engine, demo);
+            // SIGTERM (a logout), SIGHUP and Ctrl-C end the app as Quit does.
+            let handle = app.handle().clone();
+            tauri::async_runtime::spawn(async move {
+                jumpgate_azure::watch::stop_signal().await;
+                handle.exit(0);
+            });
             // Off the main thread: it may run xdg-mime, and the tray should not wait for it.
             let _ = std::thread::Builder::new()
                 .name("jumpgate-scheme".into())

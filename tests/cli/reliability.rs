@@ -603,3 +603,177 @@ async fn reliability_05_processes_renewing_together_never_reuse_a_refresh_token(
     );
     assert!(alice.run(&["whoami"]).status.success());
 }
+
+/// `jumpgate audit verify --json`, which must exit 0.
+fn verified(user: &User) -> serde_json::Value {
+    user.json(&["audit", "verify"])
+}
+
+/// A `jumpgate open` killed at each point of its journal append (before the write, halfway
+/// through the line, after the write, after the sync, after the head) leaves a journal that
+/// verifies, and the next append chains on and verifies too. The line cut off halfway is
+/// reported as torn, and stays reported after later appends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_21_a_kill_at_every_point_of_an_append_leaves_a_journal_that_verifies() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    let bob = sim.user(BOB);
+    sim.sign_in(&alice).await;
+    sim.sign_in(&bob).await;
+    activate_approved(&alice, &bob, "1h").await;
+    let open = |why: &str| {
+        [
+            "open",
+            "jumpbox-win-01",
+            "--duration",
+            "30m",
+            "--justification",
+            why,
+        ]
+        .map(str::to_string)
+    };
+    let count = |v: &serde_json::Value| v["entries"].as_u64().expect("entries");
+    let mut torn_line = None;
+    for point in [
+        "before-write",
+        "mid-line",
+        "after-write",
+        "after-sync",
+        "after-head",
+    ] {
+        let before = verified(&alice);
+        let args = open(point);
+        let out = alice
+            .command(&args.each_ref().map(String::as_str))
+            .env("JUMPGATE_FAILPOINT", format!("journal:{point}"))
+            .output()
+            .expect("run jumpgate");
+        assert_eq!(
+            out.status.signal(),
+            Some(6),
+            "{point}: the failpoint did not abort: {}",
+            text(&out.stderr)
+        );
+        let after = verified(&alice);
+        let written = u64::from(!matches!(point, "before-write" | "mid-line"));
+        assert_eq!(count(&after), count(&before) + written, "{point}: {after}");
+        let lagging = u64::from(matches!(point, "after-write" | "after-sync"));
+        assert_eq!(after["head_behind"], lagging, "{point}: {after}");
+        if point == "mid-line" {
+            let torn = after["torn_lines"].as_array().expect("torn lines");
+            assert_eq!(torn.len(), 1, "{after}");
+            torn_line = torn[0].as_u64();
+            let line = text(&alice.run(&["audit", "verify"]).stdout);
+            assert!(line.contains("torn"), "{line}");
+        }
+
+        // The next append starts on a fresh line, chains on and brings the head forward.
+        let next = alice.run(
+            &open(&format!("after {point}"))
+                .each_ref()
+                .map(String::as_str),
+        );
+        assert!(next.status.success(), "{point}: {}", text(&next.stderr));
+        let again = verified(&alice);
+        assert_eq!(count(&again), count(&after) + 1, "{point}: {again}");
+        assert_eq!(again["head_behind"], 0, "{point}: {again}");
+        assert_eq!(
+            again["torn_lines"]
+                .as_array()
+                .map(|t| t.iter().filter_map(|l| l.as_u64()).collect::<Vec<_>>()),
+            Some(torn_line.into_iter().collect()),
+            "{point}: {again}"
+        );
+    }
+    let history = alice.json(&["history", "--format", "json"]);
+    let seqs: Vec<u64> = history
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["seq"].as_u64())
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+}
+
+/// The SIGTERM case: a watcher stopped with SIGTERM while it writes entries
+/// (reminders, expiry, a new IP) exits cleanly, and the journal it leaves verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_21_a_watcher_stopped_with_sigterm_leaves_a_journal_that_verifies() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    let bob = sim.user(BOB);
+    alice.configure("[watch]\nopen_refresh_secs = 1\nip_check_secs = 1\n");
+    sim.sign_in(&alice).await;
+    sim.sign_in(&bob).await;
+    activate_approved(&alice, &bob, "1h").await;
+    assert!(alice
+        .run(&[
+            "open",
+            "jumpbox-win-01",
+            "--duration",
+            "1h",
+            "--justification",
+            "Patch"
+        ])
+        .status
+        .success());
+    // Each round moves the clock or the address so the watcher writes, then stops it at
+    // a moment that varies from round to round.
+    let steps: [(&str, i64); 4] = [
+        ("ip", 2),
+        ("clock", 46 * 60),
+        ("clock", 10 * 60),
+        ("clock", 6 * 60),
+    ];
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    for (round, (what, n)) in steps.into_iter().enumerate() {
+        let mut w = alice.watch(&[]);
+        w.settle(Duration::from_millis(1500));
+        match what {
+            "ip" => {
+                sim.control("/ip", json!({"ip": format!("127.0.0.{}", 70 + n)}))
+                    .await;
+            }
+            _ => sim.advance(n).await,
+        }
+        let delay = u64::from(seed.rotate_left(round as u32 * 7) % 1500);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        let _ = Command::new("kill")
+            .args(["-TERM", &w.child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        let status = loop {
+            if let Some(s) = w.child.try_wait().expect("wait") {
+                break s;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "round {round}: the watcher ignored SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status.code(), Some(0), "round {round}: not a clean stop");
+        let v = verified(&alice);
+        assert_eq!(
+            v["intact"], true,
+            "round {round} (stopped after {delay} ms): {v}"
+        );
+    }
+    let whats: Vec<String> = alice
+        .json(&["history", "--format", "json"])
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["what"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        whats
+            .iter()
+            .any(|w| w == "expiry_reminder" || w == "ip_changed"),
+        "the watcher wrote nothing: {whats:?}"
+    );
+}

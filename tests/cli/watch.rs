@@ -354,3 +354,175 @@ async fn a_first_start_without_a_sign_in_announces_nothing() {
     a.settle(Duration::from_secs(3));
     assert!(a.seen.is_empty(), "{:#?}", a.seen);
 }
+
+/// alice's role (approved by bob) and port, both open for `duration`; returns alice's
+/// active role as `status` shows it.
+async fn role_and_port(sim: &Sim, alice: &User, bob: &User, duration: &str) -> Value {
+    sim.sign_in(alice).await;
+    sim.sign_in(bob).await;
+    activate_approved(alice, bob, duration).await;
+    let out = alice.run(&[
+        "open",
+        "jumpbox-win-01",
+        "--duration",
+        duration,
+        "--justification",
+        "Patch",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status = alice.json(&["status"]);
+    assert_eq!(
+        status["ports"].as_array().map(Vec::len),
+        Some(1),
+        "{status}"
+    );
+    status["roles"][0].clone()
+}
+
+/// The clock jumps two hours in one step, past the end of both: each is announced as
+/// expired, once, and not again after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_14_access_that_ends_while_nobody_looks_is_announced_expired_once() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    let bob = sim.user(BOB);
+    alice.configure(QUICK);
+    role_and_port(&sim, &alice, &bob, "1h").await;
+    let mut a = alice.watch(&[]);
+    a.settle(Duration::from_secs(3));
+    sim.advance(2 * 3600).await;
+    let quick = Duration::from_secs(15);
+    let first = a.expect("expired", quick);
+    let second = a.expect("expired", quick);
+    let kinds: BTreeSet<&str> = [&first, &second]
+        .iter()
+        .filter_map(|r| r["access"]["type"].as_str())
+        .collect();
+    assert_eq!(kinds, BTreeSet::from(["port", "role"]));
+    a.settle(Duration::from_secs(4));
+    let seen = a.kill();
+    assert_once(&seen);
+    let expired = seen.iter().filter(|e| e["event"] == "expired").count();
+    assert_eq!(expired, 2, "{seen:#?}");
+    assert!(
+        !seen.iter().any(|e| e["event"] == "ended_early"),
+        "{seen:#?}"
+    );
+    let mut again = alice.watch(&[]);
+    again.settle(Duration::from_secs(4));
+    assert!(
+        again.seen.is_empty(),
+        "repeated after a restart: {:#?}",
+        again.seen
+    );
+}
+
+/// dave, an admin, removes alice's active role: her watcher says it ended early, and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_14_a_role_an_admin_removes_is_announced_as_ended_early() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    let bob = sim.user(BOB);
+    alice.configure(QUICK);
+    let role = role_and_port(&sim, &alice, &bob, "1h").await;
+    let mut a = alice.watch(&[]);
+    a.settle(Duration::from_secs(3));
+
+    let token = sim
+        .control("/token", json!({"upn": "dave@contoso.example"}))
+        .await["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let scope = role["scope"].as_str().expect("scope");
+    let url = format!(
+        "{}{scope}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}?api-version=2020-10-01",
+        sim.url,
+        uuid::Uuid::new_v4()
+    );
+    let removed = sim
+        .http
+        .put(url)
+        .bearer_auth(token)
+        .json(&json!({"properties": {
+            "principalId": "a11ce000-0000-4000-8000-000000000001",
+            "roleDefinitionId": role["role_definition_id"],
+            "requestType": "AdminRemove",
+            "justification": "Leaver process",
+        }}))
+        .send()
+        .await
+        .expect("AdminRemove");
+    assert!(
+        removed.status().is_success(),
+        "{}",
+        removed.text().await.unwrap_or_default()
+    );
+
+    let ended = a.expect("ended_early", Duration::from_secs(15));
+    assert_eq!(ended["access"]["type"], "role", "{ended}");
+    assert_eq!(ended["code"], "AdminRemove", "{ended}");
+    assert!(
+        ended["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("administrator")),
+        "{ended}"
+    );
+    a.settle(Duration::from_secs(4));
+    assert_eq!(a.count("ended_early"), 1, "{:#?}", a.seen);
+    // The port stays open until its own end: nothing is said about it.
+    assert_eq!(a.count("expired"), 0, "{:#?}", a.seen);
+    let seen = a.kill();
+    let mut again = alice.watch(&[]);
+    again.settle(Duration::from_secs(4));
+    assert_eq!(
+        again.count("ended_early"),
+        0,
+        "repeated after a restart: {seen:#?} then {:#?}",
+        again.seen
+    );
+}
+
+/// Someone else opens the same port of the same VM: JIT revokes alice's rule with
+/// `NewerRequestInitiated`, and her watcher says so, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_14_a_port_a_newer_request_replaces_is_announced_as_ended_early() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    let bob = sim.user(BOB);
+    let dave = sim.user("dave@contoso.example");
+    alice.configure(QUICK);
+    role_and_port(&sim, &alice, &bob, "1h").await;
+    sim.sign_in(&dave).await;
+    let mut a = alice.watch(&[]);
+    a.settle(Duration::from_secs(3));
+    let out = dave.run(&[
+        "open",
+        "jumpbox-win-01",
+        "--duration",
+        "30m",
+        "--justification",
+        "Incident 99",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let ended = a.expect("ended_early", Duration::from_secs(15));
+    assert_eq!(ended["access"]["type"], "port", "{ended}");
+    assert_eq!(ended["access"]["port"], 3389, "{ended}");
+    assert_eq!(ended["code"], "NewerRequestInitiated", "{ended}");
+    assert!(
+        ended["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("dave@contoso.example")),
+        "{ended}"
+    );
+    a.settle(Duration::from_secs(4));
+    assert_eq!(a.count("ended_early"), 1, "{:#?}", a.seen);
+    let history = alice.json(&["history", "--format", "json"]);
+    assert!(
+        history
+            .as_array()
+            .is_some_and(|h| h.iter().any(|e| e["what"] == "ended_early")),
+        "{history}"
+    );
+}

@@ -361,6 +361,8 @@ pub struct Grant {
     pub port: u16,
     pub source: String,
     pub status: String,
+    /// Why the rule has its status: `UserRequested`, `Expired`, `NewerRequestInitiated`.
+    pub status_reason: String,
     pub end: Option<DateTime<Utc>>,
     pub mapped_port: Option<u16>,
     pub requestor: String,
@@ -369,6 +371,17 @@ pub struct Grant {
 
 pub fn latest_grant(target: &Target, port: u16) -> Option<Grant> {
     let mut best: Option<Grant> = None;
+    for grant in grants(target, port) {
+        if best.as_ref().is_none_or(|b| grant.start >= b.start) {
+            best = Some(grant);
+        }
+    }
+    best
+}
+
+/// Every rule a JIT policy's history holds for a VM port, oldest request first.
+pub fn grants(target: &Target, port: u16) -> Vec<Grant> {
+    let mut all = Vec::new();
     for r in &target.requests {
         for vm in r["virtualMachines"]
             .as_array()
@@ -398,18 +411,17 @@ pub fn latest_grant(target: &Target, port: u16) -> Option<Grant> {
                     port,
                     source: sources.join(","),
                     status: s(p, "/status"),
+                    status_reason: s(p, "/statusReason"),
                     end: time(p, "/endTimeUtc"),
                     mapped_port: p["mappedPort"].as_u64().and_then(|m| u16::try_from(m).ok()),
                     requestor: s(r, "/requestor"),
                     start: time(r, "/startTimeUtc"),
                 };
-                if best.as_ref().is_none_or(|b| grant.start >= b.start) {
-                    best = Some(grant);
-                }
+                all.push(grant);
             }
         }
     }
-    best
+    all
 }
 
 /// Sends JIT initiate. It is a POST and not idempotent, so it is repeated only when Azure

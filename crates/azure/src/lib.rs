@@ -18,6 +18,7 @@ pub mod arm;
 pub mod doctor;
 pub mod engine;
 pub mod error;
+pub mod failpoint;
 pub mod http;
 pub mod ip;
 pub mod journal;

@@ -373,7 +373,9 @@ impl<'e> Watcher<'e> {
             }
         }
         self.saved.pending.retain(|name, _| listed.contains(name));
-        self.read_deadlines(&account.upn).await?;
+        for (open, reason, code) in self.read_deadlines(&account.upn).await? {
+            self.ended_early(open, reason, code, sink).await;
+        }
         self.poll_approvals(sink).await?;
         self.announced_signed_in();
         self.saved.seen_until = Some(self.engine.arm.clock.now());
@@ -501,8 +503,13 @@ impl<'e> Watcher<'e> {
     }
 
     /// Reads my active roles and open ports, and merges them with the deadlines kept: a
-    /// deadline that has passed stays until "expired" is announced.
-    async fn read_deadlines(&mut self, upn: &str) -> Result<(), Failure> {
+    /// deadline that has passed stays until "expired" is announced. Tracked access that is
+    /// gone before its end ended early: it is returned, with why, to be announced. A port on
+    /// a VM whose policy could not be read is kept as it was: unseen is not ended.
+    async fn read_deadlines(
+        &mut self,
+        upn: &str,
+    ) -> Result<Vec<(Open, String, Option<String>)>, Failure> {
         let now = self.engine.arm.clock.now();
         let mut fresh: Vec<Open> = arm::active_roles(&self.engine.arm)
             .await?
@@ -519,8 +526,9 @@ impl<'e> Watcher<'e> {
                 })
             })
             .collect();
-        for target in self.engine.targets().await? {
-            for g in open_grants(&target, now) {
+        let targets = self.engine.targets().await?;
+        for target in &targets {
+            for g in open_grants(target, now) {
                 if !g.requestor.eq_ignore_ascii_case(upn) {
                     continue;
                 }
@@ -538,15 +546,71 @@ impl<'e> Watcher<'e> {
             }
         }
         let keys: BTreeSet<String> = fresh.iter().map(|o| o.access.key()).collect();
-        // Kept: what has ended but was not yet announced as expired.
-        let kept = self
-            .saved
-            .deadlines
-            .drain(..)
-            .filter(|o| !keys.contains(&o.access.key()) && o.end <= now);
-        let merged: Vec<Open> = kept.chain(fresh).collect();
-        self.saved.deadlines = merged;
-        Ok(())
+        let mut kept = Vec::new();
+        let mut early = Vec::new();
+        let mut removals: Option<Vec<Request>> = None;
+        for o in std::mem::take(&mut self.saved.deadlines) {
+            if keys.contains(&o.access.key()) {
+                continue;
+            }
+            if o.end <= now {
+                // Kept until "expired" is announced.
+                kept.push(o);
+                continue;
+            }
+            match &o.access {
+                Access::Port { vm_id, port, .. } => {
+                    let Some(target) = targets.iter().find(|t| t.vm_id.eq_ignore_ascii_case(vm_id))
+                    else {
+                        kept.push(o);
+                        continue;
+                    };
+                    let (reason, code) = port_ended(target, *port, upn, o.end);
+                    early.push((o, reason, code));
+                }
+                Access::Role { role, scope } => {
+                    if removals.is_none() {
+                        removals = Some(arm::list_requests(&self.engine.arm, "asTarget()").await?);
+                    }
+                    let (reason, code) =
+                        role_ended(removals.as_deref().unwrap_or_default(), role, scope);
+                    early.push((o, reason, code));
+                }
+            }
+        }
+        self.saved.deadlines = kept.into_iter().chain(fresh).collect();
+        Ok(early)
+    }
+
+    /// Announces access that ended before its end, once.
+    async fn ended_early(&mut self, o: Open, reason: String, code: Option<String>, sink: Sink<'_>) {
+        let (vm, port, role) = match &o.access {
+            Access::Port { vm_id, port, .. } => (Some(vm_id.clone()), Some(*port), None),
+            Access::Role { role, .. } => (None, None, Some(role.clone())),
+        };
+        let id = format!("{}@{}-ended", o.access.key(), o.end.timestamp());
+        let record = Record {
+            what: "ended_early".into(),
+            vm,
+            port,
+            role,
+            source_ip: o.source.clone(),
+            outcome: format!(
+                "{reason}{} (granted until {} UTC)",
+                code.as_deref()
+                    .map(|c| format!(" [{c}]"))
+                    .unwrap_or_default(),
+                o.end.format("%Y-%m-%d %H:%M:%S")
+            ),
+            ..Record::default()
+        };
+        let event = WatchEvent::EndedEarly {
+            access: o.access,
+            end: o.end,
+            reason,
+            code,
+        };
+        self.announce(id, event, Some(record), sink).await;
     }
 
     /// Announces the reminders and expiries due now (in ARM's time); returns when the next
@@ -674,6 +738,79 @@ impl<'e> Watcher<'e> {
             );
             self.announce(id, event, Some(record), sink).await;
         }
+    }
+}
+
+/// Resolves on Ctrl-C, SIGTERM (a logout, `systemctl --user stop`) or SIGHUP (the terminal
+/// closing): each is a request to stop cleanly, and `watch` and the tray treat them alike
+/// (RELIABILITY #21).
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+                _ = hup.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Why my rule for a VM port, granted until `end`, is no longer open, from the policy's
+/// history: a newer request (someone else's, or mine) or a revocation, in words, with ARM's
+/// `statusReason`.
+fn port_ended(
+    target: &arm::Target,
+    port: u16,
+    upn: &str,
+    end: DateTime<Utc>,
+) -> (String, Option<String>) {
+    let rules = arm::grants(target, port);
+    let mine = rules
+        .iter()
+        .rev()
+        .find(|g| g.requestor.eq_ignore_ascii_case(upn) && g.end == Some(end));
+    let code = mine
+        .map(|g| g.status_reason.clone())
+        .filter(|c| !c.is_empty());
+    let reason = match code.as_deref() {
+        Some("NewerRequestInitiated") => {
+            let newer = arm::latest_grant(target, port)
+                .map(|g| g.requestor)
+                .filter(|r| !r.is_empty() && !r.eq_ignore_ascii_case(upn));
+            match newer {
+                Some(who) => format!("a newer request from {who} replaced it"),
+                None => "a newer request replaced it".into(),
+            }
+        }
+        Some("UserRequested") => "it was revoked on request".into(),
+        _ => "it was closed before its end time".into(),
+    };
+    (reason, code)
+}
+
+/// Why my role at `scope` is no longer active before its end, from the requests that target
+/// me: the newest removal or deactivation of that role there.
+fn role_ended(requests: &[Request], role: &str, scope: &str) -> (String, Option<String>) {
+    let removal = requests
+        .iter()
+        .filter(|r| matches!(r.request_type.as_str(), "AdminRemove" | "SelfDeactivate"))
+        .filter(|r| r.role == role && r.scope.eq_ignore_ascii_case(scope))
+        .max_by_key(|r| r.created);
+    match removal.map(|r| r.request_type.as_str()) {
+        Some("AdminRemove") => (
+            "an administrator removed it".into(),
+            Some("AdminRemove".into()),
+        ),
+        Some("SelfDeactivate") => ("it was deactivated".into(), Some("SelfDeactivate".into())),
+        _ => ("it ended before its end time".into(), None),
     }
 }
 

@@ -195,7 +195,7 @@ async fn watch(ctx: &Ctx, a: WatchArgs) -> Outcome {
     let mut watcher = Watcher::open(&ctx.engine, a.approver)?;
     if !ctx.json {
         progress(&format!(
-            "watching as {} (Ctrl-C to stop)",
+            "watching as {} (Ctrl-C or SIGTERM to stop)",
             ctx.account()
                 .await
                 .map(|a| a.upn)
@@ -209,7 +209,7 @@ async fn watch(ctx: &Ctx, a: WatchArgs) -> Outcome {
     };
     tokio::select! {
         () = watcher.run(&mut sink) => Ok(()),
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        () = jumpgate_azure::watch::stop_signal() => Ok(()),
     }
 }
 
@@ -981,17 +981,35 @@ fn history(ctx: &Ctx, a: HistoryArgs) -> Outcome {
     Ok(())
 }
 
+/// Exit 0 when the chain holds, torn lines and a lagging head included (each reported);
+/// 1 when it breaks, naming the line.
 fn audit_verify(ctx: &Ctx) -> Outcome {
-    let entries = journal_entries(ctx)?;
+    let v = ctx
+        .journal
+        .check()
+        .map_err(|e| Failure::new(Kind::Other, "audit_broken", e.to_string()))?;
     show(
         ctx.json,
-        &json!({"intact": true, "entries": entries.len(), "path": ctx.journal.path()}),
+        &json!({
+            "intact": true,
+            "entries": v.entries.len(),
+            "torn_lines": v.torn,
+            "head_behind": v.head_behind,
+            "path": ctx.journal.path(),
+        }),
         || {
-            format!(
+            let mut text = format!(
                 "The audit journal is intact: {} entries in {}.",
-                entries.len(),
+                v.entries.len(),
                 ctx.journal.path().display()
-            )
+            );
+            for line in &v.torn {
+                text += &format!("\nLine {line} is a torn write (an append cut off by a crash or a power cut): it holds no entry, and the entries after it chain past it.");
+            }
+            if v.head_behind > 0 {
+                text += &format!("\nThe recorded head lags the journal by {} entries (a process stopped before recording them); the next entry brings it forward.", v.head_behind);
+            }
+            text
         },
     );
     Ok(())

@@ -94,28 +94,84 @@ pub struct Broken {
 }
 
 /// The last entry's sequence number and hash, kept beside the journal so that cutting whole
-/// lines off the end is noticed too.
+/// lines off the end is noticed too. It is written after the entry, so a process stopped in
+/// between leaves a head that lags the journal: that is a crash, not tampering.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Head {
     pub seq: u64,
     pub entry_hash: String,
 }
 
+/// A journal whose chain holds, and what crashes left in it (RELIABILITY #21).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verified {
+    pub entries: Vec<Entry>,
+    /// Lines (counted from 1) holding a torn write: the beginning of an entry whose append
+    /// was cut off (a power cut, a kill mid-write). No entry is lost with it: the entries
+    /// after it chain onto the last intact entry before it.
+    pub torn: Vec<usize>,
+    /// How many entries the head lags behind the journal: a process stopped between writing
+    /// an entry and recording it as the head. The next append brings it forward.
+    pub head_behind: u64,
+}
+
 /// Checks every line and the head; returns the entries when the chain holds.
 pub fn verify(text: &str, head: Option<&Head>) -> Result<Vec<Entry>, Broken> {
-    let mut entries: Vec<Entry> = Vec::new();
+    check(text, head).map(|v| v.entries)
+}
+
+/// Checks every line and the head (RELIABILITY #20, #21).
+///
+/// - Every complete line must be the entry that follows the last intact one: the next `seq`,
+///   the previous `entry_hash`, its own hash right. Anything else is an edit, a deletion or a
+///   reordering, reported at its line.
+/// - A torn line is one that is the beginning of a JSON object and stops short (JSON that
+///   ends early, or an empty line): what an append cut off mid-write leaves. It holds no
+///   entry and is reported in [`Verified::torn`], wherever it is: the appends after it start
+///   on a fresh line and chain onto the last intact entry, so it loses nothing. If the
+///   entries after it do not chain onto that entry (the torn line had been a whole entry that
+///   was cut later), the chain breaks at the next entry and that is reported. A line that is
+///   malformed in any other way is an edit.
+/// - The head may lag the journal (a crash between the entry and the head) but must name an
+///   entry of the chain; a head beyond the last intact entry means entries were cut off.
+pub fn check(text: &str, head: Option<&Head>) -> Result<Verified, Broken> {
+    let mut out = Verified::default();
+    // The line of the last intact entry: a head beyond it is reported on the line after.
+    let mut last_line = 0;
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
-        let entry: Entry = serde_json::from_str(line).map_err(|e| Broken {
-            line: n,
-            reason: format!("not a journal entry ({e}); it was edited or cut off"),
-        })?;
-        let (want_seq, want_prev) = match entries.last() {
+        let entry: Entry = match serde_json::from_str(line) {
+            Ok(e) => e,
+            Err(e) if e.is_eof() => {
+                out.torn.push(n);
+                continue;
+            }
+            Err(e) => {
+                return Err(Broken {
+                    line: n,
+                    reason: format!("not a journal entry ({e}); it was edited"),
+                })
+            }
+        };
+        let (want_seq, want_prev) = match out.entries.last() {
             Some(p) => (p.seq + 1, p.entry_hash.as_str()),
             None => (1, GENESIS),
         };
+        let after_torn = out.torn.last() == Some(&(n - 1));
         if entry.seq != want_seq {
-            return Err(Broken { line: n, reason: format!("sequence number {} where {want_seq} belongs: entries were removed or reordered", entry.seq) });
+            let reason = if after_torn {
+                format!(
+                    "sequence number {} where {want_seq} belongs: line {} was a whole entry that was cut off",
+                    entry.seq,
+                    n - 1
+                )
+            } else {
+                format!(
+                    "sequence number {} where {want_seq} belongs: entries were removed or reordered",
+                    entry.seq
+                )
+            };
+            return Err(Broken { line: n, reason });
         }
         if entry.prev_hash != want_prev {
             return Err(Broken {
@@ -130,21 +186,37 @@ pub fn verify(text: &str, head: Option<&Head>) -> Result<Vec<Entry>, Broken> {
                 reason: format!("entry {} was edited after it was written", entry.seq),
             });
         }
-        entries.push(entry);
+        out.entries.push(entry);
+        last_line = n;
     }
     if let Some(head) = head {
-        let last = entries
-            .last()
-            .map(|e| (e.seq, e.entry_hash.as_str()))
-            .unwrap_or((0, GENESIS));
-        if last != (head.seq, head.entry_hash.as_str()) {
+        let last = out.entries.last().map(|e| e.seq).unwrap_or(0);
+        if head.seq > last {
             return Err(Broken {
-                line: entries.len() + 1,
-                reason: format!("the journal ends at entry {} but entry {} was written: it was truncated or rewritten", last.0, head.seq),
+                line: last_line + 1,
+                reason: format!("the journal ends at entry {last} but entry {} was written: it was truncated or rewritten", head.seq),
             });
         }
+        let named = match head.seq {
+            0 => GENESIS,
+            s => out
+                .entries
+                .get(usize::try_from(s - 1).unwrap_or(usize::MAX))
+                .map(|e| e.entry_hash.as_str())
+                .unwrap_or_default(),
+        };
+        if named != head.entry_hash {
+            return Err(Broken {
+                line: last_line,
+                reason: format!(
+                    "the recorded head names another entry {}: the journal was rewritten",
+                    head.seq
+                ),
+            });
+        }
+        out.head_behind = last - head.seq;
     }
-    Ok(entries)
+    Ok(out)
 }
 
 /// Whether an entry matches a filter: every word of `query` appears, ignoring case, in one
@@ -267,6 +339,121 @@ mod tests {
                 .line,
             4
         );
+    }
+
+    fn head_of(e: &Entry) -> Head {
+        Head {
+            seq: e.seq,
+            entry_hash: e.entry_hash.clone(),
+        }
+    }
+
+    #[test]
+    fn reliability_21_a_head_that_lags_a_valid_chain_is_a_crash_not_tampering() {
+        let (text, _) = journal(4);
+        let entries = verify(&text, None).expect("intact");
+        let lagging = check(&text, Some(&head_of(&entries[1]))).expect("lagging head");
+        assert_eq!((lagging.entries.len(), lagging.head_behind), (4, 2));
+        let empty = Head {
+            seq: 0,
+            entry_hash: GENESIS.into(),
+        };
+        assert_eq!(
+            check(&text, Some(&empty)).expect("no head yet").head_behind,
+            4
+        );
+        // A head that names an entry the journal holds differently was not written by us.
+        let mut forged = head_of(&entries[1]);
+        forged.entry_hash = entries[2].entry_hash.clone();
+        let e = check(&text, Some(&forged)).expect_err("forged head");
+        assert!(e.reason.contains("rewritten"), "{e}");
+        // A head ahead of the journal is still a truncation.
+        let lines: Vec<&str> = text.lines().collect();
+        let e = check(&(lines[..2].join("\n") + "\n"), Some(&head_of(&entries[3])))
+            .expect_err("truncated");
+        assert_eq!(e.line, 3);
+        assert!(e.reason.contains("truncated"), "{e}");
+    }
+
+    #[test]
+    fn reliability_21_a_torn_last_line_is_reported_and_the_chain_before_it_holds() {
+        let (text, head) = journal(4);
+        let entries = verify(&text, None).expect("intact");
+        let (line, _) = journal(5);
+        let fifth = line.lines().nth(4).expect("fifth");
+        // Killed halfway through appending the fifth entry: the head still names the fourth.
+        for cut in [1, fifth.len() / 2, fifth.len() - 1] {
+            let torn = format!("{text}{}", &fifth[..cut]);
+            let v = check(&torn, Some(&head)).expect("torn last line");
+            assert_eq!(
+                (v.entries.len(), v.torn.clone()),
+                (4, vec![5]),
+                "cut at {cut}"
+            );
+        }
+        // A torn line that was a whole entry the head had recorded is a truncation.
+        let cut_fourth = &text[..text.len() - 30];
+        let e = check(cut_fourth, Some(&head)).expect_err("cut");
+        assert_eq!(e.line, 4);
+        assert_eq!(
+            check(cut_fourth, Some(&head_of(&entries[2])))
+                .expect("lags")
+                .torn,
+            [4]
+        );
+    }
+
+    #[test]
+    fn reliability_21_a_torn_line_in_the_middle_loses_nothing_when_the_chain_continues_past_it() {
+        // Four entries, a torn fifth, then the next append on a fresh line chained to the
+        // fourth: the torn line is reported and every entry verifies.
+        let (text, _) = journal(4);
+        let entries = verify(&text, None).expect("intact");
+        let (five, _) = journal(5);
+        let fifth = five.lines().nth(4).expect("fifth");
+        let at = DateTime::from_timestamp(1_900_000_000, 0).expect("time");
+        let next_entry = next(
+            entries.last(),
+            Record {
+                who: "bob@contoso.example".into(),
+                what: "approval_decided".into(),
+                outcome: "Approved".into(),
+                ..Record::default()
+            },
+            at,
+        );
+        let recovered = format!(
+            "{text}{}\n{}\n",
+            &fifth[..fifth.len() / 2],
+            serde_json::to_string(&next_entry).expect("json")
+        );
+        let v = check(&recovered, Some(&head_of(&next_entry))).expect("recovered");
+        assert_eq!(v.torn, [5]);
+        assert_eq!(
+            v.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        assert_eq!(v.head_behind, 0);
+
+        // A whole entry in the middle cut short afterwards: the next entry chains onto the
+        // lost one, and the break is reported there.
+        let lines: Vec<&str> = five.lines().collect();
+        let (six, head6) = journal(6);
+        let sixth = six.lines().nth(5).expect("sixth");
+        let cut = format!(
+            "{}\n{}\n{sixth}\n",
+            lines[..4].join("\n"),
+            &lines[4][..lines[4].len() / 2]
+        );
+        let e = check(&cut, Some(&head6)).expect_err("lost entry");
+        assert_eq!(e.line, 6);
+        assert!(e.reason.contains("line 5 was a whole entry"), "{e}");
+
+        // A line broken other than by stopping short is an edit, not a tear.
+        let edited = text.replacen("\"seq\":2", "\"seq\":2}", 1);
+        let e = check(&edited, None).expect_err("edit");
+        assert_eq!(e.line, 2);
+        assert!(e.reason.contains("edited"), "{e}");
     }
 
     #[test]

@@ -69,6 +69,16 @@ pub enum WatchEvent {
     },
     /// Access has ended.
     Expired { access: Access, end: DateTime<Utc> },
+    /// Access ended before `end`, the time it was granted until: a newer JIT request
+    /// replaced the rule, an administrator removed the role, or it was deactivated. `reason`
+    /// says which in words; `code` is what ARM said (a JIT rule's `statusReason`, or the
+    /// PIM request type that removed the role), when it said anything.
+    EndedEarly {
+        access: Access,
+        end: DateTime<Utc>,
+        reason: String,
+        code: Option<String>,
+    },
     /// A port is open for an address that is no longer mine.
     IpChanged {
         vm: String,
@@ -126,6 +136,7 @@ impl WatchEvent {
             WatchEvent::ApprovalWaiting { .. } => "approval_waiting",
             WatchEvent::ExpiryReminder { .. } => "expiry_reminder",
             WatchEvent::Expired { .. } => "expired",
+            WatchEvent::EndedEarly { .. } => "ended_early",
             WatchEvent::IpChanged { .. } => "ip_changed",
             WatchEvent::SignedOut { .. } => "signed_out",
         }
@@ -188,6 +199,13 @@ impl WatchEvent {
             WatchEvent::Expired { access, end } => {
                 format!("{} ended at {} UTC", access.label(), end.format("%H:%M"))
             }
+            WatchEvent::EndedEarly {
+                access, end, reason, ..
+            } => format!(
+                "{} ended early: {reason} (it was granted until {} UTC)",
+                access.label(),
+                end.format("%H:%M")
+            ),
             WatchEvent::IpChanged {
                 vm,
                 vm_id,

@@ -261,6 +261,14 @@ pub fn notice(e: &WatchEvent) -> Notice {
             opens: "targets".into(),
             urgent: false,
         },
+        WatchEvent::EndedEarly { access, reason, .. } => Notice {
+            title: format!("{} ended early", access.label()),
+            body: format!("{reason}. Connect again when you need it."),
+            actions: Vec::new(),
+            opens: "targets".into(),
+            // Unexpected: the user may be in the middle of a session.
+            urgent: true,
+        },
         WatchEvent::IpChanged {
             vm,
             vm_id,
@@ -413,6 +421,15 @@ mod tests {
         })
         .actions
         .is_empty());
+        let early = notice(&WatchEvent::EndedEarly {
+            access: port(),
+            end: t(30),
+            reason: "a newer request from bob@contoso.example replaced it".into(),
+            code: Some("NewerRequestInitiated".into()),
+        });
+        assert!(early.title.ends_with("ended early"), "{}", early.title);
+        assert!(early.body.contains("bob@contoso.example"), "{}", early.body);
+        assert!(early.urgent);
         let moved = notice(&WatchEvent::IpChanged {
             vm: "jumpbox-win-01".into(),
             vm_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01".into(),
