@@ -87,15 +87,29 @@ impl Session {
     pub async fn current(&self) -> Result<Option<TokenSet>> {
         let mut cached = self.cached.lock().await;
         if cached.is_none() {
-            *cached = self.store.load().await?;
+            *cached = self.load_settled().await?;
         }
         Ok(cached.clone())
+    }
+
+    /// Reads the stored sign-in. Another process renewing it rewrites the set under the
+    /// renewal lock, and mid-write the set reads as absent: an absent set is read once more
+    /// after that lock, so a renewal elsewhere never looks like a sign-out here.
+    async fn load_settled(&self) -> Result<Option<TokenSet>> {
+        if let Some(tokens) = self.store.load().await? {
+            return Ok(Some(tokens));
+        }
+        if self.renewal_lock.is_none() {
+            return Ok(None);
+        }
+        let _guard = self.lock_renewal().await?;
+        self.store.load().await
     }
 
     pub async fn access_token(&self) -> Result<String> {
         let mut cached = self.cached.lock().await;
         if cached.is_none() {
-            *cached = self.store.load().await?;
+            *cached = self.load_settled().await?;
         }
         let Some(tokens) = cached.clone() else {
             return Err(Error::SignInRequired(
@@ -165,7 +179,7 @@ impl Session {
     /// Renews now, whatever the expiry says (after a 401).
     pub async fn force_refresh(&self) -> Result<String> {
         let mut cached = self.cached.lock().await;
-        let Some(tokens) = cached.clone().or(self.store.load().await?) else {
+        let Some(tokens) = cached.clone().or(self.load_settled().await?) else {
             return Err(Error::SignInRequired(
                 "You are not signed in: run jumpgate signin.".into(),
             ));
