@@ -30,6 +30,8 @@ pub enum StartError {
     Usage(String),
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    State(#[from] jumpgate_azure::Error),
     #[error("the demo simulator did not start: {0}")]
     Simulator(String),
     #[error("cannot write the demo's files in {path}: {source}")]
@@ -144,7 +146,7 @@ pub async fn start(options: &Options) -> Result<AppCtx, StartError> {
         );
         let config = config::load(&demo.config_path)?;
         return Ok(AppCtx {
-            engine: Arc::new(Engine::new(config)),
+            engine: Arc::new(Engine::new(config)?),
             demo: Some(demo),
         });
     }
@@ -154,7 +156,7 @@ pub async fn start(options: &Options) -> Result<AppCtx, StartError> {
     )?;
     let config = config::load(&path)?;
     Ok(AppCtx {
-        engine: Arc::new(Engine::new(config)),
+        engine: Arc::new(Engine::new(config)?),
         demo: None,
     })
 }

@@ -311,27 +311,15 @@ fn checksum(text: &str) -> u64 {
     })
 }
 
+/// The file fallback: a unique 0600 temporary file in the private state directory, renamed
+/// over the token file (RELIABILITY #24).
 fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
-    use std::io::Write as _;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::Keychain(format!("cannot create {}: {e}", dir.display())))?;
+        crate::private::ensure_dir(dir)
+            .map_err(|e| Error::Keychain(format!("cannot use {}: {e}", dir.display())))?;
     }
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(&tmp)
-        .map_err(|e| Error::Keychain(format!("cannot write {}: {e}", tmp.display())))?;
-    file.write_all(text.as_bytes())
-        .and_then(|_| file.sync_all())
-        .map_err(|e| Error::Keychain(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::Keychain(e.to_string()))
+    crate::private::write_atomic(path, text.as_bytes())
+        .map_err(|e| Error::Keychain(format!("cannot write {}: {e}", path.display())))
 }
 
 #[cfg(test)]
