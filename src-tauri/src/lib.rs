@@ -57,6 +57,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Sta
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--demo" if !cfg!(feature = "demo") => return Err(usage(demo::NOT_BUILT)),
             "--demo" => options.demo = true,
             "--config" => {
                 let path = args.next().ok_or_else(|| usage("--config needs a path"))?;
@@ -133,6 +134,7 @@ pub fn main() -> ExitCode {
 
 /// The engine, on the configuration found as the CLI finds it, or on the embedded simulator.
 pub async fn start(options: &Options) -> Result<AppCtx, StartError> {
+    #[cfg(feature = "demo")]
     if options.demo {
         let data = dirs::data_local_dir()
             .unwrap_or_else(std::env::temp_dir)
@@ -261,7 +263,12 @@ mod tests {
     #[test]
     fn arguments_are_demo_or_a_configuration() {
         assert_eq!(args(&[]).ok(), Some(Options::default()));
-        assert_eq!(args(&["--demo"]).map(|o| o.demo).ok(), Some(true));
+        if cfg!(feature = "demo") {
+            assert_eq!(args(&["--demo"]).map(|o| o.demo).ok(), Some(true));
+        } else {
+            let refused = args(&["--demo"]).expect_err("no demo in this build");
+            assert!(refused.to_string().contains("no demo mode"), "{refused}");
+        }
         assert_eq!(
             args(&["--config", "/etc/j.toml"]).map(|o| o.config).ok(),
             Some(Some(PathBuf::from("/etc/j.toml")))

@@ -259,6 +259,10 @@ fn default_service() -> String {
 #[serde(deny_unknown_fields)]
 pub struct SimulatorConfig {
     pub control_url: String,
+    /// The bearer token the simulator's control API asks for (per run; written by
+    /// `jumpgate-sim serve --control --write-config`).
+    #[serde(default)]
+    pub control_token: Option<String>,
 }
 
 /// A named jump box, so `jumpgate connect work` needs no flags.
