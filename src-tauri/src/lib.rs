@@ -340,7 +340,7 @@ mod ipc_tests {
             &config,
             format!(
                 "[azure]\ntenant_id = \"t\"\nclient_id = \"c\"\n[storage]\nstate_dir = \"{}\"\nallow_file_fallback = true\nkeyring_service = \"jumpgate-ipc-test\"\n",
-                dir.path().display()
+                dir.path().join("state").display()
             ),
         )
         .expect("config");
@@ -409,7 +409,7 @@ mod ipc_tests {
             format!(
                 "{}\n[storage]\nstate_dir = \"{}\"\nallow_file_fallback = true\nkeyring_service = \"jumpgate-ipc-canary-{}\"\n",
                 sim.client_config().to_toml(),
-                dir.path().display(),
+                dir.path().join("state").display(),
                 std::process::id()
             ),
         )
