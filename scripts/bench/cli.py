@@ -12,6 +12,7 @@ Run through scripts/bench/cli.sh, which provides the keychain.
 """
 import argparse
 import json
+import re
 import os
 import statistics
 import subprocess
@@ -54,6 +55,8 @@ class Sim:
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.url = self.proc.stdout.readline().strip().rsplit(" ", 1)[1]
         self.base_config = open(config).read()
+        # Every /_sim/ call needs the run's control token, from the config the simulator wrote.
+        self.control_token = re.search(r'^control_token = "([^"]+)"', self.base_config, re.M).group(1)
 
     def close(self):
         self.proc.terminate()
@@ -65,6 +68,8 @@ class Sim:
             data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
         if form is not None:
             data = urllib.parse.urlencode(form).encode()
+        if token is None and path.startswith("/_sim/"):
+            token = self.control_token
         if token:
             headers["Authorization"] = f"Bearer {token}"
         req = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)

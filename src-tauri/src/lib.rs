@@ -30,6 +30,8 @@ pub enum StartError {
     Usage(String),
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    State(#[from] jumpgate_azure::Error),
     #[error("the demo simulator did not start: {0}")]
     Simulator(String),
     #[error("cannot write the demo's files in {path}: {source}")]
@@ -55,6 +57,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Sta
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--demo" if !cfg!(feature = "demo") => return Err(usage(demo::NOT_BUILT)),
             "--demo" => options.demo = true,
             "--config" => {
                 let path = args.next().ok_or_else(|| usage("--config needs a path"))?;
@@ -131,6 +134,7 @@ pub fn main() -> ExitCode {
 
 /// The engine, on the configuration found as the CLI finds it, or on the embedded simulator.
 pub async fn start(options: &Options) -> Result<AppCtx, StartError> {
+    #[cfg(feature = "demo")]
     if options.demo {
         let data = dirs::data_local_dir()
             .unwrap_or_else(std::env::temp_dir)
@@ -144,7 +148,7 @@ pub async fn start(options: &Options) -> Result<AppCtx, StartError> {
         );
         let config = config::load(&demo.config_path)?;
         return Ok(AppCtx {
-            engine: Arc::new(Engine::new(config)),
+            engine: Arc::new(Engine::new(config)?),
             demo: Some(demo),
         });
     }
@@ -154,7 +158,7 @@ pub async fn start(options: &Options) -> Result<AppCtx, StartError> {
     )?;
     let config = config::load(&path)?;
     Ok(AppCtx {
-        engine: Arc::new(Engine::new(config)),
+        engine: Arc::new(Engine::new(config)?),
         demo: None,
     })
 }
@@ -265,7 +269,12 @@ mod tests {
     #[test]
     fn arguments_are_demo_or_a_configuration() {
         assert_eq!(args(&[]).ok(), Some(Options::default()));
-        assert_eq!(args(&["--demo"]).map(|o| o.demo).ok(), Some(true));
+        if cfg!(feature = "demo") {
+            assert_eq!(args(&["--demo"]).map(|o| o.demo).ok(), Some(true));
+        } else {
+            let refused = args(&["--demo"]).expect_err("no demo in this build");
+            assert!(refused.to_string().contains("no demo mode"), "{refused}");
+        }
         assert_eq!(
             args(&["--config", "/etc/j.toml"]).map(|o| o.config).ok(),
             Some(Some(PathBuf::from("/etc/j.toml")))
@@ -337,7 +346,7 @@ mod ipc_tests {
             &config,
             format!(
                 "[azure]\ntenant_id = \"t\"\nclient_id = \"c\"\n[storage]\nstate_dir = \"{}\"\nallow_file_fallback = true\nkeyring_service = \"jumpgate-ipc-test\"\n",
-                dir.path().display()
+                dir.path().join("state").display()
             ),
         )
         .expect("config");
@@ -406,7 +415,7 @@ mod ipc_tests {
             format!(
                 "{}\n[storage]\nstate_dir = \"{}\"\nallow_file_fallback = true\nkeyring_service = \"jumpgate-ipc-canary-{}\"\n",
                 sim.client_config().to_toml(),
-                dir.path().display(),
+                dir.path().join("state").display(),
                 std::process::id()
             ),
         )

@@ -91,11 +91,7 @@ fn replace(path: &Path, text: &str) -> std::io::Result<()> {
         .parent()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no folder"))?;
     std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    jumpgate_azure::private::write_atomic(path, text.as_bytes())
 }
 
 /// Writes a new file `stem.ext` in `dir` (`stem-2.ext` and so on when it exists), readable by
@@ -109,14 +105,7 @@ pub fn write_new(dir: &Path, stem: &str, ext: &str, text: &str) -> std::io::Resu
             format!("{stem}-{n}.{ext}")
         };
         let path = dir.join(name);
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        match options.open(&path) {
+        match jumpgate_azure::private::create_new(&path) {
             Ok(mut f) => {
                 f.write_all(text.as_bytes())?;
                 f.sync_all()?;

@@ -37,6 +37,7 @@ async fn gate_address(sim: &Sim, vm_id: &str, port: u16) -> String {
     let gate: Value = sim
         .http
         .get(format!("{}/_sim/gate", sim.url))
+        .bearer_auth(sim.control_token())
         .send()
         .await
         .expect("gate")

@@ -98,6 +98,19 @@ async fn reliability_08_without_a_keychain_it_says_so_and_uses_a_file_only_when_
             & 0o777,
         0o600
     );
+    assert!(keychain_entries(&alice.service).is_empty());
+    // The keychain is back: the file's tokens move into it, and the file goes.
+    let out = alice.run(&["whoami"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(ALICE), "{}", text(&out.stdout));
+    assert!(
+        !file.exists(),
+        "the fallback file outlived the keychain's return"
+    );
+    assert!(
+        keychain_entries(&alice.service).len() >= 2,
+        "the sign-in moved into the keychain"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -135,10 +135,20 @@ impl Sim {
         }
     }
 
+    /// The bearer token of this run's control API, from the configuration it wrote.
+    pub fn control_token(&self) -> &str {
+        self.config
+            .lines()
+            .find_map(|l| l.strip_prefix("control_token = \""))
+            .and_then(|rest| rest.split('"').next())
+            .expect("control_token in the simulator's configuration")
+    }
+
     pub async fn control(&self, path: &str, body: Value) -> Value {
         let r = self
             .http
             .post(format!("{}/_sim{path}", self.url))
+            .bearer_auth(self.control_token())
             .json(&body)
             .send()
             .await
@@ -150,6 +160,7 @@ impl Sim {
     pub async fn events(&self) -> Vec<Value> {
         self.http
             .get(format!("{}/_sim/events", self.url))
+            .bearer_auth(self.control_token())
             .send()
             .await
             .expect("events")

@@ -440,7 +440,9 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
     assert!(seen.contains("Go ahead, e2e"), "{seen}");
 
     // The simulator's gate let alice's address in.
-    let events: Value = reqwest::get(format!("{sim}/_sim/events"))
+    let events: Value = sim
+        .control(reqwest::Method::GET, "/events")
+        .send()
         .await
         .expect("events")
         .json()
@@ -472,8 +474,7 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
     app.screenshot("5-active").await;
 
     // A clock advance to 15 minutes before the end brings the expiry reminder.
-    reqwest::Client::new()
-        .post(format!("{sim}/_sim/clock/advance"))
+    sim.control(reqwest::Method::POST, "/clock/advance")
         .json(&json!({"seconds": 46 * 60}))
         .send()
         .await

@@ -141,13 +141,38 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(config: Config) -> Engine {
+    /// The engine on `config`, with its state directory created 0700 (or checked to be the
+    /// user's own and private: RELIABILITY #24). There is no relative fallback: without a
+    /// platform data directory, `storage.state_dir` must say where.
+    pub fn new(config: Config) -> Result<Engine, crate::Error> {
         let state_dir = config
             .storage
             .state_dir
             .clone()
             .or_else(|| dirs::data_local_dir().map(|d| d.join("jumpgate")))
-            .unwrap_or_else(|| PathBuf::from(".jumpgate"));
+            .ok_or_else(|| {
+                crate::Error::State(
+                    "there is no data directory to keep Jumpgate's state in (is HOME set?); set storage.state_dir in the configuration".into(),
+                )
+            })?;
+        crate::private::ensure_dir(&state_dir).map_err(|e| {
+            crate::Error::State(match e.kind() {
+                std::io::ErrorKind::PermissionDenied => e.to_string(),
+                _ => format!(
+                    "cannot use the state directory {}: {e}",
+                    state_dir.display()
+                ),
+            })
+        })?;
+        // The journal opens its file with the default mode; created here first, it is 0600.
+        drop(
+            crate::private::open_append(&state_dir.join("audit.jsonl")).map_err(|e| {
+                crate::Error::State(format!(
+                    "cannot use the state directory {}: {e}",
+                    state_dir.display()
+                ))
+            })?,
+        );
         let fallback = config
             .storage
             .allow_file_fallback
@@ -169,7 +194,7 @@ impl Engine {
             });
         }));
         session.follow_clock(arm.clock.clone());
-        Engine {
+        Ok(Engine {
             journal: Journal::new(&state_dir),
             config,
             session,
@@ -177,7 +202,7 @@ impl Engine {
             state_dir,
             events,
             step_up: std::sync::Mutex::new(None),
-        }
+        })
     }
 
     /// Every event from now on.

@@ -32,6 +32,9 @@ pub enum Error {
     /// The answer could not be understood.
     #[error("unexpected answer from {what}: {detail}")]
     Unexpected { what: String, detail: String },
+    /// The state directory cannot be used (missing, someone else's, readable by others).
+    #[error("{0}")]
+    State(String),
     #[error("{0}")]
     Other(String),
 }
@@ -59,6 +62,11 @@ impl Error {
                 kind: Kind::Unavailable,
                 code: "unreachable".into(),
                 message: self.to_string(),
+            },
+            Error::State(m) => Explanation {
+                kind: Kind::Other,
+                code: "state_dir".into(),
+                message: m.clone(),
             },
             Error::TimedOut(m) => Explanation {
                 kind: Kind::Other,

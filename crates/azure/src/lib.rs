@@ -9,6 +9,7 @@
 //! - [`tokens`]: the token store on the OS keychain, chunked;
 //! - [`session`]: a valid access token on demand;
 //! - [`arm`]: PIM, approvals, JIT and resource reads;
+//! - [`private`]: the state directory (0700, the user's own) and its 0600 files;
 //! - [`ip`]: public IPv4 detection from two or more echo services that must agree.
 //!
 //! Architecture invariant: no `tauri` here either; every endpoint comes from configuration.
@@ -24,6 +25,7 @@ pub mod ip;
 pub mod journal;
 pub mod launch;
 pub mod pending;
+pub mod private;
 pub mod session;
 pub mod signin;
 pub mod tokens;

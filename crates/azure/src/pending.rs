@@ -4,7 +4,6 @@
 //! before the PUT is sent; a retry or a restart after a crash reuses it, so Azure sees the
 //! same request again instead of a duplicate.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -54,16 +53,13 @@ pub fn name_for(
         principal: principal.into(),
         created: chrono::Utc::now().to_rfc3339(),
     };
-    std::fs::create_dir_all(path.parent().unwrap_or(dir))?;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(
+    crate::private::ensure_dir(path.parent().unwrap_or(dir))?;
+    crate::private::write_atomic(
+        &path,
         serde_json::to_string(&record)
             .unwrap_or_default()
             .as_bytes(),
     )?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
     Ok((record.name, false))
 }
 

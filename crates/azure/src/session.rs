@@ -49,13 +49,9 @@ impl Session {
         };
         let locked = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
+                crate::private::ensure_dir(dir)?;
             }
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)?;
+            let f = crate::private::open_lock(&path)?;
             f.lock()?;
             Ok(f)
         })

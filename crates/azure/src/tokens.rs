@@ -85,17 +85,30 @@ impl TokenStore {
         let this = self.clone();
         let text = blocking(move || this.read_chunks()).await;
         match text {
-            Ok(Some(text)) => Ok(serde_json::from_str(&text).ok()),
-            Ok(None) => Ok(None),
+            Ok(found) => {
+                // The keychain works again. A fallback file was written while it was away, so
+                // it is the newest set: it moves into the keychain, and only then is removed.
+                if let Some(path) = &self.file_fallback {
+                    if let Ok(moved) = std::fs::read_to_string(path) {
+                        let this = self.clone();
+                        let text = moved.clone();
+                        if blocking(move || this.write_chunks(&text)).await.is_ok() {
+                            let _ = std::fs::remove_file(path);
+                        }
+                        return Ok(serde_json::from_str(&moved).ok());
+                    }
+                }
+                Ok(found.and_then(|text| serde_json::from_str(&text).ok()))
+            }
             Err(KeychainError::Unavailable(detail)) => match &self.file_fallback {
                 Some(path) => Ok(std::fs::read_to_string(path)
                     .ok()
                     .and_then(|t| serde_json::from_str(&t).ok())),
                 None => Err(no_keychain(&detail)),
             },
-            Err(KeychainError::Failed(detail)) => {
-                Err(Error::Keychain(format!("the OS keychain failed: {detail}")))
-            }
+            Err(KeychainError::Failed(detail)) => Err(Error::Keychain(format!(
+                "the OS keychain failed: {detail}; try again (the sign-in is not written to a file while a keychain exists)"
+            ))),
         }
     }
 
@@ -116,7 +129,13 @@ impl TokenStore {
         })
         .await;
         match written {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // Saved where it belongs: a fallback file from a time without a keychain goes.
+                if let Some(path) = &self.file_fallback {
+                    let _ = std::fs::remove_file(path);
+                }
+                Ok(())
+            }
             Err(KeychainError::Unavailable(detail)) => match &self.file_fallback {
                 Some(path) => write_private(path, &text),
                 None => Err(no_keychain(&detail)),
@@ -256,6 +275,10 @@ impl TokenStore {
     }
 }
 
+/// Why the keychain was not used (RELIABILITY #8). Only `Unavailable` (there is no keychain
+/// to talk to, or it refuses storage) may lead to the file fallback; anything else, such as a
+/// timeout or an error from a keychain that runs, is reported and never falls back.
+#[derive(Debug)]
 enum KeychainError {
     Unavailable(String),
     Failed(String),
@@ -264,9 +287,30 @@ enum KeychainError {
 fn classify(e: keyring::Error) -> KeychainError {
     match e {
         keyring::Error::NoStorageAccess(inner) => KeychainError::Unavailable(inner.to_string()),
-        keyring::Error::PlatformFailure(inner) => KeychainError::Unavailable(inner.to_string()),
+        keyring::Error::PlatformFailure(inner) if absent(inner.as_ref()) => {
+            KeychainError::Unavailable(inner.to_string())
+        }
         other => KeychainError::Failed(other.to_string()),
     }
+}
+
+/// A platform failure that means "no keychain here": on Linux, no session bus or no Secret
+/// Service on it. Elsewhere a platform failure is never taken for absence.
+fn absent(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    #[cfg(target_os = "linux")]
+    if let Some(e) = inner.downcast_ref::<secret_service::Error>() {
+        return match e {
+            secret_service::Error::Unavailable => true,
+            // A bus without a Secret Service on it.
+            secret_service::Error::ZbusFdo(_) | secret_service::Error::Zbus(_) => {
+                let shown = e.to_string();
+                shown.contains("ServiceUnknown") || shown.contains("NameHasNoOwner")
+            }
+            _ => false,
+        };
+    }
+    let _ = inner;
+    false
 }
 
 fn no_keychain(detail: &str) -> Error {
@@ -311,27 +355,15 @@ fn checksum(text: &str) -> u64 {
     })
 }
 
+/// The file fallback: a unique 0600 temporary file in the private state directory, renamed
+/// over the token file (RELIABILITY #24).
 fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
-    use std::io::Write as _;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::Keychain(format!("cannot create {}: {e}", dir.display())))?;
+        crate::private::ensure_dir(dir)
+            .map_err(|e| Error::Keychain(format!("cannot use {}: {e}", dir.display())))?;
     }
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(&tmp)
-        .map_err(|e| Error::Keychain(format!("cannot write {}: {e}", tmp.display())))?;
-    file.write_all(text.as_bytes())
-        .and_then(|_| file.sync_all())
-        .map_err(|e| Error::Keychain(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::Keychain(e.to_string()))
+    crate::private::write_atomic(path, text.as_bytes())
+        .map_err(|e| Error::Keychain(format!("cannot write {}: {e}", path.display())))
 }
 
 #[cfg(test)]
@@ -352,6 +384,30 @@ mod tests {
         assert_eq!(parse_header("v1:3:00000000000000ff"), Some((3, 255)));
         for bad in ["", "v2:3:ff", "v1:x:ff", "v1:3", "v1:999:ff"] {
             assert_eq!(parse_header(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn reliability_08_only_an_absent_keychain_allows_the_file() {
+        let unavailable = |e: keyring::Error| matches!(classify(e), KeychainError::Unavailable(_));
+        let io = |kind| Box::new(std::io::Error::new(kind, "x"));
+        assert!(unavailable(keyring::Error::NoStorageAccess(io(
+            std::io::ErrorKind::Other
+        ))));
+        // Transient or unknown failures of a keychain are reported, never a reason for the file.
+        assert!(!unavailable(keyring::Error::PlatformFailure(io(
+            std::io::ErrorKind::TimedOut
+        ))));
+        assert!(!unavailable(keyring::Error::BadEncoding(vec![0xff])));
+        assert!(!unavailable(keyring::Error::TooLong("x".into(), 1)));
+        #[cfg(target_os = "linux")]
+        {
+            assert!(unavailable(keyring::Error::PlatformFailure(Box::new(
+                secret_service::Error::Unavailable
+            ))));
+            assert!(!unavailable(keyring::Error::PlatformFailure(Box::new(
+                secret_service::Error::Crypto("bad")
+            ))));
         }
     }
 

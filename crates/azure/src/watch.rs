@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration as StdDuration, Instant};
 
@@ -285,15 +284,9 @@ impl<'e> Watcher<'e> {
         self.saved
             .announced
             .retain(|_, at| now - *at < Duration::days(FORGET_AFTER_DAYS));
-        let tmp = self.path.with_extension("json.tmp");
         let result = serde_json::to_vec_pretty(&self.saved)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| {
-                let mut f = File::create(&tmp)?;
-                f.write_all(&bytes)?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, &self.path)
-            });
+            .and_then(|bytes| crate::private::write_atomic(&self.path, &bytes));
         if let Err(e) = result {
             self.progress(&format!(
                 "cannot save the watcher's state to {}: {e}; announcements may repeat after a restart",

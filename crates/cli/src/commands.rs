@@ -165,29 +165,18 @@ async fn doctor(config: Option<&std::path::Path>, json: bool, a: DoctorArgs) -> 
 
 /// Writes the support bundle, readable only by the user.
 fn write_bundle(path: &std::path::Path, report: &serde_json::Value) -> Outcome {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    options
-        .open(path)
-        .and_then(|mut f| {
-            f.write_all(
-                serde_json::to_string_pretty(report)
-                    .unwrap_or_default()
-                    .as_bytes(),
-            )
-        })
-        .map_err(|e| {
-            usage(format!(
-                "cannot write the support bundle to {}: {e}",
-                path.display()
-            ))
-        })
+    jumpgate_azure::private::write_atomic(
+        path,
+        serde_json::to_string_pretty(report)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
+    .map_err(|e| {
+        usage(format!(
+            "cannot write the support bundle to {}: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// Runs the watcher until interrupted.

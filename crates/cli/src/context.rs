@@ -21,7 +21,7 @@ impl Ctx {
         )?;
         let config = config::load(&path)?;
         Ok(Ctx {
-            engine: Engine::new(config),
+            engine: Engine::new(config)?,
             json,
         })
     }

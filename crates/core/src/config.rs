@@ -259,6 +259,10 @@ fn default_service() -> String {
 #[serde(deny_unknown_fields)]
 pub struct SimulatorConfig {
     pub control_url: String,
+    /// The bearer token the simulator's control API asks for (per run; written by
+    /// `jumpgate-sim serve --control --write-config`).
+    #[serde(default)]
+    pub control_token: Option<String>,
 }
 
 /// A named jump box, so `jumpgate connect work` needs no flags.
@@ -290,17 +294,22 @@ impl Config {
             path: path.into(),
             message,
         };
-        for (key, url) in [
-            ("azure.authority_host", &self.azure.authority_host),
-            ("azure.arm_endpoint", &self.azure.arm_endpoint),
-            ("azure.graph_endpoint", &self.azure.graph_endpoint),
-        ] {
-            let ok = url.starts_with("https://")
-                || url.starts_with("http://127.0.0.1")
-                || url.starts_with("http://localhost");
-            if !ok {
-                return Err(invalid(format!("{key} must be an https:// URL (http:// only for a local simulator), not '{url}'")));
-            }
+        let mut endpoints = vec![
+            ("azure.authority_host", self.azure.authority_host.as_str()),
+            ("azure.arm_endpoint", self.azure.arm_endpoint.as_str()),
+            ("azure.graph_endpoint", self.azure.graph_endpoint.as_str()),
+        ];
+        endpoints.extend(
+            self.network
+                .ip_echo_urls
+                .iter()
+                .map(|u| ("network.ip_echo_urls", u.as_str())),
+        );
+        if let Some(sim) = &self.simulator {
+            endpoints.push(("simulator.control_url", sim.control_url.as_str()));
+        }
+        for (key, url) in endpoints {
+            check_endpoint(url).map_err(|why| invalid(format!("{key}: {why}")))?;
         }
         if self.azure.tenant_id.trim().is_empty() || self.azure.client_id.trim().is_empty() {
             return Err(invalid(
@@ -362,6 +371,32 @@ impl Config {
             self.azure.authority_host.trim_end_matches('/'),
             self.azure.tenant_id
         )
+    }
+}
+
+/// RELIABILITY #23: an endpoint is `https`, or `http` to exactly `127.0.0.1`, `[::1]` or
+/// `localhost` (a local simulator), and never carries a user name or password. The URL is
+/// parsed, so `http://127.0.0.1@evil.example` (userinfo) and `http://localhost.evil.example`
+/// (another host) are both refused.
+pub fn check_endpoint(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| format!("'{text}' is not a URL ({e})"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "'{text}' carries a user name or password; remove everything before '@'"
+        ));
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
+        Some(url::Host::Ipv6(ip)) => ip == std::net::Ipv6Addr::LOCALHOST,
+        None => false,
+    };
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(format!(
+            "'{text}' must be an https:// URL (http:// only to 127.0.0.1, [::1] or localhost, for a local simulator)"
+        )),
     }
 }
 
@@ -447,7 +482,7 @@ mod tests {
                 "https://",
             ),
             (
-                &format!("{MINIMAL}[network]\nip_echo_urls = [\"https://a\"]\n"),
+                &format!("{MINIMAL}[network]\nip_echo_urls = [\"https://a.example\"]\n"),
                 "at least two",
             ),
             (
@@ -468,6 +503,56 @@ mod tests {
             let err = Config::parse("c.toml", text).expect_err(text).to_string();
             assert!(err.contains(expected), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn reliability_23_endpoints_are_parsed_not_prefix_matched() {
+        let cases = [
+            ("https://management.azure.com", true),
+            ("https://management.azure.com/", true),
+            ("http://127.0.0.1:4000", true),
+            ("http://127.0.0.1", true),
+            ("http://[::1]:4000/", true),
+            ("http://localhost:4000/x", true),
+            ("HTTP://LOCALHOST:4000", true),
+            ("http://127.0.0.1@evil.example", false),
+            ("http://127.0.0.1:4000@evil.example", false),
+            ("http://localhost.evil.example", false),
+            ("http://127.0.0.1.evil.example", false),
+            ("http://127.0.0.2:4000", false),
+            ("http://[::2]:4000", false),
+            ("http://evil.example", false),
+            ("https://user:pw@management.azure.com", false),
+            ("https://user@management.azure.com", false),
+            ("ftp://127.0.0.1", false),
+            ("file:///etc/passwd", false),
+            ("management.azure.com", false),
+            ("https://", false),
+            ("", false),
+        ];
+        for (url, ok) in cases {
+            assert_eq!(check_endpoint(url).is_ok(), ok, "{url}");
+        }
+    }
+
+    #[test]
+    fn reliability_23_every_configured_endpoint_is_checked() {
+        let bad = "http://localhost.evil.example";
+        let files = [
+            format!("{MINIMAL}authority_host = \"{bad}\"\n"),
+            format!("{MINIMAL}arm_endpoint = \"{bad}\"\n"),
+            format!("{MINIMAL}graph_endpoint = \"{bad}\"\n"),
+            format!("{MINIMAL}[network]\nip_echo_urls = [\"https://a.example\", \"{bad}\"]\n"),
+            format!("{MINIMAL}[simulator]\ncontrol_url = \"{bad}\"\n"),
+        ];
+        for text in files {
+            let err = Config::parse("c.toml", &text).expect_err(&text).to_string();
+            assert!(err.contains(bad), "{text}: {err}");
+        }
+        let good = format!(
+            "{MINIMAL}arm_endpoint = \"http://[::1]:4000\"\n[network]\nip_echo_urls = [\"http://127.0.0.1:1/ip\", \"http://localhost:1/ip\"]\n[simulator]\ncontrol_url = \"http://127.0.0.1:4000\"\n"
+        );
+        Config::parse("c.toml", &good).expect("loopback simulator endpoints are fine");
     }
 
     #[test]

@@ -29,6 +29,60 @@ pub fn router() -> Router<Shared> {
         .route("/gate", get(gate))
 }
 
+/// Every control call carries the run's bearer token, and every body is JSON
+/// (RELIABILITY #30): a web page can neither guess the token nor send a JSON body without a
+/// CORS preflight, which the simulator never grants. 401 or 415, as a JSON error.
+pub async fn guard(
+    State(sim): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    // Owned values: a borrow of the request (whose body is not Sync) must not live across
+    // the await below.
+    let headers = request.headers().clone();
+    let header = |name| -> String {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let authorization = header(axum::http::header::AUTHORIZATION);
+    let content_type = header(axum::http::header::CONTENT_TYPE);
+    let presented = authorization.strip_prefix("Bearer ").unwrap_or("");
+    if !same(presented.as_bytes(), sim.control_token.as_bytes()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({"error": "the control API needs `Authorization: Bearer <control_token>` (the token is in the written client configuration, [simulator] control_token)"})),
+        )
+            .into_response();
+    }
+    let with_body = !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::DELETE
+    );
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if with_body && media != "application/json" {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Json(json!({"error": "control API bodies must be sent as Content-Type: application/json"})),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// Compares without stopping at the first difference.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn bad(message: impl Into<String>) -> Response {
     (
         StatusCode::BAD_REQUEST,

@@ -92,10 +92,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes through a temporary file and a rename, so a reader never sees half a config.
+/// Writes through a new temporary file (readable by the user only: the config holds the
+/// control token) and a rename, so a reader never sees half a config.
 fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, text)?;
+    use std::io::Write as _;
+    let tmp = path.with_extension(format!("toml.{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp)?;
+    file.write_all(text.as_bytes())?;
     std::fs::rename(&tmp, path)
 }
 

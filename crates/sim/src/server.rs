@@ -32,6 +32,8 @@ pub struct Sim {
     pub world: Mutex<World>,
     pub signer: Signer,
     pub control: bool,
+    /// The bearer token every `/_sim/` call must carry: random per run (RELIABILITY #30).
+    pub control_token: String,
     pub base_url: String,
     pub faults: Mutex<Vec<Fault>>,
     pub gate: Gate,
@@ -157,6 +159,7 @@ impl SimBuilder {
             world: Mutex::new(world),
             signer: Signer::simulator(),
             control: self.control,
+            control_token: crate::entra::random_token(48),
             base_url: base_url.clone(),
             faults: Mutex::new(Vec::new()),
             gate,
@@ -205,6 +208,12 @@ impl SimHandle {
         self.sim.world().tenant.id.clone()
     }
 
+    /// The bearer token the `/_sim/` control API asks for (`Authorization: Bearer …`);
+    /// `None` without `control(true)`.
+    pub fn control_token(&self) -> Option<&str> {
+        self.sim.control.then_some(self.sim.control_token.as_str())
+    }
+
     /// The client configuration that points Jumpgate at this simulator.
     pub fn client_config(&self) -> ClientConfig {
         let world = self.sim.world();
@@ -212,6 +221,7 @@ impl SimHandle {
             tenant_id: world.tenant.id.clone(),
             client_id: world.tenant.client_id.clone(),
             base_url: self.base_url.clone(),
+            control_token: self.control_token().map(str::to_string),
         }
     }
 
@@ -233,6 +243,8 @@ pub struct ClientConfig {
     pub tenant_id: String,
     pub client_id: String,
     pub base_url: String,
+    /// The control API's bearer token, when it is on.
+    pub control_token: Option<String>,
 }
 
 impl ClientConfig {
@@ -241,7 +253,14 @@ impl ClientConfig {
             tenant_id,
             client_id,
             base_url,
+            control_token,
         } = self;
+        let control_token = match control_token {
+            Some(t) => format!(
+                "# Every /_sim/ call needs `Authorization: Bearer <control_token>`.\ncontrol_token = \"{t}\"\n"
+            ),
+            None => String::new(),
+        };
         format!(
             r#"# Jumpgate client configuration written by jumpgate-sim.
 # Every endpoint points at the simulator. For a real tenant, use
@@ -268,7 +287,7 @@ allow_loopback_ip = true
 
 [simulator]
 control_url = "{base_url}/_sim"
-"#
+{control_token}"#
         )
     }
 }
@@ -335,7 +354,13 @@ fn router(sim: Shared) -> Router {
         .route("/ip", get(ip_plain))
         .route("/cdn-cgi/trace", get(ip_trace));
     if sim.control {
-        router = router.nest("/_sim", crate::control::router());
+        router = router.nest(
+            "/_sim",
+            crate::control::router().layer(middleware::from_fn_with_state(
+                sim.clone(),
+                crate::control::guard,
+            )),
+        );
     }
     router
         .fallback(crate::arm::dispatch)

@@ -14,20 +14,55 @@ pub fn jumpgate() -> std::path::PathBuf {
     jumpgate_tests::bin("jumpgate")
 }
 
+/// The demo's simulator: its address (what it shows and derefs to) and the bearer token its
+/// control API asks for.
+pub struct DemoSim {
+    pub url: String,
+    pub control_token: String,
+}
+
+impl std::fmt::Display for DemoSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+impl std::ops::Deref for DemoSim {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.url
+    }
+}
+
+impl DemoSim {
+    /// A control call (`/_sim/…`) with the run's bearer token.
+    pub fn control(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, format!("{}/_sim{path}", self.url))
+            .bearer_auth(&self.control_token)
+    }
+}
+
 /// The demo's simulator, from the configuration the app wrote.
-pub fn sim_url(config: &str) -> String {
+pub fn sim_url(config: &str) -> DemoSim {
     let text = std::fs::read_to_string(config).expect("config");
-    text.lines()
-        .find_map(|l| l.strip_prefix("arm_endpoint = \""))
-        .and_then(|rest| rest.split('"').next())
-        .expect("arm_endpoint")
-        .to_string()
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} = \"")))
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("{key} in {config}"))
+            .to_string()
+    };
+    DemoSim {
+        url: value("arm_endpoint"),
+        control_token: value("control_token"),
+    }
 }
 
 /// An ARM token for `upn` from the simulator's control API.
-pub async fn token(sim: &str, upn: &str) -> String {
-    let answer: serde_json::Value = reqwest::Client::new()
-        .post(format!("{sim}/_sim/token"))
+pub async fn token(sim: &DemoSim, upn: &str) -> String {
+    let answer: serde_json::Value = sim
+        .control(reqwest::Method::POST, "/token")
         .json(&serde_json::json!({"upn": upn}))
         .send()
         .await
@@ -39,7 +74,7 @@ pub async fn token(sim: &str, upn: &str) -> String {
 }
 
 /// `upn` approves the first request waiting for them, through ARM as Azure's portal would.
-pub async fn approve_as(sim: &str, upn: &str, justification: &str) {
+pub async fn approve_as(sim: &DemoSim, upn: &str, justification: &str) {
     let http = reqwest::Client::new();
     let token = token(sim, upn).await;
     let approvals: serde_json::Value = http

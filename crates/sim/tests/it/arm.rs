@@ -280,6 +280,7 @@ async fn reliability_09_injected_faults_throttle_with_retry_after_fail_delay_and
     let bad = sim
         .http
         .post(sim.url("/_sim/faults"))
+        .bearer_auth(sim.control_token())
         .json(&json!({"path": "(", "status": 500}))
         .send()
         .await
@@ -312,6 +313,7 @@ async fn every_response_carries_the_simulator_clock_in_its_date_header() {
     let refused = sim
         .http
         .post(sim.url("/_sim/clock/advance"))
+        .bearer_auth(sim.control_token())
         .json(&json!({"seconds": -5}))
         .send()
         .await
@@ -374,6 +376,7 @@ async fn ip_echo_services_report_the_source_or_the_controlled_address() {
     let bad = sim
         .http
         .post(sim.url("/_sim/ip"))
+        .bearer_auth(sim.control_token())
         .json(&json!({"ip": "::1"}))
         .send()
         .await

@@ -50,6 +50,20 @@ fn serve_prints_the_ready_line_writes_a_config_and_stops_on_sigterm() {
         .filter_map(|v| v.as_str())
         .collect();
     assert_eq!(echo, [format!("{url}/ip"), format!("{url}/cdn-cgi/trace")]);
+    // RELIABILITY #30: the control token is in the config, and the config is the user's only.
+    let token = parsed["simulator"]["control_token"]
+        .as_str()
+        .expect("control_token");
+    assert!(token.len() >= 32, "{token}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&config)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

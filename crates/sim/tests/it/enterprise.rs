@@ -228,6 +228,7 @@ async fn gate_for(sim: &Sim, vm_id: &str, port: u16) -> std::net::SocketAddr {
     let endpoints: Value = sim
         .http
         .get(sim.url("/_sim/gate"))
+        .bearer_auth(sim.control_token())
         .send()
         .await
         .expect("gate")

@@ -161,6 +161,83 @@ async fn silent_sign_in_needs_the_control_api() {
     assert_eq!(control.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// RELIABILITY #30: a web page in the same browser as a `--demo` tray cannot mint tokens:
+/// every control call needs the run's bearer token, and its body must be JSON.
+#[tokio::test]
+async fn reliability_30_the_control_api_needs_its_token_and_json() {
+    let sim = demo().await;
+    let token = sim.control_token().to_string();
+    assert!(token.len() >= 32, "a long random token");
+    let other = demo().await;
+    assert_ne!(other.control_token(), token, "one token per run");
+    let body = json!({"upn": ALICE}).to_string();
+    let call = |auth: Option<String>, content_type: &'static str| {
+        let mut r = sim
+            .http
+            .post(sim.url("/_sim/token"))
+            .header("content-type", content_type)
+            .body(body.clone());
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.send()
+    };
+    for auth in [
+        None,
+        Some("Bearer".to_string()),
+        Some("Bearer wrong".to_string()),
+        Some(format!("Bearer {token}x")),
+        Some(format!("Basic {token}")),
+        Some(format!("Bearer {}", other.control_token())),
+    ] {
+        let r = call(auth.clone(), "application/json").await.expect("call");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        let error: Value = r.json().await.expect("a JSON error");
+        assert!(error["error"]
+            .as_str()
+            .expect("message")
+            .contains("control_token"));
+    }
+    // A reading call is refused without the token too.
+    let events = sim
+        .http
+        .get(sim.url("/_sim/events"))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(events.status(), StatusCode::UNAUTHORIZED);
+    // What a form or a no-cors fetch can send without a preflight is refused.
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+        "",
+    ] {
+        let r = call(Some(format!("Bearer {token}")), content_type)
+            .await
+            .expect("call");
+        assert_eq!(
+            r.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type}"
+        );
+        let error: Value = r.json().await.expect("a JSON error");
+        assert!(error["error"]
+            .as_str()
+            .expect("message")
+            .contains("application/json"));
+    }
+    let minted = call(
+        Some(format!("Bearer {token}")),
+        "application/json; charset=utf-8",
+    )
+    .await
+    .expect("call");
+    assert_eq!(minted.status(), StatusCode::OK);
+    let minted: Value = minted.json().await.expect("JSON");
+    assert!(minted["access_token"].as_str().is_some());
+}
+
 async fn code_for(sim: &Sim, challenge: &str) -> String {
     let r = Authorize { sim }
         .get(&[

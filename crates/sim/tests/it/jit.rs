@@ -261,6 +261,7 @@ async fn policies_are_validated_on_write_and_can_be_deleted() {
     let gate = sim
         .http
         .get(sim.url("/_sim/gate"))
+        .bearer_auth(sim.control_token())
         .send()
         .await
         .expect("gate")

@@ -57,6 +57,11 @@ impl Reply {
 }
 
 impl Sim {
+    /// The bearer token the control API asks for.
+    pub fn control_token(&self) -> &str {
+        self.handle.control_token().expect("the control API is on")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.handle.url())
     }
@@ -70,6 +75,7 @@ impl Sim {
         let response = self
             .http
             .post(self.url(&format!("/_sim{path}")))
+            .bearer_auth(self.control_token())
             .json(&body)
             .send()
             .await
@@ -85,6 +91,7 @@ impl Sim {
     pub async fn events(&self) -> Vec<Value> {
         self.http
             .get(self.url("/_sim/events"))
+            .bearer_auth(self.control_token())
             .send()
             .await
             .expect("events")
@@ -252,6 +259,7 @@ impl Sim {
         let body = self
             .http
             .get(self.url("/_sim/clock"))
+            .bearer_auth(self.control_token())
             .send()
             .await
             .expect("clock")
@@ -269,6 +277,7 @@ impl Sim {
         let endpoints = self
             .http
             .get(self.url("/_sim/gate"))
+            .bearer_auth(self.control_token())
             .send()
             .await
             .expect("gate")
