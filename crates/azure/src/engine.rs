@@ -159,7 +159,7 @@ impl Engine {
             crate::Error::State(match e.kind() {
                 std::io::ErrorKind::PermissionDenied => e.to_string(),
                 _ => format!(
-                    "cannot use the state directory {}: {e}",
+                    "cannot use the state directory {}: {e}. Nothing was sent: make it writable by you, free some space, or set storage.state_dir, then try again.",
                     state_dir.display()
                 ),
             })
@@ -168,7 +168,7 @@ impl Engine {
         drop(
             crate::private::open_append(&state_dir.join("audit.jsonl")).map_err(|e| {
                 crate::Error::State(format!(
-                    "cannot use the state directory {}: {e}",
+                    "cannot use the state directory {}: {e}. Nothing was sent: make it writable by you, free some space, or set storage.state_dir, then try again.",
                     state_dir.display()
                 ))
             })?,
