@@ -25,6 +25,8 @@ pub mod launch;
 pub mod pending;
 pub mod session;
 pub mod signin;
+#[cfg(test)]
+pub(crate) mod testserver;
 pub mod tokens;
 pub mod watch;
 
