@@ -207,6 +207,20 @@ impl Arm {
         body: Option<&Value>,
         repeat: Repeat,
     ) -> Result<Answer> {
+        // Every path is pasted after the endpoint, and ids in it come from answers: only an
+        // id of ARM's shape may become a URL, so none can move the bearer token to another
+        // host (`@evil.example`, `//evil.example`) or path (RELIABILITY #26).
+        let id = path.split('?').next().unwrap_or(path);
+        if jumpgate_core::policy::arm_id(id).is_none() {
+            tracing::warn!(id = %jumpgate_core::text::log(id), "refused a path that is not an ARM id");
+            return Err(Error::Unexpected {
+                what: "Azure Resource Manager".into(),
+                detail: format!(
+                    "an id in its answer is not an Azure resource id ('{}'); nothing was sent to it",
+                    jumpgate_core::text::line(&id.chars().take(120).collect::<String>())
+                ),
+            });
+        }
         let url = format!("{}{}", self.base, path);
         let started = std::time::Instant::now();
         let mut attempt: u32 = 0;
@@ -540,15 +554,22 @@ mod tests {
         use crate::testserver::{lying_response, response, serve, unsized_response};
         let big = vec![b' '; ARM_CAP + 1];
         let base = serve(move |path| match path {
-            "/claims-huge" => lying_response("200 OK", 1 << 40, b"{}"),
-            "/unsized" => unsized_response("200 OK", &big),
-            "/error-unsized" => unsized_response("400 Bad Request", &big),
+            "/subscriptions/claims-huge" => lying_response("200 OK", 1 << 40, b"{}"),
+            "/subscriptions/unsized" => unsized_response("200 OK", &big),
+            "/subscriptions/error-unsized" => unsized_response("400 Bad Request", &big),
             _ => response("200 OK", &[], br#"{"ok":true}"#),
         })
         .await;
         let arm = Arm::new(&base, Arc::new(Fixed));
-        assert_eq!(arm.get("/fine").await.expect("fine")["ok"], true);
-        for path in ["/claims-huge", "/unsized", "/error-unsized"] {
+        assert_eq!(
+            arm.get("/subscriptions/fine").await.expect("fine")["ok"],
+            true
+        );
+        for path in [
+            "/subscriptions/claims-huge",
+            "/subscriptions/unsized",
+            "/subscriptions/error-unsized",
+        ] {
             let err = arm.get(path).await.expect_err(path).to_string();
             assert!(
                 err.contains("Azure Resource Manager") && err.contains("larger than 4 MiB"),
@@ -574,5 +595,38 @@ mod tests {
             err,
             "unexpected answer from the test service: its answer is larger than 4 KiB; Jumpgate stopped reading it"
         );
+    }
+
+    #[tokio::test]
+    async fn reliability_26_ids_from_answers_never_send_the_token_elsewhere() {
+        use crate::testserver::{response, serve};
+        use std::sync::atomic::AtomicUsize;
+        let elsewhere = Arc::new(AtomicUsize::new(0));
+        let seen = elsewhere.clone();
+        let evil = serve(move |_| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            response("200 OK", &[], b"{}")
+        })
+        .await;
+        let arm_base = serve(|_| response("200 OK", &[], b"{}")).await;
+        let arm = Arm::new(&arm_base, Arc::new(Fixed));
+        let evil_host = evil.trim_start_matches("http://");
+        for id in [
+            format!("@{evil_host}/x"),
+            format!("//{evil_host}/x"),
+            format!("/subscriptions/s/..//{evil_host}/x"),
+            format!("/subscriptions/s/\\\\{evil_host}/x"),
+            "/subscriptions/s/%2e%2e/%2e%2e/x".to_string(),
+            "https://evil.example/subscriptions/s".to_string(),
+        ] {
+            let err = arm
+                .get(&format!("{id}?api-version=1"))
+                .await
+                .expect_err(&id)
+                .to_string();
+            assert!(err.contains("not an Azure resource id"), "{id}: {err}");
+        }
+        assert_eq!(elsewhere.load(Ordering::SeqCst), 0);
+        assert!(arm.get("/subscriptions/s?api-version=1").await.is_ok());
     }
 }
