@@ -47,12 +47,13 @@ pub fn justification(value: &str) -> Result<&str, Refused> {
     Ok(value)
 }
 
-/// A ticket's system and number, each one line of at most [`MAX_TICKET_PART`] characters.
+/// A ticket's system and number, each one line of at most [`MAX_TICKET_PART`] characters;
+/// the number is required (the system may be left empty where the front end allows it).
 pub fn ticket<'a>(system: &'a str, number: &'a str) -> Result<(&'a str, &'a str), Refused> {
     let system = text("ticket system", system, MAX_TICKET_PART)?;
     let number = text("ticket number", number, MAX_TICKET_PART)?;
-    if system.is_empty() || number.is_empty() {
-        return Err(refuse("ticket", "needs a system and a number"));
+    if number.is_empty() {
+        return Err(refuse("ticket", "needs a number"));
     }
     Ok((system, number))
 }
@@ -126,7 +127,7 @@ mod tests {
         assert_eq!(ticket("SNOW", "INC1"), Ok(("SNOW", "INC1")));
         assert!(ticket("SNOW", "INC\u{1b}1").is_err());
         assert!(ticket(&"s".repeat(101), "1").is_err());
-        assert!(ticket("", "1").is_err());
+        assert!(ticket("SNOW", " ").is_err());
         assert_eq!(vm("jumpbox-01"), Ok("jumpbox-01"));
         for bad in [
             "",
