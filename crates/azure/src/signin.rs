@@ -146,7 +146,7 @@ pub fn claims(jwt: &str) -> Option<Value> {
     serde_json::from_slice(&B64.decode(payload.trim_end_matches('=')).ok()?).ok()
 }
 
-fn account_of(access_token: &str) -> Result<Account> {
+pub fn account_of(access_token: &str) -> Result<Account> {
     let c = claims(access_token).ok_or_else(|| Error::Unexpected {
         what: "Entra ID".into(),
         detail: "the access token is not a JWT".into(),
