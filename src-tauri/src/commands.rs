@@ -12,6 +12,7 @@ use jumpgate_core::audit::{self, Entry};
 use jumpgate_core::duration::{human, parse as parse_duration};
 use jumpgate_core::events::{Access, EngineEvent};
 use jumpgate_core::explain::{Failure, Kind};
+use jumpgate_core::input;
 use jumpgate_core::phase::Step;
 use jumpgate_core::tray::{self, Icon, Snapshot};
 use serde::{Deserialize, Serialize};
@@ -560,16 +561,38 @@ fn parse_ticket(ticket: Option<&str>) -> CommandResult<Option<(String, String)>>
     let Some(t) = ticket.map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
-    if t.len() > 100 || t.chars().any(char::is_control) {
-        return Err(CommandError::invalid(
+    let (system, number) = t.split_once(':').unwrap_or(("", t));
+    let (system, number) = input::ticket(system, number).map_err(|e| {
+        CommandError::invalid(
             "bad_ticket",
-            "The ticket is too long or holds control characters: give SYSTEM:NUMBER or a number.",
-        ));
+            format!("The {e}: give SYSTEM:NUMBER or a number."),
+        )
+    })?;
+    Ok(Some((system.to_string(), number.to_string())))
+}
+
+/// The same rules as the CLI and the link parser (`core::input`), since the popover's own
+/// limits are only HTML: any caller of the IPC command is held to them (RELIABILITY #22).
+fn justification_of(text: &str, required: &str) -> CommandResult<String> {
+    if text.trim().is_empty() {
+        return Err(CommandError::invalid("justification_required", required));
     }
-    Ok(Some(match t.split_once(':') {
-        Some((system, number)) => (system.trim().to_string(), number.trim().to_string()),
-        None => (String::new(), t.to_string()),
-    }))
+    input::justification(text)
+        .map(str::to_string)
+        .map_err(|e| CommandError::invalid("bad_justification", format!("The {e}.")))
+}
+
+fn vm_of(text: &str) -> CommandResult<String> {
+    input::vm(text.trim())
+        .map(str::to_string)
+        .map_err(|e| CommandError::invalid("bad_vm", format!("The {e}.")))
+}
+
+/// A name or id the popover hands back (a role, a request): one line, bounded.
+fn name_of(field: &'static str, text: &str) -> CommandResult<String> {
+    input::text(field, text, 400)
+        .map(str::to_string)
+        .map_err(|e| CommandError::invalid("bad_input", format!("The {e}.")))
 }
 
 fn duration_of(text: &str) -> CommandResult<chrono::Duration> {
@@ -586,15 +609,12 @@ pub async fn connect<R: Runtime>(
     form: ConnectForm,
 ) -> CommandResult<Connected> {
     let duration = duration_of(&form.duration)?;
-    let justification = form.justification.trim().to_string();
-    if justification.is_empty() {
-        return Err(CommandError::invalid(
-            "justification_required",
-            "Say why you need access: the justification is required.",
-        ));
-    }
+    let justification = justification_of(
+        &form.justification,
+        "Say why you need access: the justification is required.",
+    )?;
     let request = ConnectRequest {
-        vm: form.vm.trim().to_string(),
+        vm: vm_of(&form.vm)?,
         port: form.port,
         duration,
         justification,
@@ -645,6 +665,19 @@ pub async fn extend<R: Runtime>(
     justification: String,
 ) -> CommandResult<Renewed> {
     let duration = duration_of(&duration)?;
+    // Empty is allowed here, as before: the engine says when PIM needs one.
+    let justification = input::text("justification", &justification, input::MAX_JUSTIFICATION)
+        .map(str::to_string)
+        .map_err(|e| CommandError::invalid("bad_justification", format!("The {e}.")))?;
+    let what = match what {
+        Renew::Role { role } => Renew::Role {
+            role: name_of("role", &role)?,
+        },
+        Renew::Port { vm, port } => Renew::Port {
+            vm: vm_of(&vm)?,
+            port,
+        },
+    };
     let engine = ctx.engine.clone();
     let message = on_engine(move || async move {
         Ok(match what {
@@ -734,13 +767,11 @@ pub async fn decide<R: Runtime>(
     approve: bool,
     justification: String,
 ) -> CommandResult<Vec<ApprovalView>> {
-    let justification = justification.trim().to_string();
-    if justification.is_empty() {
-        return Err(CommandError::invalid(
-            "justification_required",
-            "PIM requires a justification for the decision: say why you approve or deny.",
-        ));
-    }
+    let justification = justification_of(
+        &justification,
+        "PIM requires a justification for the decision: say why you approve or deny.",
+    )?;
+    let request = name_of("request", &request)?;
     let engine = ctx.engine.clone();
     let left = on_engine(move || async move {
         let pending = arm::approvals(&engine.arm)

@@ -399,6 +399,91 @@ mod ipc_tests {
         }
     }
 
+    /// `connect`, `extend` and `decide` hold their input to the CLI's rules (`core::input`),
+    /// whoever calls them: an oversized or control-character justification, a bidi override,
+    /// a bad VM or ticket is refused with the `invalid` kind before anything is sent.
+    #[test]
+    fn reliability_22_ipc_commands_check_their_input() {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[azure]\ntenant_id = \"t\"\nclient_id = \"c\"\n[storage]\nstate_dir = \"{}\"\nallow_file_fallback = true\nkeyring_service = \"jumpgate-ipc-input-test\"\n",
+                dir.path().display()
+            ),
+        )
+        .expect("config");
+        let ctx = tauri::async_runtime::block_on(start(&Options {
+            demo: false,
+            config: Some(config),
+            link: None,
+        }))
+        .expect("engine");
+        let (_app, popover) = mock_app(ctx);
+        let long = "x".repeat(jumpgate_core::input::MAX_JUSTIFICATION + 1);
+        let form = |vm: &str, justification: &str, ticket: Option<&str>| {
+            serde_json::json!({"form": {"vm": vm, "port": 3389, "duration": "PT1H",
+                "justification": justification, "ticket": ticket, "launch": false}})
+        };
+        let cases = [
+            (
+                "connect",
+                form("jumpbox-win-01", &long, None),
+                "bad_justification",
+            ),
+            (
+                "connect",
+                form("jumpbox-win-01", "ok\u{1b}[2J", None),
+                "bad_justification",
+            ),
+            (
+                "connect",
+                form("jumpbox-win-01", "evil\u{202E}txt", None),
+                "bad_justification",
+            ),
+            (
+                "connect",
+                form("jumpbox-win-01", "  ", None),
+                "justification_required",
+            ),
+            ("connect", form("../etc", "Patch night", None), "bad_vm"),
+            (
+                "connect",
+                form("jumpbox-win-01", "Patch night", Some("SNOW:1\u{1b}2")),
+                "bad_ticket",
+            ),
+            (
+                "extend",
+                serde_json::json!({"what": {"type": "port", "vm": "jumpbox-win-01", "port": 3389},
+                    "duration": "PT1H", "justification": long}),
+                "bad_justification",
+            ),
+            (
+                "extend",
+                serde_json::json!({"what": {"type": "role", "role": "JIT\nRequester"},
+                    "duration": "PT1H", "justification": "more time"}),
+                "bad_input",
+            ),
+            (
+                "decide",
+                serde_json::json!({"request": "r1", "approve": true, "justification": "ok\u{7}"}),
+                "bad_justification",
+            ),
+            (
+                "decide",
+                serde_json::json!({"request": "r1", "approve": true, "justification": long}),
+                "bad_justification",
+            ),
+        ];
+        for (name, body, code) in cases {
+            let refused = get_ipc_response(&popover, request(name, body.clone()))
+                .expect_err(&format!("{name} {body}"));
+            assert_eq!(refused["kind"], "invalid", "{name} {body}: {refused}");
+            assert_eq!(refused["data"]["code"], code, "{name} {body}: {refused}");
+        }
+    }
+
     /// Signed in against a real (in-process) simulator, every command the popover reads
     /// answers without a token, a refresh token or a code in it (RELIABILITY #7).
     #[test]

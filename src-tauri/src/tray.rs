@@ -273,6 +273,19 @@ fn close_on_blur<R: Runtime>(app: &AppHandle<R>) {
     }
 }
 
+/// A notice's body as the notification server gets it: markup escaped where freedesktop
+/// servers render it (a justification's `<a href=…>` stays text).
+pub fn shown_body(body: &str) -> String {
+    if cfg!(all(unix, not(target_os = "macos"))) {
+        jumpgate_core::text::markup(body)
+    } else {
+        jumpgate_core::text::block(body).into_owned()
+    }
+}
+
+/// What the popover says about a link that failed its checks: fixed, never the link's text.
+pub const REFUSED_LINK: &str = "A jumpgate:// link was refused: it is not a Connect link Jumpgate can open safely, so nothing was filled in or sent. Ask whoever sent it for a new link, or connect from here.";
+
 /// Opens a `jumpgate://` link: checked first (RELIABILITY #18), then the popover shows the
 /// Connect form prefilled from it. Nothing is sent until the user clicks Connect there. A
 /// link that fails its checks is refused and said so.
@@ -281,7 +294,7 @@ pub fn open_link<R: Runtime>(app: &AppHandle<R>, raw: &str) {
         Ok(link) => {
             tracing::info!(
                 "link: Connect form for {} prefilled (port {}, nothing sent until Connect is clicked)",
-                link.vm,
+                jumpgate_core::text::log(&link.vm),
                 link.port.map(|p| p.to_string()).unwrap_or_else(|| "default".into())
             );
             Intent {
@@ -291,11 +304,13 @@ pub fn open_link<R: Runtime>(app: &AppHandle<R>, raw: &str) {
             }
         }
         Err(e) => {
-            tracing::warn!("{e}");
+            // The reason may quote the link, which anyone can write: it goes to the log,
+            // escaped, and the popover shows a fixed message (RELIABILITY #22).
+            tracing::warn!("{}", jumpgate_core::text::log(&e.to_string()));
             Intent {
                 view: "open".into(),
                 prefill: None,
-                refused: Some(e.to_string()),
+                refused: Some(REFUSED_LINK.into()),
             }
         }
     };
@@ -442,10 +457,11 @@ pub fn notify<R: Runtime>(app: &AppHandle<R>, event: &WatchEvent) {
     let spawned = std::thread::Builder::new()
         .name("jumpgate-notice".into())
         .spawn(move || {
+            // The fields are plain lines already (`tray::notice`); freedesktop servers render
+            // the body as markup, so it is escaped there (RELIABILITY #22).
+            let body = shown_body(&notice.body);
             let mut n = notify_rust::Notification::new();
-            n.appname("Jumpgate")
-                .summary(&notice.title)
-                .body(&notice.body);
+            n.appname("Jumpgate").summary(&notice.title).body(&body);
             n.action("default", "Open");
             for a in &notice.actions {
                 n.action(&a.id, &a.label);
@@ -465,8 +481,8 @@ pub fn notify<R: Runtime>(app: &AppHandle<R>, event: &WatchEvent) {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(
                     "notification not shown ({e}): {}: {}",
-                    notice.title,
-                    notice.body
+                    jumpgate_core::text::log(&notice.title),
+                    jumpgate_core::text::log(&notice.body)
                 ),
             }
         });
@@ -478,6 +494,33 @@ pub fn notify<R: Runtime>(app: &AppHandle<R>, event: &WatchEvent) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reliability_22_notification_bodies_from_others_are_inert() {
+        let e = WatchEvent::ApprovalWaiting {
+            request: "r1".into(),
+            approval: "a1".into(),
+            requester: "alice".into(),
+            role: "JIT Requester".into(),
+            scope: "/subscriptions/s".into(),
+            justification: Some(
+                "see <a href=\"https://evil.example\">the ticket</a>\u{1b}[2J\u{202E}".into(),
+            ),
+            duration: Some("PT1H".into()),
+            ticket: None,
+        };
+        let body = shown_body(&tray::notice(&e).body);
+        assert!(
+            !body.chars().any(jumpgate_core::text::is_hostile),
+            "{body:?}"
+        );
+        if cfg!(all(unix, not(target_os = "macos"))) {
+            assert!(
+                !body.contains('<') && body.contains("&lt;a href="),
+                "{body}"
+            );
+        }
+    }
 
     #[test]
     fn every_icon_state_has_an_rgba_png() {

@@ -790,3 +790,94 @@ async fn reliability_21_a_watcher_stopped_with_sigterm_leaves_a_journal_that_ver
         "the watcher wrote nothing: {whats:?}"
     );
 }
+
+/// RELIABILITY #22: alice's justification carries terminal escape sequences (a screen clear
+/// and an OSC 8 hyperlink), a bidi override and markup. The CLI refuses to send such text;
+/// another client (the portal, a script) need not, so it is sent through the engine here.
+/// bob's `approvals`, text and JSON, and his `watch --approver` show none of it raw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_22_a_hostile_justification_reaches_the_approver_inert() {
+    use std::io::BufRead as _;
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    let bob = sim.user(BOB);
+    sim.sign_in(&alice).await;
+    sim.sign_in(&bob).await;
+    let mut watcher = bob.spawn(&["watch", "--approver"]);
+    let stdout = watcher.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .split(b'\n')
+            .map_while(Result::ok)
+        {
+            if tx
+                .send(String::from_utf8_lossy(&line).into_owned())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+
+    let hostile = "Patch \u{1b}[2J\u{1b}]8;;https://evil.example\u{7}now\u{1b}]8;;\u{7} \u{202E}exe.txt\nFAKE approved by the CISO <a href=\"https://evil.example\">ticket</a>";
+    let refused = alice.run(&[
+        "activate",
+        "JIT Requester",
+        "--justification",
+        hostile,
+        "--duration",
+        "1h",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("control characters"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let engine = jumpgate_azure::engine::Engine::new(
+        jumpgate_core::config::load(&alice.config).expect("alice's config"),
+    );
+    let role = engine.jit_role().await.expect("eligible");
+    engine
+        .send_activation(&role, chrono::Duration::hours(1), hostile, None)
+        .await
+        .expect("sent as another client would");
+    let inbox = wait_for_inbox(&bob).await;
+    // JSON keeps the value for scripts.
+    assert_eq!(inbox["justification"], hostile.trim());
+
+    let raw = |bytes: &[u8]| {
+        let t = text(bytes);
+        for bad in ['\u{1b}', '\u{7}', '\u{202E}', '\u{9b}'] {
+            assert!(!t.contains(bad), "{bad:?} reached the terminal raw: {t:?}");
+        }
+        t
+    };
+    let listing = bob.run(&["approvals"]);
+    assert!(listing.status.success(), "{}", text(&listing.stderr));
+    let shown = raw(&listing.stdout);
+    assert!(
+        shown.contains("Patch [2J]8;;https://evil.examplenow]8;; exe.txt FAKE approved"),
+        "{shown}"
+    );
+    // The justification is one line: it cannot forge a line of its own.
+    assert!(!shown.lines().any(|l| l.starts_with("FAKE")), "{shown}");
+    raw(&bob.run(&["--json", "approvals"]).stdout);
+
+    let start = Instant::now();
+    let line = loop {
+        let left = Duration::from_secs(30)
+            .checked_sub(start.elapsed())
+            .expect("no approval_waiting line from watch --approver within 30s");
+        if let Ok(l) = rx.recv_timeout(left) {
+            if l.contains("approval_waiting") {
+                break l;
+            }
+        }
+    };
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    raw(line.as_bytes());
+    assert!(line.contains("exe.txt FAKE approved"), "{line}");
+}

@@ -85,7 +85,11 @@ pub async fn find_user(engine: &Engine, key: &str) -> Result<Principal, Failure>
             )
         })?;
     let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let body: Value =
+        match crate::http::read_capped(response, crate::http::TOKEN_CAP, "Microsoft Graph").await {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            Err(e) => return Err(e.into()),
+        };
     match status {
         200 => Ok(Principal {
             id: s(&body, "/id"),

@@ -461,7 +461,7 @@ pub async fn refresh_target(arm: &Arm, target: &Target) -> Result<Target> {
     })
 }
 
-fn parse_targets(policies: &[Value]) -> Vec<Target> {
+pub fn parse_targets(policies: &[Value]) -> Vec<Target> {
     let mut out = Vec::new();
     for policy in policies {
         let policy_id = s(policy, "/id");

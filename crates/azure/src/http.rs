@@ -45,6 +45,60 @@ impl ServerClock {
 /// that needs more than this is a server linking in circles.
 pub const MAX_PAGES: usize = 500;
 
+/// The largest ARM answer read (RELIABILITY #25). ARM's pages are far smaller; a body past
+/// this is a broken or hostile server, and reading it would only fill memory.
+pub const ARM_CAP: usize = 4 * 1024 * 1024;
+/// The largest answer from Entra's token endpoint or Microsoft Graph.
+pub const TOKEN_CAP: usize = 64 * 1024;
+/// The largest answer from a public-IP echo service.
+pub const ECHO_CAP: usize = 4 * 1024;
+
+/// Reads a response body, at most `cap` bytes: a `Content-Length` past the cap is refused
+/// before reading, and a body that runs past it (whatever its header said) is dropped as
+/// soon as it does. `what` names the service in the error.
+pub async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+    what: &str,
+) -> Result<Vec<u8>> {
+    let too_big = || Error::Unexpected {
+        what: what.to_string(),
+        detail: format!(
+            "its answer is larger than {}; Jumpgate stopped reading it",
+            human_size(cap)
+        ),
+    };
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > cap {
+                    return Err(too_big());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(Error::Unreachable {
+                    what: what.to_string(),
+                    detail: format!("the answer broke off ({})", short(&e)),
+                })
+            }
+        }
+    }
+}
+
+fn human_size(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else {
+        format!("{} KiB", bytes / 1024)
+    }
+}
+
 /// Where to report waits, so long retries are never silent.
 pub type Notify = Arc<dyn Fn(&str) + Send + Sync>;
 
@@ -153,6 +207,20 @@ impl Arm {
         body: Option<&Value>,
         repeat: Repeat,
     ) -> Result<Answer> {
+        // Every path is pasted after the endpoint, and ids in it come from answers: only an
+        // id of ARM's shape may become a URL, so none can move the bearer token to another
+        // host (`@evil.example`, `//evil.example`) or path (RELIABILITY #26).
+        let id = path.split('?').next().unwrap_or(path);
+        if jumpgate_core::policy::arm_id(id).is_none() {
+            tracing::warn!(id = %jumpgate_core::text::log(id), "refused a path that is not an ARM id");
+            return Err(Error::Unexpected {
+                what: "Azure Resource Manager".into(),
+                detail: format!(
+                    "an id in its answer is not an Azure resource id ('{}'); nothing was sent to it",
+                    jumpgate_core::text::line(&id.chars().take(120).collect::<String>())
+                ),
+            });
+        }
         let url = format!("{}{}", self.base, path);
         let started = std::time::Instant::now();
         let mut attempt: u32 = 0;
@@ -184,7 +252,14 @@ impl Arm {
                     {
                         self.clock.observe(date);
                     }
-                    let text = response.text().await.unwrap_or_default();
+                    // A body past the cap is an error, never a partial read (RELIABILITY #25).
+                    let bytes = read_capped(response, ARM_CAP, "Azure Resource Manager").await;
+                    let text = match bytes {
+                        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                        Err(e @ Error::Unexpected { .. }) => return Err(e),
+                        // A connection dropped mid-body reads as empty, as it always did.
+                        Err(_) => String::new(),
+                    };
                     if status.is_success() {
                         let body = if text.trim().is_empty() {
                             Value::Null
@@ -461,5 +536,97 @@ mod tests {
         let ahead = Utc::now() + Duration::hours(2);
         c.observe(&httpdate::fmt_http_date(ahead.into()));
         assert!((c.now() - ahead).num_seconds().abs() <= 2);
+    }
+
+    struct Fixed;
+    #[async_trait::async_trait]
+    impl TokenSource for Fixed {
+        async fn token(&self) -> Result<String> {
+            Ok("canary-token".into())
+        }
+        async fn refresh(&self) -> Result<String> {
+            Ok("canary-token".into())
+        }
+    }
+
+    #[tokio::test]
+    async fn reliability_25_arm_answers_are_capped() {
+        use crate::testserver::{lying_response, response, serve, unsized_response};
+        let big = vec![b' '; ARM_CAP + 1];
+        let base = serve(move |path| match path {
+            "/subscriptions/claims-huge" => lying_response("200 OK", 1 << 40, b"{}"),
+            "/subscriptions/unsized" => unsized_response("200 OK", &big),
+            "/subscriptions/error-unsized" => unsized_response("400 Bad Request", &big),
+            _ => response("200 OK", &[], br#"{"ok":true}"#),
+        })
+        .await;
+        let arm = Arm::new(&base, Arc::new(Fixed));
+        assert_eq!(
+            arm.get("/subscriptions/fine").await.expect("fine")["ok"],
+            true
+        );
+        for path in [
+            "/subscriptions/claims-huge",
+            "/subscriptions/unsized",
+            "/subscriptions/error-unsized",
+        ] {
+            let err = arm.get(path).await.expect_err(path).to_string();
+            assert!(
+                err.contains("Azure Resource Manager") && err.contains("larger than 4 MiB"),
+                "{path}: {err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn reliability_25_capped_reads_stop_at_the_cap() {
+        use crate::testserver::{serve, unsized_response};
+        let base = serve(|_| unsized_response("200 OK", &[b'x'; 5000])).await;
+        let read = |cap| {
+            let url = base.clone();
+            async move {
+                let r = client().get(&url).send().await.expect("send");
+                read_capped(r, cap, "the test service").await
+            }
+        };
+        assert_eq!(read(5000).await.expect("fits").len(), 5000);
+        let err = read(4096).await.expect_err("past the cap").to_string();
+        assert_eq!(
+            err,
+            "unexpected answer from the test service: its answer is larger than 4 KiB; Jumpgate stopped reading it"
+        );
+    }
+
+    #[tokio::test]
+    async fn reliability_26_ids_from_answers_never_send_the_token_elsewhere() {
+        use crate::testserver::{response, serve};
+        use std::sync::atomic::AtomicUsize;
+        let elsewhere = Arc::new(AtomicUsize::new(0));
+        let seen = elsewhere.clone();
+        let evil = serve(move |_| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            response("200 OK", &[], b"{}")
+        })
+        .await;
+        let arm_base = serve(|_| response("200 OK", &[], b"{}")).await;
+        let arm = Arm::new(&arm_base, Arc::new(Fixed));
+        let evil_host = evil.trim_start_matches("http://");
+        for id in [
+            format!("@{evil_host}/x"),
+            format!("//{evil_host}/x"),
+            format!("/subscriptions/s/..//{evil_host}/x"),
+            format!("/subscriptions/s/\\\\{evil_host}/x"),
+            "/subscriptions/s/%2e%2e/%2e%2e/x".to_string(),
+            "https://evil.example/subscriptions/s".to_string(),
+        ] {
+            let err = arm
+                .get(&format!("{id}?api-version=1"))
+                .await
+                .expect_err(&id)
+                .to_string();
+            assert!(err.contains("not an Azure resource id"), "{id}: {err}");
+        }
+        assert_eq!(elsewhere.load(Ordering::SeqCst), 0);
+        assert!(arm.get("/subscriptions/s?api-version=1").await.is_ok());
     }
 }

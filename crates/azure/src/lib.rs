@@ -28,6 +28,8 @@ pub mod pending;
 pub mod private;
 pub mod session;
 pub mod signin;
+#[cfg(test)]
+pub(crate) mod testserver;
 pub mod tokens;
 pub mod watch;
 

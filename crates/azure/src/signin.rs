@@ -95,12 +95,12 @@ fn transport() -> Transport {
             for (k, v) in response.headers() {
                 builder = builder.header(k, v);
             }
-            let bytes = response
-                .bytes()
+            // Token answers are small; a larger one is refused, not buffered (RELIABILITY #25).
+            let bytes = crate::http::read_capped(response, crate::http::TOKEN_CAP, "Entra ID")
                 .await
                 .map_err(|e| TransportError(e.to_string()))?;
             builder
-                .body(bytes.to_vec())
+                .body(bytes)
                 .map_err(|e| TransportError(e.to_string()))
         })
     })
@@ -146,7 +146,7 @@ pub fn claims(jwt: &str) -> Option<Value> {
     serde_json::from_slice(&B64.decode(payload.trim_end_matches('=')).ok()?).ok()
 }
 
-fn account_of(access_token: &str) -> Result<Account> {
+pub fn account_of(access_token: &str) -> Result<Account> {
     let c = claims(access_token).ok_or_else(|| Error::Unexpected {
         what: "Entra ID".into(),
         detail: "the access token is not a JWT".into(),
@@ -270,14 +270,17 @@ pub async fn browser(authority: &Authority, options: BrowserOptions) -> Result<T
     }
     let (url, state) = request.add_extra_param("response_mode", "query").url();
     (options.on_url)(url.as_str());
-    let code = tokio::time::timeout(options.timeout, wait_for_code(&listener, state.secret()))
-        .await
-        .map_err(|_| {
-            Error::TimedOut(format!(
-                "no sign-in arrived within {}s: run jumpgate signin again",
-                options.timeout.as_secs()
-            ))
-        })??;
+    let code = tokio::time::timeout(
+        options.timeout,
+        wait_for_code(&listener, state.secret(), "/"),
+    )
+    .await
+    .map_err(|_| {
+        Error::TimedOut(format!(
+            "no sign-in arrived within {}s: run jumpgate signin again",
+            options.timeout.as_secs()
+        ))
+    })??;
     let http = transport();
     let response = oauth
         .exchange_code(AuthorizationCode::new(code))
@@ -356,67 +359,121 @@ pub async fn demo(authority: &Authority, upn: &str, claims: Option<&str>) -> Res
     }
 }
 
-/// Answers loopback callbacks until one carries the right `state`.
-async fn wait_for_code(listener: &TcpListener, state: &str) -> Result<String> {
+/// How long one connection to the loopback listener may take to send its request: a
+/// browser sends it at once, and a slower client must not hold up the sign-in.
+const CALLBACK_READ: StdDuration = StdDuration::from_secs(2);
+
+/// Answers loopback callbacks until one on the redirect's `path` carries the right `state`
+/// (RELIABILITY #2). Each connection is served on its own task with a short read timeout,
+/// so a local process that connects and says nothing cannot stall the sign-in; a request
+/// for another path gets 404 and is ignored, and so does one with the wrong `state`, even
+/// when it carries `error=`.
+async fn wait_for_code(listener: &TcpListener, state: &str, path: &str) -> Result<String> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<String>>(1);
     loop {
-        let (mut stream, _) = listener
-            .accept()
-            .await
-            .map_err(|e| Error::Other(e.to_string()))?;
-        let mut buf = vec![0u8; 8192];
-        let n = tokio::time::timeout(StdDuration::from_secs(10), stream.read(&mut buf))
-            .await
-            .ok()
-            .and_then(|r| r.ok())
-            .unwrap_or(0);
-        let head = String::from_utf8_lossy(&buf[..n]);
-        let target = head
-            .lines()
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .unwrap_or("");
-        let query: Vec<(String, String)> = url::Url::parse(&format!("http://127.0.0.1{target}"))
-            .map(|u| u.query_pairs().into_owned().collect())
-            .unwrap_or_default();
-        let get = |k: &str| {
-            query
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-        };
-        if get("state").as_deref() != Some(state) {
-            reply(&mut stream, 400, "This sign-in response does not belong to the sign-in Jumpgate started; it was ignored.").await;
-            continue;
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    // A connection that failed before it was accepted; keep listening.
+                    continue;
+                };
+                let tx = tx.clone();
+                let (state, path) = (state.to_string(), path.to_string());
+                tokio::spawn(async move {
+                    if let Some(outcome) = serve_callback(stream, &state, &path).await {
+                        let _ = tx.send(outcome).await;
+                    }
+                });
+            }
+            Some(outcome) = rx.recv() => return outcome,
         }
-        if let Some(error) = get("error") {
+    }
+}
+
+/// Serves one connection: `Some` when it ends the sign-in (a code, or an error from the
+/// authority), `None` when it is answered and ignored.
+async fn serve_callback(
+    mut stream: tokio::net::TcpStream,
+    state: &str,
+    path: &str,
+) -> Option<Result<String>> {
+    let mut buf = Vec::with_capacity(1024);
+    let read_head = async {
+        let mut chunk = [0u8; 1024];
+        while buf.len() < 8192 && !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    if tokio::time::timeout(CALLBACK_READ, read_head)
+        .await
+        .is_err()
+        && buf.is_empty()
+    {
+        return None;
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let target = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("");
+    let Ok(url) = url::Url::parse(&format!("http://127.0.0.1{target}")) else {
+        reply(&mut stream, 400, "This is not a sign-in response.").await;
+        return None;
+    };
+    if !target.starts_with('/') || url.path() != path {
+        reply(&mut stream, 404, "Nothing here.").await;
+        return None;
+    }
+    let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let get = |k: &str| {
+        query
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    if get("state").as_deref() != Some(state) {
+        reply(&mut stream, 400, "This sign-in response does not belong to the sign-in Jumpgate started; it was ignored.").await;
+        return None;
+    }
+    if let Some(error) = get("error") {
+        reply(
+            &mut stream,
+            400,
+            "The sign-in did not complete. You can close this window and return to Jumpgate.",
+        )
+        .await;
+        return Some(Err(Error::Entra {
+            error,
+            description: get("error_description").unwrap_or_default(),
+        }));
+    }
+    match get("code") {
+        Some(code) => {
             reply(
                 &mut stream,
-                400,
-                "The sign-in did not complete. You can close this window and return to Jumpgate.",
+                200,
+                "You are signed in to Jumpgate. You can close this window.",
             )
             .await;
-            return Err(Error::Entra {
-                error,
-                description: get("error_description").unwrap_or_default(),
-            });
+            Some(Ok(code))
         }
-        match get("code") {
-            Some(code) => {
-                reply(
-                    &mut stream,
-                    200,
-                    "You are signed in to Jumpgate. You can close this window.",
-                )
-                .await;
-                return Ok(code);
-            }
-            None => reply(&mut stream, 400, "The sign-in response carries no code.").await,
+        None => {
+            reply(&mut stream, 400, "The sign-in response carries no code.").await;
+            None
         }
     }
 }
 
 async fn reply(stream: &mut tokio::net::TcpStream, status: u16, text: &str) {
-    let reason = if status == 200 { "OK" } else { "Bad Request" };
+    let reason = match status {
+        200 => "OK",
+        404 => "Not Found",
+        _ => "Bad Request",
+    };
     let body = format!("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Jumpgate</title></head><body><p>{text}</p></body></html>");
     let response = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -561,4 +618,121 @@ pub async fn azure_cli(authority: &Authority) -> Result<TokenSet> {
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testserver::{lying_response, response, serve, unsized_response};
+
+    async fn post(url: &str) -> std::result::Result<oauth2::HttpResponse, TransportError> {
+        let request = oauth2::http::Request::builder()
+            .method("POST")
+            .uri(url)
+            .body(Vec::new())
+            .expect("request");
+        transport()(request).await
+    }
+
+    #[tokio::test]
+    async fn reliability_25_token_answers_are_capped() {
+        let big = vec![b' '; 64 * 1024 + 1];
+        let base = serve(move |path| match path {
+            "/huge" => lying_response("200 OK", 1 << 40, b"{}"),
+            "/unsized" => unsized_response("200 OK", &big),
+            _ => response("200 OK", &[], br#"{"access_token":"x"}"#),
+        })
+        .await;
+        assert_eq!(
+            post(&format!("{base}/token")).await.expect("fine").body(),
+            br#"{"access_token":"x"}"#
+        );
+        for path in ["/huge", "/unsized"] {
+            let err = post(&format!("{base}{path}")).await.expect_err(path).0;
+            assert!(
+                err.contains("Entra ID") && err.contains("larger than 64 KiB"),
+                "{err}"
+            );
+        }
+    }
+
+    async fn listening() -> (std::sync::Arc<TcpListener>, String) {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        (std::sync::Arc::new(listener), base)
+    }
+
+    fn waiting(listener: std::sync::Arc<TcpListener>) -> tokio::task::JoinHandle<Result<String>> {
+        tokio::spawn(async move { wait_for_code(&listener, "the-state", "/").await })
+    }
+
+    #[tokio::test]
+    async fn reliability_02_a_silent_connection_does_not_delay_a_valid_callback() {
+        let (listener, base) = listening().await;
+        let wait = waiting(listener);
+        // A local process connects and sends nothing, and keeps the connection open.
+        let silent = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+            .await
+            .expect("connect");
+        let started = std::time::Instant::now();
+        let answer = crate::http::client()
+            .get(format!("{base}/?code=the-code&state=the-state"))
+            .send()
+            .await
+            .expect("callback");
+        assert_eq!(answer.status().as_u16(), 200);
+        let code = tokio::time::timeout(StdDuration::from_secs(1), wait)
+            .await
+            .expect("no stall")
+            .expect("task");
+        assert_eq!(code.expect("code"), "the-code");
+        assert!(started.elapsed() < CALLBACK_READ, "{:?}", started.elapsed());
+        drop(silent);
+    }
+
+    #[tokio::test]
+    async fn reliability_02_a_callback_on_another_path_is_ignored() {
+        let (listener, base) = listening().await;
+        let wait = waiting(listener);
+        // The right state, but not the redirect's path: neither an error nor a code counts.
+        for path in [
+            "/favicon.ico?error=access_denied&state=the-state",
+            "/other?code=stolen&state=the-state",
+            "//?error=access_denied&state=the-state",
+        ] {
+            let answer = crate::http::client()
+                .get(format!("{base}{path}"))
+                .send()
+                .await
+                .expect("answer");
+            assert_eq!(answer.status().as_u16(), 404, "{path}");
+        }
+        // An error with the wrong state is ignored too.
+        let wrong = crate::http::client()
+            .get(format!("{base}/?error=access_denied&state=nope"))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(wrong.status().as_u16(), 400);
+        assert!(!wait.is_finished());
+        let ok = crate::http::client()
+            .get(format!("{base}/?code=the-code&state=the-state"))
+            .send()
+            .await
+            .expect("callback");
+        assert_eq!(ok.status().as_u16(), 200);
+        assert_eq!(wait.await.expect("task").expect("code"), "the-code");
+    }
+
+    #[tokio::test]
+    async fn reliability_02_an_error_on_the_redirect_path_with_the_state_ends_the_flow() {
+        let (listener, base) = listening().await;
+        let wait = waiting(listener);
+        let _ = crate::http::client()
+            .get(format!("{base}/?error=access_denied&state=the-state"))
+            .send()
+            .await;
+        let err = wait.await.expect("task").expect_err("ends");
+        assert!(matches!(err, Error::Entra { ref error, .. } if error == "access_denied"));
+    }
 }

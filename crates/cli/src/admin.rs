@@ -318,7 +318,9 @@ async fn scope_or_subscription(ctx: &Ctx, scope: Option<String>) -> Outcome<Stri
 
 fn report<T: Serialize>(format: Format, rows: &[T], table: impl FnOnce() -> String) {
     match format {
-        Format::Json => line(&serde_json::to_string_pretty(rows).unwrap_or_default()),
+        Format::Json => {
+            crate::output::json_line(&serde_json::to_string_pretty(rows).unwrap_or_default())
+        }
         Format::Csv => {
             let text = decide::csv(rows);
             if !text.is_empty() {

@@ -46,7 +46,39 @@ pub async fn run(cli: Cli) -> Outcome {
     outcome
 }
 
+/// Text a person passes on to others (justifications, tickets) held to the same rules as
+/// the tray and links (`core::input`): bounded, one line, no controls or bidi formatting.
+fn check_input(command: &Command) -> Outcome {
+    use jumpgate_core::input;
+    let text = |field: &'static str, value: &str| {
+        input::text(field, value, input::MAX_JUSTIFICATION)
+            .map(|_| ())
+            .map_err(|e| usage(format!("the {e}")))
+    };
+    let ticket = |t: &Option<String>| match t.as_deref().and_then(|t| t.split_once(':')) {
+        Some((system, number)) => input::ticket(system, number)
+            .map(|_| ())
+            .map_err(|e| usage(format!("the {e}"))),
+        None => Ok(()),
+    };
+    match command {
+        Command::Activate(a) => {
+            text("justification", &a.justification)?;
+            ticket(&a.ticket)
+        }
+        Command::Connect(a) => {
+            text("justification", &a.justification)?;
+            ticket(&a.ticket)
+        }
+        Command::Open(a) => text("justification", &a.justification),
+        Command::Extend(a) => text("justification", &a.justification),
+        Command::Approve(a) | Command::Deny(a) => text("justification", &a.justification),
+        _ => Ok(()),
+    }
+}
+
 async fn dispatch(ctx: &Ctx, command: Command) -> Outcome {
+    check_input(&command)?;
     match command {
         Command::Signin(a) => signin(ctx, a).await,
         Command::Signout => {
@@ -200,6 +232,12 @@ async fn watch(ctx: &Ctx, a: WatchArgs) -> Outcome {
         () = watcher.run(&mut sink) => Ok(()),
         () = jumpgate_azure::watch::stop_signal() => Ok(()),
     }
+}
+
+/// A field someone else wrote (a name, a justification, a server's message), as one plain
+/// line of text output (RELIABILITY #22).
+fn one(text: &str) -> std::borrow::Cow<'_, str> {
+    jumpgate_core::text::line(text)
 }
 
 fn usage(message: impl Into<String>) -> Failure {
@@ -506,11 +544,11 @@ async fn requests(ctx: &Ctx) -> Outcome {
             .map(|r| {
                 format!(
                     "{}  {:<16} {:<24} {}  {}",
-                    r.name,
-                    r.status,
-                    r.role,
-                    r.duration.clone().unwrap_or_default(),
-                    r.justification.clone().unwrap_or_default()
+                    one(&r.name),
+                    one(&r.status),
+                    one(&r.role),
+                    one(&r.duration.clone().unwrap_or_default()),
+                    one(&r.justification.clone().unwrap_or_default())
                 )
             })
             .collect::<Vec<_>>()
@@ -581,20 +619,20 @@ async fn approvals(ctx: &Ctx) -> Outcome {
             .map(|v| {
                 format!(
                     "{}\n  {} asks for {} at {} for {}\n  justification: {}{}\n  waiting {}",
-                    v.id,
-                    v.requester,
-                    v.role,
-                    v.scope,
+                    one(&v.id),
+                    one(&v.requester),
+                    one(&v.role),
+                    one(&v.scope),
                     v.duration
                         .as_deref()
                         .map(|d| parse_duration(d)
                             .map(human)
                             .unwrap_or_else(|_| d.to_string()))
                         .unwrap_or_default(),
-                    v.justification.as_deref().unwrap_or("(none)"),
+                    one(v.justification.as_deref().unwrap_or("(none)")),
                     v.ticket
                         .as_deref()
-                        .map(|t| format!("\n  ticket: {t}"))
+                        .map(|t| format!("\n  ticket: {}", one(t)))
                         .unwrap_or_default(),
                     human(Duration::seconds(v.age_seconds))
                 )
@@ -855,8 +893,8 @@ async fn status(ctx: &Ctx) -> Outcome {
         for r in &view.roles {
             lines.push(format!(
                 "role {} at {}: {} left",
-                r.role,
-                r.scope,
+                one(&r.role),
+                one(&r.scope),
                 r.end.map(|e| human(e - now)).unwrap_or_default()
             ));
         }
@@ -864,8 +902,8 @@ async fn status(ctx: &Ctx) -> Outcome {
             lines.push(format!(
                 "port {} of {} open for {}: {} left",
                 p.grant.port,
-                p.vm,
-                p.grant.source,
+                one(&p.vm),
+                one(&p.grant.source),
                 p.grant.end.map(|e| human(e - now)).unwrap_or_default()
             ));
         }
@@ -932,7 +970,7 @@ fn history(ctx: &Ctx, a: HistoryArgs) -> Outcome {
     let cell = |o: &Option<String>| o.clone().unwrap_or_default();
     match a.format {
         HistoryFormat::Json => {
-            crate::output::line(&serde_json::to_string_pretty(&entries).unwrap_or_default())
+            crate::output::json_line(&serde_json::to_string_pretty(&entries).unwrap_or_default())
         }
         HistoryFormat::Csv => crate::output::line(jumpgate_core::audit::csv(&entries).trim_end()),
         HistoryFormat::Table => {
@@ -956,12 +994,12 @@ fn history(ctx: &Ctx, a: HistoryArgs) -> Outcome {
                     e.time
                         .with_timezone(&chrono::Local)
                         .format("%Y-%m-%d %H:%M:%S"),
-                    r.who,
-                    r.what,
-                    r.outcome,
+                    one(&r.who),
+                    one(&r.what),
+                    one(&r.outcome),
                     r.justification
                         .as_deref()
-                        .map(|j| format!("  \"{j}\""))
+                        .map(|j| format!("  \"{}\"", one(j)))
                         .unwrap_or_default()
                 ));
             }

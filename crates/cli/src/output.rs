@@ -19,15 +19,24 @@ pub fn exit_code(f: &Failure) -> u8 {
 pub type Outcome<T = ()> = Result<T, Failure>;
 
 /// Writes a line to stdout. A reader that went away (a closed pipe) is not our failure, and
-/// never a panic.
+/// never a panic. Text holds what servers and other people wrote, so no control character
+/// or bidi formatting reaches the terminal raw (RELIABILITY #22): text output keeps only
+/// its newlines ([`jumpgate_core::text::block`]); the commands make each field one line.
 pub fn line(text: &str) {
     use std::io::Write as _;
-    let _ = writeln!(std::io::stdout(), "{text}");
+    let _ = writeln!(std::io::stdout(), "{}", jumpgate_core::text::block(text));
 }
 
 fn line_err(text: &str) {
     use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "{text}");
+    let _ = writeln!(std::io::stderr(), "{}", jumpgate_core::text::block(text));
+}
+
+/// JSON for stdout: the values unchanged, but bidi formatting and C1 controls written as
+/// `\uXXXX` escapes (serde escapes C0 controls), so JSON shown in a terminal is inert too.
+pub fn json_line(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{}", jumpgate_core::text::json(text));
 }
 
 pub fn fail(json: bool, f: &Failure) {
@@ -41,7 +50,7 @@ pub fn fail(json: bool, f: &Failure) {
             // What `jumpgate signin --claims` must ask for before the call can succeed.
             body["error"]["claims"] = serde_json::json!(claims);
         }
-        line(&body.to_string());
+        json_line(&body.to_string());
     } else {
         line_err(&format!("jumpgate: {}", f.explanation.message));
     }
@@ -50,7 +59,7 @@ pub fn fail(json: bool, f: &Failure) {
 /// Prints a result: `text` for people, the value itself as JSON.
 pub fn show<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) {
     if json {
-        line(&serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into()));
+        json_line(&serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into()));
     } else {
         let t = text();
         if !t.is_empty() {
@@ -99,7 +108,7 @@ pub fn watch_event(
         if let Some(o) = v.as_object_mut() {
             o.insert("at".into(), serde_json::json!(at));
         }
-        line(&v.to_string());
+        json_line(&v.to_string());
     } else {
         line(&format!(
             "[{}] {:<16} {}",

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 /// The longest link accepted, in bytes.
 pub const MAX_LINK: usize = 2048;
-/// The longest justification a link may carry, in characters.
-pub const MAX_JUSTIFICATION: usize = 500;
+/// The longest justification a link may carry, in characters: the same as everywhere.
+pub const MAX_JUSTIFICATION: usize = crate::input::MAX_JUSTIFICATION;
 
 /// A validated Connect link: what to prefill.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,33 +36,6 @@ pub struct LinkError(pub String);
 
 fn refuse(why: impl Into<String>) -> LinkError {
     LinkError(why.into())
-}
-
-/// A VM name as Azure allows it (1 to 64 letters, digits, `-`, `_`, `.`), or a VM resource id.
-fn valid_vm(vm: &str) -> bool {
-    let name_ok = |n: &str| {
-        (1..=64).contains(&n.len())
-            && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && n.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    };
-    if !vm.starts_with('/') {
-        return name_ok(vm);
-    }
-    let parts: Vec<&str> = vm.split('/').collect();
-    matches!(
-        parts.as_slice(),
-        ["", subs, sub, rgs, rg, providers, ns, vms, name]
-            if subs.eq_ignore_ascii_case("subscriptions")
-                && uuid::Uuid::parse_str(sub).is_ok()
-                && rgs.eq_ignore_ascii_case("resourceGroups")
-                && (1..=90).contains(&rg.len())
-                && rg.chars().all(|c| c.is_alphanumeric() || "-_.()".contains(c))
-                && providers.eq_ignore_ascii_case("providers")
-                && ns.eq_ignore_ascii_case("Microsoft.Compute")
-                && vms.eq_ignore_ascii_case("virtualMachines")
-                && name_ok(name)
-    )
 }
 
 /// Parses and checks a link. Unknown or repeated parameters are refused, not ignored.
@@ -95,12 +68,8 @@ pub fn parse(link: &str) -> Result<ConnectLink, LinkError> {
         match key.as_ref() {
             "vm" => {
                 slot_taken(vm.is_some())?;
-                if !valid_vm(&value) {
-                    return Err(refuse(
-                        "vm must be a VM name or a virtual machine resource id",
-                    ));
-                }
-                vm = Some(value.into_owned());
+                let checked = crate::input::vm(&value).map_err(|e| refuse(e.to_string()))?;
+                vm = Some(checked.to_string());
             }
             "port" => {
                 slot_taken(port.is_some())?;
@@ -122,15 +91,9 @@ pub fn parse(link: &str) -> Result<ConnectLink, LinkError> {
             }
             "justification" => {
                 slot_taken(justification.is_some())?;
-                let text = value.trim();
-                if text.chars().count() > MAX_JUSTIFICATION {
-                    return Err(refuse(format!(
-                        "justification is longer than {MAX_JUSTIFICATION} characters"
-                    )));
-                }
-                if text.chars().any(char::is_control) {
-                    return Err(refuse("justification holds control characters"));
-                }
+                // Empty is allowed here: the form asks for it.
+                let text = crate::input::text("justification", &value, MAX_JUSTIFICATION)
+                    .map_err(|e| refuse(e.to_string()))?;
                 justification = Some(text.to_string()).filter(|t| !t.is_empty());
             }
             other => {
@@ -200,6 +163,22 @@ mod tests {
         for (link, why) in cases {
             let err = parse(&link).expect_err(&link);
             assert!(err.0.contains(why), "{link}: {err}");
+        }
+    }
+
+    #[test]
+    fn reliability_22_links_refuse_bidi_formatting() {
+        for link in [
+            "jumpgate://connect?vm=a&justification=evil%E2%80%AEtxt.exe",
+            "jumpgate://connect?vm=a&justification=iso%E2%81%A6x%E2%81%A9",
+            "jumpgate://connect?vm=a&justification=mark%E2%80%8F",
+            "jumpgate://connect?vm=a%E2%80%AE",
+        ] {
+            let err = parse(link).expect_err(link);
+            assert!(
+                err.0.contains("bidi") || err.0.contains("VM name"),
+                "{link}: {err}"
+            );
         }
     }
 }

@@ -127,7 +127,106 @@ impl Access {
     }
 }
 
+impl Access {
+    fn clean(&self) -> Access {
+        let l = |s: &str| crate::text::line(s).into_owned();
+        match self {
+            Access::Role { role, scope } => Access::Role {
+                role: l(role),
+                scope: l(scope),
+            },
+            Access::Port { vm, vm_id, port } => Access::Port {
+                vm: l(vm),
+                vm_id: l(vm_id),
+                port: *port,
+            },
+        }
+    }
+}
+
 impl WatchEvent {
+    /// The same event with every text field made one plain line (RELIABILITY #22): names,
+    /// justifications and reasons come from servers and other people, and may carry
+    /// controls, escape sequences or bidi overrides. What people see is made from this.
+    pub fn clean(&self) -> WatchEvent {
+        let l = |s: &String| crate::text::line(s).into_owned();
+        let o = |s: &Option<String>| s.as_deref().map(|s| crate::text::line(s).into_owned());
+        match self {
+            WatchEvent::RequestApproved {
+                request,
+                role,
+                scope,
+                approver,
+                justification,
+            } => WatchEvent::RequestApproved {
+                request: l(request),
+                role: l(role),
+                scope: l(scope),
+                approver: o(approver),
+                justification: o(justification),
+            },
+            WatchEvent::RequestDenied {
+                request,
+                role,
+                scope,
+                approver,
+                justification,
+            } => WatchEvent::RequestDenied {
+                request: l(request),
+                role: l(role),
+                scope: l(scope),
+                approver: o(approver),
+                justification: o(justification),
+            },
+            WatchEvent::ApprovalWaiting {
+                request,
+                approval,
+                requester,
+                role,
+                scope,
+                justification,
+                duration,
+                ticket,
+            } => WatchEvent::ApprovalWaiting {
+                request: l(request),
+                approval: l(approval),
+                requester: l(requester),
+                role: l(role),
+                scope: l(scope),
+                justification: o(justification),
+                duration: o(duration),
+                ticket: o(ticket),
+            },
+            WatchEvent::ExpiryReminder {
+                access,
+                lead_minutes,
+                end,
+            } => WatchEvent::ExpiryReminder {
+                access: access.clean(),
+                lead_minutes: *lead_minutes,
+                end: *end,
+            },
+            WatchEvent::Expired { access, end } => WatchEvent::Expired {
+                access: access.clean(),
+                end: *end,
+            },
+            WatchEvent::IpChanged {
+                vm,
+                vm_id,
+                port,
+                old,
+                new,
+            } => WatchEvent::IpChanged {
+                vm: l(vm),
+                vm_id: l(vm_id),
+                port: *port,
+                old: l(old),
+                new: l(new),
+            },
+            WatchEvent::SignedOut { reason } => WatchEvent::SignedOut { reason: l(reason) },
+        }
+    }
+
     /// The event's name, as `watch` prints it.
     pub fn name(&self) -> &'static str {
         match self {
@@ -142,8 +241,12 @@ impl WatchEvent {
         }
     }
 
-    /// One line for people.
+    /// One line for people, with every field from others made plain ([`WatchEvent::clean`]).
     pub fn describe(&self) -> String {
+        self.clean().describe_clean()
+    }
+
+    fn describe_clean(&self) -> String {
         let by = |approver: &Option<String>, justification: &Option<String>| {
             format!(
                 "{}{}",

@@ -6,6 +6,8 @@
 //!   sent;
 //! - [`explain`]: every Azure and Entra error code Jumpgate knows, as a message that says
 //!   what to do;
+//! - [`text`]: text from servers and other people made harmless for a terminal, a
+//!   notification or a log; [`input`]: the one set of rules for text a person sends on;
 //! - [`phase`]: the request state machine and the adaptive polling plan, both pure: `now`
 //!   and observations go in, decisions come out.
 //!
@@ -19,9 +21,11 @@ pub mod deeplink;
 pub mod duration;
 pub mod events;
 pub mod explain;
+pub mod input;
 pub mod ip;
 pub mod phase;
 pub mod planner;
 pub mod policy;
+pub mod text;
 pub mod tray;
 pub mod watch;

@@ -401,6 +401,31 @@ pub fn vm_resource_id(text: &str) -> Option<&str> {
     (fixed && clean).then_some(t)
 }
 
+/// An id from a response, as it may become part of a URL (RELIABILITY #26): ARM's shape,
+/// `/subscriptions/…` or `/providers/…`, every segment non-empty and neither `.` nor `..`,
+/// and none of what would move the request elsewhere once pasted after the endpoint: `@`
+/// (userinfo), a backslash (a slash to URL parsers), `?`, `#`, `%` (an encoded dot or slash), a
+/// scheme, whitespace, controls or bidi formatting. `None` means "do not send anything to it".
+pub fn arm_id(id: &str) -> Option<&str> {
+    let rest = id.strip_prefix('/')?;
+    let (first, _) = rest.split_once('/').unwrap_or((rest, ""));
+    if !(first.eq_ignore_ascii_case("subscriptions") || first.eq_ignore_ascii_case("providers")) {
+        return None;
+    }
+    if id.len() > 2048
+        || id.contains("://")
+        || id
+            .chars()
+            .any(|c| "@\\?#%".contains(c) || c.is_whitespace() || crate::text::is_hostile(c))
+    {
+        return None;
+    }
+    let segments_ok = rest
+        .split('/')
+        .all(|s| !s.is_empty() && s != "." && s != "..");
+    segments_ok.then_some(id)
+}
+
 /// How much a role grants besides JIT initiate, to choose the least privileged of several
 /// that allow it. Lower is narrower: a role that names the action outright comes before one
 /// that reaches it through a wildcard (`*`, `Microsoft.Security/*`), then fewer actions,
@@ -684,5 +709,41 @@ mod permit_tests {
         assert!(permits(&requester, JIT_INITIATE));
         let owner_but = [json!({"actions": ["*"], "notActions": ["Microsoft.Security/*"]})];
         assert!(!permits(&owner_but, JIT_INITIATE));
+    }
+
+    #[test]
+    fn reliability_26_only_arm_shaped_ids_become_urls() {
+        let good = [
+            "/subscriptions/1c9d3f2a-6e4b-4a8c-b7d5-2f0e1a3b4c5d/resourceGroups/rg-jump/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default",
+            "/providers/Microsoft.Authorization/roleDefinitions/8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+            "/subscriptions/s/resourceGroups/rg(1)_x.y/providers/Microsoft.Network/publicIPAddresses/pip-1",
+        ];
+        for id in good {
+            assert_eq!(arm_id(id), Some(id), "{id}");
+        }
+        let bad = [
+            "@evil.example/x",
+            "//evil.example/x",
+            "/subscriptions/@evil.example/x",
+            "/subscriptions//evil.example/x",
+            "/subscriptions/s/../../x",
+            "/subscriptions/s/./x",
+            "/subscriptions/s/%2e%2e/x",
+            "/subscriptions/s?x=1",
+            "/subscriptions/s#frag",
+            "/subscriptions/s/\\evil.example",
+            "/subscriptions/s/x y",
+            "/subscriptions/s/x\n",
+            "/subscriptions/s/x\u{202E}",
+            "/subscriptions/s/https://evil.example",
+            "https://evil.example/subscriptions/s",
+            "subscriptions/s",
+            "/tenants/t",
+            "/subscriptions/",
+            "",
+        ];
+        for id in bad {
+            assert_eq!(arm_id(id), None, "{id:?}");
+        }
     }
 }

@@ -177,6 +177,9 @@ fn action(id: String, label: &str) -> Action {
 
 /// The notification for a watcher event.
 pub fn notice(e: &WatchEvent) -> Notice {
+    // Names and justifications come from others: one plain line each (RELIABILITY #22).
+    // The tray escapes markup where the notification server renders it.
+    let e = &e.clean();
     let by = |approver: &Option<String>| {
         approver
             .as_deref()
@@ -442,5 +445,30 @@ mod tests {
             moved.actions[0].id,
             "rerequest:/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01:3389"
         );
+    }
+
+    #[test]
+    fn reliability_22_notices_and_watch_lines_carry_no_controls_or_bidi() {
+        let hostile = "ok\u{1b}[2J\u{1b}]8;;https://evil.example\u{7}x\u{202E}gnp.exe\nFAKE <a href=\"https://evil.example\">y</a>";
+        let e = WatchEvent::ApprovalWaiting {
+            request: "r1".into(),
+            approval: "a1".into(),
+            requester: format!("alice\u{202E}{hostile}"),
+            role: "JIT\u{1b}[31m Requester".into(),
+            scope: "/subscriptions/s".into(),
+            justification: Some(hostile.into()),
+            duration: Some("PT1H".into()),
+            ticket: Some("SNOW:\u{9b}1".into()),
+        };
+        let n = notice(&e);
+        let line = e.describe();
+        for shown in [&n.title, &n.body, &line] {
+            assert!(!shown.chars().any(crate::text::is_hostile), "{shown:?}");
+        }
+        assert!(
+            line.contains("FAKE <a href"),
+            "the text stays, made inert: {line}"
+        );
+        assert!(n.body.contains("gnp.exe FAKE"), "{}", n.body);
     }
 }
