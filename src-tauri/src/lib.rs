@@ -410,7 +410,8 @@ mod ipc_tests {
             &config,
             format!(
                 "[azure]\ntenant_id = \"t\"\nclient_id = \"c\"\n[storage]\nstate_dir = \"{}\"\nallow_file_fallback = true\nkeyring_service = \"jumpgate-ipc-input-test\"\n",
-                dir.path().display()
+                // A folder of its own: the engine refuses a state folder others may read.
+                dir.path().join("state").display()
             ),
         )
         .expect("config");

@@ -837,7 +837,8 @@ async fn reliability_22_a_hostile_justification_reaches_the_approver_inert() {
     );
     let engine = jumpgate_azure::engine::Engine::new(
         jumpgate_core::config::load(&alice.config).expect("alice's config"),
-    );
+    )
+    .expect("alice's engine");
     let role = engine.jit_role().await.expect("eligible");
     engine
         .send_activation(&role, chrono::Duration::hours(1), hostile, None)

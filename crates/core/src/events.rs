@@ -210,6 +210,17 @@ impl WatchEvent {
                 access: access.clean(),
                 end: *end,
             },
+            WatchEvent::EndedEarly {
+                access,
+                end,
+                reason,
+                code,
+            } => WatchEvent::EndedEarly {
+                access: access.clean(),
+                end: *end,
+                reason: l(reason),
+                code: o(code),
+            },
             WatchEvent::IpChanged {
                 vm,
                 vm_id,
