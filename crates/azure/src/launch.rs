@@ -62,6 +62,11 @@ fn on_path(program: &str) -> bool {
 
 /// The client `connect` would start for a port (SSH for 22, RDP otherwise), if it is installed.
 pub fn client_for(config: &LaunchConfig, port: u16) -> Result<String, String> {
+    config.allowed(if port == 22 {
+        "launch.ssh_command"
+    } else {
+        "launch.rdp_command"
+    })?;
     let program = if port == 22 {
         config
             .ssh_command
@@ -91,6 +96,7 @@ pub fn client_for(config: &LaunchConfig, port: u16) -> Result<String, String> {
 /// The RDP client to run, and the arguments that go before the `.rdp` file.
 fn rdp_program(config: &LaunchConfig) -> Result<(String, Vec<String>), String> {
     if let Some(cmd) = &config.rdp_command {
+        config.allowed("launch.rdp_command")?;
         let mut parts = cmd.split_whitespace().map(str::to_string);
         let program = parts.next().ok_or("launch.rdp_command is empty")?;
         return Ok((program, parts.collect()));
@@ -184,6 +190,7 @@ pub fn ssh(
     user: Option<&str>,
 ) -> Result<String, String> {
     let args = ssh_args(endpoint, user)?;
+    config.allowed("launch.ssh_command")?;
     let mut parts = config.ssh_command.split_whitespace();
     let program = parts
         .next()
@@ -260,6 +267,8 @@ pub fn ssh_in_terminal(
     user: Option<&str>,
 ) -> Result<String, String> {
     let args = ssh_args(endpoint, user)?;
+    config.allowed("launch.ssh_command")?;
+    config.allowed("launch.terminal_command")?;
     let mut ssh = config.ssh_command.split_whitespace().map(str::to_string);
     let program = ssh.next().ok_or("launch.ssh_command is empty")?;
     let terminal = config

@@ -142,6 +142,9 @@ async fn doctor(config: Option<&std::path::Path>, json: bool, a: DoctorArgs) -> 
                 out.push_str(&format!("      → {fix}\n"));
             }
         }
+        if let Some(ctx) = &ctx {
+            out.push_str(&doctor::config_sources_text(&ctx.config.origin));
+        }
         out.push_str(&if failed == 0 {
             "All checks passed.".to_string()
         } else {
