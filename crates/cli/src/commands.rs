@@ -815,6 +815,11 @@ async fn connect(ctx: &Ctx, a: ConnectArgs) -> Outcome {
             )
         },
     );
+    // The RDP client's .rdp file is removed when the client exits: wait for that
+    // (RELIABILITY #19), as ssh is waited for.
+    tokio::task::spawn_blocking(jumpgate_azure::launch::finish_launches)
+        .await
+        .ok();
     Ok(())
 }
 

@@ -267,6 +267,24 @@ pub struct LaunchConfig {
     /// given `-e` and the ssh command.
     #[serde(default)]
     pub terminal_command: Option<String>,
+    /// What the RDP session may reach on this computer (RELIABILITY #19). All off unless the
+    /// organisation (or the user, where the system file does not manage them) turns them on.
+    #[serde(default)]
+    pub rdp_redirect_clipboard: bool,
+    #[serde(default)]
+    pub rdp_redirect_drives: bool,
+    #[serde(default)]
+    pub rdp_redirect_printers: bool,
+    #[serde(default)]
+    pub rdp_redirect_smartcards: bool,
+    /// Serial (COM) ports.
+    #[serde(default)]
+    pub rdp_redirect_ports: bool,
+    /// USB and other plug-and-play devices.
+    #[serde(default)]
+    pub rdp_redirect_devices: bool,
+    #[serde(default)]
+    pub rdp_redirect_microphone: bool,
     /// Command keys that must not run, with why: they come from a system file that is not
     /// owned by root or that others can write (RELIABILITY #29). Filled by [`merge`].
     #[serde(skip)]
@@ -290,6 +308,13 @@ impl Default for LaunchConfig {
             ssh_command: default_ssh(),
             username: None,
             terminal_command: None,
+            rdp_redirect_clipboard: false,
+            rdp_redirect_drives: false,
+            rdp_redirect_printers: false,
+            rdp_redirect_smartcards: false,
+            rdp_redirect_ports: false,
+            rdp_redirect_devices: false,
+            rdp_redirect_microphone: false,
             refused: BTreeMap::new(),
         }
     }
