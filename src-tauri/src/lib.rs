@@ -152,11 +152,7 @@ pub async fn start(options: &Options) -> Result<AppCtx, StartError> {
             demo: Some(demo),
         });
     }
-    let path = config::locate(
-        options.config.as_deref(),
-        std::env::var_os("JUMPGATE_CONFIG").map(PathBuf::from),
-    )?;
-    let config = config::load(&path)?;
+    let config = config::load_from_env(options.config.as_deref())?;
     Ok(AppCtx {
         engine: Arc::new(Engine::new(config)?),
         demo: None,

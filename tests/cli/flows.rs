@@ -136,6 +136,8 @@ async fn connect_launches_the_rdp_client_with_a_generated_file() {
         std::fs::read_to_string(sim.dir.path().join("rdp-launches")).expect("the RDP client ran");
     assert!(launched.contains("full address:s:"), "{launched}");
     assert!(launched.contains("username:s:alice"), "{launched}");
+    // RELIABILITY #19: nothing redirected unless the configuration says so.
+    assert!(launched.contains("redirectclipboard:i:0"), "{launched}");
     assert!(!launched.to_ascii_lowercase().contains("password"));
 
     let ssh = alice.run(&[

@@ -882,3 +882,95 @@ async fn reliability_22_a_hostile_justification_reaches_the_approver_inert() {
     raw(line.as_bytes());
     assert!(line.contains("exe.txt FAKE approved"), "{line}");
 }
+
+/// RELIABILITY #29: keys the system file manages beat the user's file, doctor names the file
+/// that set each key, and a system file others can write gets none of its commands run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_29_managed_settings_win_and_an_unsafe_system_file_runs_no_command() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    let bob = sim.user(BOB);
+    sim.sign_in(&alice).await;
+    sim.sign_in(&bob).await;
+    alice.configure("[justification]\nrefuse = []");
+    let ran = sim.dir.path().join("system-rdp-ran");
+    let system_rdp = sim.dir.path().join("system-rdp");
+    std::fs::write(&system_rdp, format!("#!/bin/sh\ntouch {}\n", ran.display())).expect("script");
+    chmod_x(&system_rdp);
+    let system = sim.dir.path().join("system.toml");
+    std::fs::write(
+        &system,
+        format!(
+            "[managed]\nkeys = [\"justification.refuse\", \"launch.rdp_command\"]\n\n[justification]\nrefuse = [\"BAU\"]\n\n[launch]\nrdp_command = \"{}\"\n",
+            system_rdp.display()
+        ),
+    )
+    .expect("system file");
+    std::fs::set_permissions(&system, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let run = |args: &[&str]| {
+        alice
+            .command(args)
+            .env("JUMPGATE_SYSTEM_CONFIG", &system)
+            .output()
+            .expect("run jumpgate")
+    };
+
+    // The user's `refuse = []` does not lift the organisation's rule: refused before sending.
+    let refused = run(&["activate", "JIT Requester", "--justification", "BAU"]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("Not sent"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert_eq!(
+        sim.requests_seen("PUT", "roleAssignmentScheduleRequests")
+            .await,
+        0
+    );
+
+    // doctor says which file set each key.
+    let doctor = run(&["--json", "doctor"]);
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).expect("JSON");
+    let keys = &report["config_sources"]["keys"];
+    let system_shown = system.display().to_string();
+    let user_shown = alice.config.display().to_string();
+    assert_eq!(
+        keys["justification.refuse"],
+        system_shown.as_str(),
+        "{report}"
+    );
+    assert_eq!(
+        keys["launch.rdp_command"],
+        system_shown.as_str(),
+        "{report}"
+    );
+    assert_eq!(keys["launch.ssh_command"], user_shown.as_str(), "{report}");
+    let text_report = text(&run(&["doctor"]).stdout);
+    assert!(
+        text_report.contains(&format!("justification.refuse  ← {system_shown} (managed)")),
+        "{text_report}"
+    );
+
+    // Group-writable: the managed RDP client is not run, and the message says what to fix.
+    std::fs::set_permissions(&system, std::fs::Permissions::from_mode(0o664)).expect("chmod");
+    activate_approved(&alice, &bob, "2h").await;
+    let connect = run(&[
+        "connect",
+        "jumpbox-win-01",
+        "--justification",
+        "Maintenance window",
+    ]);
+    assert!(!connect.status.success());
+    let err = text(&connect.stderr);
+    assert!(
+        err.contains("launch.rdp_command") && err.contains("chmod go-w"),
+        "{err}"
+    );
+    assert!(!ran.exists(), "the system file's command ran");
+    assert!(
+        !sim.dir.path().join("rdp-launches").exists(),
+        "the user's own client ran in place of the managed one"
+    );
+}

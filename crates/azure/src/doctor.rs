@@ -162,9 +162,65 @@ pub async fn report(
         "account": account,
         "arm_endpoint": engine.map(|e| e.config.arm().to_string()),
         "tenant": engine.map(|e| e.config.azure.tenant_id.clone()),
+        "config_sources": engine.map(|e| config_sources(&e.config.origin)),
         "passed": !checks.iter().any(|c| c.status == Status::Fail),
         "checks": checks,
     })
+}
+
+/// Which file set each key (RELIABILITY #29): `{"user_file", "system_file", "managed",
+/// "untrusted_system", "keys": {"azure.arm_endpoint": "/etc/jumpgate/config.toml", …}}`.
+pub fn config_sources(origin: &jumpgate_core::config::Origin) -> Value {
+    use jumpgate_core::config::Source;
+    let file = |s: &Source| {
+        let path = match s {
+            Source::User => &origin.user_file,
+            Source::System => &origin.system_file,
+        };
+        path.as_ref().map(|p| p.display().to_string())
+    };
+    let keys: serde_json::Map<String, Value> = origin
+        .keys
+        .iter()
+        .map(|(k, s)| (k.clone(), serde_json::json!(file(s))))
+        .collect();
+    serde_json::json!({
+        "user_file": origin.user_file,
+        "system_file": origin.system_file,
+        "managed": origin.managed,
+        "untrusted_system": origin.untrusted_system,
+        "keys": keys,
+    })
+}
+
+/// The same, as lines for the text report: `  key  ← file (managed)`.
+pub fn config_sources_text(origin: &jumpgate_core::config::Origin) -> String {
+    use jumpgate_core::config::Source;
+    let mut out = String::from("Configuration sources (which file set each key):\n");
+    for (key, source) in &origin.keys {
+        let path = match source {
+            Source::User => &origin.user_file,
+            Source::System => &origin.system_file,
+        };
+        let path = path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let managed = origin
+            .managed
+            .iter()
+            .any(|m| key == m || key.starts_with(&format!("{m}.")));
+        out.push_str(&format!(
+            "  {key}  ← {path}{}\n",
+            if managed { " (managed)" } else { "" }
+        ));
+    }
+    if let Some(why) = &origin.untrusted_system {
+        out.push_str(&format!(
+            "  The system file {why}: commands it names will not run.\n"
+        ));
+    }
+    out
 }
 
 /// Runs the checks from `signed_in` up to `reachable` (the front end adds `config` before and

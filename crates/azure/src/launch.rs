@@ -2,11 +2,16 @@
 //!
 //! An RDP connection is described by a generated `.rdp` file: it holds no password, every
 //! field is validated (a user name with a newline cannot inject settings), it is written with
-//! mode 0600 in a private directory, and it is removed after launch. No secret is ever put on
-//! a command line.
+//! mode 0600 in a private directory, and it is removed once the client process has exited (on
+//! macOS `open -W`, which waits for the app). Nothing on this computer is redirected into the
+//! session (clipboard, drives, printers, smart cards, ports, devices, microphone) unless the
+//! configuration's `launch.rdp_redirect_*` keys turn it on. No secret is ever put on a command
+//! line.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use jumpgate_core::config::LaunchConfig;
@@ -29,8 +34,13 @@ fn valid_user(user: &str) -> bool {
             .any(|c| c.is_control() || matches!(c, ':' | ';' | '"'))
 }
 
-/// The text of an `.rdp` file for `endpoint`, or why it cannot be written.
-pub fn rdp_file(endpoint: &Endpoint, user: Option<&str>) -> Result<String, String> {
+/// The text of an `.rdp` file for `endpoint`, with the redirections `config` allows, or why it
+/// cannot be written.
+pub fn rdp_file(
+    config: &LaunchConfig,
+    endpoint: &Endpoint,
+    user: Option<&str>,
+) -> Result<String, String> {
     if !valid_host(&endpoint.host) {
         return Err(format!(
             "'{}' is not a host name or address Jumpgate will put in an .rdp file",
@@ -41,8 +51,26 @@ pub fn rdp_file(endpoint: &Endpoint, user: Option<&str>) -> Result<String, Strin
         format!("full address:s:{}:{}", endpoint.host, endpoint.port),
         "prompt for credentials:i:1".to_string(),
         "authentication level:i:2".to_string(),
-        "redirectclipboard:i:1".to_string(),
     ];
+    let on = |b: bool| u8::from(b);
+    let all = |b: bool| if b { "*" } else { "" };
+    lines.extend([
+        format!("redirectclipboard:i:{}", on(config.rdp_redirect_clipboard)),
+        format!("redirectdrives:i:{}", on(config.rdp_redirect_drives)),
+        format!("drivestoredirect:s:{}", all(config.rdp_redirect_drives)),
+        format!("redirectprinters:i:{}", on(config.rdp_redirect_printers)),
+        format!(
+            "redirectsmartcards:i:{}",
+            on(config.rdp_redirect_smartcards)
+        ),
+        format!("redirectcomports:i:{}", on(config.rdp_redirect_ports)),
+        format!("devicestoredirect:s:{}", all(config.rdp_redirect_devices)),
+        format!(
+            "usbdevicestoredirect:s:{}",
+            all(config.rdp_redirect_devices)
+        ),
+        format!("audiocapturemode:i:{}", on(config.rdp_redirect_microphone)),
+    ]);
     if let Some(user) = user {
         if !valid_user(user) {
             return Err(format!(
@@ -62,6 +90,11 @@ fn on_path(program: &str) -> bool {
 
 /// The client `connect` would start for a port (SSH for 22, RDP otherwise), if it is installed.
 pub fn client_for(config: &LaunchConfig, port: u16) -> Result<String, String> {
+    config.allowed(if port == 22 {
+        "launch.ssh_command"
+    } else {
+        "launch.rdp_command"
+    })?;
     let program = if port == 22 {
         config
             .ssh_command
@@ -91,6 +124,7 @@ pub fn client_for(config: &LaunchConfig, port: u16) -> Result<String, String> {
 /// The RDP client to run, and the arguments that go before the `.rdp` file.
 fn rdp_program(config: &LaunchConfig) -> Result<(String, Vec<String>), String> {
     if let Some(cmd) = &config.rdp_command {
+        config.allowed("launch.rdp_command")?;
         let mut parts = cmd.split_whitespace().map(str::to_string);
         let program = parts.next().ok_or("launch.rdp_command is empty")?;
         return Ok((program, parts.collect()));
@@ -99,7 +133,8 @@ fn rdp_program(config: &LaunchConfig) -> Result<(String, Vec<String>), String> {
         return Ok(("mstsc".into(), vec![]));
     }
     if cfg!(target_os = "macos") {
-        return Ok(("open".into(), vec![]));
+        // -W: `open` returns when the app exits, so the file outlives the app's reading it.
+        return Ok(("open".into(), vec!["-W".into()]));
     }
     for (program, args) in [
         ("xfreerdp3", vec![]),
@@ -137,14 +172,26 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(text.as_bytes())
 }
 
-/// Writes the `.rdp` file, starts the client, and removes the file once the client has had
-/// time to read it (or has exited).
+/// The clean-ups still waiting for an RDP client to exit.
+static CLEANUPS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
+
+/// Waits for every RDP client this process started to exit, and so for its `.rdp` file to be
+/// removed. The CLI calls it before exiting; the tray lets the clean-ups run on their own.
+pub fn finish_launches() {
+    let pending = std::mem::take(&mut *CLEANUPS.lock().unwrap_or_else(|e| e.into_inner()));
+    for handle in pending {
+        let _ = handle.join();
+    }
+}
+
+/// Writes the `.rdp` file, starts the client, and removes the file once the client has exited
+/// (on a thread of its own: [`finish_launches`] waits for it).
 pub fn rdp(
     config: &LaunchConfig,
     endpoint: &Endpoint,
     user: Option<&str>,
 ) -> Result<String, String> {
-    let text = rdp_file(endpoint, user)?;
+    let text = rdp_file(config, endpoint, user)?;
     let (program, mut args) = rdp_program(config)?;
     let dir = private_dir()
         .map_err(|e| format!("cannot create a private folder for the .rdp file: {e}"))?;
@@ -159,12 +206,22 @@ pub fn rdp(
                 .spawn()
                 .map_err(|e| format!("cannot start {program}: {e}"))
         });
-    let result = started.map(|child| {
-        settle(child, Duration::from_secs(3));
-        program.clone()
-    });
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    match started {
+        Ok(mut child) => {
+            let cleanup = std::thread::spawn(move || {
+                let _ = child.wait();
+                let _ = std::fs::remove_dir_all(&dir);
+            });
+            let mut pending = CLEANUPS.lock().unwrap_or_else(|e| e.into_inner());
+            pending.retain(|h| !h.is_finished());
+            pending.push(cleanup);
+            Ok(program)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            Err(e)
+        }
+    }
 }
 
 fn settle(mut child: Child, at_most: Duration) {
@@ -184,6 +241,7 @@ pub fn ssh(
     user: Option<&str>,
 ) -> Result<String, String> {
     let args = ssh_args(endpoint, user)?;
+    config.allowed("launch.ssh_command")?;
     let mut parts = config.ssh_command.split_whitespace();
     let program = parts
         .next()
@@ -260,6 +318,8 @@ pub fn ssh_in_terminal(
     user: Option<&str>,
 ) -> Result<String, String> {
     let args = ssh_args(endpoint, user)?;
+    config.allowed("launch.ssh_command")?;
+    config.allowed("launch.terminal_command")?;
     let mut ssh = config.ssh_command.split_whitespace().map(str::to_string);
     let program = ssh.next().ok_or("launch.ssh_command is empty")?;
     let terminal = config
@@ -302,12 +362,14 @@ mod tests {
             host: "127.0.0.10".into(),
             port: 3389,
         };
-        let text = rdp_file(&ep, Some("alice")).expect("valid");
+        let config = LaunchConfig::default();
+        let text = rdp_file(&config, &ep, Some("alice")).expect("valid");
         assert!(text.contains("full address:s:127.0.0.10:3389"));
         assert!(text.contains("username:s:alice"));
         assert!(!text.to_ascii_lowercase().contains("password"));
-        assert!(rdp_file(&ep, Some("alice\r\nalternate shell:s:cmd.exe")).is_err());
+        assert!(rdp_file(&config, &ep, Some("alice\r\nalternate shell:s:cmd.exe")).is_err());
         assert!(rdp_file(
+            &config,
             &Endpoint {
                 host: "h\nx".into(),
                 port: 1
@@ -350,6 +412,7 @@ mod tests {
             Some("alice"),
         )
         .expect("launch");
+        finish_launches();
         let recorded = std::fs::read_to_string(&seen).expect("client ran");
         assert!(recorded.starts_with("600\n"), "{recorded}");
         assert!(recorded.contains("full address:s:127.0.0.10:3389"));
@@ -359,5 +422,109 @@ mod tests {
             .filter(|e| e.path().join("jumpgate.rdp").exists())
             .collect();
         assert!(leftovers.is_empty(), "the .rdp file is removed");
+    }
+
+    fn lines(text: &str) -> Vec<&str> {
+        text.split("\r\n").filter(|l| !l.is_empty()).collect()
+    }
+
+    #[test]
+    fn reliability_19_nothing_is_redirected_by_default() {
+        let ep = Endpoint {
+            host: "127.0.0.10".into(),
+            port: 3389,
+        };
+        let text = rdp_file(&LaunchConfig::default(), &ep, None).expect("valid");
+        let got = lines(&text);
+        for off in [
+            "redirectclipboard:i:0",
+            "redirectdrives:i:0",
+            "drivestoredirect:s:",
+            "redirectprinters:i:0",
+            "redirectsmartcards:i:0",
+            "redirectcomports:i:0",
+            "devicestoredirect:s:",
+            "usbdevicestoredirect:s:",
+            "audiocapturemode:i:0",
+        ] {
+            assert!(got.contains(&off), "{off} missing from {text}");
+        }
+        let on: Vec<_> = got
+            .iter()
+            .filter(|l| {
+                (l.starts_with("redirect") || l.starts_with("audio")) && l.ends_with(":i:1")
+                    || l.ends_with(":s:*")
+            })
+            .collect();
+        assert!(on.is_empty(), "{on:?}");
+        // Every line is one `name:type:value`, and each name appears once.
+        let mut names: Vec<&str> = got
+            .iter()
+            .map(|l| l.split(':').next().unwrap_or(""))
+            .collect();
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), count, "{text}");
+    }
+
+    #[test]
+    fn reliability_19_each_redirection_setting_maps_to_its_line() {
+        let ep = Endpoint {
+            host: "127.0.0.10".into(),
+            port: 3389,
+        };
+        type Set = fn(&mut LaunchConfig);
+        let cases: [(Set, &[&str]); 7] = [
+            (
+                |c| c.rdp_redirect_clipboard = true,
+                &["redirectclipboard:i:1"],
+            ),
+            (
+                |c| c.rdp_redirect_drives = true,
+                &["redirectdrives:i:1", "drivestoredirect:s:*"],
+            ),
+            (
+                |c| c.rdp_redirect_printers = true,
+                &["redirectprinters:i:1"],
+            ),
+            (
+                |c| c.rdp_redirect_smartcards = true,
+                &["redirectsmartcards:i:1"],
+            ),
+            (|c| c.rdp_redirect_ports = true, &["redirectcomports:i:1"]),
+            (
+                |c| c.rdp_redirect_devices = true,
+                &["devicestoredirect:s:*", "usbdevicestoredirect:s:*"],
+            ),
+            (
+                |c| c.rdp_redirect_microphone = true,
+                &["audiocapturemode:i:1"],
+            ),
+        ];
+        let base = rdp_file(&LaunchConfig::default(), &ep, None).expect("valid");
+        for (set, expected) in cases {
+            let mut config = LaunchConfig::default();
+            set(&mut config);
+            let text = rdp_file(&config, &ep, None).expect("valid");
+            let got = lines(&text);
+            for line in expected {
+                assert!(got.contains(line), "{line} missing from {text}");
+            }
+            // Only the lines of that one setting changed.
+            let changed = got.iter().filter(|l| !lines(&base).contains(l)).count();
+            assert_eq!(changed, expected.len(), "{text}");
+        }
+    }
+
+    #[test]
+    fn reliability_19_redirections_are_read_from_the_configuration() {
+        let text = "[azure]\ntenant_id = \"t\"\nclient_id = \"c\"\n[launch]\nrdp_redirect_clipboard = true\n";
+        let config = jumpgate_core::config::Config::parse("c.toml", text).expect("valid");
+        assert!(config.launch.rdp_redirect_clipboard);
+        assert!(!config.launch.rdp_redirect_drives);
+        // Only booleans: a string cannot smuggle a line into the file.
+        let bad = "[azure]\ntenant_id = \"t\"\nclient_id = \"c\"\n[launch]\nrdp_redirect_drives = \"*\\r\\nalternate shell:s:cmd\"\n";
+        assert!(jumpgate_core::config::Config::parse("c.toml", bad).is_err());
     }
 }

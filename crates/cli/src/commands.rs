@@ -174,6 +174,9 @@ async fn doctor(config: Option<&std::path::Path>, json: bool, a: DoctorArgs) -> 
                 out.push_str(&format!("      → {fix}\n"));
             }
         }
+        if let Some(ctx) = &ctx {
+            out.push_str(&doctor::config_sources_text(&ctx.config.origin));
+        }
         out.push_str(&if failed == 0 {
             "All checks passed.".to_string()
         } else {
@@ -850,6 +853,11 @@ async fn connect(ctx: &Ctx, a: ConnectArgs) -> Outcome {
             )
         },
     );
+    // The RDP client's .rdp file is removed when the client exits: wait for that
+    // (RELIABILITY #19), as ssh is waited for.
+    tokio::task::spawn_blocking(jumpgate_azure::launch::finish_launches)
+        .await
+        .ok();
     Ok(())
 }
 

@@ -1,8 +1,6 @@
 //! What every command needs: the engine (configuration, session, ARM client, state) and
 //! whether to print JSON.
 
-use std::path::PathBuf;
-
 use jumpgate_azure::engine::Engine;
 use jumpgate_core::config;
 
@@ -15,11 +13,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn load(explicit: Option<&std::path::Path>, json: bool) -> Outcome<Ctx> {
-        let path = config::locate(
-            explicit,
-            std::env::var_os("JUMPGATE_CONFIG").map(PathBuf::from),
-        )?;
-        let config = config::load(&path)?;
+        let config = config::load_from_env(explicit)?;
         Ok(Ctx {
             engine: Engine::new(config)?,
             json,

@@ -1,10 +1,15 @@
 //! The one configuration file, and where it is found.
 //!
-//! Lookup order: `--config PATH`, then `JUMPGATE_CONFIG`, then the platform config directory
-//! (`~/.config/jumpgate/config.toml` on Linux), then the system-wide managed file
-//! `/etc/jumpgate/config.toml` for enterprise deployment. The same keys point Jumpgate at
-//! Azure or at `jumpgate-sim`.
+//! Two files make the configuration (RELIABILITY #29). The user's file is the first found of
+//! `--config PATH`, `JUMPGATE_CONFIG`, and the platform config directory
+//! (`~/.config/jumpgate/config.toml` on Linux). The system-wide file is
+//! `JUMPGATE_SYSTEM_CONFIG`, else `/etc/jumpgate/config.toml`. The user's file is laid over the
+//! system file (tables merge key by key), except for the keys the system file lists under
+//! `[managed] keys = [...]`, which always come from the system file. [`merge`] is pure; the
+//! reading and `stat` happen in [`load_layers`]. The same keys point Jumpgate at Azure or at
+//! `jumpgate-sim`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -42,6 +47,58 @@ pub struct Config {
     pub simulator: Option<SimulatorConfig>,
     #[serde(default)]
     pub profiles: Vec<Profile>,
+    /// Which file set each key, and whether the system file may name commands. Not a key.
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// The file a key came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    User,
+    System,
+}
+
+/// Where the effective configuration came from (RELIABILITY #29).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Origin {
+    pub user_file: Option<PathBuf>,
+    pub system_file: Option<PathBuf>,
+    /// The keys (dotted paths, or whole tables) the system file manages.
+    pub managed: Vec<String>,
+    /// Every key set by a file (dotted path of each leaf value), and which file set it.
+    pub keys: BTreeMap<String, Source>,
+    /// Why commands named in the system file must not run (it is not owned by root, or others
+    /// can write it); `None` when the system file is safe or names no command.
+    pub untrusted_system: Option<String>,
+}
+
+/// The owner and mode of the system file, read at the edge.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemFacts {
+    pub owner_uid: u32,
+    pub mode: u32,
+}
+
+/// The keys that name a program to run: taken from the system file only when it is safe.
+pub const COMMAND_KEYS: [&str; 3] = [
+    "launch.rdp_command",
+    "launch.ssh_command",
+    "launch.terminal_command",
+];
+
+impl Origin {
+    /// `Err` with what to fix when `key` (one of [`COMMAND_KEYS`]) came from a system file
+    /// that is not owned by root or that group or others can write.
+    pub fn command_allowed(&self, key: &str) -> Result<(), String> {
+        match (&self.untrusted_system, self.keys.get(key)) {
+            (Some(why), Some(Source::System)) => Err(format!(
+                "{key} comes from the system configuration, which {why}; Jumpgate will not run it"
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -210,6 +267,38 @@ pub struct LaunchConfig {
     /// given `-e` and the ssh command.
     #[serde(default)]
     pub terminal_command: Option<String>,
+    /// What the RDP session may reach on this computer (RELIABILITY #19). All off unless the
+    /// organisation (or the user, where the system file does not manage them) turns them on.
+    #[serde(default)]
+    pub rdp_redirect_clipboard: bool,
+    #[serde(default)]
+    pub rdp_redirect_drives: bool,
+    #[serde(default)]
+    pub rdp_redirect_printers: bool,
+    #[serde(default)]
+    pub rdp_redirect_smartcards: bool,
+    /// Serial (COM) ports.
+    #[serde(default)]
+    pub rdp_redirect_ports: bool,
+    /// USB and other plug-and-play devices.
+    #[serde(default)]
+    pub rdp_redirect_devices: bool,
+    #[serde(default)]
+    pub rdp_redirect_microphone: bool,
+    /// Command keys that must not run, with why: they come from a system file that is not
+    /// owned by root or that others can write (RELIABILITY #29). Filled by [`merge`].
+    #[serde(skip)]
+    pub refused: BTreeMap<String, String>,
+}
+
+impl LaunchConfig {
+    /// `Err` with what to fix when the command under `key` must not run.
+    pub fn allowed(&self, key: &str) -> Result<(), String> {
+        match self.refused.get(key) {
+            Some(why) => Err(why.clone()),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Default for LaunchConfig {
@@ -219,6 +308,14 @@ impl Default for LaunchConfig {
             ssh_command: default_ssh(),
             username: None,
             terminal_command: None,
+            rdp_redirect_clipboard: false,
+            rdp_redirect_drives: false,
+            rdp_redirect_printers: false,
+            rdp_redirect_smartcards: false,
+            rdp_redirect_ports: false,
+            rdp_redirect_devices: false,
+            rdp_redirect_microphone: false,
+            refused: BTreeMap::new(),
         }
     }
 }
@@ -400,24 +497,271 @@ pub fn check_endpoint(text: &str) -> Result<(), String> {
     }
 }
 
-/// Where the configuration comes from, in lookup order. Only existence is checked.
-pub fn locate(explicit: Option<&Path>, env: Option<PathBuf>) -> Result<PathBuf, ConfigError> {
-    if let Some(p) = explicit {
-        return Ok(p.to_path_buf());
+/// The two files: the user's (if any) and the system-wide one (if it exists).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layers {
+    pub user: Option<PathBuf>,
+    pub system: Option<PathBuf>,
+}
+
+const SYSTEM_FILE: &str = "/etc/jumpgate/config.toml";
+
+/// Finds both files: the user's by `explicit`, then `env_user` (`JUMPGATE_CONFIG`), then the
+/// platform config directory; the system file at `env_system` (`JUMPGATE_SYSTEM_CONFIG`) or
+/// `/etc/jumpgate/config.toml`. An explicit or environment path is taken even if missing, so
+/// reading it says so. Only existence is checked.
+pub fn locate_layers(
+    explicit: Option<&Path>,
+    env_user: Option<PathBuf>,
+    env_system: Option<PathBuf>,
+) -> Result<Layers, ConfigError> {
+    let system = env_system
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_FILE));
+    let system = system.is_file().then_some(system);
+    let platform = dirs::config_dir().map(|d| d.join("jumpgate").join("config.toml"));
+    let user = match (explicit, env_user.filter(|p| !p.as_os_str().is_empty())) {
+        (Some(p), _) => Some(p.to_path_buf()),
+        (None, Some(p)) => Some(p),
+        (None, None) => platform.clone().filter(|p| p.is_file()),
+    };
+    // The system file named as the user's is just the system file.
+    let user = user.filter(|u| Some(u) != system.as_ref());
+    if user.is_none() && system.is_none() {
+        return Err(ConfigError::NotFound(
+            platform
+                .unwrap_or_else(|| PathBuf::from(SYSTEM_FILE))
+                .display()
+                .to_string(),
+        ));
     }
-    if let Some(p) = env.filter(|p| !p.as_os_str().is_empty()) {
-        return Ok(p);
+    Ok(Layers { user, system })
+}
+
+/// Reads both files (and the system file's owner and mode) and merges them with [`merge`].
+pub fn load_layers(layers: &Layers) -> Result<Config, ConfigError> {
+    let read = |path: &Path| -> Result<toml::Value, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        toml::from_str::<toml::Table>(&text)
+            .map(toml::Value::Table)
+            .map_err(|e| ConfigError::Invalid {
+                path: shown,
+                message: e.to_string(),
+            })
+    };
+    let user = match &layers.user {
+        Some(p) => Some((p.clone(), read(p)?)),
+        None => None,
+    };
+    let system = match &layers.system {
+        Some(p) => Some((p.clone(), read(p)?, system_facts(p))),
+        None => None,
+    };
+    merge(user, system)
+}
+
+/// The system file's owner and mode; `None` where they cannot be read (or on Windows), which
+/// counts as unsafe for running commands it names.
+fn system_facts(path: &Path) -> Option<SystemFacts> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = std::fs::metadata(path).ok()?;
+        Some(SystemFacts {
+            owner_uid: m.uid(),
+            mode: m.mode(),
+        })
     }
-    let user = dirs::config_dir().map(|d| d.join("jumpgate").join("config.toml"));
-    let system = PathBuf::from("/etc/jumpgate/config.toml");
-    for candidate in user.iter().chain(std::iter::once(&system)) {
-        if candidate.is_file() {
-            return Ok(candidate.clone());
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// The effective configuration from the parsed user and system files (RELIABILITY #29): the
+/// user's file over the system file, tables merged key by key, except the keys the system
+/// file lists in `[managed] keys`, which come from the system file alone (or take their
+/// default when it does not set them). Records which file set each key.
+pub fn merge(
+    user: Option<(PathBuf, toml::Value)>,
+    system: Option<(PathBuf, toml::Value, Option<SystemFacts>)>,
+) -> Result<Config, ConfigError> {
+    let shown = |p: &Path| p.display().to_string();
+    let invalid = |path: String, message: String| ConfigError::Invalid { path, message };
+    let mut origin = Origin::default();
+    let (mut sys_doc, facts) = match system {
+        Some((path, doc, facts)) => {
+            origin.system_file = Some(path);
+            (doc, facts)
+        }
+        None => (toml::Value::Table(toml::Table::new()), None),
+    };
+    let sys_shown = origin.system_file.as_deref().map(shown).unwrap_or_default();
+    if let Some(managed) = sys_doc.as_table_mut().and_then(|t| t.remove("managed")) {
+        origin.managed = managed_keys(&managed).map_err(|m| invalid(sys_shown.clone(), m))?;
+    }
+    let mut user_doc = match user {
+        Some((path, doc)) => {
+            let user_shown = shown(&path);
+            origin.user_file = Some(path);
+            if doc.get("managed").is_some() {
+                return Err(invalid(
+                    user_shown,
+                    "[managed] belongs in the system-wide file only".into(),
+                ));
+            }
+            doc
+        }
+        None => toml::Value::Table(toml::Table::new()),
+    };
+    for key in &origin.managed {
+        remove_path(&mut user_doc, key);
+    }
+    let mut user_leaves = Vec::new();
+    leaves(&user_doc, String::new(), &mut user_leaves);
+    let mut merged = sys_doc;
+    deep_merge(&mut merged, user_doc);
+    let mut all = Vec::new();
+    leaves(&merged, String::new(), &mut all);
+    for key in all {
+        let source = if user_leaves.contains(&key) {
+            Source::User
+        } else {
+            Source::System
+        };
+        origin.keys.insert(key, source);
+    }
+    let from_system = COMMAND_KEYS
+        .iter()
+        .any(|k| origin.keys.get(*k) == Some(&Source::System));
+    if from_system {
+        origin.untrusted_system = match facts {
+            Some(f) if f.owner_uid == 0 && f.mode & 0o022 == 0 => None,
+            Some(f) if f.owner_uid != 0 => Some(format!(
+                "is owned by uid {} rather than root: run `sudo chown root {sys_shown}`",
+                f.owner_uid
+            )),
+            Some(f) => Some(format!(
+                "group or others can write (mode {:o}): run `sudo chmod go-w {sys_shown}`",
+                f.mode & 0o777
+            )),
+            None => Some(format!(
+                "cannot be checked for its owner and mode ({sys_shown})"
+            )),
+        };
+    }
+    let path = match (&origin.user_file, &origin.system_file) {
+        (Some(u), Some(s)) => format!("{} over {}", shown(u), shown(s)),
+        (Some(p), None) | (None, Some(p)) => shown(p),
+        (None, None) => String::new(),
+    };
+    let mut config: Config = merged.try_into().map_err(|e: toml::de::Error| {
+        invalid(path.clone(), e.to_string().trim_end().to_string())
+    })?;
+    config.check(&path)?;
+    for key in COMMAND_KEYS {
+        if let Err(why) = origin.command_allowed(key) {
+            config.launch.refused.insert(key.to_string(), why);
         }
     }
-    Err(ConfigError::NotFound(
-        user.unwrap_or(system).display().to_string(),
-    ))
+    config.origin = origin;
+    Ok(config)
+}
+
+fn managed_keys(value: &toml::Value) -> Result<Vec<String>, String> {
+    let keys = value
+        .get("keys")
+        .and_then(|k| k.as_array())
+        .ok_or("[managed] needs keys = [\"table.key\", ...]")?;
+    let extra = value.as_table().map_or(0, |t| t.len());
+    if extra != 1 {
+        return Err("[managed] holds only keys = [...]".into());
+    }
+    keys.iter()
+        .map(|k| {
+            let k = k.as_str().ok_or("managed.keys must be strings")?;
+            let ok = !k.is_empty()
+                && k.split('.').all(|seg| {
+                    !seg.is_empty()
+                        && seg
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                });
+            if ok {
+                Ok(k.to_string())
+            } else {
+                Err(format!(
+                    "managed.keys: '{}' is not a dotted key such as launch.rdp_command",
+                    k.escape_debug()
+                ))
+            }
+        })
+        .collect()
+}
+
+fn remove_path(doc: &mut toml::Value, dotted: &str) {
+    let mut parts: Vec<&str> = dotted.split('.').collect();
+    let Some(last) = parts.pop() else { return };
+    let mut at = doc;
+    for p in parts {
+        match at.get_mut(p) {
+            Some(next) => at = next,
+            None => return,
+        }
+    }
+    if let Some(t) = at.as_table_mut() {
+        t.remove(last);
+    }
+}
+
+fn deep_merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) if existing.is_table() && v.is_table() => {
+                        deep_merge(existing, v)
+                    }
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+fn leaves(v: &toml::Value, prefix: String, out: &mut Vec<String>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaves(v, key, out);
+            }
+        }
+        _ => out.push(prefix),
+    }
+}
+
+/// Finds and reads the configuration as the CLI and the tray do: [`locate_layers`] with
+/// `JUMPGATE_CONFIG` and `JUMPGATE_SYSTEM_CONFIG` from the environment, then [`load_layers`].
+pub fn load_from_env(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+    let layers = locate_layers(
+        explicit,
+        std::env::var_os("JUMPGATE_CONFIG").map(PathBuf::from),
+        std::env::var_os("JUMPGATE_SYSTEM_CONFIG").map(PathBuf::from),
+    )?;
+    load_layers(&layers)
 }
 
 /// Reads and checks the configuration at `path`.
@@ -558,13 +902,167 @@ mod tests {
     #[test]
     fn explicit_path_wins_then_the_environment() {
         let env = Some(PathBuf::from("/from/env.toml"));
-        assert_eq!(
-            locate(Some(Path::new("/explicit.toml")), env.clone()).expect("path"),
-            PathBuf::from("/explicit.toml")
+        let none = Some(PathBuf::from("/no/such/system.toml"));
+        let layers = locate_layers(Some(Path::new("/explicit.toml")), env.clone(), none.clone())
+            .expect("path");
+        assert_eq!(layers.user, Some(PathBuf::from("/explicit.toml")));
+        assert_eq!(layers.system, None);
+        let layers = locate_layers(None, env, none).expect("path");
+        assert_eq!(layers.user, Some(PathBuf::from("/from/env.toml")));
+    }
+
+    fn doc(text: &str) -> toml::Value {
+        toml::Value::Table(toml::from_str(text).expect("toml"))
+    }
+
+    const ROOT_SAFE: SystemFacts = SystemFacts {
+        owner_uid: 0,
+        mode: 0o100644,
+    };
+
+    fn merged(user: &str, system: &str, facts: Option<SystemFacts>) -> Config {
+        merge(
+            Some((PathBuf::from("/home/a/config.toml"), doc(user))),
+            Some((
+                PathBuf::from("/etc/jumpgate/config.toml"),
+                doc(system),
+                facts,
+            )),
+        )
+        .expect("valid")
+    }
+
+    const SYSTEM: &str = "[managed]\nkeys = [\"justification.refuse\", \"launch.rdp_command\"]\n\
+        [azure]\ntenant_id = \"corp\"\nclient_id = \"c\"\narm_endpoint = \"https://arm.corp.example\"\n\
+        [justification]\nrefuse = [\"BAU\"]\ntemplates = [\"Ticket \"]\n\
+        [launch]\nrdp_command = \"/usr/bin/xfreerdp\"\n";
+
+    #[test]
+    fn reliability_29_managed_keys_win_over_the_users_file() {
+        let c = merged(
+            "[justification]\nrefuse = []\n[launch]\nrdp_command = \"/tmp/evil\"\n",
+            SYSTEM,
+            Some(ROOT_SAFE),
         );
-        assert_eq!(
-            locate(None, env).expect("path"),
-            PathBuf::from("/from/env.toml")
+        assert_eq!(c.justification.refuse, ["BAU"]);
+        assert_eq!(c.launch.rdp_command.as_deref(), Some("/usr/bin/xfreerdp"));
+        assert_eq!(c.origin.keys["justification.refuse"], Source::System);
+        assert_eq!(c.origin.keys["launch.rdp_command"], Source::System);
+        assert!(c.launch.allowed("launch.rdp_command").is_ok());
+    }
+
+    #[test]
+    fn reliability_29_unmanaged_keys_from_the_user_win_and_tables_merge() {
+        let c = merged(
+            "[azure]\narm_endpoint = \"https://arm.mine.example\"\n[justification]\ntemplates = [\"Mine\"]\n",
+            SYSTEM,
+            Some(ROOT_SAFE),
         );
+        assert_eq!(c.arm(), "https://arm.mine.example");
+        // The rest of [azure] still comes from the system file.
+        assert_eq!(c.azure.tenant_id, "corp");
+        assert_eq!(c.justification.templates, ["Mine"]);
+        assert_eq!(c.origin.keys["azure.arm_endpoint"], Source::User);
+        assert_eq!(c.origin.keys["azure.tenant_id"], Source::System);
+        assert_eq!(c.origin.keys["justification.templates"], Source::User);
+        assert!(!c.origin.keys.contains_key("managed.keys"));
+        assert_eq!(
+            c.origin.managed,
+            ["justification.refuse", "launch.rdp_command"]
+        );
+    }
+
+    #[test]
+    fn reliability_29_a_managed_table_is_managed_whole() {
+        let system =
+            "[managed]\nkeys = [\"azure\"]\n[azure]\ntenant_id = \"corp\"\nclient_id = \"c\"\n";
+        let c = merged(
+            "[azure]\ntenant_id = \"x\"\narm_endpoint = \"https://arm.mine.example\"\n[watch]\napprover = true\n",
+            system,
+            Some(ROOT_SAFE),
+        );
+        assert_eq!(c.azure.tenant_id, "corp");
+        // Managed but unset in the system file: the default, not the user's value.
+        assert_eq!(c.arm(), "https://management.azure.com");
+        assert!(!c.origin.keys.contains_key("azure.arm_endpoint"));
+        assert!(c.watch.approver);
+        assert_eq!(c.origin.keys["watch.approver"], Source::User);
+    }
+
+    #[test]
+    fn reliability_29_one_file_alone_is_used_as_it_is() {
+        let user = merge(Some((PathBuf::from("/u.toml"), doc(MINIMAL))), None).expect("valid");
+        assert_eq!(user.azure.tenant_id, "t");
+        assert_eq!(user.origin.keys["azure.tenant_id"], Source::User);
+        let system = merge(
+            None,
+            Some((PathBuf::from("/etc/j.toml"), doc(SYSTEM), Some(ROOT_SAFE))),
+        )
+        .expect("valid");
+        assert_eq!(system.justification.refuse, ["BAU"]);
+        assert_eq!(system.origin.keys["azure.tenant_id"], Source::System);
+    }
+
+    #[test]
+    fn reliability_29_commands_from_an_unsafe_system_file_are_refused() {
+        let writable = SystemFacts {
+            owner_uid: 0,
+            mode: 0o100664,
+        };
+        let someone = SystemFacts {
+            owner_uid: 1000,
+            mode: 0o100644,
+        };
+        for (facts, says) in [
+            (Some(writable), "chmod go-w"),
+            (Some(someone), "chown root"),
+            (None, "cannot be checked"),
+        ] {
+            let c = merged("", SYSTEM, facts);
+            let err = c.launch.allowed("launch.rdp_command").expect_err("refused");
+            assert!(err.contains(says), "{err}");
+            assert!(err.contains("launch.rdp_command"), "{err}");
+            // ssh_command is the default, not the system file's: it still runs.
+            assert!(c.launch.allowed("launch.ssh_command").is_ok());
+        }
+        // The user's own command is the user's business, whatever the system file's mode.
+        let unmanaged = "[azure]\ntenant_id = \"corp\"\nclient_id = \"c\"\n";
+        let c = merged(
+            "[launch]\nrdp_command = \"/opt/mine\"\n",
+            unmanaged,
+            Some(writable),
+        );
+        assert!(c.launch.allowed("launch.rdp_command").is_ok());
+    }
+
+    #[test]
+    fn reliability_29_managed_lists_are_checked() {
+        let bad = [
+            "[managed]\nkeys = \"azure\"\n",
+            "[managed]\nkeys = [\"a..b\"]\n",
+            "[managed]\nkeys = [\"a\\nb\"]\n",
+            "[managed]\nkeys = [1]\n",
+            "[managed]\nkeys = []\nextra = 1\n",
+        ];
+        for text in bad {
+            let system = format!("{text}{MINIMAL}");
+            let err = merge(
+                None,
+                Some((PathBuf::from("/etc/j.toml"), doc(&system), Some(ROOT_SAFE))),
+            )
+            .expect_err(text)
+            .to_string();
+            assert!(err.contains("managed"), "{text}: {err}");
+        }
+        let err = merge(
+            Some((
+                PathBuf::from("/u.toml"),
+                doc(&format!("[managed]\nkeys = []\n{MINIMAL}")),
+            )),
+            None,
+        )
+        .expect_err("user [managed]")
+        .to_string();
+        assert!(err.contains("system-wide file only"), "{err}");
     }
 }
