@@ -175,6 +175,15 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 /// The clean-ups still waiting for an RDP client to exit.
 static CLEANUPS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
 
+/// Whether an RDP client this process started is still running.
+pub fn launches_running() -> bool {
+    CLEANUPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|h| !h.is_finished())
+}
+
 /// Waits for every RDP client this process started to exit, and so for its `.rdp` file to be
 /// removed. The CLI calls it before exiting; the tray lets the clean-ups run on their own.
 pub fn finish_launches() {

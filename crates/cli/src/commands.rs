@@ -855,6 +855,9 @@ async fn connect(ctx: &Ctx, a: ConnectArgs) -> Outcome {
     );
     // The RDP client's .rdp file is removed when the client exits: wait for that
     // (RELIABILITY #19), as ssh is waited for.
+    if jumpgate_azure::launch::launches_running() {
+        progress("the RDP client is running; its connection file is removed when it closes");
+    }
     tokio::task::spawn_blocking(jumpgate_azure::launch::finish_launches)
         .await
         .ok();
