@@ -28,8 +28,23 @@ chmod 700 "$XDG_RUNTIME_DIR"
 XDG_DATA_HOME=$(mktemp -d)
 # Autostart entries and link handlers the app registers land here, not in the real profile.
 XDG_CONFIG_HOME=$(mktemp -d)
-eval "$(printf 'jumpgate-test' | gnome-keyring-daemon --unlock --components=secrets)"
+keyring_up() { printf 'jumpgate-test' | gnome-keyring-daemon --unlock --replace --components=secrets; }
+eval "$(keyring_up)"
 export GNOME_KEYRING_CONTROL
+# gnome-keyring-daemon aborts on a GLib assertion when a client disappears in the middle of
+# opening a Secret Service session, and the tests kill clients at random moments on purpose.
+# This watch restarts it, unlocked, on the same files within a fraction of a second, replacing
+# any locked daemon D-Bus may have started meanwhile, so a crash costs at most the call that
+# was in flight. It looks for this session's own daemon through its environment.
+ours_alive() {
+  local pid
+  for pid in $(pgrep -f 'gnome-keyring-daemon --unlock'); do
+    grep -qz "^XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR\$" "/proc/$pid/environ" 2>/dev/null && return 0
+  done
+  return 1
+}
+( while sleep 0.2; do ours_alive || keyring_up >/dev/null 2>&1; done ) &
+KEYRING_WATCH=$!
 TRAYER=""
 if [ "${TRAY_HOST:-0}" = 1 ]; then
   trayer --edge top --align right --widthtype request --height 32 --SetDockType true \
@@ -39,6 +54,6 @@ if [ "${TRAY_HOST:-0}" = 1 ]; then
 fi
 "$@"
 RC=$?
-kill $DUNST $XVFB $TRAYER 2>/dev/null
+kill $KEYRING_WATCH $DUNST $XVFB $TRAYER 2>/dev/null
 rm -rf "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR" "$XDG_CONFIG_HOME"
 exit $RC

@@ -67,7 +67,10 @@ if [ "${1:-}" = "--inside-session" ]; then
   # throwaway folder, so no real keyring is read or changed.
   # scripts/desktop-session.sh adds Xvfb and dunst for the tray app's tests.
   # TRAY_HOST=1: a tray host (trayer) holds the app's icon for the end-to-end tests.
-  TRAY_HOST=1 exec bash scripts/desktop-session.sh cargo test --workspace --locked --no-fail-fast
+  # One test at a time: the end-to-end tests share one gnome-keyring, whose daemon can abort
+  # when several clients open Secret Service sessions at once (desktop-session.sh restarts it,
+  # but a test in flight then fails).
+  TRAY_HOST=1 RUST_TEST_THREADS=1 exec bash scripts/desktop-session.sh cargo test --workspace --locked --no-fail-fast
 fi
 
 install_missing
