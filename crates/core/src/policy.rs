@@ -377,12 +377,11 @@ pub fn subscription_of(scope: &str) -> Option<&str> {
 }
 
 /// `text` if it is a VM's resource id in ARM's shape
-/// (`/subscriptions/{id}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines/{name}`),
-/// with no empty, `.` or `..` segment and no character that could change the URL it becomes
-/// part of (RELIABILITY #26).
+/// (`/subscriptions/{id}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines/{name}`)
+/// and a safe ARM id besides ([`arm_id`], RELIABILITY #26).
 pub fn vm_resource_id(text: &str) -> Option<&str> {
-    let t = text.trim();
-    let parts: Vec<&str> = t.strip_prefix('/')?.split('/').collect();
+    let t = arm_id(text.trim())?;
+    let parts: Vec<&str> = t.trim_start_matches('/').split('/').collect();
     let [subs, _, rgs, _, providers, compute, vms, _] = parts.as_slice() else {
         return None;
     };
@@ -391,14 +390,7 @@ pub fn vm_resource_id(text: &str) -> Option<&str> {
         && providers.eq_ignore_ascii_case("providers")
         && compute.eq_ignore_ascii_case("Microsoft.Compute")
         && vms.eq_ignore_ascii_case("virtualMachines");
-    let clean = parts.iter().all(|p| {
-        !p.is_empty()
-            && *p != "."
-            && *p != ".."
-            && p.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.()".contains(c))
-    });
-    (fixed && clean).then_some(t)
+    fixed.then_some(t)
 }
 
 /// An id from a response, as it may become part of a URL (RELIABILITY #26): ARM's shape,
