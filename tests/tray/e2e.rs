@@ -253,6 +253,40 @@ impl Driven {
         .await;
     }
 
+    /// Whether an element matches now.
+    async fn present(&self, xpath: &str) -> bool {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "xpath", "value": xpath})),
+            )
+            .await;
+        v[ELEMENT].as_str().is_some()
+    }
+
+    /// Clicks `target` until `then` appears: a click that lands while the view re-renders
+    /// (a refresh after the step before) reaches an element that is gone, and is lost.
+    async fn click_until(&self, target: &str, then: &str, secs: u64) {
+        let started = Instant::now();
+        loop {
+            if self.present(target).await {
+                self.click(target).await;
+            }
+            let clicked = Instant::now();
+            while clicked.elapsed() < Duration::from_secs(3) {
+                if self.present(then).await {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            if started.elapsed() > Duration::from_secs(secs) {
+                self.wait_for(then, 0).await;
+                return;
+            }
+        }
+    }
+
     async fn type_into(&self, xpath: &str, text: &str) {
         let id = self.wait_for(xpath, 20).await;
         self.call(
@@ -538,8 +572,8 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
     .await;
     app.wait_for("//*[contains(., 'JIT Requester ended')]", 30)
         .await;
-    app.click(&button("Sign out")).await;
-    app.wait_for(&button("bob@contoso.example"), 20).await;
+    app.click_until(&button("Sign out"), &button("bob@contoso.example"), 20)
+        .await;
     common::cli_sign_in(&config, "alice@contoso.example").await;
     cli(
         &config,
