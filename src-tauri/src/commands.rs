@@ -288,7 +288,11 @@ fn minutes(d: chrono::Duration) -> u32 {
 }
 
 /// The state as the engine knows it now, and what the tray shows for it.
-pub async fn snapshot(engine: Arc<Engine>, demo: bool) -> CommandResult<(AppState, Snapshot)> {
+pub async fn snapshot(
+    engine: Arc<Engine>,
+    demo: bool,
+    start_at_login: bool,
+) -> CommandResult<(AppState, Snapshot)> {
     on_engine(move || async move {
         let account = engine.session.current().await?.map(|t| t.account.upn);
         let mut state = AppState {
@@ -307,7 +311,7 @@ pub async fn snapshot(engine: Arc<Engine>, demo: bool) -> CommandResult<(AppStat
             pending: Vec::new(),
             approvals: 0,
             justification: hints(&engine, account.as_deref()),
-            start_at_login: crate::platform::starts_at_login(),
+            start_at_login,
         };
         let mut snap = Snapshot {
             signed_in: account.is_some(),
@@ -439,13 +443,17 @@ fn hints(engine: &Engine, upn: Option<&str>) -> Hints {
     }
 }
 
-async fn state_of(ctx: &AppCtx) -> CommandResult<AppState> {
-    Ok(snapshot(ctx.engine.clone(), ctx.demo.is_some()).await?.0)
-}
-
 #[tauri::command]
-pub async fn app_state(ctx: State<'_, AppCtx>) -> CommandResult<AppState> {
-    state_of(&ctx).await
+pub async fn app_state<R: Runtime>(
+    app: AppHandle<R>,
+    ctx: State<'_, AppCtx>,
+) -> CommandResult<AppState> {
+    let start_at_login = crate::platform::starts_at_login(&app);
+    Ok(
+        snapshot(ctx.engine.clone(), ctx.demo.is_some(), start_at_login)
+            .await?
+            .0,
+    )
 }
 
 /// Demo mode only: sign in as one of the demo tenant's users, without a browser.
@@ -877,14 +885,13 @@ pub async fn diagnose(
     .await
 }
 
-/// Turns starting at login on or off (an XDG autostart entry on Linux).
+/// Turns starting at login on or off (`tauri-plugin-autostart`).
 #[tauri::command]
 pub async fn set_start_at_login<R: Runtime>(
     app: AppHandle<R>,
-    ctx: State<'_, AppCtx>,
     on: bool,
 ) -> CommandResult<AppState> {
-    crate::platform::set_start_at_login(on, ctx.demo.is_some()).map_err(|e| {
+    crate::platform::set_start_at_login(&app, on).map_err(|e| {
         CommandError::other("autostart", format!("cannot change start at login: {e}"))
     })?;
     crate::tray::refresh(&app).await

@@ -6,6 +6,7 @@
 mod bindings;
 mod commands;
 mod demo;
+mod notify;
 mod platform;
 mod tray;
 
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use jumpgate_azure::engine::Engine;
 use jumpgate_core::config;
 use tauri::Manager as _;
+use tauri_plugin_deep_link::DeepLinkExt as _;
 
 /// What the app runs on: the engine, and the embedded simulator in demo mode.
 pub struct AppCtx {
@@ -162,10 +164,17 @@ pub async fn start(options: &Options) -> Result<AppCtx, StartError> {
 /// The Tauri app: one instance (a second launch hands its arguments to the first and exits,
 /// before anything of its own starts), then the engine, the tray and the watcher.
 pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
+    // Started at login, the app starts as it was started now: the demo stays the demo.
+    let at_login = options.demo.then(|| vec!["--demo"]);
     tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
             second_launch(app, argv.into_iter().skip(1))
         }))
+        .plugin(tauri_plugin_deep_link::init())
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            at_login,
+        ))
         .invoke_handler(handler())
         .manage(tray::Intents::default())
         .manage(tray::LastRead::default())
@@ -194,13 +203,21 @@ pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
                 jumpgate_azure::watch::stop_signal().await;
                 handle.exit(0);
             });
+            // Links reach a running app as a second launch on Linux and Windows (above), and
+            // as an event on macOS.
+            let handle = app.handle().clone();
+            app.deep_link().on_open_url(move |event| {
+                for url in event.urls() {
+                    tray::open_link(&handle, url.as_str());
+                }
+            });
             // Off the main thread: it may run xdg-mime, and the tray should not wait for it.
+            let handle = app.handle().clone();
             let _ = std::thread::Builder::new()
                 .name("jumpgate-scheme".into())
-                .spawn(|| match platform::register_scheme() {
-                    Ok(file) => {
-                        tracing::info!("jumpgate:// links open this app ({})", file.display())
-                    }
+                .spawn(move || match platform::register_scheme(&handle) {
+                    Ok(true) => tracing::info!("jumpgate:// links open this app"),
+                    Ok(false) => {}
                     Err(e) => tracing::warn!("jumpgate:// links are not registered: {e}"),
                 });
             if tray::automation() {
@@ -330,6 +347,34 @@ mod ipc_tests {
             .build()
             .expect("popover");
         (app, popover)
+    }
+
+    /// Start at login goes through tauri-plugin-autostart: on Linux an XDG autostart entry
+    /// that starts the app as it was started (the demo with `--demo`), removed when turned
+    /// off.
+    #[test]
+    fn start_at_login_goes_through_the_autostart_plugin() {
+        let dir = tempfile::tempdir().expect("dir");
+        // The plugin writes to $HOME/.config/autostart.
+        std::env::set_var("HOME", dir.path());
+        let app = mock_builder()
+            .plugin(tauri_plugin_autostart::init(
+                tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+                Some(vec!["--demo"]),
+            ))
+            .build(tauri::generate_context!())
+            .expect("app");
+        let handle = app.handle();
+        assert!(!platform::starts_at_login(handle));
+        platform::set_start_at_login(handle, true).expect("on");
+        assert!(platform::starts_at_login(handle));
+        let entry = dir.path().join(".config/autostart/Jumpgate.desktop");
+        let text = std::fs::read_to_string(&entry).expect("an autostart entry");
+        assert!(text.contains("--demo"), "{text}");
+        platform::set_start_at_login(handle, false).expect("off");
+        assert!(!entry.exists() && !platform::starts_at_login(handle));
+        // Off twice is not an error.
+        platform::set_start_at_login(handle, false).expect("off again");
     }
 
     /// The app's real configuration and capabilities on Tauri's mock runtime: the popover may

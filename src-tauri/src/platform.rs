@@ -1,97 +1,69 @@
-//! The desktop around the app: starting at login and the `jumpgate://` scheme (XDG desktop
-//! entries on Linux), and writing exports without overwriting anything.
+//! The desktop around the app, through Tauri's plugins so that each platform gets its own
+//! mechanism: starting at login (`tauri-plugin-autostart`: an XDG autostart entry, a Windows
+//! Run key, a macOS launch agent) and the `jumpgate://` scheme (`tauri-plugin-deep-link`),
+//! plus writing exports without overwriting anything.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-const AUTOSTART: &str = "dev.jumpgate.tray.desktop";
-const HANDLER: &str = "dev.jumpgate.tray-handler.desktop";
+use jumpgate_core::launch::Os;
+use tauri::Manager as _;
+use tauri::{AppHandle, Runtime};
+use tauri_plugin_autostart::AutoLaunchManager;
+use tauri_plugin_deep_link::DeepLinkExt as _;
 
-fn autostart_file() -> Option<PathBuf> {
-    dirs::config_dir().map(|d| d.join("autostart").join(AUTOSTART))
+/// Whether the app starts at login (false where the plugin is not installed, as in the IPC
+/// tests' mock app).
+pub fn starts_at_login<R: Runtime>(app: &AppHandle<R>) -> bool {
+    app.try_state::<AutoLaunchManager>()
+        .is_some_and(|a| a.is_enabled().unwrap_or(false))
 }
 
-/// A value for a desktop entry's `Exec` key: quoted, with `"`, `` ` ``, `$` and `\` escaped.
-fn exec_arg(arg: &str) -> String {
-    let mut out = String::from("\"");
-    for c in arg.chars() {
-        if matches!(c, '"' | '`' | '$' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
+/// Turns starting at login on or off. The entry starts the app with the arguments the plugin
+/// was given (`--demo` in demo mode).
+pub fn set_start_at_login<R: Runtime>(app: &AppHandle<R>, on: bool) -> Result<(), String> {
+    let autostart = app
+        .try_state::<AutoLaunchManager>()
+        .ok_or("start at login is not available in this build")?;
+    let result = if on {
+        autostart.enable()
+    } else if autostart.is_enabled().unwrap_or(false) {
+        autostart.disable()
+    } else {
+        Ok(())
+    };
+    result.map_err(|e| e.to_string())
+}
+
+/// Whether the app registers `jumpgate://` for this user when it starts.
+///
+/// - Linux: a package (`.deb`, `.rpm`) registers the scheme in its desktop entry, so an app
+///   installed under `/usr` leaves it alone; an AppImage or a build run from anywhere else
+///   registers itself (a desktop entry in the user's data folder, made the default with
+///   `xdg-mime`).
+/// - Windows: the installer registers it; registering again points the user's key at this
+///   executable, which keeps a portable copy working.
+/// - macOS: the bundle's `Info.plist` declares it; there is nothing to register at run time.
+pub fn registers_scheme_at_start(os: Os, exe: &Path, appimage: bool) -> bool {
+    match os {
+        Os::Linux => appimage || !exe.starts_with("/usr"),
+        Os::Windows => true,
+        Os::MacOs => false,
     }
-    out.push('"');
-    out
 }
 
-fn entry(exec: &str, extra: &str) -> String {
-    format!(
-        "[Desktop Entry]\nType=Application\nName=Jumpgate\nComment=Just-in-time access to jump boxes\nExec={exec}\nIcon=jumpgate\nTerminal=false\n{extra}"
-    )
-}
-
-fn exe() -> std::io::Result<String> {
-    Ok(std::env::current_exe()?.display().to_string())
-}
-
-/// Whether the app starts at login.
-pub fn starts_at_login() -> bool {
-    autostart_file().is_some_and(|f| f.is_file())
-}
-
-/// Writes or removes the autostart entry. In demo mode the entry starts the demo.
-pub fn set_start_at_login(on: bool, demo: bool) -> std::io::Result<()> {
-    let file = autostart_file().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::NotFound, "no configuration folder")
-    })?;
-    autostart(&file, on, &exe()?, demo)
-}
-
-fn autostart(file: &Path, on: bool, exe: &str, demo: bool) -> std::io::Result<()> {
-    if !on {
-        return match std::fs::remove_file(file) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            other => other,
-        };
+/// Registers the app for `jumpgate://` links where [`registers_scheme_at_start`] says so.
+/// Answers whether it registered.
+pub fn register_scheme<R: Runtime>(app: &AppHandle<R>) -> Result<bool, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let appimage = std::env::var_os("APPIMAGE").is_some();
+    if !registers_scheme_at_start(Os::CURRENT, &exe, appimage) {
+        return Ok(false);
     }
-    let mut exec = exec_arg(exe);
-    if demo {
-        exec.push_str(" --demo");
-    }
-    replace(file, &entry(&exec, "X-GNOME-Autostart-enabled=true\n"))
-}
-
-/// Registers the app as the handler of `jumpgate://` links for this user: a desktop entry
-/// with the scheme's MIME type, made the default with `xdg-mime` when it is installed. A
-/// link then starts the app (or reaches the running one, which checks it).
-pub fn register_scheme() -> std::io::Result<PathBuf> {
-    let dir = dirs::data_dir()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no data folder"))?
-        .join("applications");
-    let file = dir.join(HANDLER);
-    let text = entry(
-        &format!("{} %u", exec_arg(&exe()?)),
-        "NoDisplay=true\nMimeType=x-scheme-handler/jumpgate;\n",
-    );
-    if std::fs::read_to_string(&file).ok().as_deref() != Some(text.as_str()) {
-        replace(&file, &text)?;
-    }
-    let _ = std::process::Command::new("xdg-mime")
-        .args(["default", HANDLER, "x-scheme-handler/jumpgate"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-    Ok(file)
-}
-
-/// Writes `text` to `path` through a temporary file and a rename: a crash leaves the old
-/// file or the new one, never half of one.
-fn replace(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no folder"))?;
-    std::fs::create_dir_all(dir)?;
-    jumpgate_azure::private::write_atomic(path, text.as_bytes())
+    app.deep_link()
+        .register_all()
+        .map(|()| true)
+        .map_err(|e| e.to_string())
 }
 
 /// Writes a new file `stem.ext` in `dir` (`stem-2.ext` and so on when it exists), readable by
@@ -126,9 +98,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exec_values_are_quoted_so_a_path_cannot_add_arguments() {
-        assert_eq!(exec_arg("/opt/jump gate/app"), "\"/opt/jump gate/app\"");
-        assert_eq!(exec_arg("/a\"b$c`d\\e"), "\"/a\\\"b\\$c\\`d\\\\e\"");
+    fn only_unpackaged_linux_builds_and_windows_register_links_at_start() {
+        let usr = Path::new("/usr/bin/jumpgate-tray");
+        let home = Path::new("/home/alice/bin/jumpgate-tray");
+        assert!(!registers_scheme_at_start(Os::Linux, usr, false));
+        assert!(registers_scheme_at_start(Os::Linux, usr, true));
+        assert!(registers_scheme_at_start(Os::Linux, home, false));
+        // "/usrx" is not under /usr.
+        assert!(registers_scheme_at_start(
+            Os::Linux,
+            Path::new("/usrx/jumpgate-tray"),
+            false
+        ));
+        assert!(registers_scheme_at_start(
+            Os::Windows,
+            Path::new(r"C:\Program Files\Jumpgate\jumpgate-tray.exe"),
+            false
+        ));
+        assert!(!registers_scheme_at_start(
+            Os::MacOs,
+            Path::new("/Applications/Jumpgate.app/Contents/MacOS/jumpgate-tray"),
+            false
+        ));
     }
 
     #[test]
@@ -145,25 +136,5 @@ mod tests {
             let mode = std::fs::metadata(&b).expect("meta").permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-    }
-
-    #[test]
-    fn start_at_login_writes_and_removes_an_autostart_entry() {
-        let dir = tempfile::tempdir().expect("dir");
-        let file = dir.path().join("autostart").join(AUTOSTART);
-        autostart(&file, true, "/opt/Jump Gate/jumpgate-tray", true).expect("on");
-        let text = std::fs::read_to_string(&file).expect("entry");
-        assert!(
-            text.contains("Exec=\"/opt/Jump Gate/jumpgate-tray\" --demo\n"),
-            "{text}"
-        );
-        assert!(
-            text.starts_with("[Desktop Entry]\nType=Application\n"),
-            "{text}"
-        );
-        autostart(&file, false, "", false).expect("off");
-        assert!(!file.exists());
-        // Turning it off twice is not an error.
-        autostart(&file, false, "", false).expect("off again");
     }
 }

@@ -161,7 +161,7 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     let items = tray::menu(
         &Snapshot::default(),
         &[],
-        crate::platform::starts_at_login(),
+        crate::platform::starts_at_login(app),
     );
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(Image::from_bytes(icon_png(Icon::SignedOut))?)
@@ -197,9 +197,8 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
             });
         }
         "start_at_login" => {
-            let on = !crate::platform::starts_at_login();
-            let demo = app.state::<crate::AppCtx>().demo.is_some();
-            if let Err(e) = crate::platform::set_start_at_login(on, demo) {
+            let on = !crate::platform::starts_at_login(app);
+            if let Err(e) = crate::platform::set_start_at_login(app, on) {
                 tracing::warn!("cannot change start at login: {e}");
             }
             let app = app.clone();
@@ -273,16 +272,6 @@ fn close_on_blur<R: Runtime>(app: &AppHandle<R>) {
     }
 }
 
-/// A notice's body as the notification server gets it: markup escaped where freedesktop
-/// servers render it (a justification's `<a href=…>` stays text).
-pub fn shown_body(body: &str) -> String {
-    if cfg!(all(unix, not(target_os = "macos"))) {
-        jumpgate_core::text::markup(body)
-    } else {
-        jumpgate_core::text::block(body).into_owned()
-    }
-}
-
 /// What the popover says about a link that failed its checks: fixed, never the link's text.
 pub const REFUSED_LINK: &str = "A jumpgate:// link was refused: it is not a Connect link Jumpgate can open safely, so nothing was filled in or sent. Ask whoever sent it for a new link, or connect from here.";
 
@@ -348,14 +337,19 @@ async fn count_down<R: Runtime>(app: &AppHandle<R>) {
 /// and answers the state (for a command to return without reading it again).
 pub async fn refresh<R: Runtime>(app: &AppHandle<R>) -> crate::commands::CommandResult<AppState> {
     let ctx = app.state::<crate::AppCtx>();
-    let (state, snapshot) =
-        match crate::commands::snapshot(ctx.engine.clone(), ctx.demo.is_some()).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("cannot read the state for the tray: {e}");
-                return Err(e);
-            }
-        };
+    let (state, snapshot) = match crate::commands::snapshot(
+        ctx.engine.clone(),
+        ctx.demo.is_some(),
+        crate::platform::starts_at_login(app),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot read the state for the tray: {e}");
+            return Err(e);
+        }
+    };
     if let Some(icon) = app.tray_by_id(TRAY_ID) {
         let targets: Vec<String> = state.targets.iter().map(|t| t.vm.clone()).collect();
         let items = tray::menu(&snapshot, &targets, state.start_at_login);
@@ -447,43 +441,33 @@ pub fn intent_for_action(action: &str, opens: &str) -> Option<Intent> {
     Some(Intent::view(view))
 }
 
-/// A desktop notification for a watcher event, with its actions. On Linux the daemon reports
-/// which action was clicked, and the popover opens on it. Without a notification daemon (no
-/// session bus) it is logged instead: the app keeps running.
+/// A desktop notification for a watcher event, with its actions (`crate::notify`). Where
+/// the platform reports which action was clicked, the popover opens on it. Without a
+/// notification service (no session bus, say) it is logged instead: the app keeps running.
 pub fn notify<R: Runtime>(app: &AppHandle<R>, event: &WatchEvent) {
+    use crate::notify::Notifier as _;
     let notice = tray::notice(event);
-    let app = app.clone();
-    // Showing a notification and waiting for its action are blocking D-Bus calls.
+    let notifier = crate::notify::System {
+        app_id: app.config().identifier.clone(),
+    };
+    let handle = app.clone();
+    let opens = notice.opens.clone();
+    let chosen: crate::notify::Chosen = std::sync::Arc::new(move |action: &str| {
+        if let Some(intent) = intent_for_action(action, &opens) {
+            tracing::info!("notification action {action}: opening {}", intent.view);
+            let _ = show_popover(&handle, intent);
+        }
+    });
+    // Showing a notification and waiting for its action are blocking calls.
     let spawned = std::thread::Builder::new()
         .name("jumpgate-notice".into())
         .spawn(move || {
-            // The fields are plain lines already (`tray::notice`); freedesktop servers render
-            // the body as markup, so it is escaped there (RELIABILITY #22).
-            let body = shown_body(&notice.body);
-            let mut n = notify_rust::Notification::new();
-            n.appname("Jumpgate").summary(&notice.title).body(&body);
-            n.action("default", "Open");
-            for a in &notice.actions {
-                n.action(&a.id, &a.label);
-            }
-            if notice.urgent {
-                n.urgency(notify_rust::Urgency::Critical);
-            }
-            match n.show() {
-                #[cfg(all(unix, not(target_os = "macos")))]
-                Ok(handle) => handle.wait_for_action(|action| {
-                    if let Some(intent) = intent_for_action(action, &notice.opens) {
-                        tracing::info!("notification action {action}: opening {}", intent.view);
-                        let _ = show_popover(&app, intent);
-                    }
-                }),
-                #[cfg(not(all(unix, not(target_os = "macos"))))]
-                Ok(_) => {}
-                Err(e) => tracing::warn!(
+            if let Err(e) = notifier.show(&notice, chosen) {
+                tracing::warn!(
                     "notification not shown ({e}): {}: {}",
                     jumpgate_core::text::log(&notice.title),
                     jumpgate_core::text::log(&notice.body)
-                ),
+                );
             }
         });
     if let Err(e) = spawned {
@@ -494,6 +478,7 @@ pub fn notify<R: Runtime>(app: &AppHandle<R>, event: &WatchEvent) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jumpgate_core::launch::Os;
 
     #[test]
     fn reliability_22_notification_bodies_from_others_are_inert() {
@@ -509,12 +494,12 @@ mod tests {
             duration: Some("PT1H".into()),
             ticket: None,
         };
-        let body = shown_body(&tray::notice(&e).body);
+        let body = crate::notify::shown_body(&tray::notice(&e).body, Os::CURRENT);
         assert!(
             !body.chars().any(jumpgate_core::text::is_hostile),
             "{body:?}"
         );
-        if cfg!(all(unix, not(target_os = "macos"))) {
+        if Os::CURRENT == Os::Linux {
             assert!(
                 !body.contains('<') && body.contains("&lt;a href="),
                 "{body}"

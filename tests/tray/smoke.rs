@@ -137,11 +137,12 @@ fn demo_mode_runs_the_simulator_and_hands_its_configuration_to_the_cli() {
         String::from_utf8_lossy(&ip.stderr)
     );
 
-    // It has registered itself for jumpgate:// links, for this user.
+    // It has registered itself for jumpgate:// links, for this user (tauri-plugin-deep-link,
+    // since it does not run from a package under /usr).
     let handler = running
         .home
         .path()
-        .join(".local/share/applications/dev.jumpgate.tray-handler.desktop");
+        .join(".local/share/applications/jumpgate-tray-handler.desktop");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !handler.exists() {
         assert!(

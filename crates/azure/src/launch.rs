@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use jumpgate_core::config::LaunchConfig;
+use jumpgate_core::launch::{self, CommandLine, Os};
 
 pub use crate::engine::Endpoint;
 
@@ -83,9 +84,12 @@ pub fn rdp_file(
     Ok(lines.join("\r\n") + "\r\n")
 }
 
+/// Whether `program` is on the PATH (as `program.exe` too, for Windows).
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+    let names = [program.to_string(), format!("{program}.exe")];
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|d| names.iter().any(|n| d.join(n).is_file()))
+    })
 }
 
 /// The client `connect` would start for a port (SSH for 22, RDP otherwise), if it is installed.
@@ -103,9 +107,9 @@ pub fn client_for(config: &LaunchConfig, port: u16) -> Result<String, String> {
             .ok_or("launch.ssh_command is empty")?
             .to_string()
     } else {
-        rdp_program(config)?.0
+        rdp_command(config, "jumpgate.rdp")?.program
     };
-    let found = if program.contains('/') {
+    let found = if program.contains(['/', '\\']) {
         Path::new(&program).is_file()
     } else {
         on_path(&program)
@@ -121,31 +125,25 @@ pub fn client_for(config: &LaunchConfig, port: u16) -> Result<String, String> {
     }
 }
 
-/// The RDP client to run, and the arguments that go before the `.rdp` file.
-fn rdp_program(config: &LaunchConfig) -> Result<(String, Vec<String>), String> {
-    if let Some(cmd) = &config.rdp_command {
+/// The RDP client's command line for `file` on this platform (`jumpgate_core::launch::rdp`).
+fn rdp_command(config: &LaunchConfig, file: &str) -> Result<CommandLine, String> {
+    if config.rdp_command.is_some() {
         config.allowed("launch.rdp_command")?;
-        let mut parts = cmd.split_whitespace().map(str::to_string);
-        let program = parts.next().ok_or("launch.rdp_command is empty")?;
-        return Ok((program, parts.collect()));
     }
-    if cfg!(windows) {
-        return Ok(("mstsc".into(), vec![]));
+    launch::rdp(Os::CURRENT, config.rdp_command.as_deref(), file, &on_path)
+}
+
+/// Spawns a command line built by `jumpgate_core::launch`, with no shell in between.
+fn spawn(line: &CommandLine, stdin: Stdio) -> std::io::Result<Child> {
+    let mut command = Command::new(&line.program);
+    command.args(&line.args).stdin(stdin);
+    #[cfg(windows)]
+    if line.new_console {
+        use std::os::windows::process::CommandExt as _;
+        const CREATE_NEW_CONSOLE: u32 = 0x0000_0010;
+        command.creation_flags(CREATE_NEW_CONSOLE);
     }
-    if cfg!(target_os = "macos") {
-        // -W: `open` returns when the app exits, so the file outlives the app's reading it.
-        return Ok(("open".into(), vec!["-W".into()]));
-    }
-    for (program, args) in [
-        ("xfreerdp3", vec![]),
-        ("xfreerdp", vec![]),
-        ("remmina", vec!["-c".to_string()]),
-    ] {
-        if on_path(program) {
-            return Ok((program.into(), args));
-        }
-    }
-    Err("no RDP client found: install freerdp2-x11 (xfreerdp) or remmina, or set launch.rdp_command".into())
+    command.spawn()
 }
 
 fn private_dir() -> std::io::Result<PathBuf> {
@@ -201,22 +199,19 @@ pub fn rdp(
     user: Option<&str>,
 ) -> Result<String, String> {
     let text = rdp_file(config, endpoint, user)?;
-    let (program, mut args) = rdp_program(config)?;
     let dir = private_dir()
         .map_err(|e| format!("cannot create a private folder for the .rdp file: {e}"))?;
     let file = dir.join("jumpgate.rdp");
     let started = write_private(&file, &text)
         .map_err(|e| e.to_string())
-        .and_then(|_| {
-            args.push(file.display().to_string());
-            Command::new(&program)
-                .args(&args)
-                .stdin(Stdio::null())
-                .spawn()
-                .map_err(|e| format!("cannot start {program}: {e}"))
+        .and_then(|_| rdp_command(config, &file.display().to_string()))
+        .and_then(|line| {
+            spawn(&line, Stdio::null())
+                .map(|child| (child, line.program.clone()))
+                .map_err(|e| format!("cannot start {}: {e}", line.program))
         });
     match started {
-        Ok(mut child) => {
+        Ok((mut child, program)) => {
             let cleanup = std::thread::spawn(move || {
                 let _ = child.wait();
                 let _ = std::fs::remove_dir_all(&dir);
@@ -251,20 +246,15 @@ pub fn ssh(
 ) -> Result<String, String> {
     let args = ssh_args(endpoint, user)?;
     config.allowed("launch.ssh_command")?;
-    let mut parts = config.ssh_command.split_whitespace();
-    let program = parts
-        .next()
-        .ok_or("launch.ssh_command is empty")?
-        .to_string();
-    let status = Command::new(&program)
-        .args(parts)
-        .args(&args)
+    let line = launch::ssh(&config.ssh_command, &args)?;
+    let status = Command::new(&line.program)
+        .args(&line.args)
         .status()
-        .map_err(|e| format!("cannot start {program}: {e}"))?;
+        .map_err(|e| format!("cannot start {}: {e}", line.program))?;
     if !status.success() {
-        return Err(format!("{program} ended with {status}"));
+        return Err(format!("{} ended with {status}", line.program));
     }
-    Ok(program)
+    Ok(line.program)
 }
 
 /// Opens a URL in the system browser. Only `https`, or `http` on loopback (the simulator).
@@ -275,20 +265,9 @@ pub fn open_browser(url: &str) -> bool {
     if !allowed {
         return false;
     }
-    let (program, args): (&str, Vec<&str>) = if cfg!(windows) {
-        ("cmd", vec!["/c", "start", ""])
-    } else if cfg!(target_os = "macos") {
-        ("open", vec![])
-    } else {
-        ("xdg-open", vec![])
-    };
-    Command::new(program)
-        .args(args)
-        .arg(url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .is_ok()
+    // The platform's own API (xdg-open and friends, ShellExecute, LaunchServices), never
+    // `cmd /c start`, which cuts a URL at its first `&`.
+    open::that_detached(url).is_ok()
 }
 
 /// The `ssh` arguments for an endpoint: `-p PORT -- [user@]host`, with the user checked.
@@ -320,7 +299,7 @@ fn ssh_args(endpoint: &Endpoint, user: Option<&str>) -> Result<Vec<String>, Stri
 }
 
 /// Starts the SSH client in a terminal window of its own (the tray app has no terminal):
-/// `launch.terminal_command`, else `x-terminal-emulator`, with `-e` and the ssh command.
+/// `launch.terminal_command`, else the platform's terminal (`jumpgate_core::launch`).
 pub fn ssh_in_terminal(
     config: &LaunchConfig,
     endpoint: &Endpoint,
@@ -329,36 +308,35 @@ pub fn ssh_in_terminal(
     let args = ssh_args(endpoint, user)?;
     config.allowed("launch.ssh_command")?;
     config.allowed("launch.terminal_command")?;
-    let mut ssh = config.ssh_command.split_whitespace().map(str::to_string);
-    let program = ssh.next().ok_or("launch.ssh_command is empty")?;
-    let terminal = config
-        .terminal_command
-        .clone()
-        .unwrap_or_else(|| "x-terminal-emulator".into());
-    let mut parts = terminal.split_whitespace().map(str::to_string);
-    let term = parts.next().ok_or("launch.terminal_command is empty")?;
-    let found = if term.contains('/') {
-        Path::new(&term).is_file()
+    let line = launch::ssh_in_terminal(
+        Os::CURRENT,
+        config.terminal_command.as_deref(),
+        &config.ssh_command,
+        &args,
+        &on_path,
+    )?;
+    let found = if line.program.contains(['/', '\\']) {
+        Path::new(&line.program).is_file()
     } else {
-        on_path(&term)
+        on_path(&line.program)
     };
     if !found {
         return Err(format!(
-            "no terminal to run ssh in: install one (x-terminal-emulator) or set launch.terminal_command, or run: {program} {}",
+            "no terminal to run ssh in: install one ({}) or set launch.terminal_command, or run: {} {}",
+            line.program,
+            config.ssh_command,
             args.join(" ")
         ));
     }
-    let child = Command::new(&term)
-        .args(parts)
-        .arg("-e")
-        .arg(&program)
-        .args(ssh)
-        .args(&args)
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {term}: {e}"))?;
+    let child =
+        spawn(&line, Stdio::null()).map_err(|e| format!("cannot start {}: {e}", line.program))?;
     settle(child, Duration::from_millis(500));
-    Ok(program)
+    Ok(config
+        .ssh_command
+        .split_whitespace()
+        .next()
+        .unwrap_or("ssh")
+        .to_string())
 }
 
 #[cfg(test)]

@@ -380,6 +380,21 @@ mod tests {
     }
 
     #[test]
+    fn every_chunk_fits_a_windows_credential() {
+        // Windows' Credential Manager keeps a secret as UTF-16, at most 2560 bytes; keyring's
+        // windows-native store refuses a larger one. A chunk of any text stays below it.
+        for text in [
+            "x".repeat(20_000),
+            "é".repeat(9_000),
+            "\u{1F511}".repeat(5_000),
+        ] {
+            for part in split(&text, CHUNK) {
+                assert!(part.encode_utf16().count() * 2 <= 2560, "{}", part.len());
+            }
+        }
+    }
+
+    #[test]
     fn headers_parse_strictly() {
         assert_eq!(parse_header("v1:3:00000000000000ff"), Some((3, 255)));
         for bad in ["", "v2:3:ff", "v1:x:ff", "v1:3", "v1:999:ff"] {

@@ -23,6 +23,7 @@ pub mod events;
 pub mod explain;
 pub mod input;
 pub mod ip;
+pub mod launch;
 pub mod phase;
 pub mod planner;
 pub mod policy;
