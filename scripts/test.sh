@@ -15,11 +15,12 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # (scripts/desktop-session.sh). webkit2gtk-driver (WebKitWebDriver), trayer and xdotool:
 # the end-to-end tests drive the app's webview and its tray icon. freerdp2-x11 and
 # openssh-client: the real clients the app launches. faketime: the fault matrix runs the CLI
-# with the laptop's clock skewed.
+# with the laptop's clock skewed. xdg-utils and desktop-file-utils: the desktop registers
+# jumpgate:// links (xdg-mime, update-desktop-database), for the app and for the installed package.
 APT_PACKAGES=(build-essential pkg-config ca-certificates dbus dbus-daemon dbus-x11 gnome-keyring libsecret-tools
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev file libdbus-1-dev
   xvfb x11-utils xauth fonts-dejavu-core dunst
-  webkit2gtk-driver trayer xdotool freerdp2-x11 openssh-client faketime)
+  webkit2gtk-driver trayer xdotool freerdp2-x11 openssh-client faketime xdg-utils desktop-file-utils)
 
 say() { printf '==> %s\n' "$*"; }
 

@@ -154,10 +154,30 @@ fn demo_mode_runs_the_simulator_and_hands_its_configuration_to_the_cli() {
     }
     let entry = std::fs::read_to_string(&handler).expect("handler");
     assert!(
-        entry.contains("MimeType=x-scheme-handler/jumpgate;")
+        entry.contains("MimeType=x-scheme-handler/jumpgate")
             && entry.contains(&format!("Exec=\"{}\" %u", tray().display())),
         "{entry}"
     );
+    // And made it the desktop's default for the scheme.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let query = Command::new("xdg-mime")
+            .args(["query", "default", "x-scheme-handler/jumpgate"])
+            .env("HOME", running.home.path())
+            .env_remove("XDG_DATA_HOME")
+            .output()
+            .expect("xdg-mime (xdg-utils)");
+        let answer = String::from_utf8_lossy(&query.stdout);
+        if answer.trim() == "jumpgate-tray-handler.desktop" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "xdg-mime answers {answer:?}: {}",
+            running.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // It stays up, and SIGTERM ends it.
     std::thread::sleep(Duration::from_secs(2));
