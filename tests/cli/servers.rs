@@ -123,7 +123,7 @@ impl Server {
                 }
             });
         }
-        let server = Server {
+        let mut server = Server {
             name,
             child,
             log,
@@ -131,6 +131,9 @@ impl Server {
         };
         let start = Instant::now();
         while !server.logged(ready) {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("{name} ended at start ({status}): {:#?}", server.lines());
+            }
             assert!(
                 start.elapsed() < Duration::from_secs(10),
                 "{name} did not start: {:#?}",
