@@ -16,11 +16,15 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # the end-to-end tests drive the app's webview and its tray icon. freerdp2-x11 and
 # openssh-client: the real clients the app launches. faketime: the fault matrix runs the CLI
 # with the laptop's clock skewed. xdg-utils and desktop-file-utils: the desktop registers
-# jumpgate:// links (xdg-mime, update-desktop-database), for the app and for the installed package.
+# jumpgate:// links (xdg-mime, update-desktop-database), for the app and for the installed
+# package. openssh-server, xrdp and openssl: tests/cli/servers.rs puts a real sshd and a real
+# xrdp behind the simulator's JIT gate, each started by the test from a throwaway folder on a
+# port of its own (never as a system service), with a throwaway key and certificate.
 APT_PACKAGES=(build-essential pkg-config ca-certificates dbus dbus-daemon dbus-x11 gnome-keyring libsecret-tools
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev file libdbus-1-dev
   xvfb x11-utils xauth fonts-dejavu-core dunst
-  webkit2gtk-driver trayer xdotool freerdp2-x11 openssh-client faketime xdg-utils desktop-file-utils)
+  webkit2gtk-driver trayer xdotool freerdp2-x11 openssh-client faketime xdg-utils desktop-file-utils
+  openssh-server xrdp openssl)
 
 say() { printf '==> %s\n' "$*"; }
 
@@ -38,8 +42,41 @@ install_missing() {
       fi
     fi
     say "installing ${missing[*]}"
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The postinst scripts of openssh-server and xrdp start their daemons (sshd on port 22,
+    # xrdp on 3389) through invoke-rc.d, which a policy-rc.d answering 101 ("action forbidden")
+    # stops. One is put in place for this install only; one already there (as in containers)
+    # is left alone.
+    local policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      policy=/usr/sbin/policy-rc.d
+      printf '#!/bin/sh\n# Put here by jumpgate scripts/test.sh for one apt-get install.\nexit 101\n' |
+        $sudo tee "$policy" >/dev/null
+      $sudo chmod 755 "$policy"
+      trap "$sudo rm -f /usr/sbin/policy-rc.d" EXIT
+    fi
+    local installed=0
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+      installed=$?
+    if [ -n "$policy" ]; then
+      $sudo rm -f "$policy"
+      trap - EXIT
+    fi
+    [ "$installed" -eq 0 ] || exit "$installed"
+    # Nor should they start at the next boot: the services this install enabled are disabled
+    # again (systemctl only edits links here, so it works without a running systemd).
+    local pkg services
+    for pkg in "${missing[@]}"; do
+      case "$pkg" in
+        openssh-server) services="ssh.service" ;;
+        xrdp) services="xrdp.service xrdp-sesman.service" ;;
+        *) continue ;;
+      esac
+      if command -v systemctl >/dev/null; then
+        # shellcheck disable=SC2086 # one word per service
+        $sudo systemctl disable --quiet $services 2>/dev/null || true
+      fi
+    done
   fi
   if ! command -v cargo >/dev/null; then
     echo "Rust is not installed. Install it with rustup (https://rustup.rs), then run this again." >&2

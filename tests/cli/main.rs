@@ -8,5 +8,6 @@ mod enterprise;
 mod faults;
 mod flows;
 mod reliability;
+mod servers;
 mod support;
 mod watch;

@@ -93,11 +93,10 @@ impl Sim {
         }
     }
 
-    /// A configuration for `upn`, with its own keychain service and state directory.
+    /// A configuration for `upn`, with its own keychain service and state directory, whose
+    /// clients are stand-ins that record how they were started.
     pub fn user(&self, upn: &str) -> User {
         let name = upn.split('@').next().unwrap_or(upn);
-        let service = format!("jumpgate-test-{}", uuid::Uuid::new_v4().simple());
-        let state = self.dir.path().join(format!("state-{name}"));
         let fake_rdp = self.dir.path().join("fake-rdp");
         if !fake_rdp.exists() {
             let log = self.dir.path().join("rdp-launches");
@@ -118,13 +117,26 @@ impl Sim {
             .expect("fake ssh");
             chmod_x(&fake_ssh);
         }
+        self.user_with_launch(
+            upn,
+            &format!(
+                "rdp_command = \"{}\"\nssh_command = \"{}\"\nusername = \"{name}\"",
+                fake_rdp.display(),
+                fake_ssh.display()
+            ),
+        )
+    }
+
+    /// A configuration for `upn` whose `[launch]` table holds `launch` (TOML lines).
+    pub fn user_with_launch(&self, upn: &str, launch: &str) -> User {
+        let name = upn.split('@').next().unwrap_or(upn);
+        let service = format!("jumpgate-test-{}", uuid::Uuid::new_v4().simple());
+        let state = self.dir.path().join(format!("state-{name}"));
         let config = self.dir.path().join(format!("{name}.toml"));
         let text = format!(
-            "{}\n[storage]\nkeyring_service = \"{service}\"\nstate_dir = \"{}\"\n\n[launch]\nrdp_command = \"{}\"\nssh_command = \"{}\"\nusername = \"{name}\"\n",
+            "{}\n[storage]\nkeyring_service = \"{service}\"\nstate_dir = \"{}\"\n\n[launch]\n{launch}\n",
             self.config,
             state.display(),
-            fake_rdp.display(),
-            fake_ssh.display()
         );
         std::fs::write(&config, text).expect("write config");
         User {
@@ -167,6 +179,29 @@ impl Sim {
             .json()
             .await
             .expect("json")
+    }
+
+    /// Where the JIT gate listens for `vm` (by name) and `port`: the VM's public IP, or the
+    /// firewall's mapped port.
+    pub async fn gate_address(&self, vm: &str, port: u16) -> String {
+        let gate: Value = self
+            .http
+            .get(format!("{}/_sim/gate", self.url))
+            .bearer_auth(self.control_token())
+            .send()
+            .await
+            .expect("gate")
+            .json()
+            .await
+            .expect("json");
+        let suffix = format!("/virtualmachines/{}", vm.to_ascii_lowercase());
+        gate.as_array()
+            .expect("the gate's endpoints")
+            .iter()
+            .find(|e| e["port"] == port && e["vm"].as_str().is_some_and(|v| v.ends_with(&suffix)))
+            .and_then(|e| e["address"].as_str())
+            .unwrap_or_else(|| panic!("the gate does not listen for {vm}:{port}: {gate}"))
+            .to_string()
     }
 
     pub async fn advance(&self, seconds: i64) {
