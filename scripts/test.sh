@@ -117,6 +117,9 @@ install_missing
 
 say "cargo test --workspace (inside dbus-run-session, with gnome-keyring, Xvfb and dunst)"
 cargo build --workspace --locked --bins
+# The .deb that tests/tray/package.rs installs: a debug build with the demo, as CI packages.
+say "packaging the app (scripts/package.sh --bundles deb)"
+bash scripts/package.sh --bundles deb
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
