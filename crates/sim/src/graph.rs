@@ -80,7 +80,7 @@ fn authenticate(
     sim: &Sim,
     world: &World,
     headers: &HeaderMap,
-) -> Result<(User, Vec<String>), Response> {
+) -> Result<(User, Vec<String>), Box<Response>> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -88,12 +88,12 @@ fn authenticate(
         .map(str::trim)
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
-        return Err(error(
+        return Err(Box::new(error(
             sim,
             StatusCode::UNAUTHORIZED,
             "InvalidAuthenticationToken",
             "Access token is empty.",
-        ));
+        )));
     };
     let claims = crate::entra::verify_graph_token(sim, world, token).map_err(|(_, message)| {
         error(
@@ -136,7 +136,7 @@ pub async fn user(
 ) -> Response {
     let world = sim.world();
     if let Err(response) = authenticate(&sim, &world, &headers) {
-        return response;
+        return *response;
     }
     let key = key.to_ascii_lowercase();
     let found = world
@@ -209,10 +209,8 @@ fn parse_filter<'a>(filter: &str, properties: &[&'a str]) -> Option<(&'a str, St
     let mut value = String::new();
     let mut chars = inner.chars().peekable();
     while let Some(c) = chars.next() {
-        if c == '\'' {
-            if chars.next() != Some('\'') {
-                return None;
-            }
+        if c == '\'' && chars.next() != Some('\'') {
+            return None;
         }
         value.push(c);
     }
@@ -313,7 +311,7 @@ pub async fn list_applications(
     let world = sim.world();
     let (_, scopes) = match authenticate(&sim, &world, &headers) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !has_any(&scopes, &READ_APPS) {
         return denied(&sim);
@@ -348,7 +346,7 @@ pub async fn list_service_principals(
     let world = sim.world();
     let (_, scopes) = match authenticate(&sim, &world, &headers) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !has_any(&scopes, &READ_APPS) {
         return denied(&sim);
@@ -374,29 +372,29 @@ pub async fn list_service_principals(
 }
 
 /// The body as a JSON object, or Graph's answer to one that is not.
-fn json_object(sim: &Sim, body: &[u8]) -> Result<Map<String, Value>, Response> {
+fn json_object(sim: &Sim, body: &[u8]) -> Result<Map<String, Value>, Box<Response>> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(error(
+        _ => Err(Box::new(error(
             sim,
             StatusCode::BAD_REQUEST,
             "BadRequest",
             "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
-        )),
+        ))),
     }
 }
 
-fn undeclared(sim: &Sim, map: &Map<String, Value>, declared: &[&str]) -> Result<(), Response> {
+fn undeclared(sim: &Sim, map: &Map<String, Value>, declared: &[&str]) -> Result<(), Box<Response>> {
     match map
         .keys()
         .find(|k| !k.starts_with("@odata.") && !declared.contains(&k.as_str()))
     {
-        Some(k) => Err(error(
+        Some(k) => Err(Box::new(error(
             sim,
             StatusCode::BAD_REQUEST,
             "BadRequest",
             format!("Property '{k}' does not exist as a declared property or extension property."),
-        )),
+        ))),
         None => Ok(()),
     }
 }
@@ -423,7 +421,7 @@ fn valid_redirect(uri: &str) -> bool {
 }
 
 /// The application the body of `POST /v1.0/applications` describes, or Graph's refusal.
-fn application_from(sim: &Sim, body: &[u8]) -> Result<Application, Response> {
+fn application_from(sim: &Sim, body: &[u8]) -> Result<Application, Box<Response>> {
     let map = json_object(sim, body)?;
     undeclared(
         sim,
@@ -438,12 +436,18 @@ fn application_from(sim: &Sim, body: &[u8]) -> Result<Application, Response> {
     )?;
     let display_name = match map.get("displayName") {
         Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 256 => s.clone(),
-        _ => return Err(invalid_value(sim, "displayName", "Application")),
+        _ => return Err(Box::new(invalid_value(sim, "displayName", "Application"))),
     };
     let sign_in_audience = match map.get("signInAudience") {
         None | Some(Value::Null) => "AzureADandPersonalMicrosoftAccount".to_string(),
         Some(Value::String(s)) if SIGN_IN_AUDIENCES.contains(&s.as_str()) => s.clone(),
-        Some(_) => return Err(invalid_value(sim, "signInAudience", "Application")),
+        Some(_) => {
+            return Err(Box::new(invalid_value(
+                sim,
+                "signInAudience",
+                "Application",
+            )))
+        }
     };
     let redirect_uris = match map.get("publicClient") {
         None | Some(Value::Null) => Vec::new(),
@@ -457,27 +461,27 @@ fn application_from(sim: &Sim, body: &[u8]) -> Result<Application, Response> {
                     .collect::<Option<Vec<_>>>()
                     .ok_or_else(|| invalid_value(sim, "redirectUris", "PublicClientApplication"))?,
                 Some(_) => {
-                    return Err(invalid_value(
+                    return Err(Box::new(invalid_value(
                         sim,
                         "redirectUris",
                         "PublicClientApplication",
-                    ))
+                    )))
                 }
             };
             uris
         }
-        Some(_) => return Err(invalid_value(sim, "publicClient", "Application")),
+        Some(_) => return Err(Box::new(invalid_value(sim, "publicClient", "Application"))),
     };
     let fallback_public_client = match map.get("isFallbackPublicClient") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(other) => {
-            return Err(error(
+            return Err(Box::new(error(
                 sim,
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
                 format!("Cannot convert the literal '{other}' to the expected type 'Edm.Boolean'."),
-            ))
+            )))
         }
     };
     let mut required_resource_access = Vec::new();
@@ -487,7 +491,7 @@ fn application_from(sim: &Sim, body: &[u8]) -> Result<Application, Response> {
             for entry in entries {
                 let bad = || invalid_value(sim, "requiredResourceAccess", "Application");
                 let Some(entry) = entry.as_object() else {
-                    return Err(bad());
+                    return Err(Box::new(bad()));
                 };
                 undeclared(sim, entry, &["resourceAppId", "resourceAccess"])?;
                 let resource = entry
@@ -498,11 +502,11 @@ fn application_from(sim: &Sim, body: &[u8]) -> Result<Application, Response> {
                 // Graph refuses a resource that is no application it knows; the simulator
                 // knows Azure Service Management and Microsoft Graph.
                 if !KNOWN_SCOPES.iter().any(|(r, _, _)| *r == resource) {
-                    return Err(invalid_value(
+                    return Err(Box::new(invalid_value(
                         sim,
                         "resourceAppId",
                         "RequiredResourceAccess",
-                    ));
+                    )));
                 }
                 let mut perms = Vec::new();
                 for access in entry
@@ -516,18 +520,24 @@ fn application_from(sim: &Sim, body: &[u8]) -> Result<Application, Response> {
                         .iter()
                         .any(|(r, _, i)| *r == resource && i.eq_ignore_ascii_case(id));
                     if kind != "Scope" || !known {
-                        return Err(invalid_value(
+                        return Err(Box::new(invalid_value(
                             sim,
                             "resourceAccess",
                             "RequiredResourceAccess",
-                        ));
+                        )));
                     }
                     perms.push((id.to_ascii_lowercase(), kind.to_string()));
                 }
                 required_resource_access.push((resource, perms));
             }
         }
-        Some(_) => return Err(invalid_value(sim, "requiredResourceAccess", "Application")),
+        Some(_) => {
+            return Err(Box::new(invalid_value(
+                sim,
+                "requiredResourceAccess",
+                "Application",
+            )))
+        }
     }
     Ok(Application {
         id: uuid::Uuid::new_v4().to_string(),
@@ -544,10 +554,10 @@ fn application_from(sim: &Sim, body: &[u8]) -> Result<Application, Response> {
 
 /// Who may write app registrations: a Graph token with a write permission (403 otherwise),
 /// held by a user whose directory role may register applications.
-fn writer(sim: &Sim, world: &World, headers: &HeaderMap) -> Result<User, Response> {
+fn writer(sim: &Sim, world: &World, headers: &HeaderMap) -> Result<User, Box<Response>> {
     let (user, scopes) = authenticate(sim, world, headers)?;
     if !has_any(&scopes, &WRITE_APPS) {
-        return Err(denied(sim));
+        return Err(Box::new(denied(sim)));
     }
     Ok(user)
 }
@@ -561,11 +571,11 @@ pub async fn create_application(
     let mut world = sim.world();
     let user = match writer(&sim, &world, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let app = match application_from(&sim, &body) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !user.may_register_apps() {
         world.record(
@@ -604,14 +614,14 @@ pub async fn create_service_principal(
     let mut world = sim.world();
     let user = match writer(&sim, &world, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let map = match json_object(&sim, &body) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(r) = undeclared(&sim, &map, &["appId"]) {
-        return r;
+        return *r;
     }
     let Some(app_id) = map.get("appId").and_then(Value::as_str) else {
         return invalid_value(&sim, "appId", "ServicePrincipal");
