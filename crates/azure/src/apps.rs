@@ -109,7 +109,7 @@ impl Graph<'_> {
             }
             items.extend(answer.body["value"].as_array().cloned().unwrap_or_default());
             match answer.body["@odata.nextLink"].as_str() {
-                Some(next) => url = self.same_origin(next)?,
+                Some(next) => url = graph_link(self.engine.config.graph(), next)?,
                 None => return Ok(items),
             }
         }
@@ -119,32 +119,34 @@ impl Graph<'_> {
             format!("Microsoft Graph kept linking to more pages while {what}: stopped after {MAX_PAGES}."),
         ))
     }
+}
 
-    fn same_origin(&self, link: &str) -> Result<String, Failure> {
-        let refuse = || {
-            Failure::new(
-                Kind::Other,
-                "graph_next_link",
-                "Microsoft Graph answered a next page outside the configured Graph endpoint; it was not followed.",
-            )
-        };
-        let base = url::Url::parse(self.engine.config.graph()).map_err(|_| refuse())?;
-        let url = url::Url::parse(link).map_err(|_| refuse())?;
-        let prefix = base.path().trim_end_matches('/');
-        let same = url.scheme() == base.scheme()
-            && url.host_str() == base.host_str()
-            && url.port_or_known_default() == base.port_or_known_default()
-            && url.username().is_empty()
-            && url.password().is_none()
-            && url
-                .path()
-                .strip_prefix(prefix)
-                .is_some_and(|rest| rest.starts_with("/v1.0/"));
-        if same {
-            Ok(url.to_string())
-        } else {
-            Err(refuse())
-        }
+/// A next-page link, when it points at the configured Graph endpoint `base` (same scheme,
+/// host and port, no userinfo, under its path's `/v1.0/`): it is sent the token.
+fn graph_link(base: &str, link: &str) -> Result<String, Failure> {
+    let refuse = || {
+        Failure::new(
+            Kind::Other,
+            "graph_next_link",
+            "Microsoft Graph answered a next page outside the configured Graph endpoint; it was not followed.",
+        )
+    };
+    let base = url::Url::parse(base).map_err(|_| refuse())?;
+    let url = url::Url::parse(link).map_err(|_| refuse())?;
+    let prefix = base.path().trim_end_matches('/');
+    let same = url.scheme() == base.scheme()
+        && url.host_str() == base.host_str()
+        && url.port_or_known_default() == base.port_or_known_default()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url
+            .path()
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with("/v1.0/"));
+    if same {
+        Ok(url.to_string())
+    } else {
+        Err(refuse())
     }
 }
 
@@ -215,7 +217,7 @@ pub async fn create(engine: &Engine, request: &CreateRequest) -> Result<AppRegis
                     Kind::Denied,
                     &f.explanation.code,
                     format!(
-                        "{} Registering Jumpgate needs a sign-in allowed to use Microsoft Graph's {} permission: sign in as an Entra admin through an app that has it (jumpgate signin --azure-cli works with the Azure CLI's sign-in).",
+                        "{} Registering Jumpgate needs a sign-in allowed Microsoft Graph's delegated {} permission: sign in as an Entra admin through a client the tenant has consented it for (see Admin set-up in the README).",
                         f.explanation.message,
                         appreg::WRITE_PERMISSION
                     ),
@@ -315,4 +317,32 @@ pub async fn create(engine: &Engine, request: &CreateRequest) -> Result<AppRegis
         created,
         service_principal_created,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_links_are_followed_on_the_graph_origin_only() {
+        let base = "https://graph.microsoft.com";
+        let ok = "https://graph.microsoft.com/v1.0/applications?$skiptoken=x";
+        assert_eq!(graph_link(base, ok).as_deref().ok(), Some(ok));
+        assert!(graph_link(
+            "http://127.0.0.1:4000/",
+            "http://127.0.0.1:4000/v1.0/servicePrincipals?$top=2"
+        )
+        .is_ok());
+        for bad in [
+            "https://evil.example/v1.0/applications",
+            "http://graph.microsoft.com/v1.0/applications",
+            "https://graph.microsoft.com:8443/v1.0/applications",
+            "https://user@graph.microsoft.com/v1.0/applications",
+            "https://graph.microsoft.com/beta/applications",
+            "https://graph.microsoft.com.evil.example/v1.0/applications",
+            "/v1.0/applications",
+        ] {
+            assert!(graph_link(base, bad).is_err(), "{bad}");
+        }
+    }
 }
