@@ -172,3 +172,80 @@ async fn dave_registers_jumpgate_and_alice_signs_in_with_the_printed_config() {
         text(&roles.stderr)
     );
 }
+
+/// The `empty` tenant with Graph lists of two items a page.
+fn paged_empty_tenant(dir: &std::path::Path) -> std::path::PathBuf {
+    let fixture = include_str!("../../crates/sim/tenants/empty.toml").replacen(
+        "[tenant]\n",
+        "[tenant]\npage_size = 2\n",
+        1,
+    );
+    let path = dir.join("empty-paged.toml");
+    std::fs::write(&path, fixture).expect("fixture");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_of_one_name_are_found_across_pages_and_reuse_will_not_choose() {
+    let fixtures = tempfile::tempdir().expect("tempdir");
+    let tenant = paged_empty_tenant(fixtures.path());
+    let sim = Sim::start(tenant.to_str().expect("path"), 0);
+    // Three registrations named alike (Graph allows it), made behind Jumpgate's back.
+    let token = sim
+        .control(
+            "/token",
+            serde_json::json!({"upn": DAVE, "resource": "graph", "scope": "Application.ReadWrite.All"}),
+        )
+        .await["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let created: Value = sim
+            .http
+            .post(format!("{}/v1.0/applications", sim.url))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"displayName": "Jumpgate Twins"}))
+            .send()
+            .await
+            .expect("register")
+            .json()
+            .await
+            .expect("JSON");
+        ids.push(created["appId"].as_str().expect("appId").to_string());
+    }
+    let dave = sim.user(DAVE);
+    sim.sign_in(&dave).await;
+    let mut needles: Vec<&str> = ids.iter().map(String::as_str).collect();
+    needles.push("already exists");
+    refused(
+        &dave,
+        &["admin", "app", "create", "--name", "Jumpgate Twins"],
+        1,
+        &needles,
+    );
+    needles.pop();
+    needles.push("--reuse cannot choose");
+    refused(
+        &dave,
+        &[
+            "admin",
+            "app",
+            "create",
+            "--name",
+            "jumpgate twins",
+            "--reuse",
+        ],
+        1,
+        &needles,
+    );
+    assert!(
+        sim.requests_seen("GET", "/v1.0/applications").await >= 4,
+        "two pages read each time"
+    );
+    assert_eq!(
+        sim.requests_seen("POST", "/v1.0/servicePrincipals").await,
+        0
+    );
+}

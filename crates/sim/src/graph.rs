@@ -217,12 +217,19 @@ fn parse_filter<'a>(filter: &str, properties: &[&'a str]) -> Option<(&'a str, St
     Some((property, value))
 }
 
-/// One page of `items`, as Graph pages directory objects: `$top` items (100 by default, at
-/// most 999), and while more follow an `@odata.nextLink` with the request's own query and a
+/// One page of `items`, as Graph pages directory objects: `$top` items (at most 999; by
+/// default 100, or the tenant's `page_size`), and while more follow an `@odata.nextLink` with the request's own query and a
 /// `$skiptoken` in place of any earlier one.
-fn page(sim: &Sim, uri: &Uri, params: &Params, context: &str, items: Vec<Value>) -> Response {
+fn page(
+    sim: &Sim,
+    uri: &Uri,
+    params: &Params,
+    default: Option<usize>,
+    context: &str,
+    items: Vec<Value>,
+) -> Response {
     let size = match params.get("$top") {
-        None => DEFAULT_PAGE,
+        None => default.unwrap_or(DEFAULT_PAGE),
         Some(top) => match top.parse::<usize>() {
             Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
             _ => {
@@ -333,7 +340,14 @@ pub async fn list_applications(
         })
         .map(|a| application_json(&sim, a))
         .collect();
-    page(&sim, &uri, &params, "applications", items)
+    page(
+        &sim,
+        &uri,
+        &params,
+        world.tenant.page_size,
+        "applications",
+        items,
+    )
 }
 
 /// `GET /v1.0/servicePrincipals[?$filter=appId eq '…' | displayName eq '…'][&$top=N]`.
@@ -368,7 +382,14 @@ pub async fn list_service_principals(
         })
         .map(|sp| service_principal_json(&sim, sp))
         .collect();
-    page(&sim, &uri, &params, "servicePrincipals", items)
+    page(
+        &sim,
+        &uri,
+        &params,
+        world.tenant.page_size,
+        "servicePrincipals",
+        items,
+    )
 }
 
 /// The body as a JSON object, or Graph's answer to one that is not.

@@ -672,3 +672,55 @@ async fn jumpgate_app_id(sim: &Sim, token: &str, name: &str) -> String {
     .await;
     id
 }
+
+#[tokio::test]
+async fn graph_lists_follow_the_tenants_page_size() {
+    // `enterprise` answers two items a page; its Graph is not consented for the tenant's own
+    // app, which the control API's tokens do not need.
+    let sim = start(jumpgate_sim::SimBuilder::new("enterprise").control(true)).await;
+    let token = sim.graph_token(DAVE, "Application.ReadWrite.All").await;
+    for _ in 0..3 {
+        assert_eq!(
+            sim.register(&token, jumpgate_app("Twin")).await.status,
+            StatusCode::CREATED
+        );
+    }
+    let first = sim
+        .graph(
+            Some(&token),
+            Method::GET,
+            "/v1.0/applications?$filter=displayName%20eq%20'Twin'",
+            None,
+        )
+        .await;
+    assert_eq!(
+        first.body["value"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        first.body
+    );
+    let next = first.body["@odata.nextLink"].as_str().expect("next link");
+    let second = sim.graph(Some(&token), Method::GET, next, None).await;
+    assert_eq!(
+        second.body["value"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        second.body
+    );
+    assert!(second.body.get("@odata.nextLink").is_none());
+    // $top still wins.
+    let all = sim
+        .graph(
+            Some(&token),
+            Method::GET,
+            "/v1.0/applications?$top=10",
+            None,
+        )
+        .await;
+    assert_eq!(
+        all.body["value"].as_array().map(Vec::len),
+        Some(4),
+        "{}",
+        all.body
+    );
+}
