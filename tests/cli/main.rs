@@ -3,6 +3,7 @@
 //! gnome-keyring inside `dbus-run-session`).
 
 mod admin;
+mod appreg;
 mod doctor;
 mod enterprise;
 mod faults;

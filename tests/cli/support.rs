@@ -48,6 +48,8 @@ pub struct User {
     pub config: PathBuf,
     pub state: PathBuf,
     pub service: String,
+    /// The system-wide file (`JUMPGATE_SYSTEM_CONFIG`) laid under `config`, if any.
+    pub system_config: Option<PathBuf>,
 }
 
 impl Sim {
@@ -144,6 +146,7 @@ impl Sim {
             config,
             state,
             service,
+            system_config: None,
         }
     }
 
@@ -284,6 +287,9 @@ impl User {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(jumpgate());
         c.arg("--config").arg(&self.config).args(args);
+        if let Some(system) = &self.system_config {
+            c.env("JUMPGATE_SYSTEM_CONFIG", system);
+        }
         c
     }
 

@@ -15,6 +15,7 @@
 //! Architecture invariant: no `tauri` here either; every endpoint comes from configuration.
 
 pub mod admin;
+pub mod apps;
 pub mod arm;
 pub mod doctor;
 pub mod engine;

@@ -1,7 +1,11 @@
 //! `jumpgate admin …`: the set-up an admin does once, and the reports they read later.
 
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
 use clap::{Args, Subcommand, ValueEnum};
 use jumpgate_azure::admin::{self, EligibleRequest, PortSpec};
+use jumpgate_azure::apps;
 use jumpgate_core::admin as decide;
 use serde::Serialize;
 use serde_json::json;
@@ -31,6 +35,36 @@ pub enum AdminCommand {
     Audit(AuditArgs),
     /// Eligible assignments with their last activation; unused ones are flagged for removal.
     Review(ReviewArgs),
+    /// Jumpgate's app registration in Microsoft Entra ID.
+    App {
+        #[command(subcommand)]
+        action: AppCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AppCommand {
+    /// Register Jumpgate as a public client app in Entra ID (Microsoft Graph, as an Entra
+    /// Application Administrator) and print the configuration to deploy to laptops.
+    Create(AppCreateArgs),
+}
+
+#[derive(Args)]
+pub struct AppCreateArgs {
+    /// The app registration's display name.
+    #[arg(long, default_value = jumpgate_core::appreg::DEFAULT_NAME)]
+    name: String,
+    /// Also ask for Microsoft Graph's User.ReadBasic.All (delegated), which the admin
+    /// commands use to look users up by name.
+    #[arg(long)]
+    graph_read_users: bool,
+    /// When a registration of that name exists, finish it (service principal) and print its
+    /// configuration instead of refusing.
+    #[arg(long)]
+    reuse: bool,
+    /// Also write the configuration to FILE (never over an existing file).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -152,7 +186,92 @@ pub async fn run(ctx: &Ctx, command: AdminCommand) -> Outcome {
         } => make_eligible(ctx, a).await,
         AdminCommand::Audit(a) => audit(ctx, a).await,
         AdminCommand::Review(a) => review(ctx, a).await,
+        AdminCommand::App {
+            action: AppCommand::Create(a),
+        } => app_create(ctx, a).await,
     }
+}
+
+#[derive(Serialize)]
+struct AppCreated {
+    #[serde(flatten)]
+    registration: apps::AppRegistration,
+    /// The configuration to deploy as /etc/jumpgate/config.toml.
+    config: String,
+    written_to: Option<PathBuf>,
+}
+
+async fn app_create(ctx: &Ctx, a: AppCreateArgs) -> Outcome {
+    // Refuse an existing file before anything is registered, so a rerun does not register
+    // and then fail.
+    if let Some(out) = &a.out {
+        if out.symlink_metadata().is_ok() {
+            return Err(usage(format!(
+                "{} exists: Jumpgate never writes over a file; choose another --out or move it away",
+                out.display()
+            )));
+        }
+    }
+    let request = apps::CreateRequest {
+        name: a.name,
+        graph_read_users: a.graph_read_users,
+        reuse: a.reuse,
+    };
+    let registration = apps::create(ctx, &request).await?;
+    let config = jumpgate_core::appreg::deployable_config(
+        &ctx.config,
+        &registration.name,
+        &registration.client_id,
+    );
+    if let Some(out) = &a.out {
+        write_new(out, &config)?;
+    }
+    let created = AppCreated {
+        registration,
+        config,
+        written_to: a.out,
+    };
+    show(ctx.json, &created, || {
+        let r = &created.registration;
+        let what = match (r.created, r.service_principal_created) {
+            (true, _) => "Created the app registration",
+            (false, true) => "Finished the existing app registration (service principal created)",
+            (false, false) => "The app registration exists, service principal included",
+        };
+        let written = created
+            .written_to
+            .as_ref()
+            .map(|p| format!("\nWritten to {}.", p.display()))
+            .unwrap_or_default();
+        format!(
+            "{what} '{}': client id {}.\nDeploy this as /etc/jumpgate/config.toml (owned by root, not writable by others); users then run jumpgate signin.{written}\n\n{}",
+            r.name,
+            r.client_id,
+            created.config.trim_end()
+        )
+    });
+    Ok(())
+}
+
+/// Writes `text` to a new file at `path` (mode 0644: a configuration others read), never
+/// over an existing one.
+fn write_new(path: &Path, text: &str) -> Outcome {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o644);
+    }
+    let cannot = |e: std::io::Error| {
+        usage(format!(
+            "cannot write the configuration to {}: {e} (the app registration is made: run again with --reuse and another --out)",
+            path.display()
+        ))
+    };
+    let mut file = options.open(path).map_err(cannot)?;
+    file.write_all(text.as_bytes()).map_err(cannot)?;
+    file.sync_all().map_err(cannot)
 }
 
 fn usage(message: impl Into<String>) -> Failure {

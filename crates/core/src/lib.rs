@@ -15,6 +15,7 @@
 //! never reads the clock; callers pass `now`.
 
 pub mod admin;
+pub mod appreg;
 pub mod audit;
 pub mod config;
 pub mod deeplink;

@@ -113,6 +113,10 @@ struct TokenFor {
     /// Whether the token's `amr` has `mfa` even if the user's sign-ins do not.
     #[serde(default)]
     mfa: bool,
+    /// The delegated permissions (`scp`, space-separated) of a Microsoft Graph token;
+    /// `User.ReadBasic.All` when omitted.
+    #[serde(default)]
+    scope: Option<String>,
 }
 
 async fn token(State(sim): State<Shared>, body: axum::body::Bytes) -> Response {
@@ -121,8 +125,16 @@ async fn token(State(sim): State<Shared>, body: axum::body::Bytes) -> Response {
         Err(e) => return *e,
     };
     let (audience, scp) = match req.resource.as_deref() {
-        None | Some("arm") => (crate::entra::ARM_AUDIENCE, "user_impersonation"),
-        Some("graph") => ("https://graph.microsoft.com", "User.ReadBasic.All"),
+        None | Some("arm") if req.scope.is_none() => {
+            (crate::entra::ARM_AUDIENCE, "user_impersonation")
+        }
+        Some("graph") => (
+            "https://graph.microsoft.com",
+            req.scope.as_deref().unwrap_or("User.ReadBasic.All"),
+        ),
+        None | Some("arm") => {
+            return bad("scope is for Microsoft Graph tokens: add \"resource\": \"graph\"")
+        }
         Some(other) => return bad(format!("resource must be arm or graph, not '{other}'")),
     };
     let mut world = sim.world();

@@ -97,7 +97,7 @@ enum AuthorizeFailure {
 /// and query exactly, and ignores the port of a loopback URI (`http://localhost`,
 /// `http://127.0.0.1`), so a native app may listen on any port. A registered URI without a
 /// path stands for `/`.
-fn registered_redirect(world: &World, uri: &str) -> Option<url::Url> {
+fn registered_redirect(world: &World, client_id: &str, uri: &str) -> Option<url::Url> {
     let url = url::Url::parse(uri).ok()?;
     if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
         return None;
@@ -115,17 +115,23 @@ fn registered_redirect(world: &World, uri: &str) -> Option<url::Url> {
             && r.query() == url.query()
     };
     world
-        .tenant
+        .client(client_id)?
         .redirect_uris
         .iter()
         .any(matches)
         .then_some(url)
 }
 
-fn redirect_mismatch(world: &World, uri: &str) -> String {
+fn redirect_mismatch(client_id: &str, uri: &str) -> String {
     format!(
-        "The redirect URI '{uri}' specified in the request does not match the redirect URIs configured for the application '{}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more about how to fix this.",
-        world.tenant.client_id
+        "The redirect URI '{uri}' specified in the request does not match the redirect URIs configured for the application '{client_id}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more about how to fix this."
+    )
+}
+
+fn unknown_client(world: &World, client_id: &str) -> String {
+    format!(
+        "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+        world.tenant.display_name
     )
 }
 
@@ -138,13 +144,57 @@ fn asks_graph(scope: &str) -> bool {
     })
 }
 
-fn consent_missing(world: &World) -> OAuthError {
+/// Whether the app may be given tokens for `scope`. The tenant's own app: every resource,
+/// Microsoft Graph only with `graph_consented`. An app registered through Graph: the
+/// resources and delegated permissions its `requiredResourceAccess` lists (consented at first
+/// sign-in, as the user's consent prompt would; `.default` stands for all of them).
+fn consented(world: &World, client_id: &str, scope: &str) -> bool {
+    let Some(app) = world.client(client_id) else {
+        return false;
+    };
+    if app.built_in {
+        return !asks_graph(scope) || world.tenant.graph_consented;
+    }
+    scope
+        .split_whitespace()
+        .filter(|item| !OIDC_SCOPES.contains(item))
+        .all(|item| {
+            let Some((resource, permission)) = item.rsplit_once('/') else {
+                return false;
+            };
+            let resource_app = match resource.trim_end_matches('/').to_ascii_lowercase().as_str() {
+                "https://management.azure.com" | "https://management.core.windows.net" => {
+                    crate::state::ARM_APP_ID
+                }
+                "https://graph.microsoft.com" => crate::state::GRAPH_APP_ID,
+                _ => return false,
+            };
+            app.required_resource_access
+                .iter()
+                .filter(|(r, _)| r.eq_ignore_ascii_case(resource_app))
+                .flat_map(|(_, access)| access)
+                .any(|(id, kind)| {
+                    kind == "Scope"
+                        && (permission == ".default"
+                            || crate::state::KNOWN_SCOPES.iter().any(|(r, value, known)| {
+                                *r == resource_app
+                                    && value.eq_ignore_ascii_case(permission)
+                                    && known.eq_ignore_ascii_case(id)
+                            }))
+                })
+        })
+}
+
+fn consent_missing(world: &World, client_id: &str) -> OAuthError {
+    let name = world
+        .client(client_id)
+        .map(|a| a.display_name.clone())
+        .unwrap_or_default();
     OAuthError::new(
         "invalid_grant",
         65001,
         format!(
-            "The user or administrator has not consented to use the application with ID '{}' named '{}'. Send an interactive authorization request for this user and resource.",
-            world.tenant.client_id, world.tenant.app_name
+            "The user or administrator has not consented to use the application with ID '{client_id}' named '{name}'. Send an interactive authorization request for this user and resource."
         ),
     )
 }
@@ -199,18 +249,12 @@ fn check_authorize(sim: &Sim, tenant: &str, p: &Params) -> Result<(), AuthorizeF
         return Err(page(90002, format!("Tenant '{tenant}' not found.")));
     }
     let client_id = p.get("client_id").map(String::as_str).unwrap_or("");
-    if !client_id.eq_ignore_ascii_case(&world.tenant.client_id) {
-        return Err(page(
-            700016,
-            format!(
-                "Application with identifier '{client_id}' was not found in the directory '{}'.",
-                world.tenant.display_name
-            ),
-        ));
+    if world.client(client_id).is_none() {
+        return Err(page(700016, unknown_client(&world, client_id)));
     }
     let redirect = p.get("redirect_uri").map(String::as_str).unwrap_or("");
-    if registered_redirect(&world, redirect).is_none() {
-        return Err(page(50011, redirect_mismatch(&world, redirect)));
+    if registered_redirect(&world, client_id, redirect).is_none() {
+        return Err(page(50011, redirect_mismatch(client_id, redirect)));
     }
     let state = p.get("state").cloned().unwrap_or_default();
     let fail = |error: &'static str, code: u32, text: &str| {
@@ -235,8 +279,8 @@ fn check_authorize(sim: &Sim, tenant: &str, p: &Params) -> Result<(), AuthorizeF
     if let Err(e) = parse_claims(p.get("claims").map(String::as_str).unwrap_or("")) {
         return Err(fail("invalid_request", 90100, &e));
     }
-    if asks_graph(scope) && !world.tenant.graph_consented {
-        let e = consent_missing(&world);
+    if !consented(&world, client_id, scope) {
+        let e = consent_missing(&world, client_id);
         return Err(fail("consent_required", 65001, &e.description));
     }
     Ok(())
@@ -259,7 +303,8 @@ fn failure_response(sim: &Sim, p: &Params, failure: AuthorizeFailure) -> Respons
 
 fn redirect_with(sim: &Sim, p: &Params, pairs: &[(&str, &str)]) -> Response {
     let redirect = p.get("redirect_uri").map(String::as_str).unwrap_or("");
-    let Some(mut url) = registered_redirect(&sim.world(), redirect) else {
+    let client_id = p.get("client_id").map(String::as_str).unwrap_or("");
+    let Some(mut url) = registered_redirect(&sim.world(), client_id, redirect) else {
         return (
             StatusCode::BAD_REQUEST,
             Html(error_page("AADSTS50011: invalid redirect URI")),
@@ -384,7 +429,7 @@ fn complete_sign_in(sim: &Sim, p: &Params, user: &User) -> Response {
         world.record(
             now,
             "entra.signed_in",
-            json!({"upn": user.upn, "flow": "authorization_code", "acrs": step_up.acrs, "mfa": user.mfa || step_up.mfa}),
+            json!({"upn": user.upn, "flow": "authorization_code", "client_id": p.get("client_id"), "acrs": step_up.acrs, "mfa": user.mfa || step_up.mfa}),
         );
     }
     let state = p.get("state").cloned().unwrap_or_default();
@@ -538,7 +583,12 @@ pub fn access_token(
         "upn": user.upn,
         "unique_name": user.upn,
         "name": user.name,
-        "scp": scp.rsplit('/').next().unwrap_or(scp),
+        // Each granted scope by its permission's name, as `scp` carries them.
+        "scp": scp
+            .split_whitespace()
+            .map(|s| s.rsplit('/').next().unwrap_or(s))
+            .collect::<Vec<_>>()
+            .join(" "),
         "appid": client_id,
         "amr": amr,
         "uti": uti,
@@ -667,14 +717,11 @@ pub async fn token(
         return unknown_tenant(&sim, &tenant);
     }
     let client_id = p.get("client_id").cloned().unwrap_or_default();
-    if !client_id.eq_ignore_ascii_case(&world.tenant.client_id) {
+    if world.client(&client_id).is_none() {
         let mut e = OAuthError::new(
             "unauthorized_client",
             700016,
-            format!(
-                "Application with identifier '{client_id}' was not found in the directory '{}'.",
-                world.tenant.display_name
-            ),
+            unknown_client(&world, &client_id),
         );
         e.status = StatusCode::BAD_REQUEST;
         return fail(e);
@@ -692,11 +739,11 @@ pub async fn token(
                 return fail(OAuthError::new("invalid_grant", 70008, "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource."));
             }
             let redirect = p.get("redirect_uri").map(String::as_str).unwrap_or("");
-            if registered_redirect(&world, redirect).is_none() {
+            if registered_redirect(&world, &client_id, redirect).is_none() {
                 return fail(OAuthError::new(
                     "invalid_client",
                     50011,
-                    redirect_mismatch(&world, redirect),
+                    redirect_mismatch(&client_id, redirect),
                 ));
             }
             if p.get("redirect_uri") != Some(&entry.redirect_uri) {
@@ -726,13 +773,13 @@ pub async fn token(
                 Ok(s) => s,
                 Err(e) => return fail(OAuthError::new("invalid_scope", 70011, e)),
             };
-            if asks_graph(&scope) && !world.tenant.graph_consented {
+            if !consented(&world, &client_id, &scope) {
                 world.record(
                     now,
                     "entra.consent_required",
                     json!({"oid": entry.oid, "scope": scope}),
                 );
-                return fail(consent_missing(&world));
+                return fail(consent_missing(&world, &client_id));
             }
             if let Some(e) = world.auth_codes.get_mut(&code) {
                 e.redeemed = true;
@@ -783,13 +830,13 @@ pub async fn token(
             };
             scopes.offline = true;
             // Failures from here on leave the refresh token as it was: it stays usable.
-            if asks_graph(&scope) && !world.tenant.graph_consented {
+            if !consented(&world, &client_id, &scope) {
                 world.record(
                     now,
                     "entra.consent_required",
                     json!({"oid": entry.oid, "scope": scope}),
                 );
-                return fail(consent_missing(&world));
+                return fail(consent_missing(&world, &client_id));
             }
             let claims = p.get("claims").map(String::as_str).unwrap_or("");
             let wanted = match parse_claims(claims) {
@@ -884,13 +931,13 @@ pub async fn token(
             entry.redeemed = true;
             let scope = entry.scope.clone();
             let step_up = entry.step_up.clone();
-            if asks_graph(&scope) && !world.tenant.graph_consented {
+            if !consented(&world, &client_id, &scope) {
                 world.record(
                     now,
                     "entra.consent_required",
                     json!({"oid": oid, "scope": scope}),
                 );
-                return fail(consent_missing(&world));
+                return fail(consent_missing(&world, &client_id));
             }
             let Some(user) = world.user_by_oid(&oid).cloned() else {
                 return fail(OAuthError::new(
@@ -928,11 +975,21 @@ pub async fn devicecode(
         return unknown_tenant(&sim, &tenant);
     }
     let client_id = p.get("client_id").cloned().unwrap_or_default();
-    if !client_id.eq_ignore_ascii_case(&world.tenant.client_id) {
+    let Some(app) = world.client(&client_id) else {
         return OAuthError::new(
             "unauthorized_client",
             700016,
-            format!("Application with identifier '{client_id}' was not found in the directory."),
+            unknown_client(&world, &client_id),
+        )
+        .at(arm_time(now))
+        .into_response();
+    };
+    if !app.fallback_public_client {
+        // Without "Allow public client flows" Entra takes the app for a confidential client.
+        return OAuthError::new(
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
         )
         .at(arm_time(now))
         .into_response();

@@ -1,22 +1,132 @@
-//! The one Microsoft Graph call Jumpgate makes: `GET /v1.0/users/{id | userPrincipalName}`,
-//! which turns an admin's "alice@contoso.example" into the object id ARM wants. Shapes from
-//! Microsoft Graph's v1.0 `user` resource and its error format; the Azure specs do not cover
-//! Graph (see the simulator's README).
+//! The Microsoft Graph v1.0 calls Jumpgate makes: `GET /v1.0/users/{id | userPrincipalName}`,
+//! which turns an admin's "alice@contoso.example" into the object id ARM wants, and the app
+//! registration an admin creates once (`applications` and `servicePrincipals`, listed and
+//! created). Shapes from Microsoft Graph's v1.0 resources and its error format; the Azure
+//! specs do not cover Graph (see the simulator's README for what is assumed).
 
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
 
-use crate::server::Shared;
+use crate::clock::arm_time;
+use crate::server::{Shared, Sim};
+use crate::state::{Application, ServicePrincipal, User, World, KNOWN_SCOPES};
 
-fn error(status: StatusCode, code: &str, message: String) -> Response {
+type Params = HashMap<String, String>;
+
+/// Graph's page size for directory objects when the caller gives no `$top`.
+const DEFAULT_PAGE: usize = 100;
+/// The largest `$top` Graph accepts for directory objects.
+const MAX_PAGE: usize = 999;
+/// Permissions (`scp`) that may read app registrations and service principals.
+const READ_APPS: [&str; 4] = [
+    "Application.Read.All",
+    "Application.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+];
+/// Permissions that may create them.
+const WRITE_APPS: [&str; 2] = ["Application.ReadWrite.All", "Directory.ReadWrite.All"];
+const SIGN_IN_AUDIENCES: [&str; 4] = [
+    "AzureADMyOrg",
+    "AzureADMultipleOrgs",
+    "AzureADandPersonalMicrosoftAccount",
+    "PersonalMicrosoftAccount",
+];
+
+fn error(sim: &Sim, status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
     (
         status,
-        Json(json!({"error": {"code": code, "message": message, "innerError": {"request-id": uuid::Uuid::new_v4().to_string()}}})),
+        Json(json!({"error": {
+            "code": code,
+            "message": message.into(),
+            "innerError": {
+                "date": arm_time(sim.clock.now()),
+                "request-id": request_id,
+                "client-request-id": request_id,
+            },
+        }})),
     )
         .into_response()
+}
+
+fn denied(sim: &Sim) -> Response {
+    error(
+        sim,
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+        "Insufficient privileges to complete the operation.",
+    )
+}
+
+fn invalid_value(sim: &Sim, property: &str, resource: &str) -> Response {
+    error(
+        sim,
+        StatusCode::BAD_REQUEST,
+        "Request_BadRequest",
+        format!("Invalid value specified for property '{property}' of resource '{resource}'."),
+    )
+}
+
+/// The signed-in user of a valid Microsoft Graph token, with its delegated permissions.
+fn authenticate(
+    sim: &Sim,
+    world: &World,
+    headers: &HeaderMap,
+) -> Result<(User, Vec<String>), Box<Response>> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        return Err(Box::new(error(
+            sim,
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            "Access token is empty.",
+        )));
+    };
+    let claims = crate::entra::verify_graph_token(sim, world, token).map_err(|(_, message)| {
+        error(
+            sim,
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            format!("Access token validation failure: {message}"),
+        )
+    })?;
+    let user = world
+        .user_by_oid(claims["oid"].as_str().unwrap_or(""))
+        .cloned()
+        .ok_or_else(|| {
+            error(
+                sim,
+                StatusCode::UNAUTHORIZED,
+                "InvalidAuthenticationToken",
+                "Access token validation failure: the user does not exist in this directory.",
+            )
+        })?;
+    let scopes = claims["scp"]
+        .as_str()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    Ok((user, scopes))
+}
+
+fn has_any(scopes: &[String], wanted: &[&str]) -> bool {
+    scopes
+        .iter()
+        .any(|s| wanted.iter().any(|w| w.eq_ignore_ascii_case(s)))
 }
 
 pub async fn user(
@@ -24,24 +134,9 @@ pub async fn user(
     headers: HeaderMap,
     Path(key): Path<String>,
 ) -> Response {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let Some(token) = token else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationToken",
-            "Access token is empty.".into(),
-        );
-    };
     let world = sim.world();
-    if let Err((_, message)) = crate::entra::verify_graph_token(&sim, &world, token.trim()) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationToken",
-            format!("Access token validation failure: {message}"),
-        );
+    if let Err(response) = authenticate(&sim, &world, &headers) {
+        return *response;
     }
     let key = key.to_ascii_lowercase();
     let found = world
@@ -58,9 +153,611 @@ pub async fn user(
         }))
         .into_response(),
         None => error(
+            &sim,
             StatusCode::NOT_FOUND,
             "Request_ResourceNotFound",
             format!("Resource '{key}' does not exist or one of its queried reference-property objects are not present."),
         ),
+    }
+}
+
+fn application_json(sim: &Sim, app: &Application) -> Value {
+    let access: Vec<Value> = app
+        .required_resource_access
+        .iter()
+        .map(|(resource, perms)| {
+            json!({
+                "resourceAppId": resource,
+                "resourceAccess": perms.iter().map(|(id, kind)| json!({"id": id, "type": kind})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "id": app.id,
+        "appId": app.app_id,
+        "displayName": app.display_name,
+        "signInAudience": app.sign_in_audience,
+        "publicClient": {"redirectUris": app.redirect_uris},
+        "isFallbackPublicClient": app.fallback_public_client,
+        "requiredResourceAccess": access,
+        "createdDateTime": arm_time(app.created),
+        "@odata.id": format!("{}/v1.0/applications/{}", sim.base_url, app.id),
+    })
+}
+
+fn service_principal_json(sim: &Sim, sp: &ServicePrincipal) -> Value {
+    json!({
+        "id": sp.id,
+        "appId": sp.app_id,
+        "displayName": sp.display_name,
+        "servicePrincipalType": "Application",
+        "accountEnabled": true,
+        "@odata.id": format!("{}/v1.0/servicePrincipals/{}", sim.base_url, sp.id),
+    })
+}
+
+/// A `$filter` the simulator serves on these lists: `property eq 'value'` (a quote inside the
+/// value doubled, as OData writes it), for one of `properties`.
+fn parse_filter<'a>(filter: &str, properties: &[&'a str]) -> Option<(&'a str, String)> {
+    let (property, rest) = filter.trim().split_once(' ')?;
+    let property = properties
+        .iter()
+        .find(|p| p.eq_ignore_ascii_case(property))?;
+    let literal = rest.trim_start().strip_prefix("eq")?.trim();
+    let inner = literal.strip_prefix('\'')?.strip_suffix('\'')?;
+    // Every quote inside must be doubled.
+    let mut value = String::new();
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\'' && chars.next() != Some('\'') {
+            return None;
+        }
+        value.push(c);
+    }
+    Some((property, value))
+}
+
+/// One page of `items`, as Graph pages directory objects: `$top` items (at most 999; by
+/// default 100, or the tenant's `page_size`), and while more follow an `@odata.nextLink` with the request's own query and a
+/// `$skiptoken` in place of any earlier one.
+fn page(
+    sim: &Sim,
+    uri: &Uri,
+    params: &Params,
+    default: Option<usize>,
+    context: &str,
+    items: Vec<Value>,
+) -> Response {
+    let size = match params.get("$top") {
+        None => default.unwrap_or(DEFAULT_PAGE),
+        Some(top) => match top.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => {
+                return error(
+                    sim,
+                    StatusCode::BAD_REQUEST,
+                    "Request_BadRequest",
+                    format!("Invalid page size specified: '{top}'. Must be between 1 and {MAX_PAGE} inclusive."),
+                )
+            }
+        },
+    };
+    // The token names the position, the path and the filter, so that a token from another
+    // list, or garbled, is refused rather than answering the wrong page.
+    let scope = format!(
+        "{}|{}",
+        uri.path(),
+        params.get("$filter").map(String::as_str).unwrap_or("")
+    );
+    let start = match params.get("$skiptoken") {
+        None => 0,
+        Some(token) => {
+            let decoded = B64
+                .decode(token)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|t| {
+                    let (n, rest) = t.split_once('|')?;
+                    (rest == scope).then(|| n.parse::<usize>().ok()).flatten()
+                });
+            match decoded {
+                Some(n) => n,
+                None => {
+                    return error(
+                        sim,
+                        StatusCode::BAD_REQUEST,
+                        "Directory_ExpiredPageToken",
+                        "The specified page token value has expired and can no longer be included in your request.",
+                    )
+                }
+            }
+        }
+    };
+    let total = items.len();
+    let value: Vec<Value> = items.into_iter().skip(start).take(size).collect();
+    let mut body = Map::new();
+    body.insert(
+        "@odata.context".into(),
+        json!(format!("{}/v1.0/$metadata#{context}", sim.base_url)),
+    );
+    let next = start + value.len();
+    body.insert("value".into(), Value::Array(value));
+    if next < total {
+        if let Ok(mut link) = url::Url::parse(&format!("{}{}", sim.base_url, uri.path())) {
+            {
+                let mut query = link.query_pairs_mut();
+                for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+                    if k != "$skiptoken" {
+                        query.append_pair(&k, &v);
+                    }
+                }
+                query.append_pair("$skiptoken", &B64.encode(format!("{next}|{scope}")));
+            }
+            body.insert("@odata.nextLink".into(), json!(link.as_str()));
+        }
+    }
+    Json(Value::Object(body)).into_response()
+}
+
+fn unsupported_filter(sim: &Sim, filter: &str) -> Response {
+    error(
+        sim,
+        StatusCode::BAD_REQUEST,
+        "Request_UnsupportedQuery",
+        format!("Unsupported or invalid query filter clause specified: '{filter}'."),
+    )
+}
+
+/// `GET /v1.0/applications[?$filter=displayName eq '…' | appId eq '…'][&$top=N]`.
+pub async fn list_applications(
+    State(sim): State<Shared>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(params): Query<Params>,
+) -> Response {
+    let world = sim.world();
+    let (_, scopes) = match authenticate(&sim, &world, &headers) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    if !has_any(&scopes, &READ_APPS) {
+        return denied(&sim);
+    }
+    let filter = match params.get("$filter") {
+        None => None,
+        Some(f) => match parse_filter(f, &["displayName", "appId"]) {
+            Some(parsed) => Some(parsed),
+            None => return unsupported_filter(&sim, f),
+        },
+    };
+    let items = world
+        .applications
+        .iter()
+        .filter(|a| match &filter {
+            Some(("displayName", v)) => a.display_name.eq_ignore_ascii_case(v),
+            Some((_, v)) => a.app_id.eq_ignore_ascii_case(v),
+            None => true,
+        })
+        .map(|a| application_json(&sim, a))
+        .collect();
+    page(
+        &sim,
+        &uri,
+        &params,
+        world.tenant.page_size,
+        "applications",
+        items,
+    )
+}
+
+/// `GET /v1.0/servicePrincipals[?$filter=appId eq '…' | displayName eq '…'][&$top=N]`.
+pub async fn list_service_principals(
+    State(sim): State<Shared>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(params): Query<Params>,
+) -> Response {
+    let world = sim.world();
+    let (_, scopes) = match authenticate(&sim, &world, &headers) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    if !has_any(&scopes, &READ_APPS) {
+        return denied(&sim);
+    }
+    let filter = match params.get("$filter") {
+        None => None,
+        Some(f) => match parse_filter(f, &["appId", "displayName"]) {
+            Some(parsed) => Some(parsed),
+            None => return unsupported_filter(&sim, f),
+        },
+    };
+    let items = world
+        .service_principals
+        .iter()
+        .filter(|sp| match &filter {
+            Some(("displayName", v)) => sp.display_name.eq_ignore_ascii_case(v),
+            Some((_, v)) => sp.app_id.eq_ignore_ascii_case(v),
+            None => true,
+        })
+        .map(|sp| service_principal_json(&sim, sp))
+        .collect();
+    page(
+        &sim,
+        &uri,
+        &params,
+        world.tenant.page_size,
+        "servicePrincipals",
+        items,
+    )
+}
+
+/// The body as a JSON object, or Graph's answer to one that is not.
+fn json_object(sim: &Sim, body: &[u8]) -> Result<Map<String, Value>, Box<Response>> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(Box::new(error(
+            sim,
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
+        ))),
+    }
+}
+
+fn undeclared(sim: &Sim, map: &Map<String, Value>, declared: &[&str]) -> Result<(), Box<Response>> {
+    match map
+        .keys()
+        .find(|k| !k.starts_with("@odata.") && !declared.contains(&k.as_str()))
+    {
+        Some(k) => Err(Box::new(error(
+            sim,
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("Property '{k}' does not exist as a declared property or extension property."),
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A redirect URI Entra accepts on a public client (mobile and desktop) platform: an absolute
+/// URI of at most 256 characters without a fragment or wildcard; `http` only for `localhost`
+/// and `127.0.0.1`.
+fn valid_redirect(uri: &str) -> bool {
+    let Ok(url) = url::Url::parse(uri) else {
+        return false;
+    };
+    let http_allowed = matches!(url.host_str(), Some("localhost") | Some("127.0.0.1"));
+    uri.len() <= 256
+        && !uri.contains('*')
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && match url.scheme() {
+            "https" => url.host_str().is_some(),
+            "http" => http_allowed,
+            "javascript" | "data" | "file" => false,
+            _ => true,
+        }
+}
+
+/// The application the body of `POST /v1.0/applications` describes, or Graph's refusal.
+fn application_from(sim: &Sim, body: &[u8]) -> Result<Application, Box<Response>> {
+    let map = json_object(sim, body)?;
+    undeclared(
+        sim,
+        &map,
+        &[
+            "displayName",
+            "signInAudience",
+            "publicClient",
+            "isFallbackPublicClient",
+            "requiredResourceAccess",
+        ],
+    )?;
+    let display_name = match map.get("displayName") {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 256 => s.clone(),
+        _ => return Err(Box::new(invalid_value(sim, "displayName", "Application"))),
+    };
+    let sign_in_audience = match map.get("signInAudience") {
+        None | Some(Value::Null) => "AzureADandPersonalMicrosoftAccount".to_string(),
+        Some(Value::String(s)) if SIGN_IN_AUDIENCES.contains(&s.as_str()) => s.clone(),
+        Some(_) => {
+            return Err(Box::new(invalid_value(
+                sim,
+                "signInAudience",
+                "Application",
+            )))
+        }
+    };
+    let redirect_uris = match map.get("publicClient") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(pc)) => {
+            undeclared(sim, pc, &["redirectUris"])?;
+            let uris = match pc.get("redirectUris") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(items)) if items.len() <= 256 => items
+                    .iter()
+                    .map(|u| u.as_str().filter(|u| valid_redirect(u)).map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| invalid_value(sim, "redirectUris", "PublicClientApplication"))?,
+                Some(_) => {
+                    return Err(Box::new(invalid_value(
+                        sim,
+                        "redirectUris",
+                        "PublicClientApplication",
+                    )))
+                }
+            };
+            uris
+        }
+        Some(_) => return Err(Box::new(invalid_value(sim, "publicClient", "Application"))),
+    };
+    let fallback_public_client = match map.get("isFallbackPublicClient") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(Box::new(error(
+                sim,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("Cannot convert the literal '{other}' to the expected type 'Edm.Boolean'."),
+            )))
+        }
+    };
+    let mut required_resource_access = Vec::new();
+    match map.get("requiredResourceAccess") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(entries)) => {
+            for entry in entries {
+                let bad = || invalid_value(sim, "requiredResourceAccess", "Application");
+                let Some(entry) = entry.as_object() else {
+                    return Err(Box::new(bad()));
+                };
+                undeclared(sim, entry, &["resourceAppId", "resourceAccess"])?;
+                let resource = entry
+                    .get("resourceAppId")
+                    .and_then(Value::as_str)
+                    .ok_or_else(bad)?
+                    .to_ascii_lowercase();
+                // Graph refuses a resource that is no application it knows; the simulator
+                // knows Azure Service Management and Microsoft Graph.
+                if !KNOWN_SCOPES.iter().any(|(r, _, _)| *r == resource) {
+                    return Err(Box::new(invalid_value(
+                        sim,
+                        "resourceAppId",
+                        "RequiredResourceAccess",
+                    )));
+                }
+                let mut perms = Vec::new();
+                for access in entry
+                    .get("resourceAccess")
+                    .and_then(Value::as_array)
+                    .ok_or_else(bad)?
+                {
+                    let id = access.get("id").and_then(Value::as_str).unwrap_or("");
+                    let kind = access.get("type").and_then(Value::as_str).unwrap_or("");
+                    let known = KNOWN_SCOPES
+                        .iter()
+                        .any(|(r, _, i)| *r == resource && i.eq_ignore_ascii_case(id));
+                    if kind != "Scope" || !known {
+                        return Err(Box::new(invalid_value(
+                            sim,
+                            "resourceAccess",
+                            "RequiredResourceAccess",
+                        )));
+                    }
+                    perms.push((id.to_ascii_lowercase(), kind.to_string()));
+                }
+                required_resource_access.push((resource, perms));
+            }
+        }
+        Some(_) => {
+            return Err(Box::new(invalid_value(
+                sim,
+                "requiredResourceAccess",
+                "Application",
+            )))
+        }
+    }
+    Ok(Application {
+        id: uuid::Uuid::new_v4().to_string(),
+        app_id: uuid::Uuid::new_v4().to_string(),
+        display_name,
+        sign_in_audience,
+        redirect_uris,
+        fallback_public_client,
+        required_resource_access,
+        created: sim.clock.now(),
+        built_in: false,
+    })
+}
+
+/// Who may write app registrations: a Graph token with a write permission (403 otherwise),
+/// held by a user whose directory role may register applications.
+fn writer(sim: &Sim, world: &World, headers: &HeaderMap) -> Result<User, Box<Response>> {
+    let (user, scopes) = authenticate(sim, world, headers)?;
+    if !has_any(&scopes, &WRITE_APPS) {
+        return Err(Box::new(denied(sim)));
+    }
+    Ok(user)
+}
+
+/// `POST /v1.0/applications`: 201 with the new application.
+pub async fn create_application(
+    State(sim): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut world = sim.world();
+    let user = match writer(&sim, &world, &headers) {
+        Ok(u) => u,
+        Err(r) => return *r,
+    };
+    let app = match application_from(&sim, &body) {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    if !user.may_register_apps() {
+        world.record(
+            sim.clock.now(),
+            "graph.denied",
+            json!({"upn": user.upn, "operation": "create application"}),
+        );
+        return denied(&sim);
+    }
+    world.record(
+        sim.clock.now(),
+        "graph.application_created",
+        json!({"upn": user.upn, "appId": app.app_id, "displayName": app.display_name}),
+    );
+    let mut answer = application_json(&sim, &app);
+    answer["@odata.context"] = json!(format!(
+        "{}/v1.0/$metadata#applications/$entity",
+        sim.base_url
+    ));
+    let location = format!("{}/v1.0/applications/{}", sim.base_url, app.id);
+    world.applications.push(app);
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(answer),
+    )
+        .into_response()
+}
+
+/// `POST /v1.0/servicePrincipals {"appId": …}`: 201 with the new service principal.
+pub async fn create_service_principal(
+    State(sim): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut world = sim.world();
+    let user = match writer(&sim, &world, &headers) {
+        Ok(u) => u,
+        Err(r) => return *r,
+    };
+    let map = match json_object(&sim, &body) {
+        Ok(m) => m,
+        Err(r) => return *r,
+    };
+    if let Err(r) = undeclared(&sim, &map, &["appId"]) {
+        return *r;
+    }
+    let Some(app_id) = map.get("appId").and_then(Value::as_str) else {
+        return invalid_value(&sim, "appId", "ServicePrincipal");
+    };
+    if !user.may_register_apps() {
+        world.record(
+            sim.clock.now(),
+            "graph.denied",
+            json!({"upn": user.upn, "operation": "create servicePrincipal"}),
+        );
+        return denied(&sim);
+    }
+    let Some(app) = world
+        .applications
+        .iter()
+        .find(|a| a.app_id.eq_ignore_ascii_case(app_id))
+        .cloned()
+    else {
+        return error(
+            &sim,
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+            format!("The appId '{app_id}' of the service principal does not reference a valid application object."),
+        );
+    };
+    if world
+        .service_principals
+        .iter()
+        .any(|sp| sp.app_id.eq_ignore_ascii_case(&app.app_id))
+    {
+        return error(
+            &sim,
+            StatusCode::CONFLICT,
+            "Request_MultipleObjectsWithSameKeyValue",
+            "Another object with the same value for property servicePrincipalNames already exists.",
+        );
+    }
+    let sp = ServicePrincipal {
+        id: uuid::Uuid::new_v4().to_string(),
+        app_id: app.app_id.clone(),
+        display_name: app.display_name.clone(),
+        created: sim.clock.now(),
+    };
+    world.record(
+        sim.clock.now(),
+        "graph.service_principal_created",
+        json!({"upn": user.upn, "appId": sp.app_id}),
+    );
+    let mut answer = service_principal_json(&sim, &sp);
+    answer["@odata.context"] = json!(format!(
+        "{}/v1.0/$metadata#servicePrincipals/$entity",
+        sim.base_url
+    ));
+    let location = format!("{}/v1.0/servicePrincipals/{}", sim.base_url, sp.id);
+    world.service_principals.push(sp);
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(answer),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_are_odata_equality_with_doubled_quotes() {
+        let props = ["displayName", "appId"];
+        assert_eq!(
+            parse_filter("displayName eq 'Jumpgate'", &props),
+            Some(("displayName", "Jumpgate".to_string()))
+        );
+        assert_eq!(
+            parse_filter("displayName eq 'O''Brien''s app'", &props),
+            Some(("displayName", "O'Brien's app".to_string()))
+        );
+        for bad in [
+            "displayName eq 'x",
+            "displayName eq 'a'b'",
+            "displayName ne 'x'",
+            "startswith(displayName,'x')",
+            "owner eq 'x'",
+            "",
+        ] {
+            assert_eq!(parse_filter(bad, &props), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn redirect_uris_follow_entras_rules_for_public_clients() {
+        for good in [
+            "http://localhost",
+            "http://localhost:8400/",
+            "http://127.0.0.1/callback",
+            "https://login.microsoftonline.com/common/oauth2/nativeclient",
+            "ms-appx-web://microsoft.aad.brokerplugin/abc",
+        ] {
+            assert!(valid_redirect(good), "{good}");
+        }
+        for bad in [
+            "not a uri",
+            "http://example.com/",
+            "https://*.example.com/",
+            "https://example.com/#frag",
+            "https://user:pw@example.com/",
+            "javascript:alert(1)",
+            "/relative",
+        ] {
+            assert!(!valid_redirect(bad), "{bad}");
+        }
+        assert!(!valid_redirect(&format!(
+            "https://example.com/{}",
+            "a".repeat(250)
+        )));
     }
 }

@@ -351,6 +351,14 @@ fn router(sim: Shared) -> Router {
             get(crate::entra::devicelogin_page).post(crate::entra::devicelogin_submit),
         )
         .route("/v1.0/users/{key}", get(crate::graph::user))
+        .route(
+            "/v1.0/applications",
+            get(crate::graph::list_applications).post(crate::graph::create_application),
+        )
+        .route(
+            "/v1.0/servicePrincipals",
+            get(crate::graph::list_service_principals).post(crate::graph::create_service_principal),
+        )
         .route("/ip", get(ip_plain))
         .route("/cdn-cgi/trace", get(ip_trace));
     if sim.control {

@@ -35,7 +35,84 @@ pub struct User {
     /// A B2B guest, whose tokens name them by `email` rather than by UPN.
     pub guest: bool,
     pub email: String,
+    /// Entra directory roles by name (`Application Administrator`, …).
+    pub directory_roles: Vec<String>,
 }
+
+impl User {
+    /// Whether the user may register applications: the tenant does not let ordinary users
+    /// (see the simulator's README), so only these directory roles may.
+    pub fn may_register_apps(&self) -> bool {
+        self.directory_roles.iter().any(|r| {
+            matches!(
+                r.as_str(),
+                "Application Administrator"
+                    | "Cloud Application Administrator"
+                    | "Global Administrator"
+            )
+        })
+    }
+}
+
+/// An app registration (Microsoft Graph's `application`), as far as the simulator models it.
+#[derive(Debug, Clone)]
+pub struct Application {
+    /// The object id.
+    pub id: String,
+    /// The client id.
+    pub app_id: String,
+    pub display_name: String,
+    pub sign_in_audience: String,
+    /// `publicClient.redirectUris`: the mobile and desktop platform's redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// `isFallbackPublicClient`: public client flows (device code) allowed.
+    pub fallback_public_client: bool,
+    /// `requiredResourceAccess`: resource app id, then each permission's id and type.
+    pub required_resource_access: Vec<(String, Vec<(String, String)>)>,
+    pub created: DateTime<Utc>,
+    /// The tenant's own pre-registered app: its Graph consent follows `graph_consented`.
+    pub built_in: bool,
+}
+
+/// A service principal (an enterprise application): an app's presence in the tenant, which
+/// users need to sign in to it.
+#[derive(Debug, Clone)]
+pub struct ServicePrincipal {
+    pub id: String,
+    pub app_id: String,
+    pub display_name: String,
+    pub created: DateTime<Utc>,
+}
+
+/// Azure Service Management (ARM), as a resource application.
+pub const ARM_APP_ID: &str = "797f4846-ba00-4fd7-ba43-dac1f8f63013";
+/// Microsoft Graph, as a resource application.
+pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+
+/// The delegated permissions (scopes) the simulator knows, by resource app id, value and
+/// permission id, as Microsoft publishes them.
+pub const KNOWN_SCOPES: [(&str, &str, &str); 4] = [
+    (
+        ARM_APP_ID,
+        "user_impersonation",
+        "41094075-9dad-400e-a0bd-54e686782033",
+    ),
+    (
+        GRAPH_APP_ID,
+        "User.Read",
+        "e1fe6dd8-ba31-4d61-89e7-88639da4683d",
+    ),
+    (
+        GRAPH_APP_ID,
+        "User.ReadBasic.All",
+        "b340eb25-3456-403f-be2f-af7a0d370277",
+    ),
+    (
+        GRAPH_APP_ID,
+        "Application.ReadWrite.All",
+        "bdfbf15f-ee85-4955-8675-146e8e5296b5",
+    ),
+];
 
 /// What a sign-in proved beyond the password, because a `claims` request asked for it: the
 /// authentication contexts met (`acrs`) and multi-factor authentication (`amr` has `mfa`).
@@ -571,6 +648,9 @@ pub struct World {
     /// Access-token ids issued to each user, so that revoking a user revokes them all.
     pub issued_tokens: HashMap<String, Vec<String>>,
     pub ip_override: Option<Ipv4Addr>,
+    /// App registrations, the tenant's own Jumpgate app first.
+    pub applications: Vec<Application>,
+    pub service_principals: Vec<ServicePrincipal>,
     pub events: Vec<Event>,
     next_seq: u64,
 }
@@ -606,8 +686,36 @@ impl World {
                 mfa: u.mfa,
                 guest: u.guest,
                 email: u.email.clone().unwrap_or_else(|| u.upn.clone()),
+                directory_roles: u.directory_roles.clone(),
             })
             .collect();
+        // The tenant's own Jumpgate registration, as an admin made it once.
+        let own_app = Application {
+            id: stable_guid(&format!("application:{}", fixture.tenant.client_id)),
+            app_id: fixture.tenant.client_id.to_ascii_lowercase(),
+            display_name: fixture.tenant.app_name.clone(),
+            sign_in_audience: "AzureADMyOrg".into(),
+            redirect_uris: fixture.tenant.redirect_uris.clone(),
+            fallback_public_client: true,
+            required_resource_access: vec![
+                (
+                    ARM_APP_ID.into(),
+                    vec![(KNOWN_SCOPES[0].2.into(), "Scope".into())],
+                ),
+                (
+                    GRAPH_APP_ID.into(),
+                    vec![(KNOWN_SCOPES[2].2.into(), "Scope".into())],
+                ),
+            ],
+            created: now,
+            built_in: true,
+        };
+        let own_sp = ServicePrincipal {
+            id: stable_guid(&format!("servicePrincipal:{}", fixture.tenant.client_id)),
+            app_id: own_app.app_id.clone(),
+            display_name: own_app.display_name.clone(),
+            created: now,
+        };
         let mut world = World {
             tenant: fixture.tenant.clone(),
             subscriptions,
@@ -627,6 +735,8 @@ impl World {
             revoked_tokens: Default::default(),
             issued_tokens: HashMap::new(),
             ip_override: fixture.tenant.public_ip,
+            applications: vec![own_app],
+            service_principals: vec![own_sp],
             events: Vec::new(),
             next_seq: 0,
         };
@@ -905,6 +1015,19 @@ impl World {
 
     pub fn user_by_oid(&self, oid: &str) -> Option<&User> {
         self.users.iter().find(|u| u.oid.eq_ignore_ascii_case(oid))
+    }
+
+    /// The app registration users can sign in to with `client_id`: one whose service principal
+    /// exists in the tenant.
+    pub fn client(&self, client_id: &str) -> Option<&Application> {
+        let app = self
+            .applications
+            .iter()
+            .find(|a| a.app_id.eq_ignore_ascii_case(client_id))?;
+        self.service_principals
+            .iter()
+            .any(|sp| sp.app_id.eq_ignore_ascii_case(&app.app_id))
+            .then_some(app)
     }
 
     /// Whether `principal` holds a live eligibility for `role` whose scope lies at or above

@@ -151,7 +151,22 @@ pub struct UserFixture {
     /// The user's mail address; the UPN when omitted.
     #[serde(default)]
     pub email: Option<String>,
+    /// Microsoft Entra directory roles the user holds, by their names
+    /// (`Application Administrator`, `Cloud Application Administrator`, `Global Administrator`,
+    /// …); see [`DIRECTORY_ROLES`].
+    #[serde(default)]
+    pub directory_roles: Vec<String>,
 }
+
+/// The Entra built-in directory roles a fixture may give users. The first three may register
+/// applications in a tenant where users may not (Microsoft's "least privileged roles by task").
+pub const DIRECTORY_ROLES: [&str; 5] = [
+    "Application Administrator",
+    "Cloud Application Administrator",
+    "Global Administrator",
+    "Global Reader",
+    "User Administrator",
+];
 
 fn yes() -> bool {
     true
@@ -354,6 +369,22 @@ impl Fixture {
                 path: path.into(),
                 message: "tenant.page_size must be at least 1 (leave it out for one page)".into(),
             });
+        }
+        for user in &fixture.users {
+            if let Some(role) = user
+                .directory_roles
+                .iter()
+                .find(|r| !DIRECTORY_ROLES.contains(&r.as_str()))
+            {
+                return Err(FixtureError::Invalid {
+                    path: path.into(),
+                    message: format!(
+                        "user {} holds directory role {role:?}, which is none of {}",
+                        user.upn,
+                        DIRECTORY_ROLES.join(", ")
+                    ),
+                });
+            }
         }
         for uri in &fixture.tenant.redirect_uris {
             if url::Url::parse(uri).is_err() {

@@ -2,6 +2,7 @@
 //! to it over HTTP and TCP, as a client of Azure would.
 
 mod admin;
+mod apps;
 mod arm;
 mod cli;
 mod conformance;

@@ -1,0 +1,726 @@
+//! Microsoft Graph app registrations: who may create them, what bodies are refused, paging,
+//! and signing in to a newly registered app.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+const ARM_APP: &str = "797f4846-ba00-4fd7-ba43-dac1f8f63013";
+const IMPERSONATION: &str = "41094075-9dad-400e-a0bd-54e686782033";
+const GRAPH_APP: &str = "00000003-0000-0000-c000-000000000000";
+const READ_BASIC: &str = "b340eb25-3456-403f-be2f-af7a0d370277";
+
+fn jumpgate_app(name: &str) -> Value {
+    json!({
+        "displayName": name,
+        "signInAudience": "AzureADMyOrg",
+        "publicClient": {"redirectUris": ["http://localhost"]},
+        "isFallbackPublicClient": true,
+        "requiredResourceAccess": [
+            {"resourceAppId": ARM_APP, "resourceAccess": [{"id": IMPERSONATION, "type": "Scope"}]}
+        ],
+    })
+}
+
+impl Sim {
+    /// A Microsoft Graph token for `upn` with these delegated permissions.
+    async fn graph_token(&self, upn: &str, scope: &str) -> String {
+        let body = self
+            .control(
+                "/token",
+                json!({"upn": upn, "resource": "graph", "scope": scope}),
+            )
+            .await;
+        body["access_token"].as_str().expect("token").to_string()
+    }
+
+    async fn graph(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            self.url(path)
+        };
+        let mut request = self.http.request(method, url);
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let r = request.send().await.expect("graph");
+        let status = r.status();
+        let headers = r.headers().clone();
+        let body = r.json().await.unwrap_or(Value::Null);
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    async fn register(&self, token: &str, body: Value) -> Reply {
+        self.graph(Some(token), Method::POST, "/v1.0/applications", Some(body))
+            .await
+    }
+}
+
+fn assert_graph_error(r: &Reply, status: StatusCode, code: &str) {
+    assert_eq!((r.status, r.code()), (status, code), "{}", r.body);
+    assert!(!r.message().is_empty(), "{}", r.body);
+    assert!(
+        r.body["error"]["innerError"]["request-id"].is_string(),
+        "Graph's error shape: {}",
+        r.body
+    );
+}
+
+/// Signs `upn` in to `client_id` silently (the control API stands in for a browser session)
+/// and redeems the code at the token endpoint with `scope`.
+async fn sign_in_to(
+    sim: &Sim,
+    client_id: &str,
+    redirect: &str,
+    scope: &str,
+) -> (StatusCode, Value) {
+    let c = sim.handle.client_config();
+    let (verifier, challenge) = pkce();
+    let r = sim
+        .http
+        .get(sim.url(&format!("/{}/oauth2/v2.0/authorize", c.tenant_id)))
+        .query(&[
+            ("client_id", client_id),
+            ("response_type", "code"),
+            ("redirect_uri", redirect),
+            ("scope", scope),
+            ("state", "s1"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("prompt", "none"),
+            ("login_hint", ALICE),
+        ])
+        .send()
+        .await
+        .expect("authorize");
+    let Some(location) = r.headers().get("location") else {
+        let status = r.status();
+        return (status, json!({"page": r.text().await.unwrap_or_default()}));
+    };
+    let url = url::Url::parse(location.to_str().expect("location")).expect("url");
+    let Some(code) = url
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+    else {
+        let pairs: serde_json::Map<String, Value> = url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), json!(v.into_owned())))
+            .collect();
+        return (StatusCode::FOUND, Value::Object(pairs));
+    };
+    let response = sim
+        .http
+        .post(sim.url(&format!("/{}/oauth2/v2.0/token", c.tenant_id)))
+        .form(&[
+            ("client_id", client_id),
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .expect("token");
+    (response.status(), response.json().await.expect("JSON"))
+}
+
+#[tokio::test]
+async fn an_application_administrator_registers_jumpgate_and_users_sign_in_to_it() {
+    let sim = demo().await;
+    let token = sim.graph_token(DAVE, "Application.ReadWrite.All").await;
+    let created = sim.register(&token, jumpgate_app("Jumpgate Laptops")).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let app = &created.body;
+    let client_id = app["appId"].as_str().expect("appId").to_string();
+    assert!(uuid::Uuid::parse_str(&client_id).is_ok());
+    assert_ne!(app["id"], app["appId"], "object id and client id differ");
+    assert_eq!(app["displayName"], "Jumpgate Laptops");
+    assert_eq!(app["signInAudience"], "AzureADMyOrg");
+    assert_eq!(
+        app["publicClient"]["redirectUris"],
+        json!(["http://localhost"])
+    );
+    assert_eq!(app["isFallbackPublicClient"], true);
+    assert_eq!(app["requiredResourceAccess"][0]["resourceAppId"], ARM_APP);
+    assert!(app["createdDateTime"].is_string());
+    assert!(created.headers["location"]
+        .to_str()
+        .expect("location")
+        .ends_with(app["id"].as_str().expect("id")));
+
+    // Without a service principal nobody can sign in to it.
+    let (status, body) = sign_in_to(
+        &sim,
+        &client_id,
+        "http://localhost:41000/",
+        "https://management.azure.com/.default offline_access",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["page"].as_str().unwrap_or("").contains("AADSTS700016"),
+        "{body}"
+    );
+
+    let sp = sim
+        .graph(
+            Some(&token),
+            Method::POST,
+            "/v1.0/servicePrincipals",
+            Some(json!({"appId": client_id})),
+        )
+        .await;
+    assert_eq!(sp.status, StatusCode::CREATED, "{}", sp.body);
+    assert_eq!(sp.body["appId"], client_id.as_str());
+    assert_eq!(sp.body["displayName"], "Jumpgate Laptops");
+    let again = sim
+        .graph(
+            Some(&token),
+            Method::POST,
+            "/v1.0/servicePrincipals",
+            Some(json!({"appId": client_id})),
+        )
+        .await;
+    assert_graph_error(
+        &again,
+        StatusCode::CONFLICT,
+        "Request_MultipleObjectsWithSameKeyValue",
+    );
+
+    // Any loopback port on the registered http://localhost, path /; tokens name the new app.
+    for port in [41000, 52731] {
+        let (status, tokens) = sign_in_to(
+            &sim,
+            &client_id,
+            &format!("http://localhost:{port}/"),
+            "https://management.azure.com/.default offline_access",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        let access = claims(tokens["access_token"].as_str().expect("access token"));
+        assert_eq!(access["appid"], client_id.as_str());
+        assert_eq!(access["aud"], "https://management.azure.com/");
+    }
+    // Another path or host is not registered on it.
+    for redirect in ["http://localhost:41000/callback", "http://127.0.0.1:41000/"] {
+        let (status, body) = sign_in_to(
+            &sim,
+            &client_id,
+            redirect,
+            "https://management.azure.com/.default",
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{redirect}");
+        assert!(
+            body["page"].as_str().unwrap_or("").contains("AADSTS50011"),
+            "{body}"
+        );
+    }
+    // Graph was not asked for: no consent to it.
+    let (_, refused) = sign_in_to(
+        &sim,
+        &client_id,
+        "http://localhost:41000/",
+        "https://graph.microsoft.com/User.ReadBasic.All",
+    )
+    .await;
+    assert_eq!(refused["error"], "consent_required", "{refused}");
+    assert!(
+        refused["error_description"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Jumpgate Laptops"),
+        "{refused}"
+    );
+
+    // The same with Graph's User.ReadBasic.All listed.
+    let mut with_graph = jumpgate_app("Jumpgate Admin");
+    with_graph["requiredResourceAccess"]
+        .as_array_mut()
+        .expect("array")
+        .push(json!({"resourceAppId": GRAPH_APP, "resourceAccess": [{"id": READ_BASIC, "type": "Scope"}]}));
+    let admin_app = sim.register(&token, with_graph).await;
+    let admin_id = admin_app.body["appId"].as_str().expect("appId").to_string();
+    sim.graph(
+        Some(&token),
+        Method::POST,
+        "/v1.0/servicePrincipals",
+        Some(json!({"appId": admin_id})),
+    )
+    .await;
+    let (status, tokens) = sign_in_to(
+        &sim,
+        &admin_id,
+        "http://localhost:41000/",
+        "https://graph.microsoft.com/User.ReadBasic.All offline_access",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(
+        claims(tokens["access_token"].as_str().expect("token"))["scp"],
+        "User.ReadBasic.All"
+    );
+
+    let events = sim.events().await;
+    assert!(events
+        .iter()
+        .any(|e| e["kind"] == "graph.application_created" && e["appId"] == client_id.as_str()));
+    assert!(events
+        .iter()
+        .any(|e| e["kind"] == "entra.signed_in" && e["client_id"] == client_id.as_str()));
+}
+
+#[tokio::test]
+async fn only_directory_admins_with_the_write_permission_register_apps() {
+    let sim = demo().await;
+    let body = jumpgate_app("Jumpgate");
+    // A user without an Entra admin role, whatever the token allows.
+    let alice = sim.graph_token(ALICE, "Application.ReadWrite.All").await;
+    assert_graph_error(
+        &sim.register(&alice, body.clone()).await,
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+    );
+    // An admin whose token lacks the permission.
+    let read_only = sim
+        .graph_token(DAVE, "User.ReadBasic.All Application.Read.All")
+        .await;
+    assert_graph_error(
+        &sim.register(&read_only, body.clone()).await,
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+    );
+    // Reading needs a read permission; Application.Read.All is one.
+    let list = sim
+        .graph(Some(&read_only), Method::GET, "/v1.0/applications", None)
+        .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    let users_only = sim.graph_token(DAVE, "User.ReadBasic.All").await;
+    let list = sim
+        .graph(Some(&users_only), Method::GET, "/v1.0/applications", None)
+        .await;
+    assert_graph_error(&list, StatusCode::FORBIDDEN, "Authorization_RequestDenied");
+    // No token, an ARM token, a garbled one.
+    let arm = sim.token(DAVE).await;
+    for token in [None, Some(arm.as_str()), Some("garbage")] {
+        assert_graph_error(
+            &sim.graph(
+                token,
+                Method::POST,
+                "/v1.0/applications",
+                Some(body.clone()),
+            )
+            .await,
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+        );
+    }
+    // alice may not create a service principal either, even for an existing app.
+    let own = sim.handle.client_config().client_id;
+    let sp = sim
+        .graph(
+            Some(&alice),
+            Method::POST,
+            "/v1.0/servicePrincipals",
+            Some(json!({"appId": own})),
+        )
+        .await;
+    assert_graph_error(&sp, StatusCode::FORBIDDEN, "Authorization_RequestDenied");
+    // The enterprise tenant's admin is a Cloud Application Administrator.
+    let enterprise = start(jumpgate_sim::SimBuilder::new("enterprise").control(true)).await;
+    let dave = enterprise
+        .graph_token(DAVE, "Application.ReadWrite.All")
+        .await;
+    assert_eq!(
+        enterprise.register(&dave, body.clone()).await.status,
+        StatusCode::CREATED
+    );
+    let carol = enterprise
+        .graph_token(CAROL, "Application.ReadWrite.All")
+        .await;
+    assert_eq!(
+        enterprise.register(&carol, body).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn bodies_graph_would_refuse_are_refused_with_400() {
+    let sim = demo().await;
+    let token = sim.graph_token(DAVE, "Application.ReadWrite.All").await;
+    let with = |pointer: &str, value: Value| {
+        let mut body = jumpgate_app("Jumpgate");
+        *body.pointer_mut(pointer).expect("pointer") = value;
+        body
+    };
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (
+            json!({"signInAudience": "AzureADMyOrg"}),
+            "Request_BadRequest",
+            "displayName",
+        ),
+        (
+            with("/displayName", json!("  ")),
+            "Request_BadRequest",
+            "displayName",
+        ),
+        (
+            with("/displayName", json!(42)),
+            "Request_BadRequest",
+            "displayName",
+        ),
+        (
+            with("/signInAudience", json!("Everyone")),
+            "Request_BadRequest",
+            "signInAudience",
+        ),
+        (
+            with("/publicClient/redirectUris", json!(["not a uri"])),
+            "Request_BadRequest",
+            "redirectUris",
+        ),
+        (
+            with("/publicClient/redirectUris", json!(["http://example.com/"])),
+            "Request_BadRequest",
+            "redirectUris",
+        ),
+        (
+            with(
+                "/publicClient/redirectUris",
+                json!(["https://example.com/#x"]),
+            ),
+            "Request_BadRequest",
+            "redirectUris",
+        ),
+        (
+            with("/publicClient/redirectUris", json!("http://localhost")),
+            "Request_BadRequest",
+            "redirectUris",
+        ),
+        (
+            with("/isFallbackPublicClient", json!("yes")),
+            "BadRequest",
+            "Edm.Boolean",
+        ),
+        (
+            with(
+                "/requiredResourceAccess/0/resourceAppId",
+                json!("11111111-2222-3333-4444-555555555555"),
+            ),
+            "Request_BadRequest",
+            "resourceAppId",
+        ),
+        (
+            with(
+                "/requiredResourceAccess/0/resourceAccess/0/id",
+                json!(READ_BASIC),
+            ),
+            "Request_BadRequest",
+            "resourceAccess",
+        ),
+        (
+            with(
+                "/requiredResourceAccess/0/resourceAccess/0/type",
+                json!("Role"),
+            ),
+            "Request_BadRequest",
+            "resourceAccess",
+        ),
+        (
+            with("/requiredResourceAccess", json!({})),
+            "Request_BadRequest",
+            "requiredResourceAccess",
+        ),
+        (
+            with("/publicClient", json!({"redirectUris": [], "extra": 1})),
+            "BadRequest",
+            "extra",
+        ),
+        (
+            json!({"displayName": "x", "web": {"redirectUris": []}}),
+            "BadRequest",
+            "web",
+        ),
+        (json!(["displayName"]), "BadRequest", "JSON"),
+    ];
+    for (body, code, needle) in cases {
+        let r = sim.register(&token, body.clone()).await;
+        assert_graph_error(&r, StatusCode::BAD_REQUEST, code);
+        assert!(r.message().contains(needle), "{body}: {}", r.body);
+    }
+    let raw = sim
+        .http
+        .post(sim.url("/v1.0/applications"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"displayName\": ")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
+    for body in [
+        json!({}),
+        json!({"appId": 5}),
+        json!({"appId": "00000000-0000-0000-0000-000000000001"}),
+    ] {
+        let r = sim
+            .graph(
+                Some(&token),
+                Method::POST,
+                "/v1.0/servicePrincipals",
+                Some(body.clone()),
+            )
+            .await;
+        assert_graph_error(&r, StatusCode::BAD_REQUEST, "Request_BadRequest");
+    }
+    // Nothing was registered.
+    let list = sim
+        .graph(Some(&token), Method::GET, "/v1.0/applications", None)
+        .await;
+    assert_eq!(
+        list.body["value"].as_array().map(Vec::len),
+        Some(1),
+        "only the tenant's own app: {}",
+        list.body
+    );
+}
+
+#[tokio::test]
+async fn lists_page_with_next_links_and_filter_by_name() {
+    let sim = demo().await;
+    let token = sim.graph_token(DAVE, "Application.ReadWrite.All").await;
+    for name in [
+        "Jumpgate Laptops",
+        "jumpgate laptops",
+        "O'Brien's tool",
+        "Other",
+    ] {
+        assert_eq!(
+            sim.register(&token, jumpgate_app(name)).await.status,
+            StatusCode::CREATED
+        );
+    }
+    // Five apps with the tenant's own, two a page: three pages, the query kept.
+    let mut url = "/v1.0/applications?$top=2&$select=id,appId,displayName".to_string();
+    let mut names = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = sim.graph(Some(&token), Method::GET, &url, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        pages += 1;
+        for app in page.body["value"].as_array().expect("value") {
+            names.push(app["displayName"].as_str().expect("name").to_string());
+        }
+        match page.body["@odata.nextLink"].as_str() {
+            Some(next) => {
+                assert!(next.starts_with(sim.handle.url()), "{next}");
+                assert!(
+                    next.contains("%24top=2") || next.contains("$top=2"),
+                    "{next}"
+                );
+                url = next.to_string();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(names.len(), 5, "{names:?}");
+    // A filter by name, case-insensitive as Graph's, with OData's doubled quotes.
+    let filtered = sim
+        .graph(
+            Some(&token),
+            Method::GET,
+            "/v1.0/applications?$filter=displayName%20eq%20'JUMPGATE%20LAPTOPS'",
+            None,
+        )
+        .await;
+    assert_eq!(
+        filtered.body["value"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        filtered.body
+    );
+    let quoted = sim
+        .graph(
+            Some(&token),
+            Method::GET,
+            "/v1.0/applications?$filter=displayName%20eq%20'O''Brien''s%20tool'",
+            None,
+        )
+        .await;
+    assert_eq!(
+        quoted.body["value"][0]["displayName"], "O'Brien's tool",
+        "{}",
+        quoted.body
+    );
+    let own = sim.handle.client_config().client_id;
+    let sps = sim
+        .graph(
+            Some(&token),
+            Method::GET,
+            &format!("/v1.0/servicePrincipals?$filter=appId%20eq%20'{own}'"),
+            None,
+        )
+        .await;
+    assert_eq!(sps.body["value"][0]["appId"], own.as_str(), "{}", sps.body);
+    // Refusals: an unsupported filter, a garbled or foreign skip token, a bad $top.
+    for (query, code) in [
+        (
+            "$filter=startswith(displayName,'J')",
+            "Request_UnsupportedQuery",
+        ),
+        ("$skiptoken=garbage", "Directory_ExpiredPageToken"),
+        ("$top=0", "Request_BadRequest"),
+        ("$top=1000", "Request_BadRequest"),
+    ] {
+        let r = sim
+            .graph(
+                Some(&token),
+                Method::GET,
+                &format!("/v1.0/applications?{query}"),
+                None,
+            )
+            .await;
+        assert_graph_error(&r, StatusCode::BAD_REQUEST, code);
+    }
+    let first = sim
+        .graph(Some(&token), Method::GET, "/v1.0/applications?$top=1", None)
+        .await;
+    let next = first.body["@odata.nextLink"].as_str().expect("next link");
+    let token_only = next
+        .split("%24skiptoken=")
+        .nth(1)
+        .or_else(|| next.split("$skiptoken=").nth(1))
+        .expect("skiptoken");
+    let foreign = sim
+        .graph(
+            Some(&token),
+            Method::GET,
+            &format!("/v1.0/servicePrincipals?$skiptoken={token_only}"),
+            None,
+        )
+        .await;
+    assert_graph_error(
+        &foreign,
+        StatusCode::BAD_REQUEST,
+        "Directory_ExpiredPageToken",
+    );
+}
+
+#[tokio::test]
+async fn device_code_needs_public_client_flows_on() {
+    let sim = demo().await;
+    let token = sim.graph_token(DAVE, "Application.ReadWrite.All").await;
+    let mut body = jumpgate_app("No public flows");
+    body["isFallbackPublicClient"] = json!(false);
+    let app = sim.register(&token, body).await;
+    let client_id = app.body["appId"].as_str().expect("appId").to_string();
+    sim.graph(
+        Some(&token),
+        Method::POST,
+        "/v1.0/servicePrincipals",
+        Some(json!({"appId": client_id})),
+    )
+    .await;
+    let c = sim.handle.client_config();
+    let devicecode = |client: String| {
+        let request = sim
+            .http
+            .post(sim.url(&format!("/{}/oauth2/v2.0/devicecode", c.tenant_id)))
+            .form(&[
+                ("client_id", client.as_str()),
+                ("scope", "https://management.azure.com/.default"),
+            ]);
+        async move {
+            let r = request.send().await.expect("devicecode");
+            (r.status(), r.json::<Value>().await.expect("JSON"))
+        }
+    };
+    let (status, refused) = devicecode(client_id).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(refused["error"], "invalid_client");
+    assert!(refused["error_codes"][0] == 7000218, "{refused}");
+    let (status, _) = devicecode(jumpgate_app_id(&sim, &token, "Public flows").await).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+async fn jumpgate_app_id(sim: &Sim, token: &str, name: &str) -> String {
+    let app = sim.register(token, jumpgate_app(name)).await;
+    let id = app.body["appId"].as_str().expect("appId").to_string();
+    sim.graph(
+        Some(token),
+        Method::POST,
+        "/v1.0/servicePrincipals",
+        Some(json!({"appId": id})),
+    )
+    .await;
+    id
+}
+
+#[tokio::test]
+async fn graph_lists_follow_the_tenants_page_size() {
+    // `enterprise` answers two items a page; its Graph is not consented for the tenant's own
+    // app, which the control API's tokens do not need.
+    let sim = start(jumpgate_sim::SimBuilder::new("enterprise").control(true)).await;
+    let token = sim.graph_token(DAVE, "Application.ReadWrite.All").await;
+    for _ in 0..3 {
+        assert_eq!(
+            sim.register(&token, jumpgate_app("Twin")).await.status,
+            StatusCode::CREATED
+        );
+    }
+    let first = sim
+        .graph(
+            Some(&token),
+            Method::GET,
+            "/v1.0/applications?$filter=displayName%20eq%20'Twin'",
+            None,
+        )
+        .await;
+    assert_eq!(
+        first.body["value"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        first.body
+    );
+    let next = first.body["@odata.nextLink"].as_str().expect("next link");
+    let second = sim.graph(Some(&token), Method::GET, next, None).await;
+    assert_eq!(
+        second.body["value"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        second.body
+    );
+    assert!(second.body.get("@odata.nextLink").is_none());
+    // $top still wins.
+    let all = sim
+        .graph(
+            Some(&token),
+            Method::GET,
+            "/v1.0/applications?$top=10",
+            None,
+        )
+        .await;
+    assert_eq!(
+        all.body["value"].as_array().map(Vec::len),
+        Some(4),
+        "{}",
+        all.body
+    );
+}
