@@ -3,7 +3,7 @@
 //! Two files make the configuration (RELIABILITY #29). The user's file is the first found of
 //! `--config PATH`, `JUMPGATE_CONFIG`, and the platform config directory
 //! (`~/.config/jumpgate/config.toml` on Linux). The system-wide file is
-//! `JUMPGATE_SYSTEM_CONFIG`, else `/etc/jumpgate/config.toml`. The user's file is laid over the
+//! `JUMPGATE_SYSTEM_CONFIG`, else the platform's [`system_file`] (`/etc/jumpgate/config.toml` on Linux). The user's file is laid over the
 //! system file (tables merge key by key), except for the keys the system file lists under
 //! `[managed] keys = [...]`, which always come from the system file. [`merge`] is pure; the
 //! reading and `stat` happen in [`load_layers`]. The same keys point Jumpgate at Azure or at
@@ -504,7 +504,24 @@ pub struct Layers {
     pub system: Option<PathBuf>,
 }
 
-const SYSTEM_FILE: &str = "/etc/jumpgate/config.toml";
+/// Where an organisation deploys the managed system file on each platform: `/etc/jumpgate/`
+/// on Linux, `/Library/Application Support/Jumpgate/` on macOS, and `Jumpgate\` under
+/// `%ProgramData%` on Windows (`program_data`, `C:\ProgramData` when unset).
+pub fn system_file(os: crate::launch::Os, program_data: Option<&str>) -> PathBuf {
+    match os {
+        crate::launch::Os::Linux => PathBuf::from("/etc/jumpgate/config.toml"),
+        crate::launch::Os::MacOs => {
+            PathBuf::from("/Library/Application Support/Jumpgate/config.toml")
+        }
+        crate::launch::Os::Windows => {
+            let base = program_data
+                .filter(|p| !p.is_empty())
+                .unwrap_or("C:\\ProgramData")
+                .trim_end_matches('\\');
+            PathBuf::from(format!("{base}\\Jumpgate\\config.toml"))
+        }
+    }
+}
 
 /// Finds both files: the user's by `explicit`, then `env_user` (`JUMPGATE_CONFIG`), then the
 /// platform config directory; the system file at `env_system` (`JUMPGATE_SYSTEM_CONFIG`) or
@@ -517,7 +534,10 @@ pub fn locate_layers(
 ) -> Result<Layers, ConfigError> {
     let system = env_system
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from(SYSTEM_FILE));
+        .unwrap_or_else(|| {
+            let program_data = std::env::var("ProgramData").ok();
+            system_file(crate::launch::Os::CURRENT, program_data.as_deref())
+        });
     let system = system.is_file().then_some(system);
     let platform = dirs::config_dir().map(|d| d.join("jumpgate").join("config.toml"));
     let user = match (explicit, env_user.filter(|p| !p.as_os_str().is_empty())) {
@@ -530,7 +550,7 @@ pub fn locate_layers(
     if user.is_none() && system.is_none() {
         return Err(ConfigError::NotFound(
             platform
-                .unwrap_or_else(|| PathBuf::from(SYSTEM_FILE))
+                .unwrap_or_else(|| system_file(crate::launch::Os::CURRENT, None))
                 .display()
                 .to_string(),
         ));
@@ -913,6 +933,27 @@ mod tests {
 
     fn doc(text: &str) -> toml::Value {
         toml::Value::Table(toml::from_str(text).expect("toml"))
+    }
+
+    #[test]
+    fn each_platform_has_its_system_file() {
+        use crate::launch::Os;
+        assert_eq!(
+            system_file(Os::Linux, None),
+            PathBuf::from("/etc/jumpgate/config.toml")
+        );
+        assert_eq!(
+            system_file(Os::MacOs, None),
+            PathBuf::from("/Library/Application Support/Jumpgate/config.toml")
+        );
+        assert_eq!(
+            system_file(Os::Windows, None),
+            PathBuf::from("C:\\ProgramData\\Jumpgate\\config.toml")
+        );
+        assert_eq!(
+            system_file(Os::Windows, Some("D:\\Data\\")),
+            PathBuf::from("D:\\Data\\Jumpgate\\config.toml")
+        );
     }
 
     const ROOT_SAFE: SystemFacts = SystemFacts {
