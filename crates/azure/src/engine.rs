@@ -1151,6 +1151,7 @@ impl Engine {
             step: Step::Launch,
             detail: program.clone(),
             at,
+            skips: Vec::new(),
         });
         self.audit(Record {
             what: "client_launched".into(),
@@ -1257,14 +1258,19 @@ impl Engine {
         };
         let account = self.account().await?;
         let mut steps: Vec<StepRecord> = Vec::new();
+        let record_skipping =
+            |steps: &mut Vec<StepRecord>, step: Step, detail: String, skips: Vec<Step>| {
+                let at = Utc::now();
+                self.publish(EngineEvent::Step {
+                    step,
+                    detail: detail.clone(),
+                    at,
+                    skips,
+                });
+                steps.push(StepRecord { step, at, detail });
+            };
         let record = |steps: &mut Vec<StepRecord>, step: Step, detail: String| {
-            let at = Utc::now();
-            self.publish(EngineEvent::Step {
-                step,
-                detail: detail.clone(),
-                at,
-            });
-            steps.push(StepRecord { step, at, detail });
+            record_skipping(steps, step, detail, Vec::new())
         };
         let (mut machine, mut action) = Connect::start(Utc::now(), req.timeout, false);
         let mut role: Option<Eligible> = None;
@@ -1348,15 +1354,14 @@ impl Engine {
                 Step::CheckAccess => {
                     let perms = arm::permissions(&self.arm, arm::resource_group_of(&vm_id)).await?;
                     let ok = policy::permits(&perms, JIT_INITIATE);
-                    record(
-                        &mut steps,
-                        step,
-                        if ok {
-                            "JIT initiate is permitted".into()
-                        } else {
-                            "JIT initiate needs a PIM role".into()
-                        },
-                    );
+                    // With access already, the role's steps are not needed: the event says
+                    // so in its `skips`, so that nobody reads it from the detail's words.
+                    let (detail, skips) = if ok {
+                        ("JIT initiate is permitted", Step::ROLE.to_vec())
+                    } else {
+                        ("JIT initiate needs a PIM role", Vec::new())
+                    };
+                    record_skipping(&mut steps, step, detail.into(), skips);
                     Observation::Access(ok)
                 }
                 Step::RequestRole => {

@@ -12,11 +12,14 @@ use crate::phase::Step;
 pub enum EngineEvent {
     /// Something worth telling while waiting (a retry, a resumed request).
     Progress { message: String },
-    /// A step of `connect` completed.
+    /// A step of `connect` completed. `detail` is for people (it may change wording);
+    /// decisions read `step` and `skips`, the steps this one made unnecessary (the role's
+    /// steps, when access is already there).
     Step {
         step: Step,
         detail: String,
         at: DateTime<Utc>,
+        skips: Vec<Step>,
     },
     /// A PIM request changed status.
     RequestStatus {

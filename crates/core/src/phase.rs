@@ -64,6 +64,9 @@ pub enum Step {
 }
 
 impl Step {
+    /// The steps that activate a role, which access already held makes unnecessary.
+    pub const ROLE: [Step; 3] = [Step::RequestRole, Step::AwaitApproval, Step::AwaitEffect];
+
     pub fn label(self) -> &'static str {
         match self {
             Step::CheckAccess => "check access",

@@ -143,7 +143,7 @@ who: string,
  */
 what: string, vm?: string | null, port?: number | null, role?: string | null, source_ip?: string | null, duration?: string | null, justification?: string | null, outcome: string, };
 
-export type EngineEvent = { "kind": "progress", message: string, } | { "kind": "step", step: Step, detail: string, at: string, } | { "kind": "request_status", request: string, role: string, status: string, } | { "kind": "watch" } & WatchEvent;
+export type EngineEvent = { "kind": "progress", message: string, } | { "kind": "step", step: Step, detail: string, at: string, skips: Array<Step>, } | { "kind": "request_status", request: string, role: string, status: string, } | { "kind": "watch" } & WatchEvent;
 
 export type WatchEvent = { "event": "request_approved", request: string, role: string, scope: string, approver: string | null, justification: string | null, } | { "event": "request_denied", request: string, role: string, scope: string, approver: string | null, justification: string | null, } | { "event": "approval_waiting", request: string, approval: string, requester: string, role: string, scope: string, justification: string | null, duration: string | null, ticket: string | null, } | { "event": "expiry_reminder", access: Access, lead_minutes: number, end: string, } | { "event": "expired", access: Access, end: string, } | { "event": "ended_early", access: Access, end: string, reason: string, code: string | null, } | { "event": "ip_changed", vm: string, vm_id: string, port: number, old: string, new: string, } | { "event": "signed_out", reason: string, };
 

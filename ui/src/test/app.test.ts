@@ -107,7 +107,7 @@ describe("the popover", () => {
     expect(calls.find(([c]) => c === "connect")?.[1]).toEqual({
       form: { vm: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01", port: 3389, duration: "1h", justification: "Patch KB5034441", ticket: "ServiceNow:INC42", launch: true },
     });
-    await emit("engine", { kind: "step", step: "request_role", detail: "JIT Requester (PendingApproval)", at: "2026-11-27T12:00:01Z" });
+    await emit("engine", { kind: "step", step: "request_role", detail: "JIT Requester (PendingApproval)", at: "2026-11-27T12:00:01Z", skips: [] });
     await waitFor(() => expect(document.querySelector('[data-step="request_role"]')?.className).toContain("done"));
     expect(document.querySelector('[data-step="await_approval"]')?.className).toContain("waiting");
     await emit("engine", { kind: "progress", message: "waiting for approval (15 s so far)" });
@@ -124,6 +124,46 @@ describe("the popover", () => {
     });
     expect(await screen.findByText("Ready: connect to 127.0.0.10:3389.")).toBeTruthy();
     expect(screen.getByText("for 3389 for 203.0.113.7 until 13:00:07")).toBeTruthy();
+  });
+
+  it("runs the timeline from typed events alone: every detail string can change", async () => {
+    const calls = backend((cmd) => {
+      if (cmd === "app_state") return alice;
+      if (cmd === "connect") return new Promise<Connected>(() => {});
+      return null;
+    });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Connect to jumpbox-win-01" }));
+    await fireEvent.input(screen.getByLabelText("Justification"), { target: { value: "Patch KB5034441" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Connect" }));
+    await waitFor(() => expect(calls.some(([c]) => c === "connect")).toBe(true));
+    const state = (step: string) => document.querySelector(`[data-step="${step}"]`)?.className ?? "";
+    // The access check finds the role already active; its words are gibberish on purpose.
+    await emit("engine", { kind: "step", step: "check_access", detail: "ẍẍẍ 1", at: "2026-11-27T12:00:01Z", skips: ["request_role", "await_approval", "await_effect"] });
+    await waitFor(() => expect(state("await_effect")).toContain("done"));
+    expect(state("request_role")).toContain("done");
+    expect(state("await_approval")).toContain("done");
+    expect(state("open_port")).toContain("waiting");
+    await emit("engine", { kind: "step", step: "open_port", detail: "ẍẍẍ 2", at: "2026-11-27T12:00:02Z", skips: [] });
+    await waitFor(() => expect(state("open_port")).toContain("done"));
+    expect(state("await_reachable")).toContain("waiting");
+    // A check that finds no access skips nothing, whatever it says.
+    cleanup();
+    clearMocks();
+    const again = backend((cmd) => {
+      if (cmd === "app_state") return alice;
+      if (cmd === "connect") return new Promise<Connected>(() => {});
+      return null;
+    });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Connect to jumpbox-win-01" }));
+    await fireEvent.input(screen.getByLabelText("Justification"), { target: { value: "Patch KB5034441" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Connect" }));
+    await waitFor(() => expect(again.some(([c]) => c === "connect")).toBe(true));
+    await emit("engine", { kind: "step", step: "check_access", detail: "JIT initiate is permitted", at: "2026-11-27T12:00:01Z", skips: [] });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(state("request_role")).toContain("waiting");
+    expect(state("await_approval")).not.toContain("done");
   });
 
   it("marks the failed step with what to do", async () => {
