@@ -108,7 +108,8 @@ class Sim:
             approvals = self.call("GET", "/providers/Microsoft.Authorization/roleAssignmentApprovals?api-version=2021-01-01-preview&$filter=asApprover()", token=bob_token)["value"]
             if approvals:
                 a = approvals[0]
-                stage = a["properties"]["stages"][0]["name"]
+                # A stage is addressed by the last segment of its id, which differs from its name.
+                stage = a["properties"]["stages"][0]["id"].rsplit("/", 1)[-1]
                 start = time.perf_counter()
                 self.call("PATCH", f"/providers/Microsoft.Authorization/roleAssignmentApprovals/{a['name']}/stages/{stage}?api-version=2021-01-01-preview",
                           {"properties": {"reviewResult": "Approve", "justification": "bench"}}, token=bob_token)

@@ -368,8 +368,9 @@ pub async fn refresh<R: Runtime>(app: &AppHandle<R>) -> crate::commands::Command
 
 /// Runs the engine's watcher for the app's lifetime: each event becomes a notification and
 /// an event to the popover, and the tray is refreshed. `approver` polls the approvals inbox
-/// from the start (the demo, where anyone may sign in as bob); otherwise it starts once
-/// `[watch] approver` says so or a request has waited for this user's decision.
+/// from the start (the demo, where anyone may sign in as bob); otherwise the watcher starts
+/// polling it once `[watch] approver` says so, a policy the user can read names them as an
+/// approver, they have decided a request here, or a request has waited for their decision.
 pub fn watch<R: Runtime>(app: AppHandle<R>, engine: Arc<Engine>, approver: bool) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<WatchEvent>();
     // The watcher's futures are not `Send`: it runs on a thread of its own.

@@ -419,6 +419,15 @@ impl User {
         args.extend_from_slice(extra);
         let mut child = self.spawn(&args);
         let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (progress_tx, progress) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if progress_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -434,6 +443,8 @@ impl User {
             child,
             rx,
             seen: Vec::new(),
+            progress,
+            said: Vec::new(),
         }
     }
 }
@@ -443,6 +454,9 @@ pub struct Watching {
     pub child: Child,
     rx: std::sync::mpsc::Receiver<Value>,
     pub seen: Vec<Value>,
+    progress: std::sync::mpsc::Receiver<String>,
+    /// Every progress line printed on stderr so far (gathered by `expect_said` and `said_so`).
+    pub said: Vec<String>,
 }
 
 impl Watching {
@@ -478,6 +492,33 @@ impl Watching {
         while let Ok(e) = self.rx.try_recv() {
             self.seen.push(e);
         }
+    }
+
+    /// Waits for a progress line (stderr) containing `needle`, returning it.
+    pub fn expect_said(&mut self, needle: &str, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            while let Ok(line) = self.progress.try_recv() {
+                self.said.push(line);
+            }
+            if let Some(line) = self.said.iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "nothing saying {needle:?} within {limit:?}; said: {:#?}",
+                self.said
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The progress lines printed so far that contain `needle`.
+    pub fn said_so(&mut self, needle: &str) -> usize {
+        while let Ok(line) = self.progress.try_recv() {
+            self.said.push(line);
+        }
+        self.said.iter().filter(|l| l.contains(needle)).count()
     }
 
     pub fn count(&self, name: &str) -> usize {

@@ -526,3 +526,202 @@ async fn reliability_14_a_port_a_newer_request_replaces_is_announced_as_ended_ea
         "{history}"
     );
 }
+
+/// What a watcher prints once when it reads the inbox on its own fast cadence.
+const FAST: &str = "checking your approvals every 4 s";
+
+/// The sequence number of the simulator's newest event.
+async fn last_seq(sim: &Sim) -> u64 {
+    sim.events()
+        .await
+        .last()
+        .and_then(|e| e["seq"].as_u64())
+        .unwrap_or(0)
+}
+
+/// ARM reads by `upn` among the simulator's events after the one numbered `since`, and those
+/// of them that read the approvals inbox.
+fn reads_by(events: &[Value], since: u64, upn: &str) -> (usize, usize) {
+    let reads: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["seq"].as_u64().is_some_and(|n| n > since))
+        .filter(|e| e["kind"] == "request" && e["method"] == "GET" && e["caller"] == upn)
+        .filter(|e| {
+            e["path"]
+                .as_str()
+                .is_some_and(|p| !p.starts_with("/ip") && !p.starts_with("/cdn-cgi"))
+        })
+        .collect();
+    let inbox = reads
+        .iter()
+        .filter(|e| {
+            e["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("roleAssignmentApprovals"))
+        })
+        .count();
+    (reads.len(), inbox)
+}
+
+/// The role management policy lists `upn` read.
+fn policy_reads(events: &[Value], upn: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| {
+            e["kind"] == "request"
+                && e["caller"] == upn
+                && e["path"]
+                    .as_str()
+                    .is_some_and(|p| p.contains("roleManagementPolicyAssignments"))
+        })
+        .count()
+}
+
+/// bob is named as the approver in the policy of the role alice asks for, and may read it
+/// (Reader on the resource group): his plain `watch`, without `--approver`, finds that out
+/// at its first look, says so once, and announces her request within seconds, not at the
+/// next full look five minutes later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_named_in_a_policy_hears_of_requests_within_seconds_unasked() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    let bob = sim.user(BOB);
+    sim.sign_in(&alice).await;
+    sim.sign_in(&bob).await;
+    let mut b = bob.watch(&[]);
+    let said = b.expect_said(FAST, Duration::from_secs(10));
+    assert!(
+        said.contains("you approve requests for JIT Requester"),
+        "{said}"
+    );
+
+    let submitted = std::time::Instant::now();
+    request(&alice, "Rotate the TLS certificate");
+    let waiting = b.expect("approval_waiting", Duration::from_secs(15));
+    let took = submitted.elapsed();
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert_eq!(waiting["requester"], ALICE);
+    assert_eq!(waiting["role"], "JIT Requester");
+
+    // Said once; the policies were read at the first look only.
+    b.settle(Duration::from_secs(5));
+    assert_eq!(b.said_so(FAST), 1, "{:#?}", b.said);
+    assert_eq!(
+        policy_reads(&sim.events().await, BOB),
+        1,
+        "bob's policies are read once at the start, not at every look"
+    );
+    let state = std::fs::read_to_string(bob.state.join("watch.json")).expect("state");
+    assert!(state.contains("JIT Requester"), "{state}");
+}
+
+/// The `demo` tenant without bob's Reader role: he still approves alice's requests, but can
+/// read no policy, so only his decisions tell that he approves.
+fn demo_without_bobs_reader(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut tenant: toml::Table =
+        toml::from_str(include_str!("../../crates/sim/tenants/demo.toml")).expect("demo.toml");
+    let assignments = tenant["role_assignments"]
+        .as_array_mut()
+        .expect("role_assignments");
+    let before = assignments.len();
+    assignments.retain(|a| a.get("principal").and_then(|p| p.as_str()) != Some(BOB));
+    assert_eq!(assignments.len(), before - 1, "bob held one role in demo");
+    let path = dir.join("tenant.toml");
+    std::fs::write(&path, toml::to_string(&tenant).expect("TOML")).expect("write the tenant");
+    path
+}
+
+/// Someone no readable policy names, who decides a request: the running watcher notices the
+/// decision and reads the inbox every 4 s from then on, and so does the next one after a
+/// restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_who_has_decided_a_request_gets_the_fast_inbox_and_keeps_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let tenant = demo_without_bobs_reader(dir.path());
+    let sim = Sim::start(tenant.to_str().expect("path"), 0);
+    let alice = sim.user(ALICE);
+    let bob = sim.user(BOB);
+    sim.sign_in(&alice).await;
+    sim.sign_in(&bob).await;
+    let quick = Duration::from_secs(15);
+
+    let mut b = bob.watch(&[]);
+    b.settle(Duration::from_secs(3));
+    assert_eq!(b.said_so(FAST), 0, "{:#?}", b.said);
+    let from = last_seq(&sim).await;
+    b.settle(Duration::from_secs(9));
+    let (_, inbox) = reads_by(&sim.events().await, from, BOB);
+    assert_eq!(
+        inbox, 0,
+        "bob's inbox was polled before he decided anything"
+    );
+
+    // bob denies alice's first request from the command line.
+    request(&alice, "First attempt");
+    let item = wait_for_inbox(&bob).await;
+    let out = bob.run(&[
+        "deny",
+        item["id"].as_str().expect("id"),
+        "--justification",
+        "Use a ticket",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = b.expect_said(FAST, Duration::from_secs(10));
+    assert!(said.contains("you have decided requests"), "{said}");
+    request(&alice, "Second attempt, ticket 4711");
+    let waiting = b.expect("approval_waiting", quick);
+    assert_eq!(waiting["justification"], "Second attempt, ticket 4711");
+    decide(&bob, &waiting, false, "Still no");
+    b.kill();
+
+    // A new watcher knows at once.
+    let mut b = bob.watch(&[]);
+    b.expect_said(FAST, Duration::from_secs(10));
+    request(&alice, "Third attempt");
+    let waiting = b.expect("approval_waiting", quick);
+    assert_eq!(waiting["justification"], "Third attempt");
+    assert_eq!(b.said_so(FAST), 1, "{:#?}", b.said);
+}
+
+/// carol neither is named in a policy she can read (she reads the whole subscription) nor
+/// has decided anything: her watcher keeps the slow cadence, with no inbox polling between
+/// its full looks, while bob's, named in the policy, polls his.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_who_neither_approves_nor_decided_keeps_the_slow_cadence() {
+    const CAROL: &str = "carol@contoso.example";
+    let sim = Sim::start("demo", 0);
+    let carol = sim.user(CAROL);
+    let bob = sim.user(BOB);
+    sim.sign_in(&carol).await;
+    sim.sign_in(&bob).await;
+    let mut c = carol.watch(&[]);
+    let mut b = bob.watch(&[]);
+    b.expect_said(FAST, Duration::from_secs(10));
+    c.settle(Duration::from_secs(2));
+    assert_eq!(
+        policy_reads(&sim.events().await, CAROL),
+        1,
+        "carol's watcher read the policy where alice is eligible"
+    );
+
+    let from = last_seq(&sim).await;
+    c.settle(Duration::from_secs(12));
+    let events = sim.events().await;
+    let (carol_reads, carol_inbox) = reads_by(&events, from, CAROL);
+    let (_, bob_inbox) = reads_by(&events, from, BOB);
+    assert_eq!(
+        (carol_reads, carol_inbox),
+        (0, 0),
+        "carol's watcher read ARM between its full looks"
+    );
+    assert!(
+        bob_inbox >= 2,
+        "bob's inbox was read {bob_inbox} times in 12 s"
+    );
+    assert_eq!(c.said_so(FAST), 0, "{:#?}", c.said);
+    assert_eq!(
+        policy_reads(&events, CAROL),
+        1,
+        "the policies are read once a day"
+    );
+}

@@ -999,7 +999,9 @@ impl Engine {
         })
     }
 
-    /// An approver's decision on a request waiting for them, recorded in the journal.
+    /// An approver's decision on a request waiting for them, recorded in the journal. The one
+    /// place decisions are sent (the CLI's `approve`/`deny` and the tray's `decide`), so the
+    /// one place that remembers this user decides requests (`approver::remember_decision`).
     pub async fn decide(
         &self,
         pending: &arm::Pending,
@@ -1007,6 +1009,20 @@ impl Engine {
         justification: &str,
     ) -> Result<(), Failure> {
         arm::decide(&self.arm, pending, approve, justification).await?;
+        // Remembered before the journal entry, which a running watcher notices: by then it
+        // finds this user among those who decide, and reads their inbox every few seconds.
+        if let Ok(Some(t)) = self.session.current().await {
+            if let Err(e) = crate::approver::remember_decision(
+                &self.state_dir,
+                &t.account.oid,
+                self.arm.clock.now(),
+            ) {
+                self.progress(&format!(
+                    "could not note in {} that you decide requests ({e}); the watcher will read your approvals at its usual pace",
+                    self.state_dir.display()
+                ));
+            }
+        }
         self.audit(Record {
             what: "approval_decided".into(),
             role: Some(pending.request.role.clone()),

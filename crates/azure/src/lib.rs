@@ -9,6 +9,7 @@
 //! - [`tokens`]: the token store on the OS keychain, chunked;
 //! - [`session`]: a valid access token on demand;
 //! - [`arm`]: PIM, approvals, JIT and resource reads;
+//! - [`approver`]: whether the user decides requests (policies naming them, decisions made);
 //! - [`private`]: the state directory (0700, the user's own) and its 0600 files;
 //! - [`ip`]: public IPv4 detection from two or more echo services that must agree.
 //!
@@ -16,6 +17,7 @@
 
 pub mod admin;
 pub mod apps;
+pub mod approver;
 pub mod arm;
 pub mod doctor;
 pub mod engine;

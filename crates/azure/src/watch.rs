@@ -3,6 +3,11 @@
 //! changes while a port is open, and a sign-in that must be repeated. Each is announced once,
 //! across restarts too: what was announced is kept in `watch.json` in the state directory.
 //!
+//! The approvals inbox is read every few seconds for approvers: those who say so
+//! (`--approver`, `[watch] approver`), those a readable policy names (`approver`, read at the
+//! first look and then once a day), those who have decided a request on this machine (noticed
+//! when the journal changes), and those a request has waited for.
+//!
 //! When to look is `jumpgate_core::watch::schedule`, and what is due before expiry is
 //! `jumpgate_core::planner::plan`; both are pure. This module does the reading and the
 //! announcing. Deadlines are compared in ARM's time (the offset from its `Date` header).
@@ -42,6 +47,10 @@ struct Saved {
     deadlines: Vec<Open>,
     /// A request has waited for this user's decision: poll the inbox quickly.
     approver: bool,
+    /// The roles whose policies (those the user can read) name this user as an approver, at
+    /// the last look at them: poll the inbox quickly.
+    #[serde(default)]
+    approves: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,6 +80,12 @@ pub struct Watcher<'e> {
     /// user signs in anew, so a dead sign-in never becomes a loop of refused calls.
     refused_sign_in: Option<u64>,
     approver_flag: bool,
+    /// This account has decided a request on this machine (`approver::has_decided`), as read
+    /// for `decided_for` when the journal last changed.
+    decided: bool,
+    decided_for: String,
+    /// The progress line saying why the inbox is read quickly has been printed.
+    told_fast: bool,
     /// When this watcher started: on a first run, decisions on requests made since then are
     /// announced (and older ones are not).
     started: DateTime<Utc>,
@@ -139,6 +154,9 @@ impl<'e> Watcher<'e> {
         Ok(Watcher {
             cadence: Cadence::from_config(&engine.config.watch),
             approver_flag: approver || engine.config.watch.approver,
+            decided: false,
+            decided_for: String::new(),
+            told_fast: false,
             started: engine.arm.clock.now(),
             engine,
             path,
@@ -175,7 +193,7 @@ impl<'e> Watcher<'e> {
         let situation = Situation {
             signed_in: self.signed_in,
             pending: !self.saved.pending.is_empty(),
-            approver: self.approver_flag || self.saved.approver,
+            approver: self.approver_flag || self.fast_inbox_reason().is_some(),
             open: !self.saved.deadlines.is_empty(),
         };
         let (mut work, wake) = schedule(now, slept, &self.last, &situation, &self.cadence);
@@ -187,7 +205,8 @@ impl<'e> Watcher<'e> {
         // is taken before the reads: an entry written while they run is seen next time. Our
         // own entries (announcements, which are rare) cost one extra look each.
         let len = self.journal_size();
-        if self.journal_len.is_some_and(|l| l != len) && self.signed_in {
+        let journal_changed = self.journal_len.is_some_and(|l| l != len);
+        if journal_changed && self.signed_in {
             work.refresh = true;
         }
         self.journal_len = Some(len);
@@ -217,6 +236,9 @@ impl<'e> Watcher<'e> {
                 self.last.ip = Some(now);
                 self.check_ip(sink).await;
             }
+            if work.approver_check {
+                self.check_approver(now).await?;
+            }
             Ok::<(), Failure>(())
         }
         .await;
@@ -227,6 +249,25 @@ impl<'e> Watcher<'e> {
                 self.progress(&format!(
                     "{}; trying again at the next look",
                     f.explanation.message
+                ));
+            }
+        }
+        // A decision made on this machine (by this process or another) is written down before
+        // its journal entry: read it when the journal changed, or the account did.
+        if journal_changed || self.decided_for != self.saved.account {
+            self.decided_for = self.saved.account.clone();
+            self.decided = crate::approver::has_decided(
+                &self.engine.state_dir,
+                &self.saved.account,
+                self.engine.arm.clock.now(),
+            );
+        }
+        if !self.told_fast && !self.approver_flag && self.signed_in {
+            if let Some(why) = self.fast_inbox_reason() {
+                self.told_fast = true;
+                self.progress(&format!(
+                    "{why}: checking your approvals every {}",
+                    every(self.cadence.approvals)
                 ));
             }
         }
@@ -243,6 +284,69 @@ impl<'e> Watcher<'e> {
             .to_std()
             .unwrap_or(StdDuration::ZERO)
             .max(StdDuration::from_millis(100))
+    }
+
+    /// Why this user's inbox is read on its own fast cadence without `--approver`: a policy
+    /// names them, they have decided before, or a request has waited for them.
+    fn fast_inbox_reason(&self) -> Option<String> {
+        if !self.saved.approves.is_empty() {
+            const SHOWN: usize = 3;
+            let mut names: Vec<String> = self
+                .saved
+                .approves
+                .iter()
+                .take(SHOWN)
+                .map(|r| jumpgate_core::text::line(r).into_owned())
+                .collect();
+            if self.saved.approves.len() > SHOWN {
+                names.push(format!("{} more", self.saved.approves.len() - SHOWN));
+            }
+            return Some(format!("you approve requests for {}", names.join(", ")));
+        }
+        if self.decided {
+            return Some("you have decided requests on this machine before".into());
+        }
+        self.saved
+            .approver
+            .then(|| "a request has waited for your decision".into())
+    }
+
+    /// Reads the policies the user can see for their name among the approvers
+    /// (`approver::approved_roles`), and keeps what it finds. Not needed with `--approver`. A
+    /// failure other than the sign-in is said once and tried again in an hour.
+    async fn check_approver(&mut self, now: DateTime<Utc>) -> Result<(), Failure> {
+        if self.approver_flag {
+            self.last.approver_check = Some(now);
+            return Ok(());
+        }
+        if !self.signed_in || self.saved.account.is_empty() {
+            // Checked once someone is signed in.
+            self.last.approver_check = None;
+            return Ok(());
+        }
+        self.last.approver_check = Some(now);
+        match crate::approver::approved_roles(&self.engine.arm, &self.saved.account).await {
+            Ok(roles) => {
+                if roles != self.saved.approves {
+                    self.saved.approves = roles;
+                    self.save();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let f = Failure::from(e);
+                if f.explanation.kind == Kind::SignIn {
+                    return Err(f);
+                }
+                self.progress(&format!(
+                    "cannot read the role policies to find out whether you approve requests ({}); trying again in an hour",
+                    f.explanation.message.trim_end_matches('.')
+                ));
+                self.last.approver_check =
+                    Some(now - self.cadence.approver_check + Duration::hours(1));
+                Ok(())
+            }
+        }
     }
 
     fn journal_size(&self) -> u64 {
@@ -331,11 +435,13 @@ impl<'e> Watcher<'e> {
         };
         self.refused_sign_in = None;
         if account.oid != self.saved.account {
-            // Another account (or the first run): start afresh, announcing nothing old.
+            // Another account (or the first run): start afresh, announcing nothing old, and
+            // find out again whether this one approves requests.
             self.saved = Saved {
                 account: account.oid.clone(),
                 ..Saved::default()
             };
+            self.last.approver_check = None;
         }
         if !self.signed_in {
             self.progress(&format!("signed in as {}: watching again", account.upn));
@@ -804,6 +910,16 @@ fn role_ended(requests: &[Request], role: &str, scope: &str) -> (String, Option<
         ),
         Some("SelfDeactivate") => ("it was deactivated".into(), Some("SelfDeactivate".into())),
         _ => ("it ended before its end time".into(), None),
+    }
+}
+
+/// A poll interval as the progress line says it: `4 s`, `1.5 s`.
+fn every(d: Duration) -> String {
+    let ms = d.num_milliseconds();
+    if ms % 1000 == 0 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
     }
 }
 

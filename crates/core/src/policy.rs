@@ -127,6 +127,51 @@ impl ActivationPolicy {
     }
 }
 
+/// Whether a policy's effective rules name `oid` (an object id) as someone who decides end
+/// users' activations: a `User` among the primary approvers of a stage of an approval rule that
+/// asks for approval (of activations, or of their extensions), or among its escalation
+/// approvers when escalation is on. Ids compare without regard to case, as GUIDs do. A `Group`
+/// is not resolved (the user's memberships are not known without more reads), so an approver
+/// only through a group is not found here.
+pub fn names_approver(rules: &[Value], oid: &str) -> bool {
+    let oid = oid.trim();
+    if oid.is_empty() {
+        return false;
+    }
+    let is_me = |set: &Value| {
+        set["userType"]
+            .as_str()
+            .is_some_and(|t| t.eq_ignore_ascii_case("User"))
+            && set["id"]
+                .as_str()
+                .is_some_and(|id| id.trim().eq_ignore_ascii_case(oid))
+    };
+    rules.iter().any(|rule| {
+        let activation =
+            rule["target"]["caller"] == "EndUser" && rule["target"]["level"] == "Assignment";
+        let setting = &rule["setting"];
+        let required = setting["isApprovalRequired"].as_bool() == Some(true)
+            || setting["isApprovalRequiredForExtension"].as_bool() == Some(true);
+        activation
+            && rule["ruleType"] == "RoleManagementPolicyApprovalRule"
+            && required
+            && setting["approvalStages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|stage| {
+                    let escalation = stage["isEscalationEnabled"].as_bool() == Some(true);
+                    let primary = stage["primaryApprovers"].as_array().into_iter().flatten();
+                    let escalating = stage["escalationApprovers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|_| escalation);
+                    primary.chain(escalating).any(is_me)
+                })
+    })
+}
+
 /// Checks an activation against its policy and the organisation's list of refused
 /// justifications. Returns every rule broken, not just the first.
 pub fn check_activation(
@@ -466,6 +511,83 @@ mod tests {
             json!({"id": "Expiration_EndUser_Assignment", "ruleType": "RoleManagementPolicyExpirationRule", "target": target, "maximumDuration": "PT8H"}),
             json!({"id": "Expiration_Admin_Eligibility", "ruleType": "RoleManagementPolicyExpirationRule", "target": {"caller": "Admin", "level": "Eligibility"}, "maximumDuration": "P365D"}),
         ]
+    }
+
+    /// An approval rule for activations with `stages` as its approval stages.
+    fn approval(required: bool, stages: Value) -> Value {
+        json!({"id": "Approval_EndUser_Assignment", "ruleType": "RoleManagementPolicyApprovalRule",
+               "target": {"caller": "EndUser", "operations": ["All"], "level": "Assignment"},
+               "setting": {"isApprovalRequired": required, "approvalStages": stages}})
+    }
+
+    #[test]
+    fn finds_the_user_among_the_approvers_of_a_policy() {
+        let bob = "b0b00000-0000-4000-8000-000000000002";
+        let user = |id: &str| json!({"id": id, "description": "someone", "isBackup": false, "userType": "User"});
+        let group = |id: &str| json!({"id": id, "description": "a group", "userType": "Group"});
+        let check = |rules: Vec<Value>, oid: &str, expected: bool| {
+            assert_eq!(names_approver(&rules, oid), expected, "{oid} in {rules:#?}");
+        };
+        // Named directly in the only stage, whatever the case of the GUID.
+        let one = approval(true, json!([{"primaryApprovers": [user(bob)]}]));
+        check(vec![one.clone()], bob, true);
+        check(vec![one.clone()], &bob.to_ascii_uppercase(), true);
+        check(
+            vec![one.clone()],
+            "a11ce000-0000-4000-8000-000000000001",
+            false,
+        );
+        check(vec![one.clone()], "", false);
+        // In the second of two stages, beside others.
+        let two = approval(
+            true,
+            json!([{"primaryApprovers": [user("x")]}, {"primaryApprovers": [user("y"), user(bob)]}]),
+        );
+        check(vec![two], bob, true);
+        // A group with the same id is not the user, and groups are not resolved.
+        check(
+            vec![approval(true, json!([{"primaryApprovers": [group(bob)]}]))],
+            bob,
+            false,
+        );
+        // No approval asked for: being listed decides nothing.
+        check(
+            vec![approval(false, json!([{"primaryApprovers": [user(bob)]}]))],
+            bob,
+            false,
+        );
+        // Approval of extensions only still brings requests to decide.
+        let mut extension = approval(false, json!([{"primaryApprovers": [user(bob)]}]));
+        extension["setting"]["isApprovalRequiredForExtension"] = json!(true);
+        check(vec![extension], bob, true);
+        // Escalation approvers count only while escalation is on.
+        let escalation = |on: bool| {
+            approval(
+                true,
+                json!([{"primaryApprovers": [user("x")], "isEscalationEnabled": on, "escalationApprovers": [user(bob)]}]),
+            )
+        };
+        check(vec![escalation(true)], bob, true);
+        check(vec![escalation(false)], bob, false);
+        // The admin side of a policy, or another rule type, names no approver of activations.
+        let mut admin = one.clone();
+        admin["target"] = json!({"caller": "Admin", "level": "Eligibility"});
+        check(vec![admin], bob, false);
+        let mut other = one;
+        other["ruleType"] = json!("RoleManagementPolicyNotificationRule");
+        check(vec![other], bob, false);
+        // The demo tenant's rules, and garbage, leniently.
+        check(demo_rules(), "b0b", false);
+        check(
+            vec![json!(null), json!("text"), json!({"setting": 3})],
+            bob,
+            false,
+        );
+        check(
+            vec![approval(true, json!({"primaryApprovers": "nope"}))],
+            bob,
+            false,
+        );
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub struct Cadence {
     pub ip: Duration,
     /// Local checks: the session while signed out, the journal for other processes' changes.
     pub local: Duration,
+    /// Whether the user approves requests, read from the role management policies they can
+    /// see: at the first look, then this rarely (policies change seldom, and a decision made
+    /// meanwhile turns the inbox on by itself).
+    pub approver_check: Duration,
 }
 
 impl Cadence {
@@ -39,9 +43,13 @@ impl Cadence {
             idle_refresh: secs(c.idle_refresh_secs),
             ip: secs(c.ip_check_secs),
             local: Duration::seconds(2),
+            approver_check: Duration::hours(APPROVER_CHECK_HOURS),
         }
     }
 }
+
+/// How often the policies are read to find out whether the user approves requests.
+pub const APPROVER_CHECK_HOURS: i64 = 24;
 
 /// What is going on.
 #[derive(Debug, Clone, Default)]
@@ -62,6 +70,7 @@ pub struct Last {
     pub pending: Option<DateTime<Utc>>,
     pub approvals: Option<DateTime<Utc>>,
     pub ip: Option<DateTime<Utc>>,
+    pub approver_check: Option<DateTime<Utc>>,
     pub awake: Option<DateTime<Utc>>,
 }
 
@@ -72,6 +81,8 @@ pub struct Work {
     pub pending: bool,
     pub approvals: bool,
     pub ip: bool,
+    /// Read the policies the user can see for their name among the approvers.
+    pub approver_check: bool,
     /// The wall clock jumped: the machine was suspended, or its clock was set.
     pub resumed: bool,
 }
@@ -121,6 +132,7 @@ pub fn schedule(
         pending: due(s.signed_in && s.pending, last.pending, c.pending),
         approvals: due(s.signed_in && s.approver, last.approvals, c.approvals),
         ip: due(s.signed_in && s.open, last.ip, c.ip),
+        approver_check: due(s.signed_in, last.approver_check, c.approver_check),
         resumed,
     };
     (work, wake)
@@ -147,10 +159,16 @@ mod tests {
 
     /// Runs the loop as the watcher does, with an injected clock, and counts the looks.
     fn simulate(s: &Situation, seconds: i64) -> (usize, usize, usize) {
+        let (refreshes, pending, approvals, _) = simulate_all(s, seconds);
+        (refreshes, pending, approvals)
+    }
+
+    /// [`simulate`], with the approver checks counted too.
+    fn simulate_all(s: &Situation, seconds: i64) -> (usize, usize, usize, usize) {
         let c = cadence();
         let mut last = Last::default();
         let mut now = t(0);
-        let (mut refreshes, mut pending, mut approvals) = (0, 0, 0);
+        let (mut refreshes, mut pending, mut approvals, mut checks) = (0, 0, 0, 0);
         let mut slept = Duration::zero();
         while now < t(seconds) {
             let (work, wake) = schedule(now, slept, &last, s, &c);
@@ -166,12 +184,33 @@ mod tests {
                 approvals += 1;
                 last.approvals = Some(now);
             }
+            if work.approver_check {
+                checks += 1;
+                last.approver_check = Some(now);
+            }
             last.awake = Some(now);
             assert!(wake > now && wake - now <= Duration::seconds(30));
             slept = wake - now;
             now = wake;
         }
-        (refreshes, pending, approvals)
+        (refreshes, pending, approvals, checks)
+    }
+
+    #[test]
+    fn the_policies_are_read_for_approvers_at_the_first_look_then_once_a_day() {
+        // One hour: at the start only. A day and a bit: twice. Signed out: never.
+        assert_eq!(simulate_all(&signed_in(), 3600).3, 1);
+        assert_eq!(simulate_all(&signed_in(), 25 * 3600).3, 2);
+        assert_eq!(simulate_all(&Situation::default(), 3600).3, 0);
+        // Due at the first wake, with the first refresh.
+        let (work, _) = schedule(
+            t(0),
+            Duration::zero(),
+            &Last::default(),
+            &signed_in(),
+            &cadence(),
+        );
+        assert!(work.approver_check && work.refresh, "{work:?}");
     }
 
     #[test]
@@ -206,6 +245,7 @@ mod tests {
         let last = Last {
             refresh: Some(t(0)),
             ip: Some(t(0)),
+            approver_check: Some(t(0)),
             awake: Some(t(0)),
             ..Last::default()
         };
