@@ -105,7 +105,14 @@ impl Origin {
 #[serde(deny_unknown_fields)]
 pub struct AzureConfig {
     pub tenant_id: String,
+    /// The organisation's app registration for Jumpgate (a public client). Not needed when
+    /// `sign_in = "azure_cli"`.
+    #[serde(default)]
     pub client_id: String,
+    /// How a person signs in: through the app registration (`app`, the default: the
+    /// browser or a device code) or by reusing the Azure CLI's `az login` (`azure_cli`).
+    #[serde(default)]
+    pub sign_in: SignIn,
     #[serde(default = "default_authority")]
     pub authority_host: String,
     #[serde(default = "default_arm")]
@@ -125,6 +132,18 @@ pub struct AzureConfig {
     /// you can see and every one you are eligible for a role in.
     #[serde(default)]
     pub subscription_id: Option<String>,
+}
+
+/// How a person signs in, when nothing else is asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignIn {
+    /// The organisation's app registration (`client_id`): the system browser, or a device
+    /// code.
+    #[default]
+    App,
+    /// The Azure CLI's existing `az login`, in the configured tenant: no app registration.
+    AzureCli,
 }
 
 fn default_authority() -> String {
@@ -408,9 +427,12 @@ impl Config {
         for (key, url) in endpoints {
             check_endpoint(url).map_err(|why| invalid(format!("{key}: {why}")))?;
         }
-        if self.azure.tenant_id.trim().is_empty() || self.azure.client_id.trim().is_empty() {
+        if self.azure.tenant_id.trim().is_empty() {
+            return Err(invalid("azure.tenant_id is required".into()));
+        }
+        if self.azure.client_id.trim().is_empty() && self.azure.sign_in == SignIn::App {
             return Err(invalid(
-                "azure.tenant_id and azure.client_id are required".into(),
+                "azure.client_id is required (or sign_in = \"azure_cli\" to reuse az login instead of an app registration)".into(),
             ));
         }
         if self.network.ip_echo_urls.len() < 2 {
@@ -536,6 +558,39 @@ pub fn locate_layers(
         ));
     }
     Ok(Layers { user, system })
+}
+
+/// Whether the first run must complete the configuration, and where it writes the user's
+/// file: there is no user's file, and no system file names the tenant and a way to sign in
+/// (`azure.tenant_id`, and `azure.client_id` or `sign_in = "azure_cli"`). A system file that cannot
+/// be read or parsed is left for [`load_layers`] to report.
+pub fn first_run(
+    explicit: Option<&Path>,
+    env_user: Option<PathBuf>,
+    env_system: Option<PathBuf>,
+) -> Option<PathBuf> {
+    let user = crate::firstrun::user_file(explicit, env_user)?;
+    if user.exists() {
+        return None;
+    }
+    let system = env_system
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_FILE));
+    if system.is_file() {
+        let Ok(text) = std::fs::read_to_string(&system) else {
+            return None;
+        };
+        let Ok(doc) = toml::from_str::<toml::Table>(&text) else {
+            return None;
+        };
+        let azure = doc.get("azure");
+        let has = |k: &str| azure.and_then(|a| a.get(k)).is_some();
+        let az = azure.and_then(|a| a.get("sign_in")).and_then(|v| v.as_str()) == Some("azure_cli");
+        if has("tenant_id") && (has("client_id") || az) {
+            return None;
+        }
+    }
+    Some(user)
 }
 
 /// Reads both files (and the system file's owner and mode) and merges them with [`merge`].
@@ -821,6 +876,11 @@ mod tests {
     fn bad_files_say_what_is_wrong() {
         let cases = [
             ("[azure]\ntenant_id = \"t\"\n", "client_id"),
+            ("[azure]\nclient_id = \"c\"\n", "tenant_id"),
+            (
+                "[azure]\ntenant_id = \"t\"\nsign_in = \"password\"\n",
+                "unknown variant",
+            ),
             (
                 &format!("{MINIMAL}arm_endpoint = \"http://evil.example\"\n"),
                 "https://",
@@ -1064,5 +1124,34 @@ mod tests {
         .expect_err("user [managed]")
         .to_string();
         assert!(err.contains("system-wide file only"), "{err}");
+    }
+
+    #[test]
+    fn the_first_run_is_needed_until_a_file_names_the_tenant() {
+        let dir = tempfile::tempdir().expect("dir");
+        let user = dir.path().join("config.toml");
+        let system = dir.path().join("system.toml");
+        let first = || first_run(None, Some(user.clone()), Some(system.clone()));
+        // Nothing at all.
+        assert_eq!(first(), Some(user.clone()));
+        // A system file with the organisation's endpoints but no tenant.
+        std::fs::write(&system, "[azure]\narm_endpoint = \"https://arm.corp.example\"\n")
+            .expect("system");
+        assert_eq!(first(), Some(user.clone()));
+        std::fs::write(&system, "[azure]\ntenant_id = \"t\"\nsign_in = \"app\"\n").expect("system");
+        assert_eq!(first(), Some(user.clone()));
+        // A system file that names the tenant and a way to sign in is a configuration.
+        std::fs::write(&system, "[azure]\ntenant_id = \"t\"\nsign_in = \"azure_cli\"\n")
+            .expect("system");
+        assert_eq!(first(), None);
+        std::fs::write(&system, MINIMAL).expect("system");
+        assert_eq!(first(), None);
+        // A broken system file is reported by loading, not mistaken for a first run.
+        std::fs::write(&system, "not toml").expect("system");
+        assert_eq!(first(), None);
+        std::fs::remove_file(&system).expect("rm");
+        // The user's file, whatever it holds, ends the first run.
+        std::fs::write(&user, "").expect("user");
+        assert_eq!(first(), None);
     }
 }
