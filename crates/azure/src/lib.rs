@@ -6,6 +6,7 @@
 //!   budget, lenient error parsing, and the offset to the server's clock from `Date` headers;
 //! - [`signin`]: Entra sign-in (auth code + PKCE on a loopback redirect, device code, Azure
 //!   CLI) and refresh with rotation;
+//! - [`discovery`]: the tenant behind a work email's domain, for the first run;
 //! - [`tokens`]: the token store on the OS keychain, chunked;
 //! - [`session`]: a valid access token on demand;
 //! - [`arm`]: PIM, approvals, JIT and resource reads;
@@ -16,6 +17,7 @@
 
 pub mod admin;
 pub mod arm;
+pub mod discovery;
 pub mod doctor;
 pub mod engine;
 pub mod error;
