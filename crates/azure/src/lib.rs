@@ -6,7 +6,7 @@
 //!   budget, lenient error parsing, and the offset to the server's clock from `Date` headers;
 //! - [`signin`]: Entra sign-in (auth code + PKCE on a loopback redirect, device code, Azure
 //!   CLI) and refresh with rotation;
-//! - [`discovery`]: the tenant behind a work email's domain, for the first run;
+//! - [`firstrun`]: the tenant behind a work email's domain, and the configuration written;
 //! - [`tokens`]: the token store on the OS keychain, chunked;
 //! - [`session`]: a valid access token on demand;
 //! - [`arm`]: PIM, approvals, JIT and resource reads;
@@ -17,11 +17,11 @@
 
 pub mod admin;
 pub mod arm;
-pub mod discovery;
 pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod failpoint;
+pub mod firstrun;
 pub mod http;
 pub mod ip;
 pub mod journal;

@@ -1,7 +1,11 @@
-//! Finding a tenant from a work email's domain, for the first run: Entra's OpenID discovery
-//! document for the domain (`core::firstrun` says where to ask and what the answer means).
-//! The authority is checked as every endpoint is (RELIABILITY #23), redirects are not
-//! followed, and the answer is read with the token endpoint's cap (RELIABILITY #25).
+//! The first run's IO: the tenant behind a work email's domain, from Entra's OpenID discovery
+//! document (`core::firstrun` says where to ask and what the answer means), and the
+//! configuration file written. The authority is checked as every endpoint is
+//! (RELIABILITY #23), redirects are not followed, and the answer is read with the token
+//! endpoint's cap (RELIABILITY #25). The file is written whole and 0600, and never over an
+//! existing one unless asked (RELIABILITY #24).
+
+use std::path::{Path, PathBuf};
 
 use jumpgate_core::firstrun::{self, FirstRunError};
 
@@ -30,7 +34,7 @@ pub async fn tenant_of(authority: &str, domain: &str) -> Result<String, Discover
         .await
         .map_err(|e| Error::Unreachable {
             what: format!("Entra ID at {authority}"),
-            detail: e.without_url().to_string(),
+            detail: chain(&e),
         })?;
     let status = response.status();
     let body = crate::http::read_capped(response, crate::http::TOKEN_CAP, "Entra ID").await?;
@@ -46,6 +50,68 @@ pub async fn tenant_of(authority: &str, domain: &str) -> Result<String, Discover
     Ok(firstrun::tenant_from_discovery(
         &authority, domain, &document,
     )?)
+}
+
+/// An error and its causes in one line ("error sending request: connection refused").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
+/// Why the configuration was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{} already exists, and Jumpgate leaves it as it is: pass --force to replace it (the old file is kept as {}.bak)", .0.display(), .0.display())]
+    Exists(PathBuf),
+    #[error("cannot write the configuration {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Writes the configuration `text` to `path`: its folder made if missing (0700), the file
+/// 0600 and whole (a temporary file renamed or linked into place). An existing file is kept
+/// unless `replace`, and then it is first copied to `path.bak`, which is answered.
+pub fn write_config(path: &Path, text: &str, replace: bool) -> Result<Option<PathBuf>, WriteError> {
+    let io = |source| WriteError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(io)?;
+    }
+    if !replace {
+        return match crate::private::write_new_atomic(path, text.as_bytes()) {
+            Ok(()) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(WriteError::Exists(path.to_path_buf()))
+            }
+            Err(e) => Err(io(e)),
+        };
+    }
+    let backup = match std::fs::read(path) {
+        Ok(old) => {
+            let mut name = path.as_os_str().to_owned();
+            name.push(".bak");
+            let backup = PathBuf::from(name);
+            crate::private::write_atomic(&backup, &old).map_err(io)?;
+            Some(backup)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io(e)),
+    };
+    crate::private::write_atomic(path, text.as_bytes()).map_err(io)?;
+    Ok(backup)
 }
 
 #[cfg(test)]
@@ -119,5 +185,25 @@ mod tests {
             .await
             .expect_err("http");
         assert_eq!(code(bad), "bad_authority");
+    }
+
+    #[test]
+    fn reliability_24_the_configuration_is_private_and_never_replaced_unasked() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let home = tempfile::tempdir().expect("home");
+        let path = home.path().join("config").join("jumpgate").join("config.toml");
+        assert_eq!(write_config(&path, "first", false).expect("written"), None);
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().expect("dir")), 0o700);
+        let refused = write_config(&path, "second", false).expect_err("exists");
+        assert!(refused.to_string().contains("--force"), "{refused}");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "first");
+        let backup = write_config(&path, "second", true)
+            .expect("replaced")
+            .expect("backup");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "second");
+        assert_eq!(std::fs::read_to_string(&backup).expect("read"), "first");
+        assert_eq!(mode(&backup), 0o600);
     }
 }
