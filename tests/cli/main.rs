@@ -6,6 +6,7 @@ mod admin;
 mod doctor;
 mod enterprise;
 mod faults;
+mod firstrun;
 mod flows;
 mod reliability;
 mod support;

@@ -191,7 +191,11 @@ mod tests {
     fn reliability_24_the_configuration_is_private_and_never_replaced_unasked() {
         use std::os::unix::fs::PermissionsExt as _;
         let home = tempfile::tempdir().expect("home");
-        let path = home.path().join("config").join("jumpgate").join("config.toml");
+        let path = home
+            .path()
+            .join("config")
+            .join("jumpgate")
+            .join("config.toml");
         assert_eq!(write_config(&path, "first", false).expect("written"), None);
         let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o600);

@@ -118,7 +118,10 @@ pub async fn run(explicit: Option<&Path>, json: bool, a: InitArgs) -> Outcome {
         WriteError::Io { .. } => Failure::new(Kind::Other, "config_write", e.to_string()),
     })?;
     if let Some(b) = &backup {
-        progress(&format!("the previous configuration is kept as {}", b.display()));
+        progress(&format!(
+            "the previous configuration is kept as {}",
+            b.display()
+        ));
     }
     progress(&format!(
         "wrote {} for {domain} (tenant {tenant_id})",

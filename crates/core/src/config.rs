@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("no configuration found: pass --config PATH, set JUMPGATE_CONFIG, or create {0}")]
+    #[error("no configuration found: run jumpgate init to make one from your work email (or pass --config PATH, set JUMPGATE_CONFIG, or create {0})")]
     NotFound(String),
     #[error("cannot read the configuration {path}: {source}")]
     Read {
@@ -585,7 +585,10 @@ pub fn first_run(
         };
         let azure = doc.get("azure");
         let has = |k: &str| azure.and_then(|a| a.get(k)).is_some();
-        let az = azure.and_then(|a| a.get("sign_in")).and_then(|v| v.as_str()) == Some("azure_cli");
+        let az = azure
+            .and_then(|a| a.get("sign_in"))
+            .and_then(|v| v.as_str())
+            == Some("azure_cli");
         if has("tenant_id") && (has("client_id") || az) {
             return None;
         }
@@ -1135,14 +1138,20 @@ mod tests {
         // Nothing at all.
         assert_eq!(first(), Some(user.clone()));
         // A system file with the organisation's endpoints but no tenant.
-        std::fs::write(&system, "[azure]\narm_endpoint = \"https://arm.corp.example\"\n")
-            .expect("system");
+        std::fs::write(
+            &system,
+            "[azure]\narm_endpoint = \"https://arm.corp.example\"\n",
+        )
+        .expect("system");
         assert_eq!(first(), Some(user.clone()));
         std::fs::write(&system, "[azure]\ntenant_id = \"t\"\nsign_in = \"app\"\n").expect("system");
         assert_eq!(first(), Some(user.clone()));
         // A system file that names the tenant and a way to sign in is a configuration.
-        std::fs::write(&system, "[azure]\ntenant_id = \"t\"\nsign_in = \"azure_cli\"\n")
-            .expect("system");
+        std::fs::write(
+            &system,
+            "[azure]\ntenant_id = \"t\"\nsign_in = \"azure_cli\"\n",
+        )
+        .expect("system");
         assert_eq!(first(), None);
         std::fs::write(&system, MINIMAL).expect("system");
         assert_eq!(first(), None);

@@ -57,7 +57,12 @@ impl FirstRunError {
 
 /// Text a person typed, shown back inert and short in an error.
 fn shown(text: &str) -> String {
-    let mut s: String = text.chars().take(80).collect::<String>().escape_debug().to_string();
+    let mut s: String = text
+        .chars()
+        .take(80)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
     if text.chars().count() > 80 {
         s.push('…');
     }
@@ -104,7 +109,10 @@ pub fn domain_of(email: &str) -> Result<(String, String), FirstRunError> {
     if labels.len() < 2 || domain.len() > 253 || !labels.iter().all(label_ok) {
         return bad("the part after @ must be a domain such as contoso.com (an internationalised one in its xn-- form)");
     }
-    if labels.last().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit())) {
+    if labels
+        .last()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
         return bad("the part after @ is an address, not a domain");
     }
     Ok((email.to_string(), domain))
@@ -326,7 +334,10 @@ mod tests {
             assert!(!err.to_string().contains('\n'), "{email}: {err}");
         }
         let long = format!("{}@contoso.com", "a".repeat(300));
-        assert!(domain_of(&long).expect_err("long").to_string().contains("256"));
+        assert!(domain_of(&long)
+            .expect_err("long")
+            .to_string()
+            .contains("256"));
     }
 
     #[test]
@@ -404,7 +415,10 @@ mod tests {
         let good_token = format!("https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token");
         let cases = [
             (json!({}), "no issuer"),
-            (json!({"issuer": 5, "token_endpoint": good_token}), "no issuer"),
+            (
+                json!({"issuer": 5, "token_endpoint": good_token}),
+                "no issuer",
+            ),
             (
                 doc("https://login.microsoftonline.com/common/v2.0", &good_token),
                 "names no tenant id",
