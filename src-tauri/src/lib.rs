@@ -6,6 +6,7 @@
 mod bindings;
 mod commands;
 mod demo;
+mod firstrun;
 mod platform;
 mod tray;
 
@@ -171,23 +172,6 @@ pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
         .manage(tray::LastRead::default())
         .manage(commands::SignInFlow::default())
         .setup(move |app| {
-            // Tauri turns a setup error into a panic: say what is wrong and exit instead.
-            let ctx = match tauri::async_runtime::block_on(start(&options)) {
-                Ok(ctx) => ctx,
-                Err(e) => {
-                    eprintln!("jumpgate-tray: {e}");
-                    std::process::exit(2);
-                }
-            };
-            let engine = ctx.engine.clone();
-            let demo = ctx.demo.is_some();
-            app.manage(ctx);
-            commands::forward_engine_events(app.handle().clone(), &engine);
-            if let Err(e) = tray::install(app.handle()) {
-                // No tray host: the app still runs, and a second launch opens the popover.
-                tracing::warn!("no tray icon: {e}");
-            }
-            tray::watch(app.handle().clone(), engine, demo);
             // SIGTERM (a logout), SIGHUP and Ctrl-C end the app as Quit does.
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
@@ -203,6 +187,31 @@ pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
                     }
                     Err(e) => tracing::warn!("jumpgate:// links are not registered: {e}"),
                 });
+            if let Some(first) = firstrun::FirstRun::from_env(&options) {
+                // Nothing to start the engine on yet: the popover asks for a work email, and
+                // the engine, tray and watcher start once the configuration is written.
+                tracing::info!(
+                    "first run: no configuration yet; the popover sets one up ({})",
+                    first.user.display()
+                );
+                app.manage(first);
+                if let Err(e) = tray::show_popover(app.handle(), tray::Intent::view("open")) {
+                    tracing::warn!("cannot open the popover: {e}");
+                }
+                return Ok(());
+            }
+            // Tauri turns a setup error into a panic: say what is wrong and exit instead.
+            let ctx = match tauri::async_runtime::block_on(start(&options)) {
+                Ok(ctx) => ctx,
+                Err(e) => {
+                    eprintln!("jumpgate-tray: {e}");
+                    std::process::exit(2);
+                }
+            };
+            let engine = ctx.engine.clone();
+            let demo = ctx.demo.is_some();
+            app.manage(ctx);
+            run_engine(app.handle(), engine, demo);
             if tray::automation() {
                 // A WebDriver session drives the first webview the app creates: create it now.
                 if let Err(e) = tray::show_popover(app.handle(), tray::Intent::view("open")) {
@@ -214,6 +223,17 @@ pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
             }
             Ok(())
         })
+}
+
+/// What runs on the engine: its events to the popover, the tray icon and the watcher. At
+/// start, or once the first run has written the configuration.
+pub fn run_engine<R: tauri::Runtime>(app: &tauri::AppHandle<R>, engine: Arc<Engine>, demo: bool) {
+    commands::forward_engine_events(app.clone(), &engine);
+    if let Err(e) = tray::install(app) {
+        // No tray host: the app still runs, and a second launch opens the popover.
+        tracing::warn!("no tray icon: {e}");
+    }
+    tray::watch(app.clone(), engine, demo);
 }
 
 /// Every command of [`commands::NAMES`].
@@ -236,6 +256,8 @@ fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send
         tray::take_intent,
         tray::popover_ready,
         tray::close_popover,
+        firstrun::discover_tenant,
+        firstrun::write_first_config,
     ]
 }
 

@@ -813,12 +813,15 @@ fn leaves(v: &toml::Value, prefix: String, out: &mut Vec<String>) {
 
 /// Finds and reads the configuration as the CLI and the tray do: [`locate_layers`] with
 /// `JUMPGATE_CONFIG` and `JUMPGATE_SYSTEM_CONFIG` from the environment, then [`load_layers`].
+/// Before the first run (no user's file, no system file naming the tenant) it is
+/// [`ConfigError::NotFound`], which says to run `jumpgate init`.
 pub fn load_from_env(explicit: Option<&Path>) -> Result<Config, ConfigError> {
-    let layers = locate_layers(
-        explicit,
-        std::env::var_os("JUMPGATE_CONFIG").map(PathBuf::from),
-        std::env::var_os("JUMPGATE_SYSTEM_CONFIG").map(PathBuf::from),
-    )?;
+    let env_user = std::env::var_os("JUMPGATE_CONFIG").map(PathBuf::from);
+    let env_system = std::env::var_os("JUMPGATE_SYSTEM_CONFIG").map(PathBuf::from);
+    if let Some(user) = first_run(explicit, env_user.clone(), env_system.clone()) {
+        return Err(ConfigError::NotFound(user.display().to_string()));
+    }
+    let layers = locate_layers(explicit, env_user, env_system)?;
     load_layers(&layers)
 }
 
