@@ -213,6 +213,13 @@ pub async fn write_first_config<R: Runtime>(
         engine: engine.clone(),
         demo: None,
     });
-    crate::run_engine(&app, engine, false);
+    let handle = app.clone();
+    app.run_on_main_thread(move || crate::run_engine(&handle, engine, false))
+        .map_err(|e| {
+            CommandError::Other(Detail {
+                code: "start".into(),
+                message: format!("The configuration is written, but the app could not start on it ({e}): start Jumpgate again."),
+            })
+        })?;
     crate::tray::refresh(&app).await
 }

@@ -227,11 +227,15 @@ pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
 
 /// What runs on the engine: its events to the popover, the tray icon and the watcher. At
 /// start, or once the first run has written the configuration.
+/// Runs on the main thread, where GTK wants the tray icon made.
 pub fn run_engine<R: tauri::Runtime>(app: &tauri::AppHandle<R>, engine: Arc<Engine>, demo: bool) {
     commands::forward_engine_events(app.clone(), &engine);
-    if let Err(e) = tray::install(app) {
-        // No tray host: the app still runs, and a second launch opens the popover.
-        tracing::warn!("no tray icon: {e}");
+    // Tauri's mock runtime, which the IPC tests run on, has no GTK to make a tray icon with.
+    if !cfg!(test) {
+        if let Err(e) = tray::install(app) {
+            // No tray host: the app still runs, and a second launch opens the popover.
+            tracing::warn!("no tray icon: {e}");
+        }
     }
     tray::watch(app.clone(), engine, demo);
 }
@@ -589,5 +593,129 @@ mod ipc_tests {
             state["targets"].as_array().is_some_and(|t| !t.is_empty()),
             "{state}"
         );
+    }
+
+    /// Started with no configuration: the state says so, the first-run commands hold their
+    /// input to `core::firstrun`, and a valid form writes the configuration (0600, once) and
+    /// starts the engine, which answers the signed-out state.
+    #[test]
+    fn the_first_run_writes_the_configuration_and_starts_the_engine() {
+        use std::os::unix::fs::PermissionsExt as _;
+        jumpgate_azure::init_tls();
+        let dir = tempfile::tempdir().expect("dir");
+        let sim = tauri::async_runtime::block_on(
+            jumpgate_sim::SimBuilder::new("demo").control(true).start(),
+        )
+        .expect("simulator");
+        // The organisation's file: the simulator's endpoints, no tenant or client.
+        let settings: String = sim
+            .client_config()
+            .to_toml()
+            .lines()
+            .filter(|l| !l.starts_with("tenant_id") && !l.starts_with("client_id"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let system = dir.path().join("system.toml");
+        std::fs::write(
+            &system,
+            format!(
+                "{settings}\n[storage]\nstate_dir = \"{}\"\nallow_file_fallback = true\nkeyring_service = \"jumpgate-first-run-{}\"\n",
+                dir.path().join("state").display(),
+                std::process::id()
+            ),
+        )
+        .expect("system file");
+        let user = dir.path().join("home").join("config.toml");
+        let first = firstrun::FirstRun::needed(Some(user.clone()), None, Some(system))
+            .expect("a first run");
+        let app = mock_builder()
+            .manage(first)
+            .manage(tray::Intents::default())
+            .manage(tray::LastRead::default())
+            .manage(commands::SignInFlow::default())
+            .invoke_handler(handler())
+            .build(tauri::generate_context!())
+            .expect("app");
+        let popover = WebviewWindowBuilder::new(&app, "popover", Default::default())
+            .build()
+            .expect("popover");
+        let call = |name: &str, body: serde_json::Value| {
+            get_ipc_response(&popover, request(name, body))
+                .map(|b| b.deserialize::<serde_json::Value>().expect("json"))
+        };
+        let not_yet = call("app_state", serde_json::json!({})).expect_err("not set up");
+        assert_eq!(not_yet["data"]["code"], "first_run", "{not_yet}");
+
+        let url = sim.url().to_string();
+        let client = "4f2c9a6e-8b1d-4c3e-a5f7-0d9e8c7b6a51";
+        let tenant = "7b3f6c1e-2a4d-4e8b-9f10-5c6d7e8f9a01";
+        let form = |email: &str, authority: &str, tenant: &str, client: &str| {
+            serde_json::json!({"email": email, "authority": authority, "tenantId": tenant,
+                "signIn": {"type": "app", "client_id": client}})
+        };
+        let refused = [
+            (form("alice", &url, tenant, client), "bad_email"),
+            (
+                form("alice@contoso.example\n[x]", &url, tenant, client),
+                "bad_email",
+            ),
+            (
+                form(
+                    "alice@contoso.example",
+                    "http://evil.example",
+                    tenant,
+                    client,
+                ),
+                "bad_authority",
+            ),
+            (
+                form("alice@contoso.example", &url, "common", client),
+                "bad_tenant_id",
+            ),
+            (
+                form("alice@contoso.example", &url, tenant, "x\"\n[network]"),
+                "bad_client_id",
+            ),
+        ];
+        for (body, code) in refused {
+            let e = call("write_first_config", body.clone()).expect_err(&body.to_string());
+            assert_eq!(e["kind"], "invalid", "{body}: {e}");
+            assert_eq!(e["data"]["code"], code, "{body}: {e}");
+        }
+        let unknown = call(
+            "discover_tenant",
+            serde_json::json!({"email": "alice@fabrikam.example", "authority": url}),
+        )
+        .expect_err("unknown domain");
+        assert_eq!(unknown["data"]["code"], "unknown_domain", "{unknown}");
+        assert!(!user.exists(), "nothing is written before a valid form");
+
+        let found = call(
+            "discover_tenant",
+            serde_json::json!({"email": "Alice@Contoso.example", "authority": url}),
+        )
+        .expect("discovered");
+        assert_eq!(found["tenant_id"], tenant);
+        assert_eq!(found["domain"], "contoso.example");
+        assert_eq!(found["config_path"], user.display().to_string());
+        let state = call(
+            "write_first_config",
+            form("alice@contoso.example", &url, tenant, client),
+        )
+        .expect("written");
+        assert_eq!(state["signed_in_as"], serde_json::Value::Null, "{state}");
+        assert_eq!(state["azure_cli"], false);
+        let mode = std::fs::metadata(&user)
+            .expect("written")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(call("app_state", serde_json::json!({})).is_ok());
+        let again = call(
+            "write_first_config",
+            form("alice@contoso.example", &url, tenant, client),
+        )
+        .expect_err("only once");
+        assert_eq!(again["data"]["code"], "configured", "{again}");
     }
 }
