@@ -243,6 +243,7 @@ describe("the first run", () => {
     await fireEvent.click(screen.getByRole("button", { name: "Save and continue" }));
     expect(await screen.findByRole("button", { name: "Sign in" })).toBeTruthy();
     expect(screen.queryByText("Set up Jumpgate")).toBeNull();
+    expect(screen.getByText("Jumpgate is set up for contoso.example. Sign in to go on.")).toBeTruthy();
     expect(calls).toContainEqual(["discover_tenant", { email: "alice@contoso.example", authority: "https://login.microsoftonline.com" }]);
     expect(calls).toContainEqual([
       "write_first_config",
