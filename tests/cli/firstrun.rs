@@ -54,8 +54,14 @@ impl Fresh {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(jumpgate());
-        c.args(args)
-            .env("HOME", self.home.path())
+        c.args(args);
+        self.prepare(&mut c);
+        c
+    }
+
+    /// This account's environment for a program: its home, no user's file, the system file.
+    fn prepare(&self, c: &mut Command) {
+        c.env("HOME", self.home.path())
             .env("XDG_CONFIG_HOME", self.home.path().join(".config"))
             .env("XDG_DATA_HOME", self.home.path().join(".local/share"))
             .env_remove("JUMPGATE_CONFIG")
@@ -64,7 +70,6 @@ impl Fresh {
         if let Some(p) = &self.path {
             c.env("PATH", p);
         }
-        c
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -366,4 +371,48 @@ async fn a_first_run_says_what_to_do_when_it_cannot_go_on() {
     let mut backup = fresh.config().into_os_string();
     backup.push(".bak");
     assert_eq!(std::fs::read_to_string(backup).expect("backup"), before);
+}
+
+/// At a terminal (a pseudo-terminal from `script` here), what the flags leave out is asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_a_terminal_init_asks_for_what_is_missing() {
+    use std::io::Write as _;
+    let sim = Sim::start("demo", 0);
+    let fresh = Fresh::new(&sim);
+    let line = format!(
+        "{} init --authority {} --no-signin",
+        jumpgate().display(),
+        sim.url
+    );
+    let mut script = Command::new("script");
+    fresh.prepare(&mut script);
+    let mut child = script
+        .args(["-qefc", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{ALICE}\n1\n{DEMO_CLIENT}\n").as_bytes())
+        .expect("answers");
+    let out = child.wait_with_output().expect("script");
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{shown}{}", text(&out.stderr));
+    for asked in [
+        "Your work email:",
+        "Answer 1 or 2:",
+        "The app registration's Application (client) ID:",
+        "Jumpgate is set up for contoso.example",
+    ] {
+        assert!(shown.contains(asked), "{asked}: {shown}");
+    }
+    let written = std::fs::read_to_string(fresh.config()).expect("the user's file");
+    assert!(
+        written.contains(&format!("client_id = \"{DEMO_CLIENT}\"")),
+        "{written}"
+    );
 }
