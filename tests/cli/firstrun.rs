@@ -132,7 +132,7 @@ async fn a_first_run_from_a_work_email_to_an_open_port() {
         "{url}"
     );
     assert!(url.contains("login_hint=alice%40contoso.example"), "{url}");
-    common_browser(&sim, url.trim(), ALICE).await;
+    play_browser(&sim, url.trim(), ALICE).await;
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).expect("stdout");
     let status = init.wait().expect("init");
@@ -210,7 +210,7 @@ async fn a_first_run_from_a_work_email_to_an_open_port() {
 }
 
 /// The sign-in page of the simulator, as a person in a browser uses it.
-async fn common_browser(sim: &Sim, authorize: &str, upn: &str) {
+async fn play_browser(sim: &Sim, authorize: &str, upn: &str) {
     let url = url::Url::parse(authorize).expect("URL");
     let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
     form.push(("upn".into(), upn.into()));
