@@ -5,6 +5,7 @@
 use ts_rs::{Config, TS};
 
 use crate::commands::*;
+use crate::firstrun::{Discovered, SignInChoice};
 use crate::tray::{Intent, Prefill};
 use jumpgate_azure::doctor::{Check, Status};
 use jumpgate_core::audit::{Entry, Record};
@@ -60,6 +61,8 @@ fn commands() -> Vec<Command> {
         command!("take_intent", [], Option<Intent>),
         command!("popover_ready", [], ()),
         command!("close_popover", [], ()),
+        command!("discover_tenant", [email: String, authority: String], Discovered),
+        command!("write_first_config", [email: String, authority: String, tenant_id: String, sign_in: SignInChoice], AppState),
     ]
 }
 
@@ -106,6 +109,8 @@ pub fn generate() -> String {
         decl::<ExportFormat>(),
         decl::<CommandError>(),
         decl::<Detail>(),
+        decl::<Discovered>(),
+        decl::<SignInChoice>(),
         decl::<Intent>(),
         decl::<Prefill>(),
         decl::<Icon>(),

@@ -9,6 +9,7 @@ use jumpgate_azure::doctor::{self, Check};
 use jumpgate_azure::engine::{ConnectRequest, Engine, StepRecord};
 use jumpgate_azure::{arm, engine, launch, signin};
 use jumpgate_core::audit::{self, Entry};
+use jumpgate_core::config::SignIn;
 use jumpgate_core::duration::{human, parse as parse_duration};
 use jumpgate_core::events::{Access, EngineEvent};
 use jumpgate_core::explain::{Failure, Kind};
@@ -16,7 +17,7 @@ use jumpgate_core::input;
 use jumpgate_core::phase::Step;
 use jumpgate_core::tray::{self, Icon, Snapshot};
 use serde::{Deserialize, Serialize};
-use tauri::{AppHandle, Emitter as _, Runtime, State};
+use tauri::{AppHandle, Emitter as _, Manager as _, Runtime, State};
 use ts_rs::TS;
 
 use crate::AppCtx;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub approvals: usize,
     pub justification: Hints,
     pub start_at_login: bool,
+    /// Sign-ins reuse the Azure CLI's `az login` (`sign_in = "azure_cli"`), not a browser.
+    pub azure_cli: bool,
 }
 
 /// A jump box: its JIT ports and what of mine is open on it.
@@ -312,6 +315,7 @@ pub async fn snapshot(
             approvals: 0,
             justification: hints(&engine, account.as_deref()),
             start_at_login,
+            azure_cli: engine.config.azure.sign_in == SignIn::AzureCli,
         };
         let mut snap = Snapshot {
             signed_in: account.is_some(),
@@ -443,17 +447,24 @@ fn hints(engine: &Engine, upn: Option<&str>) -> Hints {
     }
 }
 
+/// The state; before the first run has written a configuration, the `first_run` refusal,
+/// on which the popover shows its first-run form.
 #[tauri::command]
-pub async fn app_state<R: Runtime>(
-    app: AppHandle<R>,
-    ctx: State<'_, AppCtx>,
-) -> CommandResult<AppState> {
-    let start_at_login = crate::platform::starts_at_login(&app);
-    Ok(
-        snapshot(ctx.engine.clone(), ctx.demo.is_some(), start_at_login)
-            .await?
-            .0,
-    )
+pub async fn app_state<R: Runtime>(app: AppHandle<R>) -> CommandResult<AppState> {
+    match app.try_state::<AppCtx>() {
+        Some(ctx) => {
+            let start_at_login = crate::platform::starts_at_login(&app);
+            Ok(
+                snapshot(ctx.engine.clone(), ctx.demo.is_some(), start_at_login)
+                    .await?
+                    .0,
+            )
+        }
+        None => Err(CommandError::not_available(
+            "first_run",
+            "Jumpgate is not set up yet: enter your work email to find your organisation.",
+        )),
+    }
 }
 
 /// Demo mode only: sign in as one of the demo tenant's users, without a browser.
@@ -490,7 +501,8 @@ pub async fn sign_in_demo<R: Runtime>(
 pub struct SignInFlow(std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>);
 
 /// Signs in with the system browser (authorization code + PKCE on a loopback redirect);
-/// never a webview of the app's own. It gives up after 5 minutes, or when cancelled.
+/// never a webview of the app's own. It gives up after 5 minutes, or when cancelled. A
+/// configuration with `sign_in = "azure_cli"` reuses `az login` instead.
 #[tauri::command]
 pub async fn sign_in<R: Runtime>(
     app: AppHandle<R>,
@@ -512,6 +524,11 @@ pub async fn sign_in<R: Runtime>(
             }
         });
         let authority = engine.authority();
+        if engine.config.azure.sign_in == SignIn::AzureCli {
+            // No app registration: the Azure CLI's `az login`, in the configured tenant.
+            let tokens = signin::azure_cli(&authority).await?;
+            return adopt(&engine, tokens).await;
+        }
         // After an activation refused for MFA or an authentication context, this is the
         // step-up sign-in: it asks for what the refusal named.
         let claims = engine.take_step_up();

@@ -6,6 +6,7 @@
 mod bindings;
 mod commands;
 mod demo;
+mod firstrun;
 mod notify;
 mod platform;
 mod tray;
@@ -180,23 +181,6 @@ pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
         .manage(tray::LastRead::default())
         .manage(commands::SignInFlow::default())
         .setup(move |app| {
-            // Tauri turns a setup error into a panic: say what is wrong and exit instead.
-            let ctx = match tauri::async_runtime::block_on(start(&options)) {
-                Ok(ctx) => ctx,
-                Err(e) => {
-                    eprintln!("jumpgate-tray: {e}");
-                    std::process::exit(2);
-                }
-            };
-            let engine = ctx.engine.clone();
-            let demo = ctx.demo.is_some();
-            app.manage(ctx);
-            commands::forward_engine_events(app.handle().clone(), &engine);
-            if let Err(e) = tray::install(app.handle()) {
-                // No tray host: the app still runs, and a second launch opens the popover.
-                tracing::warn!("no tray icon: {e}");
-            }
-            tray::watch(app.handle().clone(), engine, demo);
             // SIGTERM (a logout), SIGHUP and Ctrl-C end the app as Quit does.
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
@@ -220,6 +204,31 @@ pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
                     Ok(false) => {}
                     Err(e) => tracing::warn!("jumpgate:// links are not registered: {e}"),
                 });
+            if let Some(first) = firstrun::FirstRun::from_env(&options) {
+                // Nothing to start the engine on yet: the popover asks for a work email, and
+                // the engine, tray and watcher start once the configuration is written.
+                tracing::info!(
+                    "first run: no configuration yet; the popover sets one up ({})",
+                    first.user.display()
+                );
+                app.manage(first);
+                if let Err(e) = tray::show_popover(app.handle(), tray::Intent::view("open")) {
+                    tracing::warn!("cannot open the popover: {e}");
+                }
+                return Ok(());
+            }
+            // Tauri turns a setup error into a panic: say what is wrong and exit instead.
+            let ctx = match tauri::async_runtime::block_on(start(&options)) {
+                Ok(ctx) => ctx,
+                Err(e) => {
+                    eprintln!("jumpgate-tray: {e}");
+                    std::process::exit(2);
+                }
+            };
+            let engine = ctx.engine.clone();
+            let demo = ctx.demo.is_some();
+            app.manage(ctx);
+            run_engine(app.handle(), engine, demo);
             if tray::automation() {
                 // A WebDriver session drives the first webview the app creates: create it now.
                 if let Err(e) = tray::show_popover(app.handle(), tray::Intent::view("open")) {
@@ -231,6 +240,21 @@ pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
             }
             Ok(())
         })
+}
+
+/// What runs on the engine: its events to the popover, the tray icon and the watcher. At
+/// start, or once the first run has written the configuration.
+/// Runs on the main thread, where GTK wants the tray icon made.
+pub fn run_engine<R: tauri::Runtime>(app: &tauri::AppHandle<R>, engine: Arc<Engine>, demo: bool) {
+    commands::forward_engine_events(app.clone(), &engine);
+    // Tauri's mock runtime, which the IPC tests run on, has no GTK to make a tray icon with.
+    if !cfg!(test) {
+        if let Err(e) = tray::install(app) {
+            // No tray host: the app still runs, and a second launch opens the popover.
+            tracing::warn!("no tray icon: {e}");
+        }
+    }
+    tray::watch(app.clone(), engine, demo);
 }
 
 /// Every command of [`commands::NAMES`].
@@ -253,6 +277,8 @@ fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send
         tray::take_intent,
         tray::popover_ready,
         tray::close_popover,
+        firstrun::discover_tenant,
+        firstrun::write_first_config,
     ]
 }
 
@@ -612,5 +638,129 @@ mod ipc_tests {
             state["targets"].as_array().is_some_and(|t| !t.is_empty()),
             "{state}"
         );
+    }
+
+    /// Started with no configuration: the state says so, the first-run commands hold their
+    /// input to `core::firstrun`, and a valid form writes the configuration (0600, once) and
+    /// starts the engine, which answers the signed-out state.
+    #[test]
+    fn the_first_run_writes_the_configuration_and_starts_the_engine() {
+        use std::os::unix::fs::PermissionsExt as _;
+        jumpgate_azure::init_tls();
+        let dir = tempfile::tempdir().expect("dir");
+        let sim = tauri::async_runtime::block_on(
+            jumpgate_sim::SimBuilder::new("demo").control(true).start(),
+        )
+        .expect("simulator");
+        // The organisation's file: the simulator's endpoints, no tenant or client.
+        let settings: String = sim
+            .client_config()
+            .to_toml()
+            .lines()
+            .filter(|l| !l.starts_with("tenant_id") && !l.starts_with("client_id"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let system = dir.path().join("system.toml");
+        std::fs::write(
+            &system,
+            format!(
+                "{settings}\n[storage]\nstate_dir = \"{}\"\nallow_file_fallback = true\nkeyring_service = \"jumpgate-first-run-{}\"\n",
+                dir.path().join("state").display(),
+                std::process::id()
+            ),
+        )
+        .expect("system file");
+        let user = dir.path().join("home").join("config.toml");
+        let first = firstrun::FirstRun::needed(Some(user.clone()), None, Some(system))
+            .expect("a first run");
+        let app = mock_builder()
+            .manage(first)
+            .manage(tray::Intents::default())
+            .manage(tray::LastRead::default())
+            .manage(commands::SignInFlow::default())
+            .invoke_handler(handler())
+            .build(tauri::generate_context!())
+            .expect("app");
+        let popover = WebviewWindowBuilder::new(&app, "popover", Default::default())
+            .build()
+            .expect("popover");
+        let call = |name: &str, body: serde_json::Value| {
+            get_ipc_response(&popover, request(name, body))
+                .map(|b| b.deserialize::<serde_json::Value>().expect("json"))
+        };
+        let not_yet = call("app_state", serde_json::json!({})).expect_err("not set up");
+        assert_eq!(not_yet["data"]["code"], "first_run", "{not_yet}");
+
+        let url = sim.url().to_string();
+        let client = "4f2c9a6e-8b1d-4c3e-a5f7-0d9e8c7b6a51";
+        let tenant = "7b3f6c1e-2a4d-4e8b-9f10-5c6d7e8f9a01";
+        let form = |email: &str, authority: &str, tenant: &str, client: &str| {
+            serde_json::json!({"email": email, "authority": authority, "tenantId": tenant,
+                "signIn": {"type": "app", "client_id": client}})
+        };
+        let refused = [
+            (form("alice", &url, tenant, client), "bad_email"),
+            (
+                form("alice@contoso.example\n[x]", &url, tenant, client),
+                "bad_email",
+            ),
+            (
+                form(
+                    "alice@contoso.example",
+                    "http://evil.example",
+                    tenant,
+                    client,
+                ),
+                "bad_authority",
+            ),
+            (
+                form("alice@contoso.example", &url, "common", client),
+                "bad_tenant_id",
+            ),
+            (
+                form("alice@contoso.example", &url, tenant, "x\"\n[network]"),
+                "bad_client_id",
+            ),
+        ];
+        for (body, code) in refused {
+            let e = call("write_first_config", body.clone()).expect_err(&body.to_string());
+            assert_eq!(e["kind"], "invalid", "{body}: {e}");
+            assert_eq!(e["data"]["code"], code, "{body}: {e}");
+        }
+        let unknown = call(
+            "discover_tenant",
+            serde_json::json!({"email": "alice@fabrikam.example", "authority": url}),
+        )
+        .expect_err("unknown domain");
+        assert_eq!(unknown["data"]["code"], "unknown_domain", "{unknown}");
+        assert!(!user.exists(), "nothing is written before a valid form");
+
+        let found = call(
+            "discover_tenant",
+            serde_json::json!({"email": "Alice@Contoso.example", "authority": url}),
+        )
+        .expect("discovered");
+        assert_eq!(found["tenant_id"], tenant);
+        assert_eq!(found["domain"], "contoso.example");
+        assert_eq!(found["config_path"], user.display().to_string());
+        let state = call(
+            "write_first_config",
+            form("alice@contoso.example", &url, tenant, client),
+        )
+        .expect("written");
+        assert_eq!(state["signed_in_as"], serde_json::Value::Null, "{state}");
+        assert_eq!(state["azure_cli"], false);
+        let mode = std::fs::metadata(&user)
+            .expect("written")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(call("app_state", serde_json::json!({})).is_ok());
+        let again = call(
+            "write_first_config",
+            form("alice@contoso.example", &url, tenant, client),
+        )
+        .expect_err("only once");
+        assert_eq!(again["data"]["code"], "configured", "{again}");
     }
 }

@@ -246,18 +246,24 @@ pub fn show_popover<R: Runtime>(app: &AppHandle<R>, intent: Intent) -> tauri::Re
     }
     let window = builder.build()?;
     let handle = app.clone();
-    window.on_window_event(move |event| {
-        if let WindowEvent::Focused(false) = event {
-            close_on_blur(&handle);
+    window.on_window_event(move |event| match event {
+        WindowEvent::Focused(false) => close_on_blur(&handle),
+        // In the first run there is no tray icon to come back through: closing quits.
+        WindowEvent::Destroyed if crate::firstrun::pending(&handle) => {
+            tracing::info!("first run: the window was closed before the set-up ended");
+            handle.exit(0);
         }
+        _ => {}
     });
     Ok(())
 }
 
 /// Closes the popover when focus leaves it, unless it was shown a moment ago (the tray
-/// menu closing takes focus on some desktops) or a WebDriver session drives it.
+/// menu closing takes focus on some desktops), a WebDriver session drives it, or it holds
+/// the first-run form.
 fn close_on_blur<R: Runtime>(app: &AppHandle<R>) {
-    if automation() {
+    // The first-run form stays while the person looks up a client id elsewhere.
+    if automation() || crate::firstrun::pending(app) {
         return;
     }
     let recent = app

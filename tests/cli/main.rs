@@ -7,6 +7,7 @@ mod appreg;
 mod doctor;
 mod enterprise;
 mod faults;
+mod firstrun;
 mod flows;
 mod reliability;
 mod servers;

@@ -831,3 +831,149 @@ async fn sign_in_goes_through_the_system_browser() {
     let _ = sim.kill();
     let _ = sim.wait();
 }
+
+/// The first run: started with no configuration (only the organisation's system file, which
+/// points Jumpgate at a separately started jumpgate-sim), the app shows its first-run form;
+/// a work email, the authority and the demo tenant's client id set it up, and it goes on to
+/// Sign in (through the system browser, a stand-in here) without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_run_sets_the_app_up_from_a_work_email() {
+    jumpgate_azure::init_tls();
+    let dir = tempfile::tempdir().expect("dir");
+    let sim_config = dir.path().join("sim.toml");
+    let sim_bin = jumpgate_tests::bin("jumpgate-sim");
+    let mut sim = Command::new(sim_bin)
+        .args(["serve", "--tenant", "demo", "--control", "--write-config"])
+        .arg(&sim_config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("jumpgate-sim");
+    let url = {
+        use std::io::BufRead as _;
+        let mut ready = String::new();
+        std::io::BufReader::new(sim.stdout.take().expect("stdout"))
+            .read_line(&mut ready)
+            .expect("ready line");
+        ready
+            .trim()
+            .strip_prefix("jumpgate-sim listening on ")
+            .expect("ready line")
+            .to_string()
+    };
+    // The organisation's file: the simulator's endpoints, but no tenant and no client.
+    let settings: String = std::fs::read_to_string(&sim_config)
+        .expect("config")
+        .lines()
+        .filter(|l| !l.starts_with("tenant_id") && !l.starts_with("client_id"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let system = dir.path().join("system.toml");
+    std::fs::write(
+        &system,
+        format!(
+            "{settings}\n[storage]\nstate_dir = \"{}\"\nkeyring_service = \"jumpgate-e2e-first-run-{}\"\n",
+            dir.path().join("state").display(),
+            std::process::id()
+        ),
+    )
+    .expect("system file");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let opened = dir.path().join("opened-url");
+    let opener = bin.join("xdg-open");
+    std::fs::write(
+        &opener,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", opened.display()),
+    )
+    .expect("xdg-open");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let system_arg = system.display().to_string();
+    let app = Driven::start(
+        FIRST_PORT + 6,
+        &[],
+        &[("PATH", &path), ("JUMPGATE_SYSTEM_CONFIG", &system_arg)],
+    )
+    .await;
+
+    app.wait_for("//h2[normalize-space(.)='Set up Jumpgate']", 20)
+        .await;
+    app.screenshot("14-first-run").await;
+    app.type_into("//input[@name='email']", "alice@contoso.example")
+        .await;
+    app.type_into(
+        "//input[@name='client_id']",
+        "4f2c9a6e-8b1d-4c3e-a5f7-0d9e8c7b6a51",
+    )
+    .await;
+    app.click("//summary[contains(., 'Another cloud')]").await;
+    app.type_into("//input[@name='authority']", &url).await;
+    app.screenshot("15-first-run-filled").await;
+    app.click(&button("Save and continue")).await;
+
+    // Set up: the signed-out view, with the tray icon now there.
+    app.wait_for(&button("Sign in"), 30).await;
+    app.wait_for(
+        "//*[contains(., 'Jumpgate is set up for contoso.example')]",
+        5,
+    )
+    .await;
+    app.screenshot("16-first-run-done").await;
+    let written = app.home.path().join(".config/jumpgate/config.toml");
+    let text = std::fs::read_to_string(&written).expect("the configuration");
+    assert!(
+        text.contains("tenant_id = \"7b3f6c1e-2a4d-4e8b-9f10-5c6d7e8f9a01\"")
+            && text.contains("client_id = \"4f2c9a6e-8b1d-4c3e-a5f7-0d9e8c7b6a51\"")
+            && text.contains(&format!("authority_host = \"{url}\"")),
+        "{text}"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&written)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    eventually(
+        20,
+        || app.log().contains("tray icon ready").then_some(()),
+        || format!("no tray icon after the first run: {}", app.log()),
+    )
+    .await;
+
+    // And on to Sign in, through the system browser.
+    app.click(&button("Sign in")).await;
+    let authorize = eventually(
+        20,
+        || {
+            std::fs::read_to_string(&opened)
+                .ok()
+                .filter(|u| !u.is_empty())
+        },
+        || format!("the system browser was never asked: {}", app.log()),
+    )
+    .await;
+    assert!(
+        authorize.starts_with(&format!(
+            "{url}/7b3f6c1e-2a4d-4e8b-9f10-5c6d7e8f9a01/oauth2/v2.0/authorize?"
+        )),
+        "{authorize}"
+    );
+    play_browser(&authorize, "alice@contoso.example").await;
+    app.wait_for("//*[contains(., 'Signed in as alice@contoso.example')]", 30)
+        .await;
+    app.wait_for("//*[contains(., 'jumpbox-win-01')]", 30).await;
+    app.screenshot("17-first-run-signed-in").await;
+    drop(app);
+    let _ = sim.kill();
+    let _ = sim.wait();
+}

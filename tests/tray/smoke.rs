@@ -345,21 +345,73 @@ fn closing_the_popover_keeps_the_app_running() {
     }
 }
 
-/// Without a configuration the app says what to do and exits with 2; it does not panic.
+/// Without a configuration the app opens its first-run form and stays up (no tray icon
+/// yet) until it is set up, closed or told to quit.
 #[test]
-fn without_a_configuration_the_app_says_what_to_do() {
+fn without_a_configuration_the_app_opens_its_first_run() {
     let _one = ONE_APP.lock().unwrap_or_else(|p| p.into_inner());
     let home = tempfile::tempdir().expect("home");
-    let out = Command::new(tray())
+    let log = home.path().join("app.log");
+    let mut app = Command::new(tray())
         .env("HOME", home.path())
         .env_remove("XDG_DATA_HOME")
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("JUMPGATE_CONFIG")
+        .env_remove("JUMPGATE_SYSTEM_CONFIG")
+        .env("JUMPGATE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("jumpgate-tray");
+    let started = Instant::now();
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    while !read().contains("popover interactive") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the first-run popover did not open: {}",
+            read()
+        );
+        assert!(
+            app.try_wait().expect("status").is_none(),
+            "exited: {}",
+            read()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = read();
+    assert!(text.contains("first run: no configuration yet"), "{text}");
+    assert!(text.contains(".config/jumpgate/config.toml"), "{text}");
+    assert!(!text.contains("tray icon ready"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &app.id().to_string()])
+        .status();
+    let status = app.wait().expect("exit");
+    assert_eq!(status.code(), Some(0), "{}", read());
+    assert!(
+        !home.path().join(".config/jumpgate/config.toml").exists(),
+        "nothing is written until the form is saved"
+    );
+}
+
+/// A configuration that is there but broken is not a first run: the app says what is wrong
+/// and exits with 2; it does not panic.
+#[test]
+fn a_broken_configuration_says_what_is_wrong() {
+    let _one = ONE_APP.lock().unwrap_or_else(|p| p.into_inner());
+    let home = tempfile::tempdir().expect("home");
+    let config = home.path().join("config.toml");
+    std::fs::write(&config, "[azure]\ntenant_id = \"t\"\n").expect("config");
+    let out = Command::new(tray())
+        .arg("--config")
+        .arg(&config)
+        .env("HOME", home.path())
+        .env_remove("JUMPGATE_SYSTEM_CONFIG")
         .output()
         .expect("jumpgate-tray");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("no configuration found"), "{stderr}");
+    assert!(stderr.contains("azure.client_id is required"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 

@@ -6,6 +6,7 @@
 //!   budget, lenient error parsing, and the offset to the server's clock from `Date` headers;
 //! - [`signin`]: Entra sign-in (auth code + PKCE on a loopback redirect, device code, Azure
 //!   CLI) and refresh with rotation;
+//! - [`firstrun`]: the tenant behind a work email's domain, and the configuration written;
 //! - [`tokens`]: the token store on the OS keychain, chunked;
 //! - [`session`]: a valid access token on demand;
 //! - [`arm`]: PIM, approvals, JIT and resource reads;
@@ -23,6 +24,7 @@ pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod failpoint;
+pub mod firstrun;
 pub mod http;
 pub mod ip;
 pub mod journal;

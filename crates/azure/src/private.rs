@@ -112,6 +112,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Writes `path` as [`write_atomic`] does, but only if nothing is there yet: the temporary
+/// file is linked to `path`, which fails when a file (or a symlink) already exists, so an
+/// existing file is never replaced and a crash never leaves half of a new one.
+pub fn write_new_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// Opens `path` for appending (and reading), creating it 0600; a symlink is refused.
 pub fn open_append(path: &Path) -> Result<File> {
     let file = private(OpenOptions::new().read(true).append(true).create(true)).open(path)?;
@@ -222,5 +237,25 @@ mod tests {
         }
         write_atomic(&home.path().join("tokens.json"), b"new").expect("write");
         assert_eq!(std::fs::read_to_string(&victim).expect("read"), "precious");
+    }
+
+    #[test]
+    fn reliability_24_a_new_file_never_replaces_one_that_is_there() {
+        let home = tempfile::tempdir().expect("dir");
+        let config = home.path().join("config.toml");
+        write_new_atomic(&config, b"mine").expect("write");
+        assert_eq!(mode(&config), 0o600);
+        let err = write_new_atomic(&config, b"theirs").expect_err("exists");
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&config).expect("read"), b"mine");
+        // Nor a symlink planted there, nor what it points to.
+        let victim = home.path().join("victim");
+        std::fs::write(&victim, "precious").expect("victim");
+        let planted = home.path().join("planted.toml");
+        std::os::unix::fs::symlink(&victim, &planted).expect("plant");
+        assert!(write_new_atomic(&planted, b"x").is_err());
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "precious");
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(home.path()).expect("list").count(), 3);
     }
 }

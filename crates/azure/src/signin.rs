@@ -207,6 +207,12 @@ type OAuth = oauth2::Client<
 >;
 
 fn client(authority: &Authority, redirect: Option<String>) -> Result<OAuth> {
+    if authority.client_id.trim().is_empty() {
+        // `sign_in = "azure_cli"` configurations have no app registration to sign in with.
+        return Err(Error::SignInRequired(
+            "This configuration names no app registration (azure.client_id): it signs in through the Azure CLI. Run az login, then jumpgate signin --azure-cli; or add your organisation's client id as azure.client_id.".into(),
+        ));
+    }
     let bad =
         |e: oauth2::url::ParseError| Error::Other(format!("the authority URL is not valid: {e}"));
     let mut c = BasicClient::new(ClientId::new(authority.client_id.clone()))

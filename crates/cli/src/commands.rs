@@ -27,6 +27,9 @@ pub async fn run(cli: Cli) -> Outcome {
     if let Command::Doctor(a) = cli.command {
         return doctor(cli.config.as_deref(), cli.json, a).await;
     }
+    if let Command::Init(a) = cli.command {
+        return crate::init::run(cli.config.as_deref(), cli.json, a).await;
+    }
     let ctx = Ctx::load(cli.config.as_deref(), cli.json)?;
     // Engine events become progress lines on stderr; the printer ends when the engine does.
     let mut events = ctx.subscribe();
@@ -108,8 +111,9 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Outcome {
         } => audit_verify(ctx),
         Command::Watch(a) => watch(ctx, a).await,
         Command::Admin { action } => crate::admin::run(ctx, action).await,
-        // Handled in `run`: it must work without a readable configuration.
+        // Handled in `run`: they must work without a readable configuration.
         Command::Doctor(a) => doctor(None, ctx.json, a).await,
+        Command::Init(a) => crate::init::run(None, ctx.json, a).await,
     }
 }
 
@@ -239,7 +243,7 @@ async fn watch(ctx: &Ctx, a: WatchArgs) -> Outcome {
 
 /// A field someone else wrote (a name, a justification, a server's message), as one plain
 /// line of text output (RELIABILITY #22).
-fn one(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn one(text: &str) -> std::borrow::Cow<'_, str> {
     jumpgate_core::text::line(text)
 }
 
@@ -267,13 +271,28 @@ pub(crate) fn since_arg(text: Option<&str>) -> Outcome<Option<DateTime<Utc>>> {
 }
 
 async fn signin(ctx: &Ctx, a: SigninArgs) -> Outcome {
-    let _ = a.browser;
+    let tokens = sign_in(ctx, a).await?;
+    let account = tokens.account.clone();
+    show(
+        ctx.json,
+        &json!({"upn": account.upn, "name": account.name, "tenant_id": account.tid, "object_id": account.oid}),
+        || format!("Signed in as {} ({}).", account.upn, account.name),
+    );
+    Ok(())
+}
+
+/// Signs in as `a` asks (or as the configuration's `azure.sign_in` says, when it names no
+/// way) and keeps the tokens in the keychain; `jumpgate init` signs in through this too.
+pub(crate) async fn sign_in(ctx: &Ctx, a: SigninArgs) -> Outcome<jumpgate_azure::tokens::TokenSet> {
     let claims = match (&a.claims, a.mfa) {
         (Some(c), _) => Some(jumpgate_core::explain::parse_claims(c).map_err(usage)?),
         (None, true) => Some(jumpgate_core::explain::MFA_CLAIMS.to_string()),
         (None, false) => None,
     };
-    let tokens = if a.azure_cli {
+    let configured_cli = !a.browser
+        && !a.device_code
+        && ctx.config.azure.sign_in == jumpgate_core::config::SignIn::AzureCli;
+    let tokens = if a.azure_cli || configured_cli {
         signin::azure_cli(&ctx.authority()).await?
     } else if a.device_code {
         signin::device_code(&ctx.authority(), claims.as_deref(), |uri, code, expires| {
@@ -290,13 +309,7 @@ async fn signin(ctx: &Ctx, a: SigninArgs) -> Outcome {
         browser_sign_in(ctx, a.user.clone(), claims, a.no_open, timeout).await?
     };
     ctx.session.store().save(&tokens).await?;
-    let account = tokens.account.clone();
-    show(
-        ctx.json,
-        &json!({"upn": account.upn, "name": account.name, "tenant_id": account.tid, "object_id": account.oid}),
-        || format!("Signed in as {} ({}).", account.upn, account.name),
-    );
-    Ok(())
+    Ok(tokens)
 }
 
 /// Signs in through the system browser (or a printed URL).

@@ -4,6 +4,7 @@
 mod admin;
 mod commands;
 mod context;
+mod init;
 mod output;
 
 use std::path::PathBuf;
@@ -30,6 +31,9 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// First run: find your organisation from your work email, write the configuration, and
+    /// sign in.
+    Init(InitArgs),
     /// Sign in to Entra ID (the system browser by default).
     Signin(SigninArgs),
     /// Forget the stored sign-in.
@@ -83,6 +87,37 @@ pub enum Command {
         #[command(subcommand)]
         action: admin::AdminCommand,
     },
+}
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// Your work email: its domain names your organisation's Entra ID tenant.
+    #[arg(long, value_name = "EMAIL")]
+    email: Option<String>,
+    /// Your organisation's app registration for Jumpgate (its Application (client) ID).
+    #[arg(long, value_name = "ID", conflicts_with = "az_cli")]
+    client_id: Option<String>,
+    /// No app registration: sign in by reusing the Azure CLI's `az login`.
+    #[arg(long, alias = "azure-cli")]
+    az_cli: bool,
+    /// The tenant id, when the email's domain does not lead to it.
+    #[arg(long, value_name = "ID")]
+    tenant: Option<String>,
+    /// Where Entra ID signs people in (another cloud, or a local simulator).
+    #[arg(long, value_name = "URL", default_value = jumpgate_core::firstrun::DEFAULT_AUTHORITY)]
+    authority: String,
+    /// Replace an existing configuration (the old one is kept beside it as .bak).
+    #[arg(long)]
+    force: bool,
+    /// Write the configuration only; sign in later with jumpgate signin.
+    #[arg(long)]
+    no_signin: bool,
+    /// Sign in on another device with a code instead of the browser.
+    #[arg(long, conflicts_with = "no_signin")]
+    device_code: bool,
+    /// Print the sign-in URL instead of opening a browser.
+    #[arg(long, conflicts_with = "no_signin")]
+    no_open: bool,
 }
 
 #[derive(Args)]

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("no configuration found: pass --config PATH, set JUMPGATE_CONFIG, or create {0}")]
+    #[error("no configuration found: run jumpgate init to make one from your work email (or pass --config PATH, set JUMPGATE_CONFIG, or create {0})")]
     NotFound(String),
     #[error("cannot read the configuration {path}: {source}")]
     Read {
@@ -105,7 +105,14 @@ impl Origin {
 #[serde(deny_unknown_fields)]
 pub struct AzureConfig {
     pub tenant_id: String,
+    /// The organisation's app registration for Jumpgate (a public client). Not needed when
+    /// `sign_in = "azure_cli"`.
+    #[serde(default)]
     pub client_id: String,
+    /// How a person signs in: through the app registration (`app`, the default: the
+    /// browser or a device code) or by reusing the Azure CLI's `az login` (`azure_cli`).
+    #[serde(default)]
+    pub sign_in: SignIn,
     #[serde(default = "default_authority")]
     pub authority_host: String,
     #[serde(default = "default_arm")]
@@ -125,6 +132,18 @@ pub struct AzureConfig {
     /// you can see and every one you are eligible for a role in.
     #[serde(default)]
     pub subscription_id: Option<String>,
+}
+
+/// How a person signs in, when nothing else is asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignIn {
+    /// The organisation's app registration (`client_id`): the system browser, or a device
+    /// code.
+    #[default]
+    App,
+    /// The Azure CLI's existing `az login`, in the configured tenant: no app registration.
+    AzureCli,
 }
 
 fn default_authority() -> String {
@@ -408,9 +427,12 @@ impl Config {
         for (key, url) in endpoints {
             check_endpoint(url).map_err(|why| invalid(format!("{key}: {why}")))?;
         }
-        if self.azure.tenant_id.trim().is_empty() || self.azure.client_id.trim().is_empty() {
+        if self.azure.tenant_id.trim().is_empty() {
+            return Err(invalid("azure.tenant_id is required".into()));
+        }
+        if self.azure.client_id.trim().is_empty() && self.azure.sign_in == SignIn::App {
             return Err(invalid(
-                "azure.tenant_id and azure.client_id are required".into(),
+                "azure.client_id is required (or sign_in = \"azure_cli\" to reuse az login instead of an app registration)".into(),
             ));
         }
         if self.network.ip_echo_urls.len() < 2 {
@@ -556,6 +578,42 @@ pub fn locate_layers(
         ));
     }
     Ok(Layers { user, system })
+}
+
+/// Whether the first run must complete the configuration, and where it writes the user's
+/// file: there is no user's file, and no system file names the tenant and a way to sign in
+/// (`azure.tenant_id`, and `azure.client_id` or `sign_in = "azure_cli"`). A system file that cannot
+/// be read or parsed is left for [`load_layers`] to report.
+pub fn first_run(
+    explicit: Option<&Path>,
+    env_user: Option<PathBuf>,
+    env_system: Option<PathBuf>,
+) -> Option<PathBuf> {
+    let user = crate::firstrun::user_file(explicit, env_user)?;
+    if user.exists() {
+        return None;
+    }
+    let system = env_system
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_FILE));
+    if system.is_file() {
+        let Ok(text) = std::fs::read_to_string(&system) else {
+            return None;
+        };
+        let Ok(doc) = toml::from_str::<toml::Table>(&text) else {
+            return None;
+        };
+        let azure = doc.get("azure");
+        let has = |k: &str| azure.and_then(|a| a.get(k)).is_some();
+        let az = azure
+            .and_then(|a| a.get("sign_in"))
+            .and_then(|v| v.as_str())
+            == Some("azure_cli");
+        if has("tenant_id") && (has("client_id") || az) {
+            return None;
+        }
+    }
+    Some(user)
 }
 
 /// Reads both files (and the system file's owner and mode) and merges them with [`merge`].
@@ -775,12 +833,15 @@ fn leaves(v: &toml::Value, prefix: String, out: &mut Vec<String>) {
 
 /// Finds and reads the configuration as the CLI and the tray do: [`locate_layers`] with
 /// `JUMPGATE_CONFIG` and `JUMPGATE_SYSTEM_CONFIG` from the environment, then [`load_layers`].
+/// Before the first run (no user's file, no system file naming the tenant) it is
+/// [`ConfigError::NotFound`], which says to run `jumpgate init`.
 pub fn load_from_env(explicit: Option<&Path>) -> Result<Config, ConfigError> {
-    let layers = locate_layers(
-        explicit,
-        std::env::var_os("JUMPGATE_CONFIG").map(PathBuf::from),
-        std::env::var_os("JUMPGATE_SYSTEM_CONFIG").map(PathBuf::from),
-    )?;
+    let env_user = std::env::var_os("JUMPGATE_CONFIG").map(PathBuf::from);
+    let env_system = std::env::var_os("JUMPGATE_SYSTEM_CONFIG").map(PathBuf::from);
+    if let Some(user) = first_run(explicit, env_user.clone(), env_system.clone()) {
+        return Err(ConfigError::NotFound(user.display().to_string()));
+    }
+    let layers = locate_layers(explicit, env_user, env_system)?;
     load_layers(&layers)
 }
 
@@ -841,6 +902,11 @@ mod tests {
     fn bad_files_say_what_is_wrong() {
         let cases = [
             ("[azure]\ntenant_id = \"t\"\n", "client_id"),
+            ("[azure]\nclient_id = \"c\"\n", "tenant_id"),
+            (
+                "[azure]\ntenant_id = \"t\"\nsign_in = \"password\"\n",
+                "unknown variant",
+            ),
             (
                 &format!("{MINIMAL}arm_endpoint = \"http://evil.example\"\n"),
                 "https://",
@@ -1105,5 +1171,40 @@ mod tests {
         .expect_err("user [managed]")
         .to_string();
         assert!(err.contains("system-wide file only"), "{err}");
+    }
+
+    #[test]
+    fn the_first_run_is_needed_until_a_file_names_the_tenant() {
+        let dir = tempfile::tempdir().expect("dir");
+        let user = dir.path().join("config.toml");
+        let system = dir.path().join("system.toml");
+        let first = || first_run(None, Some(user.clone()), Some(system.clone()));
+        // Nothing at all.
+        assert_eq!(first(), Some(user.clone()));
+        // A system file with the organisation's endpoints but no tenant.
+        std::fs::write(
+            &system,
+            "[azure]\narm_endpoint = \"https://arm.corp.example\"\n",
+        )
+        .expect("system");
+        assert_eq!(first(), Some(user.clone()));
+        std::fs::write(&system, "[azure]\ntenant_id = \"t\"\nsign_in = \"app\"\n").expect("system");
+        assert_eq!(first(), Some(user.clone()));
+        // A system file that names the tenant and a way to sign in is a configuration.
+        std::fs::write(
+            &system,
+            "[azure]\ntenant_id = \"t\"\nsign_in = \"azure_cli\"\n",
+        )
+        .expect("system");
+        assert_eq!(first(), None);
+        std::fs::write(&system, MINIMAL).expect("system");
+        assert_eq!(first(), None);
+        // A broken system file is reported by loading, not mistaken for a first run.
+        std::fs::write(&system, "not toml").expect("system");
+        assert_eq!(first(), None);
+        std::fs::remove_file(&system).expect("rm");
+        // The user's file, whatever it holds, ends the first run.
+        std::fs::write(&user, "").expect("user");
+        assert_eq!(first(), None);
     }
 }

@@ -1,6 +1,7 @@
 //! Jumpgate's domain and engine: the pieces that decide, with no IO and no clock reads.
 //!
-//! - [`config`]: the one TOML configuration and where it is looked up;
+//! - [`config`]: the one TOML configuration and where it is looked up; [`firstrun`]: the
+//!   configuration a first run writes from a work email;
 //! - [`duration`] and [`ip`]: strict parsers for what users and services hand us;
 //! - [`policy`]: PIM and JIT pre-flight checks, so a request that would be refused is never
 //!   sent;
@@ -22,6 +23,7 @@ pub mod deeplink;
 pub mod duration;
 pub mod events;
 pub mod explain;
+pub mod firstrun;
 pub mod input;
 pub mod ip;
 pub mod launch;

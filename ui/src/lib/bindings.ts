@@ -18,7 +18,11 @@ pending: Array<PendingView>,
 /**
  * Requests waiting for my decision.
  */
-approvals: number, justification: Hints, start_at_login: boolean, };
+approvals: number, justification: Hints, start_at_login: boolean, 
+/**
+ * Sign-ins reuse the Azure CLI's `az login` (`sign_in = "azure_cli"`), not a browser.
+ */
+azure_cli: boolean, };
 
 export type TargetView = { vm: string, vm_id: string, ports: Array<PortRule>, open: Array<OpenPort>, };
 
@@ -108,6 +112,14 @@ export type ExportFormat = "csv" | "json";
 export type CommandError = { "kind": "sign_in", "data": Detail } | { "kind": "denied", "data": Detail } | { "kind": "policy", "data": Detail } | { "kind": "unavailable", "data": Detail } | { "kind": "not_found", "data": Detail } | { "kind": "conflict", "data": Detail } | { "kind": "not_available", "data": Detail } | { "kind": "invalid", "data": Detail } | { "kind": "other", "data": Detail };
 
 export type Detail = { code: string, message: string, };
+
+export type Discovered = { email: string, domain: string, tenant_id: string, 
+/**
+ * Where the configuration will be written.
+ */
+config_path: string, };
+
+export type SignInChoice = { "type": "app", client_id: string, } | { "type": "azure_cli" };
 
 export type Intent = { view: string, prefill: Prefill | null, refused: string | null, };
 
@@ -223,4 +235,12 @@ export function popoverReady(): Promise<null> {
 
 export function closePopover(): Promise<null> {
   return invoke<null>("close_popover");
+}
+
+export function discoverTenant(email: string, authority: string): Promise<Discovered> {
+  return invoke<Discovered>("discover_tenant", { email, authority });
+}
+
+export function writeFirstConfig(email: string, authority: string, tenantId: string, signIn: SignInChoice): Promise<AppState> {
+  return invoke<AppState>("write_first_config", { email, authority, tenantId, signIn });
 }

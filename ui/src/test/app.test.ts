@@ -19,6 +19,7 @@ const signedOut: AppState = {
   approvals: 0,
   justification: { templates: ["Patch Tuesday maintenance"], recent: [], refuse: ["BAU"], approval_templates: ["Checked with the team"] },
   start_at_login: false,
+  azure_cli: false,
 };
 
 const alice: AppState = {
@@ -251,5 +252,80 @@ describe("the popover", () => {
     expect((await screen.findByRole("alert")).textContent).toContain("Sign-in cancelled.");
     expect(calls.map(([c]) => c)).toContain("cancel_sign_in");
     expect(screen.queryByRole("button", { name: "Cancel" })).toBeNull();
+  });
+});
+
+describe("the first run", () => {
+  const notSetUp = { kind: "not_available", data: { code: "first_run", message: "Jumpgate is not set up yet." } };
+  const tenant = {
+    email: "alice@contoso.example",
+    domain: "contoso.example",
+    tenant_id: "7b3f6c1e-2a4d-4e8b-9f10-5c6d7e8f9a01",
+    config_path: "/home/alice/.config/jumpgate/config.toml",
+  };
+
+  it("finds the organisation from the email, writes the configuration and goes on to Sign in", async () => {
+    let configured = false;
+    const calls = backend((cmd) => {
+      if (cmd === "app_state" && !configured) throw notSetUp;
+      if (cmd === "discover_tenant") return tenant;
+      if (cmd === "write_first_config") {
+        configured = true;
+        return { ...signedOut, demo: false, demo_users: [] };
+      }
+      throw new Error(`unexpected command ${cmd}`);
+    });
+    render(App);
+    await fireEvent.input(await screen.findByLabelText("Work email"), { target: { value: "alice@contoso.example" } });
+    await fireEvent.input(screen.getByLabelText("Client id"), {
+      target: { value: "4f2c9a6e-8b1d-4c3e-a5f7-0d9e8c7b6a51" },
+    });
+    await fireEvent.click(screen.getByRole("button", { name: "Save and continue" }));
+    expect(await screen.findByRole("button", { name: "Sign in" })).toBeTruthy();
+    expect(screen.queryByText("Set up Jumpgate")).toBeNull();
+    expect(screen.getByText("Jumpgate is set up for contoso.example. Sign in to go on.")).toBeTruthy();
+    expect(calls).toContainEqual(["discover_tenant", { email: "alice@contoso.example", authority: "https://login.microsoftonline.com" }]);
+    expect(calls).toContainEqual([
+      "write_first_config",
+      {
+        email: "alice@contoso.example",
+        authority: "https://login.microsoftonline.com",
+        tenantId: tenant.tenant_id,
+        signIn: { type: "app", client_id: "4f2c9a6e-8b1d-4c3e-a5f7-0d9e8c7b6a51" },
+      },
+    ]);
+  });
+
+  it("says what to do about an unknown domain and writes nothing", async () => {
+    const calls = backend((cmd) => {
+      if (cmd === "app_state") throw notSetUp;
+      if (cmd === "discover_tenant")
+        throw {
+          kind: "invalid",
+          data: { code: "unknown_domain", message: "Entra ID knows no organisation with the domain fabrikam.example (AADSTS90002): check the spelling" },
+        };
+      throw new Error(`unexpected command ${cmd}`);
+    });
+    render(App);
+    await fireEvent.input(await screen.findByLabelText("Work email"), { target: { value: "alice@fabrikam.example" } });
+    await fireEvent.click(screen.getByLabelText("With the Azure CLI (az login), no app registration"));
+    expect(screen.queryByLabelText("Client id")).toBeNull();
+    await fireEvent.click(screen.getByRole("button", { name: "Save and continue" }));
+    expect((await screen.findByRole("alert")).textContent).toContain("AADSTS90002");
+    expect(calls.some(([cmd]) => cmd === "write_first_config")).toBe(false);
+    expect(screen.getByText("Set up Jumpgate")).toBeTruthy();
+  });
+
+  it("offers the Azure CLI sign-in when the configuration says so", async () => {
+    const calls = backend((cmd) => {
+      if (cmd === "app_state") return { ...signedOut, demo: false, demo_users: [], azure_cli: true };
+      if (cmd === "sign_in") return alice;
+      throw new Error(`unexpected command ${cmd}`);
+    });
+    render(App);
+    expect(await screen.findByText(/reuses your Azure CLI sign-in/)).toBeTruthy();
+    await fireEvent.click(screen.getByRole("button", { name: "Sign in" }));
+    expect(await screen.findByText("Signed in as alice@contoso.example")).toBeTruthy();
+    expect(calls.some(([cmd]) => cmd === "sign_in")).toBe(true);
   });
 });
