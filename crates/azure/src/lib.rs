@@ -17,8 +17,8 @@
 //! Architecture invariant: no `tauri` here either; every endpoint comes from configuration.
 
 pub mod admin;
-pub mod apps;
 pub mod approver;
+pub mod apps;
 pub mod arm;
 pub mod doctor;
 pub mod engine;

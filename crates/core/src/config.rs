@@ -519,6 +519,12 @@ pub fn check_endpoint(text: &str) -> Result<(), String> {
     }
 }
 
+/// This machine's [`system_file`].
+fn this_system_file() -> PathBuf {
+    let program_data = std::env::var("ProgramData").ok();
+    system_file(crate::launch::Os::CURRENT, program_data.as_deref())
+}
+
 /// The two files: the user's (if any) and the system-wide one (if it exists).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layers {
@@ -556,10 +562,7 @@ pub fn locate_layers(
 ) -> Result<Layers, ConfigError> {
     let system = env_system
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| {
-            let program_data = std::env::var("ProgramData").ok();
-            system_file(crate::launch::Os::CURRENT, program_data.as_deref())
-        });
+        .unwrap_or_else(this_system_file);
     let system = system.is_file().then_some(system);
     let platform = dirs::config_dir().map(|d| d.join("jumpgate").join("config.toml"));
     let user = match (explicit, env_user.filter(|p| !p.as_os_str().is_empty())) {
@@ -595,7 +598,7 @@ pub fn first_run(
     }
     let system = env_system
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from(SYSTEM_FILE));
+        .unwrap_or_else(this_system_file);
     if system.is_file() {
         let Ok(text) = std::fs::read_to_string(&system) else {
             return None;
