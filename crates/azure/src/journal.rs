@@ -109,12 +109,20 @@ impl Journal {
     /// The whole chain and the head checked, with what crashes left in it (torn lines, a
     /// lagging head). Read under a shared lock, so no append is seen half done.
     pub fn check(&self) -> Result<Verified, JournalError> {
-        let mut file = match std::fs::File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(audit::check("", self.read_head().as_ref())?)
+        let mut file = loop {
+            match std::fs::File::open(&self.path) {
+                Ok(f) => break f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // No journal, and a head says whether one was lost. The head is read
+                    // with no lock to take, so a first append may have made both since the
+                    // open: then the journal is read after all.
+                    let head = self.read_head();
+                    if !self.path.exists() {
+                        return Ok(audit::check("", head.as_ref())?);
+                    }
+                }
+                Err(e) => return Err(self.io(e)),
             }
-            Err(e) => return Err(self.io(e)),
         };
         file.lock_shared().map_err(|e| self.io(e))?;
         let mut text = String::new();

@@ -81,13 +81,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         builder = builder.propagation_delay(secs);
     }
     let sim = builder.start().await?;
+    // Listening for signals starts before anything says the simulator is ready, so a SIGTERM
+    // sent as soon as the ready line is read ends it cleanly instead of killing it.
+    let stop = shutdown_signal();
     if let Some(path) = write_config {
         write_atomically(&path, &sim.client_config().to_toml()).map_err(|e| {
             anyhow::anyhow!("cannot write the client config to {}: {e}", path.display())
         })?;
     }
     println!("jumpgate-sim listening on {}", sim.url());
-    wait_for_signal().await;
+    stop.await;
     sim.stop();
     Ok(())
 }
@@ -106,25 +109,24 @@ fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Ctrl-C or SIGTERM, listened for from the call on (not from the first poll).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    let unix = {
+        use tokio::signal::unix::{signal, SignalKind};
+        signal(SignalKind::terminate())
+            .and_then(|term| Ok((term, signal(SignalKind::interrupt())?)))
+            .ok()
+    };
+    async move {
+        #[cfg(unix)]
+        if let Some((mut term, mut int)) = unix {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
