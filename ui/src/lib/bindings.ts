@@ -66,6 +66,21 @@ ticket: string | null,
  */
 launch: boolean, };
 
+export type FormDraft = { port: number | null, duration: string, justification: string, ticket: string, 
+/**
+ * The VM's JIT ports as the last read showed them; empty when not known yet.
+ */
+ports: Array<PortRule>, };
+
+export type FieldProblem = { field: FormField, 
+/**
+ * The check that failed (`JitPort`, `JitDuration`, `Duration`, `Justification`,
+ * `JustificationRule`, `Ticket`): for code, not for people.
+ */
+rule: string, message: string, };
+
+export type FormField = "port" | "duration" | "justification" | "ticket";
+
 export type Connected = { vm: string, port: number, 
 /**
  * `host:port` to connect to.
@@ -191,6 +206,10 @@ export function signOut(): Promise<AppState> {
 
 export function connect(form: ConnectForm): Promise<Connected> {
   return invoke<Connected>("connect", { form });
+}
+
+export function checkConnect(form: FormDraft): Promise<Array<FieldProblem>> {
+  return invoke<Array<FieldProblem>>("check_connect", { form });
 }
 
 export function extend(what: Renew, duration: string, justification: string): Promise<Renewed> {
