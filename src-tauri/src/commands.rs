@@ -91,14 +91,13 @@ pub struct PendingView {
     pub status: String,
 }
 
-/// What the Connect form offers for the justification, and what it refuses.
+/// What the Connect form offers for the justification. What it refuses is the app's to say
+/// (`check_connect`), not the popover's.
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct Hints {
     pub templates: Vec<String>,
     /// My latest justifications, newest first.
     pub recent: Vec<String>,
-    /// Refused as too vague (compared ignoring case).
-    pub refuse: Vec<String>,
     /// What an approver's decision is prefilled with.
     pub approval_templates: Vec<String>,
 }
@@ -435,7 +434,7 @@ pub fn expiring_soon(engine: &Engine) -> chrono::Duration {
     chrono::Duration::minutes(i64::from(lead))
 }
 
-/// The configured templates and refusals, and my five latest justifications.
+/// The configured templates, and my five latest justifications.
 fn hints(engine: &Engine, upn: Option<&str>) -> Hints {
     let mut recent: Vec<String> = Vec::new();
     if let (Some(upn), Ok(entries)) = (upn, engine.journal.read()) {
@@ -457,7 +456,6 @@ fn hints(engine: &Engine, upn: Option<&str>) -> Hints {
     Hints {
         templates: j.templates.clone(),
         recent,
-        refuse: j.refuse.clone(),
         approval_templates: j.approval_templates.clone(),
     }
 }

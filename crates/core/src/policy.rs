@@ -830,7 +830,11 @@ mod tests {
         let answer = check_form(&form(3389, "1 hour", "Patch"), Some(&rules), &refuse);
         assert_eq!(
             answer[0].message,
-            sentence(&crate::duration::parse("1 hour").unwrap_err().to_string())
+            sentence(
+                &crate::duration::parse("1 hour")
+                    .expect_err("not a duration")
+                    .to_string()
+            )
         );
     }
 

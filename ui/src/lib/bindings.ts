@@ -44,10 +44,6 @@ export type Hints = { templates: Array<string>,
  */
 recent: Array<string>, 
 /**
- * Refused as too vague (compared ignoring case).
- */
-refuse: Array<string>, 
-/**
  * What an approver's decision is prefilled with.
  */
 approval_templates: Array<string>, };
