@@ -11,6 +11,7 @@ use jumpgate_azure::doctor::{Check, Status};
 use jumpgate_core::audit::{Entry, Record};
 use jumpgate_core::events::{Access, EngineEvent, WatchEvent};
 use jumpgate_core::phase::Step;
+use jumpgate_core::policy::{FieldProblem, FormField};
 use jumpgate_core::tray::Icon;
 
 fn cfg() -> Config {
@@ -50,6 +51,7 @@ fn commands() -> Vec<Command> {
         command!("cancel_sign_in", [], ()),
         command!("sign_out", [], AppState),
         command!("connect", [form: ConnectForm], Connected),
+        command!("check_connect", [form: FormDraft], Vec<FieldProblem>),
         command!("extend", [what: Renew, duration: String, justification: String], Renewed),
         command!("end_role", [role: String, justification: String], Renewed),
         command!("approvals", [], Vec<ApprovalView>),
@@ -98,6 +100,9 @@ pub fn generate() -> String {
         decl::<PendingView>(),
         decl::<Hints>(),
         decl::<ConnectForm>(),
+        decl::<FormDraft>(),
+        decl::<FieldProblem>(),
+        decl::<FormField>(),
         decl::<Connected>(),
         decl::<StepView>(),
         decl::<ApprovalView>(),

@@ -15,6 +15,9 @@ use jumpgate_core::events::{Access, EngineEvent};
 use jumpgate_core::explain::{Failure, Kind};
 use jumpgate_core::input;
 use jumpgate_core::phase::Step;
+use jumpgate_core::policy::{
+    check_form, vague_justification, ConnectFormText, FieldProblem, JitPortRule,
+};
 use jumpgate_core::tray::{self, Icon, Snapshot};
 use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Emitter as _, Manager as _, Runtime, State};
@@ -58,7 +61,7 @@ pub struct TargetView {
     pub open: Vec<OpenPort>,
 }
 
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
 pub struct PortRule {
     pub number: u16,
     /// The policy's longest request, in minutes.
@@ -88,14 +91,13 @@ pub struct PendingView {
     pub status: String,
 }
 
-/// What the Connect form offers for the justification, and what it refuses.
+/// What the Connect form offers for the justification. What it refuses is the app's to say
+/// (`check_connect`), not the popover's.
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct Hints {
     pub templates: Vec<String>,
     /// My latest justifications, newest first.
     pub recent: Vec<String>,
-    /// Refused as too vague (compared ignoring case).
-    pub refuse: Vec<String>,
     /// What an approver's decision is prefilled with.
     pub approval_templates: Vec<String>,
 }
@@ -112,6 +114,18 @@ pub struct ConnectForm {
     pub ticket: Option<String>,
     /// Start the RDP or SSH client once the port answers.
     pub launch: bool,
+}
+
+/// The Connect form as it stands while the person types, with the ports (and their longest
+/// requests) the popover was shown for the VM.
+#[derive(Debug, Clone, Deserialize, TS)]
+pub struct FormDraft {
+    pub port: Option<u16>,
+    pub duration: String,
+    pub justification: String,
+    pub ticket: String,
+    /// The VM's JIT ports as the last read showed them; empty when not known yet.
+    pub ports: Vec<PortRule>,
 }
 
 /// Where Connect got to.
@@ -420,7 +434,7 @@ pub fn expiring_soon(engine: &Engine) -> chrono::Duration {
     chrono::Duration::minutes(i64::from(lead))
 }
 
-/// The configured templates and refusals, and my five latest justifications.
+/// The configured templates, and my five latest justifications.
 fn hints(engine: &Engine, upn: Option<&str>) -> Hints {
     let mut recent: Vec<String> = Vec::new();
     if let (Some(upn), Ok(entries)) = (upn, engine.journal.read()) {
@@ -442,7 +456,6 @@ fn hints(engine: &Engine, upn: Option<&str>) -> Hints {
     Hints {
         templates: j.templates.clone(),
         recent,
-        refuse: j.refuse.clone(),
         approval_templates: j.approval_templates.clone(),
     }
 }
@@ -583,17 +596,13 @@ pub async fn sign_out<R: Runtime>(
 }
 
 fn parse_ticket(ticket: Option<&str>) -> CommandResult<Option<(String, String)>> {
-    let Some(t) = ticket.map(str::trim).filter(|t| !t.is_empty()) else {
-        return Ok(None);
-    };
-    let (system, number) = t.split_once(':').unwrap_or(("", t));
-    let (system, number) = input::ticket(system, number).map_err(|e| {
+    let ticket = input::ticket_text(ticket.unwrap_or_default()).map_err(|e| {
         CommandError::invalid(
             "bad_ticket",
             format!("The {e}: give SYSTEM:NUMBER or a number."),
         )
     })?;
-    Ok(Some((system.to_string(), number.to_string())))
+    Ok(ticket.map(|(system, number)| (system.to_string(), number.to_string())))
 }
 
 /// The same rules as the CLI and the link parser (`core::input`), since the popover's own
@@ -624,6 +633,35 @@ fn duration_of(text: &str) -> CommandResult<chrono::Duration> {
     parse_duration(text.trim()).map_err(|e| CommandError::invalid("bad_duration", e.to_string()))
 }
 
+/// The Connect form's problems, one per field at most, as the person types: the rules of
+/// `connect` itself (`core::policy::check_form`), with the organisation's refuse list. The
+/// ports are the ones the popover was shown, so no keystroke reads ARM; `connect` checks
+/// everything again against the policy as it reads it then.
+#[tauri::command]
+pub fn check_connect(ctx: State<'_, AppCtx>, form: FormDraft) -> Vec<FieldProblem> {
+    form_problems(&form, &ctx.engine.config.justification.refuse)
+}
+
+fn form_problems(form: &FormDraft, refuse: &[String]) -> Vec<FieldProblem> {
+    let rules: Vec<JitPortRule> = form
+        .ports
+        .iter()
+        .map(|p| JitPortRule {
+            number: p.number,
+            protocol: "*".into(),
+            allowed_prefixes: vec!["*".into()],
+            max: chrono::Duration::minutes(i64::from(p.max_minutes)),
+        })
+        .collect();
+    let text = ConnectFormText {
+        port: form.port,
+        duration: &form.duration,
+        justification: &form.justification,
+        ticket: &form.ticket,
+    };
+    check_form(&text, (!rules.is_empty()).then_some(&rules[..]), refuse)
+}
+
 /// The whole chain for a jump box: the role (and its approval) when needed, the port for this
 /// IP, reachability, then the RDP or SSH client. Each step reaches the popover as an `engine`
 /// event as it completes; the answer holds them all.
@@ -638,6 +676,14 @@ pub async fn connect<R: Runtime>(
         &form.justification,
         "Say why you need access: the justification is required.",
     )?;
+    // A vague justification is refused whether or not a role is to be activated, as the form
+    // shows it: with the words an activation's pre-flight uses.
+    if let Some(v) = vague_justification(&justification, &ctx.engine.config.justification.refuse) {
+        return Err(CommandError::Policy(Detail {
+            code: v.rule.into(),
+            message: format!("Not sent: {}.", v.message),
+        }));
+    }
     let request = ConnectRequest {
         vm: vm_of(&form.vm)?,
         port: form.port,

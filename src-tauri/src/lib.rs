@@ -266,6 +266,7 @@ fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send
         commands::cancel_sign_in,
         commands::sign_out,
         commands::connect,
+        commands::check_connect,
         commands::extend,
         commands::end_role,
         commands::approvals,
@@ -550,6 +551,85 @@ mod ipc_tests {
             assert_eq!(refused["kind"], "invalid", "{name} {body}: {refused}");
             assert_eq!(refused["data"]["code"], code, "{name} {body}: {refused}");
         }
+    }
+
+    /// `check_connect` answers the Connect form's problems from the backend's rules and the
+    /// configured refuse list (the popover holds none of them), and `connect` refuses what
+    /// the form showed, before anything is sent.
+    #[test]
+    fn issue_14_the_form_is_checked_by_the_backend() {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[azure]\ntenant_id = \"t\"\nclient_id = \"c\"\n[justification]\nrefuse = [\"Routine work\"]\n[storage]\nstate_dir = \"{}\"\nallow_file_fallback = true\nkeyring_service = \"jumpgate-ipc-form-test\"\n",
+                dir.path().join("state").display()
+            ),
+        )
+        .expect("config");
+        let ctx = tauri::async_runtime::block_on(start(&Options {
+            demo: false,
+            config: Some(config),
+            link: None,
+        }))
+        .expect("engine");
+        let (_app, popover) = mock_app(ctx);
+        let check = |duration: &str, justification: &str, ticket: &str| {
+            let body = serde_json::json!({"form": {"port": 22, "duration": duration,
+                "justification": justification, "ticket": ticket,
+                "ports": [{"number": 3389, "max_minutes": 180}, {"number": 22, "max_minutes": 60}]}});
+            get_ipc_response(&popover, request("check_connect", body))
+                .expect("answered")
+                .deserialize::<serde_json::Value>()
+                .expect("json")
+        };
+        assert_eq!(check("30m", "Patch night", ""), serde_json::json!([]));
+        let answer = check("2h", "routine WORK", "SNOW:");
+        let fields: Vec<(&str, &str)> = answer
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|p| {
+                (
+                    p["field"].as_str().unwrap_or(""),
+                    p["rule"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("duration", "JitDuration"),
+                ("justification", "JustificationRule"),
+                ("ticket", "Ticket")
+            ],
+            "{answer}"
+        );
+        assert_eq!(
+            answer[1]["message"],
+            "'routine WORK' is too vague for your organisation: say what you will do and why."
+        );
+        // BAU is not on this organisation's list: the answer follows the configuration.
+        assert_eq!(check("30m", "BAU", ""), serde_json::json!([]));
+
+        let refused = get_ipc_response(
+            &popover,
+            request(
+                "connect",
+                serde_json::json!({"form": {"vm": "jumpbox-win-01", "port": 3389, "duration": "PT1H",
+                    "justification": "Routine work", "ticket": null, "launch": false}}),
+            ),
+        )
+        .expect_err("too vague");
+        assert_eq!(refused["kind"], "policy", "{refused}");
+        assert_eq!(refused["data"]["code"], "JustificationRule", "{refused}");
+        assert!(
+            refused["data"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("too vague")),
+            "{refused}"
+        );
     }
 
     /// Signed in against a real (in-process) simulator, every command the popover reads

@@ -3,7 +3,8 @@
 //! `scripts/desktop-session.sh` (Xvfb, D-Bus, dunst, gnome-keyring, trayer). Screenshots of
 //! each main view land in `target/test-output/e2e/`.
 //!
-//! One story, in order: alice signs in and connects to jumpbox-win-01; bob approves through
+//! One story, in order: alice signs in, is told a too-long duration next to the field, and
+//! connects to jumpbox-win-01; bob approves through
 //! ARM; the app shows the access open with a countdown; dunst has shown "Access approved";
 //! the simulator's gate admitted alice's address; a clock advance brings the expiry reminder;
 //! a link opens the prefilled form; the tray menu's "Connect to jumpbox-win-01" opens the
@@ -320,6 +321,11 @@ fn button(label: &str) -> String {
     format!("//button[normalize-space(.)='{label}' or @aria-label='{label}']")
 }
 
+/// The Connect form's submit button.
+fn connect_button() -> String {
+    "//button[@type='submit' and normalize-space(.)='Connect']".to_string()
+}
+
 /// Runs the CLI on the demo's configuration and answers its stdout.
 fn cli(config: &str, args: &[&str]) -> String {
     let out = Command::new(jumpgate())
@@ -426,8 +432,30 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
     app.click(&button("Connect to jumpbox-win-01")).await;
     app.type_into("//input[@name='justification']", "Patch night KB5034441")
         .await;
+    // The app checks the form as she types, with the policy's rules: too long a duration is
+    // said next to the field, and Connect waits until it is fixed.
+    app.type_into("//input[@name='duration']", "9h").await;
+    app.wait_for(
+        "//input[@name='duration' and @aria-invalid='true' and @aria-describedby='connect-duration-problem']",
+        10,
+    )
+    .await;
+    let said = app.text_of("//*[@id='connect-duration-problem']").await;
+    assert!(
+        said.contains("9h is longer than port 3389 allows (at most"),
+        "{said}"
+    );
+    assert!(
+        app.present(&format!("{}[@disabled]", connect_button()))
+            .await
+    );
+    app.screenshot("2-connect-problem").await;
+    app.type_into("//input[@name='duration']", "1h").await;
+    let ready = format!("{}[not(@disabled)]", connect_button());
+    app.wait_for(&ready, 10).await;
+    assert!(!app.present("//*[@id='connect-duration-problem']").await);
     app.screenshot("2-connect-form").await;
-    app.click(&button("Connect")).await;
+    app.click(&ready).await;
     app.wait_for(
         "//li[@data-step='request_role' and contains(@class,'done')]",
         30,

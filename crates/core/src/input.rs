@@ -58,6 +58,17 @@ pub fn ticket<'a>(system: &'a str, number: &'a str) -> Result<(&'a str, &'a str)
     Ok((system, number))
 }
 
+/// A ticket as one field holds it: `SYSTEM:NUMBER`, or a number alone (an empty system).
+/// Empty is no ticket.
+pub fn ticket_text(value: &str) -> Result<Option<(&str, &str)>, Refused> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let (system, number) = value.split_once(':').unwrap_or(("", value));
+    ticket(system, number).map(Some)
+}
+
 /// A VM as a person names it: a name as Azure allows it (1 to 64 letters, digits, `-`, `_`,
 /// `.`, starting with a letter or digit), or a virtual machine resource id.
 pub fn vm(value: &str) -> Result<&str, Refused> {
@@ -128,6 +139,10 @@ mod tests {
         assert!(ticket("SNOW", "INC\u{1b}1").is_err());
         assert!(ticket(&"s".repeat(101), "1").is_err());
         assert!(ticket("SNOW", " ").is_err());
+        assert_eq!(ticket_text("  "), Ok(None));
+        assert_eq!(ticket_text(" SNOW:INC1 "), Ok(Some(("SNOW", "INC1"))));
+        assert_eq!(ticket_text("4711"), Ok(Some(("", "4711"))));
+        assert!(ticket_text("SNOW:").is_err());
         assert_eq!(vm("jumpbox-01"), Ok("jumpbox-01"));
         for bad in [
             "",

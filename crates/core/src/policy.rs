@@ -209,17 +209,8 @@ pub fn check_activation(
                 .into(),
         });
     }
-    if !j.is_empty()
-        && refused_justifications
-            .iter()
-            .any(|r| r.trim().eq_ignore_ascii_case(j))
-    {
-        v.push(Violation {
-            rule: "JustificationRule",
-            message: format!(
-                "'{j}' is too vague for your organisation: say what you will do and why"
-            ),
-        });
+    if let Some(vague) = vague_justification(j, refused_justifications) {
+        v.push(vague);
     }
     if j.chars().count() > 500 {
         v.push(Violation {
@@ -238,6 +229,136 @@ pub fn check_activation(
     } else {
         Err(v)
     }
+}
+
+/// The organisation's refusal of a justification (`justification.refuse`): one it lists,
+/// compared trimmed and ignoring case, is too vague. The one place that says so, for
+/// activations, the CLI and the tray's Connect form.
+pub fn vague_justification(justification: &str, refused: &[String]) -> Option<Violation> {
+    let j = justification.trim();
+    (!j.is_empty() && refused.iter().any(|r| r.trim().eq_ignore_ascii_case(j))).then(|| Violation {
+        rule: "JustificationRule",
+        message: format!("'{j}' is too vague for your organisation: say what you will do and why"),
+    })
+}
+
+/// A field of the Connect form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum FormField {
+    Port,
+    Duration,
+    Justification,
+    Ticket,
+}
+
+/// What is wrong with one field of the Connect form: the rule broken and a sentence for the
+/// person typing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct FieldProblem {
+    pub field: FormField,
+    /// The check that failed (`JitPort`, `JitDuration`, `Duration`, `Justification`,
+    /// `JustificationRule`, `Ticket`): for code, not for people.
+    pub rule: String,
+    pub message: String,
+}
+
+/// The Connect form as typed: nothing trimmed or parsed yet.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnectFormText<'a> {
+    pub port: Option<u16>,
+    pub duration: &'a str,
+    pub justification: &'a str,
+    /// `SYSTEM:NUMBER` or a number alone; empty is none.
+    pub ticket: &'a str,
+}
+
+/// A message as a sentence: a capital first letter and a full stop.
+fn sentence(text: &str) -> String {
+    let mut chars = text.trim().chars();
+    let mut out: String = match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
+/// Checks the Connect form as the person types, with the rules `connect` itself applies:
+/// the duration's syntax ([`crate::duration::parse`]), the port and the duration against the
+/// VM's JIT policy where it is known ([`check_jit`], as the engine's pre-flight does; the
+/// source is checked once the address is known), the justification ([`crate::input::justification`]
+/// and [`vague_justification`]) and the ticket ([`crate::input::ticket_text`]). Answers the
+/// first problem of each field, in the form's order; none when the form may be sent.
+pub fn check_form(
+    form: &ConnectFormText<'_>,
+    ports: Option<&[JitPortRule]>,
+    refused_justifications: &[String],
+) -> Vec<FieldProblem> {
+    let mut problems = Vec::new();
+    let mut problem = |field: FormField, rule: &str, message: &str| {
+        problems.push(FieldProblem {
+            field,
+            rule: rule.to_string(),
+            message: sentence(message),
+        })
+    };
+    match crate::duration::parse(form.duration) {
+        Err(e) => problem(FormField::Duration, "Duration", &e.to_string()),
+        Ok(duration) => {
+            if let Some(rules) = ports {
+                // The engine's pre-flight asks for the policy's only port when none is named.
+                let port = form.port.or(match rules {
+                    [only] => Some(only.number),
+                    _ => None,
+                });
+                match port {
+                    None => problem(FormField::Port, "JitPort", "choose a port"),
+                    Some(port) => match check_jit(rules, port, duration, "*") {
+                        Err(v) if v.rule == "JitPort" => {
+                            problem(FormField::Port, v.rule, &v.message)
+                        }
+                        Err(v) if v.rule != "JitSource" => {
+                            problem(FormField::Duration, v.rule, &v.message)
+                        }
+                        _ => {}
+                    },
+                }
+            }
+        }
+    }
+    if form.justification.trim().is_empty() {
+        problem(
+            FormField::Justification,
+            "Justification",
+            "say why you need access: the justification is required",
+        );
+    } else {
+        match crate::input::justification(form.justification) {
+            Err(e) => problem(
+                FormField::Justification,
+                "Justification",
+                &format!("the {e}"),
+            ),
+            Ok(j) => {
+                if let Some(v) = vague_justification(j, refused_justifications) {
+                    problem(FormField::Justification, v.rule, &v.message);
+                }
+            }
+        }
+    }
+    if let Err(e) = crate::input::ticket_text(form.ticket) {
+        problem(
+            FormField::Ticket,
+            "Ticket",
+            &format!("the {e}: give SYSTEM:NUMBER or a number"),
+        );
+    }
+    problems
 }
 
 /// One port rule of a VM in a JIT policy.
@@ -518,6 +639,203 @@ mod tests {
         json!({"id": "Approval_EndUser_Assignment", "ruleType": "RoleManagementPolicyApprovalRule",
                "target": {"caller": "EndUser", "operations": ["All"], "level": "Assignment"},
                "setting": {"isApprovalRequired": required, "approvalStages": stages}})
+    }
+
+    fn ports() -> Vec<JitPortRule> {
+        [(3389, 3), (22, 1)]
+            .into_iter()
+            .map(|(number, hours)| JitPortRule {
+                number,
+                protocol: "*".into(),
+                allowed_prefixes: vec!["*".into()],
+                max: Duration::hours(hours),
+            })
+            .collect()
+    }
+
+    fn form<'a>(port: u16, duration: &'a str, justification: &'a str) -> ConnectFormText<'a> {
+        ConnectFormText {
+            port: Some(port),
+            duration,
+            justification,
+            ticket: "",
+        }
+    }
+
+    fn fields(problems: &[FieldProblem]) -> Vec<(FormField, &str)> {
+        problems
+            .iter()
+            .map(|p| (p.field, p.rule.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn issue_14_a_good_form_has_no_problem() {
+        let refuse = vec!["BAU".to_string()];
+        let rules = ports();
+        for f in [
+            form(3389, "1h", "Patch night KB5034441"),
+            form(3389, "PT3H", "Patch night"),
+            form(22, "30m", "  Incident 4711  "),
+            ConnectFormText {
+                ticket: "SNOW:INC1",
+                ..form(22, "1h", "Incident")
+            },
+            ConnectFormText {
+                ticket: "4711",
+                ..form(22, "1h", "Incident")
+            },
+        ] {
+            assert_eq!(check_form(&f, Some(&rules), &refuse), vec![], "{f:?}");
+        }
+        // A policy with one port answers for a form that names none, as the engine does.
+        let unnamed = ConnectFormText {
+            port: None,
+            ..form(0, "1h", "Patch night")
+        };
+        assert_eq!(check_form(&unnamed, Some(&rules[..1]), &refuse), vec![]);
+    }
+
+    #[test]
+    fn issue_14_each_field_answers_its_first_problem() {
+        let refuse = vec!["BAU".to_string(), " n/a ".to_string()];
+        let rules = ports();
+        let check = |f: ConnectFormText<'_>| check_form(&f, Some(&rules), &refuse);
+        // The duration: its syntax, then the port's maximum.
+        let p = check(form(3389, "soon", "Patch"));
+        assert_eq!(fields(&p), [(FormField::Duration, "Duration")]);
+        assert!(p[0].message.contains("use a form such as 30m"), "{p:?}");
+        let p = check(form(22, "2h", "Patch"));
+        assert_eq!(fields(&p), [(FormField::Duration, "JitDuration")]);
+        assert_eq!(
+            p[0].message,
+            "2h is longer than port 22 allows (at most 1h, PT1H): ask for less."
+        );
+        // The port: one the policy lists, or none named among several.
+        let p = check(form(8080, "1h", "Patch"));
+        assert_eq!(fields(&p), [(FormField::Port, "JitPort")]);
+        assert!(
+            p[0].message
+                .starts_with("Port 8080 is not in this VM's JIT policy; it allows 3389, 22"),
+            "{p:?}"
+        );
+        let p = check(ConnectFormText {
+            port: None,
+            ..form(0, "1h", "Patch")
+        });
+        assert_eq!(fields(&p), [(FormField::Port, "JitPort")]);
+        // The justification: empty, then the input rules, then the refuse list.
+        let p = check(form(3389, "1h", "   "));
+        assert_eq!(fields(&p), [(FormField::Justification, "Justification")]);
+        assert_eq!(
+            p[0].message,
+            "Say why you need access: the justification is required."
+        );
+        let long = "x".repeat(crate::input::MAX_JUSTIFICATION + 1);
+        let p = check(form(3389, "1h", &long));
+        assert_eq!(
+            p[0].message,
+            "The justification is longer than 500 characters."
+        );
+        let p = check(form(3389, "1h", "ok\u{202E}txt"));
+        assert!(p[0].message.contains("bidi"), "{p:?}");
+        let p = check(form(3389, "1h", "bau"));
+        assert_eq!(
+            fields(&p),
+            [(FormField::Justification, "JustificationRule")]
+        );
+        assert_eq!(
+            p[0].message,
+            "'bau' is too vague for your organisation: say what you will do and why."
+        );
+        assert_eq!(
+            fields(&check(form(3389, "1h", "N/A"))),
+            [(FormField::Justification, "JustificationRule")]
+        );
+        // The ticket: each part's rules.
+        let p = check(ConnectFormText {
+            ticket: "SNOW:",
+            ..form(3389, "1h", "Patch")
+        });
+        assert_eq!(fields(&p), [(FormField::Ticket, "Ticket")]);
+        assert_eq!(
+            p[0].message,
+            "The ticket needs a number: give SYSTEM:NUMBER or a number."
+        );
+        let p = check(ConnectFormText {
+            ticket: "SNOW:INC\u{1b}1",
+            ..form(3389, "1h", "Patch")
+        });
+        assert_eq!(fields(&p), [(FormField::Ticket, "Ticket")]);
+        // Every field at once: one problem each, in the form's order.
+        let long_ticket = "t".repeat(101);
+        let p = check(ConnectFormText {
+            ticket: &long_ticket,
+            ..form(3389, "4h", "BAU")
+        });
+        assert_eq!(
+            fields(&p),
+            [
+                (FormField::Duration, "JitDuration"),
+                (FormField::Justification, "JustificationRule"),
+                (FormField::Ticket, "Ticket"),
+            ]
+        );
+    }
+
+    #[test]
+    fn issue_14_without_a_known_policy_only_the_text_is_checked() {
+        // Before the role is active the policy may be unreadable: the engine checks it then.
+        assert_eq!(check_form(&form(8080, "9h", "Patch"), None, &[]), vec![]);
+        let p = check_form(&form(8080, "9x", "Patch"), None, &[]);
+        assert_eq!(fields(&p), [(FormField::Duration, "Duration")]);
+    }
+
+    #[test]
+    fn issue_14_the_form_refuses_what_connect_refuses() {
+        // The same functions underneath: what the form says of the duration and the port is
+        // what the pre-flight says, and its refusal of a vague justification is the one an
+        // activation meets.
+        let rules = ports();
+        let refuse = vec!["BAU".to_string()];
+        for (port, duration) in [
+            (22, "2h"),
+            (3389, "4h"),
+            (8080, "1h"),
+            (22, "30s"),
+            (3389, "3h"),
+        ] {
+            let d = crate::duration::parse(duration).expect(duration);
+            let jit = check_jit(&rules, port, d, "*").err();
+            let answer = check_form(&form(port, duration, "Patch"), Some(&rules), &refuse);
+            assert_eq!(
+                answer.first().map(|p| p.message.clone()),
+                jit.map(|v| sentence(&v.message)),
+                "{port} {duration}"
+            );
+        }
+        let policy = ActivationPolicy::default();
+        for j in ["BAU", " bau ", "Patch night", "BAU and more"] {
+            let activation = check_activation(&policy, Duration::hours(1), j, None, &refuse)
+                .err()
+                .map(|v| sentence(&v[0].message));
+            let answer = check_form(&form(3389, "1h", j), Some(&rules), &refuse);
+            assert_eq!(
+                answer.first().map(|p| p.message.clone()),
+                activation,
+                "{j:?}"
+            );
+        }
+        // And the syntax of the duration is the parser's.
+        let answer = check_form(&form(3389, "1 hour", "Patch"), Some(&rules), &refuse);
+        assert_eq!(
+            answer[0].message,
+            sentence(
+                &crate::duration::parse("1 hour")
+                    .expect_err("not a duration")
+                    .to_string()
+            )
+        );
     }
 
     #[test]

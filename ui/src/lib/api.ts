@@ -44,11 +44,3 @@ export function shortDuration(minutes: number): string {
   const m = minutes % 60;
   return `${h ? `${h}h` : ""}${m ? `${m}m` : ""}` || "0m";
 }
-
-/** Minutes in an ISO 8601 duration (PT1H30M) or the short form (1h30m); NaN when neither. */
-export function minutesOf(text: string): number {
-  const t = text.trim().toUpperCase();
-  const m = /^P?T?(?:(\d+)H)?(?:(\d+)M)?$/.exec(t);
-  if (!m || (!m[1] && !m[2])) return NaN;
-  return Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0);
-}

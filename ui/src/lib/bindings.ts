@@ -44,10 +44,6 @@ export type Hints = { templates: Array<string>,
  */
 recent: Array<string>, 
 /**
- * Refused as too vague (compared ignoring case).
- */
-refuse: Array<string>, 
-/**
  * What an approver's decision is prefilled with.
  */
 approval_templates: Array<string>, };
@@ -65,6 +61,21 @@ ticket: string | null,
  * Start the RDP or SSH client once the port answers.
  */
 launch: boolean, };
+
+export type FormDraft = { port: number | null, duration: string, justification: string, ticket: string, 
+/**
+ * The VM's JIT ports as the last read showed them; empty when not known yet.
+ */
+ports: Array<PortRule>, };
+
+export type FieldProblem = { field: FormField, 
+/**
+ * The check that failed (`JitPort`, `JitDuration`, `Duration`, `Justification`,
+ * `JustificationRule`, `Ticket`): for code, not for people.
+ */
+rule: string, message: string, };
+
+export type FormField = "port" | "duration" | "justification" | "ticket";
 
 export type Connected = { vm: string, port: number, 
 /**
@@ -191,6 +202,10 @@ export function signOut(): Promise<AppState> {
 
 export function connect(form: ConnectForm): Promise<Connected> {
   return invoke<Connected>("connect", { form });
+}
+
+export function checkConnect(form: FormDraft): Promise<Array<FieldProblem>> {
+  return invoke<Array<FieldProblem>>("check_connect", { form });
 }
 
 export function extend(what: Renew, duration: string, justification: string): Promise<Renewed> {

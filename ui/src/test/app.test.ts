@@ -3,8 +3,8 @@ import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { render, screen, fireEvent, cleanup, waitFor } from "@testing-library/svelte";
 import App from "../App.svelte";
-import type { AppState, ApprovalView, Connected, Intent } from "../lib/api";
-import { left, minutesOf } from "../lib/api";
+import type { AppState, ApprovalView, Connected, FieldProblem, FormDraft, Intent } from "../lib/api";
+import { left } from "../lib/api";
 
 const signedOut: AppState = {
   signed_in_as: null,
@@ -17,7 +17,7 @@ const signedOut: AppState = {
   roles: [],
   pending: [],
   approvals: 0,
-  justification: { templates: ["Patch Tuesday maintenance"], recent: [], refuse: ["BAU"], approval_templates: ["Checked with the team"] },
+  justification: { templates: ["Patch Tuesday maintenance"], recent: [], approval_templates: ["Checked with the team"] },
   start_at_login: false,
   azure_cli: false,
 };
@@ -40,11 +40,21 @@ function backend(handler: Handler, calls: Array<[string, unknown]> = []) {
     (cmd, args) => {
       calls.push([cmd, args]);
       if (cmd === "take_intent") return null;
-      return handler(cmd, (args ?? {}) as Record<string, unknown>);
+      const answer = handler(cmd, (args ?? {}) as Record<string, unknown>);
+      // A form the test's backend has nothing against.
+      if (cmd === "check_connect" && answer == null) return [];
+      return answer;
     },
     { shouldMockEvents: true },
   );
   return calls;
+}
+
+/** Presses Connect once the app has answered that the form may be sent. */
+async function pressConnect() {
+  const submit = screen.getByRole("button", { name: "Connect" }) as HTMLButtonElement;
+  await waitFor(() => expect(submit.disabled).toBe(false));
+  await fireEvent.click(submit);
 }
 
 afterEach(() => {
@@ -76,20 +86,112 @@ describe("the popover", () => {
     expect((await screen.findByRole("alert")).textContent).toContain("demo sign-in as bob@contoso.example failed");
   });
 
-  it("refuses a vague justification and a duration over the policy before sending", async () => {
-    const calls = backend((cmd) => (cmd === "app_state" ? alice : null));
+  it("shows the problem the app answers next to its field, and sends nothing while there is one", async () => {
+    const calls = backend((cmd, args) => {
+      if (cmd === "app_state") return alice;
+      if (cmd === "check_connect") {
+        const form = args.form as FormDraft;
+        const problems: FieldProblem[] = [];
+        if (form.duration === "4h")
+          problems.push({ field: "duration", rule: "JitDuration", message: "4h is longer than port 3389 allows (at most 3h, PT3H): ask for less." });
+        if (!form.justification.trim())
+          problems.push({ field: "justification", rule: "Justification", message: "Say why you need access: the justification is required." });
+        return problems;
+      }
+      return null;
+    });
     render(App);
     await fireEvent.click(await screen.findByRole("button", { name: "Connect to jumpbox-win-01" }));
-    const submit = await screen.findByRole("button", { name: "Connect" });
+    const submit = (await screen.findByRole("button", { name: "Connect" })) as HTMLButtonElement;
+    // An untouched form says nothing yet, but may not be sent.
+    await waitFor(() => expect(calls.some(([c]) => c === "check_connect")).toBe(true));
+    expect(submit.disabled).toBe(true);
+    expect(screen.queryByText(/justification is required/)).toBeNull();
+
+    await fireEvent.input(screen.getByLabelText("Justification"), { target: { value: "Patch KB5034441" } });
+    const duration = screen.getByLabelText(/Duration/) as HTMLInputElement;
+    await fireEvent.input(duration, { target: { value: "4h" } });
+    const message = await screen.findByText("4h is longer than port 3389 allows (at most 3h, PT3H): ask for less.");
+    expect(duration.getAttribute("aria-invalid")).toBe("true");
+    expect(duration.getAttribute("aria-describedby")).toBe(message.id);
+    expect(submit.disabled).toBe(true);
+    // The app was asked with the form and the ports it was shown.
+    expect(calls.filter(([c]) => c === "check_connect").at(-1)?.[1]).toEqual({
+      form: { port: 3389, duration: "4h", justification: "Patch KB5034441", ticket: "", ports: [{ number: 3389, max_minutes: 180 }] },
+    });
+    // Even a submit that gets past the button asks again and sends nothing.
+    await fireEvent.submit(submit.closest("form")!);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(calls.some(([c]) => c === "connect")).toBe(false);
+    expect(screen.getByText(/at most 3h, PT3H/)).toBeTruthy();
+
+    await fireEvent.input(duration, { target: { value: "2h" } });
+    await waitFor(() => expect(submit.disabled).toBe(false));
+    expect(screen.queryByText(/at most 3h, PT3H/)).toBeNull();
+    expect(duration.getAttribute("aria-invalid")).toBeNull();
+  });
+
+  it("holds no rule of its own: a refuse list changed in the app alone is followed", async () => {
+    // The app's refuse list, which the popover is never given.
+    let refuse = ["Routine work"];
+    const calls = backend((cmd, args) => {
+      if (cmd === "app_state") return alice;
+      if (cmd === "check_connect") {
+        const j = (args.form as FormDraft).justification.trim();
+        return refuse.some((r) => r.toLowerCase() === j.toLowerCase())
+          ? [{ field: "justification", rule: "JustificationRule", message: `'${j}' is too vague for your organisation: say what you will do and why.` }]
+          : [];
+      }
+      return null;
+    });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Connect to jumpbox-win-01" }));
+    const submit = (await screen.findByRole("button", { name: "Connect" })) as HTMLButtonElement;
     const why = screen.getByLabelText("Justification") as HTMLInputElement;
+    await fireEvent.input(why, { target: { value: "BAU" } });
+    await waitFor(() => expect(submit.disabled).toBe(false));
+    expect(screen.queryByText(/too vague/)).toBeNull();
+
+    refuse = ["BAU"];
     await fireEvent.input(why, { target: { value: "bau" } });
-    expect(await screen.findByText(/too vague/)).toBeTruthy();
-    expect((submit as HTMLButtonElement).disabled).toBe(true);
-    await fireEvent.input(why, { target: { value: "Patch KB5034441" } });
-    await fireEvent.input(screen.getByLabelText(/Duration/), { target: { value: "4h" } });
-    expect(await screen.findByText(/at most 3h for port 3389/)).toBeTruthy();
+    expect(await screen.findByText("'bau' is too vague for your organisation: say what you will do and why.")).toBeTruthy();
+    expect(why.getAttribute("aria-invalid")).toBe("true");
+    expect(submit.disabled).toBe(true);
     await fireEvent.click(submit);
     expect(calls.some(([c]) => c === "connect")).toBe(false);
+  });
+
+  it("asks once typing pauses, and shows only the latest answer", async () => {
+    const slow: Array<() => void> = [];
+    const calls = backend((cmd, args) => {
+      if (cmd === "app_state") return alice;
+      if (cmd === "check_connect") {
+        const j = (args.form as FormDraft).justification;
+        if (j === "Pat") {
+          // An answer that arrives after the next question's.
+          return new Promise<FieldProblem[]>((r) =>
+            slow.push(() => r([{ field: "justification", rule: "JustificationRule", message: "stale answer" }])),
+          );
+        }
+        return [];
+      }
+      return null;
+    });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Connect to jumpbox-win-01" }));
+    const submit = (await screen.findByRole("button", { name: "Connect" })) as HTMLButtonElement;
+    await waitFor(() => expect(calls.filter(([c]) => c === "check_connect").length).toBe(1));
+    const why = screen.getByLabelText("Justification");
+    for (const text of ["P", "Pa", "Pat"]) await fireEvent.input(why, { target: { value: text } });
+    await waitFor(() => expect(slow.length).toBe(1));
+    // Three keystrokes, one question.
+    expect(calls.filter(([c]) => c === "check_connect").length).toBe(2);
+    await fireEvent.input(why, { target: { value: "Patch night" } });
+    await waitFor(() => expect(submit.disabled).toBe(false));
+    slow[0]();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(screen.queryByText("stale answer")).toBeNull();
+    expect(submit.disabled).toBe(false);
   });
 
   it("connects and shows each step of the chain as the engine reports it", async () => {
@@ -103,7 +205,7 @@ describe("the popover", () => {
     await fireEvent.click(await screen.findByRole("button", { name: "Connect to jumpbox-win-01" }));
     await fireEvent.input(screen.getByLabelText("Justification"), { target: { value: "Patch KB5034441" } });
     await fireEvent.input(screen.getByLabelText(/Ticket/), { target: { value: "ServiceNow:INC42" } });
-    await fireEvent.click(screen.getByRole("button", { name: "Connect" }));
+    await pressConnect();
     await waitFor(() => expect(calls.some(([c]) => c === "connect")).toBe(true));
     expect(calls.find(([c]) => c === "connect")?.[1]).toEqual({
       form: { vm: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01", port: 3389, duration: "1h", justification: "Patch KB5034441", ticket: "ServiceNow:INC42", launch: true },
@@ -136,7 +238,7 @@ describe("the popover", () => {
     render(App);
     await fireEvent.click(await screen.findByRole("button", { name: "Connect to jumpbox-win-01" }));
     await fireEvent.input(screen.getByLabelText("Justification"), { target: { value: "Patch KB5034441" } });
-    await fireEvent.click(screen.getByRole("button", { name: "Connect" }));
+    await pressConnect();
     await waitFor(() => expect(calls.some(([c]) => c === "connect")).toBe(true));
     const state = (step: string) => document.querySelector(`[data-step="${step}"]`)?.className ?? "";
     // The access check finds the role already active; its words are gibberish on purpose.
@@ -159,7 +261,7 @@ describe("the popover", () => {
     render(App);
     await fireEvent.click(await screen.findByRole("button", { name: "Connect to jumpbox-win-01" }));
     await fireEvent.input(screen.getByLabelText("Justification"), { target: { value: "Patch KB5034441" } });
-    await fireEvent.click(screen.getByRole("button", { name: "Connect" }));
+    await pressConnect();
     await waitFor(() => expect(again.some(([c]) => c === "connect")).toBe(true));
     await emit("engine", { kind: "step", step: "check_access", detail: "JIT initiate is permitted", at: "2026-11-27T12:00:01Z", skips: [] });
     await new Promise((r) => setTimeout(r, 50));
@@ -176,7 +278,7 @@ describe("the popover", () => {
     render(App);
     await fireEvent.click(await screen.findByRole("button", { name: "Connect to jumpbox-win-01" }));
     await fireEvent.input(screen.getByLabelText("Justification"), { target: { value: "Patch KB5034441" } });
-    await fireEvent.click(screen.getByRole("button", { name: "Connect" }));
+    await pressConnect();
     expect((await screen.findByRole("alert")).textContent).toContain("not during the freeze");
     expect(document.querySelector('[data-step="request_role"]')?.className).toContain("failed");
   });
@@ -230,9 +332,6 @@ describe("the popover", () => {
     expect(left("2026-11-27T12:04:09Z", now)).toBe("4 min 09 s");
     expect(left("2026-11-27T13:05:00Z", now)).toBe("1 h 05 min");
     expect(left("2026-11-27T11:59:00Z", now)).toBe("ended");
-    expect(minutesOf("PT1H30M")).toBe(90);
-    expect(minutesOf("2h")).toBe(120);
-    expect(minutesOf("soon")).toBeNaN();
   });
 
   it("signs in with the system browser, and Cancel ends the wait", async () => {
