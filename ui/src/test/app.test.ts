@@ -263,6 +263,25 @@ describe("the popover", () => {
     expect(document.querySelector("progress")).toBeNull();
   });
 
+  it("keeps the views in one row of named buttons, with the approvals waiting as a badge", async () => {
+    backend((cmd) => {
+      if (cmd === "app_state") return { ...alice, icon: "approval_waiting", approvals: 3 };
+      if (cmd === "history") return [];
+      return null;
+    });
+    render(App);
+    const nav = await screen.findByRole("navigation", { name: "Views" });
+    const names = Array.from(nav.querySelectorAll("button")).map((b) => b.textContent?.replace(/\s+/g, " ").trim());
+    expect(names).toEqual(["Jump boxes", "Active", "Approvals, 3 waiting", "History", "Help"]);
+    expect(screen.getByText("3 approvals for you")).toBeTruthy();
+    expect(nav.querySelectorAll("svg[aria-hidden='true']").length).toBe(5);
+    expect(screen.getByRole("button", { name: "Jump boxes" }).getAttribute("aria-current")).toBe("page");
+    await fireEvent.click(screen.getByRole("button", { name: "History" }));
+    expect(await screen.findByRole("heading", { name: "History" })).toBeTruthy();
+    expect(screen.getByRole("button", { name: "History" }).getAttribute("aria-current")).toBe("page");
+    expect(screen.getByRole("button", { name: "Jump boxes" }).getAttribute("aria-current")).toBeNull();
+  });
+
   it("counts down what is open, on ARM's clock", () => {
     const now = Date.parse("2026-11-27T12:00:00Z");
     expect(left("2026-11-27T12:04:09Z", now)).toBe("4 min 09 s");
