@@ -327,6 +327,63 @@ describe("the popover", () => {
     expect(calls).toContainEqual(["decide", { request: "r-1", approve: true, justification: "Checked with the team" }]);
   });
 
+  it("says at a glance what is open and how long is left, in the header", async () => {
+    const open: AppState = {
+      ...alice,
+      signed_in_as: "alice.with.a.very.long.name@subsidiary.contoso.example",
+      icon: "expiring_soon",
+      tooltip: "Jumpgate: JIT Requester ends in 9 min",
+      now: new Date().toISOString(),
+      roles: [{ role: "JIT Requester", scope: "/subscriptions/s", end: new Date(Date.now() + 9 * 60_000 + 30_000).toISOString() }],
+      targets: [
+        {
+          ...alice.targets[0],
+          open: [{ port: 3389, source: "203.0.113.7", end: new Date(Date.now() + 30 * 60_000).toISOString() }],
+        },
+      ],
+    };
+    backend((cmd) => (cmd === "app_state" ? open : null));
+    render(App);
+    const pill = (await screen.findByText("Ending soon")).closest("[role=status]") as HTMLElement;
+    expect(pill.dataset.icon).toBe("expiring_soon");
+    expect(pill.getAttribute("title")).toBe("Jumpgate: JIT Requester ends in 9 min");
+    const account = screen.getByText("Signed in as alice.with.a.very.long.name@subsidiary.contoso.example");
+    expect(account.getAttribute("title")).toBe("alice.with.a.very.long.name@subsidiary.contoso.example");
+    // The role ends first; the bar follows the port, the only access whose total is known.
+    expect(screen.getByText(/^9 min \d\d s left$/)).toBeTruthy();
+    const bar = document.querySelector("progress") as HTMLProgressElement;
+    expect(bar.getAttribute("max")).toBe(String(180 * 60_000));
+    expect(Number(bar.getAttribute("value"))).toBeGreaterThan(29 * 60_000);
+    expect(bar.getAttribute("aria-label")).toContain("jumpbox-win-01 port 3389");
+  });
+
+  it("shows no time left and no bar when nothing is open", async () => {
+    backend((cmd) => (cmd === "app_state" ? alice : null));
+    render(App);
+    expect((await screen.findByText("No access open")).closest("[role=status]")?.getAttribute("data-icon")).toBe("idle");
+    expect(screen.queryByText(/ left$/)).toBeNull();
+    expect(document.querySelector("progress")).toBeNull();
+  });
+
+  it("keeps the views in one row of named buttons, with the approvals waiting as a badge", async () => {
+    backend((cmd) => {
+      if (cmd === "app_state") return { ...alice, icon: "approval_waiting", approvals: 3 };
+      if (cmd === "history") return [];
+      return null;
+    });
+    render(App);
+    const nav = await screen.findByRole("navigation", { name: "Views" });
+    const names = Array.from(nav.querySelectorAll("button")).map((b) => b.textContent?.replace(/\s+/g, " ").trim());
+    expect(names).toEqual(["Jump boxes", "Active", "Approvals, 3 waiting", "History", "Help"]);
+    expect(screen.getByText("3 approvals for you")).toBeTruthy();
+    expect(nav.querySelectorAll("svg[aria-hidden='true']").length).toBe(5);
+    expect(screen.getByRole("button", { name: "Jump boxes" }).getAttribute("aria-current")).toBe("page");
+    await fireEvent.click(screen.getByRole("button", { name: "History" }));
+    expect(await screen.findByRole("heading", { name: "History" })).toBeTruthy();
+    expect(screen.getByRole("button", { name: "History" }).getAttribute("aria-current")).toBe("page");
+    expect(screen.getByRole("button", { name: "Jump boxes" }).getAttribute("aria-current")).toBeNull();
+  });
+
   it("counts down what is open, on ARM's clock", () => {
     const now = Date.parse("2026-11-27T12:00:00Z");
     expect(left("2026-11-27T12:04:09Z", now)).toBe("4 min 09 s");

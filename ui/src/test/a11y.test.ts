@@ -1,0 +1,256 @@
+// @vitest-environment jsdom
+// Each main view of the popover, checked by axe-core: no serious or critical violation.
+// jsdom, not happy-dom, for this file: happy-dom drops a <tr> template Svelte clones (the
+// History rows never render) and breaks axe's selector code. jsdom does no layout, so
+// colour contrast is not axe's to judge here: the token pairs are checked below instead.
+import { afterEach, describe, expect, it } from "vitest";
+import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
+import { emit } from "@tauri-apps/api/event";
+import { cleanup, fireEvent, render, screen } from "@testing-library/svelte";
+import axe from "axe-core";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import App from "../App.svelte";
+import type { AppState, ApprovalView, Entry } from "../lib/api";
+
+const signedOut: AppState = {
+  signed_in_as: null,
+  demo: true,
+  demo_users: ["alice@contoso.example", "bob@contoso.example"],
+  icon: "signed_out",
+  tooltip: "Jumpgate: signed out",
+  now: "2026-11-27T12:00:00Z",
+  targets: [],
+  roles: [],
+  pending: [],
+  approvals: 0,
+  justification: { templates: ["Patch Tuesday maintenance"], recent: [], refuse: ["BAU"], approval_templates: ["Checked with the team"] },
+  start_at_login: false,
+  azure_cli: false,
+};
+
+const bob: AppState = {
+  ...signedOut,
+  signed_in_as: "bob@contoso.example",
+  icon: "approval_waiting",
+  tooltip: "Jumpgate: 1 approval waiting",
+  approvals: 1,
+  roles: [{ role: "JIT Requester", scope: "/subscriptions/s", end: "2026-11-27T12:45:00Z" }],
+  targets: [
+    {
+      vm: "jumpbox-win-01",
+      vm_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01",
+      ports: [{ number: 3389, max_minutes: 180 }],
+      open: [{ port: 3389, source: "203.0.113.7", end: "2026-11-27T12:30:00Z" }],
+    },
+    {
+      vm: "jumpbox-linux-with-a-rather-long-name-01",
+      vm_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-linux-with-a-rather-long-name-01",
+      ports: [{ number: 22, max_minutes: 60 }],
+      open: [],
+    },
+  ],
+  pending: [{ request: "p-1", role: "Reader", status: "PendingApproval" }],
+};
+
+const waiting: ApprovalView = {
+  request: "r-1",
+  requester: "alice@contoso.example",
+  role: "JIT Requester",
+  scope: "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg-jumpboxes",
+  justification: "Patch KB5034441",
+  duration: "1 h",
+  ticket: "ServiceNow:INC42",
+  age_seconds: 125,
+};
+
+const entries: Entry[] = [
+  {
+    seq: 1,
+    time: "2026-11-27T11:00:00Z",
+    prev_hash: "0",
+    entry_hash: "1",
+    who: "bob@contoso.example",
+    what: "approval_decided",
+    role: "JIT Requester",
+    justification: "Checked with the team",
+    outcome: "approved",
+  },
+  {
+    seq: 2,
+    time: "2026-11-27T11:05:00Z",
+    prev_hash: "1",
+    entry_hash: "2",
+    who: "alice@contoso.example",
+    what: "port_opened",
+    vm: "jumpbox-win-01",
+    port: 3389,
+    source_ip: "203.0.113.7",
+    outcome: "denied",
+  },
+];
+
+function backend(state: AppState) {
+  mockIPC(
+    (cmd) => {
+      switch (cmd) {
+        case "app_state":
+          return state;
+        case "take_intent":
+          return null;
+        case "approvals":
+          return [waiting];
+        case "history":
+          return entries;
+        default:
+          return null;
+      }
+    },
+    { shouldMockEvents: true },
+  );
+}
+
+/** axe's serious and critical findings on the page, as readable lines. */
+async function serious(): Promise<string[]> {
+  const result = await axe.run(document.body, {
+    resultTypes: ["violations"],
+    rules: { "color-contrast": { enabled: false }, "color-contrast-enhanced": { enabled: false } },
+  });
+  return result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+}
+
+afterEach(() => {
+  cleanup();
+  clearMocks();
+});
+
+describe("accessibility of each view (axe-core)", () => {
+  it("finds something on a page built to fail, so a clean result means something", async () => {
+    const bad = document.createElement("div");
+    bad.innerHTML = '<button></button><input type="text"><img src="x.png">';
+    document.body.appendChild(bad);
+    const found = await serious();
+    bad.remove();
+    expect(found.some((f) => f.startsWith("button-name"))).toBe(true);
+    expect(found.some((f) => f.startsWith("label"))).toBe(true);
+  });
+
+  it("signed out, with the demo users", async () => {
+    backend(signedOut);
+    render(App);
+    await screen.findByRole("button", { name: "alice@contoso.example" });
+    expect(await serious()).toEqual([]);
+  });
+
+  it("the jump boxes", async () => {
+    backend(bob);
+    render(App);
+    await screen.findByRole("button", { name: "Connect to jumpbox-win-01" });
+    expect(await serious()).toEqual([]);
+  });
+
+  it("the Connect form, with a problem shown", async () => {
+    backend(bob);
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Connect to jumpbox-win-01" }));
+    await fireEvent.input(screen.getByLabelText("Justification"), { target: { value: "bau" } });
+    await screen.findByText(/too vague/);
+    expect(await serious()).toEqual([]);
+  });
+
+  it("the active access", async () => {
+    backend(bob);
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Active" }));
+    await screen.findByRole("heading", { name: "Active access" });
+    expect(await serious()).toEqual([]);
+  });
+
+  it("approvals with a request waiting", async () => {
+    backend(bob);
+    render(App);
+    await screen.findByText("Signed in as bob@contoso.example");
+    await emit("intent", { view: "approvals:r-1:approve", prefill: null, refused: null });
+    await screen.findByText("alice@contoso.example");
+    expect(await serious()).toEqual([]);
+  });
+
+  it("the history", async () => {
+    backend(bob);
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "History" }));
+    await screen.findByText("approval decided");
+    expect(await serious()).toEqual([]);
+  });
+
+  it("help", async () => {
+    backend(bob);
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Help" }));
+    await screen.findByRole("button", { name: "Run checks" });
+    expect(await serious()).toEqual([]);
+  });
+});
+
+/** The tokens a block of styles.css sets: `--name: #rrggbb;`. */
+function tokens(css: string, start: string): Record<string, string> {
+  const from = css.indexOf(start);
+  const block = css.slice(from, css.indexOf("\n}", from));
+  return Object.fromEntries([...block.matchAll(/(--[a-z0-9-]+):\s*(#[0-9a-f]{6});/g)].map((m) => [m[1], m[2]]));
+}
+
+/** WCAG 2 contrast ratio of two #rrggbb colours. */
+function contrast(a: string, b: string): number {
+  const lum = (hex: string) => {
+    const [r, g, bl] = [1, 3, 5].map((i) => {
+      const c = parseInt(hex.slice(i, i + 2), 16) / 255;
+      return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * bl;
+  };
+  const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
+}
+
+describe("colour tokens (styles.css)", () => {
+  // Read from the file: Vitest hands CSS imports over empty, even with ?raw.
+  const css = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "../styles.css"), "utf8");
+  const light = tokens(css, ":root {");
+  const dark = { ...light, ...tokens(css, "@media (prefers-color-scheme: dark) {") };
+  // In the order the cascade applies them.
+  const moreBlock = tokens(css, "@media (prefers-contrast: more) {");
+  const more = { ...light, ...moreBlock };
+  const moreDark = { ...dark, ...moreBlock, ...tokens(css, "@media (prefers-contrast: more) and (prefers-color-scheme: dark) {") };
+  // Text on the backgrounds it is drawn on: WCAG AA, 4.5:1.
+  const TEXT: Array<[string, string]> = [
+    ["--fg", "--bg"],
+    ["--fg", "--surface"],
+    ["--fg", "--surface-2"],
+    ["--fg-muted", "--bg"],
+    ["--fg-muted", "--surface"],
+    ["--accent", "--surface"],
+    ["--accent", "--accent-bg"],
+    ["--accent-fg", "--accent"],
+    ["--ok", "--ok-bg"],
+    ["--ok", "--surface"],
+    ["--warn", "--warn-bg"],
+    ["--warn", "--surface"],
+    ["--danger", "--danger-bg"],
+    ["--danger", "--surface"],
+    ["--danger-fg", "--danger"],
+  ];
+  for (const [name, set] of Object.entries({ light, dark, more, moreDark })) {
+    it(`${name}: text meets 4.5:1 and control borders and the focus ring 3:1`, () => {
+      const low = TEXT.map(([f, b]) => [f, b, contrast(set[f], set[b])] as const).filter(([, , r]) => r < 4.5);
+      expect(low).toEqual([]);
+      expect(contrast(set["--line-strong"], set["--surface"])).toBeGreaterThanOrEqual(3);
+      expect(contrast(set["--focus"], set["--bg"])).toBeGreaterThanOrEqual(3);
+    });
+  }
+  it("keeps the dark page the end-to-end test reads", () => {
+    expect(dark["--bg"]).toBe("#1e1e1e");
+  });
+});
