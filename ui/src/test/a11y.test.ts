@@ -93,10 +93,17 @@ const entries: Entry[] = [
 
 function backend(state: AppState) {
   mockIPC(
-    (cmd) => {
+    (cmd, args) => {
       switch (cmd) {
         case "app_state":
           return state;
+        case "check_connect": {
+          // The backend's rules (core::policy::check_form); here, a vague justification.
+          const form = (args as { form: { justification: string } }).form;
+          return form.justification.trim().toLowerCase() === "bau"
+            ? [{ field: "justification", rule: "JustificationRule", message: "\"bau\" is too vague for your organisation: say what you will do and why." }]
+            : [];
+        }
         case "take_intent":
           return null;
         case "approvals":
