@@ -33,9 +33,11 @@ eval "$(keyring_up)"
 export GNOME_KEYRING_CONTROL
 # gnome-keyring-daemon aborts on a GLib assertion when a client disappears in the middle of
 # opening a Secret Service session, and the tests kill clients at random moments on purpose.
-# This watch restarts it, unlocked, on the same files within a fraction of a second, replacing
-# any locked daemon D-Bus may have started meanwhile, so a crash costs at most the call that
-# was in flight. It looks for this session's own daemon through its environment.
+# This watch restarts it, unlocked, on the same files within a fraction of a second, so a
+# crash costs at most the call that was in flight. It looks for this session's own daemon
+# through its environment. A daemon D-Bus started meanwhile (a client asked while ours was
+# down) holds the Secret Service name, with no unlocked collection, and `--replace` cannot
+# always find it to take over: whoever owns the name on this bus is ended first.
 ours_alive() {
   local pid
   for pid in $(pgrep -f 'gnome-keyring-daemon --unlock'); do
@@ -43,7 +45,15 @@ ours_alive() {
   done
   return 1
 }
-( while sleep 0.2; do ours_alive || keyring_up >/dev/null 2>&1; done ) &
+restart_keyring() {
+  local owner
+  owner=$(dbus-send --session --print-reply --dest=org.freedesktop.DBus / \
+    org.freedesktop.DBus.GetConnectionUnixProcessID string:org.freedesktop.secrets 2>/dev/null |
+    awk '/uint32/ { print $2 }')
+  [ -n "$owner" ] && kill "$owner" 2>/dev/null
+  keyring_up >/dev/null 2>&1
+}
+( while sleep 0.2; do ours_alive || restart_keyring; done ) &
 KEYRING_WATCH=$!
 TRAYER=""
 if [ "${TRAY_HOST:-0}" = 1 ]; then
