@@ -91,9 +91,14 @@ const entries: Entry[] = [
   },
 ];
 
-function backend(state: AppState) {
+/** The app's answers; `answers` replaces what a command returns (a function may throw). */
+function backend(state: AppState, answers: Record<string, unknown> = {}) {
   mockIPC(
     (cmd, args) => {
+      if (cmd in answers) {
+        const answer = answers[cmd];
+        return typeof answer === "function" ? answer() : answer;
+      }
       switch (cmd) {
         case "app_state":
           return state;
@@ -132,7 +137,22 @@ async function serious(): Promise<string[]> {
 afterEach(() => {
   cleanup();
   clearMocks();
+  localStorage.clear();
 });
+
+/** More jump boxes than a glance, with a long resource group and name: the search shows. */
+const many: AppState = {
+  ...bob,
+  targets: [
+    ...bob.targets,
+    ...[1, 2, 3, 4, 5].map((n) => ({
+      vm: `vm-${n}`,
+      vm_id: `/subscriptions/s/resourceGroups/rg-${"x".repeat(57)}/providers/Microsoft.Compute/virtualMachines/vm-${n}`,
+      ports: [{ number: 22, max_minutes: 60 }],
+      open: [],
+    })),
+  ],
+};
 
 describe("accessibility of each view (axe-core)", () => {
   it("finds something on a page built to fail, so a clean result means something", async () => {
@@ -156,6 +176,24 @@ describe("accessibility of each view (axe-core)", () => {
     backend(bob);
     render(App);
     await screen.findByRole("button", { name: "Connect to jumpbox-win-01" });
+    expect(await serious()).toEqual([]);
+  });
+
+  it("many jump boxes, with the search and a favourite", async () => {
+    backend(many);
+    render(App);
+    await screen.findByRole("searchbox", { name: /Find a jump box/ });
+    await fireEvent.click(screen.getByRole("button", { name: "Favourite vm-3" }));
+    expect(await serious()).toEqual([]);
+    await fireEvent.input(screen.getByRole("searchbox"), { target: { value: "nothing" } });
+    await screen.findByText(/No jump box matches/);
+    expect(await serious()).toEqual([]);
+  });
+
+  it("no jump box", async () => {
+    backend({ ...bob, targets: [] });
+    render(App);
+    await screen.findByText(/No jump box yet/);
     expect(await serious()).toEqual([]);
   });
 

@@ -60,7 +60,23 @@ async function pressConnect() {
 afterEach(() => {
   cleanup();
   clearMocks();
+  localStorage.clear();
 });
+
+/** A VM of a JIT policy in resource group `rg`. */
+function vm(name: string, rg = "rg-jumpboxes", ports = [3389]) {
+  return {
+    vm: name,
+    vm_id: `/subscriptions/s/resourceGroups/${rg}/providers/Microsoft.Compute/virtualMachines/${name}`,
+    ports: ports.map((number) => ({ number, max_minutes: 180 })),
+    open: [] as AppState["targets"][number]["open"],
+  };
+}
+
+/** The VM names of the jump-box cards, top to bottom. */
+function cardNames(): string[] {
+  return [...document.querySelectorAll("ul.targets li")].map((li) => li.getAttribute("data-vm") ?? "");
+}
 
 describe("the popover", () => {
   it("offers the demo users and signs the picked one in", async () => {
@@ -483,5 +499,79 @@ describe("the first run", () => {
     await fireEvent.click(screen.getByRole("button", { name: "Sign in" }));
     expect(await screen.findByText("Signed in as alice@contoso.example")).toBeTruthy();
     expect(calls.some(([cmd]) => cmd === "sign_in")).toBe(true);
+  });
+});
+
+describe("the jump boxes", () => {
+  it("shows each VM's name, resource group, ports and what is open", async () => {
+    const open = { ...vm("jumpbox-win-01", "rg-prod-weu"), open: [{ port: 3389, source: "203.0.113.7", end: "2026-11-27T12:30:00Z" }] };
+    backend((cmd) => (cmd === "app_state" ? { ...alice, targets: [open, vm("jumpbox-linux-01", "rg-dev", [22])] } : null));
+    render(App);
+    const card = (await screen.findByRole("button", { name: "Connect to jumpbox-win-01" })).closest("li")!;
+    expect(card.textContent).toContain("rg-prod-weu");
+    const chip = [...card.querySelectorAll(".chip")].map((c) => c.textContent ?? "");
+    expect(chip[0]).toMatch(/^RDP 3389 · open until /);
+    expect(chip[0].includes(new Date("2026-11-27T12:30:00Z").toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" }))).toBe(true);
+    expect(screen.getByText("SSH 22").className).not.toContain("ok");
+    expect(screen.getByText("rg-dev")).toBeTruthy();
+  });
+
+  it("puts the recently connected first, then favourites, then the rest by name", async () => {
+    const targets = ["delta", "alpha", "echo", "charlie", "bravo"].map((n) => vm(n));
+    localStorage.setItem("jumpgate.recent", JSON.stringify([targets[2].vm_id, targets[0].vm_id]));
+    localStorage.setItem("jumpgate.favourites", JSON.stringify([targets[3].vm_id]));
+    backend((cmd) => (cmd === "app_state" ? { ...alice, targets } : null));
+    render(App);
+    await screen.findByText("echo");
+    expect(cardNames()).toEqual(["echo", "delta", "charlie", "alpha", "bravo"]);
+
+    // Starring bravo moves it up and is remembered; connecting to alpha puts it on top.
+    const star = screen.getByRole("button", { name: "Favourite bravo" });
+    expect(star.getAttribute("aria-pressed")).toBe("false");
+    await fireEvent.click(star);
+    expect(screen.getByRole("button", { name: "Favourite bravo" }).getAttribute("aria-pressed")).toBe("true");
+    expect(cardNames()).toEqual(["echo", "delta", "bravo", "charlie", "alpha"]);
+    expect(JSON.parse(localStorage.getItem("jumpgate.favourites")!)).toContain(targets[4].vm_id);
+    await fireEvent.click(screen.getByRole("button", { name: "Connect to alpha" }));
+    await screen.findByRole("heading", { name: "Connect to alpha" });
+    await fireEvent.click(screen.getByRole("button", { name: "Back to jump boxes" }));
+    expect(cardNames()).toEqual(["alpha", "echo", "delta", "bravo", "charlie"]);
+  });
+
+  it("reads a broken remembered list as nothing remembered", async () => {
+    localStorage.setItem("jumpgate.recent", "{not json");
+    localStorage.setItem("jumpgate.favourites", JSON.stringify({ a: 1 }));
+    backend((cmd) => (cmd === "app_state" ? { ...alice, targets: [vm("b"), vm("a")] } : null));
+    render(App);
+    await screen.findByText("a");
+    expect(cardNames()).toEqual(["a", "b"]);
+  });
+
+  it("offers a search once there are more than 6, by name or resource group", async () => {
+    const six = ["vm-1", "vm-2", "vm-3", "vm-4", "vm-5", "vm-6"].map((n) => vm(n));
+    backend((cmd) => (cmd === "app_state" ? { ...alice, targets: six } : null));
+    const { unmount } = render(App);
+    await screen.findByText("vm-1");
+    expect(screen.queryByRole("searchbox")).toBeNull();
+    unmount();
+    clearMocks();
+
+    const seven = [...six, vm("sql-bastion", "rg-databases-with-a-very-long-name-that-goes-on-and-on-and-on")];
+    backend((cmd) => (cmd === "app_state" ? { ...alice, targets: seven } : null));
+    render(App);
+    const search = await screen.findByRole("searchbox", { name: /Find a jump box/ });
+    await fireEvent.input(search, { target: { value: "DATABASES" } });
+    expect(cardNames()).toEqual(["sql-bastion"]);
+    await fireEvent.input(search, { target: { value: "vm-3" } });
+    expect(cardNames()).toEqual(["vm-3"]);
+    await fireEvent.input(search, { target: { value: "nothing-like-this" } });
+    expect(cardNames()).toEqual([]);
+    expect(screen.getByText("No jump box matches “nothing-like-this”.")).toBeTruthy();
+  });
+
+  it("says what to do when no VM is covered", async () => {
+    backend((cmd) => (cmd === "app_state" ? { ...alice, targets: [] } : null));
+    render(App);
+    expect(await screen.findByText(/No jump box yet: no JIT policy covers a VM you can see/)).toBeTruthy();
   });
 });
