@@ -223,6 +223,35 @@ describe("accessibility of each view (axe-core)", () => {
     expect(await serious()).toEqual([]);
   });
 
+  it("approvals: one decided, fading, and nothing else waiting", async () => {
+    backend(bob, { decide: [] });
+    render(App);
+    await screen.findByText("Signed in as bob@contoso.example");
+    await fireEvent.click(screen.getByRole("button", { name: /^Approvals/ }));
+    await fireEvent.click(await screen.findByRole("button", { name: "Approve" }));
+    await screen.findByText("Nothing else waits for your decision.");
+    expect(await serious()).toEqual([]);
+  });
+
+  it("approvals while reading, and when reading fails", async () => {
+    backend(bob, { approvals: () => new Promise(() => {}) });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: /^Approvals/ }));
+    await screen.findByText(/Reading the requests/);
+    expect(await serious()).toEqual([]);
+    cleanup();
+    clearMocks();
+    backend(bob, {
+      approvals: () => {
+        throw { kind: "unavailable", data: { code: "unavailable", message: "PIM did not answer: try again in a minute." } };
+      },
+    });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: /^Approvals/ }));
+    await screen.findByRole("button", { name: "Try again" });
+    expect(await serious()).toEqual([]);
+  });
+
   it("the history", async () => {
     backend(bob);
     render(App);

@@ -336,7 +336,7 @@ describe("the popover", () => {
     await screen.findByText("Signed in as bob@contoso.example");
     await emit("intent", { view: "approvals:r-1:approve", prefill: null, refused: null });
     expect(await screen.findByText("alice@contoso.example")).toBeTruthy();
-    expect(screen.getByText("2 min")).toBeTruthy();
+    expect(screen.getByText("Waiting 2 min")).toBeTruthy();
     expect((screen.getByLabelText("Your justification") as HTMLInputElement).value).toBe("Checked with the team");
     await fireEvent.click(screen.getByRole("button", { name: "Approve" }));
     expect(await screen.findByText("Approved alice@contoso.example's request for JIT Requester.")).toBeTruthy();
@@ -573,5 +573,99 @@ describe("the jump boxes", () => {
     backend((cmd) => (cmd === "app_state" ? { ...alice, targets: [] } : null));
     render(App);
     expect(await screen.findByText(/No jump box yet: no JIT policy covers a VM you can see/)).toBeTruthy();
+  });
+});
+
+describe("approvals", () => {
+  const request = (n: number, extra: Partial<ApprovalView> = {}): ApprovalView => ({
+    request: `r-${n}`,
+    requester: `user${n}@contoso.example`,
+    role: "JIT Requester",
+    scope: "/subscriptions/s/resourceGroups/rg-jumpboxes",
+    justification: "Patch KB5034441",
+    duration: "1 h",
+    ticket: null,
+    age_seconds: 30,
+    ...extra,
+  });
+  const bob = { ...alice, signed_in_as: "bob@contoso.example", approvals: 2 };
+
+  async function openApprovals() {
+    render(App);
+    await screen.findByText("Signed in as bob@contoso.example");
+    await fireEvent.click(screen.getByRole("button", { name: /^Approvals/ }));
+  }
+
+  it("shows who asks for what and where, the justification as text, and how long it waited", async () => {
+    backend((cmd) => {
+      if (cmd === "app_state") return bob;
+      if (cmd === "approvals") return [request(1, { justification: "<b>urgent</b> <img src=x onerror=alert(1)>", ticket: "ServiceNow:INC42", age_seconds: 7260 })];
+      return null;
+    });
+    await openApprovals();
+    const card = (await screen.findByText("user1@contoso.example")).closest("li")!;
+    expect(card.querySelector(".who")?.textContent).toBe("user1@contoso.example asks for JIT Requester on rg-jumpboxes");
+    expect(card.querySelector("blockquote")?.textContent).toBe("“<b>urgent</b> <img src=x onerror=alert(1)>”");
+    expect(card.querySelector("img, b")).toBeNull();
+    expect(card.textContent).toContain("For 1 h");
+    expect(card.textContent).toContain("Ticket ServiceNow:INC42");
+    expect(screen.getByText("Waiting 2 h 1 min").className).toContain("warn");
+  });
+
+  it("fades a decided request out and leaves one line saying what was decided", async () => {
+    const calls = backend((cmd) => {
+      if (cmd === "app_state") return bob;
+      if (cmd === "approvals") return [request(1), request(2)];
+      if (cmd === "decide") return [request(2)];
+      return null;
+    });
+    await openApprovals();
+    const first = (await screen.findByText("user1@contoso.example")).closest("li")!;
+    const deny = [...first.querySelectorAll("button")].find((b) => b.textContent === "Deny")!;
+    await fireEvent.input(first.querySelector("input")!, { target: { value: "Not in the change window" } });
+    await fireEvent.click(deny);
+    await waitFor(() => expect(first.className).toContain("fading"));
+    expect(await screen.findByText("Denied user1@contoso.example's request for JIT Requester.")).toBeTruthy();
+    await waitFor(() => expect(screen.queryByText("user1@contoso.example")).toBeNull());
+    expect(screen.getByText("user2@contoso.example")).toBeTruthy();
+    expect(screen.getByRole("status", { name: "" }).textContent).toContain("Denied user1@contoso.example's request");
+    expect(calls).toContainEqual(["decide", { request: "r-1", approve: false, justification: "Not in the change window" }]);
+    // The other card still starts from the template.
+    expect((screen.getByLabelText("Your justification") as HTMLInputElement).value).toBe("Checked with the team");
+  });
+
+  it("says so when nothing waits, and after the last decision", async () => {
+    backend((cmd) => {
+      if (cmd === "app_state") return bob;
+      if (cmd === "approvals") return [request(1)];
+      if (cmd === "decide") return [];
+      return null;
+    });
+    await openApprovals();
+    await fireEvent.click(await screen.findByRole("button", { name: "Approve" }));
+    expect(await screen.findByText("Nothing else waits for your decision.")).toBeTruthy();
+    cleanup();
+    clearMocks();
+    backend((cmd) => (cmd === "app_state" ? bob : cmd === "approvals" ? [] : null));
+    await openApprovals();
+    expect(await screen.findByText(/^Nothing waits for your decision/)).toBeTruthy();
+  });
+
+  it("shows placeholders while reading, and a way to try again when reading fails", async () => {
+    let answer: () => unknown = () => new Promise(() => {});
+    backend((cmd) => (cmd === "app_state" ? bob : cmd === "approvals" ? answer() : null));
+    await openApprovals();
+    expect(await screen.findByText("Reading the requests waiting for you…")).toBeTruthy();
+    expect(document.querySelectorAll(".skeleton li").length).toBeGreaterThan(0);
+    cleanup();
+    answer = () => {
+      throw { kind: "unavailable", data: { code: "unavailable", message: "PIM did not answer: try again in a minute." } };
+    };
+    await openApprovals();
+    expect((await screen.findByRole("alert")).textContent).toBe("PIM did not answer: try again in a minute.");
+    answer = () => [request(3)];
+    await fireEvent.click(screen.getByRole("button", { name: "Try again" }));
+    expect(await screen.findByText("user3@contoso.example")).toBeTruthy();
+    expect(screen.queryByRole("alert")).toBeNull();
   });
 });
