@@ -3,7 +3,7 @@ import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { render, screen, fireEvent, cleanup, waitFor } from "@testing-library/svelte";
 import App from "../App.svelte";
-import type { AppState, ApprovalView, Connected, FieldProblem, FormDraft, Intent } from "../lib/api";
+import type { AppState, ApprovalView, Connected, Entry, FieldProblem, FormDraft, Intent } from "../lib/api";
 import { left } from "../lib/api";
 
 const signedOut: AppState = {
@@ -667,5 +667,115 @@ describe("approvals", () => {
     await fireEvent.click(screen.getByRole("button", { name: "Try again" }));
     expect(await screen.findByText("user3@contoso.example")).toBeTruthy();
     expect(screen.queryByRole("alert")).toBeNull();
+  });
+});
+
+describe("history", () => {
+  const entry = (seq: number, time: string, extra: Partial<Entry> = {}): Entry => ({
+    seq,
+    time,
+    prev_hash: String(seq - 1),
+    entry_hash: `hash-${seq}-0123456789abcdef`,
+    who: "alice@contoso.example",
+    what: "port_opened",
+    vm: "jumpbox-win-01",
+    port: 3389,
+    outcome: "ok",
+    ...extra,
+  });
+  // alice's state says it is noon on 27 November (local time), the entries span three days.
+  const now = new Date(2026, 10, 27, 12, 0).toISOString();
+  const at = (day: number, hour: number) => new Date(2026, 10, day, hour, 0).toISOString();
+  const log = [
+    entry(1, at(20, 9), { what: "role_requested", vm: null, port: null, role: "JIT Requester", justification: "Patch KB5034441" }),
+    entry(2, at(26, 23)),
+    entry(3, at(27, 8), { what: "approval_decided", who: "bob@contoso.example", vm: null, port: null, role: "JIT Requester", outcome: "denied" }),
+    entry(4, at(27, 11)),
+  ];
+
+  async function openHistory(answer: () => unknown = () => log, calls: Array<[string, unknown]> = []) {
+    backend((cmd) => {
+      if (cmd === "app_state") return { ...alice, now };
+      if (cmd === "history") return answer();
+      if (cmd === "export_history") return "/home/alice/Downloads/jumpgate-history.csv";
+      return null;
+    }, calls);
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "History" }));
+    return calls;
+  }
+
+  it("groups entries by day, newest first, one line each", async () => {
+    await openHistory();
+    await screen.findByRole("heading", { name: "Today" });
+    const headings = [...document.querySelectorAll("section h3")].map((h) => h.textContent);
+    expect(headings.slice(0, 2)).toEqual(["Today", "Yesterday"]);
+    expect(headings).toHaveLength(3);
+    expect(headings[2]).not.toMatch(/Today|Yesterday/);
+    const today = document.querySelectorAll("section ul.entries")[0];
+    expect([...today.querySelectorAll("li")].map((l) => l.getAttribute("data-seq"))).toEqual(["4", "3"]);
+    expect(screen.getByRole("button", { name: /approval decided: JIT Requester/ }).textContent).toContain("denied");
+  });
+
+  it("expands an entry's details on click", async () => {
+    await openHistory();
+    const line = await screen.findByRole("button", { name: /role requested: JIT Requester/ });
+    expect(line.getAttribute("aria-expanded")).toBe("false");
+    expect(screen.queryByText("“Patch KB5034441”")).toBeNull();
+    await fireEvent.click(line);
+    expect(line.getAttribute("aria-expanded")).toBe("true");
+    const details = document.getElementById(line.getAttribute("aria-controls")!)!;
+    expect(details.textContent).toContain("“Patch KB5034441”");
+    expect(details.textContent).toContain("alice@contoso.example");
+    await fireEvent.click(line);
+    expect(line.getAttribute("aria-expanded")).toBe("false");
+    expect(document.getElementById("entry-1")).toBeNull();
+  });
+
+  it("exports from a small menu that the keyboard runs and Escape closes", async () => {
+    const calls = await openHistory();
+    const trigger = await screen.findByRole("button", { name: "Export" });
+    expect(trigger.getAttribute("aria-haspopup")).toBe("menu");
+    expect(screen.queryByRole("menu")).toBeNull();
+    await fireEvent.click(trigger);
+    expect(trigger.getAttribute("aria-expanded")).toBe("true");
+    const csv = screen.getByRole("menuitem", { name: "Export CSV" });
+    await waitFor(() => expect(document.activeElement).toBe(csv));
+    await fireEvent.keyDown(csv, { key: "ArrowDown" });
+    expect(document.activeElement).toBe(screen.getByRole("menuitem", { name: "Export JSON" }));
+    await fireEvent.keyDown(document.activeElement!, { key: "Escape" });
+    expect(screen.queryByRole("menu")).toBeNull();
+    expect(document.activeElement).toBe(trigger);
+    // Escape closed the menu only, not the popover.
+    expect(calls.some(([c]) => c === "close_popover")).toBe(false);
+
+    await fireEvent.keyDown(trigger, { key: "ArrowDown" });
+    await fireEvent.click(await screen.findByRole("menuitem", { name: "Export CSV" }));
+    expect(await screen.findByText("Saved to /home/alice/Downloads/jumpgate-history.csv")).toBeTruthy();
+    expect(calls).toContainEqual(["export_history", { query: "", format: "csv" }]);
+    expect(screen.queryByRole("menu")).toBeNull();
+  });
+
+  it("says what the empty history is for, and what a filter found nothing for", async () => {
+    await openHistory(() => []);
+    expect(await screen.findByText(/^Nothing here yet/)).toBeTruthy();
+    await fireEvent.input(screen.getByRole("searchbox", { name: "Filter" }), { target: { value: "carol" } });
+    expect(await screen.findByText("No entry matches “carol”.")).toBeTruthy();
+  });
+
+  it("shows placeholders while reading, and a way to try again when reading fails", async () => {
+    let answer: () => unknown = () => new Promise(() => {});
+    await openHistory(() => answer());
+    expect(await screen.findByText("Reading your history…")).toBeTruthy();
+    cleanup();
+    clearMocks();
+    answer = () => {
+      throw { kind: "other", data: { code: "journal", message: "The journal at ~/.local/share/jumpgate is damaged: run jumpgate history --verify." } };
+    };
+    await openHistory(() => answer());
+    expect((await screen.findByRole("alert")).textContent).toContain("journal");
+    answer = () => log;
+    await fireEvent.click(screen.getByRole("button", { name: "Try again" }));
+    expect(await screen.findByRole("heading", { name: "Today" })).toBeTruthy();
   });
 });
