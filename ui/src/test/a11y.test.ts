@@ -283,6 +283,25 @@ describe("accessibility of each view (axe-core)", () => {
     await screen.findByRole("button", { name: "Run checks" });
     expect(await serious()).toEqual([]);
   });
+
+  it("help, with passed and failed checks and their actions", async () => {
+    backend(bob, {
+      diagnose: {
+        checks: [
+          { step: "signed_in", title: "Signed in", status: "pass", detail: `as ${"a".repeat(30)}@contoso-with-a-long-domain.example`, fix: null },
+          { step: "jit_role", title: "A role that allows JIT is active", status: "fail", detail: "JIT Requester is eligible, not active", fix: "Request it: jumpgate connect jumpbox-win-01." },
+          { step: "open_rule", title: "A JIT rule is open for this IP", status: "fail", detail: "a rule is open, for another address", fix: "Re-request it for your new address." },
+          { step: "reachable", title: "The port answers", status: "skip", detail: "needs an open rule", fix: null },
+        ],
+        bundle: "jumpgate doctor",
+      },
+    });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Help" }));
+    await fireEvent.click(screen.getByRole("button", { name: "Run checks" }));
+    await screen.findByRole("button", { name: "Re-request for your new address" });
+    expect(await serious()).toEqual([]);
+  });
 });
 
 /** The tokens a block of styles.css sets: `--name: #rrggbb;`. */

@@ -779,3 +779,69 @@ describe("history", () => {
     expect(await screen.findByRole("heading", { name: "Today" })).toBeTruthy();
   });
 });
+
+describe("help", () => {
+  const check = (step: string, status: "pass" | "fail" | "skip", fix: string | null = null) => ({
+    step,
+    title: `Title of ${step}`,
+    status,
+    detail: `Detail of ${step}`,
+    fix,
+  });
+  const win = alice.targets[0];
+
+  async function runChecks(checks: ReturnType<typeof check>[], state: AppState = alice) {
+    const calls = backend((cmd) => {
+      if (cmd === "app_state") return state;
+      if (cmd === "diagnose") return { checks, bundle: "jumpgate doctor\n" };
+      if (cmd === "sign_out") return signedOut;
+      return null;
+    });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Help" }));
+    expect(screen.getByText(/^Something not working\? Run the checks/)).toBeTruthy();
+    await fireEvent.click(screen.getByRole("button", { name: "Run checks" }));
+    await screen.findByText("Title of " + checks[0].step);
+    return calls;
+  }
+
+  it("marks passed and failed steps with an icon and a word, and offers no button for a fix without an action", async () => {
+    await runChecks([check("signed_in", "pass"), check("jit_policy", "fail", "Ask your admin to add a JIT policy."), check("port", "skip")]);
+    const items = [...document.querySelectorAll("ol.checks li")];
+    expect(items.map((li) => li.querySelector(".sr-only")?.textContent)).toEqual(["(passed)", "(failed)", "(skipped)"]);
+    expect(items.every((li) => li.querySelector("svg[aria-hidden='true']"))).toBe(true);
+    expect(items[1].textContent).toContain("Ask your admin to add a JIT policy.");
+    expect(items[1].querySelector("button")).toBeNull();
+  });
+
+  it("turns a failed sign-in into a Sign in button", async () => {
+    const calls = await runChecks([check("signed_in", "fail", "Sign in: run jumpgate signin."), check("token", "skip")]);
+    await fireEvent.click(screen.getByRole("button", { name: "Sign in again" }));
+    expect(await screen.findByRole("button", { name: "alice@contoso.example" })).toBeTruthy();
+    expect(calls.some(([c]) => c === "sign_out")).toBe(true);
+  });
+
+  it("turns a missing role or rule into Request access for the checked VM", async () => {
+    await runChecks([check("signed_in", "pass"), check("jit_role", "fail", "Request it: jumpgate connect jumpbox-win-01.")]);
+    await fireEvent.click(screen.getByRole("button", { name: "Request access to jumpbox-win-01" }));
+    expect(await screen.findByRole("heading", { name: "Connect to jumpbox-win-01" })).toBeTruthy();
+    expect(screen.queryByText(/Filled in/)).toBeNull();
+  });
+
+  it("re-requests a rule open for another address with the Connect form prefilled", async () => {
+    const open = { ...win, ports: [{ number: 22, max_minutes: 60 }, { number: 3389, max_minutes: 180 }], open: [{ port: 3389, source: "198.51.100.4", end: "2999-01-01T00:00:00Z" }] };
+    await runChecks([check("open_rule", "fail", "Re-request it for your new address: jumpgate open jumpbox-win-01 --port 3389.")], { ...alice, targets: [open, alice.targets[1]] });
+    await fireEvent.click(screen.getByRole("button", { name: "Re-request for your new address" }));
+    expect(await screen.findByText("Filled in for your new address: check it, then press Connect.")).toBeTruthy();
+    expect((screen.getByLabelText("Port") as HTMLSelectElement).value).toBe("3389");
+  });
+
+  it("shows placeholders while checking", async () => {
+    backend((cmd) => (cmd === "app_state" ? alice : cmd === "diagnose" ? new Promise(() => {}) : null));
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Help" }));
+    await fireEvent.click(screen.getByRole("button", { name: "Run checks" }));
+    expect(await screen.findByText(/^Checking your sign-in/)).toBeTruthy();
+    expect(screen.getByRole("button", { name: "Checking…" })).toBeTruthy();
+  });
+});
