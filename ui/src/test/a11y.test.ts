@@ -164,6 +164,31 @@ describe("accessibility of each view (axe-core)", () => {
     expect(found.some((f) => f.startsWith("label"))).toBe(true);
   });
 
+  it("while the app's state is read, and when it cannot be", async () => {
+    backend(bob, { app_state: () => new Promise(() => {}) });
+    render(App);
+    await screen.findByText("Reading your sign-in and access…");
+    expect(await serious()).toEqual([]);
+    cleanup();
+    clearMocks();
+    backend(bob, {
+      app_state: () => {
+        throw { kind: "unavailable", data: { code: "keychain", message: "The keychain is locked: unlock it, then try again." } };
+      },
+    });
+    render(App);
+    await screen.findByRole("button", { name: "Try again" });
+    expect(await serious()).toEqual([]);
+  });
+
+  it("nothing active, with a request waiting", async () => {
+    backend({ ...bob, roles: [], targets: bob.targets.map((t) => ({ ...t, open: [] })) });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Active" }));
+    await screen.findByRole("button", { name: "Show the jump boxes" });
+    expect(await serious()).toEqual([]);
+  });
+
   it("signed out, with the demo users", async () => {
     backend(signedOut);
     render(App);

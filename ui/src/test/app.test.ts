@@ -845,3 +845,37 @@ describe("help", () => {
     expect(screen.getByRole("button", { name: "Checking…" })).toBeTruthy();
   });
 });
+
+describe("loading, empty and error states", () => {
+  it("shows placeholders while the app's state is read, never a blank panel", async () => {
+    backend((cmd) => (cmd === "app_state" ? new Promise(() => {}) : null));
+    render(App);
+    expect(await screen.findByText("Reading your sign-in and access…")).toBeTruthy();
+    expect(document.querySelector("main")?.querySelectorAll(".skeleton li").length).toBeGreaterThan(0);
+  });
+
+  it("says why the state could not be read, and tries again", async () => {
+    let fail = true;
+    backend((cmd) => {
+      if (cmd !== "app_state") return null;
+      if (fail) throw { kind: "unavailable", data: { code: "keychain", message: "The keychain is locked: unlock it, then try again." } };
+      return alice;
+    });
+    render(App);
+    expect((await screen.findByRole("alert")).textContent).toBe("The keychain is locked: unlock it, then try again.");
+    expect(screen.queryByText("Reading your sign-in and access…")).toBeNull();
+    fail = false;
+    await fireEvent.click(screen.getByRole("button", { name: "Try again" }));
+    expect(await screen.findByText("Signed in as alice@contoso.example")).toBeTruthy();
+    expect(screen.queryByRole("alert")).toBeNull();
+  });
+
+  it("says what waits when nothing is open, and leads back to the jump boxes", async () => {
+    backend((cmd) => (cmd === "app_state" ? { ...alice, pending: [{ request: "p-1", role: "JIT Requester", status: "PendingApproval" }] } : null));
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Active" }));
+    expect(await screen.findByText(/Nothing is open yet: JIT Requester waits for approval/)).toBeTruthy();
+    await fireEvent.click(screen.getByRole("button", { name: "Show the jump boxes" }));
+    expect(await screen.findByRole("heading", { name: "Jump boxes" })).toBeTruthy();
+  });
+});
