@@ -579,6 +579,13 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
 
     // The tray menu: Open, then one entry per jump box; the first is jumpbox-win-01.
     app.click(&button("Back to jump boxes")).await;
+    // The jump box she connected to comes first (by name it would be second), remembered
+    // in the webview's storage.
+    app.wait_for(
+        "//ul[contains(@class,'targets')]/li[1][@data-vm='jumpbox-win-01']",
+        10,
+    )
+    .await;
     tray_menu_pick(2);
     app.wait_for("//h2[normalize-space(.)='Connect to jumpbox-win-01']", 20)
         .await;
