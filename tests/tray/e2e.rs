@@ -579,6 +579,13 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
 
     // The tray menu: Open, then one entry per jump box; the first is jumpbox-win-01.
     app.click(&button("Back to jump boxes")).await;
+    // The jump box she connected to comes first (by name it would be second), remembered
+    // in the webview's storage.
+    app.wait_for(
+        "//ul[contains(@class,'targets')]/li[1][@data-vm='jumpbox-win-01']",
+        10,
+    )
+    .await;
     tray_menu_pick(2);
     app.wait_for("//h2[normalize-space(.)='Connect to jumpbox-win-01']", 20)
         .await;
@@ -687,10 +694,21 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
 
     // History and Help render from the same engine.
     app.click(&button("History")).await;
-    app.wait_for("//td[contains(., 'approval decided') or contains(., 'approval_decided') or contains(., 'decided')]", 20)
-        .await;
+    // One line per entry under its day; a click shows the entry's details.
+    app.wait_for("//h3[normalize-space(.)='Today']", 20).await;
+    let decided = "//li[@data-seq]/button[@aria-expanded and contains(., 'approval decided')]";
+    app.click(decided).await;
+    app.wait_for(
+        "//li[@data-seq][button[@aria-expanded='true' and contains(., 'approval decided')]]/dl[contains(., 'Approved in the tray')]",
+        10,
+    )
+    .await;
     app.screenshot("9-history").await;
-    app.click(&button("Export CSV")).await;
+    // The exports sit in a small menu.
+    app.click("//button[@aria-haspopup='menu' and normalize-space(.)='Export']")
+        .await;
+    app.click("//*[@role='menu']//button[@role='menuitem' and normalize-space(.)='Export CSV']")
+        .await;
     app.wait_for("//*[starts-with(normalize-space(.), 'Saved to ')]", 10)
         .await;
     let saved = app

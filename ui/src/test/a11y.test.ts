@@ -1,7 +1,6 @@
 // @vitest-environment jsdom
 // Each main view of the popover, checked by axe-core: no serious or critical violation.
-// jsdom, not happy-dom, for this file: happy-dom drops a <tr> template Svelte clones (the
-// History rows never render) and breaks axe's selector code. jsdom does no layout, so
+// jsdom, not happy-dom, for this file: happy-dom breaks axe's selector code. jsdom does no layout, so
 // colour contrast is not axe's to judge here: the token pairs are checked below instead.
 import { afterEach, describe, expect, it } from "vitest";
 import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
@@ -91,9 +90,14 @@ const entries: Entry[] = [
   },
 ];
 
-function backend(state: AppState) {
+/** The app's answers; `answers` replaces what a command returns (a function may throw). */
+function backend(state: AppState, answers: Record<string, unknown> = {}) {
   mockIPC(
     (cmd, args) => {
+      if (cmd in answers) {
+        const answer = answers[cmd];
+        return typeof answer === "function" ? answer() : answer;
+      }
       switch (cmd) {
         case "app_state":
           return state;
@@ -132,7 +136,22 @@ async function serious(): Promise<string[]> {
 afterEach(() => {
   cleanup();
   clearMocks();
+  localStorage.clear();
 });
+
+/** More jump boxes than a glance, with a long resource group and name: the search shows. */
+const many: AppState = {
+  ...bob,
+  targets: [
+    ...bob.targets,
+    ...[1, 2, 3, 4, 5].map((n) => ({
+      vm: `vm-${n}`,
+      vm_id: `/subscriptions/s/resourceGroups/rg-${"x".repeat(57)}/providers/Microsoft.Compute/virtualMachines/vm-${n}`,
+      ports: [{ number: 22, max_minutes: 60 }],
+      open: [],
+    })),
+  ],
+};
 
 describe("accessibility of each view (axe-core)", () => {
   it("finds something on a page built to fail, so a clean result means something", async () => {
@@ -143,6 +162,31 @@ describe("accessibility of each view (axe-core)", () => {
     bad.remove();
     expect(found.some((f) => f.startsWith("button-name"))).toBe(true);
     expect(found.some((f) => f.startsWith("label"))).toBe(true);
+  });
+
+  it("while the app's state is read, and when it cannot be", async () => {
+    backend(bob, { app_state: () => new Promise(() => {}) });
+    render(App);
+    await screen.findByText("Reading your sign-in and access…");
+    expect(await serious()).toEqual([]);
+    cleanup();
+    clearMocks();
+    backend(bob, {
+      app_state: () => {
+        throw { kind: "unavailable", data: { code: "keychain", message: "The keychain is locked: unlock it, then try again." } };
+      },
+    });
+    render(App);
+    await screen.findByRole("button", { name: "Try again" });
+    expect(await serious()).toEqual([]);
+  });
+
+  it("nothing active, with a request waiting", async () => {
+    backend({ ...bob, roles: [], targets: bob.targets.map((t) => ({ ...t, open: [] })) });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Active" }));
+    await screen.findByRole("button", { name: "Show the jump boxes" });
+    expect(await serious()).toEqual([]);
   });
 
   it("signed out, with the demo users", async () => {
@@ -156,6 +200,24 @@ describe("accessibility of each view (axe-core)", () => {
     backend(bob);
     render(App);
     await screen.findByRole("button", { name: "Connect to jumpbox-win-01" });
+    expect(await serious()).toEqual([]);
+  });
+
+  it("many jump boxes, with the search and a favourite", async () => {
+    backend(many);
+    render(App);
+    await screen.findByRole("searchbox", { name: /Find a jump box/ });
+    await fireEvent.click(screen.getByRole("button", { name: "Favourite vm-3" }));
+    expect(await serious()).toEqual([]);
+    await fireEvent.input(screen.getByRole("searchbox"), { target: { value: "nothing" } });
+    await screen.findByText(/No jump box matches/);
+    expect(await serious()).toEqual([]);
+  });
+
+  it("no jump box", async () => {
+    backend({ ...bob, targets: [] });
+    render(App);
+    await screen.findByText(/No jump box yet/);
     expect(await serious()).toEqual([]);
   });
 
@@ -185,11 +247,57 @@ describe("accessibility of each view (axe-core)", () => {
     expect(await serious()).toEqual([]);
   });
 
+  it("approvals: one decided, fading, and nothing else waiting", async () => {
+    backend(bob, { decide: [] });
+    render(App);
+    await screen.findByText("Signed in as bob@contoso.example");
+    await fireEvent.click(screen.getByRole("button", { name: /^Approvals/ }));
+    await fireEvent.click(await screen.findByRole("button", { name: "Approve" }));
+    await screen.findByText("Nothing else waits for your decision.");
+    expect(await serious()).toEqual([]);
+  });
+
+  it("approvals while reading, and when reading fails", async () => {
+    backend(bob, { approvals: () => new Promise(() => {}) });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: /^Approvals/ }));
+    await screen.findByText(/Reading the requests/);
+    expect(await serious()).toEqual([]);
+    cleanup();
+    clearMocks();
+    backend(bob, {
+      approvals: () => {
+        throw { kind: "unavailable", data: { code: "unavailable", message: "PIM did not answer: try again in a minute." } };
+      },
+    });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: /^Approvals/ }));
+    await screen.findByRole("button", { name: "Try again" });
+    expect(await serious()).toEqual([]);
+  });
+
   it("the history", async () => {
     backend(bob);
     render(App);
     await fireEvent.click(await screen.findByRole("button", { name: "History" }));
-    await screen.findByText("approval decided");
+    await fireEvent.click(await screen.findByRole("button", { name: /approval decided/ }));
+    await fireEvent.click(screen.getByRole("button", { name: "Export" }));
+    await screen.findByRole("menuitem", { name: "Export JSON" });
+    expect(await serious()).toEqual([]);
+  });
+
+  it("the history, empty and while reading", async () => {
+    backend(bob, { history: [] });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "History" }));
+    await screen.findByText(/Nothing here yet/);
+    expect(await serious()).toEqual([]);
+    cleanup();
+    clearMocks();
+    backend(bob, { history: () => new Promise(() => {}) });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "History" }));
+    await screen.findByText("Reading your history…");
     expect(await serious()).toEqual([]);
   });
 
@@ -198,6 +306,25 @@ describe("accessibility of each view (axe-core)", () => {
     render(App);
     await fireEvent.click(await screen.findByRole("button", { name: "Help" }));
     await screen.findByRole("button", { name: "Run checks" });
+    expect(await serious()).toEqual([]);
+  });
+
+  it("help, with passed and failed checks and their actions", async () => {
+    backend(bob, {
+      diagnose: {
+        checks: [
+          { step: "signed_in", title: "Signed in", status: "pass", detail: `as ${"a".repeat(30)}@contoso-with-a-long-domain.example`, fix: null },
+          { step: "jit_role", title: "A role that allows JIT is active", status: "fail", detail: "JIT Requester is eligible, not active", fix: "Request it: jumpgate connect jumpbox-win-01." },
+          { step: "open_rule", title: "A JIT rule is open for this IP", status: "fail", detail: "a rule is open, for another address", fix: "Re-request it for your new address." },
+          { step: "reachable", title: "The port answers", status: "skip", detail: "needs an open rule", fix: null },
+        ],
+        bundle: "jumpgate doctor",
+      },
+    });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Help" }));
+    await fireEvent.click(screen.getByRole("button", { name: "Run checks" }));
+    await screen.findByRole("button", { name: "Re-request for your new address" });
     expect(await serious()).toEqual([]);
   });
 });

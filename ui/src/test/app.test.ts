@@ -3,7 +3,7 @@ import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { render, screen, fireEvent, cleanup, waitFor } from "@testing-library/svelte";
 import App from "../App.svelte";
-import type { AppState, ApprovalView, Connected, FieldProblem, FormDraft, Intent } from "../lib/api";
+import type { AppState, ApprovalView, Connected, Entry, FieldProblem, FormDraft, Intent } from "../lib/api";
 import { left } from "../lib/api";
 
 const signedOut: AppState = {
@@ -60,7 +60,23 @@ async function pressConnect() {
 afterEach(() => {
   cleanup();
   clearMocks();
+  localStorage.clear();
 });
+
+/** A VM of a JIT policy in resource group `rg`. */
+function vm(name: string, rg = "rg-jumpboxes", ports = [3389]) {
+  return {
+    vm: name,
+    vm_id: `/subscriptions/s/resourceGroups/${rg}/providers/Microsoft.Compute/virtualMachines/${name}`,
+    ports: ports.map((number) => ({ number, max_minutes: 180 })),
+    open: [] as AppState["targets"][number]["open"],
+  };
+}
+
+/** The VM names of the jump-box cards, top to bottom. */
+function cardNames(): string[] {
+  return [...document.querySelectorAll("ul.targets li")].map((li) => li.getAttribute("data-vm") ?? "");
+}
 
 describe("the popover", () => {
   it("offers the demo users and signs the picked one in", async () => {
@@ -320,7 +336,7 @@ describe("the popover", () => {
     await screen.findByText("Signed in as bob@contoso.example");
     await emit("intent", { view: "approvals:r-1:approve", prefill: null, refused: null });
     expect(await screen.findByText("alice@contoso.example")).toBeTruthy();
-    expect(screen.getByText("2 min")).toBeTruthy();
+    expect(screen.getByText("Waiting 2 min")).toBeTruthy();
     expect((screen.getByLabelText("Your justification") as HTMLInputElement).value).toBe("Checked with the team");
     await fireEvent.click(screen.getByRole("button", { name: "Approve" }));
     expect(await screen.findByText("Approved alice@contoso.example's request for JIT Requester.")).toBeTruthy();
@@ -483,5 +499,383 @@ describe("the first run", () => {
     await fireEvent.click(screen.getByRole("button", { name: "Sign in" }));
     expect(await screen.findByText("Signed in as alice@contoso.example")).toBeTruthy();
     expect(calls.some(([cmd]) => cmd === "sign_in")).toBe(true);
+  });
+});
+
+describe("the jump boxes", () => {
+  it("shows each VM's name, resource group, ports and what is open", async () => {
+    const open = { ...vm("jumpbox-win-01", "rg-prod-weu"), open: [{ port: 3389, source: "203.0.113.7", end: "2026-11-27T12:30:00Z" }] };
+    backend((cmd) => (cmd === "app_state" ? { ...alice, targets: [open, vm("jumpbox-linux-01", "rg-dev", [22])] } : null));
+    render(App);
+    const card = (await screen.findByRole("button", { name: "Connect to jumpbox-win-01" })).closest("li")!;
+    expect(card.textContent).toContain("rg-prod-weu");
+    const chip = [...card.querySelectorAll(".chip")].map((c) => c.textContent ?? "");
+    expect(chip[0]).toMatch(/^RDP 3389 · open until /);
+    expect(chip[0].includes(new Date("2026-11-27T12:30:00Z").toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" }))).toBe(true);
+    expect(screen.getByText("SSH 22").className).not.toContain("ok");
+    expect(screen.getByText("rg-dev")).toBeTruthy();
+  });
+
+  it("puts the recently connected first, then favourites, then the rest by name", async () => {
+    const targets = ["delta", "alpha", "echo", "charlie", "bravo"].map((n) => vm(n));
+    localStorage.setItem("jumpgate.recent", JSON.stringify([targets[2].vm_id, targets[0].vm_id]));
+    localStorage.setItem("jumpgate.favourites", JSON.stringify([targets[3].vm_id]));
+    backend((cmd) => (cmd === "app_state" ? { ...alice, targets } : null));
+    render(App);
+    await screen.findByText("echo");
+    expect(cardNames()).toEqual(["echo", "delta", "charlie", "alpha", "bravo"]);
+
+    // Starring bravo moves it up and is remembered; connecting to alpha puts it on top.
+    const star = screen.getByRole("button", { name: "Favourite bravo" });
+    expect(star.getAttribute("aria-pressed")).toBe("false");
+    await fireEvent.click(star);
+    expect(screen.getByRole("button", { name: "Favourite bravo" }).getAttribute("aria-pressed")).toBe("true");
+    expect(cardNames()).toEqual(["echo", "delta", "bravo", "charlie", "alpha"]);
+    expect(JSON.parse(localStorage.getItem("jumpgate.favourites")!)).toContain(targets[4].vm_id);
+    await fireEvent.click(screen.getByRole("button", { name: "Connect to alpha" }));
+    await screen.findByRole("heading", { name: "Connect to alpha" });
+    await fireEvent.click(screen.getByRole("button", { name: "Back to jump boxes" }));
+    expect(cardNames()).toEqual(["alpha", "echo", "delta", "bravo", "charlie"]);
+  });
+
+  it("reads a broken remembered list as nothing remembered", async () => {
+    localStorage.setItem("jumpgate.recent", "{not json");
+    localStorage.setItem("jumpgate.favourites", JSON.stringify({ a: 1 }));
+    backend((cmd) => (cmd === "app_state" ? { ...alice, targets: [vm("b"), vm("a")] } : null));
+    render(App);
+    await screen.findByText("a");
+    expect(cardNames()).toEqual(["a", "b"]);
+  });
+
+  it("offers a search once there are more than 6, by name or resource group", async () => {
+    const six = ["vm-1", "vm-2", "vm-3", "vm-4", "vm-5", "vm-6"].map((n) => vm(n));
+    backend((cmd) => (cmd === "app_state" ? { ...alice, targets: six } : null));
+    const { unmount } = render(App);
+    await screen.findByText("vm-1");
+    expect(screen.queryByRole("searchbox")).toBeNull();
+    unmount();
+    clearMocks();
+
+    const seven = [...six, vm("sql-bastion", "rg-databases-with-a-very-long-name-that-goes-on-and-on-and-on")];
+    backend((cmd) => (cmd === "app_state" ? { ...alice, targets: seven } : null));
+    render(App);
+    const search = await screen.findByRole("searchbox", { name: /Find a jump box/ });
+    await fireEvent.input(search, { target: { value: "DATABASES" } });
+    expect(cardNames()).toEqual(["sql-bastion"]);
+    await fireEvent.input(search, { target: { value: "vm-3" } });
+    expect(cardNames()).toEqual(["vm-3"]);
+    await fireEvent.input(search, { target: { value: "nothing-like-this" } });
+    expect(cardNames()).toEqual([]);
+    expect(screen.getByText("No jump box matches “nothing-like-this”.")).toBeTruthy();
+  });
+
+  it("says what to do when no VM is covered", async () => {
+    backend((cmd) => (cmd === "app_state" ? { ...alice, targets: [] } : null));
+    render(App);
+    expect(await screen.findByText(/No jump box yet: no JIT policy covers a VM you can see/)).toBeTruthy();
+  });
+});
+
+describe("approvals", () => {
+  const request = (n: number, extra: Partial<ApprovalView> = {}): ApprovalView => ({
+    request: `r-${n}`,
+    requester: `user${n}@contoso.example`,
+    role: "JIT Requester",
+    scope: "/subscriptions/s/resourceGroups/rg-jumpboxes",
+    justification: "Patch KB5034441",
+    duration: "1 h",
+    ticket: null,
+    age_seconds: 30,
+    ...extra,
+  });
+  const bob = { ...alice, signed_in_as: "bob@contoso.example", approvals: 2 };
+
+  async function openApprovals() {
+    render(App);
+    await screen.findByText("Signed in as bob@contoso.example");
+    await fireEvent.click(screen.getByRole("button", { name: /^Approvals/ }));
+  }
+
+  it("shows who asks for what and where, the justification as text, and how long it waited", async () => {
+    backend((cmd) => {
+      if (cmd === "app_state") return bob;
+      if (cmd === "approvals") return [request(1, { justification: "<b>urgent</b> <img src=x onerror=alert(1)>", ticket: "ServiceNow:INC42", age_seconds: 7260 })];
+      return null;
+    });
+    await openApprovals();
+    const card = (await screen.findByText("user1@contoso.example")).closest("li")!;
+    expect(card.querySelector(".who")?.textContent).toBe("user1@contoso.example asks for JIT Requester on rg-jumpboxes");
+    expect(card.querySelector("blockquote")?.textContent).toBe("“<b>urgent</b> <img src=x onerror=alert(1)>”");
+    expect(card.querySelector("img, b")).toBeNull();
+    expect(card.textContent).toContain("For 1 h");
+    expect(card.textContent).toContain("Ticket ServiceNow:INC42");
+    expect(screen.getByText("Waiting 2 h 1 min").className).toContain("warn");
+  });
+
+  it("fades a decided request out and leaves one line saying what was decided", async () => {
+    const calls = backend((cmd) => {
+      if (cmd === "app_state") return bob;
+      if (cmd === "approvals") return [request(1), request(2)];
+      if (cmd === "decide") return [request(2)];
+      return null;
+    });
+    await openApprovals();
+    const first = (await screen.findByText("user1@contoso.example")).closest("li")!;
+    const deny = [...first.querySelectorAll("button")].find((b) => b.textContent === "Deny")!;
+    await fireEvent.input(first.querySelector("input")!, { target: { value: "Not in the change window" } });
+    await fireEvent.click(deny);
+    await waitFor(() => expect(first.className).toContain("fading"));
+    expect(await screen.findByText("Denied user1@contoso.example's request for JIT Requester.")).toBeTruthy();
+    await waitFor(() => expect(screen.queryByText("user1@contoso.example")).toBeNull());
+    expect(screen.getByText("user2@contoso.example")).toBeTruthy();
+    expect(screen.getByRole("status", { name: "" }).textContent).toContain("Denied user1@contoso.example's request");
+    expect(calls).toContainEqual(["decide", { request: "r-1", approve: false, justification: "Not in the change window" }]);
+    // The other card still starts from the template.
+    expect((screen.getByLabelText("Your justification") as HTMLInputElement).value).toBe("Checked with the team");
+  });
+
+  it("says so when nothing waits, and after the last decision", async () => {
+    backend((cmd) => {
+      if (cmd === "app_state") return bob;
+      if (cmd === "approvals") return [request(1)];
+      if (cmd === "decide") return [];
+      return null;
+    });
+    await openApprovals();
+    await fireEvent.click(await screen.findByRole("button", { name: "Approve" }));
+    expect(await screen.findByText("Nothing else waits for your decision.")).toBeTruthy();
+    cleanup();
+    clearMocks();
+    backend((cmd) => (cmd === "app_state" ? bob : cmd === "approvals" ? [] : null));
+    await openApprovals();
+    expect(await screen.findByText(/^Nothing waits for your decision/)).toBeTruthy();
+  });
+
+  it("shows placeholders while reading, and a way to try again when reading fails", async () => {
+    let answer: () => unknown = () => new Promise(() => {});
+    backend((cmd) => (cmd === "app_state" ? bob : cmd === "approvals" ? answer() : null));
+    await openApprovals();
+    expect(await screen.findByText("Reading the requests waiting for you…")).toBeTruthy();
+    expect(document.querySelectorAll(".skeleton li").length).toBeGreaterThan(0);
+    cleanup();
+    answer = () => {
+      throw { kind: "unavailable", data: { code: "unavailable", message: "PIM did not answer: try again in a minute." } };
+    };
+    await openApprovals();
+    expect((await screen.findByRole("alert")).textContent).toBe("PIM did not answer: try again in a minute.");
+    answer = () => [request(3)];
+    await fireEvent.click(screen.getByRole("button", { name: "Try again" }));
+    expect(await screen.findByText("user3@contoso.example")).toBeTruthy();
+    expect(screen.queryByRole("alert")).toBeNull();
+  });
+});
+
+describe("history", () => {
+  const entry = (seq: number, time: string, extra: Partial<Entry> = {}): Entry => ({
+    seq,
+    time,
+    prev_hash: String(seq - 1),
+    entry_hash: `hash-${seq}-0123456789abcdef`,
+    who: "alice@contoso.example",
+    what: "port_opened",
+    vm: "jumpbox-win-01",
+    port: 3389,
+    outcome: "ok",
+    ...extra,
+  });
+  // alice's state says it is noon on 27 November (local time), the entries span three days.
+  const now = new Date(2026, 10, 27, 12, 0).toISOString();
+  const at = (day: number, hour: number) => new Date(2026, 10, day, hour, 0).toISOString();
+  const log = [
+    entry(1, at(20, 9), { what: "role_requested", vm: null, port: null, role: "JIT Requester", justification: "Patch KB5034441" }),
+    entry(2, at(26, 23)),
+    entry(3, at(27, 8), { what: "approval_decided", who: "bob@contoso.example", vm: null, port: null, role: "JIT Requester", outcome: "denied" }),
+    entry(4, at(27, 11)),
+  ];
+
+  async function openHistory(answer: () => unknown = () => log, calls: Array<[string, unknown]> = []) {
+    backend((cmd) => {
+      if (cmd === "app_state") return { ...alice, now };
+      if (cmd === "history") return answer();
+      if (cmd === "export_history") return "/home/alice/Downloads/jumpgate-history.csv";
+      return null;
+    }, calls);
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "History" }));
+    return calls;
+  }
+
+  it("groups entries by day, newest first, one line each", async () => {
+    await openHistory();
+    await screen.findByRole("heading", { name: "Today" });
+    const headings = [...document.querySelectorAll("section h3")].map((h) => h.textContent);
+    expect(headings.slice(0, 2)).toEqual(["Today", "Yesterday"]);
+    expect(headings).toHaveLength(3);
+    expect(headings[2]).not.toMatch(/Today|Yesterday/);
+    const today = document.querySelectorAll("section ul.entries")[0];
+    expect([...today.querySelectorAll("li")].map((l) => l.getAttribute("data-seq"))).toEqual(["4", "3"]);
+    expect(screen.getByRole("button", { name: /approval decided: JIT Requester/ }).textContent).toContain("denied");
+  });
+
+  it("expands an entry's details on click", async () => {
+    await openHistory();
+    const line = await screen.findByRole("button", { name: /role requested: JIT Requester/ });
+    expect(line.getAttribute("aria-expanded")).toBe("false");
+    expect(screen.queryByText("“Patch KB5034441”")).toBeNull();
+    await fireEvent.click(line);
+    expect(line.getAttribute("aria-expanded")).toBe("true");
+    const details = document.getElementById(line.getAttribute("aria-controls")!)!;
+    expect(details.textContent).toContain("“Patch KB5034441”");
+    expect(details.textContent).toContain("alice@contoso.example");
+    await fireEvent.click(line);
+    expect(line.getAttribute("aria-expanded")).toBe("false");
+    expect(document.getElementById("entry-1")).toBeNull();
+  });
+
+  it("exports from a small menu that the keyboard runs and Escape closes", async () => {
+    const calls = await openHistory();
+    const trigger = await screen.findByRole("button", { name: "Export" });
+    expect(trigger.getAttribute("aria-haspopup")).toBe("menu");
+    expect(screen.queryByRole("menu")).toBeNull();
+    await fireEvent.click(trigger);
+    expect(trigger.getAttribute("aria-expanded")).toBe("true");
+    const csv = screen.getByRole("menuitem", { name: "Export CSV" });
+    await waitFor(() => expect(document.activeElement).toBe(csv));
+    await fireEvent.keyDown(csv, { key: "ArrowDown" });
+    expect(document.activeElement).toBe(screen.getByRole("menuitem", { name: "Export JSON" }));
+    await fireEvent.keyDown(document.activeElement!, { key: "Escape" });
+    expect(screen.queryByRole("menu")).toBeNull();
+    expect(document.activeElement).toBe(trigger);
+    // Escape closed the menu only, not the popover.
+    expect(calls.some(([c]) => c === "close_popover")).toBe(false);
+
+    await fireEvent.keyDown(trigger, { key: "ArrowDown" });
+    await fireEvent.click(await screen.findByRole("menuitem", { name: "Export CSV" }));
+    expect(await screen.findByText("Saved to /home/alice/Downloads/jumpgate-history.csv")).toBeTruthy();
+    expect(calls).toContainEqual(["export_history", { query: "", format: "csv" }]);
+    expect(screen.queryByRole("menu")).toBeNull();
+  });
+
+  it("says what the empty history is for, and what a filter found nothing for", async () => {
+    await openHistory(() => []);
+    expect(await screen.findByText(/^Nothing here yet/)).toBeTruthy();
+    await fireEvent.input(screen.getByRole("searchbox", { name: "Filter" }), { target: { value: "carol" } });
+    expect(await screen.findByText("No entry matches “carol”.")).toBeTruthy();
+  });
+
+  it("shows placeholders while reading, and a way to try again when reading fails", async () => {
+    let answer: () => unknown = () => new Promise(() => {});
+    await openHistory(() => answer());
+    expect(await screen.findByText("Reading your history…")).toBeTruthy();
+    cleanup();
+    clearMocks();
+    answer = () => {
+      throw { kind: "other", data: { code: "journal", message: "The journal at ~/.local/share/jumpgate is damaged: run jumpgate history --verify." } };
+    };
+    await openHistory(() => answer());
+    expect((await screen.findByRole("alert")).textContent).toContain("journal");
+    answer = () => log;
+    await fireEvent.click(screen.getByRole("button", { name: "Try again" }));
+    expect(await screen.findByRole("heading", { name: "Today" })).toBeTruthy();
+  });
+});
+
+describe("help", () => {
+  const check = (step: string, status: "pass" | "fail" | "skip", fix: string | null = null) => ({
+    step,
+    title: `Title of ${step}`,
+    status,
+    detail: `Detail of ${step}`,
+    fix,
+  });
+  const win = alice.targets[0];
+
+  async function runChecks(checks: ReturnType<typeof check>[], state: AppState = alice) {
+    const calls = backend((cmd) => {
+      if (cmd === "app_state") return state;
+      if (cmd === "diagnose") return { checks, bundle: "jumpgate doctor\n" };
+      if (cmd === "sign_out") return signedOut;
+      return null;
+    });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Help" }));
+    expect(screen.getByText(/^Something not working\? Run the checks/)).toBeTruthy();
+    await fireEvent.click(screen.getByRole("button", { name: "Run checks" }));
+    await screen.findByText("Title of " + checks[0].step);
+    return calls;
+  }
+
+  it("marks passed and failed steps with an icon and a word, and offers no button for a fix without an action", async () => {
+    await runChecks([check("signed_in", "pass"), check("jit_policy", "fail", "Ask your admin to add a JIT policy."), check("port", "skip")]);
+    const items = [...document.querySelectorAll("ol.checks li")];
+    expect(items.map((li) => li.querySelector(".sr-only")?.textContent)).toEqual(["(passed)", "(failed)", "(skipped)"]);
+    expect(items.every((li) => li.querySelector("svg[aria-hidden='true']"))).toBe(true);
+    expect(items[1].textContent).toContain("Ask your admin to add a JIT policy.");
+    expect(items[1].querySelector("button")).toBeNull();
+  });
+
+  it("turns a failed sign-in into a Sign in button", async () => {
+    const calls = await runChecks([check("signed_in", "fail", "Sign in: run jumpgate signin."), check("token", "skip")]);
+    await fireEvent.click(screen.getByRole("button", { name: "Sign in again" }));
+    expect(await screen.findByRole("button", { name: "alice@contoso.example" })).toBeTruthy();
+    expect(calls.some(([c]) => c === "sign_out")).toBe(true);
+  });
+
+  it("turns a missing role or rule into Request access for the checked VM", async () => {
+    await runChecks([check("signed_in", "pass"), check("jit_role", "fail", "Request it: jumpgate connect jumpbox-win-01.")]);
+    await fireEvent.click(screen.getByRole("button", { name: "Request access to jumpbox-win-01" }));
+    expect(await screen.findByRole("heading", { name: "Connect to jumpbox-win-01" })).toBeTruthy();
+    expect(screen.queryByText(/Filled in/)).toBeNull();
+  });
+
+  it("re-requests a rule open for another address with the Connect form prefilled", async () => {
+    const open = { ...win, ports: [{ number: 22, max_minutes: 60 }, { number: 3389, max_minutes: 180 }], open: [{ port: 3389, source: "198.51.100.4", end: "2999-01-01T00:00:00Z" }] };
+    await runChecks([check("open_rule", "fail", "Re-request it for your new address: jumpgate open jumpbox-win-01 --port 3389.")], { ...alice, targets: [open, alice.targets[1]] });
+    await fireEvent.click(screen.getByRole("button", { name: "Re-request for your new address" }));
+    expect(await screen.findByText("Filled in for your new address: check it, then press Connect.")).toBeTruthy();
+    expect((screen.getByLabelText("Port") as HTMLSelectElement).value).toBe("3389");
+  });
+
+  it("shows placeholders while checking", async () => {
+    backend((cmd) => (cmd === "app_state" ? alice : cmd === "diagnose" ? new Promise(() => {}) : null));
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Help" }));
+    await fireEvent.click(screen.getByRole("button", { name: "Run checks" }));
+    expect(await screen.findByText(/^Checking your sign-in/)).toBeTruthy();
+    expect(screen.getByRole("button", { name: "Checking…" })).toBeTruthy();
+  });
+});
+
+describe("loading, empty and error states", () => {
+  it("shows placeholders while the app's state is read, never a blank panel", async () => {
+    backend((cmd) => (cmd === "app_state" ? new Promise(() => {}) : null));
+    render(App);
+    expect(await screen.findByText("Reading your sign-in and access…")).toBeTruthy();
+    expect(document.querySelector("main")?.querySelectorAll(".skeleton li").length).toBeGreaterThan(0);
+  });
+
+  it("says why the state could not be read, and tries again", async () => {
+    let fail = true;
+    backend((cmd) => {
+      if (cmd !== "app_state") return null;
+      if (fail) throw { kind: "unavailable", data: { code: "keychain", message: "The keychain is locked: unlock it, then try again." } };
+      return alice;
+    });
+    render(App);
+    expect((await screen.findByRole("alert")).textContent).toBe("The keychain is locked: unlock it, then try again.");
+    expect(screen.queryByText("Reading your sign-in and access…")).toBeNull();
+    fail = false;
+    await fireEvent.click(screen.getByRole("button", { name: "Try again" }));
+    expect(await screen.findByText("Signed in as alice@contoso.example")).toBeTruthy();
+    expect(screen.queryByRole("alert")).toBeNull();
+  });
+
+  it("says what waits when nothing is open, and leads back to the jump boxes", async () => {
+    backend((cmd) => (cmd === "app_state" ? { ...alice, pending: [{ request: "p-1", role: "JIT Requester", status: "PendingApproval" }] } : null));
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Active" }));
+    expect(await screen.findByText(/Nothing is open yet: JIT Requester waits for approval/)).toBeTruthy();
+    await fireEvent.click(screen.getByRole("button", { name: "Show the jump boxes" }));
+    expect(await screen.findByRole("heading", { name: "Jump boxes" })).toBeTruthy();
   });
 });
