@@ -24,7 +24,7 @@ const signedOut: AppState = {
   roles: [],
   pending: [],
   approvals: 0,
-  justification: { templates: ["Patch Tuesday maintenance"], recent: [], refuse: ["BAU"], approval_templates: ["Checked with the team"] },
+  justification: { templates: ["Patch Tuesday maintenance"], recent: [], approval_templates: ["Checked with the team"] },
   start_at_login: false,
   azure_cli: false,
 };
