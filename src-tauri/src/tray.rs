@@ -24,7 +24,7 @@ use ts_rs::TS;
 
 pub const TRAY_ID: &str = "jumpgate";
 pub const POPOVER: &str = "popover";
-const WIDTH: f64 = 400.0;
+const WIDTH: f64 = 360.0;
 const HEIGHT: f64 = 560.0;
 
 /// Whether a WebDriver session drives the app (tauri-driver sets this).

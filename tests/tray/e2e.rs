@@ -789,6 +789,32 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
         .await;
     assert_eq!(background, "rgb(30, 30, 30)");
     dark.screenshot("12-dark").await;
+    // Every main view in the dark, signed in (a fresh demo: its empty states).
+    dark.click(&button("alice@contoso.example")).await;
+    dark.wait_for("//*[contains(., 'Signed in as alice@contoso.example')]", 20)
+        .await;
+    for (view, name) in [
+        ("Jump boxes", "12-dark-targets"),
+        ("Active", "12-dark-active"),
+        ("Approvals", "12-dark-approvals"),
+        ("History", "12-dark-history"),
+        ("Help", "12-dark-help"),
+    ] {
+        dark.click(&format!("//nav{}", button(view))).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let overflow = dark
+            .script("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            .await;
+        assert!(
+            overflow.as_i64().unwrap_or(1) <= 1,
+            "{view} runs {overflow} px off the side in the dark"
+        );
+        dark.screenshot(name).await;
+    }
+    dark.click(&format!("//nav{}", button("Jump boxes"))).await;
+    dark.click(&button("Connect to jumpbox-win-01")).await;
+    dark.wait_for(&connect_button(), 10).await;
+    dark.screenshot("12-dark-connect").await;
 }
 
 /// Outside demo mode, against a separately started jumpgate-sim: Sign in hands the
