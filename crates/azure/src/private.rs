@@ -96,10 +96,9 @@ fn tighten(file: &File) -> Result<()> {
     Ok(())
 }
 
-/// Replaces `path` with `bytes`: a unique 0600 temporary file in the same directory (created
-/// with `O_EXCL`, never through a symlink), synced, then renamed over `path`. A crash leaves
-/// the old file or the new one, never half of one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// `bytes` in a unique 0600 temporary file beside `path` (created with `O_EXCL`, never
+/// through a symlink), synced, ready to be put in its place.
+fn synced_temp(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -108,7 +107,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(tmp)
+}
+
+/// Replaces `path` with `bytes`: a synced temporary file renamed over `path`. A crash leaves
+/// the old file or the new one, never half of one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    synced_temp(path, bytes)?
+        .persist(path)
+        .map_err(|e| e.error)?;
     Ok(())
 }
 
@@ -116,14 +123,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// file is linked to `path`, which fails when a file (or a symlink) already exists, so an
 /// existing file is never replaced and a crash never leaves half of a new one.
 pub fn write_new_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    synced_temp(path, bytes)?
+        .persist_noclobber(path)
+        .map_err(|e| e.error)?;
     Ok(())
 }
 
