@@ -308,6 +308,35 @@ fn unsupported_filter(sim: &Sim, filter: &str) -> Response {
     )
 }
 
+/// A list read of applications or service principals: the caller may read them, and the
+/// `$filter` (on `displayName` or `appId`, `eq` only) is one the simulator serves.
+fn list_filter(
+    sim: &Sim,
+    world: &World,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Option<(&'static str, String)>, Box<Response>> {
+    let (_, scopes) = authenticate(sim, world, headers)?;
+    if !has_any(&scopes, &READ_APPS) {
+        return Err(Box::new(denied(sim)));
+    }
+    match params.get("$filter") {
+        None => Ok(None),
+        Some(f) => parse_filter(f, &["displayName", "appId"])
+            .map(Some)
+            .ok_or_else(|| Box::new(unsupported_filter(sim, f))),
+    }
+}
+
+/// Whether an application or service principal passes a [`list_filter`].
+fn matches(filter: &Option<(&str, String)>, display_name: &str, app_id: &str) -> bool {
+    match filter {
+        Some(("displayName", v)) => display_name.eq_ignore_ascii_case(v),
+        Some((_, v)) => app_id.eq_ignore_ascii_case(v),
+        None => true,
+    }
+}
+
 /// `GET /v1.0/applications[?$filter=displayName eq '…' | appId eq '…'][&$top=N]`.
 pub async fn list_applications(
     State(sim): State<Shared>,
@@ -316,28 +345,14 @@ pub async fn list_applications(
     Query(params): Query<Params>,
 ) -> Response {
     let world = sim.world();
-    let (_, scopes) = match authenticate(&sim, &world, &headers) {
-        Ok(v) => v,
+    let filter = match list_filter(&sim, &world, &headers, &params) {
+        Ok(f) => f,
         Err(r) => return *r,
-    };
-    if !has_any(&scopes, &READ_APPS) {
-        return denied(&sim);
-    }
-    let filter = match params.get("$filter") {
-        None => None,
-        Some(f) => match parse_filter(f, &["displayName", "appId"]) {
-            Some(parsed) => Some(parsed),
-            None => return unsupported_filter(&sim, f),
-        },
     };
     let items = world
         .applications
         .iter()
-        .filter(|a| match &filter {
-            Some(("displayName", v)) => a.display_name.eq_ignore_ascii_case(v),
-            Some((_, v)) => a.app_id.eq_ignore_ascii_case(v),
-            None => true,
-        })
+        .filter(|a| matches(&filter, &a.display_name, &a.app_id))
         .map(|a| application_json(&sim, a))
         .collect();
     page(
@@ -358,28 +373,14 @@ pub async fn list_service_principals(
     Query(params): Query<Params>,
 ) -> Response {
     let world = sim.world();
-    let (_, scopes) = match authenticate(&sim, &world, &headers) {
-        Ok(v) => v,
+    let filter = match list_filter(&sim, &world, &headers, &params) {
+        Ok(f) => f,
         Err(r) => return *r,
-    };
-    if !has_any(&scopes, &READ_APPS) {
-        return denied(&sim);
-    }
-    let filter = match params.get("$filter") {
-        None => None,
-        Some(f) => match parse_filter(f, &["appId", "displayName"]) {
-            Some(parsed) => Some(parsed),
-            None => return unsupported_filter(&sim, f),
-        },
     };
     let items = world
         .service_principals
         .iter()
-        .filter(|sp| match &filter {
-            Some(("displayName", v)) => sp.display_name.eq_ignore_ascii_case(v),
-            Some((_, v)) => sp.app_id.eq_ignore_ascii_case(v),
-            None => true,
-        })
+        .filter(|sp| matches(&filter, &sp.display_name, &sp.app_id))
         .map(|sp| service_principal_json(&sim, sp))
         .collect();
     page(
