@@ -356,6 +356,27 @@ mod ipc_tests {
         }
     }
 
+    /// The engine on a configuration in `dir` (tokens in a file there, under their own
+    /// keychain service name), with `extra` TOML tables after `[azure]`. The state folder is
+    /// one of its own: the engine refuses one others may read.
+    fn engine_in(dir: &std::path::Path, extra: &str, keyring_service: &str) -> AppCtx {
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[azure]\ntenant_id = \"t\"\nclient_id = \"c\"\n{extra}[storage]\nstate_dir = \"{}\"\nallow_file_fallback = true\nkeyring_service = \"{keyring_service}\"\n",
+                dir.join("state").display()
+            ),
+        )
+        .expect("config");
+        tauri::async_runtime::block_on(start(&Options {
+            demo: false,
+            config: Some(config),
+            link: None,
+        }))
+        .expect("engine")
+    }
+
     /// The app's handler and capabilities on Tauri's mock runtime, with its popover window.
     fn mock_app(
         ctx: AppCtx,
@@ -409,21 +430,7 @@ mod ipc_tests {
     #[test]
     fn reliability_18_only_the_popover_may_call_the_commands() {
         let dir = tempfile::tempdir().expect("dir");
-        let config = dir.path().join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[azure]\ntenant_id = \"t\"\nclient_id = \"c\"\n[storage]\nstate_dir = \"{}\"\nallow_file_fallback = true\nkeyring_service = \"jumpgate-ipc-test\"\n",
-                dir.path().join("state").display()
-            ),
-        )
-        .expect("config");
-        let ctx = tauri::async_runtime::block_on(start(&Options {
-            demo: false,
-            config: Some(config),
-            link: None,
-        }))
-        .expect("engine");
+        let ctx = engine_in(dir.path(), "", "jumpgate-ipc-test");
         let (app, popover) = mock_app(ctx);
         let other = WebviewWindowBuilder::new(&app, "other", Default::default())
             .build()
@@ -473,22 +480,7 @@ mod ipc_tests {
     #[test]
     fn reliability_22_ipc_commands_check_their_input() {
         let dir = tempfile::tempdir().expect("dir");
-        let config = dir.path().join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[azure]\ntenant_id = \"t\"\nclient_id = \"c\"\n[storage]\nstate_dir = \"{}\"\nallow_file_fallback = true\nkeyring_service = \"jumpgate-ipc-input-test\"\n",
-                // A folder of its own: the engine refuses a state folder others may read.
-                dir.path().join("state").display()
-            ),
-        )
-        .expect("config");
-        let ctx = tauri::async_runtime::block_on(start(&Options {
-            demo: false,
-            config: Some(config),
-            link: None,
-        }))
-        .expect("engine");
+        let ctx = engine_in(dir.path(), "", "jumpgate-ipc-input-test");
         let (_app, popover) = mock_app(ctx);
         let long = "x".repeat(jumpgate_core::input::MAX_JUSTIFICATION + 1);
         let form = |vm: &str, justification: &str, ticket: Option<&str>| {
@@ -559,21 +551,11 @@ mod ipc_tests {
     #[test]
     fn issue_14_the_form_is_checked_by_the_backend() {
         let dir = tempfile::tempdir().expect("dir");
-        let config = dir.path().join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[azure]\ntenant_id = \"t\"\nclient_id = \"c\"\n[justification]\nrefuse = [\"Routine work\"]\n[storage]\nstate_dir = \"{}\"\nallow_file_fallback = true\nkeyring_service = \"jumpgate-ipc-form-test\"\n",
-                dir.path().join("state").display()
-            ),
-        )
-        .expect("config");
-        let ctx = tauri::async_runtime::block_on(start(&Options {
-            demo: false,
-            config: Some(config),
-            link: None,
-        }))
-        .expect("engine");
+        let ctx = engine_in(
+            dir.path(),
+            "[justification]\nrefuse = [\"Routine work\"]\n",
+            "jumpgate-ipc-form-test",
+        );
         let (_app, popover) = mock_app(ctx);
         let check = |duration: &str, justification: &str, ticket: &str| {
             let body = serde_json::json!({"form": {"port": 22, "duration": duration,
