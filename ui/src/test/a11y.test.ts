@@ -11,23 +11,8 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import App from "../App.svelte";
+import { signedOut } from "./fixtures";
 import type { AppState, ApprovalView, Entry } from "../lib/api";
-
-const signedOut: AppState = {
-  signed_in_as: null,
-  demo: true,
-  demo_users: ["alice@contoso.example", "bob@contoso.example"],
-  icon: "signed_out",
-  tooltip: "Jumpgate: signed out",
-  now: "2026-11-27T12:00:00Z",
-  targets: [],
-  roles: [],
-  pending: [],
-  approvals: 0,
-  justification: { templates: ["Patch Tuesday maintenance"], recent: [], approval_templates: ["Checked with the team"] },
-  start_at_login: false,
-  azure_cli: false,
-};
 
 const bob: AppState = {
   ...signedOut,

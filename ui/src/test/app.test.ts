@@ -3,24 +3,9 @@ import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { render, screen, fireEvent, cleanup, waitFor } from "@testing-library/svelte";
 import App from "../App.svelte";
+import { signedOut } from "./fixtures";
 import type { AppState, ApprovalView, Connected, Entry, FieldProblem, FormDraft, Intent } from "../lib/api";
 import { left } from "../lib/api";
-
-const signedOut: AppState = {
-  signed_in_as: null,
-  demo: true,
-  demo_users: ["alice@contoso.example", "bob@contoso.example"],
-  icon: "signed_out",
-  tooltip: "Jumpgate: signed out",
-  now: "2026-11-27T12:00:00Z",
-  targets: [],
-  roles: [],
-  pending: [],
-  approvals: 0,
-  justification: { templates: ["Patch Tuesday maintenance"], recent: [], approval_templates: ["Checked with the team"] },
-  start_at_login: false,
-  azure_cli: false,
-};
 
 const alice: AppState = {
   ...signedOut,
