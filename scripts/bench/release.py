@@ -28,8 +28,10 @@ def pss_kb(pid):
         try:
             with open(f"/proc/{p}/smaps_rollup") as f:
                 total += sum(int(l.split()[1]) for l in f if l.startswith("Pss:"))
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                todo += [int(c) for c in f.read().split()]
+            # Each thread lists the children it started.
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
         except FileNotFoundError:
             pass
     return total
