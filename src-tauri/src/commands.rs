@@ -231,7 +231,7 @@ impl CommandError {
         }
     }
 
-    fn not_available(code: &str, message: impl Into<String>) -> CommandError {
+    pub fn not_available(code: &str, message: impl Into<String>) -> CommandError {
         CommandError::NotAvailable(Detail {
             code: code.into(),
             message: message.into(),
@@ -460,10 +460,68 @@ fn hints(engine: &Engine, upn: Option<&str>) -> Hints {
     }
 }
 
+/// The state read when a new popover was asked for, while its process starts: its page's
+/// first `app_state` takes it instead of reading the engine again. A refresh of the tray
+/// (after any command, or the watcher's event) forgets it.
+#[derive(Default)]
+pub struct Prefetch(std::sync::Mutex<Option<PrefetchSlot>>);
+
+type PrefetchSlot = (
+    std::time::Instant,
+    tokio::sync::watch::Receiver<Option<CommandResult<AppState>>>,
+);
+
+impl Prefetch {
+    /// How long a prefetched state may wait for the page that asked for it.
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(3);
+
+    /// Starts reading the state now.
+    pub fn start<R: Runtime>(app: &AppHandle<R>) {
+        let (Some(ctx), Some(prefetch)) = (app.try_state::<AppCtx>(), app.try_state::<Prefetch>())
+        else {
+            return;
+        };
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        if let Ok(mut slot) = prefetch.0.lock() {
+            *slot = Some((std::time::Instant::now(), rx));
+        }
+        let engine = ctx.engine.clone();
+        let demo = ctx.demo.is_some();
+        let start_at_login = crate::platform::starts_at_login(app);
+        tauri::async_runtime::spawn(async move {
+            let state = snapshot(engine, demo, start_at_login).await.map(|s| s.0);
+            let _ = tx.send(Some(state));
+        });
+    }
+
+    /// Forgets a state read earlier: the state has changed since.
+    pub fn clear<R: Runtime>(app: &AppHandle<R>) {
+        if let Some(Ok(mut slot)) = app.try_state::<Prefetch>().map(|p| p.inner().0.lock()) {
+            *slot = None;
+        }
+    }
+
+    /// The state read since the popover was last asked for, once; `None` when there is
+    /// none, or it is too old to show.
+    async fn take(&self) -> Option<AppState> {
+        let (at, mut rx) = self.0.lock().ok()?.take()?;
+        if at.elapsed() > Self::FRESH {
+            return None;
+        }
+        let state = rx.wait_for(Option::is_some).await.ok()?.clone();
+        state?.ok()
+    }
+}
+
 /// The state; before the first run has written a configuration, the `first_run` refusal,
 /// on which the popover shows its first-run form.
 #[tauri::command]
 pub async fn app_state<R: Runtime>(app: AppHandle<R>) -> CommandResult<AppState> {
+    if let Some(prefetched) = app.try_state::<Prefetch>() {
+        if let Some(state) = prefetched.take().await {
+            return Ok(state);
+        }
+    }
     match app.try_state::<AppCtx>() {
         Some(ctx) => {
             let start_at_login = crate::platform::starts_at_login(&app);

@@ -9,6 +9,7 @@ mod demo;
 mod firstrun;
 mod notify;
 mod platform;
+mod popover;
 mod tray;
 
 use std::path::PathBuf;
@@ -100,6 +101,11 @@ fn lean_webkit() {
     }
 }
 
+/// The app's Tauri context: its configuration, capabilities and the popover's files.
+fn context() -> tauri::Context<tauri::Wry> {
+    tauri::generate_context!()
+}
+
 pub fn main() -> ExitCode {
     lean_webkit();
     let filter = std::env::var("JUMPGATE_LOG").unwrap_or_else(|_| "info".into());
@@ -107,6 +113,9 @@ pub fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .init();
+    if std::env::args().nth(1).as_deref() == Some(popover::ARG) {
+        return popover::run_helper(context());
+    }
     let options = match parse_args(std::env::args().skip(1)) {
         Ok(o) => o,
         Err(e) => {
@@ -115,7 +124,7 @@ pub fn main() -> ExitCode {
         }
     };
     jumpgate_azure::init_tls();
-    let app = match build(options).build(tauri::generate_context!()) {
+    let app = match build(options).build(context()) {
         Ok(app) => app,
         Err(e) => {
             eprintln!("jumpgate-tray: {e}");
@@ -180,7 +189,10 @@ pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
         .manage(tray::Intents::default())
         .manage(tray::LastRead::default())
         .manage(commands::SignInFlow::default())
+        .manage(popover::Helper::default())
+        .manage(commands::Prefetch::default())
         .setup(move |app| {
+            popover::forward_events(app.handle());
             // SIGTERM (a logout), SIGHUP and Ctrl-C end the app as Quit does.
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
@@ -612,6 +624,105 @@ mod ipc_tests {
                 .is_some_and(|m| m.contains("too vague")),
             "{refused}"
         );
+    }
+
+    /// A popover in its helper process gets, through [`popover::dispatch`], the answers
+    /// the app's own handler gives a webview in process: the same values, the same refusals
+    /// with their kinds, for every command; a name outside the list is refused.
+    #[test]
+    fn issue_14_the_popover_process_gets_the_answers_the_app_gives_in_process() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ctx = engine_in(
+            dir.path(),
+            "[justification]\nrefuse = [\"Routine work\"]\n",
+            "jumpgate-ipc-dispatch-test",
+        );
+        let (app, popover) = mock_app(ctx);
+        let handle = app.handle().clone();
+        let draft = serde_json::json!({"form": {"port": 22, "duration": "2h",
+            "justification": "routine work", "ticket": "SNOW:",
+            "ports": [{"number": 22, "max_minutes": 60}]}});
+        let form = |justification: &str| {
+            serde_json::json!({"form": {"vm": "jumpbox-win-01", "port": 3389, "duration": "PT1H",
+                "justification": justification, "ticket": null, "launch": false}})
+        };
+        let cases = [
+            ("app_state", serde_json::json!({})),
+            ("check_connect", draft),
+            ("connect", form("Routine work")),
+            ("connect", form("evil\u{202E}txt")),
+            (
+                "sign_in_demo",
+                serde_json::json!({"upn": "alice@contoso.example"}),
+            ),
+            ("sign_out", serde_json::json!({})),
+            (
+                "decide",
+                serde_json::json!({"request": "r1", "approve": true, "justification": "ok\u{7}"}),
+            ),
+            (
+                "extend",
+                serde_json::json!({"what": {"type": "role", "role": "JIT\nRequester"},
+                    "duration": "PT1H", "justification": "more time"}),
+            ),
+            ("history", serde_json::json!({"query": ""})),
+            ("approvals", serde_json::json!({})),
+            ("take_intent", serde_json::json!({})),
+            ("cancel_sign_in", serde_json::json!({})),
+            (
+                "discover_tenant",
+                serde_json::json!({"email": "a@b.example", "authority": "https://x.example"}),
+            ),
+        ];
+        for (name, body) in cases {
+            // The state says when it was read: the one moment that differs.
+            let timeless = |mut v: serde_json::Value| {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("now");
+                }
+                v
+            };
+            let own = get_ipc_response(&popover, request(name, body.clone()))
+                .map(|b| timeless(b.deserialize::<serde_json::Value>().expect("json")));
+            let other =
+                tauri::async_runtime::block_on(popover::dispatch(&handle, name, body.clone()))
+                    .map(timeless);
+            assert_eq!(own, other, "{name} {body}");
+        }
+        // An export is a new file each time (never over another): the same contents.
+        let export = serde_json::json!({"query": "", "format": "csv"});
+        let own = get_ipc_response(&popover, request("export_history", export.clone()))
+            .expect("exported")
+            .deserialize::<String>()
+            .expect("a path");
+        let other =
+            tauri::async_runtime::block_on(popover::dispatch(&handle, "export_history", export))
+                .expect("exported");
+        let other = other.as_str().expect("a path");
+        assert_ne!(own, other);
+        assert_eq!(
+            std::fs::read(&own).expect("one file"),
+            std::fs::read(other).expect("the other")
+        );
+        // Every command is handled (`sign_in` would open a browser): an answer or a refusal
+        // of its arguments or state, never "not found".
+        for name in crate::commands::NAMES.iter().filter(|n| **n != "sign_in") {
+            let answer = tauri::async_runtime::block_on(popover::dispatch(
+                &handle,
+                name,
+                serde_json::json!({}),
+            ));
+            if let Err(e) = answer {
+                assert!(!e.to_string().contains("not found"), "{name}: {e}");
+            }
+        }
+        let unknown = tauri::async_runtime::block_on(popover::dispatch(
+            &handle,
+            "plugin:shell|open",
+            serde_json::json!({}),
+        ))
+        .expect_err("not a command");
+        assert!(unknown.to_string().contains("not found"), "{unknown}");
     }
 
     /// Signed in against a real (in-process) simulator, every command the popover reads

@@ -12,7 +12,7 @@ use jumpgate_core::events::WatchEvent;
 use jumpgate_core::tray::{self, Icon, MenuItem, Snapshot};
 
 use crate::commands::AppState;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItemBuilder};
 use tauri::tray::TrayIconBuilder;
@@ -47,7 +47,7 @@ pub fn icon_png(icon: Icon) -> &'static [u8] {
 /// What the popover should show when it opens: a view (`open`, `sign_in`, `targets`,
 /// `connect:VM`, `active`, `approvals:REQUEST:approve|deny`, `history`, `help`), a Connect
 /// form prefilled from a link, or why a link was refused.
-#[derive(Debug, Clone, Default, Serialize, TS)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
 pub struct Intent {
     pub view: String,
     pub prefill: Option<Prefill>,
@@ -64,7 +64,7 @@ impl Intent {
 }
 
 /// A Connect form's prefilled values, from a checked `jumpgate://connect` link.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
 pub struct Prefill {
     pub vm: String,
     pub port: Option<u16>,
@@ -215,11 +215,30 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
     }
 }
 
-/// Shows the popover on an intent. A popover that exists is told at once; a new one asks
-/// for the intent (`take_intent`) once its page has loaded. It opens at the top right of
-/// the screen, where trays usually are, and closes when it loses focus: the window and its
-/// web process are destroyed, which keeps the idle app small (see README, Measurements).
+/// Shows the popover on an intent: in a helper process of its own (`crate::popover`),
+/// which takes its memory with it when it closes, or in this process where that cannot be.
 pub fn show_popover<R: Runtime>(app: &AppHandle<R>, intent: Intent) -> tauri::Result<()> {
+    if crate::popover::in_process(app) {
+        return show_window(app, intent);
+    }
+    if let Ok(mut shown) = app.state::<Intents>().shown.lock() {
+        *shown = Some(Instant::now());
+    }
+    crate::popover::show(app, intent).map_err(tauri::Error::Io)
+}
+
+/// The intent a popover that is still loading takes once its page asks (`take_intent`).
+pub fn set_pending<R: Runtime>(app: &AppHandle<R>, intent: Intent) {
+    if let Ok(mut pending) = app.state::<Intents>().pending.lock() {
+        *pending = Some(intent);
+    }
+}
+
+/// Shows the popover's window in this process on an intent. A popover that exists is told
+/// at once; a new one asks for the intent (`take_intent`) once its page has loaded. It opens
+/// at the top right of the screen, where trays usually are, and closes when it loses focus:
+/// the window and its web process are destroyed (see README, Measurements).
+pub fn show_window<R: Runtime>(app: &AppHandle<R>, intent: Intent) -> tauri::Result<()> {
     let intents = app.state::<Intents>();
     if let Ok(mut shown) = intents.shown.lock() {
         *shown = Some(Instant::now());
@@ -230,9 +249,7 @@ pub fn show_popover<R: Runtime>(app: &AppHandle<R>, intent: Intent) -> tauri::Re
         window.emit("intent", &intent)?;
         return Ok(());
     }
-    if let Ok(mut pending) = intents.pending.lock() {
-        *pending = Some(intent);
-    }
+    set_pending(app, intent);
     let mut builder = WebviewWindowBuilder::new(app, POPOVER, WebviewUrl::App("index.html".into()))
         .title("Jumpgate")
         .inner_size(WIDTH, HEIGHT)
@@ -365,6 +382,8 @@ pub async fn refresh<R: Runtime>(app: &AppHandle<R>) -> crate::commands::Command
             let _ = icon.set_menu(Some(m));
         }
     }
+    // Anything read for a popover before now is older than this.
+    crate::commands::Prefetch::clear(app);
     if let Some(Ok(mut last)) = app.try_state::<LastRead>().map(|l| l.inner().0.lock()) {
         *last = Some((snapshot, state.now - chrono::Utc::now()));
     }

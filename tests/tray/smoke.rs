@@ -318,31 +318,124 @@ fn wait_log(running: &Running, what: &str, count: usize) {
     }
 }
 
-/// Closing the popover (Escape) destroys its window and web process, and the app lives on:
-/// a tray app must not quit with its last window. The next launch opens a new popover.
+/// The commands of a process and of everything it started, by pid.
+fn process_tree(pid: u32) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        found.push((p, comm.trim().to_string()));
+        // Each thread lists the children it started.
+        let threads = std::fs::read_dir(format!("/proc/{p}/task"))
+            .into_iter()
+            .flatten();
+        for thread in threads.flatten() {
+            let children =
+                std::fs::read_to_string(thread.path().join("children")).unwrap_or_default();
+            todo.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    found
+}
+
+/// The popover runs in a helper process: while it is open, WebKit's processes are the
+/// helper's; closing it (Escape) ends the helper, and with it every WebKit process, while
+/// the app lives on (a tray app must not quit with its popover). Once used, the next helper
+/// starts ahead and waits without a window or a web process; the next launch opens the
+/// popover in it, and its page reads the state and its intent through the app.
 #[test]
-fn closing_the_popover_keeps_the_app_running() {
+fn closing_the_popover_ends_its_process_and_keeps_the_app_running() {
     let mut running = start_demo();
+    let app = running.app.id();
+    let helpers = |tree: &[(u32, String)]| -> Vec<u32> {
+        tree.iter()
+            .filter(|(p, c)| *p != app && c == "jumpgate-tray")
+            .map(|(p, _)| *p)
+            .collect()
+    };
+    let webkit =
+        |tree: &[(u32, String)]| tree.iter().filter(|(_, c)| c.starts_with("WebKit")).count();
+    assert_eq!(
+        helpers(&process_tree(app)),
+        Vec::<u32>::new(),
+        "none before use"
+    );
+    let mut waiting = None;
     for round in 0..2 {
         running.launch_again(&[]);
         wait_log(&running, "popover interactive", round);
-        let windows = Command::new("xdotool")
-            .args(["search", "--onlyvisible", "--name", "^Jumpgate$"])
-            .output()
-            .expect("xdotool");
-        for id in String::from_utf8_lossy(&windows.stdout).split_whitespace() {
-            let _ = Command::new("xdotool")
-                .args(["windowfocus", "--sync", id, "key", "Escape"])
-                .status();
+        let open = process_tree(app);
+        let shown = helpers(&open);
+        assert_eq!(
+            shown.len(),
+            1,
+            "one popover process under the app: {open:?}\n{}",
+            running.log()
+        );
+        if let Some(waiting) = waiting {
+            assert_eq!(
+                shown,
+                vec![waiting],
+                "the helper started ahead was not used"
+            );
         }
-        wait_log(&running, "popover closed (destroyed)", round);
-        std::thread::sleep(Duration::from_millis(500));
+        assert!(webkit(&open) >= 1, "no web process while open: {open:?}");
+        // Escape until it closes: a key pressed as the window maps can miss it.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while running
+            .log()
+            .matches("popover closed (its process exited)")
+            .count()
+            <= round
+        {
+            assert!(
+                Instant::now() < deadline,
+                "Escape did not close the popover: {}",
+                running.log()
+            );
+            let windows = Command::new("xdotool")
+                .args(["search", "--onlyvisible", "--name", "^Jumpgate$"])
+                .output()
+                .expect("xdotool");
+            for id in String::from_utf8_lossy(&windows.stdout).split_whitespace() {
+                let _ = Command::new("xdotool")
+                    .args(["windowfocus", "--sync", id, "key", "Escape"])
+                    .status();
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let closed = loop {
+            let tree = process_tree(app);
+            let next = helpers(&tree);
+            if next.len() == 1 && next != shown {
+                break tree;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no helper started ahead: {tree:?}\n{}",
+                running.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
         assert!(
             running.app.try_wait().expect("status").is_none(),
             "the app quit with its popover: {}",
             running.log()
         );
+        assert_eq!(
+            webkit(&closed),
+            0,
+            "WebKit outlived the popover: {closed:?}"
+        );
+        waiting = helpers(&closed).first().copied();
     }
+    let log = running.log();
+    assert!(!log.contains("popover got a line"), "{log}");
 }
 
 /// Without a configuration the app opens its first-run form and stays up (no tray icon
