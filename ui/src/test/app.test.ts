@@ -759,6 +759,15 @@ describe("history", () => {
     expect(screen.getByRole("button", { name: /approval decided: JIT Requester/ }).textContent).toContain("denied");
   });
 
+  it("names a VM by its name on the entry's line, and keeps its resource id in the details", async () => {
+    const id = "/subscriptions/s/resourceGroups/rg-platform-engineering-jumpboxes-westeurope-production-001/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01";
+    await openHistory(() => [entry(5, at(27, 11), { vm: id })]);
+    const line = await screen.findByRole("button", { name: /port opened/ });
+    expect(line.querySelector(".summary")?.textContent).toBe("port opened: jumpbox-win-01 · port 3389");
+    await fireEvent.click(line);
+    expect(screen.getByText(id)).toBeTruthy();
+  });
+
   it("expands an entry's details on click", async () => {
     await openHistory();
     const line = await screen.findByRole("button", { name: /role requested: JIT Requester/ });
