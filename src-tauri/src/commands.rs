@@ -1151,6 +1151,52 @@ mod tests {
         assert!(state.approver && !state.can_connect, "{state:?}");
     }
 
+    /// A look at the policies that fails counts as "not an approver" and is not repeated at
+    /// every snapshot: the next one is an hour later (on ARM's clock).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn issue_14_a_failed_look_at_the_policies_waits_an_hour() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (sim, engine) = engine_on("demo", dir.path(), "").await;
+        sign_in_as(&engine, "bob@contoso.example").await;
+        let control = |path: &str| {
+            reqwest::Client::new()
+                .post(format!("{}/_sim{path}", sim.url()))
+                .bearer_auth(sim.control_token().expect("control"))
+        };
+        let added = control("/faults")
+            .json(&serde_json::json!({"path": "roleManagementPolicyAssignments", "status": 400, "count": 1}))
+            .send()
+            .await
+            .expect("fault");
+        assert!(added.status().is_success());
+        let (state, _) = snapshot(engine.clone(), false, false).await.expect("state");
+        assert!(!state.approver, "a failed look found an approver");
+        let failed = policy_reads(&sim).await;
+        let (state, _) = snapshot(engine.clone(), false, false).await.expect("state");
+        assert!(!state.approver);
+        assert_eq!(
+            policy_reads(&sim).await,
+            failed,
+            "the failed look was repeated at once"
+        );
+        control("/clock/advance")
+            .json(&serde_json::json!({"seconds": 61 * 60}))
+            .send()
+            .await
+            .expect("advance");
+        // The first read after the advance brings ARM's new time; the look follows.
+        let mut found = false;
+        for _ in 0..2 {
+            found = snapshot(engine.clone(), false, false)
+                .await
+                .expect("state")
+                .0
+                .approver;
+        }
+        assert!(found, "the look was not tried again after the hour");
+        assert!(policy_reads(&sim).await > failed);
+    }
+
     /// A request waiting for someone makes them an approver at once, and so does the
     /// configuration (`[watch] approver`), with no policy naming them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
