@@ -46,6 +46,13 @@ pub struct AppState {
     pub pending: Vec<PendingView>,
     /// Requests waiting for my decision.
     pub approvals: usize,
+    /// I decide other people's requests, so the popover shows Approvals: a policy I can read
+    /// names me as an approver, I have decided a request on this machine in the last 90 days,
+    /// a request waits for me now, or the configuration says so (`[watch] approver`).
+    pub approver: bool,
+    /// I can ask for access, so the popover offers Connect: I am eligible for a PIM role, or
+    /// I may open JIT on a jump box's resource group already (an Owner, say).
+    pub can_connect: bool,
     pub justification: Hints,
     pub start_at_login: bool,
     /// Sign-ins reuse the Azure CLI's `az login` (`sign_in = "azure_cli"`), not a browser.
@@ -311,12 +318,13 @@ pub async fn snapshot(
     start_at_login: bool,
 ) -> CommandResult<(AppState, Snapshot)> {
     on_engine(move || async move {
-        let account = engine.session.current().await?.map(|t| t.account.upn);
+        let who = engine.session.current().await?.map(|t| t.account);
+        let account = who.as_ref().map(|a| a.upn.clone());
         let mut state = AppState {
             signed_in_as: account.clone(),
             demo,
             demo_users: if demo {
-                crate::demo::USERS.iter().map(|u| u.to_string()).collect()
+                crate::demo::users()
             } else {
                 Vec::new()
             },
@@ -327,6 +335,8 @@ pub async fn snapshot(
             roles: Vec::new(),
             pending: Vec::new(),
             approvals: 0,
+            approver: false,
+            can_connect: false,
             justification: hints(&engine, account.as_deref()),
             start_at_login,
             azure_cli: engine.config.azure.sign_in == SignIn::AzureCli,
@@ -335,16 +345,28 @@ pub async fn snapshot(
             signed_in: account.is_some(),
             ..Snapshot::default()
         };
-        if let Some(upn) = &account {
-            let (targets, roles, requests, inbox) = tokio::join!(
-                engine.targets(),
+        if let Some(signed_in) = &who {
+            let upn = &signed_in.upn;
+            // The eligibilities and roles read here also say where the jump boxes are, so
+            // the targets are looked for without reading them again.
+            let (visible, eligible, roles, requests, inbox, approver) = tokio::join!(
+                engine.visible_subscriptions(),
+                arm::eligible_roles(&engine.arm),
                 arm::active_roles(&engine.arm),
                 arm::list_requests(&engine.arm, "asRequestor()"),
                 arm::approval_inbox(&engine.arm),
+                is_approver(&engine, &signed_in.oid, engine.arm.clock.now()),
             );
+            let (eligible, roles) = (eligible?, roles?);
+            let subs = engine.subscriptions_of(visible?, &eligible, &roles);
+            let targets = engine.targets_in(&subs).await?;
+            // Without an eligibility, Connect is offered only when JIT is open to the user
+            // already; that costs one permissions read per resource group, and only for them.
+            state.can_connect = !eligible.is_empty()
+                || (!targets.is_empty() && engine.standing_jit(&targets).await.unwrap_or(false));
             let now = engine.arm.clock.now();
             state.now = now;
-            for t in targets? {
+            for t in targets {
                 let open: Vec<OpenPort> = engine::open_grants(&t, now)
                     .into_iter()
                     .filter(|g| g.requestor.eq_ignore_ascii_case(upn))
@@ -380,7 +402,7 @@ pub async fn snapshot(
                     vm_id: t.vm_id,
                 });
             }
-            for r in roles?
+            for r in roles
                 .into_iter()
                 .filter(|r| r.assignment_type == "Activated")
             {
@@ -412,6 +434,7 @@ pub async fn snapshot(
             // An approver's inbox that cannot be read (no approver rights) is an empty one.
             state.approvals = inbox.map(|i| i.len()).unwrap_or(0);
             snap.approvals = state.approvals;
+            state.approver = approver || state.approvals > 0;
         }
         let view = tray::view(state.now, &snap, expiring_soon(&engine));
         state.icon = view.icon;
@@ -419,6 +442,23 @@ pub async fn snapshot(
         Ok((state, snap))
     })
     .await
+}
+
+/// Whether the user (object id `oid`) decides requests, without the inbox: the configuration
+/// says so, they decided one on this machine (`decided.json`, no request), or a policy they
+/// can read names them. The policies are the engine's shared look (`approver::Finding`): the
+/// watcher's, or one read here at most once a day per account; a look that fails counts as no.
+async fn is_approver(engine: &Engine, oid: &str, now: DateTime<Utc>) -> bool {
+    if engine.config.watch.approver
+        || jumpgate_azure::approver::has_decided(&engine.state_dir, oid, now)
+    {
+        return true;
+    }
+    let fresh = jumpgate_core::watch::Cadence::from_config(&engine.config.watch).approver_check;
+    matches!(
+        engine.approver.roles(&engine.arm, oid, now, fresh).await,
+        Ok(Some(roles)) if !roles.is_empty()
+    )
 }
 
 /// How close an end must be for the tray to say "expiring soon": the earliest reminder.
@@ -551,7 +591,7 @@ pub async fn sign_in_demo<R: Runtime>(
             "demo sign-in exists only in demo mode (jumpgate-tray --demo)",
         ));
     }
-    if !crate::demo::USERS.contains(&upn.as_str()) {
+    if !crate::demo::users().contains(&upn) {
         return Err(CommandError::not_available(
             "not_a_demo_user",
             format!("'{upn}' is not a user of the demo tenant"),
@@ -1056,6 +1096,174 @@ mod tests {
             serde_json::to_value(&n).expect("json")["kind"],
             "not_available"
         );
+    }
+
+    /// The engine on an in-process simulator of `tenant`, tokens in a file of its own.
+    async fn engine_on(
+        tenant: &str,
+        dir: &std::path::Path,
+        extra: &str,
+    ) -> (jumpgate_sim::SimHandle, Arc<Engine>) {
+        jumpgate_azure::init_tls();
+        let sim = jumpgate_sim::SimBuilder::new(tenant)
+            .control(true)
+            .start()
+            .await
+            .expect("simulator");
+        let text = format!(
+            "{}\n{extra}[storage]\nstate_dir = \"{}\"\nallow_file_fallback = true\nkeyring_service = \"jumpgate-facts-{}-{}\"\n",
+            sim.client_config().to_toml(),
+            dir.join("state").display(),
+            std::process::id(),
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or("x"),
+        );
+        let config =
+            jumpgate_core::config::Config::parse("config.toml", &text).expect("configuration");
+        (sim, Arc::new(Engine::new(config).expect("engine")))
+    }
+
+    async fn sign_in_as(engine: &Engine, upn: &str) {
+        let tokens = signin::demo(&engine.authority(), upn, None)
+            .await
+            .expect("sign-in");
+        adopt(engine, tokens).await.expect("adopt");
+    }
+
+    /// How many times the simulator was asked for role management policies.
+    async fn policy_reads(sim: &jumpgate_sim::SimHandle) -> usize {
+        let events: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/_sim/events", sim.url()))
+            .bearer_auth(sim.control_token().expect("control"))
+            .send()
+            .await
+            .expect("events")
+            .json()
+            .await
+            .expect("json");
+        let all = events
+            .as_array()
+            .or_else(|| events["events"].as_array())
+            .cloned()
+            .unwrap_or_default();
+        all.iter()
+            .filter(|e| {
+                e["kind"] == "request"
+                    && e["path"]
+                        .as_str()
+                        .is_some_and(|p| p.contains("roleManagementPolicyAssignments"))
+            })
+            .count()
+    }
+
+    /// Issue #14: the popover hides what a person cannot use. In the demo tenant alice is
+    /// eligible (Connect) and approves nothing; bob is named in the policy (Approvals) and
+    /// eligible for nothing; carol only reads; dave is an Owner, so JIT is open to him without
+    /// a role. The policies are read once per account, not at every snapshot.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn issue_14_the_state_says_which_views_a_person_can_use() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (sim, engine) = engine_on("demo", dir.path(), "").await;
+        let mut seen = Vec::new();
+        for upn in [
+            "alice@contoso.example",
+            "bob@contoso.example",
+            "carol@contoso.example",
+            "dave@contoso.example",
+        ] {
+            sign_in_as(&engine, upn).await;
+            let (state, _) = snapshot(engine.clone(), false, false).await.expect("state");
+            assert_eq!(state.signed_in_as.as_deref(), Some(upn));
+            assert!(!state.targets.is_empty(), "{upn} sees the jump boxes");
+            seen.push((upn, state.approver, state.can_connect));
+        }
+        assert_eq!(
+            seen,
+            [
+                ("alice@contoso.example", false, true),
+                ("bob@contoso.example", true, false),
+                ("carol@contoso.example", false, false),
+                ("dave@contoso.example", false, true),
+            ]
+        );
+
+        // Another snapshot for dave: the look at the policies is remembered, not repeated.
+        let before = policy_reads(&sim).await;
+        assert!(before > 0, "nobody looked at the policies");
+        let (state, _) = snapshot(engine.clone(), false, false).await.expect("state");
+        assert!(!state.approver && state.can_connect);
+        assert_eq!(
+            policy_reads(&sim).await,
+            before,
+            "the policies were read again"
+        );
+
+        // carol decided a request on this machine: from then on she is an approver too.
+        sign_in_as(&engine, "carol@contoso.example").await;
+        jumpgate_azure::approver::remember_decision(
+            &engine.state_dir,
+            "ca201000-0000-4000-8000-000000000003",
+            engine.arm.clock.now(),
+        )
+        .expect("remember");
+        let (state, _) = snapshot(engine.clone(), false, false).await.expect("state");
+        assert!(state.approver && !state.can_connect, "{state:?}");
+    }
+
+    /// A look at the policies that fails counts as "not an approver" and is not repeated at
+    /// every snapshot: the next one is an hour later (on ARM's clock).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn issue_14_a_failed_look_at_the_policies_waits_an_hour() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (sim, engine) = engine_on("demo", dir.path(), "").await;
+        sign_in_as(&engine, "bob@contoso.example").await;
+        let control = |path: &str| {
+            reqwest::Client::new()
+                .post(format!("{}/_sim{path}", sim.url()))
+                .bearer_auth(sim.control_token().expect("control"))
+        };
+        let added = control("/faults")
+            .json(&serde_json::json!({"path": "roleManagementPolicyAssignments", "status": 400, "count": 1}))
+            .send()
+            .await
+            .expect("fault");
+        assert!(added.status().is_success());
+        let (state, _) = snapshot(engine.clone(), false, false).await.expect("state");
+        assert!(!state.approver, "a failed look found an approver");
+        let failed = policy_reads(&sim).await;
+        let (state, _) = snapshot(engine.clone(), false, false).await.expect("state");
+        assert!(!state.approver);
+        assert_eq!(
+            policy_reads(&sim).await,
+            failed,
+            "the failed look was repeated at once"
+        );
+        control("/clock/advance")
+            .json(&serde_json::json!({"seconds": 61 * 60}))
+            .send()
+            .await
+            .expect("advance");
+        // The first read after the advance brings ARM's new time; the look follows.
+        let mut found = false;
+        for _ in 0..2 {
+            found = snapshot(engine.clone(), false, false)
+                .await
+                .expect("state")
+                .0
+                .approver;
+        }
+        assert!(found, "the look was not tried again after the hour");
+        assert!(policy_reads(&sim).await > failed);
+    }
+
+    /// A request waiting for someone makes them an approver at once, and so does the
+    /// configuration (`[watch] approver`), with no policy naming them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn issue_14_a_waiting_request_or_the_configuration_makes_an_approver() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (_sim, engine) = engine_on("demo", dir.path(), "[watch]\napprover = true\n").await;
+        sign_in_as(&engine, "alice@contoso.example").await;
+        let (state, _) = snapshot(engine.clone(), false, false).await.expect("state");
+        assert!(state.approver && state.can_connect, "{state:?}");
     }
 
     #[test]

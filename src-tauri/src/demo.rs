@@ -9,13 +9,27 @@
 pub const NOT_BUILT: &str =
     "this build of jumpgate-tray has no demo mode (it was built without the `demo` feature); use a development build, or jumpgate-sim with --config";
 
-/// The demo tenant's users, as the sign-in view offers them.
+/// The built-in demo tenant's users, as the sign-in view offers them.
 pub const USERS: [&str; 4] = [
     "alice@contoso.example",
     "bob@contoso.example",
     "carol@contoso.example",
     "dave@contoso.example",
 ];
+
+/// Which tenant the demo simulates: `demo` unless this names another built-in tenant or a
+/// fixture file (`crates/sim/tenants/gallery.toml`, the README's screenshots). Read only by
+/// builds with the `demo` feature.
+pub const TENANT_VAR: &str = "JUMPGATE_DEMO_TENANT";
+
+/// The users of the tenant the demo runs, as the sign-in view offers them.
+pub fn users() -> Vec<String> {
+    #[cfg(feature = "demo")]
+    if let Some(users) = embedded::USERS_OF_TENANT.get() {
+        return users.clone();
+    }
+    USERS.iter().map(|u| u.to_string()).collect()
+}
 
 #[cfg(feature = "demo")]
 pub use embedded::Demo;
@@ -28,9 +42,15 @@ pub enum Demo {}
 mod embedded {
     use std::path::{Path, PathBuf};
 
+    use std::sync::OnceLock;
+
+    use jumpgate_sim::tenant::Fixture;
     use jumpgate_sim::{SimBuilder, SimHandle};
 
     use crate::StartError;
+
+    /// The running demo tenant's users, once it has started.
+    pub(super) static USERS_OF_TENANT: OnceLock<Vec<String>> = OnceLock::new();
 
     pub struct Demo {
         sim: SimHandle,
@@ -46,7 +66,14 @@ mod embedded {
 
     impl Demo {
         pub async fn start(data: &Path) -> Result<Demo, StartError> {
-            let sim = SimBuilder::new("demo")
+            let tenant = std::env::var(super::TENANT_VAR)
+                .ok()
+                .filter(|t| !t.trim().is_empty())
+                .unwrap_or_else(|| "demo".into());
+            let fixture =
+                Fixture::load(&tenant).map_err(|e| StartError::Simulator(e.to_string()))?;
+            let _ = USERS_OF_TENANT.set(fixture.users.iter().map(|u| u.upn.clone()).collect());
+            let sim = SimBuilder::from_fixture(fixture)
                 .control(true)
                 .start()
                 .await

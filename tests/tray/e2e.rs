@@ -796,7 +796,7 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
     for (view, name) in [
         ("Jump boxes", "12-dark-targets"),
         ("Active", "12-dark-active"),
-        ("Approvals", "12-dark-approvals"),
+        // alice approves nothing: no Approvals (the gallery shows it in the dark, with five).
         ("History", "12-dark-history"),
         ("Help", "12-dark-help"),
     ] {
@@ -811,10 +811,400 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
         );
         dark.screenshot(name).await;
     }
+    assert!(
+        !dark
+            .present("//nav//button[starts-with(normalize-space(.), 'Approvals')]")
+            .await,
+        "alice, who approves nothing, is offered Approvals"
+    );
     dark.click(&format!("//nav{}", button("Jump boxes"))).await;
     dark.click(&button("Connect to jumpbox-win-01")).await;
     dark.wait_for(&connect_button(), 10).await;
     dark.screenshot("12-dark-connect").await;
+}
+
+/// The `gallery` tenant's requesters (crates/sim/tenants/gallery.toml), and the manager the
+/// gallery signs in as, who approves their requests.
+const GALLERY_DOMAIN: &str = "platform-engineering.contoso-europe.example";
+const GALLERY_MANAGER: &str = "maximiliane.oberhauser-vandenberg";
+const GALLERY_REQUESTS: [(&str, &str, Option<&str>, &str); 5] = [
+    (
+        "aleksandr.konstantinopoulos",
+        "Rotate the AKS break-glass credentials after the quarterly access review",
+        Some("ServiceNow:CHG0048213"),
+        "PT2H",
+    ),
+    (
+        "siobhan.ni-mhaolchatha",
+        "Restore the reporting database from last night's backup before month-end close",
+        Some("ServiceNow:INC0091377"),
+        "PT1H",
+    ),
+    (
+        "jean-baptiste.de-la-fontaine",
+        "Firewall rule review with the network team",
+        None,
+        "PT30M",
+    ),
+    (
+        "oluwaseun.adebayo-williams",
+        "Investigate Defender alert 7f3c9a on the SAP basis jump box and collect the event logs",
+        Some("Jira:SECOPS-2291"),
+        "PT4H",
+    ),
+    (
+        "priyanka.venkataraman-iyer",
+        "Patch Tuesday: install KB5034441 on the finance jump boxes",
+        Some("ServiceNow:CHG0048299"),
+        "PT3H",
+    ),
+];
+/// The jump box the gallery connects to.
+const GALLERY_VM: &str = "jumpbox-windows-server-2022-datacenter-azure-edition-01";
+
+/// `upn` asks for their eligible role through ARM, as the portal would, and the request waits
+/// for its approver.
+async fn request_as(
+    sim: &common::DemoSim,
+    upn: &str,
+    justification: &str,
+    ticket: Option<&str>,
+    duration: &str,
+) {
+    const PIM: &str = "api-version=2020-10-01";
+    let http = reqwest::Client::new();
+    let token = common::token(sim, upn).await;
+    let eligible: Value = http
+        .get(format!("{sim}/providers/Microsoft.Authorization/roleEligibilityScheduleInstances?{PIM}&$filter=asTarget()"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("eligibilities")
+        .json()
+        .await
+        .expect("json");
+    let e = &eligible["value"][0]["properties"];
+    let scope = e["scope"].as_str().expect("an eligibility");
+    let mut properties = json!({
+        "principalId": e["principalId"],
+        "roleDefinitionId": e["roleDefinitionId"],
+        "requestType": "SelfActivate",
+        "justification": justification,
+        "linkedRoleEligibilityScheduleId": e["roleEligibilityScheduleId"],
+        "scheduleInfo": {"expiration": {"type": "AfterDuration", "duration": duration}},
+    });
+    if let Some((system, number)) = ticket.and_then(|t| t.split_once(':')) {
+        properties["ticketInfo"] = json!({"ticketSystem": system, "ticketNumber": number});
+    }
+    let answer = http
+        .put(format!(
+            "{sim}{scope}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{}?{PIM}",
+            uuid::Uuid::new_v4()
+        ))
+        .bearer_auth(&token)
+        .json(&json!({ "properties": properties }))
+        .send()
+        .await
+        .expect("request");
+    let status = answer.status();
+    let body: Value = answer.json().await.unwrap_or_default();
+    assert!(status.is_success(), "{upn}'s request: {status} {body}");
+    assert_eq!(body["properties"]["status"], "PendingApproval", "{body}");
+}
+
+/// What runs off the side, in the page and in the main views (a list of sentences; empty
+/// when everything fits). The page must not scroll sideways, and no text may run out of the
+/// box it is laid out in unless that box is meant to scroll (`overflow-x: auto | scroll`;
+/// form fields scroll their own text). Text cut short with an ellipsis must carry its whole
+/// in a `title`. Text only screen readers get (a 1 px clipped box) is not looked at.
+const FIT: &str = r#"
+const root = document.documentElement;
+const problems = [];
+if (root.scrollWidth > root.clientWidth) {
+  problems.push(`the page scrolls sideways: ${root.scrollWidth} px in ${root.clientWidth} px`);
+}
+const name = (el) => el.tagName.toLowerCase() + (typeof el.className === "string" && el.className.trim() ? "." + el.className.trim().split(/\s+/).join(".") : "");
+/** Text a screen reader reads but nobody sees (a 1 px clipped box), or a field's own. */
+const unseen = (el) => {
+  for (let a = el; a && a !== document.body; a = a.parentElement) {
+    if (["SELECT", "TEXTAREA", "OPTION"].includes(a.tagName) || a.closest("svg")) return true;
+    if (getComputedStyle(a).position === "absolute" && a.clientWidth <= 1) return true;
+  }
+  return false;
+};
+const walker = document.createTreeWalker(document.querySelector("main"), NodeFilter.SHOW_TEXT);
+for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+  const text = node.textContent.trim().replace(/\s+/g, " ");
+  if (!text || unseen(node.parentElement)) continue;
+  // The box the text is laid out in: its nearest ancestor that is not inline.
+  let box = node.parentElement;
+  while (box.parentElement && ["inline", "contents"].includes(getComputedStyle(box).display)) box = box.parentElement;
+  if (!box.getClientRects().length) continue;
+  const range = document.createRange();
+  range.selectNodeContents(node);
+  const t = range.getBoundingClientRect();
+  if (!t.width) continue;
+  const b = box.getBoundingClientRect();
+  const left = b.left + box.clientLeft;
+  const right = left + box.clientWidth;
+  if (t.left >= left - 1 && t.right <= right + 1) continue;
+  const cs = getComputedStyle(box);
+  if (["auto", "scroll"].includes(cs.overflowX)) continue;
+  if (cs.textOverflow === "ellipsis" && cs.overflowX !== "visible") {
+    const whole = box.closest("[title]")?.getAttribute("title") || box.getAttribute("aria-label");
+    if (!whole) problems.push(`${name(box)} cuts "${text.slice(0, 60)}" short with no title holding the whole`);
+    continue;
+  }
+  problems.push(`${name(box)}: "${text.slice(0, 60)}" runs ${Math.round(Math.max(t.right - right, left - t.left))} px out of its ${Math.round(box.clientWidth)} px box`);
+}
+return problems;
+"#;
+
+/// Shows the page as a person who asked for dark colours or more contrast sees it: the
+/// stylesheet's own media rules for those preferences are switched on (and the others off),
+/// as a browser's emulation does, since WebDriver cannot set the preference. Rules that
+/// test anything else (reduced motion) are left to the browser.
+fn emulate(dark: bool, contrast: bool) -> String {
+    format!(
+        r#"
+const DARK = {dark}, CONTRAST = {contrast};
+if (!window.__rules) {{
+  window.__rules = [];
+  for (const sheet of document.styleSheets)
+    for (const rule of sheet.cssRules)
+      if (rule.type === CSSRule.MEDIA_RULE) window.__rules.push([rule, rule.media.mediaText]);
+}}
+const holds = (feature) => {{
+  const f = feature.trim().replace(/^\(|\)$/g, "").replace(/\s+/g, " ");
+  if (f === "prefers-color-scheme: dark") return DARK;
+  if (f === "prefers-color-scheme: light") return !DARK;
+  if (f === "prefers-contrast: more") return CONTRAST;
+  if (f === "forced-colors: active") return false;
+  return null;
+}};
+for (const [rule, text] of window.__rules) {{
+  const alternatives = text.split(",").map((alt) => alt.split(/\band\b/).map(holds));
+  if (alternatives.some((alt) => alt.includes(null))) continue;
+  rule.media.mediaText = alternatives.some((alt) => alt.every(Boolean)) ? "all" : "not all";
+}}
+const root = document.documentElement;
+root.style.colorScheme = DARK ? "dark" : "light";
+return getComputedStyle(root).getPropertyValue("--bg").trim();
+"#
+    )
+}
+
+impl Driven {
+    /// The problems [`FIT`] finds on the view on screen.
+    async fn misfits(&self) -> Vec<String> {
+        let found = self.script(FIT).await;
+        found
+            .as_array()
+            .unwrap_or_else(|| panic!("the fit check did not run: {found}"))
+            .iter()
+            .map(|p| p.as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Opens one of the gallery's views and waits until it shows its data.
+    async fn show(&self, view: &str) {
+        let nav =
+            |label: &str| format!("//nav//button[starts-with(normalize-space(.), '{label}')]");
+        match view {
+            "targets" | "connect" => {
+                self.click(&nav("Jump boxes")).await;
+                self.wait_for("//ul[contains(@class,'targets') and count(li)=12]", 20)
+                    .await;
+                if view == "connect" {
+                    self.click(&button(&format!("Connect to {GALLERY_VM}")))
+                        .await;
+                    self.wait_for(&connect_button(), 10).await;
+                    self.type_into(
+                        "//input[@name='justification']",
+                        "Quarterly patching of the platform jump boxes, change CHG0048310",
+                    )
+                    .await;
+                    self.type_into("//input[@name='ticket']", "ServiceNow:CHG0048310")
+                        .await;
+                    self.wait_for(&format!("{}[not(@disabled)]", connect_button()), 10)
+                        .await;
+                }
+            }
+            "active" => {
+                self.click(&nav("Active")).await;
+                self.wait_for(
+                    &format!("//li[contains(., '{GALLERY_VM} port 3389')]//span[contains(@class,'countdown')]"),
+                    20,
+                )
+                .await;
+            }
+            "approvals" => {
+                self.click(&nav("Approvals")).await;
+                self.wait_for("//ul[count(li[@data-request])=5]", 20).await;
+            }
+            "history" => {
+                self.click(&nav("History")).await;
+                self.wait_for("//li[@data-seq]", 20).await;
+            }
+            "help" => {
+                self.click(&nav("Help")).await;
+                self.click(&button("Run checks")).await;
+                self.wait_for(
+                    "//li[@data-step='signed_in' and contains(@class,'pass')]",
+                    60,
+                )
+                .await;
+            }
+            other => panic!("no gallery view {other}"),
+        }
+        // Fonts and the last layout settle; the screenshot shows the top of the view.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.script("document.activeElement && document.activeElement.blur(); document.scrollingElement.scrollTop = 0")
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Issue #14's fit test and the README's gallery: the demo on an enterprise-sized tenant
+/// (`JUMPGATE_DEMO_TENANT`: long UPNs and resource-group names, 12 jump boxes, five requests
+/// waiting for the manager signed in), every main view in light, dark and more contrast at
+/// 360 × 560, each checked for anything running off the side; then text at 200%.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gallery_fits_the_popover_with_enterprise_data() {
+    jumpgate_azure::init_tls();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/sim/tenants/gallery.toml")
+        .canonicalize()
+        .expect("the gallery tenant");
+    let fixture = fixture.to_str().expect("a UTF-8 path");
+    let app = Driven::start(
+        FIRST_PORT + 8,
+        &["--demo"],
+        &[("JUMPGATE_DEMO_TENANT", fixture)],
+    )
+    .await;
+    let sim = sim_url(&app.demo_config().await);
+    let manager = format!("{GALLERY_MANAGER}@{GALLERY_DOMAIN}");
+
+    // Five requests from the manager's people, asked over the last 20 minutes.
+    for (n, (user, justification, ticket, duration)) in GALLERY_REQUESTS.iter().enumerate() {
+        request_as(
+            &sim,
+            &format!("{user}@{GALLERY_DOMAIN}"),
+            justification,
+            *ticket,
+            duration,
+        )
+        .await;
+        let minutes = [11, 4, 6, 2, 0][n];
+        sim.control(reqwest::Method::POST, "/clock/advance")
+            .json(&json!({"seconds": minutes * 60}))
+            .send()
+            .await
+            .expect("advance");
+    }
+
+    // The sign-in view offers the tenant's users, long names and all.
+    app.wait_for(&button(&manager), 20).await;
+    app.click(&button(&manager)).await;
+    app.wait_for(&format!("//*[contains(., 'Signed in as {manager}')]"), 20)
+        .await;
+    app.wait_for(
+        "//nav//button[starts-with(normalize-space(.), 'Approvals')]",
+        20,
+    )
+    .await;
+
+    // She opens a jump box herself (her role needs no approval), so Active has something.
+    app.show("connect").await;
+    app.click("//input[@name='launch']").await;
+    app.click(&format!("{}[not(@disabled)]", connect_button()))
+        .await;
+    app.wait_for(
+        "//li[@data-step='await_reachable' and contains(@class,'done')]",
+        90,
+    )
+    .await;
+
+    // The fit check finds what it is for: text wider than its box, and text cut short with
+    // no title (probes added to the view for a moment, through the CSSOM the CSP allows).
+    app.show("targets").await;
+    app.script(
+        "const main = document.querySelector('main');
+         const wide = document.createElement('p');
+         wide.className = 'fit-probe';
+         wide.textContent = 'a-name-with-no-place-to-break-it-that-is-wider-than-the-popover';
+         wide.style.whiteSpace = 'nowrap';
+         const cut = document.createElement('p');
+         cut.className = 'fit-probe';
+         cut.textContent = 'a-name-cut-short-with-an-ellipsis-and-nothing-holding-the-whole';
+         Object.assign(cut.style, {whiteSpace: 'nowrap', overflow: 'hidden', textOverflow: 'ellipsis'});
+         main.append(wide, cut);",
+    )
+    .await;
+    let found = app.misfits().await;
+    app.script("document.querySelectorAll('.fit-probe').forEach((p) => p.remove())")
+        .await;
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("a-name-with-no-place") && p.contains("out of its"))
+            && found
+                .iter()
+                .any(|p| p.contains("a-name-cut-short") && p.contains("no title")),
+        "the fit check missed its probes: {found:?}"
+    );
+
+    const VIEWS: [&str; 6] = [
+        "targets",
+        "connect",
+        "active",
+        "approvals",
+        "history",
+        "help",
+    ];
+    let mut misfits = Vec::new();
+    for (scheme, dark, contrast, bg) in [
+        ("light", false, false, "#f4f5f7"),
+        ("dark", true, false, "#1e1e1e"),
+        ("contrast", false, true, "#ffffff"),
+    ] {
+        let shown = app.script(&emulate(dark, contrast)).await;
+        assert_eq!(shown, bg, "the {scheme} colours did not apply");
+        for view in VIEWS {
+            app.show(view).await;
+            for problem in app.misfits().await {
+                misfits.push(format!("{view} ({scheme}): {problem}"));
+            }
+            app.screenshot(&format!("gallery-{view}-{scheme}")).await;
+        }
+    }
+    assert!(
+        misfits.is_empty(),
+        "runs off the side at 360 px:
+{}",
+        misfits.join(
+            "
+"
+        )
+    );
+
+    // Text at 200% (WCAG's resize text): every view reflows, and the same check holds.
+    app.script(&emulate(false, false)).await;
+    app.script("document.documentElement.style.fontSize = '200%'")
+        .await;
+    for view in VIEWS {
+        app.show(view).await;
+        for problem in app.misfits().await {
+            misfits.push(format!("{view} (200%): {problem}"));
+        }
+        app.screenshot(&format!("gallery-{view}-200")).await;
+    }
+    assert!(
+        misfits.is_empty(),
+        "runs off the side at 200% text:\n{}",
+        misfits.join("\n")
+    );
 }
 
 /// Outside demo mode, against a separately started jumpgate-sim: Sign in hands the

@@ -131,6 +131,55 @@ fn distinct(scopes: impl Iterator<Item = String>, cap: usize) -> Vec<String> {
     out
 }
 
+/// The last look at the policies for one account ([`approved_roles`]), kept by the engine so
+/// that the watcher and the tray's snapshot share it: the policies are read once per
+/// `fresh` (the watcher's daily cadence) and account, not at every look or snapshot.
+#[derive(Debug, Default)]
+pub struct Finding(tokio::sync::Mutex<Option<Look>>);
+
+#[derive(Debug, Clone)]
+struct Look {
+    oid: String,
+    at: DateTime<Utc>,
+    /// `None`: the policies could not be read then.
+    roles: Option<Vec<String>>,
+}
+
+/// After a failed look, how long before the policies are read again.
+pub const RETRY_AFTER_FAILURE_MINUTES: i64 = 60;
+
+impl Finding {
+    /// The roles `oid` approves: the last look's, when it was for `oid` and younger than
+    /// `fresh`; otherwise read now and kept. `Ok(None)` when a look in the last
+    /// [`RETRY_AFTER_FAILURE_MINUTES`] failed (it is not repeated sooner); a read that fails
+    /// now is kept as failed and answered as its error. One read at a time: whoever asks
+    /// while another reads waits for that answer.
+    pub async fn roles(
+        &self,
+        arm: &Arm,
+        oid: &str,
+        now: DateTime<Utc>,
+        fresh: Duration,
+    ) -> Result<Option<Vec<String>>> {
+        let mut look = self.0.lock().await;
+        if let Some(l) = look.as_ref().filter(|l| l.oid.eq_ignore_ascii_case(oid)) {
+            let age = now - l.at;
+            match &l.roles {
+                Some(roles) if age < fresh => return Ok(Some(roles.clone())),
+                None if age < Duration::minutes(RETRY_AFTER_FAILURE_MINUTES) => return Ok(None),
+                _ => {}
+            }
+        }
+        let read = approved_roles(arm, oid).await;
+        *look = Some(Look {
+            oid: oid.to_string(),
+            at: now,
+            roles: read.as_ref().ok().cloned(),
+        });
+        read.map(Some)
+    }
+}
+
 /// Who has decided requests on this machine: object id (lower case) → the last decision.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Decided {

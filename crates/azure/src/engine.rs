@@ -129,6 +129,9 @@ fn is_refusal(e: &crate::Error) -> bool {
     matches!(e, crate::Error::Arm { status: 403, .. })
 }
 
+/// How many resource groups [`Engine::standing_jit`] reads permissions at, at most.
+pub const STANDING_CHECK_GROUPS: usize = 5;
+
 pub struct Engine {
     pub config: Config,
     pub session: Arc<Session>,
@@ -138,6 +141,9 @@ pub struct Engine {
     events: broadcast::Sender<EngineEvent>,
     /// Claims a refused activation asked for (MFA, an authentication context).
     step_up: std::sync::Mutex<Option<String>>,
+    /// Whether the policies name the user as an approver, as last read: shared by the
+    /// watcher and the tray's snapshot.
+    pub approver: crate::approver::Finding,
 }
 
 impl Engine {
@@ -202,6 +208,7 @@ impl Engine {
             state_dir,
             events,
             step_up: std::sync::Mutex::new(None),
+            approver: crate::approver::Finding::default(),
         })
     }
 
@@ -278,38 +285,93 @@ impl Engine {
             return Ok(vec![s.clone()]);
         }
         let (visible, eligible, active) = tokio::join!(
-            arm::subscriptions(&self.arm),
+            self.visible_subscriptions(),
             arm::eligible_roles(&self.arm),
             arm::active_roles(&self.arm),
         );
-        let scopes = eligible?
-            .into_iter()
-            .map(|e| e.scope)
-            .chain(active?.into_iter().map(|a| a.scope));
-        let mut subs = visible?;
+        Ok(self.subscriptions_of(visible?, &eligible?, &active?))
+    }
+
+    /// The subscriptions the user can see: the configured one, or ARM's list.
+    pub async fn visible_subscriptions(&self) -> Result<Vec<String>, Failure> {
+        match &self.config.azure.subscription_id {
+            Some(s) => Ok(vec![s.clone()]),
+            None => Ok(arm::subscriptions(&self.arm).await?),
+        }
+    }
+
+    /// [`Engine::subscriptions`] from reads made already: the visible subscriptions, and the
+    /// user's eligibilities and roles (the tray's snapshot reads them for itself anyway).
+    pub fn subscriptions_of(
+        &self,
+        visible: Vec<String>,
+        eligible: &[arm::Eligible],
+        active: &[arm::Active],
+    ) -> Vec<String> {
+        if let Some(s) = &self.config.azure.subscription_id {
+            return vec![s.clone()];
+        }
+        let scopes = eligible
+            .iter()
+            .map(|e| e.scope.as_str())
+            .chain(active.iter().map(|a| a.scope.as_str()));
+        let mut subs = visible;
         for scope in scopes {
-            if let Some(sub) = policy::subscription_of(&scope) {
+            if let Some(sub) = policy::subscription_of(scope) {
                 if !subs.iter().any(|s| s.eq_ignore_ascii_case(sub)) {
                     subs.push(sub.to_string());
                 }
             }
         }
-        Ok(subs)
+        subs
     }
 
     /// Every VM with a JIT policy the user can read, across [`Engine::subscriptions`]. A
     /// subscription whose policies the user may not read (yet) is skipped, not an error.
     pub async fn targets(&self) -> Result<Vec<Target>, Failure> {
         let subs = self.subscriptions().await?;
+        self.targets_in(&subs).await
+    }
+
+    /// Every VM with a JIT policy the user can read in these subscriptions; one the user may
+    /// not read (yet) is skipped.
+    pub async fn targets_in(&self, subs: &[String]) -> Result<Vec<Target>, Failure> {
         let mut all = Vec::new();
         for sub in subs {
-            match arm::targets(&self.arm, &sub).await {
+            match arm::targets(&self.arm, sub).await {
                 Ok(found) => all.extend(found),
                 Err(e) if is_refusal(&e) => {}
                 Err(e) => return Err(e.into()),
             }
         }
         Ok(all)
+    }
+
+    /// Whether the user could open a port on one of `targets` without a PIM role: ARM's
+    /// permissions at their resource groups (the first [`STANDING_CHECK_GROUPS`] distinct
+    /// ones, read at once) grant JIT initiate already, as an Owner's do. A group the user may
+    /// not read answers no.
+    pub async fn standing_jit(&self, targets: &[Target]) -> Result<bool, Failure> {
+        let mut groups: Vec<&str> = Vec::new();
+        for t in targets {
+            let rg = arm::resource_group_of(&t.vm_id);
+            if !groups.iter().any(|g| g.eq_ignore_ascii_case(rg)) {
+                groups.push(rg);
+            }
+        }
+        groups.truncate(STANDING_CHECK_GROUPS);
+        let reads =
+            futures::future::join_all(groups.iter().map(|rg| arm::permissions(&self.arm, rg)))
+                .await;
+        for read in reads {
+            match read {
+                Ok(perms) if policy::permits(&perms, JIT_INITIATE) => return Ok(true),
+                Ok(_) => {}
+                Err(e) if is_refusal(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(false)
     }
 
     /// The VM's JIT target, named by resource id or by name. A name that two VMs share is

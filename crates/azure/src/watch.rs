@@ -325,8 +325,25 @@ impl<'e> Watcher<'e> {
             return Ok(());
         }
         self.last.approver_check = Some(now);
-        match crate::approver::approved_roles(&self.engine.arm, &self.saved.account).await {
-            Ok(roles) => {
+        // Shared with the tray's snapshot: a look either made recently is not repeated.
+        let found = self
+            .engine
+            .approver
+            .roles(
+                &self.engine.arm,
+                &self.saved.account,
+                self.engine.arm.clock.now(),
+                self.cadence.approver_check,
+            )
+            .await;
+        match found {
+            // Another look (the tray's snapshot) failed within the hour: try after it.
+            Ok(None) => {
+                self.last.approver_check =
+                    Some(now - self.cadence.approver_check + Duration::hours(1));
+                Ok(())
+            }
+            Ok(Some(roles)) => {
                 if roles != self.saved.approves {
                     self.saved.approves = roles;
                     self.save();

@@ -38,6 +38,13 @@ export function left(end: string | null, nowMs: number): string {
   return `${m} min ${two(sec)} s`;
 }
 
+/** A VM's name: the last segment of its resource id (`…/virtualMachines/NAME`), or the name
+ *  as it is. */
+export function vmName(vm: string): string {
+  const match = /\/virtualMachines\/([^/]+)\/?$/i.exec(vm);
+  return match ? match[1] : vm;
+}
+
 /** A duration in minutes as the short form the engine reads ("1h30m"). */
 export function shortDuration(minutes: number): string {
   const h = Math.floor(minutes / 60);

@@ -18,7 +18,18 @@ pending: Array<PendingView>,
 /**
  * Requests waiting for my decision.
  */
-approvals: number, justification: Hints, start_at_login: boolean, 
+approvals: number, 
+/**
+ * I decide other people's requests, so the popover shows Approvals: a policy I can read
+ * names me as an approver, I have decided a request on this machine in the last 90 days,
+ * a request waits for me now, or the configuration says so (`[watch] approver`).
+ */
+approver: boolean, 
+/**
+ * I can ask for access, so the popover offers Connect: I am eligible for a PIM role, or
+ * I may open JIT on a jump box's resource group already (an Owner, say).
+ */
+can_connect: boolean, justification: Hints, start_at_login: boolean, 
 /**
  * Sign-ins reuse the Azure CLI's `az login` (`sign_in = "azure_cli"`), not a browser.
  */

@@ -20,6 +20,8 @@ const bob: AppState = {
   icon: "approval_waiting",
   tooltip: "Jumpgate: 1 approval waiting",
   approvals: 1,
+  approver: true,
+  can_connect: true,
   roles: [{ role: "JIT Requester", scope: "/subscriptions/s", end: "2026-11-27T12:45:00Z" }],
   targets: [
     {

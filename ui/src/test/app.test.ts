@@ -12,6 +12,7 @@ const alice: AppState = {
   signed_in_as: "alice@contoso.example",
   icon: "idle",
   tooltip: "Jumpgate: no access open",
+  can_connect: true,
   targets: [
     { vm: "jumpbox-win-01", vm_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01", ports: [{ number: 3389, max_minutes: 180 }], open: [] },
     { vm: "jumpbox-linux-01", vm_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-linux-01", ports: [{ number: 22, max_minutes: 60 }], open: [] },
@@ -313,7 +314,7 @@ describe("the popover", () => {
       age_seconds: 125,
     };
     const calls = backend((cmd) => {
-      if (cmd === "app_state") return { ...alice, signed_in_as: "bob@contoso.example", approvals: 1 };
+      if (cmd === "app_state") return { ...alice, signed_in_as: "bob@contoso.example", approvals: 1, approver: true };
       if (cmd === "approvals") return [waiting];
       if (cmd === "decide") return [];
       return null;
@@ -369,7 +370,7 @@ describe("the popover", () => {
 
   it("keeps the views in one row of named buttons, with the approvals waiting as a badge", async () => {
     backend((cmd) => {
-      if (cmd === "app_state") return { ...alice, icon: "approval_waiting", approvals: 3 };
+      if (cmd === "app_state") return { ...alice, icon: "approval_waiting", approvals: 3, approver: true };
       if (cmd === "history") return [];
       return null;
     });
@@ -410,6 +411,61 @@ describe("the popover", () => {
     expect((await screen.findByRole("alert")).textContent).toContain("Sign-in cancelled.");
     expect(calls.map(([c]) => c)).toContain("cancel_sign_in");
     expect(screen.queryByRole("button", { name: "Cancel" })).toBeNull();
+  });
+});
+
+describe("views a person cannot use", () => {
+  /** The views in the nav, by their names. */
+  async function navNames(): Promise<string[]> {
+    const nav = await screen.findByRole("navigation", { name: "Views" });
+    return Array.from(nav.querySelectorAll("button")).map((b) => b.textContent?.replace(/\s+/g, " ").trim() ?? "");
+  }
+
+  it("hides Approvals from someone who approves nothing, and a link to it says why", async () => {
+    backend((cmd) => (cmd === "app_state" ? alice : null));
+    render(App);
+    expect(await navNames()).toEqual(["Jump boxes", "Active", "History", "Help"]);
+    await emit("intent", { view: "approvals:r-1:approve", prefill: null, refused: null });
+    expect((await screen.findByRole("alert")).textContent).toMatch(/^Approvals is hidden: nothing waits for your decision/);
+    expect(screen.getByRole("button", { name: "Jump boxes" }).getAttribute("aria-current")).toBe("page");
+    expect(screen.queryByRole("heading", { name: "Approvals" })).toBeNull();
+  });
+
+  it("shows Approvals once the app finds the person an approver, and falls back when it goes", async () => {
+    backend((cmd) => {
+      if (cmd === "app_state") return alice;
+      if (cmd === "approvals") return [];
+      return null;
+    });
+    render(App);
+    await screen.findByText("Signed in as alice@contoso.example");
+    await emit("state", { ...alice, approver: true });
+    expect(await navNames()).toEqual(["Jump boxes", "Active", "Approvals", "History", "Help"]);
+    await fireEvent.click(screen.getByRole("button", { name: "Approvals" }));
+    expect(await screen.findByRole("heading", { name: "Approvals" })).toBeTruthy();
+    // Signed in as someone else who approves nothing: the jump boxes, not an empty Approvals.
+    await emit("state", { ...alice, signed_in_as: "carol@contoso.example", approver: false });
+    await screen.findByText("Signed in as carol@contoso.example");
+    expect(screen.queryByRole("heading", { name: "Approvals" })).toBeNull();
+    expect(screen.getByRole("heading", { name: "Jump boxes" })).toBeTruthy();
+    expect(await navNames()).not.toContain("Approvals");
+  });
+
+  it("offers no Connect to someone who cannot ask for access, and a link to it says why", async () => {
+    const carol: AppState = { ...alice, signed_in_as: "carol@contoso.example", can_connect: false };
+    const calls = backend((cmd) => (cmd === "app_state" ? carol : null));
+    render(App);
+    await screen.findByText("jumpbox-win-01");
+    expect(screen.queryByRole("button", { name: /^Connect/ })).toBeNull();
+    expect(screen.getByText(/no PIM role you are eligible for opens them, so there is no Connect/)).toBeTruthy();
+    await emit("intent", {
+      view: "connect",
+      prefill: { vm: "jumpbox-win-01", port: 3389, duration: "PT1H", justification: "Patch night" },
+      refused: null,
+    });
+    expect((await screen.findByRole("alert")).textContent).toMatch(/^You cannot ask for access here/);
+    expect(screen.queryByLabelText("Justification")).toBeNull();
+    expect(calls.some(([c]) => c === "check_connect" || c === "connect")).toBe(false);
   });
 });
 
@@ -574,7 +630,7 @@ describe("approvals", () => {
     age_seconds: 30,
     ...extra,
   });
-  const bob = { ...alice, signed_in_as: "bob@contoso.example", approvals: 2 };
+  const bob = { ...alice, signed_in_as: "bob@contoso.example", approvals: 2, approver: true };
 
   async function openApprovals() {
     render(App);
@@ -701,6 +757,15 @@ describe("history", () => {
     const today = document.querySelectorAll("section ul.entries")[0];
     expect([...today.querySelectorAll("li")].map((l) => l.getAttribute("data-seq"))).toEqual(["4", "3"]);
     expect(screen.getByRole("button", { name: /approval decided: JIT Requester/ }).textContent).toContain("denied");
+  });
+
+  it("names a VM by its name on the entry's line, and keeps its resource id in the details", async () => {
+    const id = "/subscriptions/s/resourceGroups/rg-platform-engineering-jumpboxes-westeurope-production-001/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01";
+    await openHistory(() => [entry(5, at(27, 11), { vm: id })]);
+    const line = await screen.findByRole("button", { name: /port opened/ });
+    expect(line.querySelector(".summary")?.textContent).toBe("port opened: jumpbox-win-01 · port 3389");
+    await fireEvent.click(line);
+    expect(screen.getByText(id)).toBeTruthy();
   });
 
   it("expands an entry's details on click", async () => {

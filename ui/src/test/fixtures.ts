@@ -13,6 +13,8 @@ export const signedOut: AppState = {
   roles: [],
   pending: [],
   approvals: 0,
+  approver: false,
+  can_connect: false,
   justification: { templates: ["Patch Tuesday maintenance"], recent: [], approval_templates: ["Checked with the team"] },
   start_at_login: false,
   azure_cli: false,
