@@ -6,6 +6,7 @@ use ts_rs::{Config, TS};
 
 use crate::commands::*;
 use crate::firstrun::{Discovered, SignInChoice};
+use crate::remembered::{Remember, Remembered};
 use crate::tray::{Intent, Prefill};
 use jumpgate_azure::doctor::{Check, Status};
 use jumpgate_core::audit::{Entry, Record};
@@ -60,6 +61,7 @@ fn commands() -> Vec<Command> {
         command!("export_history", [query: String, format: ExportFormat], String),
         command!("diagnose", [vm: Option<String>, port: Option<u16>], Diagnosis),
         command!("set_start_at_login", [on: bool], AppState),
+        command!("remember_target", [vm_id: String, what: Remember], Remembered),
         command!("take_intent", [], Option<Intent>),
         command!("popover_ready", [], ()),
         command!("close_popover", [], ()),
@@ -99,6 +101,8 @@ pub fn generate() -> String {
         decl::<RoleView>(),
         decl::<PendingView>(),
         decl::<Hints>(),
+        decl::<Remembered>(),
+        decl::<Remember>(),
         decl::<ConnectForm>(),
         decl::<FormDraft>(),
         decl::<FieldProblem>(),

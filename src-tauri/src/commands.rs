@@ -54,6 +54,8 @@ pub struct AppState {
     /// I may open JIT on a jump box's resource group already (an Owner, say).
     pub can_connect: bool,
     pub justification: Hints,
+    /// Favourite and recently connected jump boxes, kept by the app (`remember_target`).
+    pub remembered: crate::remembered::Remembered,
     pub start_at_login: bool,
     /// Sign-ins reuse the Azure CLI's `az login` (`sign_in = "azure_cli"`), not a browser.
     pub azure_cli: bool,
@@ -338,6 +340,7 @@ pub async fn snapshot(
             approver: false,
             can_connect: false,
             justification: hints(&engine, account.as_deref()),
+            remembered: crate::remembered::read(&engine.state_dir),
             start_at_login,
             azure_cli: engine.config.azure.sign_in == SignIn::AzureCli,
         };
@@ -959,6 +962,33 @@ pub async fn decide<R: Runtime>(
     .await?;
     let _ = crate::tray::refresh(&app).await;
     Ok(left)
+}
+
+/// Remembers a jump box as a favourite (or not any more), or as connected to just now;
+/// answers all that is remembered.
+#[tauri::command]
+pub async fn remember_target(
+    ctx: State<'_, AppCtx>,
+    vm_id: String,
+    what: crate::remembered::Remember,
+) -> CommandResult<crate::remembered::Remembered> {
+    let dir = ctx.engine.state_dir.clone();
+    tokio::task::spawn_blocking(move || crate::remembered::remember(&dir, &vm_id, what))
+        .await
+        .map_err(|e| CommandError::other("engine_stopped", format!("the engine stopped: {e}")))?
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => CommandError::Invalid(Detail {
+                code: "bad_vm".into(),
+                message: format!("Not remembered: {e}."),
+            }),
+            _ => CommandError::other(
+                "state",
+                format!(
+                    "Cannot remember that in {}: {e}. Check that the folder is yours and writable.",
+                    ctx.engine.state_dir.display()
+                ),
+            ),
+        })
 }
 
 /// The audit journal, newest first, filtered by words.

@@ -10,6 +10,7 @@ mod firstrun;
 mod notify;
 mod platform;
 mod popover;
+mod remembered;
 mod tray;
 
 use std::path::PathBuf;
@@ -287,6 +288,7 @@ fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send
         commands::export_history,
         commands::diagnose,
         commands::set_start_at_login,
+        commands::remember_target,
         tray::take_intent,
         tray::popover_ready,
         tray::close_popover,
@@ -667,6 +669,14 @@ mod ipc_tests {
             ),
             ("history", serde_json::json!({"query": ""})),
             ("approvals", serde_json::json!({})),
+            (
+                "remember_target",
+                serde_json::json!({"vmId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/a", "what": "favourite"}),
+            ),
+            (
+                "remember_target",
+                serde_json::json!({"vmId": "jumpbox\u{1b}[2J", "what": "connected"}),
+            ),
             ("take_intent", serde_json::json!({})),
             ("cancel_sign_in", serde_json::json!({})),
             (

@@ -376,6 +376,9 @@ pub async fn dispatch<R: Runtime>(
         }
         // The helper answers these two from its own window; an in-process popover's
         // intent is the app's.
+        "remember_target" => answer(
+            commands::remember_target(ctx(app)?, arg(a, cmd, "vmId")?, arg(a, cmd, "what")?).await,
+        ),
         "take_intent" => answer(Ok(tray::take_intent(app.state()))),
         "popover_ready" => {
             tray::popover_ready(app.state());

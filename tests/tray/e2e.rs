@@ -1126,9 +1126,32 @@ async fn the_gallery_fits_the_popover_with_enterprise_data() {
     )
     .await;
 
+    // A favourite is the app's to keep, not the webview's (the popover's process ends when
+    // it closes): a new page shows it starred, and the webview's storage is empty.
+    app.show("targets").await;
+    let star = app
+        .script(
+            "const stars = [...document.querySelectorAll('button[aria-label^=\"Favourite \"]')];
+             return stars[stars.length - 1].getAttribute('aria-label');",
+        )
+        .await;
+    let star = star.as_str().expect("a star's label").to_string();
+    app.click(&format!("//button[@aria-label='{star}']")).await;
+    app.wait_for(
+        &format!("//button[@aria-label='{star}' and @aria-pressed='true']"),
+        10,
+    )
+    .await;
+    app.script("setTimeout(() => location.reload(), 0)").await;
+    app.wait_for(
+        &format!("//button[@aria-label='{star}' and @aria-pressed='true']"),
+        20,
+    )
+    .await;
+    assert_eq!(app.script("return localStorage.length").await, json!(0));
+
     // The fit check finds what it is for: text wider than its box, and text cut short with
     // no title (probes added to the view for a moment, through the CSSOM the CSP allows).
-    app.show("targets").await;
     app.script(
         "const main = document.querySelector('main');
          const wide = document.createElement('p');

@@ -29,7 +29,11 @@ approver: boolean,
  * I can ask for access, so the popover offers Connect: I am eligible for a PIM role, or
  * I may open JIT on a jump box's resource group already (an Owner, say).
  */
-can_connect: boolean, justification: Hints, start_at_login: boolean, 
+can_connect: boolean, justification: Hints, 
+/**
+ * Favourite and recently connected jump boxes, kept by the app (`remember_target`).
+ */
+remembered: Remembered, start_at_login: boolean, 
 /**
  * Sign-ins reuse the Azure CLI's `az login` (`sign_in = "azure_cli"`), not a browser.
  */
@@ -58,6 +62,10 @@ recent: Array<string>,
  * What an approver's decision is prefilled with.
  */
 approval_templates: Array<string>, };
+
+export type Remembered = { favourites: Array<string>, recent: Array<string>, };
+
+export type Remember = "favourite" | "unfavourite" | "connected";
 
 export type ConnectForm = { vm: string, port: number | null, 
 /**
@@ -249,6 +257,10 @@ export function diagnose(vm: string | null, port: number | null): Promise<Diagno
 
 export function setStartAtLogin(on: boolean): Promise<AppState> {
   return invoke<AppState>("set_start_at_login", { on });
+}
+
+export function rememberTarget(vmId: string, what: Remember): Promise<Remembered> {
+  return invoke<Remembered>("remember_target", { vmId, what });
 }
 
 export function takeIntent(): Promise<Intent | null> {

@@ -88,6 +88,10 @@ function backend(state: AppState, answers: Record<string, unknown> = {}) {
       switch (cmd) {
         case "app_state":
           return state;
+        case "remember_target": {
+          const { vmId, what } = args as { vmId: string; what: string };
+          return { favourites: what === "favourite" ? [vmId] : [], recent: what === "connected" ? [vmId] : [] };
+        }
         case "check_connect": {
           // The backend's rules (core::policy::check_form); here, a vague justification.
           const form = (args as { form: { justification: string } }).form;

@@ -4,7 +4,7 @@ import { emit } from "@tauri-apps/api/event";
 import { render, screen, fireEvent, cleanup, waitFor } from "@testing-library/svelte";
 import App from "../App.svelte";
 import { signedOut } from "./fixtures";
-import type { AppState, ApprovalView, Connected, Entry, FieldProblem, FormDraft, Intent } from "../lib/api";
+import type { AppState, ApprovalView, Connected, Entry, FieldProblem, FormDraft, Intent, Remembered } from "../lib/api";
 import { left } from "../lib/api";
 
 const alice: AppState = {
@@ -558,35 +558,79 @@ describe("the jump boxes", () => {
     expect(screen.getByText("rg-dev")).toBeTruthy();
   });
 
-  it("puts the recently connected first, then favourites, then the rest by name", async () => {
+  it("puts the recently connected first, then favourites, then the rest by name, as the app remembers them", async () => {
     const targets = ["delta", "alpha", "echo", "charlie", "bravo"].map((n) => vm(n));
-    localStorage.setItem("jumpgate.recent", JSON.stringify([targets[2].vm_id, targets[0].vm_id]));
-    localStorage.setItem("jumpgate.favourites", JSON.stringify([targets[3].vm_id]));
-    backend((cmd) => (cmd === "app_state" ? { ...alice, targets } : null));
-    render(App);
+    // The app's store: what remember_target changes and app_state answers.
+    let kept: Remembered = { favourites: [targets[3].vm_id], recent: [targets[2].vm_id, targets[0].vm_id] };
+    const calls = backend((cmd, args) => {
+      if (cmd === "app_state") return { ...alice, targets, remembered: kept };
+      if (cmd === "remember_target") {
+        const { vmId, what } = args as { vmId: string; what: string };
+        if (what === "favourite") kept = { ...kept, favourites: [...kept.favourites, vmId] };
+        if (what === "unfavourite") kept = { ...kept, favourites: kept.favourites.filter((v) => v !== vmId) };
+        if (what === "connected") kept = { ...kept, recent: [vmId, ...kept.recent.filter((v) => v !== vmId)].slice(0, 3) };
+        return kept;
+      }
+      return null;
+    });
+    const { unmount } = render(App);
     await screen.findByText("echo");
     expect(cardNames()).toEqual(["echo", "delta", "charlie", "alpha", "bravo"]);
 
-    // Starring bravo moves it up and is remembered; connecting to alpha puts it on top.
+    // Starring bravo moves it up once the app has kept it; connecting to alpha puts it on top.
     const star = screen.getByRole("button", { name: "Favourite bravo" });
     expect(star.getAttribute("aria-pressed")).toBe("false");
     await fireEvent.click(star);
-    expect(screen.getByRole("button", { name: "Favourite bravo" }).getAttribute("aria-pressed")).toBe("true");
+    await waitFor(() => expect(screen.getByRole("button", { name: "Favourite bravo" }).getAttribute("aria-pressed")).toBe("true"));
     expect(cardNames()).toEqual(["echo", "delta", "bravo", "charlie", "alpha"]);
-    expect(JSON.parse(localStorage.getItem("jumpgate.favourites")!)).toContain(targets[4].vm_id);
+    expect(calls).toContainEqual(["remember_target", { vmId: targets[4].vm_id, what: "favourite" }]);
     await fireEvent.click(screen.getByRole("button", { name: "Connect to alpha" }));
     await screen.findByRole("heading", { name: "Connect to alpha" });
     await fireEvent.click(screen.getByRole("button", { name: "Back to jump boxes" }));
     expect(cardNames()).toEqual(["alpha", "echo", "delta", "bravo", "charlie"]);
+    // The webview keeps nothing: a new popover shows what the app kept.
+    expect(localStorage.length).toBe(0);
+    unmount();
+    render(App);
+    await screen.findByText("echo");
+    expect(cardNames()).toEqual(["alpha", "echo", "delta", "bravo", "charlie"]);
   });
 
-  it("reads a broken remembered list as nothing remembered", async () => {
+  it("hands what the webview kept before to the app once, newest recent first, and forgets it", async () => {
+    const [a, b, c] = [vm("a"), vm("b"), vm("c")];
+    localStorage.setItem("jumpgate.recent", JSON.stringify([b.vm_id, a.vm_id, 7]));
+    localStorage.setItem("jumpgate.favourites", JSON.stringify([c.vm_id]));
+    const calls = backend((cmd) => (cmd === "app_state" ? { ...alice, targets: [a, b, c] } : cmd === "remember_target" ? { favourites: [], recent: [] } : null));
+    render(App);
+    await screen.findByText("a");
+    await waitFor(() => expect(localStorage.length).toBe(0));
+    expect(calls.filter(([cmd]) => cmd === "remember_target").map(([, args]) => args)).toEqual([
+      { vmId: c.vm_id, what: "favourite" },
+      { vmId: a.vm_id, what: "connected" },
+      { vmId: b.vm_id, what: "connected" },
+    ]);
+  });
+
+  it("reads a broken list left in the webview as nothing, and keeps it when the app refuses", async () => {
     localStorage.setItem("jumpgate.recent", "{not json");
     localStorage.setItem("jumpgate.favourites", JSON.stringify({ a: 1 }));
-    backend((cmd) => (cmd === "app_state" ? { ...alice, targets: [vm("b"), vm("a")] } : null));
+    const calls = backend((cmd) => (cmd === "app_state" ? { ...alice, targets: [vm("b"), vm("a")] } : null));
     render(App);
     await screen.findByText("a");
     expect(cardNames()).toEqual(["a", "b"]);
+    expect(calls.some(([cmd]) => cmd === "remember_target")).toBe(false);
+
+    cleanup();
+    clearMocks();
+    localStorage.setItem("jumpgate.favourites", JSON.stringify([vm("a").vm_id]));
+    backend((cmd) => {
+      if (cmd === "app_state") return { ...alice, targets: [vm("b"), vm("a")] };
+      if (cmd === "remember_target") throw { kind: "other", data: { code: "state", message: "Cannot remember that in /x: disk full." } };
+      return null;
+    });
+    render(App);
+    expect((await screen.findByRole("alert")).textContent).toContain("disk full");
+    expect(localStorage.getItem("jumpgate.favourites")).not.toBeNull();
   });
 
   it("offers a search once there are more than 6, by name or resource group", async () => {

@@ -16,6 +16,7 @@ export const signedOut: AppState = {
   approver: false,
   can_connect: false,
   justification: { templates: ["Patch Tuesday maintenance"], recent: [], approval_templates: ["Checked with the team"] },
+  remembered: { favourites: [], recent: [] },
   start_at_login: false,
   azure_cli: false,
 };
