@@ -114,8 +114,9 @@ pub fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .init();
-    if std::env::args().nth(1).as_deref() == Some(popover::ARG) {
-        return popover::run_helper(context());
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some(popover::ARG) {
+        return popover::run_helper(context(), args.next().as_deref());
     }
     let options = match parse_args(std::env::args().skip(1)) {
         Ok(o) => o,
@@ -677,7 +678,6 @@ mod ipc_tests {
                 "remember_target",
                 serde_json::json!({"vmId": "jumpbox\u{1b}[2J", "what": "connected"}),
             ),
-            ("take_intent", serde_json::json!({})),
             ("cancel_sign_in", serde_json::json!({})),
             (
                 "discover_tenant",
@@ -733,6 +733,129 @@ mod ipc_tests {
         ))
         .expect_err("not a command");
         assert!(unknown.to_string().contains("not found"), "{unknown}");
+    }
+
+    /// The helper's IPC handler, on the app's capabilities: another window is refused before
+    /// anything is sent; the popover's own `take_intent` is answered in the helper; any other
+    /// command goes to the app as one line, with the page's argument names, and the app's
+    /// reply settles the page's promise.
+    #[test]
+    fn issue_14_the_helper_sends_commands_to_the_app_and_answers_with_its_replies() {
+        use std::io::Write;
+        use std::sync::{Arc, Mutex};
+
+        struct Shared(Arc<Mutex<Vec<u8>>>);
+        impl Write for Shared {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .map_err(|_| std::io::Error::other("poisoned"))?
+                    .extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let written = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let pending: popover::Pending<tauri::test::MockRuntime> = Arc::default();
+        let out: popover::Out = Arc::new(Mutex::new(Box::new(Shared(written.clone()))));
+        let app = mock_builder()
+            .manage(tray::Intents::default())
+            .invoke_handler(popover::handler(pending.clone(), out.clone()))
+            .build(tauri::generate_context!())
+            .expect("app");
+        let window = WebviewWindowBuilder::new(&app, "popover", Default::default())
+            .build()
+            .expect("popover");
+        let other = WebviewWindowBuilder::new(&app, "other", Default::default())
+            .build()
+            .expect("other window");
+        let decide = serde_json::json!({"request": "r1", "approve": true, "justification": "ok"});
+
+        let denied =
+            get_ipc_response(&other, request("decide", decide.clone())).expect_err("not granted");
+        assert!(denied.to_string().contains("not allowed"), "{denied}");
+        tray::set_pending(app.handle(), tray::Intent::view("history"));
+        let intent = get_ipc_response(&window, request("take_intent", serde_json::json!({})))
+            .expect("its own")
+            .deserialize::<serde_json::Value>()
+            .expect("json");
+        assert_eq!(intent["view"], "history");
+        assert!(written.lock().expect("lock").is_empty(), "nothing sent yet");
+
+        // The app, played by a thread: it reads the call and refuses it.
+        let app_side = {
+            let (written, pending, out, handle) = (
+                written.clone(),
+                pending.clone(),
+                out.clone(),
+                app.handle().clone(),
+            );
+            std::thread::spawn(move || {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                let line = loop {
+                    let text = String::from_utf8_lossy(&written.lock().expect("lock")).to_string();
+                    if let Some((line, _)) = text.split_once('\n') {
+                        break line.to_string();
+                    }
+                    assert!(std::time::Instant::now() < deadline, "no call");
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                };
+                let call: popover::FromPopover = serde_json::from_str(&line).expect("a call");
+                let popover::FromPopover::Call { id, cmd, args } = call else {
+                    panic!("{line}");
+                };
+                let opened = Arc::new(std::sync::atomic::AtomicBool::new(true));
+                popover::on_message(
+                    &handle,
+                    &pending,
+                    &out,
+                    &opened,
+                    popover::ToPopover::Reply {
+                        id,
+                        ok: false,
+                        value: serde_json::json!({"kind": "invalid",
+                            "data": {"code": "bad_justification", "message": "m"}}),
+                    },
+                );
+                (cmd, args)
+            })
+        };
+        let refused = get_ipc_response(&window, request("decide", decide.clone()))
+            .expect_err("the app's refusal");
+        assert_eq!(refused["data"]["code"], "bad_justification", "{refused}");
+        let (cmd, args) = app_side.join().expect("the app's side");
+        assert_eq!((cmd.as_str(), args), ("decide", decide));
+        assert!(pending.lock().expect("lock").is_empty());
+    }
+
+    /// The state read while a new popover's window is made answers its first `app_state`,
+    /// once; a refresh in between forgets it.
+    #[test]
+    fn issue_14_the_state_read_ahead_answers_once_and_a_refresh_forgets_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ctx = engine_in(dir.path(), "", "jumpgate-ipc-prefetch-test");
+        let app = mock_builder()
+            .manage(ctx)
+            .manage(commands::Prefetch::default())
+            .build(tauri::generate_context!())
+            .expect("app");
+        let handle = app.handle().clone();
+        commands::Prefetch::start(&handle);
+        assert!(tauri::async_runtime::block_on(
+            commands::Prefetch::take_for_test(&handle)
+        ));
+        assert!(
+            !tauri::async_runtime::block_on(commands::Prefetch::take_for_test(&handle)),
+            "taken once"
+        );
+        commands::Prefetch::start(&handle);
+        tauri::async_runtime::block_on(tray::refresh(&handle)).expect("refreshed");
+        assert!(
+            !tauri::async_runtime::block_on(commands::Prefetch::take_for_test(&handle)),
+            "forgotten at the refresh"
+        );
     }
 
     /// Signed in against a real (in-process) simulator, every command the popover reads

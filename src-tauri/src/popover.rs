@@ -24,9 +24,10 @@
 //! baselines) keep the popover in process.
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, Write as _};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::io::{BufRead, Read, Write};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -48,8 +49,8 @@ const EVENTS: [&str; 3] = ["state", "engine", "watch"];
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum ToPopover {
-    /// Come forward on this intent (the helper answers [`FromPopover::Shown`]).
-    Show { intent: Intent },
+    /// Come forward on this intent (the helper answers [`FromPopover::Shown`] with its id).
+    Show { id: u64, intent: Intent },
     /// An event for the popover's page.
     Event { name: String, payload: Value },
     /// The answer to a [`FromPopover::Call`]: `ok` resolves the page's promise with `value`,
@@ -63,8 +64,8 @@ pub enum ToPopover {
 pub enum FromPopover {
     /// The page invoked `cmd` with `args` (the IPC payload, keys as the page sent them).
     Call { id: u64, cmd: String, args: Value },
-    /// A [`ToPopover::Show`] reached a window.
-    Shown,
+    /// The [`ToPopover::Show`] with this id reached a window.
+    Shown { id: u64 },
 }
 
 /// Whether the popover runs in the app's own process.
@@ -88,16 +89,59 @@ pub struct Helper(Mutex<Option<Running>>);
 struct Running {
     /// Which start this is: a late exit of an earlier helper must not clear a newer one.
     generation: u64,
-    stdin: Arc<Mutex<ChildStdin>>,
-    /// A show sent but not yet acknowledged: if the helper exits without showing it (it was
-    /// closing as it was sent), the next helper opens on it.
-    unshown: Option<Intent>,
-    /// Whether it has shown a window: one that never did (it could not start, say) is not
-    /// replaced on its own.
+    /// Lines for its stdin, written by a thread of their own: a helper that is slow to read
+    /// never holds up the thread that sends (the main thread, an event's emitter).
+    tx: mpsc::Sender<Vec<u8>>,
+    /// The last show sent and not yet acknowledged: if the helper exits without showing it
+    /// (it was closing as it was sent), the next helper opens on it.
+    unshown: Option<(u64, Intent)>,
+    /// Whether it has shown a window: one that never did is not replaced on its own, except
+    /// once for one started ahead.
     worked: bool,
+    /// Started ahead of a show, rather than for one.
+    ahead: bool,
 }
 
 static GENERATION: AtomicU64 = AtomicU64::new(0);
+static SHOWS: AtomicU64 = AtomicU64::new(0);
+
+/// The longest line either side reads: far more than any answer the popover shows (a
+/// longer answer is refused before it is sent); a longer line is skipped whole.
+const MAX_LINE: usize = 8 << 20;
+
+/// A line read from a pipe.
+enum Line {
+    Text(Vec<u8>),
+    TooLong,
+    End,
+}
+
+/// The next line, without its newline, of at most [`MAX_LINE`] bytes.
+fn next_line(reader: &mut impl BufRead) -> std::io::Result<Line> {
+    let mut buf = Vec::new();
+    let read = reader
+        .by_ref()
+        .take(MAX_LINE as u64 + 1)
+        .read_until(b'\n', &mut buf)?;
+    if read == 0 {
+        return Ok(Line::End);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        return Ok(Line::Text(buf));
+    }
+    if buf.len() <= MAX_LINE {
+        // The last line, with no newline after it.
+        return Ok(Line::Text(buf));
+    }
+    loop {
+        buf.clear();
+        let read = reader.by_ref().take(1 << 16).read_until(b'\n', &mut buf)?;
+        if read == 0 || buf.last() == Some(&b'\n') {
+            return Ok(Line::TooLong);
+        }
+    }
+}
 
 /// Whether, once the popover has been used, a helper waits started ahead for the next
 /// time it opens: it opens faster by what starting a process costs, and holds that idle
@@ -107,14 +151,12 @@ fn prestart() -> bool {
     std::env::var("JUMPGATE_POPOVER").as_deref() != Ok("on-demand")
 }
 
-fn send(stdin: &Mutex<ChildStdin>, message: &ToPopover) -> std::io::Result<()> {
+/// Queues a message for the helper; an error when it has stopped reading (it is exiting).
+fn send(tx: &mpsc::Sender<Vec<u8>>, message: &ToPopover) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(message)?;
     line.push(b'\n');
-    let mut stdin = stdin
-        .lock()
-        .map_err(|_| std::io::Error::other("the pipe's lock is poisoned"))?;
-    stdin.write_all(&line)?;
-    stdin.flush()
+    tx.send(line)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
 }
 
 /// Shows the popover in its helper process, which makes its window on the first show and
@@ -125,7 +167,9 @@ pub fn show<R: Runtime>(app: &AppHandle<R>, intent: Intent) -> std::io::Result<(
         .0
         .lock()
         .map_err(|_| std::io::Error::other("the popover's lock is poisoned"))?;
+    let id = SHOWS.fetch_add(1, Ordering::Relaxed) + 1;
     let message = ToPopover::Show {
+        id,
         intent: intent.clone(),
     };
     // A new window reads the state first: read it now, while it is being made.
@@ -133,16 +177,16 @@ pub fn show<R: Runtime>(app: &AppHandle<R>, intent: Intent) -> std::io::Result<(
         commands::Prefetch::start(app);
     }
     if let Some(running) = slot.as_mut() {
-        if send(&running.stdin, &message).is_ok() {
-            running.unshown = Some(intent);
+        if send(&running.tx, &message).is_ok() {
+            running.unshown = Some((id, intent));
             return Ok(());
         }
-        // Its stdin is closed: it is exiting. A new one starts below.
+        // It has stopped reading: it is exiting. A new one starts below.
         *slot = None;
     }
-    let mut running = start(app)?;
-    send(&running.stdin, &message)?;
-    running.unshown = Some(intent);
+    let mut running = start(app, false)?;
+    send(&running.tx, &message)?;
+    running.unshown = Some((id, intent));
     *slot = Some(running);
     Ok(())
 }
@@ -159,75 +203,158 @@ pub fn start_ahead<R: Runtime>(app: &AppHandle<R>) {
         return;
     };
     if slot.is_none() {
-        match start(app) {
+        match start(app, true) {
             Ok(running) => *slot = Some(running),
             Err(e) => tracing::warn!("cannot start the popover's process ahead: {e}"),
         }
     }
 }
 
-fn start<R: Runtime>(app: &AppHandle<R>) -> std::io::Result<Running> {
+/// This binary. On Linux, once a package upgrade has replaced its file, `/proc/self/exe`,
+/// which still reaches the one that runs.
+fn this_binary() -> std::io::Result<std::path::PathBuf> {
     let exe = std::env::current_exe()?;
-    let mut child = Command::new(exe)
-        .arg(ARG)
+    if cfg!(target_os = "linux") && !exe.exists() {
+        return Ok("/proc/self/exe".into());
+    }
+    Ok(exe)
+}
+
+fn start<R: Runtime>(app: &AppHandle<R>, ahead: bool) -> std::io::Result<Running> {
+    let mut command = Command::new(this_binary()?);
+    command
+        .args([ARG, env!("CARGO_PKG_VERSION")])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
+        .stderr(Stdio::inherit());
+    #[cfg(windows)]
+    {
+        use std::os::windows::process::CommandExt as _;
+        // No console window of its own for the helper.
+        const CREATE_NO_WINDOW: u32 = 0x0800_0000;
+        command.creation_flags(CREATE_NO_WINDOW);
+    }
+    let mut child = command.spawn()?;
     let generation = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
-    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+    let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         let _ = child.kill();
+        let _ = child.wait();
         return Err(std::io::Error::other("the popover's pipes did not open"));
     };
-    let stdin = Arc::new(Mutex::new(stdin));
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let writer = std::thread::Builder::new()
+        .name("jumpgate-popover-in".into())
+        .spawn(move || {
+            for line in rx {
+                if stdin.write_all(&line).and_then(|()| stdin.flush()).is_err() {
+                    break;
+                }
+            }
+        });
+    if let Err(e) = writer {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
+    }
     let handle = app.clone();
-    let pipe = stdin.clone();
-    std::thread::Builder::new()
-        .name("jumpgate-popover".into())
-        .spawn(move || serve(handle, child, generation, stdout, pipe))?;
+    let replies = tx.clone();
+    // The child moves into the thread only if it starts: otherwise it is ended here.
+    let child = Arc::new(Mutex::new(Some(child)));
+    let owned = child.clone();
+    let reader = std::thread::Builder::new()
+        .name("jumpgate-popover-out".into())
+        .spawn(move || {
+            let child = owned.lock().ok().and_then(|mut c| c.take());
+            if let Some(child) = child {
+                serve(handle, child, generation, stdout, replies);
+            }
+        });
+    if let Err(e) = reader {
+        if let Some(mut child) = child.lock().ok().and_then(|mut c| c.take()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        return Err(e);
+    }
     Ok(Running {
         generation,
-        stdin,
+        tx,
         unshown: None,
         worked: false,
+        ahead,
     })
 }
 
+/// The answer to a call, as a line the helper will read: one too long to read is refused.
+fn reply(id: u64, result: Result<Value, Value>) -> ToPopover {
+    let (ok, value) = match result {
+        Ok(v) => (true, v),
+        Err(e) => (false, e),
+    };
+    let size = serde_json::to_vec(&value).map_or(usize::MAX, |b| b.len());
+    if size > MAX_LINE - 1024 {
+        let refused = CommandError::not_available(
+            "too_large",
+            "That answer is too large for the popover: narrow the search, or export it.",
+        );
+        return ToPopover::Reply {
+            id,
+            ok: false,
+            value: serde_json::to_value(refused).unwrap_or(Value::Null),
+        };
+    }
+    ToPopover::Reply { id, ok, value }
+}
+
 /// Reads the helper's calls until it exits, runs each on the app, and answers it. When a
-/// helper that worked has gone, a show it never acknowledged opens a new one.
+/// helper that worked has gone, a show it never acknowledged opens a new one; so does a
+/// show that reached a helper started ahead that then failed, once.
 fn serve<R: Runtime>(
     app: AppHandle<R>,
     mut child: Child,
     generation: u64,
     stdout: std::process::ChildStdout,
-    stdin: Arc<Mutex<ChildStdin>>,
+    tx: mpsc::Sender<Vec<u8>>,
 ) {
-    for line in std::io::BufReader::new(stdout).lines() {
-        let Ok(line) = line else { break };
-        match serde_json::from_str::<FromPopover>(&line) {
+    let mut reader = std::io::BufReader::new(stdout);
+    loop {
+        let line = match next_line(&mut reader) {
+            Ok(Line::Text(line)) => line,
+            Ok(Line::TooLong) => {
+                tracing::warn!("the popover process wrote a line too long to read");
+                continue;
+            }
+            Ok(Line::End) => break,
+            Err(e) => {
+                tracing::warn!("cannot read the popover process: {e}");
+                let _ = child.kill();
+                break;
+            }
+        };
+        match serde_json::from_slice::<FromPopover>(&line) {
             Ok(FromPopover::Call { id, cmd, args }) => {
                 let app = app.clone();
-                let stdin = stdin.clone();
+                let tx = tx.clone();
                 tauri::async_runtime::spawn(async move {
-                    let (ok, value) = match dispatch(&app, &cmd, args).await {
-                        Ok(v) => (true, v),
-                        Err(e) => (false, e),
-                    };
-                    let _ = send(&stdin, &ToPopover::Reply { id, ok, value });
+                    let answer = dispatch(&app, &cmd, args).await;
+                    let _ = send(&tx, &reply(id, answer));
                 });
             }
-            Ok(FromPopover::Shown) => {
+            Ok(FromPopover::Shown { id }) => {
                 if let Some(Ok(mut slot)) = app.try_state::<Helper>().map(|h| h.inner().0.lock()) {
                     if let Some(running) = slot.as_mut().filter(|r| r.generation == generation) {
-                        running.unshown = None;
                         running.worked = true;
+                        if running.unshown.as_ref().is_some_and(|(u, _)| *u == id) {
+                            running.unshown = None;
+                        }
                     }
                 }
             }
-            // Not ours: a library writing to stdout. Never echoed: it could be anything.
+            // Not ours: never echoed, it could be anything.
             Err(_) => tracing::debug!("the popover process wrote a line that is not a message"),
         }
     }
+    drop(tx);
     let status = child.wait();
     tracing::info!(
         "popover closed (its process exited{})",
@@ -243,23 +370,27 @@ fn serve<R: Runtime>(
         slot.take()
     });
     let Some(ended) = ended else { return };
-    if !ended.worked {
-        if ended.unshown.is_some() {
+    let again = ended.worked || ended.ahead;
+    match ended.unshown {
+        Some(_) if !again => {
             tracing::warn!(
                 "the popover's process ended before it showed its window: see the lines above"
             );
         }
-        return;
-    }
-    let handle = app.clone();
-    let _ = app.run_on_main_thread(move || match ended.unshown {
-        Some(intent) => {
-            if let Err(e) = tray::show_popover(&handle, intent) {
-                tracing::warn!("cannot open the popover: {e}");
-            }
+        Some((_, intent)) => {
+            let handle = app.clone();
+            let _ = app.run_on_main_thread(move || {
+                if let Err(e) = tray::show_popover(&handle, intent) {
+                    tracing::warn!("cannot open the popover: {e}");
+                }
+            });
         }
-        None => start_ahead(&handle),
-    });
+        None if ended.worked => {
+            let handle = app.clone();
+            let _ = app.run_on_main_thread(move || start_ahead(&handle));
+        }
+        None => {}
+    }
 }
 
 /// Sends the app's events on to a popover in a helper process.
@@ -270,12 +401,12 @@ pub fn forward_events<R: Runtime>(app: &AppHandle<R>) {
             let Ok(payload) = serde_json::from_str::<Value>(event.payload()) else {
                 return;
             };
-            let stdin = handle
+            let tx = handle
                 .try_state::<Helper>()
-                .and_then(|h| Some(h.inner().0.lock().ok()?.as_ref()?.stdin.clone()));
-            if let Some(stdin) = stdin {
+                .and_then(|h| Some(h.inner().0.lock().ok()?.as_ref()?.tx.clone()));
+            if let Some(tx) = tx {
                 let _ = send(
-                    &stdin,
+                    &tx,
                     &ToPopover::Event {
                         name: name.to_string(),
                         payload,
@@ -410,58 +541,61 @@ pub async fn dispatch<R: Runtime>(
 // ---------------------------------------------------------------------------------------
 // The helper's side.
 
-type Pending<R> = Arc<Mutex<HashMap<u64, InvokeResolver<R>>>>;
+pub(crate) type Pending<R> = Arc<Mutex<HashMap<u64, InvokeResolver<R>>>>;
+/// Where the helper writes its lines to the app.
+pub(crate) type Out = Arc<Mutex<Box<dyn Write + Send>>>;
 
-/// The helper process: the popover's window, whose commands go to the app over stdout and
-/// whose answers and events come back on stdin. It exits when its window closes, or when
-/// the app has gone (its stdin ends).
-pub fn run_helper(context: tauri::Context<tauri::Wry>) -> std::process::ExitCode {
+/// The helper's ends of its pipes to the app. On Unix, private copies that no child
+/// inherits: fd 0 becomes /dev/null and fd 1 stderr before WebKit starts its processes,
+/// which would otherwise hold (and could write to) the app's pipe.
+#[cfg(unix)]
+fn pipes_to_the_app() -> std::io::Result<(Box<dyn Read + Send>, Box<dyn Write + Send>)> {
+    use std::os::fd::AsFd as _;
+    // `try_clone_to_owned` duplicates with close-on-exec.
+    let input = std::io::stdin().as_fd().try_clone_to_owned()?;
+    let output = std::io::stdout().as_fd().try_clone_to_owned()?;
+    let null = std::fs::File::open("/dev/null")?;
+    rustix::stdio::dup2_stdin(&null)?;
+    rustix::stdio::dup2_stdout(std::io::stderr().as_fd())?;
+    Ok((
+        Box::new(std::fs::File::from(input)),
+        Box::new(std::fs::File::from(output)),
+    ))
+}
+
+#[cfg(not(unix))]
+fn pipes_to_the_app() -> std::io::Result<(Box<dyn Read + Send>, Box<dyn Write + Send>)> {
+    Ok((Box::new(std::io::stdin()), Box::new(std::io::stdout())))
+}
+
+/// The helper process: the popover's window, whose commands go to the app and whose
+/// answers and events come back from it. It exits when its window closes, or when the app
+/// has gone (its input ends). `version` is the app's: a helper of another version (the app
+/// was upgraded while it ran) refuses to start.
+pub fn run_helper(
+    context: tauri::Context<tauri::Wry>,
+    version: Option<&str>,
+) -> std::process::ExitCode {
+    if version != Some(env!("CARGO_PKG_VERSION")) {
+        eprintln!(
+            "jumpgate-tray (popover): this is version {}, and the running app is another: quit Jumpgate and start it again",
+            env!("CARGO_PKG_VERSION")
+        );
+        return std::process::ExitCode::from(2);
+    }
     tracing::debug!("popover process: started");
+    let (input, output) = match pipes_to_the_app() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("jumpgate-tray (popover): cannot take its pipes to the app: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
     let pending: Pending<tauri::Wry> = Arc::default();
-    let next = Arc::new(AtomicU64::new(1));
-    let out = Arc::new(Mutex::new(std::io::stdout()));
-    let calls = pending.clone();
-    let writer = out.clone();
+    let out: Out = Arc::new(Mutex::new(output));
     let built = tauri::Builder::default()
         .manage(tray::Intents::default())
-        .invoke_handler(move |invoke| {
-            let cmd = invoke.message.command().to_string();
-            // Its own window's commands, answered here.
-            let app = invoke.message.webview().app_handle().clone();
-            match cmd.as_str() {
-                "close_popover" => {
-                    tray::close_popover(app);
-                    invoke.resolver.resolve(());
-                    return true;
-                }
-                "take_intent" => {
-                    invoke.resolver.resolve(tray::take_intent(app.state()));
-                    return true;
-                }
-                _ => {}
-            }
-            let InvokeBody::Json(args) = invoke.message.payload() else {
-                invoke
-                    .resolver
-                    .reject(format!("invalid args for command `{cmd}`"));
-                return true;
-            };
-            let id = next.fetch_add(1, Ordering::Relaxed);
-            let line = FromPopover::Call {
-                id,
-                cmd,
-                args: args.clone(),
-            };
-            if let Ok(mut calls) = calls.lock() {
-                calls.insert(id, invoke.resolver);
-            }
-            if write_line(&writer, &line).is_err() {
-                if let Some(resolver) = calls.lock().ok().and_then(|mut c| c.remove(&id)) {
-                    resolver.reject("Jumpgate has quit: start it again.");
-                }
-            }
-            true
-        })
+        .invoke_handler(handler(pending.clone(), out.clone()))
         .setup(move |app| {
             #[cfg(target_os = "macos")]
             app.set_activation_policy(tauri::ActivationPolicy::Accessory);
@@ -469,7 +603,7 @@ pub fn run_helper(context: tauri::Context<tauri::Wry>) -> std::process::ExitCode
             let handle = app.handle().clone();
             std::thread::Builder::new()
                 .name("jumpgate-popover-stdin".into())
-                .spawn(move || listen(handle, pending, out))?;
+                .spawn(move || listen(handle, pending, out, input))?;
             Ok(())
         })
         .build(context);
@@ -485,58 +619,128 @@ pub fn run_helper(context: tauri::Context<tauri::Wry>) -> std::process::ExitCode
     std::process::ExitCode::SUCCESS
 }
 
-fn write_line(out: &Mutex<std::io::Stdout>, message: &FromPopover) -> std::io::Result<()> {
+/// The helper's IPC handler (after Tauri's check of the window's capabilities): its own
+/// window's commands are answered here, the others become calls to the app, answered when
+/// its reply comes.
+pub(crate) fn handler<R: Runtime>(
+    pending: Pending<R>,
+    out: Out,
+) -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+    let next = AtomicU64::new(1);
+    move |invoke| {
+        let cmd = invoke.message.command().to_string();
+        let app = invoke.message.webview().app_handle().clone();
+        match cmd.as_str() {
+            "close_popover" => {
+                tray::close_popover(app);
+                invoke.resolver.resolve(());
+                return true;
+            }
+            "take_intent" => {
+                invoke.resolver.resolve(tray::take_intent(app.state()));
+                return true;
+            }
+            _ => {}
+        }
+        let InvokeBody::Json(args) = invoke.message.payload() else {
+            invoke
+                .resolver
+                .reject(format!("invalid args for command `{cmd}`"));
+            return true;
+        };
+        let id = next.fetch_add(1, Ordering::Relaxed);
+        let line = FromPopover::Call {
+            id,
+            cmd,
+            args: args.clone(),
+        };
+        if let Ok(mut calls) = pending.lock() {
+            calls.insert(id, invoke.resolver);
+        }
+        if write_line(&out, &line).is_err() {
+            if let Some(resolver) = pending.lock().ok().and_then(|mut c| c.remove(&id)) {
+                resolver.reject("Jumpgate has quit: start it again.");
+            }
+        }
+        true
+    }
+}
+
+fn write_line(out: &Mutex<Box<dyn Write + Send>>, message: &FromPopover) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(message)?;
     line.push(b'\n');
     let mut out = out
         .lock()
-        .map_err(|_| std::io::Error::other("stdout's lock is poisoned"))?;
+        .map_err(|_| std::io::Error::other("the pipe's lock is poisoned"))?;
     out.write_all(&line)?;
     out.flush()
 }
 
-/// Reads the app's messages until its pipe ends, then closes the popover.
-fn listen<R: Runtime>(app: AppHandle<R>, pending: Pending<R>, out: Arc<Mutex<std::io::Stdout>>) {
-    let opened = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        let Ok(message) = serde_json::from_str::<ToPopover>(&line) else {
-            tracing::warn!("the popover got a line from the app that is not a message");
-            continue;
-        };
-        match message {
-            ToPopover::Reply { id, ok, value } => {
-                if let Some(resolver) = pending.lock().ok().and_then(|mut p| p.remove(&id)) {
-                    if ok {
-                        resolver.resolve(value);
-                    } else {
-                        resolver.reject(value);
-                    }
+/// What the helper does with a message from the app. `opened`: it has made its window.
+pub(crate) fn on_message<R: Runtime>(
+    app: &AppHandle<R>,
+    pending: &Pending<R>,
+    out: &Out,
+    opened: &Arc<std::sync::atomic::AtomicBool>,
+    message: ToPopover,
+) {
+    match message {
+        ToPopover::Reply { id, ok, value } => {
+            if let Some(resolver) = pending.lock().ok().and_then(|mut p| p.remove(&id)) {
+                if ok {
+                    resolver.resolve(value);
+                } else {
+                    resolver.reject(value);
                 }
             }
-            ToPopover::Event { name, payload } => {
-                let _ = app.emit_to(tray::POPOVER, &name, payload);
-            }
-            ToPopover::Show { intent } => {
-                let handle = app.clone();
-                let out = out.clone();
-                let opened = opened.clone();
-                let _ = app.run_on_main_thread(move || {
-                    // The first show makes the window. Once it has closed, the process is
-                    // ending and shows nothing more: the app starts a new one.
-                    let window = handle.get_webview_window(tray::POPOVER).is_some();
-                    if window == opened.load(Ordering::Relaxed) {
-                        match tray::show_window(&handle, intent) {
-                            Ok(()) => {
-                                opened.store(true, Ordering::Relaxed);
-                                tracing::debug!("popover process: shown");
-                                let _ = write_line(&out, &FromPopover::Shown);
-                            }
-                            Err(e) => tracing::warn!("cannot open the popover: {e}"),
+        }
+        ToPopover::Event { name, payload } => {
+            let _ = app.emit_to(tray::POPOVER, &name, payload);
+        }
+        ToPopover::Show { id, intent } => {
+            let handle = app.clone();
+            let out = out.clone();
+            let opened = opened.clone();
+            let _ = app.run_on_main_thread(move || {
+                // The first show makes the window. Once it has closed, the process is
+                // ending and shows nothing more: the app starts a new one.
+                let window = handle.get_webview_window(tray::POPOVER).is_some();
+                if window == opened.load(Ordering::Relaxed) {
+                    match tray::show_window(&handle, intent) {
+                        Ok(()) => {
+                            opened.store(true, Ordering::Relaxed);
+                            tracing::debug!("popover process: shown");
+                            let _ = write_line(&out, &FromPopover::Shown { id });
                         }
+                        Err(e) => tracing::warn!("cannot open the popover: {e}"),
                     }
-                });
+                }
+            });
+        }
+    }
+}
+
+/// Reads the app's messages until its pipe ends, then closes the popover.
+fn listen<R: Runtime>(
+    app: AppHandle<R>,
+    pending: Pending<R>,
+    out: Out,
+    input: Box<dyn Read + Send>,
+) {
+    let opened = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut reader = std::io::BufReader::new(input);
+    loop {
+        let line = match next_line(&mut reader) {
+            Ok(Line::Text(line)) => line,
+            Ok(Line::TooLong) => {
+                tracing::warn!("the popover got a line from the app too long to read");
+                continue;
             }
+            Ok(Line::End) | Err(_) => break,
+        };
+        match serde_json::from_slice::<ToPopover>(&line) {
+            Ok(message) => on_message(&app, &pending, &out, &opened, message),
+            Err(_) => tracing::warn!("the popover got a line from the app that is not a message"),
         }
     }
     // The app has gone: nothing could answer the popover any more.
@@ -562,11 +766,54 @@ mod tests {
         .expect("json");
         assert!(!reply.contains('\n'), "{reply}");
         let show = serde_json::to_string(&ToPopover::Show {
+            id: 3,
             intent: Intent::view("approvals"),
         })
         .expect("json");
         let back: ToPopover = serde_json::from_str(&show).expect("a show");
-        assert!(matches!(back, ToPopover::Show { intent } if intent.view == "approvals"));
+        assert!(matches!(back, ToPopover::Show { id: 3, intent } if intent.view == "approvals"));
+    }
+
+    #[test]
+    fn lines_are_read_whole_up_to_a_limit_and_longer_ones_skipped() {
+        let long = "x".repeat(MAX_LINE + 10);
+        let text = format!("one\n{long}\n\u{fffd}-bytes\nlast");
+        let mut bytes = text.into_bytes();
+        // Not UTF-8: read as bytes, never the end of the pipe.
+        bytes[MAX_LINE + 17] = 0xff;
+        let mut reader = std::io::BufReader::new(&bytes[..]);
+        let mut seen = Vec::new();
+        loop {
+            match next_line(&mut reader).expect("read") {
+                Line::Text(t) => seen.push(String::from_utf8_lossy(&t).len()),
+                Line::TooLong => seen.push(usize::MAX),
+                Line::End => break,
+            }
+        }
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert_eq!(seen[0], 3);
+        assert_eq!(seen[1], usize::MAX);
+        assert_eq!(seen[3], 4);
+    }
+
+    #[test]
+    fn an_answer_too_large_to_read_is_refused_before_it_is_sent() {
+        let big = Value::String("x".repeat(MAX_LINE));
+        match reply(4, Ok(big)) {
+            ToPopover::Reply { id, ok, value } => {
+                assert_eq!((id, ok), (4, false));
+                assert_eq!(value["data"]["code"], "too_large", "{value}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            reply(5, Ok(Value::Bool(true))),
+            ToPopover::Reply {
+                id: 5,
+                ok: true,
+                ..
+            }
+        ));
     }
 
     #[test]

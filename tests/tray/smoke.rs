@@ -384,6 +384,11 @@ fn closing_the_popover_ends_its_process_and_keeps_the_app_running() {
             );
         }
         assert!(webkit(&open) >= 1, "no web process while open: {open:?}");
+        let webkit_pids: Vec<u32> = open
+            .iter()
+            .filter(|(_, c)| c.starts_with("WebKit"))
+            .map(|(p, _)| *p)
+            .collect();
         // Escape until it closes: a key pressed as the window maps can miss it.
         let deadline = Instant::now() + Duration::from_secs(20);
         while running
@@ -430,12 +435,45 @@ fn closing_the_popover_ends_its_process_and_keeps_the_app_running() {
         assert_eq!(
             webkit(&closed),
             0,
-            "WebKit outlived the popover: {closed:?}"
+            "WebKit under the app after closing: {closed:?}"
         );
+        // Nor anywhere else (a process whose parent ended is adopted by init).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = webkit_pids
+            .iter()
+            .find(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "WebKit process {left} outlived the popover"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         waiting = helpers(&closed).first().copied();
     }
     let log = running.log();
     assert!(!log.contains("popover got a line"), "{log}");
+    assert!(!log.contains("not a message"), "{log}");
+
+    // Quitting the app ends the helper waiting for the next show.
+    let waiting = waiting.expect("a helper waits");
+    let _ = Command::new("kill")
+        .args(["-TERM", &app.to_string()])
+        .status();
+    let _ = running.app.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{waiting}")).exists() {
+        let state = std::fs::read_to_string(format!("/proc/{waiting}/stat")).unwrap_or_default();
+        // A zombie that init has not reaped yet has ended.
+        if state.split_whitespace().nth(2) == Some("Z") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the helper outlived the app: {state}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Without a configuration the app opens its first-run form and stays up (no tray icon
