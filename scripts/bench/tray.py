@@ -32,9 +32,15 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-TRAY = os.path.join(TARGET, "debug", "jumpgate-tray")
-SIM = os.path.join(TARGET, "debug", "jumpgate-sim")
-CLI = os.path.join(TARGET, "debug", "jumpgate")
+TRAY = SIM = CLI = None
+
+
+def use_profile(profile):
+    """Points the benchmark at the binaries of a cargo profile."""
+    global TRAY, SIM, CLI
+    TRAY = os.path.join(TARGET, profile, "jumpgate-tray")
+    SIM = os.path.join(TARGET, profile, "jumpgate-sim")
+    CLI = os.path.join(TARGET, profile, "jumpgate")
 
 
 def pss_kb(pid):
@@ -253,7 +259,10 @@ def main():
     p.add_argument("--trials", type=int, default=11)
     p.add_argument("--idle-seconds", type=int, default=60)
     p.add_argument("--only", choices=["launch", "memory", "popover", "cpu"])
+    p.add_argument("--profile", choices=["debug", "release"], default="debug")
     args = p.parse_args()
+    use_profile(args.profile)
+    print(f"{args.profile} build")
     run = lambda part: args.only in (None, part)
 
     if run("popover"):

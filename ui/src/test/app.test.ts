@@ -65,6 +65,20 @@ function cardNames(): string[] {
 }
 
 describe("the popover", () => {
+  it("keeps a state the app sent while the first one was on its way", async () => {
+    let answer: ((s: AppState) => void) | undefined;
+    backend((cmd) => (cmd === "app_state" ? new Promise<AppState>((r) => (answer = r)) : null));
+    render(App);
+    await waitFor(() => expect(answer).toBeDefined());
+    // The page listens for states by now (its calls go side by side).
+    await new Promise((r) => setTimeout(r, 0));
+    await emit("state", { ...alice, now: "2026-11-27T12:00:05Z" });
+    answer!({ ...signedOut, now: "2026-11-27T12:00:00Z" });
+    // Once the older answer has been handled, the newer state is still shown.
+    await waitFor(() => expect(document.querySelector("main")?.getAttribute("aria-busy")).toBe("false"));
+    expect(screen.getByText("Signed in as alice@contoso.example")).toBeTruthy();
+  });
+
   it("offers the demo users and signs the picked one in", async () => {
     const calls = backend((cmd) => {
       if (cmd === "app_state") return signedOut;
