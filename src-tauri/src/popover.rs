@@ -66,6 +66,8 @@ pub enum FromPopover {
     Call { id: u64, cmd: String, args: Value },
     /// The [`ToPopover::Show`] with this id reached a window.
     Shown { id: u64 },
+    /// Its window has closed: the app ends the process (see [`run_helper`]).
+    Closed,
 }
 
 /// Whether the popover runs in the app's own process.
@@ -317,6 +319,8 @@ fn serve<R: Runtime>(
     tx: mpsc::Sender<Vec<u8>>,
 ) {
     let mut reader = std::io::BufReader::new(stdout);
+    // Whether the app ended it, once its window had closed.
+    let mut ended = false;
     loop {
         let line = match next_line(&mut reader) {
             Ok(Line::Text(line)) => line,
@@ -336,7 +340,13 @@ fn serve<R: Runtime>(
                 let app = app.clone();
                 let tx = tx.clone();
                 tauri::async_runtime::spawn(async move {
+                    let started = std::time::Instant::now();
                     let answer = dispatch(&app, &cmd, args).await;
+                    tracing::debug!(
+                        "popover call {} answered in {:.1} ms",
+                        jumpgate_core::text::log(&cmd),
+                        started.elapsed().as_secs_f64() * 1000.0
+                    );
                     let _ = send(&tx, &reply(id, answer));
                 });
             }
@@ -350,6 +360,10 @@ fn serve<R: Runtime>(
                     }
                 }
             }
+            Ok(FromPopover::Closed) => {
+                ended = true;
+                let _ = child.kill();
+            }
             // Not ours: never echoed, it could be anything.
             Err(_) => tracing::debug!("the popover process wrote a line that is not a message"),
         }
@@ -359,7 +373,7 @@ fn serve<R: Runtime>(
     tracing::info!(
         "popover closed (its process exited{})",
         match status {
-            Ok(s) if !s.success() => format!(", {s}"),
+            Ok(s) if !s.success() && !ended => format!(", {s}"),
             Err(e) => format!(", {e}"),
             Ok(_) => String::new(),
         }
@@ -593,6 +607,7 @@ pub fn run_helper(
     };
     let pending: Pending<tauri::Wry> = Arc::default();
     let out: Out = Arc::new(Mutex::new(output));
+    let closing = out.clone();
     let built = tauri::Builder::default()
         .manage(tray::Intents::default())
         .invoke_handler(handler(pending.clone(), out.clone()))
@@ -614,8 +629,22 @@ pub fn run_helper(
             return std::process::ExitCode::from(1);
         }
     };
-    // Its last window closed: the process ends, and WebKit with it.
-    app.run(|_, _| {});
+    // Its window closed: the app ends the process, and WebKit with it. Not an exit of its
+    // own: the library teardown an exit runs races the thread tao keeps reading the X
+    // server's raw key events (the Escape that closed it, say), which crashed it.
+    app.run(move |handle, event| {
+        if let tauri::RunEvent::ExitRequested {
+            code: None, api, ..
+        } = event
+        {
+            if write_line(&closing, &FromPopover::Closed).is_ok() {
+                api.prevent_exit();
+            } else {
+                // No app to end it: it ends itself.
+                handle.exit(0);
+            }
+        }
+    });
     std::process::ExitCode::SUCCESS
 }
 
