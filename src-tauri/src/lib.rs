@@ -125,6 +125,14 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A broken configuration is said before any window system starts: an exit from inside
+    // the event loop races the thread tao keeps reading the X server's raw key events.
+    if firstrun::FirstRun::from_env(&options).is_none() && !options.demo {
+        if let Err(e) = config::load_from_env(options.config.as_deref()) {
+            eprintln!("jumpgate-tray: {e}");
+            return ExitCode::from(2);
+        }
+    }
     jumpgate_azure::init_tls();
     let app = match build(options).build(context()) {
         Ok(app) => app,

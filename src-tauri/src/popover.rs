@@ -4,11 +4,12 @@
 //! that made a webview lives (tauri#14626): a tray app that once showed its popover in
 //! process stays about 75 MB heavier for the rest of the day. So the app (the engine, the
 //! watcher, the tray icon and notifications) never makes a webview. The popover is the same
-//! binary started with [`ARG`]: a Tauri app with one window and no engine, which exits when
-//! its window closes, taking WebKit with it.
+//! binary started with [`ARG`]: a Tauri app with one window and no engine, which the app
+//! ends when its window closes, taking WebKit with it.
 //!
 //! The two speak JSON, one object per line, over the helper's stdin and stdout: pipes only
-//! the two of them hold, on every platform, and closed by the system when either ends. The
+//! the two of them hold (the helper keeps them from the processes WebKit starts), closed by
+//! the system when either ends. The
 //! helper's IPC handler sends each command the popover invokes to the app ([`FromPopover::Call`]),
 //! which runs it as it would for a webview of its own ([`dispatch`]) and answers
 //! ([`ToPopover::Reply`]); the app's events (`state`, `engine`, `watch`) follow as
