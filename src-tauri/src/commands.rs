@@ -247,14 +247,23 @@ impl CommandError {
         })
     }
 
-    fn invalid(code: &str, message: impl Into<String>) -> CommandError {
+    pub(crate) fn invalid(code: &str, message: impl Into<String>) -> CommandError {
         CommandError::Invalid(Detail {
             code: code.into(),
             message: message.into(),
         })
     }
 
-    fn other(code: &str, message: impl Into<String>) -> CommandError {
+    /// The refusal of anything that needs the engine before the first run has set it up,
+    /// on which the popover shows its first-run form.
+    pub(crate) fn first_run() -> CommandError {
+        CommandError::not_available(
+            "first_run",
+            "Jumpgate is not set up yet: enter your work email to find your organisation.",
+        )
+    }
+
+    pub(crate) fn other(code: &str, message: impl Into<String>) -> CommandError {
         CommandError::Other(Detail {
             code: code.into(),
             message: message.into(),
@@ -583,10 +592,7 @@ pub async fn app_state<R: Runtime>(app: AppHandle<R>) -> CommandResult<AppState>
                     .0,
             )
         }
-        None => Err(CommandError::not_available(
-            "first_run",
-            "Jumpgate is not set up yet: enter your work email to find your organisation.",
-        )),
+        None => Err(CommandError::first_run()),
     }
 }
 
@@ -986,10 +992,9 @@ pub async fn remember_target(
         .await
         .map_err(|e| CommandError::other("engine_stopped", format!("the engine stopped: {e}")))?
         .map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidInput => CommandError::Invalid(Detail {
-                code: "bad_vm".into(),
-                message: format!("Not remembered: {e}."),
-            }),
+            std::io::ErrorKind::InvalidInput => {
+                CommandError::invalid("bad_vm", format!("Not remembered: {e}."))
+            }
             _ => CommandError::other(
                 "state",
                 format!(

@@ -704,7 +704,8 @@ mod ipc_tests {
                 .map(|b| timeless(b.deserialize::<serde_json::Value>().expect("json")));
             let other =
                 tauri::async_runtime::block_on(popover::dispatch(&handle, name, body.clone()))
-                    .map(timeless);
+                    .map(timeless)
+                    .map_err(|e| serde_json::to_value(e).expect("json"));
             assert_eq!(own, other, "{name} {body}");
         }
         // An export is a new file each time (never over another): the same contents.
@@ -741,6 +742,10 @@ mod ipc_tests {
         ))
         .expect_err("not a command");
         assert!(unknown.to_string().contains("not found"), "{unknown}");
+        assert!(
+            matches!(unknown, commands::CommandError::NotAvailable(_)),
+            "a kind the page can switch on: {unknown:?}"
+        );
     }
 
     /// The helper's IPC handler, on the app's capabilities: another window is refused before

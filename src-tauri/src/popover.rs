@@ -289,10 +289,10 @@ fn start<R: Runtime>(app: &AppHandle<R>, ahead: bool) -> std::io::Result<Running
 }
 
 /// The answer to a call, as a line the helper will read: one too long to read is refused.
-fn reply(id: u64, result: Result<Value, Value>) -> ToPopover {
+fn reply(id: u64, result: Result<Value, CommandError>) -> ToPopover {
     let (ok, value) = match result {
         Ok(v) => (true, v),
-        Err(e) => (false, e),
+        Err(e) => (false, serde_json::to_value(e).unwrap_or(Value::Null)),
     };
     let size = serde_json::to_vec(&value).map_or(usize::MAX, |b| b.len());
     if size > MAX_LINE - 1024 {
@@ -435,26 +435,27 @@ pub fn forward_events<R: Runtime>(app: &AppHandle<R>) {
 /// Reads one argument of a command, by the name the page sends it under (camelCase, as
 /// Tauri's own handler reads it). A missing key reads as `null`, which only an optional
 /// argument accepts.
-fn arg<T: serde::de::DeserializeOwned>(args: &Value, cmd: &str, key: &str) -> Result<T, Value> {
-    T::deserialize(args.get(key).unwrap_or(&Value::Null))
-        .map_err(|e| Value::String(format!("invalid args `{key}` for command `{cmd}`: {e}")))
-}
-
-fn answer<T: Serialize>(result: Result<T, CommandError>) -> Result<Value, Value> {
-    match result {
-        Ok(v) => serde_json::to_value(v).map_err(|e| Value::String(e.to_string())),
-        Err(e) => Err(serde_json::to_value(e).unwrap_or(Value::Null)),
-    }
-}
-
-fn ctx<R: Runtime>(app: &AppHandle<R>) -> Result<tauri::State<'_, AppCtx>, Value> {
-    app.try_state::<AppCtx>().ok_or_else(|| {
-        serde_json::to_value(CommandError::not_available(
-            "first_run",
-            "Jumpgate is not set up yet: enter your work email to find your organisation.",
-        ))
-        .unwrap_or(Value::Null)
+fn arg<T: serde::de::DeserializeOwned>(
+    args: &Value,
+    cmd: &str,
+    key: &str,
+) -> Result<T, CommandError> {
+    T::deserialize(args.get(key).unwrap_or(&Value::Null)).map_err(|e| {
+        CommandError::invalid(
+            "bad_args",
+            format!("invalid args `{key}` for command `{cmd}`: {e}"),
+        )
     })
+}
+
+fn answer<T: Serialize>(result: Result<T, CommandError>) -> Result<Value, CommandError> {
+    serde_json::to_value(result?)
+        .map_err(|e| CommandError::other("bad_answer", format!("cannot send the answer: {e}")))
+}
+
+fn ctx<R: Runtime>(app: &AppHandle<R>) -> Result<tauri::State<'_, AppCtx>, CommandError> {
+    app.try_state::<AppCtx>()
+        .ok_or_else(CommandError::first_run)
 }
 
 /// Runs a command of [`crate::commands::NAMES`] for a popover in a helper process, as the
@@ -464,7 +465,7 @@ pub async fn dispatch<R: Runtime>(
     app: &AppHandle<R>,
     cmd: &str,
     args: Value,
-) -> Result<Value, Value> {
+) -> Result<Value, CommandError> {
     let a = &args;
     match cmd {
         "app_state" => answer(commands::app_state(app.clone()).await),
@@ -549,7 +550,10 @@ pub async fn dispatch<R: Runtime>(
             )
             .await,
         ),
-        _ => Err(Value::String(format!("command {cmd} not found"))),
+        _ => Err(CommandError::not_available(
+            "unknown_command",
+            format!("command {cmd} not found"),
+        )),
     }
 }
 
@@ -673,9 +677,10 @@ pub(crate) fn handler<R: Runtime>(
             _ => {}
         }
         let InvokeBody::Json(args) = invoke.message.payload() else {
-            invoke
-                .resolver
-                .reject(format!("invalid args for command `{cmd}`"));
+            invoke.resolver.reject(CommandError::invalid(
+                "bad_args",
+                format!("invalid args for command `{cmd}`: not JSON"),
+            ));
             return true;
         };
         let id = next.fetch_add(1, Ordering::Relaxed);
@@ -689,7 +694,10 @@ pub(crate) fn handler<R: Runtime>(
         }
         if write_line(&out, &line).is_err() {
             if let Some(resolver) = pending.lock().ok().and_then(|mut c| c.remove(&id)) {
-                resolver.reject("Jumpgate has quit: start it again.");
+                resolver.reject(CommandError::not_available(
+                    "app_gone",
+                    "Jumpgate has quit: start it again.",
+                ));
             }
         }
         true
@@ -855,10 +863,11 @@ mod tests {
         );
         assert_eq!(arg::<Option<u16>>(&args, "diagnose", "vm").ok(), Some(None));
         let missing = arg::<String>(&args, "sign_in_demo", "upn").expect_err("missing");
+        assert!(matches!(&missing, CommandError::Invalid(d) if d.code == "bad_args"));
         assert!(
             missing
-                .as_str()
-                .is_some_and(|m| m.contains("invalid args `upn` for command `sign_in_demo`")),
+                .to_string()
+                .contains("invalid args `upn` for command `sign_in_demo`"),
             "{missing}"
         );
     }
