@@ -553,18 +553,9 @@ impl Prefetch {
         }
     }
 
-    /// Whether a state read ahead was there to take (and takes it).
-    #[cfg(test)]
-    pub async fn take_for_test<R: Runtime>(app: &AppHandle<R>) -> bool {
-        match app.try_state::<Prefetch>() {
-            Some(p) => p.take().await.is_some(),
-            None => false,
-        }
-    }
-
     /// The state read since the popover was last asked for, once; `None` when there is
     /// none, or it is too old to show.
-    async fn take(&self) -> Option<AppState> {
+    pub(crate) async fn take(&self) -> Option<AppState> {
         let (at, mut rx) = self.0.lock().ok()?.take()?;
         if at.elapsed() > Self::FRESH {
             return None;

@@ -855,20 +855,14 @@ mod ipc_tests {
             .build(tauri::generate_context!())
             .expect("app");
         let handle = app.handle().clone();
+        let taken =
+            || tauri::async_runtime::block_on(app.state::<commands::Prefetch>().take()).is_some();
         commands::Prefetch::start(&handle);
-        assert!(tauri::async_runtime::block_on(
-            commands::Prefetch::take_for_test(&handle)
-        ));
-        assert!(
-            !tauri::async_runtime::block_on(commands::Prefetch::take_for_test(&handle)),
-            "taken once"
-        );
+        assert!(taken());
+        assert!(!taken(), "taken once");
         commands::Prefetch::start(&handle);
         tauri::async_runtime::block_on(tray::refresh(&handle)).expect("refreshed");
-        assert!(
-            !tauri::async_runtime::block_on(commands::Prefetch::take_for_test(&handle)),
-            "forgotten at the refresh"
-        );
+        assert!(!taken(), "forgotten at the refresh");
     }
 
     /// Signed in against a real (in-process) simulator, every command the popover reads

@@ -71,13 +71,33 @@ pub enum FromPopover {
     Closed,
 }
 
+/// How the popover runs (`JUMPGATE_POPOVER`; see README, Measurements).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// In a helper process; once used, the next one starts ahead (the default).
+    Ahead,
+    /// In a helper process started when asked (`on-demand`).
+    OnDemand,
+    /// In the app's process, destroyed on close (`destroy`).
+    Destroy,
+    /// In the app's process, hidden on close (`hide`): it reopens at once, and its web
+    /// process stays.
+    Hide,
+}
+
+pub fn mode() -> Mode {
+    match std::env::var("JUMPGATE_POPOVER").as_deref() {
+        Ok("on-demand") => Mode::OnDemand,
+        Ok("destroy") => Mode::Destroy,
+        Ok("hide") => Mode::Hide,
+        _ => Mode::Ahead,
+    }
+}
+
 /// Whether the popover runs in the app's own process.
 pub fn in_process<R: Runtime>(app: &AppHandle<R>) -> bool {
     tray::automation()
-        || matches!(
-            std::env::var("JUMPGATE_POPOVER").as_deref(),
-            Ok("hide" | "destroy")
-        )
+        || matches!(mode(), Mode::Destroy | Mode::Hide)
         || crate::firstrun::pending(app)
         || app.get_webview_window(tray::POPOVER).is_some()
 }
@@ -146,14 +166,6 @@ fn next_line(reader: &mut impl BufRead) -> std::io::Result<Line> {
     }
 }
 
-/// Whether, once the popover has been used, a helper waits started ahead for the next
-/// time it opens: it opens faster by what starting a process costs, and holds that idle
-/// process meanwhile (see README, Measurements). `JUMPGATE_POPOVER=on-demand` starts one
-/// only when asked.
-fn prestart() -> bool {
-    std::env::var("JUMPGATE_POPOVER").as_deref() != Ok("on-demand")
-}
-
 /// Queues a message for the helper; an error when it has stopped reading (it is exiting).
 fn send(tx: &mpsc::Sender<Vec<u8>>, message: &ToPopover) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(message)?;
@@ -194,9 +206,11 @@ pub fn show<R: Runtime>(app: &AppHandle<R>, intent: Intent) -> std::io::Result<(
     Ok(())
 }
 
-/// Starts a helper ahead of the next show, unless that is turned off or one runs.
+/// Starts a helper ahead of the next show, unless that is turned off or one runs: the
+/// popover then opens faster by what starting a process costs, and the idle helper is held
+/// meanwhile.
 pub fn start_ahead<R: Runtime>(app: &AppHandle<R>) {
-    if !prestart() || in_process(app) {
+    if mode() != Mode::Ahead || in_process(app) {
         return;
     }
     let Some(helper) = app.try_state::<Helper>() else {

@@ -40,14 +40,15 @@ pub fn plausible(id: &str) -> bool {
 
 impl Remembered {
     fn cleaned(mut self) -> Remembered {
-        let mut seen = std::collections::HashSet::new();
-        self.favourites
-            .retain(|v| plausible(v) && seen.insert(v.to_ascii_lowercase()));
+        /// Plausible ids only, each once (ARM ids compare without case).
+        fn once_each(list: &mut Vec<String>) {
+            let mut seen = std::collections::HashSet::new();
+            list.retain(|v| plausible(v) && seen.insert(v.to_ascii_lowercase()));
+        }
+        once_each(&mut self.favourites);
         let excess = self.favourites.len().saturating_sub(MAX_FAVOURITES);
         self.favourites.drain(..excess);
-        let mut seen = std::collections::HashSet::new();
-        self.recent
-            .retain(|v| plausible(v) && seen.insert(v.to_ascii_lowercase()));
+        once_each(&mut self.recent);
         self.recent.truncate(KEEP_RECENT);
         self
     }

@@ -115,12 +115,6 @@ pub fn close_popover<R: Runtime>(app: AppHandle<R>) {
     close(&app);
 }
 
-/// Whether a closed popover is kept hidden (`JUMPGATE_POPOVER=hide`: it reopens faster but
-/// its web process stays, 100 MB and more) rather than destroyed (the default).
-fn keep_hidden() -> bool {
-    std::env::var("JUMPGATE_POPOVER").as_deref() == Ok("hide")
-}
-
 fn close<R: Runtime>(app: &AppHandle<R>) {
     let Some(w) = app.get_webview_window(POPOVER) else {
         return;
@@ -129,16 +123,13 @@ fn close<R: Runtime>(app: &AppHandle<R>) {
         // Hiding it took the focus away: already closed.
         return;
     }
-    let hide = keep_hidden() || automation();
+    // Kept hidden under WebDriver, whose session holds the webview.
+    let hide = crate::popover::mode() == crate::popover::Mode::Hide || automation();
     let done = if hide { w.hide() } else { w.destroy() };
     match done {
         Ok(()) => tracing::info!(
             "popover closed ({})",
-            if keep_hidden() || automation() {
-                "hidden"
-            } else {
-                "destroyed"
-            }
+            if hide { "hidden" } else { "destroyed" }
         ),
         Err(e) => tracing::warn!("cannot close the popover: {e}"),
     }
