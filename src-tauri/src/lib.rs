@@ -125,16 +125,22 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // A broken configuration is said before any window system starts: an exit from inside
-    // the event loop races the thread tao keeps reading the X server's raw key events.
-    if firstrun::FirstRun::from_env(&options).is_none() && !options.demo {
-        if let Err(e) = config::load_from_env(options.config.as_deref()) {
-            eprintln!("jumpgate-tray: {e}");
-            return ExitCode::from(2);
-        }
-    }
+    // The configuration is read, and a broken one said, before any window system starts:
+    // an exit from inside the event loop races the thread tao keeps reading the X server's
+    // raw key events.
+    let first = firstrun::FirstRun::from_env(&options);
+    let config = match (&first, options.demo) {
+        (None, false) => match config::load_from_env(options.config.as_deref()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("jumpgate-tray: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     jumpgate_azure::init_tls();
-    let app = match build(options).build(context()) {
+    let app = match build(options, first, config).build(context()) {
         Ok(app) => app,
         Err(e) => {
             eprintln!("jumpgate-tray: {e}");
@@ -154,8 +160,12 @@ pub fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The engine, on the configuration found as the CLI finds it, or on the embedded simulator.
-pub async fn start(options: &Options) -> Result<AppCtx, StartError> {
+/// The engine, on `config` (read by the caller), on the configuration found as the CLI
+/// finds it, or on the embedded simulator.
+pub async fn start(
+    options: &Options,
+    config: Option<config::Config>,
+) -> Result<AppCtx, StartError> {
     #[cfg(feature = "demo")]
     if options.demo {
         let data = dirs::data_local_dir()
@@ -174,7 +184,10 @@ pub async fn start(options: &Options) -> Result<AppCtx, StartError> {
             demo: Some(demo),
         });
     }
-    let config = config::load_from_env(options.config.as_deref())?;
+    let config = match config {
+        Some(c) => c,
+        None => config::load_from_env(options.config.as_deref())?,
+    };
     Ok(AppCtx {
         engine: Arc::new(Engine::new(config)?),
         demo: None,
@@ -183,7 +196,12 @@ pub async fn start(options: &Options) -> Result<AppCtx, StartError> {
 
 /// The Tauri app: one instance (a second launch hands its arguments to the first and exits,
 /// before anything of its own starts), then the engine, the tray and the watcher.
-pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
+/// `first`: the first run to set up instead; `config`: the configuration `main` read.
+pub fn build(
+    options: Options,
+    first: Option<firstrun::FirstRun>,
+    config: Option<config::Config>,
+) -> tauri::Builder<tauri::Wry> {
     // Started at login, the app starts as it was started now: the demo stays the demo.
     let at_login = options.demo.then(|| vec!["--demo"]);
     tauri::Builder::default()
@@ -226,7 +244,7 @@ pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
                     Ok(false) => {}
                     Err(e) => tracing::warn!("jumpgate:// links are not registered: {e}"),
                 });
-            if let Some(first) = firstrun::FirstRun::from_env(&options) {
+            if let Some(first) = first {
                 // Nothing to start the engine on yet: the popover asks for a work email, and
                 // the engine, tray and watcher start once the configuration is written.
                 tracing::info!(
@@ -240,7 +258,7 @@ pub fn build(options: Options) -> tauri::Builder<tauri::Wry> {
                 return Ok(());
             }
             // Tauri turns a setup error into a panic: say what is wrong and exit instead.
-            let ctx = match tauri::async_runtime::block_on(start(&options)) {
+            let ctx = match tauri::async_runtime::block_on(start(&options, config)) {
                 Ok(ctx) => ctx,
                 Err(e) => {
                     eprintln!("jumpgate-tray: {e}");
@@ -392,11 +410,14 @@ mod ipc_tests {
             ),
         )
         .expect("config");
-        tauri::async_runtime::block_on(start(&Options {
-            demo: false,
-            config: Some(config),
-            link: None,
-        }))
+        tauri::async_runtime::block_on(start(
+            &Options {
+                demo: false,
+                config: Some(config),
+                link: None,
+            },
+            None,
+        ))
         .expect("engine")
     }
 
@@ -886,11 +907,14 @@ mod ipc_tests {
             ),
         )
         .expect("config");
-        let ctx = tauri::async_runtime::block_on(start(&Options {
-            demo: false,
-            config: Some(config),
-            link: None,
-        }))
+        let ctx = tauri::async_runtime::block_on(start(
+            &Options {
+                demo: false,
+                config: Some(config),
+                link: None,
+            },
+            None,
+        ))
         .expect("engine");
         let engine = ctx.engine.clone();
         let tokens = tauri::async_runtime::block_on(async {
