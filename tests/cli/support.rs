@@ -443,6 +443,7 @@ impl User {
             child,
             rx,
             seen: Vec::new(),
+            taken: std::collections::BTreeMap::new(),
             progress,
             said: Vec::new(),
         }
@@ -454,20 +455,27 @@ pub struct Watching {
     pub child: Child,
     rx: std::sync::mpsc::Receiver<Value>,
     pub seen: Vec<Value>,
+    /// How many events of each name `expect` has handed out.
+    taken: std::collections::BTreeMap<String, usize>,
     progress: std::sync::mpsc::Receiver<String>,
     /// Every progress line printed on stderr so far (gathered by `expect_said` and `said_so`).
     pub said: Vec<String>,
 }
 
 impl Watching {
-    /// Waits for the next event named `name`, keeping every event printed meanwhile.
+    /// Waits for the next event named `name` that no earlier `expect` has handed out,
+    /// keeping every event printed meanwhile. Counting what was handed out, rather than
+    /// what happened to be read before the call, keeps two events printed together
+    /// from being taken as one.
     pub fn expect(&mut self, name: &str, limit: Duration) -> Value {
         let start = Instant::now();
-        let already = self.seen.iter().filter(|e| e["event"] == name).count();
+        let already = self.taken.get(name).copied().unwrap_or(0);
         loop {
             self.drain();
             if let Some(e) = self.seen.iter().filter(|e| e["event"] == name).nth(already) {
-                return e.clone();
+                let e = e.clone();
+                self.taken.insert(name.to_owned(), already + 1);
+                return e;
             }
             let left = limit
                 .checked_sub(start.elapsed())
