@@ -20,11 +20,12 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # package. openssh-server, xrdp and openssl: tests/cli/servers.rs puts a real sshd and a real
 # xrdp behind the simulator's JIT gate, each started by the test from a throwaway folder on a
 # port of its own (never as a system service), with a throwaway key and certificate.
+# iproute2 (ss): the smoke test counts the app's connections to the X server.
 APT_PACKAGES=(build-essential pkg-config ca-certificates dbus dbus-daemon dbus-x11 gnome-keyring libsecret-tools
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev file libdbus-1-dev
   xvfb x11-utils xauth fonts-dejavu-core dunst
   webkit2gtk-driver trayer xdotool freerdp2-x11 openssh-client faketime xdg-utils desktop-file-utils
-  openssh-server xrdp openssl)
+  openssh-server xrdp openssl iproute2)
 
 say() { printf '==> %s\n' "$*"; }
 

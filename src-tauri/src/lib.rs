@@ -126,8 +126,7 @@ pub fn main() -> ExitCode {
         }
     };
     // The configuration is read, and a broken one said, before any window system starts:
-    // an exit from inside the event loop races the thread tao keeps reading the X server's
-    // raw key events.
+    // it needs none, and a desktop session that is not there yet cannot hide the message.
     let first = firstrun::FirstRun::from_env(&options);
     let config = match (&first, options.demo) {
         (None, false) => match config::load_from_env(options.config.as_deref()) {

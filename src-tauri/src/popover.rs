@@ -648,9 +648,8 @@ pub fn run_helper(
             return std::process::ExitCode::from(1);
         }
     };
-    // Its window closed: the app ends the process, and WebKit with it. Not an exit of its
-    // own: the library teardown an exit runs races the thread tao keeps reading the X
-    // server's raw key events (the Escape that closed it, say), which crashed it.
+    // Its window closed: it says so, and the app ends the process, and WebKit with it, at
+    // once: there is nothing left to save here, so there is no teardown to wait for.
     app.run(move |handle, event| {
         if let tauri::RunEvent::ExitRequested {
             code: None, api, ..

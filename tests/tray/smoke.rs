@@ -186,12 +186,53 @@ fn demo_mode_runs_the_simulator_and_hands_its_configuration_to_the_cli() {
         app.try_wait().expect("status").is_none(),
         "the app exited on its own"
     );
+    // One connection to the X server: GTK's. A second one is tao's thread reading raw key
+    // events, which races the library teardown of every exit and can crash it (the Tauri
+    // feature `x11` brings it).
+    assert_eq!(
+        x_connections(app.id()),
+        1,
+        "the app holds more than GTK's connection to the X server"
+    );
     let _ = Command::new("kill").arg(app.id().to_string()).status();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while app.try_wait().expect("status").is_none() {
+    let status = loop {
+        if let Some(status) = app.try_wait().expect("status") {
+            break status;
+        }
         assert!(Instant::now() < deadline, "the app did not quit on SIGTERM");
         std::thread::sleep(Duration::from_millis(100));
-    }
+    };
+    assert!(status.success(), "SIGTERM ended the app with {status}");
+}
+
+/// How many connections the process `pid` holds to the X server: its sockets whose other
+/// end is the server's (found with `ss` from iproute2).
+fn x_connections(pid: u32) -> usize {
+    let mine: std::collections::BTreeSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the app's descriptors")
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let out = Command::new("ss")
+        .args(["-x", "-H"])
+        .output()
+        .expect("ss (iproute2)");
+    assert!(out.status.success(), "ss failed");
+    // Netid State Recv-Q Send-Q Local-Address Inode Peer-Address Peer-Inode
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() >= 8 && f[4].contains("/tmp/.X11-unix/X") && mine.contains(f[7]))
+        .count()
 }
 
 /// alice asks for the role from a terminal, bob approves through ARM, and the app's watcher
