@@ -373,9 +373,14 @@ pub async fn snapshot(
             let subs = engine.subscriptions_of(visible?, &eligible, &roles);
             let targets = engine.targets_in(&subs).await?;
             // Without an eligibility, Connect is offered only when JIT is open to the user
-            // already; that costs one permissions read per resource group, and only for them.
+            // already; that costs one permissions read per resource group, only for them,
+            // and at most once per STANDING_FRESH_MINUTES.
             state.can_connect = !eligible.is_empty()
-                || (!targets.is_empty() && engine.standing_jit(&targets).await.unwrap_or(false));
+                || (!targets.is_empty()
+                    && engine
+                        .standing_jit(&signed_in.oid, &targets)
+                        .await
+                        .unwrap_or(false));
             let now = engine.arm.clock.now();
             state.now = now;
             for t in targets {
@@ -1166,6 +1171,11 @@ mod tests {
 
     /// How many times the simulator was asked for role management policies.
     async fn policy_reads(sim: &jumpgate_sim::SimHandle) -> usize {
+        requests_to(sim, "roleManagementPolicyAssignments").await
+    }
+
+    /// How many requests the simulator saw whose path contains `needle`.
+    async fn requests_to(sim: &jumpgate_sim::SimHandle, needle: &str) -> usize {
         let events: serde_json::Value = reqwest::Client::new()
             .get(format!("{}/_sim/events", sim.url()))
             .bearer_auth(sim.control_token().expect("control"))
@@ -1182,10 +1192,7 @@ mod tests {
             .unwrap_or_default();
         all.iter()
             .filter(|e| {
-                e["kind"] == "request"
-                    && e["path"]
-                        .as_str()
-                        .is_some_and(|p| p.contains("roleManagementPolicyAssignments"))
+                e["kind"] == "request" && e["path"].as_str().is_some_and(|p| p.contains(needle))
             })
             .count()
     }
@@ -1231,6 +1238,29 @@ mod tests {
             before,
             "the policies were read again"
         );
+
+        // dave's standing access is read once too, and again once it is old.
+        let permissions = || requests_to(&sim, "/permissions");
+        let read = permissions().await;
+        assert!(read > 0, "dave's permissions were never read");
+        let (state, _) = snapshot(engine.clone(), false, false).await.expect("state");
+        assert!(state.can_connect);
+        assert_eq!(permissions().await, read, "the permissions were read again");
+        reqwest::Client::new()
+            .post(format!("{}/_sim/clock/advance", sim.url()))
+            .bearer_auth(sim.control_token().expect("control"))
+            .json(&serde_json::json!({
+                "seconds": jumpgate_azure::engine::STANDING_FRESH_MINUTES * 60 + 60
+            }))
+            .send()
+            .await
+            .expect("advance");
+        // The first read after the advance brings ARM's new time; the read follows.
+        for _ in 0..2 {
+            let (state, _) = snapshot(engine.clone(), false, false).await.expect("state");
+            assert!(state.can_connect);
+        }
+        assert!(permissions().await > read, "old permissions were kept");
 
         // carol decided a request on this machine: from then on she is an approver too.
         sign_in_as(&engine, "carol@contoso.example").await;

@@ -132,6 +132,17 @@ fn is_refusal(e: &crate::Error) -> bool {
 /// How many resource groups [`Engine::standing_jit`] reads permissions at, at most.
 pub const STANDING_CHECK_GROUPS: usize = 5;
 
+/// How long [`Engine::standing_jit`]'s answer holds for one account and the same resource
+/// groups, on ARM's clock. A role assigned meanwhile shows within this time.
+pub const STANDING_FRESH_MINUTES: i64 = 15;
+
+/// The last answer of [`Engine::standing_jit`]: for whom (object id), at which groups (lower
+/// case, in order), when, and what it was.
+type StandingAnswer = (String, Vec<String>, DateTime<Utc>, bool);
+
+#[derive(Debug, Default)]
+struct Standing(tokio::sync::Mutex<Option<StandingAnswer>>);
+
 pub struct Engine {
     pub config: Config,
     pub session: Arc<Session>,
@@ -144,6 +155,7 @@ pub struct Engine {
     /// Whether the policies name the user as an approver, as last read: shared by the
     /// watcher and the tray's snapshot.
     pub approver: crate::approver::Finding,
+    standing: Standing,
 }
 
 impl Engine {
@@ -209,6 +221,7 @@ impl Engine {
             events,
             step_up: std::sync::Mutex::new(None),
             approver: crate::approver::Finding::default(),
+            standing: Standing::default(),
         })
     }
 
@@ -350,8 +363,10 @@ impl Engine {
     /// Whether the user could open a port on one of `targets` without a PIM role: ARM's
     /// permissions at their resource groups (the first [`STANDING_CHECK_GROUPS`] distinct
     /// ones, read at once) grant JIT initiate already, as an Owner's do. A group the user may
-    /// not read answers no.
-    pub async fn standing_jit(&self, targets: &[Target]) -> Result<bool, Failure> {
+    /// not read answers no. The answer is kept for [`STANDING_FRESH_MINUTES`] for the same
+    /// account `oid` and groups, so a snapshot does not read them again; a failed read is
+    /// not kept.
+    pub async fn standing_jit(&self, oid: &str, targets: &[Target]) -> Result<bool, Failure> {
         let mut groups: Vec<&str> = Vec::new();
         for t in targets {
             let rg = arm::resource_group_of(&t.vm_id);
@@ -360,18 +375,33 @@ impl Engine {
             }
         }
         groups.truncate(STANDING_CHECK_GROUPS);
+        let key: Vec<String> = groups.iter().map(|g| g.to_ascii_lowercase()).collect();
+        // One read at a time: whoever asks meanwhile waits for its answer.
+        let mut last = self.standing.0.lock().await;
+        let now = self.arm.clock.now();
+        if let Some((who, at_groups, at, open)) = last.as_ref() {
+            if who.eq_ignore_ascii_case(oid)
+                && *at_groups == key
+                && now >= *at
+                && now - *at < Duration::minutes(STANDING_FRESH_MINUTES)
+            {
+                return Ok(*open);
+            }
+        }
         let reads =
             futures::future::join_all(groups.iter().map(|rg| arm::permissions(&self.arm, rg)))
                 .await;
+        let mut open = false;
         for read in reads {
             match read {
-                Ok(perms) if policy::permits(&perms, JIT_INITIATE) => return Ok(true),
+                Ok(perms) if policy::permits(&perms, JIT_INITIATE) => open = true,
                 Ok(_) => {}
                 Err(e) if is_refusal(&e) => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(false)
+        *last = Some((oid.to_string(), key, now, open));
+        Ok(open)
     }
 
     /// The VM's JIT target, named by resource id or by name. A name that two VMs share is
