@@ -703,7 +703,7 @@ pub async fn sign_out<R: Runtime>(
     ctx: State<'_, AppCtx>,
 ) -> CommandResult<AppState> {
     let engine = ctx.engine.clone();
-    on_engine(move || async move { Ok(engine.session.sign_out().await?) }).await?;
+    on_engine(move || async move { Ok(engine.sign_out().await?) }).await?;
     crate::tray::refresh(&app).await
 }
 

@@ -129,6 +129,9 @@ fn is_refusal(e: &crate::Error) -> bool {
     matches!(e, crate::Error::Arm { status: 403, .. })
 }
 
+/// The journal's word for a sign-out the person asked for ([`Engine::sign_out`]).
+pub const SIGNED_OUT: &str = "signed_out";
+
 /// How many resource groups [`Engine::standing_jit`] reads permissions at, at most.
 pub const STANDING_CHECK_GROUPS: usize = 5;
 
@@ -236,6 +239,29 @@ impl Engine {
 
     /// Records what happened in the audit journal, as the signed-in user unless `who` is set.
     /// A journal that cannot be written is reported, not fatal: the operation already happened.
+    /// Signs out: forgets the stored sign-in, and writes that the person did so in the
+    /// journal, so a watcher (in this process or another) tells nobody to sign in again.
+    pub async fn sign_out(&self) -> Result<(), crate::Error> {
+        let who = self
+            .session
+            .current()
+            .await
+            .ok()
+            .flatten()
+            .map(|t| t.account.upn);
+        self.session.sign_out().await?;
+        if let Some(who) = who {
+            self.audit(Record {
+                who,
+                what: SIGNED_OUT.into(),
+                outcome: "signed out by the user".into(),
+                ..Record::default()
+            })
+            .await;
+        }
+        Ok(())
+    }
+
     pub async fn audit(&self, mut record: Record) {
         if record.who.is_empty() {
             record.who = self

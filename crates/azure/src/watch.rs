@@ -206,6 +206,11 @@ impl<'e> Watcher<'e> {
         // own entries (announcements, which are rare) cost one extra look each.
         let len = self.journal_size();
         let journal_changed = self.journal_len.is_some_and(|l| l != len);
+        if journal_changed {
+            // It may have signed out (`jumpgate signout`): the stored sign-in is read again,
+            // so a sign-in deleted elsewhere is not used on from memory.
+            self.engine.session.forget_cached().await;
+        }
         if journal_changed && self.signed_in {
             work.refresh = true;
         }
@@ -433,6 +438,19 @@ impl<'e> Watcher<'e> {
         .await;
     }
 
+    /// Whether the journal says the person signed out since the last look that found them
+    /// signed in (a minute's slack, for another process's view of ARM's clock).
+    fn signed_out_on_purpose(&self) -> bool {
+        let since = self.saved.seen_until.unwrap_or(self.started) - Duration::minutes(1);
+        self.engine.journal.read().is_ok_and(|entries| {
+            entries
+                .iter()
+                .rev()
+                .take_while(|e| e.time >= since)
+                .any(|e| e.record.what == crate::engine::SIGNED_OUT)
+        })
+    }
+
     /// Reads everything: my requests, my open roles and ports, and my approvals inbox.
     async fn refresh(&mut self, sink: Sink<'_>) -> Result<(), Failure> {
         let account = match self.engine.session.current().await? {
@@ -442,6 +460,15 @@ impl<'e> Watcher<'e> {
             Some(t) => t.account,
             // Never signed in here: nothing to repeat, so nothing to announce.
             None if self.saved.account.is_empty() => {
+                self.signed_in = false;
+                return Ok(());
+            }
+            // Signed out on purpose (in the app, or with `jumpgate signout`) since the last
+            // look that found a sign-in: they know, so nothing is announced.
+            None if self.signed_out_on_purpose() => {
+                if self.signed_in {
+                    self.progress("signed out: watching again once you sign in");
+                }
                 self.signed_in = false;
                 return Ok(());
             }

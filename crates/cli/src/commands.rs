@@ -85,7 +85,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Outcome {
     match command {
         Command::Signin(a) => signin(ctx, a).await,
         Command::Signout => {
-            ctx.session.sign_out().await?;
+            ctx.engine.sign_out().await?;
             show(ctx.json, &json!({"signed_out": true}), || {
                 "Signed out: the stored sign-in is deleted.".into()
             });
