@@ -6,6 +6,6 @@ export default defineConfig({
   plugins: [svelte()],
   clearScreen: false,
   build: { outDir: "dist", emptyOutDir: true, target: "es2022" },
-  test: { environment: "happy-dom", include: ["src/**/*.test.ts"] },
+  test: { environment: "happy-dom", include: ["src/**/*.test.ts"], setupFiles: ["src/test/setup.ts"] },
   resolve: process.env.VITEST ? { conditions: ["browser"] } : undefined,
 });

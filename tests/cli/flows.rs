@@ -27,7 +27,7 @@ async fn alice_connects_once_bob_approves_and_access_ends_at_expiry() {
     ]);
     let item = wait_for_inbox(&bob).await;
     // bob takes a while: long waits say what they wait for, and for how long.
-    tokio::time::sleep(Duration::from_secs(16)).await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
     assert_eq!(item["requester"], ALICE);
     assert_eq!(item["role"], "JIT Requester");
     assert_eq!(item["justification"], "Patch KB5031 on the jump box");
@@ -172,7 +172,7 @@ async fn a_denial_exits_3_with_the_approvers_reason() {
         "--wait",
     ]);
     let item = wait_for_inbox(&bob).await;
-    tokio::time::sleep(Duration::from_secs(16)).await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
     assert!(bob
         .run(&[
             "deny",

@@ -340,7 +340,15 @@ async fn reliability_07_no_token_is_written_to_disk_or_printed() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("watch");
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // Until its first look is written, with everything it logs on the way.
+    let started = std::time::Instant::now();
+    while !alice.state.join("watch.json").is_file() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the watcher finished no look within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let _ = watch.kill();
     let out = watch.wait_with_output().expect("watch");
     outputs += &text(&out.stdout);

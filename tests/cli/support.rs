@@ -297,6 +297,25 @@ impl User {
         self.command(args).output().expect("run jumpgate")
     }
 
+    /// Runs, and fails the test if it has not ended within `limit` (ending it first), so a
+    /// command that should have refused to start cannot hang the suite.
+    pub fn run_for(&self, args: &[&str], limit: Duration) -> Output {
+        let mut child = self.spawn(args);
+        let started = Instant::now();
+        while child.try_wait().expect("wait for jumpgate").is_none() {
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("jumpgate's output");
+                panic!(
+                    "jumpgate {args:?} still ran after {limit:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.wait_with_output().expect("jumpgate's output")
+    }
+
     pub fn spawn(&self, args: &[&str]) -> Child {
         self.command(args)
             .stdout(Stdio::piped())
@@ -417,6 +436,8 @@ impl User {
     pub fn watch(&self, extra: &[&str]) -> Watching {
         let mut args = vec!["--json", "watch"];
         args.extend_from_slice(extra);
+        let saved = self.state.join("watch.json");
+        let looked_before = seen_until(&saved);
         let mut child = self.spawn(&args);
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
@@ -446,8 +467,17 @@ impl User {
             taken: std::collections::BTreeMap::new(),
             progress,
             said: Vec::new(),
+            saved,
+            looked_before,
         }
     }
+}
+
+/// When the last look a watcher finished was, as its `watch.json` says (ARM's clock).
+fn seen_until(saved: &Path) -> Option<String> {
+    let bytes = std::fs::read(saved).ok()?;
+    let saved: Value = serde_json::from_slice(&bytes).ok()?;
+    saved["seen_until"].as_str().map(str::to_owned)
 }
 
 /// A running `jumpgate watch` and every event it has printed so far.
@@ -460,6 +490,9 @@ pub struct Watching {
     progress: std::sync::mpsc::Receiver<String>,
     /// Every progress line printed on stderr so far (gathered by `expect_said` and `said_so`).
     pub said: Vec<String>,
+    /// Its `watch.json`, and the last look recorded there before it started.
+    saved: PathBuf,
+    looked_before: Option<String>,
 }
 
 impl Watching {
@@ -483,6 +516,42 @@ impl Watching {
             if let Ok(e) = self.rx.recv_timeout(left.min(Duration::from_millis(200))) {
                 self.seen.push(e);
             }
+        }
+    }
+
+    /// Waits until this watcher has finished its first look (what it reads, it has read),
+    /// keeping what it prints meanwhile.
+    pub fn first_look(&mut self) {
+        let start = Instant::now();
+        loop {
+            let now = seen_until(&self.saved);
+            if now.is_some() && now != self.looked_before {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the watcher finished no look within 30 s; seen: {:#?}; said: {:#?}",
+                self.seen,
+                self.said
+            );
+            self.settle(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until this watcher's `watch.json` holds `needle` (it tracks a request, say),
+    /// keeping what it prints meanwhile.
+    pub fn saved(&mut self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let saved = std::fs::read_to_string(&self.saved).unwrap_or_default();
+            if saved.contains(needle) {
+                return saved;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the watcher's state never held {needle:?} within 30 s: {saved}"
+            );
+            self.settle(Duration::from_millis(100));
         }
     }
 

@@ -17,7 +17,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{approve_as, jumpgate, notifications_seen, play_browser, sim_url, tray};
+use common::{
+    approve_as, jumpgate, notification_mark, notifications_seen, play_browser, sim_url, tray,
+};
 use serde_json::{json, Value};
 
 /// Fixed ports for this test binary (PLATFORM.md): tauri-driver and WebKitWebDriver, for the
@@ -365,11 +367,12 @@ async fn eventually<T>(
     }
 }
 
-async fn wait_notification(what: &str, secs: u64) -> String {
+/// Waits until dunst has shown `what` since `mark`; answers all it showed since then.
+async fn wait_notification(mark: i64, what: &str, secs: u64) -> String {
     eventually(
         secs,
-        || Some(notifications_seen()).filter(|seen| seen.contains(what)),
-        || format!("dunst did not show '{what}': {}", notifications_seen()),
+        || Some(notifications_seen(mark)).filter(|seen| seen.contains(what)),
+        || format!("dunst did not show '{what}': {}", notifications_seen(mark)),
     )
     .await
 }
@@ -405,8 +408,24 @@ fn tray_menu_pick(downs: usize) {
         &(x + w / 2).to_string(),
         &(y + h / 2).to_string(),
     ]);
+    // The menu's windows are named after the app: wait for them to map before the keys,
+    // which would otherwise reach whatever has the focus.
+    let menus = || {
+        run(&["search", "--onlyvisible", "--name", "^jumpgate-tray$"])
+            .lines()
+            .count()
+    };
+    let before = menus();
     run(&["click", "1"]);
-    std::thread::sleep(Duration::from_millis(800));
+    let started = Instant::now();
+    while menus() <= before {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the tray menu did not open"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
     for _ in 0..downs {
         run(&["key", "Down"]);
         std::thread::sleep(Duration::from_millis(100));
@@ -417,6 +436,7 @@ fn tray_menu_pick(downs: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alice_connects_bob_approves_and_the_app_follows() {
     jumpgate_azure::init_tls();
+    let mark = notification_mark();
     let app = Driven::start(FIRST_PORT, &["--demo"], &[]).await;
     let config = app.demo_config().await;
     let sim = sim_url(&config);
@@ -498,7 +518,7 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
     app.screenshot("4-timeline-done").await;
 
     // dunst showed the approval, with bob's justification.
-    let seen = wait_notification("Access approved", 20).await;
+    let seen = wait_notification(mark, "Access approved", 20).await;
     assert!(seen.contains("Go ahead, e2e"), "{seen}");
 
     // The simulator's gate let alice's address in.
@@ -541,7 +561,7 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
         .send()
         .await
         .expect("advance");
-    let seen = wait_notification("ends in 15 minutes", 60).await;
+    let seen = wait_notification(mark, "ends in 15 minutes", 60).await;
     assert!(seen.contains("Access approved"), "{seen}");
 
     // She extends the port from the Active view: a new JIT request for her address.
@@ -651,7 +671,7 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
         20,
     )
     .await;
-    wait_notification("alice@contoso.example asks for JIT Requester", 30).await;
+    wait_notification(mark, "alice@contoso.example asks for JIT Requester", 30).await;
     app.click("//nav//button[starts-with(normalize-space(.), 'Approvals')]")
         .await;
     app.wait_for(

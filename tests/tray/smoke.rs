@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{cli_sign_in, jumpgate, notifications_seen, sim_url, tray};
+use common::{cli_sign_in, jumpgate, notification_mark, notifications_seen, sim_url, tray};
 
 /// The running app and where its demo's configuration is.
 struct Running {
@@ -240,6 +240,7 @@ fn x_connections(pid: u32) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_notifies_alice_when_bob_approves() {
     jumpgate_azure::init_tls();
+    let mark = notification_mark();
     let running = start_demo();
     let config = running.config.clone();
     let sim = sim_url(&config);
@@ -267,7 +268,7 @@ async fn the_app_notifies_alice_when_bob_approves() {
 
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let seen = notifications_seen();
+        let seen = notifications_seen(mark);
         if seen.contains("Access approved") {
             assert!(seen.contains("Go ahead"), "{seen}");
             break;

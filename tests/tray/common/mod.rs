@@ -106,8 +106,9 @@ pub async fn approve_as(sim: &DemoSim, upn: &str, justification: &str) {
     assert!(decided.status().is_success(), "{}", decided.status());
 }
 
-/// What dunst has shown (its history lists closed notifications only).
-pub fn notifications_seen() -> String {
+/// The notifications dunst has shown, closed first (its history lists closed ones only):
+/// each with its id, which grows with every notification of the session.
+fn dunst_history() -> Vec<(i64, String)> {
     let _ = Command::new("dunstctl").arg("close-all").status();
     let out = Command::new("dunstctl")
         .arg("history")
@@ -119,12 +120,30 @@ pub fn notifications_seen() -> String {
         .into_iter()
         .flatten()
         .map(|n| {
-            format!(
-                "{}: {}\n",
-                n["summary"]["data"].as_str().unwrap_or(""),
-                n["body"]["data"].as_str().unwrap_or("")
+            (
+                n["id"]["data"].as_i64().unwrap_or(0),
+                format!(
+                    "{}: {}\n",
+                    n["summary"]["data"].as_str().unwrap_or(""),
+                    n["body"]["data"].as_str().unwrap_or("")
+                ),
             )
         })
+        .collect()
+}
+
+/// Where the desktop's notifications stand now: what another test (or test binary) in the
+/// same session showed is before it.
+pub fn notification_mark() -> i64 {
+    dunst_history().iter().map(|(id, _)| *id).max().unwrap_or(0)
+}
+
+/// What dunst has shown since `mark`.
+pub fn notifications_seen(mark: i64) -> String {
+    dunst_history()
+        .into_iter()
+        .filter(|(id, _)| *id > mark)
+        .map(|(_, text)| text)
         .collect()
 }
 
