@@ -2,7 +2,8 @@
 """Time from launching `jumpgate-sim serve` to its ready line, against a baseline measured in
 the same run: launching `echo` and reading its line. Prints medians and p95 over N trials.
 
-    python3 scripts/bench/sim-startup.py [--trials 21] [--bin target/debug/jumpgate-sim]
+    python3 scripts/bench/sim-startup.py [--trials 21] [--tenant demo|enterprise|gallery]
+                                         [--bin target/debug/jumpgate-sim]
 """
 import argparse
 import os
@@ -35,10 +36,11 @@ def main():
     parser.add_argument("--trials", type=int, default=21)
     default_bin = os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "debug", "jumpgate-sim")
     parser.add_argument("--bin", default=default_bin)
+    parser.add_argument("--tenant", default="demo")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         config = os.path.join(tmp, "c.toml")
-        sim = [args.bin, "serve", "--tenant", "demo", "--write-config", config, "--control"]
+        sim = [args.bin, "serve", "--tenant", args.tenant, "--write-config", config, "--control"]
         baseline, measured = [], []
         for _ in range(args.trials):
             # Interleaved, so both see the same machine load.
@@ -48,7 +50,7 @@ def main():
             measured.append(elapsed)
     b_med, b_p95 = summary(baseline)
     m_med, m_p95 = summary(measured)
-    print(f"trials: {args.trials}  binary: {args.bin}")
+    print(f"trials: {args.trials}  binary: {args.bin}  tenant: {args.tenant}")
     print(f"baseline (spawn echo, read a line): median {b_med*1000:.1f} ms, p95 {b_p95*1000:.1f} ms")
     print(f"jumpgate-sim serve to ready line:   median {m_med*1000:.1f} ms, p95 {m_p95*1000:.1f} ms")
     print(f"ratio (median): {m_med / b_med:.1f}x baseline")

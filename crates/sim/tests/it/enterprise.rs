@@ -3,8 +3,6 @@
 //! authentication-context step-up, exact redirect URIs, RS256 tokens, no Graph consent, a
 //! guest, and approval stages whose name is not their id.
 
-use std::time::Instant;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use jumpgate_sim::SimBuilder;
@@ -264,20 +262,8 @@ fn ports(policy: &Value) -> Vec<Value> {
 }
 
 #[tokio::test]
-async fn it_starts_quickly_with_five_subscriptions_listed_two_a_page() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let begun = Instant::now();
-    let handle = SimBuilder::new("enterprise")
-        .control(true)
-        .start()
-        .await
-        .expect("starts");
-    assert!(
-        begun.elapsed() < std::time::Duration::from_millis(900),
-        "started in {:?}",
-        begun.elapsed()
-    );
-    drop(handle);
+async fn five_subscriptions_are_listed_two_a_page() {
+    // How fast it starts is measured by `scripts/bench/sim-startup.py --tenant enterprise`.
     let sim = enterprise().await;
     let dave = sim.token(DAVE).await;
     let all = pages(&sim, &dave, "/subscriptions?api-version=2022-12-01").await;
