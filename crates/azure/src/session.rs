@@ -249,9 +249,17 @@ impl Session {
         self.other.lock().await.clear();
     }
 
+    /// Deletes the stored sign-in. The memory copy's lock is held until the keychain has
+    /// deleted it: a read meanwhile (the watcher's, say) would otherwise load the set being
+    /// deleted and keep it in memory, signed in after the sign-out.
     pub async fn sign_out(&self) -> Result<()> {
-        *self.cached.lock().await = None;
-        self.store.delete().await
+        {
+            let mut cached = self.cached.lock().await;
+            self.store.delete().await?;
+            *cached = None;
+        }
+        self.other.lock().await.clear();
+        Ok(())
     }
 }
 
