@@ -177,10 +177,9 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
             let app = app.clone();
             tauri::async_runtime::spawn(async move {
                 let engine = app.state::<crate::AppCtx>().engine.clone();
-                let out = crate::commands::on_engine(move || async move {
-                    Ok(engine.session.sign_out().await?)
-                })
-                .await;
+                let out =
+                    crate::commands::on_engine(move || async move { Ok(engine.sign_out().await?) })
+                        .await;
                 if let Err(e) = out {
                     tracing::warn!("cannot sign out: {e}");
                 }

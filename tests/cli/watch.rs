@@ -293,6 +293,38 @@ async fn a_sign_out_on_purpose_is_not_announced() {
     assert!(alice.run(&["audit", "verify"]).status.success());
 }
 
+/// A sign-out on purpose covers only that sign-in: signed in again, a revoked sign-in is
+/// announced as usual, with ARM's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_sign_out_on_purpose_a_revoked_sign_in_is_still_announced() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    alice.configure("[watch]\nidle_refresh_secs = 1\n");
+    sim.sign_in(&alice).await;
+    let mut a = alice.watch(&[]);
+    a.first_look();
+    assert!(alice.run(&["signout"]).status.success());
+    a.expect_said(
+        "signed out: watching again once you sign in",
+        Duration::from_secs(30),
+    );
+    sim.sign_in(&alice).await;
+    a.expect_said(
+        &format!("signed in as {ALICE}: watching again"),
+        Duration::from_secs(30),
+    );
+    sim.control("/revoke", json!({"upn": ALICE})).await;
+    // Access tokens outlive a revocation: force the next read to need a refresh.
+    sim.advance(2 * 3600).await;
+    let out = a.expect("signed_out", Duration::from_secs(30));
+    assert!(
+        out["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{out}"
+    );
+    a.settle(Duration::from_secs(3));
+    assert_eq!(a.count("signed_out"), 1, "{:#?}", a.seen);
+}
+
 /// A throttled poll waits as long as `Retry-After` says before the request is read again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watchers_polls_honour_retry_after() {

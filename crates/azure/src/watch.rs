@@ -51,6 +51,10 @@ struct Saved {
     /// the last look at them: poll the inbox quickly.
     #[serde(default)]
     approves: Vec<String>,
+    /// How long the audit journal was (bytes) at the last look that found a sign-in: a
+    /// `signed_out` entry after it means the person signed out on purpose.
+    #[serde(default)]
+    journal_at_sign_in: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,6 +83,9 @@ pub struct Watcher<'e> {
     /// The stored sign-in ARM refused (a claims challenge, say): not tried again until the
     /// user signs in anew, so a dead sign-in never becomes a loop of refused calls.
     refused_sign_in: Option<u64>,
+    /// Why the sign-in failed during a look that found it gone: announced at the next look,
+    /// unless the journal says the person signed out meanwhile.
+    lost_sign_in: Option<String>,
     approver_flag: bool,
     /// This account has decided a request on this machine (`approver::has_decided`), as read
     /// for `decided_for` when the journal last changed.
@@ -164,6 +171,7 @@ impl<'e> Watcher<'e> {
             last: Last::default(),
             signed_in: true,
             refused_sign_in: None,
+            lost_sign_in: None,
             journal_len: None,
             _lock: lock,
         })
@@ -248,7 +256,15 @@ impl<'e> Watcher<'e> {
         }
         .await;
         if let Err(f) = outcome {
-            if f.explanation.kind == Kind::SignIn {
+            let gone = f.explanation.kind == Kind::SignIn
+                && !self.saved.account.is_empty()
+                && matches!(self.engine.session.current().await, Ok(None));
+            if gone {
+                // Deleted while this look ran: by a refused renewal, or by a sign-out whose
+                // journal entry may not be written yet. The next look, soon, tells which.
+                self.signed_in = false;
+                self.lost_sign_in = Some(f.explanation.message);
+            } else if f.explanation.kind == Kind::SignIn {
                 self.signed_out(&f.explanation.message, sink).await;
             } else {
                 self.progress(&format!(
@@ -438,17 +454,30 @@ impl<'e> Watcher<'e> {
         .await;
     }
 
-    /// Whether the journal says the person signed out since the last look that found them
-    /// signed in (a minute's slack, for another process's view of ARM's clock).
+    /// Whether the audit journal has a `signed_out` entry ([`crate::engine::Engine::sign_out`])
+    /// appended since the last look that found a sign-in. Only what was appended since is
+    /// read: the journal is append-only, and this runs at every look while signed out.
     fn signed_out_on_purpose(&self) -> bool {
-        let since = self.saved.seen_until.unwrap_or(self.started) - Duration::minutes(1);
-        self.engine.journal.read().is_ok_and(|entries| {
-            entries
-                .iter()
-                .rev()
-                .take_while(|e| e.time >= since)
-                .any(|e| e.record.what == crate::engine::SIGNED_OUT)
-        })
+        use std::io::{Read as _, Seek as _};
+        let Ok(mut file) = File::open(self.engine.journal.path()) else {
+            return false;
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let from = self
+            .saved
+            .journal_at_sign_in
+            .filter(|&at| at <= len)
+            .unwrap_or(0);
+        let mut added = Vec::new();
+        if file.seek(std::io::SeekFrom::Start(from)).is_err()
+            || file.read_to_end(&mut added).is_err()
+        {
+            return false;
+        }
+        added
+            .split(|b| *b == b'\n')
+            .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
+            .any(|entry| entry["what"] == crate::engine::SIGNED_OUT)
     }
 
     /// Reads everything: my requests, my open roles and ports, and my approvals inbox.
@@ -466,14 +495,19 @@ impl<'e> Watcher<'e> {
             // Signed out on purpose (in the app, or with `jumpgate signout`) since the last
             // look that found a sign-in: they know, so nothing is announced.
             None if self.signed_out_on_purpose() => {
-                if self.signed_in {
+                if self.signed_in || self.lost_sign_in.is_some() {
                     self.progress("signed out: watching again once you sign in");
                 }
                 self.signed_in = false;
+                self.lost_sign_in = None;
                 return Ok(());
             }
             None => {
-                self.signed_out("You are signed out", sink).await;
+                let reason = self
+                    .lost_sign_in
+                    .take()
+                    .unwrap_or_else(|| "You are signed out".into());
+                self.signed_out(&reason, sink).await;
                 return Ok(());
             }
         };
@@ -487,6 +521,8 @@ impl<'e> Watcher<'e> {
             };
             self.last.approver_check = None;
         }
+        self.saved.journal_at_sign_in = Some(self.journal_size());
+        self.lost_sign_in = None;
         if !self.signed_in {
             self.progress(&format!("signed in as {}: watching again", account.upn));
         }
