@@ -140,7 +140,7 @@ pub const STANDING_CHECK_GROUPS: usize = 5;
 pub const STANDING_FRESH_MINUTES: i64 = 15;
 
 /// The last answer of [`Engine::standing_jit`]: for whom (object id), at which groups (lower
-/// case, in order), when, and what it was.
+/// case, sorted), when, and what it was.
 type StandingAnswer = (String, Vec<String>, DateTime<Utc>, bool);
 
 #[derive(Debug, Default)]
@@ -237,8 +237,6 @@ impl Engine {
         let _ = self.events.send(event);
     }
 
-    /// Records what happened in the audit journal, as the signed-in user unless `who` is set.
-    /// A journal that cannot be written is reported, not fatal: the operation already happened.
     /// Signs out: forgets the stored sign-in, and writes that the person did so in the
     /// journal, so a watcher (in this process or another) tells nobody to sign in again.
     pub async fn sign_out(&self) -> Result<(), crate::Error> {
@@ -262,6 +260,8 @@ impl Engine {
         Ok(())
     }
 
+    /// Records what happened in the audit journal, as the signed-in user unless `who` is set.
+    /// A journal that cannot be written is reported, not fatal: the operation already happened.
     pub async fn audit(&self, mut record: Record) {
         if record.who.is_empty() {
             record.who = self
@@ -401,7 +401,8 @@ impl Engine {
             }
         }
         groups.truncate(STANDING_CHECK_GROUPS);
-        let key: Vec<String> = groups.iter().map(|g| g.to_ascii_lowercase()).collect();
+        let mut key: Vec<String> = groups.iter().map(|g| g.to_ascii_lowercase()).collect();
+        key.sort();
         // One read at a time: whoever asks meanwhile waits for its answer.
         let mut last = self.standing.0.lock().await;
         let now = self.arm.clock.now();
@@ -418,13 +419,18 @@ impl Engine {
             futures::future::join_all(groups.iter().map(|rg| arm::permissions(&self.arm, rg)))
                 .await;
         let mut open = false;
+        let mut failed = None;
         for read in reads {
             match read {
                 Ok(perms) if policy::permits(&perms, JIT_INITIATE) => open = true,
                 Ok(_) => {}
                 Err(e) if is_refusal(&e) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => failed = failed.or(Some(e)),
             }
+        }
+        // One group that grants it is enough, whatever another's read did.
+        if let (false, Some(e)) = (open, failed) {
+            return Err(e.into());
         }
         *last = Some((oid.to_string(), key, now, open));
         Ok(open)
