@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::support::*;
 
@@ -340,9 +340,15 @@ async fn reliability_07_no_token_is_written_to_disk_or_printed() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("watch");
-    // Until its first look is written, with everything it logs on the way.
+    // Until its first look is finished, with everything it logs on the way.
     let started = std::time::Instant::now();
-    while !alice.state.join("watch.json").is_file() {
+    let looked = || {
+        std::fs::read(alice.state.join("watch.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .is_some_and(|saved| saved["seen_until"].is_string())
+    };
+    while !looked() {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(30),
             "the watcher finished no look within 30 s"

@@ -88,7 +88,11 @@ impl Driven {
             .env("HOME", home.path())
             .env_remove("XDG_DATA_HOME")
             .env_remove("XDG_CONFIG_HOME")
-            .env("JUMPGATE_LOG", "info")
+            // E2E_LOG sets another level when a failure needs more (`debug,hyper=info`).
+            .env(
+                "JUMPGATE_LOG",
+                std::env::var("E2E_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
