@@ -690,11 +690,9 @@ pub fn cancel_sign_in(flow: State<'_, SignInFlow>) {
     }
 }
 
-/// Keeps a new sign-in in the keychain and drops what the session held in memory.
+/// Keeps a new sign-in (keychain, memory, journal: `Engine::keep_sign_in`).
 async fn adopt(engine: &Engine, tokens: jumpgate_azure::tokens::TokenSet) -> CommandResult<()> {
-    engine.session.store().save(&tokens).await?;
-    engine.session.forget_cached().await;
-    Ok(())
+    Ok(engine.keep_sign_in(&tokens).await?)
 }
 
 #[tauri::command]

@@ -553,8 +553,17 @@ async fn reliability_20_the_audit_journal_records_the_story_and_catches_tamperin
         .iter()
         .filter_map(|e| e["what"].as_str())
         .collect();
-    assert_eq!(whats, ["role_requested", "role_approved", "port_opened"]);
-    let opened = &mine[2];
+    assert_eq!(
+        whats,
+        [
+            "signed_in",
+            "role_requested",
+            "role_approved",
+            "port_opened"
+        ]
+    );
+    assert_eq!(mine[0]["who"], ALICE);
+    let opened = &mine[3];
     assert_eq!(opened["who"], ALICE);
     assert!(
         opened["vm"].as_str().is_some_and(
@@ -565,10 +574,11 @@ async fn reliability_20_the_audit_journal_records_the_story_and_catches_tamperin
     assert_eq!(opened["port"], 3389);
     assert_eq!(opened["source_ip"], "127.0.0.1");
     assert_eq!(opened["justification"], "Patch night");
-    assert_eq!(opened["prev_hash"], mine[1]["entry_hash"]);
+    assert_eq!(opened["prev_hash"], mine[2]["entry_hash"]);
     let theirs = bob.json(&["history", "--format", "json"]);
-    assert_eq!(theirs[0]["what"], "approval_decided");
-    assert!(theirs[0]["outcome"]
+    assert_eq!(theirs[0]["what"], "signed_in");
+    assert_eq!(theirs[1]["what"], "approval_decided");
+    assert!(theirs[1]["outcome"]
         .as_str()
         .expect("outcome")
         .contains(ALICE));
@@ -579,7 +589,7 @@ async fn reliability_20_the_audit_journal_records_the_story_and_catches_tamperin
         ),
         "{csv}"
     );
-    assert_eq!(csv.lines().count(), 4);
+    assert_eq!(csv.lines().count(), 5);
     assert!(alice.run(&["audit", "verify"]).status.success());
 
     let journal = alice.state.join("audit.jsonl");
@@ -588,7 +598,7 @@ async fn reliability_20_the_audit_journal_records_the_story_and_catches_tamperin
     let edited = alice.run(&["audit", "verify"]);
     assert_eq!(edited.status.code(), Some(1));
     assert!(
-        text(&edited.stderr).contains("line 3") && text(&edited.stderr).contains("edited"),
+        text(&edited.stderr).contains("line 4") && text(&edited.stderr).contains("edited"),
         "{}",
         text(&edited.stderr)
     );

@@ -325,6 +325,56 @@ async fn after_a_sign_out_on_purpose_a_revoked_sign_in_is_still_announced() {
     assert_eq!(a.count("signed_out"), 1, "{:#?}", a.seen);
 }
 
+/// Someone signs in as another account in a terminal while the watcher runs: the sign-in is
+/// journaled, and the watcher goes on with the new account within seconds, not when the
+/// old one's token would have expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_from_a_terminal_is_picked_up_by_a_running_watcher() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    sim.sign_in(&alice).await;
+    let mut a = alice.watch(&[]);
+    a.first_look();
+    let account = |saved: &str| -> String {
+        serde_json::from_str::<Value>(saved).expect("watch.json")["account"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let first = account(&a.saved("\"account\""));
+    // bob, in alice's terminal: her configuration and keychain entry.
+    let bob_here = User {
+        upn: BOB.into(),
+        config: alice.config.clone(),
+        state: alice.state.clone(),
+        service: alice.service.clone(),
+        system_config: alice.system_config.clone(),
+    };
+    sim.sign_in(&bob_here).await;
+    let started = std::time::Instant::now();
+    loop {
+        let now =
+            account(&std::fs::read_to_string(alice.state.join("watch.json")).unwrap_or_default());
+        if !now.is_empty() && now != first {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the watcher still watches the account before"
+        );
+        a.settle(Duration::from_millis(200));
+    }
+    let history = alice.json(&["history", "--format", "json"]);
+    let signed_in: Vec<&str> = history
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["what"] == "signed_in")
+        .filter_map(|e| e["who"].as_str())
+        .collect();
+    assert_eq!(signed_in, [ALICE, BOB], "{history:#}");
+}
+
 /// A throttled poll waits as long as `Retry-After` says before the request is read again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watchers_polls_honour_retry_after() {

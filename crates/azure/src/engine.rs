@@ -132,6 +132,9 @@ fn is_refusal(e: &crate::Error) -> bool {
 /// The journal's word for a sign-out the person asked for ([`Engine::sign_out`]).
 pub const SIGNED_OUT: &str = "signed_out";
 
+/// The journal's word for a sign-in kept in the keychain ([`Engine::keep_sign_in`]).
+pub const SIGNED_IN: &str = "signed_in";
+
 /// How many resource groups [`Engine::standing_jit`] reads permissions at, at most.
 pub const STANDING_CHECK_GROUPS: usize = 5;
 
@@ -235,6 +238,27 @@ impl Engine {
 
     pub fn publish(&self, event: EngineEvent) {
         let _ = self.events.send(event);
+    }
+
+    /// Keeps a new sign-in: in the keychain, in place of what this process held in memory,
+    /// and in the journal, so a watcher in another process (the tray's, after `jumpgate
+    /// signin` in a terminal) reads it at once instead of going on with the one before.
+    pub async fn keep_sign_in(&self, tokens: &crate::tokens::TokenSet) -> Result<(), crate::Error> {
+        self.session.store().save(tokens).await?;
+        self.session.forget_cached().await;
+        let how = match tokens.source {
+            crate::tokens::Source::Browser => "in the browser",
+            crate::tokens::Source::DeviceCode => "with a device code",
+            crate::tokens::Source::AzureCli => "through the Azure CLI",
+        };
+        self.audit(Record {
+            who: tokens.account.upn.clone(),
+            what: SIGNED_IN.into(),
+            outcome: format!("signed in {how}"),
+            ..Record::default()
+        })
+        .await;
+        Ok(())
     }
 
     /// Signs out: forgets the stored sign-in, and writes that the person did so in the

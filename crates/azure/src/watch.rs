@@ -454,9 +454,10 @@ impl<'e> Watcher<'e> {
         .await;
     }
 
-    /// Whether the audit journal has a `signed_out` entry ([`crate::engine::Engine::sign_out`])
-    /// appended since the last look that found a sign-in. Only what was appended since is
-    /// read: the journal is append-only, and this runs at every look while signed out.
+    /// Whether the last sign-in or sign-out the audit journal has had appended since the last
+    /// look that found a sign-in is a sign-out ([`crate::engine::Engine::sign_out`]). Only
+    /// what was appended since is read: the journal is append-only, and this runs at every
+    /// look while signed out.
     fn signed_out_on_purpose(&self) -> bool {
         use std::io::{Read as _, Seek as _};
         let Ok(mut file) = File::open(self.engine.journal.path()) else {
@@ -477,7 +478,9 @@ impl<'e> Watcher<'e> {
         added
             .split(|b| *b == b'\n')
             .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
-            .any(|entry| entry["what"] == crate::engine::SIGNED_OUT)
+            .filter_map(|entry| entry["what"].as_str().map(str::to_owned))
+            .rfind(|what| what == crate::engine::SIGNED_OUT || what == crate::engine::SIGNED_IN)
+            .is_some_and(|what| what == crate::engine::SIGNED_OUT)
     }
 
     /// Reads everything: my requests, my open roles and ports, and my approvals inbox.

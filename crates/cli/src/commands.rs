@@ -308,7 +308,7 @@ pub(crate) async fn sign_in(ctx: &Ctx, a: SigninArgs) -> Outcome<jumpgate_azure:
             .unwrap_or(StdDuration::from_secs(300));
         browser_sign_in(ctx, a.user.clone(), claims, a.no_open, timeout).await?
     };
-    ctx.session.store().save(&tokens).await?;
+    ctx.engine.keep_sign_in(&tokens).await?;
     Ok(tokens)
 }
 
@@ -358,8 +358,7 @@ async fn step_up(ctx: &Ctx, refused: Failure) -> Outcome {
     let hint = ctx.account().await.ok().map(|a| a.upn);
     let tokens =
         browser_sign_in(ctx, hint, Some(claims), false, StdDuration::from_secs(300)).await?;
-    ctx.session.store().save(&tokens).await?;
-    ctx.session.forget_cached().await;
+    ctx.engine.keep_sign_in(&tokens).await?;
     progress("signed in again; sending the same request once more");
     Ok(())
 }
