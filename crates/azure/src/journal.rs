@@ -45,6 +45,30 @@ impl Journal {
         &self.path
     }
 
+    /// The journal's length in bytes (0 when there is none): where the next entry will start.
+    pub fn size(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// The entries appended after the journal was `at` bytes long (all of them when it is
+    /// shorter now), unchecked: only what was appended is read, for a quick look, not for
+    /// trust. A line that does not parse (cut off at `at`, torn) is skipped.
+    pub fn appended_since(&self, at: u64) -> Vec<Entry> {
+        let Ok(mut file) = std::fs::File::open(&self.path) else {
+            return Vec::new();
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let from = if at <= len { at } else { 0 };
+        let mut added = Vec::new();
+        if file.seek(SeekFrom::Start(from)).is_err() || file.read_to_end(&mut added).is_err() {
+            return Vec::new();
+        }
+        added
+            .split(|b| *b == b'\n')
+            .filter_map(|line| serde_json::from_slice::<Entry>(line).ok())
+            .collect()
+    }
+
     fn io(&self, source: std::io::Error) -> JournalError {
         JournalError::Io {
             path: self.path.display().to_string(),
@@ -180,6 +204,24 @@ mod tests {
         }
         let entries = Journal::new(dir.path()).read().expect("intact");
         assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn what_was_appended_after_a_length_is_read_alone() {
+        let dir = tempfile::tempdir().expect("dir");
+        let j = Journal::new(dir.path());
+        assert_eq!(j.size(), 0);
+        assert!(j.appended_since(0).is_empty());
+        j.append(record(1), Utc::now()).expect("append");
+        let at = j.size();
+        j.append(record(2), Utc::now()).expect("append");
+        let seqs = |entries: Vec<Entry>| entries.iter().map(|e| e.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(j.appended_since(at)), [2]);
+        assert_eq!(seqs(j.appended_since(0)), [1, 2]);
+        // From inside a line: the cut line is skipped, the next read whole.
+        assert_eq!(seqs(j.appended_since(at - 5)), [2]);
+        // Longer than the journal is now (it was replaced): all of it.
+        assert_eq!(seqs(j.appended_since(j.size() + 100)), [1, 2]);
     }
 
     fn record(i: usize) -> Record {

@@ -212,7 +212,7 @@ impl<'e> Watcher<'e> {
         // opened or decided something, so look now instead of at the next refresh. The size
         // is taken before the reads: an entry written while they run is seen next time. Our
         // own entries (announcements, which are rare) cost one extra look each.
-        let len = self.journal_size();
+        let len = self.engine.journal.size();
         let journal_changed = self.journal_len.is_some_and(|l| l != len);
         if journal_changed {
             // It may have signed out (`jumpgate signout`): the stored sign-in is read again,
@@ -387,12 +387,6 @@ impl<'e> Watcher<'e> {
         }
     }
 
-    fn journal_size(&self) -> u64 {
-        std::fs::metadata(self.engine.journal.path())
-            .map(|m| m.len())
-            .unwrap_or(0)
-    }
-
     fn progress(&self, message: &str) {
         self.engine.publish(EngineEvent::Progress {
             message: message.to_string(),
@@ -459,28 +453,14 @@ impl<'e> Watcher<'e> {
     /// what was appended since is read: the journal is append-only, and this runs at every
     /// look while signed out.
     fn signed_out_on_purpose(&self) -> bool {
-        use std::io::{Read as _, Seek as _};
-        let Ok(mut file) = File::open(self.engine.journal.path()) else {
-            return false;
-        };
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let from = self
-            .saved
-            .journal_at_sign_in
-            .filter(|&at| at <= len)
-            .unwrap_or(0);
-        let mut added = Vec::new();
-        if file.seek(std::io::SeekFrom::Start(from)).is_err()
-            || file.read_to_end(&mut added).is_err()
-        {
-            return false;
-        }
-        added
-            .split(|b| *b == b'\n')
-            .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
-            .filter_map(|entry| entry["what"].as_str().map(str::to_owned))
-            .rfind(|what| what == crate::engine::SIGNED_OUT || what == crate::engine::SIGNED_IN)
-            .is_some_and(|what| what == crate::engine::SIGNED_OUT)
+        use crate::engine::{SIGNED_IN, SIGNED_OUT};
+        self.engine
+            .journal
+            .appended_since(self.saved.journal_at_sign_in.unwrap_or(0))
+            .iter()
+            .map(|e| e.record.what.as_str())
+            .rfind(|what| *what == SIGNED_OUT || *what == SIGNED_IN)
+            == Some(SIGNED_OUT)
     }
 
     /// Reads everything: my requests, my open roles and ports, and my approvals inbox.
@@ -524,7 +504,7 @@ impl<'e> Watcher<'e> {
             };
             self.last.approver_check = None;
         }
-        self.saved.journal_at_sign_in = Some(self.journal_size());
+        self.saved.journal_at_sign_in = Some(self.engine.journal.size());
         self.lost_sign_in = None;
         if !self.signed_in {
             self.progress(&format!("signed in as {}: watching again", account.upn));
