@@ -1172,6 +1172,21 @@ mod tests {
         requests_to(sim, "roleManagementPolicyAssignments").await
     }
 
+    /// A POST to the simulator's control API (`/clock/advance`, `/faults`).
+    async fn control(
+        sim: &jumpgate_sim::SimHandle,
+        path: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/_sim{path}", sim.url()))
+            .bearer_auth(sim.control_token().expect("control"))
+            .json(&body)
+            .send()
+            .await
+            .expect("the simulator's control API")
+    }
+
     /// How many requests the simulator saw whose path contains `needle`.
     async fn requests_to(sim: &jumpgate_sim::SimHandle, needle: &str) -> usize {
         let events: serde_json::Value = reqwest::Client::new()
@@ -1244,15 +1259,12 @@ mod tests {
         let (state, _) = snapshot(engine.clone(), false, false).await.expect("state");
         assert!(state.can_connect);
         assert_eq!(permissions().await, read, "the permissions were read again");
-        reqwest::Client::new()
-            .post(format!("{}/_sim/clock/advance", sim.url()))
-            .bearer_auth(sim.control_token().expect("control"))
-            .json(&serde_json::json!({
-                "seconds": jumpgate_azure::engine::STANDING_FRESH_MINUTES * 60 + 60
-            }))
-            .send()
-            .await
-            .expect("advance");
+        control(
+            &sim,
+            "/clock/advance",
+            serde_json::json!({"seconds": jumpgate_azure::engine::STANDING_FRESH_MINUTES * 60 + 60}),
+        )
+        .await;
         // The first read after the advance brings ARM's new time; the read follows.
         for _ in 0..2 {
             let (state, _) = snapshot(engine.clone(), false, false).await.expect("state");
@@ -1279,16 +1291,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let (sim, engine) = engine_on("demo", dir.path(), "").await;
         sign_in_as(&engine, "bob@contoso.example").await;
-        let control = |path: &str| {
-            reqwest::Client::new()
-                .post(format!("{}/_sim{path}", sim.url()))
-                .bearer_auth(sim.control_token().expect("control"))
-        };
-        let added = control("/faults")
-            .json(&serde_json::json!({"path": "roleManagementPolicyAssignments", "status": 400, "count": 1}))
-            .send()
-            .await
-            .expect("fault");
+        let added = control(
+            &sim,
+            "/faults",
+            serde_json::json!({"path": "roleManagementPolicyAssignments", "status": 400, "count": 1}),
+        )
+        .await;
         assert!(added.status().is_success());
         let (state, _) = snapshot(engine.clone(), false, false).await.expect("state");
         assert!(!state.approver, "a failed look found an approver");
@@ -1300,11 +1308,12 @@ mod tests {
             failed,
             "the failed look was repeated at once"
         );
-        control("/clock/advance")
-            .json(&serde_json::json!({"seconds": 61 * 60}))
-            .send()
-            .await
-            .expect("advance");
+        control(
+            &sim,
+            "/clock/advance",
+            serde_json::json!({"seconds": 61 * 60}),
+        )
+        .await;
         // The first read after the advance brings ARM's new time; the look follows.
         let mut found = false;
         for _ in 0..2 {

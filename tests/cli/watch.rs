@@ -255,20 +255,26 @@ async fn watch_says_signed_out_once_when_the_sign_in_is_revoked() {
     sim.sign_in(&alice).await;
     let mut a = alice.watch(&[]);
     a.settle(Duration::from_secs(2));
+    revoked_is_announced_once(&sim, &mut a).await;
+}
+
+/// Revokes alice's sign-in, and checks her watcher says so once, with a reason.
+async fn revoked_is_announced_once(sim: &Sim, a: &mut Watching) {
     sim.control("/revoke", json!({"upn": ALICE})).await;
     // Access tokens outlive a revocation: force the next read to need a refresh.
     sim.advance(2 * 3600).await;
     let out = a.expect("signed_out", Duration::from_secs(15));
-    assert!(out["reason"].as_str().is_some_and(|r| !r.is_empty()));
+    assert!(
+        out["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{out}"
+    );
     a.settle(Duration::from_secs(3));
     assert_eq!(a.count("signed_out"), 1, "{:#?}", a.seen);
 }
 
-/// Signing out on purpose is no news to the person who did it: the watcher says so on its
-/// progress line, announces nothing, and the journal has the sign-out.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sign_out_on_purpose_is_not_announced() {
-    let sim = Sim::start("demo", 0);
+/// alice, signed in and watched, signs out on purpose with `jumpgate signout`; returns once
+/// her watcher has said it is waiting for a sign-in.
+async fn alice_signs_out_while_watched(sim: &Sim) -> (User, Watching) {
     let alice = sim.user(ALICE);
     alice.configure("[watch]\nidle_refresh_secs = 1\n");
     sim.sign_in(&alice).await;
@@ -280,6 +286,15 @@ async fn a_sign_out_on_purpose_is_not_announced() {
         "signed out: watching again once you sign in",
         Duration::from_secs(30),
     );
+    (alice, a)
+}
+
+/// Signing out on purpose is no news to the person who did it: the watcher says so on its
+/// progress line, announces nothing, and the journal has the sign-out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_out_on_purpose_is_not_announced() {
+    let sim = Sim::start("demo", 0);
+    let (alice, mut a) = alice_signs_out_while_watched(&sim).await;
     a.settle(Duration::from_secs(3));
     assert_eq!(a.count("signed_out"), 0, "{:#?}", a.seen);
     let history = alice.json(&["history", "--format", "json"]);
@@ -294,35 +309,17 @@ async fn a_sign_out_on_purpose_is_not_announced() {
 }
 
 /// A sign-out on purpose covers only that sign-in: signed in again, a revoked sign-in is
-/// announced as usual, with ARM's reason.
+/// announced as usual, with its reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_sign_out_on_purpose_a_revoked_sign_in_is_still_announced() {
     let sim = Sim::start("demo", 0);
-    let alice = sim.user(ALICE);
-    alice.configure("[watch]\nidle_refresh_secs = 1\n");
-    sim.sign_in(&alice).await;
-    let mut a = alice.watch(&[]);
-    a.first_look();
-    assert!(alice.run(&["signout"]).status.success());
-    a.expect_said(
-        "signed out: watching again once you sign in",
-        Duration::from_secs(30),
-    );
+    let (alice, mut a) = alice_signs_out_while_watched(&sim).await;
     sim.sign_in(&alice).await;
     a.expect_said(
         &format!("signed in as {ALICE}: watching again"),
         Duration::from_secs(30),
     );
-    sim.control("/revoke", json!({"upn": ALICE})).await;
-    // Access tokens outlive a revocation: force the next read to need a refresh.
-    sim.advance(2 * 3600).await;
-    let out = a.expect("signed_out", Duration::from_secs(30));
-    assert!(
-        out["reason"].as_str().is_some_and(|r| !r.is_empty()),
-        "{out}"
-    );
-    a.settle(Duration::from_secs(3));
-    assert_eq!(a.count("signed_out"), 1, "{:#?}", a.seen);
+    revoked_is_announced_once(&sim, &mut a).await;
 }
 
 /// Someone signs in as another account in a terminal while the watcher runs: the sign-in is
