@@ -1,0 +1,321 @@
+//! JIT: the source to ask for, opening a port and waiting until its rule is in force, and
+//! where to connect once it is.
+
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use jumpgate_core::audit::Record;
+use jumpgate_core::duration::to_iso;
+use jumpgate_core::explain::{Failure, Kind};
+use jumpgate_core::policy::{self};
+
+use super::*;
+use crate::arm::{self, Target};
+
+impl Engine {
+    /// Where to connect for a port: the firewall's mapped port when the VM is behind Azure
+    /// Firewall, else the VM's public IP.
+    pub async fn endpoint(&self, target: &Target, port: u16) -> Result<Endpoint, Failure> {
+        if let (Some(fw), Some(mapped)) = (
+            &target.firewall_ip,
+            arm::latest_grant(target, port).and_then(|g| g.mapped_port),
+        ) {
+            return Ok(Endpoint {
+                host: fw.clone(),
+                port: mapped,
+            });
+        }
+        match arm::public_address(&self.arm, &target.vm_id).await? {
+            Some(host) => Ok(Endpoint { host, port }),
+            None => Err(Failure::new(
+                Kind::NotFound,
+                "no_address",
+                format!("{} has no public IP address to connect to.", target.vm),
+            )),
+        }
+    }
+
+    /// Opens a port for `source` until `now + duration` (ARM's clock) and confirms the rule is
+    /// `Initiated` in the policy's history.
+    pub async fn open_port(
+        &self,
+        target: &Target,
+        port: u16,
+        duration: Duration,
+        source: &str,
+        justification: &str,
+        what: &str,
+    ) -> Result<(Target, arm::Grant), Failure> {
+        policy::check_jit(&target.ports, port, duration, source)
+            .map_err(|v| Failure::new(Kind::Policy, v.rule, format!("Not sent: {}.", v.message)))?;
+        let sent_at = self.arm.clock.now();
+        let end = sent_at + duration;
+        let ours = |t: &Target| {
+            arm::latest_grant(t, port).filter(|g| {
+                g.start.is_some_and(|s| s >= sent_at - Duration::seconds(5)) && g.source == source
+            })
+        };
+        if let Err(e) = arm::initiate(&self.arm, target, port, end, source, justification).await {
+            if !matches!(e, crate::Error::Unreachable { .. }) {
+                return Err(e.into());
+            }
+            // Initiate is not idempotent: after a lost answer, read the history first, and send
+            // again only when the request never arrived.
+            self.progress("the answer to the JIT request was lost; checking whether it arrived");
+            let fresh = arm::refresh_target(&self.arm, target).await?;
+            if ours(&fresh).is_none() {
+                self.progress("it did not arrive; sending it again");
+                arm::initiate(&self.arm, target, port, end, source, justification).await?;
+            }
+        }
+        self.confirm_rule(target, port, source, sent_at, duration, justification, what)
+            .await
+    }
+
+    /// Waits until the JIT request for `source` sent at `sent_at` is in force and records it.
+    /// JIT answers at once (202) and applies the rule to the network a little later: the
+    /// request shows `Initiating` until then. The wait is on ARM's clock, within a budget.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn confirm_rule(
+        &self,
+        target: &Target,
+        port: u16,
+        source: &str,
+        sent_at: DateTime<Utc>,
+        duration: Duration,
+        justification: &str,
+        what: &str,
+    ) -> Result<(Target, arm::Grant), Failure> {
+        let ours = |t: &Target| {
+            arm::latest_grant(t, port).filter(|g| {
+                g.start.is_some_and(|s| s >= sent_at - Duration::seconds(5)) && g.source == source
+            })
+        };
+        let mut announced = String::new();
+        loop {
+            let fresh = arm::refresh_target(&self.arm, target).await?;
+            let mine = ours(&fresh);
+            if let Some(g) = mine.clone().filter(|g| g.status == "Initiated") {
+                self.audit(Record {
+                    what: what.into(),
+                    vm: Some(fresh.vm_id.clone()),
+                    port: Some(port),
+                    source_ip: Some(g.source.clone()),
+                    duration: Some(to_iso(duration)),
+                    justification: Some(justification.to_string()),
+                    outcome: g.status.clone(),
+                    ..Record::default()
+                })
+                .await;
+                return Ok((fresh, g));
+            }
+            let status = mine.map(|g| g.status).unwrap_or_default();
+            if let phase @ ("Revoked" | "Failed") = status.as_str() {
+                return Err(Failure::new(
+                    Kind::Other,
+                    "jit_not_applied",
+                    format!("JIT did not apply the rule ({phase}): try again, or check jumpgate targets."),
+                ));
+            }
+            if status != announced {
+                self.progress(&if status.is_empty() {
+                    "waiting for JIT to record the request".to_string()
+                } else {
+                    format!("JIT is applying the rule ({status})")
+                });
+                announced = status;
+            }
+            if self.arm.clock.now() - sent_at > Duration::seconds(JIT_APPLY_BUDGET_SECS) {
+                return Err(Failure::timeout(format!("JIT accepted the request but the rule was not in force after {JIT_APPLY_BUDGET_SECS}s: check jumpgate targets, and try again.")));
+            }
+            tokio::time::sleep(StdDuration::from_millis(500)).await;
+        }
+    }
+
+    /// When the user's own request for this port and source is already in force or being
+    /// applied, with about the time asked for left, its start time: it came from an earlier
+    /// run (stopped before it could confirm), and sending another would duplicate it.
+    pub(super) async fn reusable_grant(
+        &self,
+        target: &Target,
+        port: u16,
+        source: &str,
+        me: &str,
+        duration: Duration,
+    ) -> Result<Option<DateTime<Utc>>, Failure> {
+        let fresh = arm::refresh_target(&self.arm, target).await?;
+        let now = self.arm.clock.now();
+        Ok(arm::latest_grant(&fresh, port)
+            .filter(|g| {
+                g.source == source
+                    && g.requestor.eq_ignore_ascii_case(me)
+                    && matches!(g.status.as_str(), "Initiated" | "Initiating")
+                    && g.end
+                        .is_some_and(|end| end >= now + duration - Duration::minutes(2))
+            })
+            .and_then(|g| g.start))
+    }
+
+    /// The source to ask JIT for on a VM port: the public IP (`auto`: detected, agreed by two
+    /// echo services; or as given), or the allowed range that holds it when the policy lists
+    /// only ranges (JIT refuses a single address inside one). Said when it is a range.
+    pub async fn source_for(
+        &self,
+        target: &Target,
+        port: u16,
+        ip: &str,
+    ) -> Result<policy::SourceChoice, Failure> {
+        let address = if ip == "auto" {
+            let d = self.detect_ip().await?;
+            self.progress(&format!(
+                "public IP {} (agreed: {})",
+                d.ip,
+                d.agreed.join(", ")
+            ));
+            d.ip
+        } else {
+            jumpgate_core::ip::parse_public_ipv4(ip, self.config.network.allow_loopback_ip)
+                .map_err(|e| Failure::usage(e.to_string()))?
+        };
+        let rule = target
+            .ports
+            .iter()
+            .find(|r| r.number == port)
+            .ok_or_else(|| {
+                Failure::new(
+                    Kind::Policy,
+                    "JitPort",
+                    format!(
+                        "Not sent: port {port} is not in the JIT policy of {}.",
+                        target.vm
+                    ),
+                )
+            })?;
+        let chosen = policy::choose_source(rule, address)
+            .map_err(|v| Failure::new(Kind::Policy, v.rule, format!("Not sent: {}.", v.message)))?;
+        if chosen.whole_range {
+            self.progress(&format!(
+                "your address {address} lies in the allowed range {}; JIT accepts only the whole range, so the request asks for it",
+                chosen.prefix
+            ));
+        }
+        Ok(chosen)
+    }
+
+    /// Renews open access to a VM port before it expires: a new JIT request for the same port
+    /// and source, which revokes the old rule (`NewerRequestInitiated`).
+    pub async fn extend_port(
+        &self,
+        vm: &str,
+        port: Option<u16>,
+        duration: Duration,
+        justification: &str,
+    ) -> Result<(Target, arm::Grant), Failure> {
+        let target = self.find_target(vm).await?;
+        let now = self.arm.clock.now();
+        let account = self.account().await?;
+        let open: Vec<arm::Grant> = open_grants(&target, now)
+            .into_iter()
+            .filter(|g| g.requestor.eq_ignore_ascii_case(&account.upn))
+            .collect();
+        let grant = match port {
+            Some(p) => open.into_iter().find(|g| g.port == p),
+            None => open.into_iter().next(),
+        }
+        .ok_or_else(|| {
+            Failure::new(
+                Kind::NotFound,
+                "nothing_open",
+                format!(
+                    "You have no open access to {} to extend: use jumpgate open or connect.",
+                    target.vm
+                ),
+            )
+        })?;
+        self.open_port(
+            &target,
+            grant.port,
+            duration,
+            &grant.source,
+            justification,
+            "port_extended",
+        )
+        .await
+    }
+}
+
+/// Whether the service behind a JIT port answers: for RDP (3389) an X.224 Connection Confirm
+/// to a Connection Request, for SSH (22) the server's banner, otherwise a TCP connection.
+/// A connection that is accepted and then closed at once (a firewall or a gate refusing the
+/// source) does not count.
+pub async fn probe(ep: &Endpoint, service_port: u16) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = format!("{}:{}", ep.host, ep.port);
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        match service_port {
+            22 => {
+                let mut banner = [0u8; 4];
+                s.read_exact(&mut banner).await.ok()?;
+                (&banner == b"SSH-").then_some(())
+            }
+            3389 => {
+                // TPKT + X.224 Connection Request asking for standard RDP security.
+                const REQUEST: [u8; 19] =
+                    [3, 0, 0, 19, 14, 0xE0, 0, 0, 0, 0, 0, 1, 0, 8, 0, 3, 0, 0, 0];
+                s.write_all(&REQUEST).await.ok()?;
+                let mut answer = [0u8; 6];
+                s.read_exact(&mut answer).await.ok()?;
+                (answer[0] == 3 && answer[5] & 0xF0 == 0xD0).then_some(())
+            }
+            _ => Some(()),
+        }
+    };
+    matches!(
+        tokio::time::timeout(StdDuration::from_secs(3), attempt).await,
+        Ok(Some(()))
+    )
+}
+
+/// The port to open, checked with the duration against the VM's JIT policy before anything
+/// is sent; the source is checked once it is known.
+pub fn preflight(target: &Target, port: Option<u16>, duration: Duration) -> Result<u16, Failure> {
+    let port = default_port(target, port)?;
+    match policy::check_jit(&target.ports, port, duration, "*") {
+        Err(v) if v.rule != "JitSource" => Err(Failure::new(
+            Kind::Policy,
+            v.rule,
+            format!("Not sent: {}.", v.message),
+        )),
+        _ => Ok(port),
+    }
+}
+
+pub fn default_port(target: &Target, port: Option<u16>) -> Result<u16, Failure> {
+    match port {
+        Some(p) => Ok(p),
+        None => match target.ports.as_slice() {
+            [only] => Ok(only.number),
+            _ => target
+                .ports
+                .iter()
+                .find(|p| p.number == 3389 || p.number == 22)
+                .map(|p| p.number)
+                .ok_or_else(|| {
+                    Failure::usage(format!(
+                        "{} has several JIT ports; choose one with --port",
+                        target.vm
+                    ))
+                }),
+        },
+    }
+}
+
+pub fn open_grants(target: &Target, now: DateTime<Utc>) -> Vec<arm::Grant> {
+    target
+        .ports
+        .iter()
+        .filter_map(|p| arm::latest_grant(target, p.number))
+        .filter(|g| g.status == "Initiated" && g.end.is_some_and(|e| e > now))
+        .collect()
+}

@@ -1,0 +1,221 @@
+//! Where the jump boxes are: the subscriptions to look in, the VMs with a JIT policy the
+//! person can read, and one VM by resource id or by a name only one VM has.
+
+use chrono::Duration;
+use jumpgate_core::explain::{Failure, Kind};
+use jumpgate_core::policy::{self, JIT_INITIATE};
+
+use super::*;
+use crate::arm::{self, Target};
+
+impl Engine {
+    /// The configured subscription, or the first one the user can see (the admin commands
+    /// work in one subscription).
+    pub async fn subscription(&self) -> Result<String, Failure> {
+        if let Some(s) = &self.config.azure.subscription_id {
+            return Ok(s.clone());
+        }
+        let subs = arm::subscriptions(&self.arm).await?;
+        subs.into_iter().next().ok_or_else(|| {
+            Failure::new(
+                Kind::NotFound,
+                "no_subscription",
+                "You can see no Azure subscription: ask for access, or set azure.subscription_id.",
+            )
+        })
+    }
+
+    /// The subscriptions to look for jump boxes in: the configured one; otherwise every one
+    /// the user can see, and every one holding a role they are eligible for or hold, since a
+    /// requester sees no subscription before a role is active.
+    pub async fn subscriptions(&self) -> Result<Vec<String>, Failure> {
+        if let Some(s) = &self.config.azure.subscription_id {
+            return Ok(vec![s.clone()]);
+        }
+        let (visible, eligible, active) = tokio::join!(
+            self.visible_subscriptions(),
+            arm::eligible_roles(&self.arm),
+            arm::active_roles(&self.arm),
+        );
+        Ok(self.subscriptions_of(visible?, &eligible?, &active?))
+    }
+
+    /// The subscriptions the user can see: the configured one, or ARM's list.
+    pub async fn visible_subscriptions(&self) -> Result<Vec<String>, Failure> {
+        match &self.config.azure.subscription_id {
+            Some(s) => Ok(vec![s.clone()]),
+            None => Ok(arm::subscriptions(&self.arm).await?),
+        }
+    }
+
+    /// [`Engine::subscriptions`] from reads made already: the visible subscriptions, and the
+    /// user's eligibilities and roles (the tray's snapshot reads them for itself anyway).
+    pub fn subscriptions_of(
+        &self,
+        visible: Vec<String>,
+        eligible: &[arm::Eligible],
+        active: &[arm::Active],
+    ) -> Vec<String> {
+        if let Some(s) = &self.config.azure.subscription_id {
+            return vec![s.clone()];
+        }
+        let scopes = eligible
+            .iter()
+            .map(|e| e.scope.as_str())
+            .chain(active.iter().map(|a| a.scope.as_str()));
+        let mut subs = visible;
+        for scope in scopes {
+            if let Some(sub) = policy::subscription_of(scope) {
+                if !subs.iter().any(|s| s.eq_ignore_ascii_case(sub)) {
+                    subs.push(sub.to_string());
+                }
+            }
+        }
+        subs
+    }
+
+    /// Every VM with a JIT policy the user can read, across [`Engine::subscriptions`]. A
+    /// subscription whose policies the user may not read (yet) is skipped, not an error.
+    pub async fn targets(&self) -> Result<Vec<Target>, Failure> {
+        let subs = self.subscriptions().await?;
+        self.targets_in(&subs).await
+    }
+
+    /// Every VM with a JIT policy the user can read in these subscriptions; one the user may
+    /// not read (yet) is skipped.
+    pub async fn targets_in(&self, subs: &[String]) -> Result<Vec<Target>, Failure> {
+        let mut all = Vec::new();
+        for sub in subs {
+            match arm::targets(&self.arm, sub).await {
+                Ok(found) => all.extend(found),
+                Err(e) if is_refusal(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(all)
+    }
+
+    /// Whether the user could open a port on one of `targets` without a PIM role: ARM's
+    /// permissions at their resource groups (the first [`STANDING_CHECK_GROUPS`] distinct
+    /// ones, read at once) grant JIT initiate already, as an Owner's do. A group the user may
+    /// not read answers no. The answer is kept for [`STANDING_FRESH_MINUTES`] for the same
+    /// account `oid` and groups, so a snapshot does not read them again; a failed read is
+    /// not kept.
+    pub async fn standing_jit(&self, oid: &str, targets: &[Target]) -> Result<bool, Failure> {
+        let mut groups: Vec<&str> = Vec::new();
+        for t in targets {
+            let rg = arm::resource_group_of(&t.vm_id);
+            if !groups.iter().any(|g| g.eq_ignore_ascii_case(rg)) {
+                groups.push(rg);
+            }
+        }
+        groups.truncate(STANDING_CHECK_GROUPS);
+        let mut key: Vec<String> = groups.iter().map(|g| g.to_ascii_lowercase()).collect();
+        key.sort();
+        // One read at a time: whoever asks meanwhile waits for its answer.
+        let mut last = self.standing.0.lock().await;
+        let now = self.arm.clock.now();
+        if let Some((who, at_groups, at, open)) = last.as_ref() {
+            if who.eq_ignore_ascii_case(oid)
+                && *at_groups == key
+                && now >= *at
+                && now - *at < Duration::minutes(STANDING_FRESH_MINUTES)
+            {
+                return Ok(*open);
+            }
+        }
+        let reads =
+            futures::future::join_all(groups.iter().map(|rg| arm::permissions(&self.arm, rg)))
+                .await;
+        let mut open = false;
+        let mut failed = None;
+        for read in reads {
+            match read {
+                Ok(perms) if policy::permits(&perms, JIT_INITIATE) => open = true,
+                Ok(_) => {}
+                Err(e) if is_refusal(&e) => {}
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        // One group that grants it is enough, whatever another's read did.
+        if let (false, Some(e)) = (open, failed) {
+            return Err(e.into());
+        }
+        *last = Some((oid.to_string(), key, now, open));
+        Ok(open)
+    }
+
+    /// The VM's JIT target, named by resource id or by name. A name that two VMs share is
+    /// refused with both ids, so no port is ever opened on a VM the user did not pick. A
+    /// resource id whose policy the user may not read yet answers [`Located::Unreadable`].
+    pub async fn locate(&self, vm: &str) -> Result<Located, Failure> {
+        if vm.starts_with('/') {
+            let id = policy::vm_resource_id(vm).ok_or_else(|| {
+                Failure::usage(format!(
+                    "'{vm}' is not a VM resource id: it looks like /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Compute/virtualMachines/<name>"
+                ))
+            })?;
+            let sub = policy::subscription_of(id).unwrap_or_default();
+            return match arm::targets(&self.arm, sub).await {
+                Ok(found) => found
+                    .into_iter()
+                    .find(|t| t.vm_id.eq_ignore_ascii_case(id))
+                    .map(Located::Target)
+                    .ok_or_else(|| {
+                        Failure::new(
+                            Kind::NotFound,
+                            "no_target",
+                            format!(
+                                "No JIT policy covers {id}: ask an admin to enable JIT for it."
+                            ),
+                        )
+                    }),
+                Err(e) if is_refusal(&e) => Ok(Located::Unreadable {
+                    vm_id: id.to_string(),
+                }),
+                Err(e) => Err(e.into()),
+            };
+        }
+        let all = self.targets().await?;
+        let matches: Vec<&Target> = all
+            .iter()
+            .filter(|t| t.vm.eq_ignore_ascii_case(vm))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(Located::Target((*one).clone())),
+            [] => {
+                let mut names: Vec<&str> = all.iter().map(|t| t.vm.as_str()).collect();
+                names.dedup();
+                Err(Failure::new(
+                    Kind::NotFound,
+                    "no_target",
+                    format!(
+                        "No JIT policy you can read covers a VM named '{vm}'. Known: {}. Before a role is active you may be able to read none: name the VM by its resource id (/subscriptions/…/virtualMachines/{vm}).",
+                        if names.is_empty() { "none".into() } else { names.join(", ") }
+                    ),
+                ))
+            }
+            several => Err(Failure::usage(format!(
+                "{} VMs are named '{vm}'; name the one you mean by its resource id: {}",
+                several.len(),
+                several
+                    .iter()
+                    .map(|t| t.vm_id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// [`Engine::locate`] for a VM whose policy must be readable now.
+    pub async fn find_target(&self, vm: &str) -> Result<Target, Failure> {
+        match self.locate(vm).await? {
+            Located::Target(t) => Ok(t),
+            Located::Unreadable { vm_id } => Err(Failure::new(
+                Kind::Denied,
+                "policy_unreadable",
+                format!("You may not read the JIT policy of {vm_id} yet: connect activates the role that allows it, or activate it with jumpgate activate."),
+            )),
+        }
+    }
+}
