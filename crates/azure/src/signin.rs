@@ -154,16 +154,18 @@ pub fn account_of(access_token: &str) -> Result<Account> {
     let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
     // Members carry `upn`; v2 tokens `preferred_username`; guests neither, but
     // `unique_name` and `email`.
-    let upn = ["upn", "preferred_username", "unique_name", "email"]
-        .into_iter()
-        .map(s)
-        .find(|v| !v.trim().is_empty())
-        .unwrap_or_default();
+    let mut names: Vec<String> = Vec::new();
+    for name in ["upn", "preferred_username", "unique_name", "email"].map(s) {
+        if !name.trim().is_empty() && !names.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+            names.push(name);
+        }
+    }
     Ok(Account {
-        upn,
+        upn: names.first().cloned().unwrap_or_default(),
         oid: s("oid"),
         tid: s("tid"),
         name: s("name"),
+        names,
     })
 }
 
@@ -534,7 +536,9 @@ pub async fn refresh(authority: &Authority, current: &TokenSet) -> Result<TokenS
         request = request.add_scope(Scope::new(s.into()));
     }
     let response = request.request_async(&http).await.map_err(token_error)?;
-    token_set(&response, current.source, None)
+    // An answer without a refresh token leaves the one sent valid (RFC 6749 section 6: the
+    // server "MAY issue a new refresh token"): it is kept, not dropped.
+    token_set(&response, current.source, current.refresh_token.as_deref())
 }
 
 /// An access token for another resource (Microsoft Graph, say) from the refresh token.
@@ -660,6 +664,38 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_refresh_answer_without_a_refresh_token_keeps_the_one_sent() {
+        let claims =
+            B64.encode(br#"{"oid":"o","tid":"t","upn":"alice@contoso.example","exp":4102444800}"#);
+        let body =
+            format!(r#"{{"access_token":"h.{claims}.s","token_type":"Bearer","expires_in":3600}}"#);
+        let base = serve(move |_| {
+            response(
+                "200 OK",
+                &[("Content-Type", "application/json")],
+                body.as_bytes(),
+            )
+        })
+        .await;
+        let authority = Authority {
+            base,
+            client_id: "c".into(),
+            tenant: "t".into(),
+            arm_scope: "https://management.azure.com/.default".into(),
+        };
+        let current = TokenSet {
+            access_token: "old".into(),
+            expires_at: 0,
+            refresh_token: Some("the-refresh-token".into()),
+            source: Source::Browser,
+            account: account_of(&format!("h.{claims}.s")).expect("account"),
+        };
+        let renewed = refresh(&authority, &current).await.expect("renewed");
+        assert_eq!(renewed.access_token, format!("h.{claims}.s"));
+        assert_eq!(renewed.refresh_token.as_deref(), Some("the-refresh-token"));
     }
 
     async fn listening() -> (std::sync::Arc<TcpListener>, String) {

@@ -19,6 +19,37 @@ pub struct Account {
     pub oid: String,
     pub tid: String,
     pub name: String,
+    /// Every name the token gives the account (`upn`, `preferred_username`, `unique_name`,
+    /// `email`): a guest's token names them by their home address, while ARM records the
+    /// directory's UPN (`erin_fabrikam.example#EXT#@contoso.example`). Absent from sign-ins
+    /// stored before it was kept.
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+impl Account {
+    /// Whether `requestor`, a name ARM recorded (a JIT request's `requestor`), is this
+    /// account: any of its names, or the directory UPN Entra gives a B2B guest for one of
+    /// them (`local_domain#EXT#@` any tenant domain). The JIT history gives no object id, so
+    /// names are all there is.
+    pub fn is(&self, requestor: &str) -> bool {
+        let requestor = requestor.trim();
+        if requestor.is_empty() {
+            return false;
+        }
+        let guest_home = requestor
+            .split_once("#EXT#@")
+            .map(|(home, _)| home.to_ascii_lowercase());
+        std::iter::once(&self.upn)
+            .chain(&self.names)
+            .filter(|n| !n.trim().is_empty())
+            .any(|name| {
+                name.eq_ignore_ascii_case(requestor)
+                    || guest_home
+                        .as_deref()
+                        .is_some_and(|home| home == name.to_ascii_lowercase().replacen('@', "_", 1))
+            })
+    }
 }
 
 /// How the tokens were obtained, so they are renewed the same way.
@@ -395,6 +426,44 @@ mod tests {
     }
 
     #[test]
+    fn a_guest_is_known_by_every_name_and_by_the_directory_upn() {
+        let erin = Account {
+            upn: "erin@fabrikam.example".into(),
+            oid: "e".into(),
+            tid: "t".into(),
+            name: "Erin".into(),
+            names: vec![
+                "erin@fabrikam.example".into(),
+                "Erin@Fabrikam.example".into(),
+            ],
+        };
+        for me in [
+            "erin@fabrikam.example",
+            "ERIN@fabrikam.example",
+            "erin_fabrikam.example#EXT#@contoso.example",
+            "Erin_Fabrikam.Example#EXT#@contoso.onmicrosoft.com",
+        ] {
+            assert!(erin.is(me), "{me}");
+        }
+        for other in [
+            "",
+            "alice@contoso.example",
+            "erin_fabrikam.example@contoso.example",
+            "mallory_fabrikam.example#EXT#@contoso.example",
+            "erin_fabrikam.example.evil#EXT#@contoso.example",
+        ] {
+            assert!(!erin.is(other), "{other}");
+        }
+        // A sign-in stored before the names were kept still knows its UPN.
+        let old = Account {
+            names: Vec::new(),
+            upn: "alice@contoso.example".into(),
+            ..erin
+        };
+        assert!(old.is("Alice@Contoso.example"));
+    }
+
+    #[test]
     fn headers_parse_strictly() {
         assert_eq!(parse_header("v1:3:00000000000000ff"), Some((3, 255)));
         for bad in ["", "v2:3:ff", "v1:x:ff", "v1:3", "v1:999:ff"] {
@@ -438,6 +507,7 @@ mod tests {
                 oid: "o".into(),
                 tid: "t".into(),
                 name: "A".into(),
+                names: Vec::new(),
             },
         };
         let shown = format!("{t:?}");
