@@ -386,7 +386,7 @@ pub async fn snapshot(
             for t in targets {
                 let open: Vec<OpenPort> = engine::open_grants(&t, now)
                     .into_iter()
-                    .filter(|g| g.requestor.eq_ignore_ascii_case(upn))
+                    .filter(|g| signed_in.is(&g.requestor))
                     .map(|g| OpenPort {
                         port: g.port,
                         source: g.source,

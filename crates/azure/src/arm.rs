@@ -9,12 +9,24 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::http::{Arm, Repeat};
 
+// The api-versions, each one deployed in every cloud Jumpgate may be pointed at (public Azure,
+// US Government, China): a sovereign cloud refuses a version it does not have yet
+// (`NoRegisteredProviderFound`), so the newest is not the best. README's "api-versions"
+// section gives the reason for each.
+
+/// PIM schedule requests, instances and policies: the only GA version.
 pub const PIM: &str = "2020-10-01";
+/// PIM approvals: no GA version exists.
 pub const APPROVALS: &str = "2021-01-01-preview";
+/// JIT network access policies: the only GA version.
 pub const JIT: &str = "2020-01-01";
+/// The version Azure CLI uses in every cloud.
 pub const SUBSCRIPTIONS: &str = "2022-12-01";
-pub const COMPUTE: &str = "2025-04-01";
-pub const NETWORK: &str = "2025-07-01";
+/// Two years old, and what multi-cloud tools (Terraform's provider) use for VMs.
+pub const COMPUTE: &str = "2024-03-01";
+/// NICs and public IPs: what multi-cloud tools use (Terraform's provider, BOSH's CPI).
+pub const NETWORK: &str = "2024-05-01";
+/// Role definitions, role assignments and permissions: the GA default everywhere.
 pub const PERMISSIONS: &str = "2022-04-01";
 
 pub(crate) fn enc(s: &str) -> String {
@@ -351,7 +363,17 @@ pub fn resource_group_of(id: &str) -> &str {
 }
 
 pub async fn targets(arm: &Arm, subscription: &str) -> Result<Vec<Target>> {
-    let v = arm.list(&format!("/subscriptions/{subscription}/providers/Microsoft.Security/jitNetworkAccessPolicies?api-version={JIT}")).await?;
+    targets_at(arm, &format!("/subscriptions/{subscription}")).await
+}
+
+/// The JIT policies at a scope: a subscription (`JitNetworkAccessPolicies_List`) or a
+/// resource group (`…_ListByResourceGroup`).
+pub async fn targets_at(arm: &Arm, scope: &str) -> Result<Vec<Target>> {
+    let v = arm
+        .list(&format!(
+            "{scope}/providers/Microsoft.Security/jitNetworkAccessPolicies?api-version={JIT}"
+        ))
+        .await?;
     Ok(parse_targets(&v))
 }
 
@@ -370,8 +392,18 @@ pub struct Grant {
 }
 
 pub fn latest_grant(target: &Target, port: u16) -> Option<Grant> {
+    latest_grant_where(target, port, |_| true)
+}
+
+/// The newest rule for a VM port that `wanted` accepts: the person's own, say. On a shared
+/// jump box a colleague's newer request must not hide one's own rule.
+pub fn latest_grant_where(
+    target: &Target,
+    port: u16,
+    wanted: impl Fn(&Grant) -> bool,
+) -> Option<Grant> {
     let mut best: Option<Grant> = None;
-    for grant in grants(target, port) {
+    for grant in grants(target, port).into_iter().filter(|g| wanted(g)) {
         if best.as_ref().is_none_or(|b| grant.start >= b.start) {
             best = Some(grant);
         }

@@ -479,14 +479,18 @@ pub async fn run(engine: &Engine, vm: Option<&str>, port: Option<u16>) -> Vec<Ch
         }
     }
 
-    // An open rule for this IP.
+    // An open rule for this IP: the person's own, which a colleague's on a shared jump box
+    // must not hide.
     let now = engine.arm.clock.now();
-    let grant = arm::latest_grant(&target, port);
+    let me = engine.account().await.ok();
+    let grant = arm::latest_grant_where(&target, port, |g| {
+        me.as_ref().is_none_or(|me| me.is(&g.requestor))
+    });
     let rule_check = match (&grant, &found.ip) {
         (None, _) => Check::fail(
             "open_rule",
             title("open_rule"),
-            format!("no JIT request was ever made for {} port {port}", target.vm),
+            format!("you have made no JIT request for {} port {port}", target.vm),
             format!(
                 "Open it: jumpgate connect {} (or jumpgate open {} --port {port}).",
                 target.vm, target.vm

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::arm::{self, Request};
 use crate::engine::{open_grants, Engine};
+use crate::tokens::Account;
 
 /// Announcements older than this are forgotten; nothing they name can come back.
 const FORGET_AFTER_DAYS: i64 = 30;
@@ -535,7 +536,7 @@ impl<'e> Watcher<'e> {
             }
         }
         self.saved.pending.retain(|name, _| listed.contains(name));
-        for (open, reason, code) in self.read_deadlines(&account.upn).await? {
+        for (open, reason, code) in self.read_deadlines(&account).await? {
             self.ended_early(open, reason, code, sink).await;
         }
         self.poll_approvals(sink).await?;
@@ -670,7 +671,7 @@ impl<'e> Watcher<'e> {
     /// a VM whose policy could not be read is kept as it was: unseen is not ended.
     async fn read_deadlines(
         &mut self,
-        upn: &str,
+        me: &Account,
     ) -> Result<Vec<(Open, String, Option<String>)>, Failure> {
         let now = self.engine.arm.clock.now();
         let mut fresh: Vec<Open> = arm::active_roles(&self.engine.arm)
@@ -691,7 +692,7 @@ impl<'e> Watcher<'e> {
         let targets = self.engine.targets().await?;
         for target in &targets {
             for g in open_grants(target, now) {
-                if !g.requestor.eq_ignore_ascii_case(upn) {
+                if !me.is(&g.requestor) {
                     continue;
                 }
                 if let Some(end) = g.end {
@@ -727,7 +728,7 @@ impl<'e> Watcher<'e> {
                         kept.push(o);
                         continue;
                     };
-                    let (reason, code) = port_ended(target, *port, upn, o.end);
+                    let (reason, code) = port_ended(target, *port, me, o.end);
                     early.push((o, reason, code));
                 }
                 Access::Role { role, scope } => {
@@ -931,14 +932,14 @@ pub async fn stop_signal() {
 fn port_ended(
     target: &arm::Target,
     port: u16,
-    upn: &str,
+    me: &Account,
     end: DateTime<Utc>,
 ) -> (String, Option<String>) {
     let rules = arm::grants(target, port);
     let mine = rules
         .iter()
         .rev()
-        .find(|g| g.requestor.eq_ignore_ascii_case(upn) && g.end == Some(end));
+        .find(|g| me.is(&g.requestor) && g.end == Some(end));
     let code = mine
         .map(|g| g.status_reason.clone())
         .filter(|c| !c.is_empty());
@@ -946,7 +947,7 @@ fn port_ended(
         Some("NewerRequestInitiated") => {
             let newer = arm::latest_grant(target, port)
                 .map(|g| g.requestor)
-                .filter(|r| !r.is_empty() && !r.eq_ignore_ascii_case(upn));
+                .filter(|r| !r.is_empty() && !me.is(r));
             match newer {
                 Some(who) => format!("a newer request from {who} replaced it"),
                 None => "a newer request replaced it".into(),

@@ -903,7 +903,7 @@ async fn status(ctx: &Ctx) -> Outcome {
         .flat_map(|t| {
             engine::open_grants(t, now)
                 .into_iter()
-                .filter(|g| g.requestor.eq_ignore_ascii_case(&account.upn))
+                .filter(|g| account.is(&g.requestor))
                 .map(|g| PortView {
                     vm: t.vm.clone(),
                     grant: g,

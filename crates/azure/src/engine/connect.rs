@@ -285,7 +285,7 @@ impl Engine {
                     // A run that was stopped after sending left its request in the policy's
                     // history: it is the one to use, not a second request.
                     let (fresh, grant) = match self
-                        .reusable_grant(current, port, &source, &account.upn, req.duration)
+                        .reusable_grant(current, port, &source, &account, req.duration)
                         .await?
                     {
                         Some(earlier) => {

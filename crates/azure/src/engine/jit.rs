@@ -16,9 +16,11 @@ impl Engine {
     /// Where to connect for a port: the firewall's mapped port when the VM is behind Azure
     /// Firewall, else the VM's public IP.
     pub async fn endpoint(&self, target: &Target, port: u16) -> Result<Endpoint, Failure> {
+        let me = self.account().await?;
         if let (Some(fw), Some(mapped)) = (
             &target.firewall_ip,
-            arm::latest_grant(target, port).and_then(|g| g.mapped_port),
+            arm::latest_grant_where(target, port, |g| me.is(&g.requestor))
+                .and_then(|g| g.mapped_port),
         ) {
             return Ok(Endpoint {
                 host: fw.clone(),
@@ -50,9 +52,12 @@ impl Engine {
             .map_err(|v| Failure::new(Kind::Policy, v.rule, format!("Not sent: {}.", v.message)))?;
         let sent_at = self.arm.clock.now();
         let end = sent_at + duration;
+        let me = self.account().await?;
         let ours = |t: &Target| {
-            arm::latest_grant(t, port).filter(|g| {
-                g.start.is_some_and(|s| s >= sent_at - Duration::seconds(5)) && g.source == source
+            arm::latest_grant_where(t, port, |g| {
+                me.is(&g.requestor)
+                    && g.source == source
+                    && g.start.is_some_and(|s| s >= sent_at - Duration::seconds(5))
             })
         };
         if let Err(e) = arm::initiate(&self.arm, target, port, end, source, justification).await {
@@ -86,9 +91,12 @@ impl Engine {
         justification: &str,
         what: &str,
     ) -> Result<(Target, arm::Grant), Failure> {
+        let me = self.account().await?;
         let ours = |t: &Target| {
-            arm::latest_grant(t, port).filter(|g| {
-                g.start.is_some_and(|s| s >= sent_at - Duration::seconds(5)) && g.source == source
+            arm::latest_grant_where(t, port, |g| {
+                me.is(&g.requestor)
+                    && g.source == source
+                    && g.start.is_some_and(|s| s >= sent_at - Duration::seconds(5))
             })
         };
         let mut announced = String::new();
@@ -140,20 +148,20 @@ impl Engine {
         target: &Target,
         port: u16,
         source: &str,
-        me: &str,
+        me: &Account,
         duration: Duration,
     ) -> Result<Option<DateTime<Utc>>, Failure> {
         let fresh = arm::refresh_target(&self.arm, target).await?;
         let now = self.arm.clock.now();
-        Ok(arm::latest_grant(&fresh, port)
-            .filter(|g| {
-                g.source == source
-                    && g.requestor.eq_ignore_ascii_case(me)
-                    && matches!(g.status.as_str(), "Initiated" | "Initiating")
-                    && g.end
-                        .is_some_and(|end| end >= now + duration - Duration::minutes(2))
-            })
-            .and_then(|g| g.start))
+        Ok(
+            arm::latest_grant_where(&fresh, port, |g| me.is(&g.requestor) && g.source == source)
+                .filter(|g| {
+                    matches!(g.status.as_str(), "Initiated" | "Initiating")
+                        && g.end
+                            .is_some_and(|end| end >= now + duration - Duration::minutes(2))
+                })
+                .and_then(|g| g.start),
+        )
     }
 
     /// The source to ask JIT for on a VM port: the public IP (`auto`: detected, agreed by two
@@ -216,7 +224,7 @@ impl Engine {
         let account = self.account().await?;
         let open: Vec<arm::Grant> = open_grants(&target, now)
             .into_iter()
-            .filter(|g| g.requestor.eq_ignore_ascii_case(&account.upn))
+            .filter(|g| account.is(&g.requestor))
             .collect();
         let grant = match port {
             Some(p) => open.into_iter().find(|g| g.port == p),
@@ -311,11 +319,24 @@ pub fn default_port(target: &Target, port: Option<u16>) -> Result<u16, Failure> 
     }
 }
 
+/// Every rule in force on the VM's ports, whoever asked for it: several people may hold
+/// rules on one jump box at once, each for their own source. Per requestor and source, the
+/// newest rule counts.
 pub fn open_grants(target: &Target, now: DateTime<Utc>) -> Vec<arm::Grant> {
-    target
-        .ports
-        .iter()
-        .filter_map(|p| arm::latest_grant(target, p.number))
-        .filter(|g| g.status == "Initiated" && g.end.is_some_and(|e| e > now))
-        .collect()
+    let mut open: Vec<arm::Grant> = Vec::new();
+    for p in &target.ports {
+        let mut rules = arm::grants(target, p.number);
+        rules.sort_by_key(|g| std::cmp::Reverse(g.start));
+        for g in rules {
+            let seen = open.iter().any(|o| {
+                o.port == g.port
+                    && o.source == g.source
+                    && o.requestor.eq_ignore_ascii_case(&g.requestor)
+            });
+            if !seen && g.status == "Initiated" && g.end.is_some_and(|e| e > now) {
+                open.push(g);
+            }
+        }
+    }
+    open
 }

@@ -155,8 +155,9 @@ impl Engine {
                     "'{vm}' is not a VM resource id: it looks like /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Compute/virtualMachines/<name>"
                 ))
             })?;
-            let sub = policy::subscription_of(id).unwrap_or_default();
-            return match arm::targets(&self.arm, sub).await {
+            // Read at the VM's resource group: a requester whose role holds only there may
+            // read nothing at the subscription, and the group's list is the smaller one.
+            return match arm::targets_at(&self.arm, arm::resource_group_of(id)).await {
                 Ok(found) => found
                     .into_iter()
                     .find(|t| t.vm_id.eq_ignore_ascii_case(id))
