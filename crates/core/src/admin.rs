@@ -10,12 +10,17 @@ use serde_json::{json, Value};
 
 use crate::duration::{human, to_iso};
 
-/// Exactly the actions a JIT requester needs (BRIEF.md): initiate, read the policies, and
-/// read the VM and its address.
-pub const JIT_REQUESTER_ACTIONS: [&str; 5] = [
+/// Exactly the actions a JIT requester needs: the five of BRIEF.md (initiate, read the
+/// policies, read the VM and its address), with the policies' and the NIC's own reads named
+/// too. A wildcard segment (`…/*/read`) does not stand for its own absence, so
+/// `jitNetworkAccessPolicies/*/read` alone does not read the policies themselves, nor
+/// `networkInterfaces/*/read` the NIC.
+pub const JIT_REQUESTER_ACTIONS: [&str; 7] = [
     "Microsoft.Security/locations/jitNetworkAccessPolicies/initiate/action",
+    "Microsoft.Security/locations/jitNetworkAccessPolicies/read",
     "Microsoft.Security/locations/jitNetworkAccessPolicies/*/read",
     "Microsoft.Compute/virtualMachines/read",
+    "Microsoft.Network/networkInterfaces/read",
     "Microsoft.Network/networkInterfaces/*/read",
     "Microsoft.Network/publicIPAddresses/read",
 ];
@@ -419,12 +424,19 @@ mod tests {
     }
 
     #[test]
-    fn the_requester_role_has_exactly_five_actions() {
+    fn the_requester_role_names_every_read_it_needs() {
         let role = requester_role("JIT Requester", "/subscriptions/s");
         let actions = role["properties"]["permissions"][0]["actions"]
             .as_array()
             .expect("actions");
-        assert_eq!(actions.len(), 5);
+        // BRIEF.md's five, and the two reads a wildcard segment does not cover.
+        assert_eq!(actions.len(), 7);
+        for explicit in [
+            "Microsoft.Security/locations/jitNetworkAccessPolicies/read",
+            "Microsoft.Network/networkInterfaces/read",
+        ] {
+            assert!(actions.contains(&json!(explicit)), "{explicit}");
+        }
         assert_eq!(
             role["properties"]["assignableScopes"],
             json!(["/subscriptions/s"])

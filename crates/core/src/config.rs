@@ -40,6 +40,8 @@ pub struct Config {
     #[serde(default)]
     pub justification: JustificationConfig,
     #[serde(default)]
+    pub access: AccessConfig,
+    #[serde(default)]
     pub launch: LaunchConfig,
     #[serde(default)]
     pub storage: StorageConfig,
@@ -144,6 +146,10 @@ pub enum SignIn {
     App,
     /// The Azure CLI's existing `az login`, in the configured tenant: no app registration.
     AzureCli,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_authority() -> String {
@@ -269,6 +275,29 @@ pub struct JustificationConfig {
     /// What an approver's decision justification is prefilled with in the tray app.
     #[serde(default)]
     pub approval_templates: Vec<String>,
+}
+
+/// How people reach the jump boxes: through Azure roles, PIM for Groups memberships, or both.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// Read group memberships a person may activate (PIM for Groups, in Microsoft Graph)
+    /// beside Azure roles. Off, Graph is never asked.
+    #[serde(default = "yes")]
+    pub groups: bool,
+    /// When several ways reach a jump box equally (a role and a group holding it), the one to
+    /// use: a role's or a group's name. An organisation may set it in the managed file.
+    #[serde(default)]
+    pub via: Option<String>,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            groups: true,
+            via: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

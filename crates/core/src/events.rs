@@ -31,6 +31,28 @@ pub enum EngineEvent {
     Watch(WatchEvent),
 }
 
+/// What PIM activates: an Azure role at a scope, or membership of a group through PIM for
+/// Groups (the group holding the Azure role). Both are requested, approved, in effect and
+/// ended the same way; only the API differs (ARM, Microsoft Graph).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Elevation {
+    #[default]
+    Role,
+    Group,
+}
+
+impl Elevation {
+    /// In words, for a list: "role" or "group".
+    pub fn noun(self) -> &'static str {
+        match self {
+            Elevation::Role => "role",
+            Elevation::Group => "group",
+        }
+    }
+}
+
 /// What the watcher announces, once each (across restarts too). The tray turns each into a
 /// notification; `jumpgate watch` prints each as a line.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]

@@ -169,7 +169,7 @@ pub fn entra(error: &str, description: &str) -> Explanation {
         // the sign-in itself stays good.
         _ if aadsts == "AADSTS65001" => (
             Kind::Denied,
-            "Your organisation has not consented to what Jumpgate asked for here (for admin commands, Microsoft Graph's User.ReadBasic.All): ask an admin to grant consent for the app. Your sign-in is kept.".to_string(),
+            "Your organisation has not consented to a Microsoft Graph permission Jumpgate asked for (User.ReadBasic.All for admin commands; the PIM for Groups permissions for groups): ask an admin to grant consent for the app (jumpgate admin app create lists them). Your sign-in is kept.".to_string(),
         ),
         "invalid_grant" | "interaction_required" | "login_required" | "consent_required" => (
             Kind::SignIn,

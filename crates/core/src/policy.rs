@@ -1,7 +1,7 @@
 //! Pre-flight checks: a PIM activation or a JIT request that its policy would refuse is
 //! refused here first, with a message that names the limit.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -42,6 +42,9 @@ fn ser_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::O
 
 impl ActivationPolicy {
     /// Reads the rules leniently: unknown rule types are skipped, missing fields are off.
+    /// ARM names a rule's type in `ruleType` (`RoleManagementPolicyApprovalRule`), Microsoft
+    /// Graph in `@odata.type` (`#microsoft.graph.unifiedRoleManagementPolicyApprovalRule`, for
+    /// PIM for Groups); Graph names an approver `userId` where ARM says `id`.
     pub fn from_rules(rules: &[Value]) -> ActivationPolicy {
         let mut p = ActivationPolicy::default();
         for rule in rules {
@@ -50,7 +53,15 @@ impl ActivationPolicy {
             if !end_user {
                 continue;
             }
-            match rule["ruleType"].as_str().unwrap_or("") {
+            let kind = match rule["ruleType"].as_str() {
+                Some(t) => t.to_string(),
+                None => rule["@odata.type"]
+                    .as_str()
+                    .and_then(|t| t.strip_prefix("#microsoft.graph.unified"))
+                    .unwrap_or("")
+                    .to_string(),
+            };
+            match kind.as_str() {
                 "RoleManagementPolicyApprovalRule" => {
                     let s = &rule["setting"];
                     p.approval_required = s["isApprovalRequired"].as_bool().unwrap_or(false);
@@ -60,7 +71,11 @@ impl ActivationPolicy {
                             .as_bool()
                             .unwrap_or(false);
                         for a in stage["primaryApprovers"].as_array().into_iter().flatten() {
-                            let id = a["id"].as_str().unwrap_or("").to_string();
+                            let id = a["id"]
+                                .as_str()
+                                .or(a["userId"].as_str())
+                                .unwrap_or("")
+                                .to_string();
                             let name = a["description"].as_str().unwrap_or(&id).to_string();
                             p.approvers.push((id, name));
                         }
@@ -170,6 +185,16 @@ pub fn names_approver(rules: &[Value], oid: &str) -> bool {
                     primary.chain(escalating).any(is_me)
                 })
     })
+}
+
+/// PIM lets no one end an activation within its first five minutes: a deactivation sooner
+/// is refused with `ActiveDurationTooShort`.
+pub const MIN_ACTIVE: Duration = Duration::minutes(5);
+
+/// When an activation that started at `start` may be ended, if not yet at `now`.
+pub fn may_end_at(start: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let from = start + MIN_ACTIVE;
+    (now < from).then_some(from)
 }
 
 /// Checks an activation against its policy and the organisation's list of refused
@@ -584,6 +609,25 @@ pub fn arm_id(id: &str) -> Option<&str> {
     segments_ok.then_some(id)
 }
 
+/// A Microsoft Graph path, as it may become part of a URL (the Graph counterpart of
+/// [`arm_id`]): under `/v1.0/`, every segment non-empty and neither `.` nor `..`, and none of
+/// `@`, a backslash, `?`, `#`, `%`, a scheme, whitespace, controls or bidi formatting. A
+/// function's parameters (`filterByCurrentUser(on='principal')`) are allowed.
+pub fn graph_path(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/v1.0/")?;
+    if path.len() > 2048
+        || path.contains("://")
+        || path
+            .chars()
+            .any(|c| "@\\?#%".contains(c) || c.is_whitespace() || crate::text::is_hostile(c))
+    {
+        return None;
+    }
+    rest.split('/')
+        .all(|s| !s.is_empty() && s != "." && s != "..")
+        .then_some(path)
+}
+
 /// How much a role grants besides JIT initiate, to choose the least privileged of several
 /// that allow it. Lower is narrower: a role that names the action outright comes before one
 /// that reaches it through a wildcard (`*`, `Microsoft.Security/*`), then fewer actions,
@@ -920,6 +964,50 @@ mod tests {
     }
 
     #[test]
+    fn an_activation_may_be_ended_after_five_minutes() {
+        let start = DateTime::parse_from_rfc3339("2026-12-06T09:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let at = |m: i64, s: i64| start + Duration::minutes(m) + Duration::seconds(s);
+        assert_eq!(may_end_at(start, at(0, 0)), Some(at(5, 0)));
+        assert_eq!(may_end_at(start, at(4, 59)), Some(at(5, 0)));
+        assert_eq!(may_end_at(start, at(5, 0)), None);
+        assert_eq!(may_end_at(start, at(60, 0)), None);
+    }
+
+    #[test]
+    fn reads_graph_rules_for_groups_as_arm_rules() {
+        let target = json!({"caller": "EndUser", "operations": ["All"], "level": "Assignment"});
+        let rules = [
+            json!({"@odata.type": "#microsoft.graph.unifiedRoleManagementPolicyApprovalRule",
+                "id": "Approval_EndUser_Assignment", "target": target,
+                "setting": {"isApprovalRequired": true, "approvalStages": [{
+                    "isApproverJustificationRequired": true,
+                    "primaryApprovers": [{"@odata.type": "#microsoft.graph.singleUser",
+                        "userId": "b0b", "description": "Bob Brandt"}]}]}}),
+            json!({"@odata.type": "#microsoft.graph.unifiedRoleManagementPolicyEnablementRule",
+                "id": "Enablement_EndUser_Assignment", "target": target,
+                "enabledRules": ["Justification", "Ticketing"]}),
+            json!({"@odata.type": "#microsoft.graph.unifiedRoleManagementPolicyExpirationRule",
+                "id": "Expiration_EndUser_Assignment", "target": target,
+                "isExpirationRequired": true, "maximumDuration": "PT4H"}),
+            // An admin's rule is not the requester's.
+            json!({"@odata.type": "#microsoft.graph.unifiedRoleManagementPolicyExpirationRule",
+                "id": "Expiration_Admin_Eligibility",
+                "target": {"caller": "Admin", "operations": ["All"], "level": "Eligibility"},
+                "isExpirationRequired": true, "maximumDuration": "P365D"}),
+        ];
+        let p = ActivationPolicy::from_rules(&rules);
+        assert!(p.approval_required && p.approver_justification_required);
+        assert_eq!(
+            p.approvers,
+            vec![("b0b".to_string(), "Bob Brandt".to_string())]
+        );
+        assert!(p.justification_required && p.ticket_required && !p.mfa_required);
+        assert_eq!(p.max_duration, Some(Duration::hours(4)));
+    }
+
+    #[test]
     fn activation_checks_name_every_broken_rule() {
         let p = ActivationPolicy::from_rules(&demo_rules());
         assert!(check_activation(&p, Duration::hours(1), "Patch KB123", None, &[]).is_ok());
@@ -1176,6 +1264,33 @@ mod permit_tests {
         ];
         for id in bad {
             assert_eq!(arm_id(id), None, "{id:?}");
+        }
+    }
+
+    #[test]
+    fn reliability_26_only_graph_shaped_paths_go_to_graph() {
+        for path in [
+            "/v1.0/identityGovernance/privilegedAccess/group/eligibilityScheduleInstances/filterByCurrentUser(on='principal')",
+            "/v1.0/identityGovernance/privilegedAccess/group/assignmentApprovals/9a7e0000-0000-4000-8000-00000000c0de/stages/9a7e0000-0000-4000-8000-00000000c0de",
+            "/v1.0/groups/9a7e0000-0000-4000-8000-00000000c0de",
+        ] {
+            assert_eq!(graph_path(path), Some(path), "{path}");
+        }
+        for path in [
+            "/v1.0/",
+            "/v1.0//evil.example",
+            "/v1.0/groups/@evil.example",
+            "/v1.0/groups/../../x",
+            "/v1.0/groups/%2e%2e",
+            "/v1.0/groups/x?y",
+            "/v1.0/groups/x y",
+            "/v1.0/groups/x\u{202E}",
+            "/v1.0/groups/https://evil.example",
+            "/beta/groups/x",
+            "/subscriptions/s",
+            "v1.0/groups/x",
+        ] {
+            assert_eq!(graph_path(path), None, "{path:?}");
         }
     }
 }
