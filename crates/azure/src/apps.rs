@@ -291,13 +291,7 @@ pub async fn create(engine: &Engine, request: &CreateRequest) -> Result<AppRegis
         .await?;
     let mut service_principal_created = false;
     if sps.is_empty() {
-        let answer = graph
-            .call(
-                Method::POST,
-                &format!("{}/v1.0/servicePrincipals", engine.config.graph()),
-                Some(&serde_json::json!({ "appId": client_id })),
-            )
-            .await?;
+        let answer = create_service_principal(engine, &graph, &client_id).await?;
         match answer.status {
             200 | 201 => service_principal_created = true,
             // Made meanwhile (replication, or another admin): it exists, which is the goal.
@@ -317,6 +311,58 @@ pub async fn create(engine: &Engine, request: &CreateRequest) -> Result<AppRegis
         created,
         service_principal_created,
     })
+}
+
+/// How long a new application may take to reach every Entra replica, within which its
+/// service principal is refused as naming no application (Azure CLI waits up to 3 minutes;
+/// seconds are usual).
+const REPLICATION_BUDGET_SECS: u64 = 120;
+
+/// Whether Graph refused a service principal because its application has not replicated yet
+/// (400 `Request_BadRequest`, "does not reference a valid application object", detail
+/// `NoBackingApplicationObject`).
+fn not_replicated_yet(answer: &Answer) -> bool {
+    answer.status == 400
+        && (answer
+            .error_message()
+            .contains("does not reference a valid application object")
+            || answer
+                .body
+                .to_string()
+                .contains("NoBackingApplicationObject"))
+}
+
+/// Creates the app's service principal, waiting, with progress, while Entra replicates a new
+/// application.
+async fn create_service_principal(
+    engine: &Engine,
+    graph: &Graph<'_>,
+    client_id: &str,
+) -> Result<Answer, Failure> {
+    let started = std::time::Instant::now();
+    let mut wait = std::time::Duration::from_secs(2);
+    loop {
+        let answer = graph
+            .call(
+                Method::POST,
+                &format!("{}/v1.0/servicePrincipals", engine.config.graph()),
+                Some(&serde_json::json!({ "appId": client_id })),
+            )
+            .await?;
+        if !not_replicated_yet(&answer)
+            || started.elapsed() + wait > std::time::Duration::from_secs(REPLICATION_BUDGET_SECS)
+        {
+            return Ok(answer);
+        }
+        engine.publish(jumpgate_core::events::EngineEvent::Progress {
+            message: format!(
+                "Entra is still replicating the new application; creating its service principal again in {}s",
+                wait.as_secs()
+            ),
+        });
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(std::time::Duration::from_secs(15));
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The ARM calls Jumpgate makes, as the specs in `../shared/azure-specs` write them.
 
 use chrono::{DateTime, Utc};
+use jumpgate_core::events::Elevation;
 use jumpgate_core::policy::{ActivationPolicy, JitPortRule};
 use reqwest::Method;
 use serde::Serialize;
@@ -33,14 +34,14 @@ pub(crate) fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-pub(crate) fn s(v: &Value, pointer: &str) -> String {
+pub fn s(v: &Value, pointer: &str) -> String {
     v.pointer(pointer)
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string()
 }
 
-pub(crate) fn time(v: &Value, pointer: &str) -> Option<DateTime<Utc>> {
+pub fn time(v: &Value, pointer: &str) -> Option<DateTime<Utc>> {
     v.pointer(pointer)
         .and_then(Value::as_str)
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
@@ -62,9 +63,12 @@ pub async fn subscriptions(arm: &Arm) -> Result<Vec<String>> {
         .collect())
 }
 
-/// A role the user may activate.
+/// A role the user may activate, or a group whose membership they may activate (PIM for
+/// Groups, `kind: Group`: `role` is the group's name, `role_definition_id` the access asked
+/// for, `member` or `owner`, and `scope` and `scope_name` the group's id and name).
 #[derive(Debug, Clone, Serialize)]
 pub struct Eligible {
+    pub kind: Elevation,
     pub role: String,
     pub role_definition_id: String,
     pub scope: String,
@@ -77,6 +81,7 @@ pub async fn eligible_roles(arm: &Arm) -> Result<Vec<Eligible>> {
     let v = arm.list(&format!("/providers/Microsoft.Authorization/roleEligibilityScheduleInstances?api-version={PIM}&$filter=asTarget()")).await?;
     Ok(v.iter()
         .map(|i| Eligible {
+            kind: Elevation::Role,
             role: s(
                 i,
                 "/properties/expandedProperties/roleDefinition/displayName",
@@ -90,20 +95,30 @@ pub async fn eligible_roles(arm: &Arm) -> Result<Vec<Eligible>> {
         .collect())
 }
 
-/// A role assignment in force for the user.
+/// A role assignment in force for the user, or a group membership (`kind: Group`, named as
+/// in [`Eligible`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct Active {
+    pub kind: Elevation,
     pub role: String,
     pub role_definition_id: String,
     pub scope: String,
+    /// `Activated` through PIM, `Assigned` standing.
     pub assignment_type: String,
+    pub start: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
+    /// Who holds it: the user (`User`), or a group the user is a member of (`Group`), whose
+    /// assignment ARM lists for its members.
+    pub principal_type: String,
+    pub principal_id: String,
+    pub principal_name: String,
 }
 
 pub async fn active_roles(arm: &Arm) -> Result<Vec<Active>> {
     let v = arm.list(&format!("/providers/Microsoft.Authorization/roleAssignmentScheduleInstances?api-version={PIM}&$filter=asTarget()")).await?;
     Ok(v.iter()
         .map(|i| Active {
+            kind: Elevation::Role,
             role: s(
                 i,
                 "/properties/expandedProperties/roleDefinition/displayName",
@@ -111,34 +126,83 @@ pub async fn active_roles(arm: &Arm) -> Result<Vec<Active>> {
             role_definition_id: s(i, "/properties/roleDefinitionId"),
             scope: s(i, "/properties/scope"),
             assignment_type: s(i, "/properties/assignmentType"),
+            start: time(i, "/properties/startDateTime"),
             end: time(i, "/properties/endDateTime"),
+            principal_type: s(i, "/properties/principalType"),
+            principal_id: s(i, "/properties/principalId"),
+            principal_name: s(i, "/properties/expandedProperties/principal/displayName"),
         })
         .collect())
 }
 
-/// The activation policy of a role at a scope.
+/// The Azure roles a principal (a group) holds at, above or below `scope`, as (role
+/// definition id, scope). Reading them needs `Microsoft.Authorization/roleAssignments/read`
+/// there, which someone only eligible for the group usually lacks: a 403 is the caller's to
+/// weigh.
+pub async fn role_assignments_of(
+    arm: &Arm,
+    scope: &str,
+    principal: &str,
+) -> Result<Vec<(String, String)>> {
+    let filter = enc(&format!("principalId eq '{principal}'"));
+    let v = arm
+        .list(&format!(
+            "{scope}/providers/Microsoft.Authorization/roleAssignments?api-version={PERMISSIONS}&$filter={filter}"
+        ))
+        .await?;
+    Ok(v.iter()
+        .filter(|a| s(a, "/properties/principalId").eq_ignore_ascii_case(principal))
+        .map(|a| {
+            (
+                s(a, "/properties/roleDefinitionId"),
+                s(a, "/properties/scope"),
+            )
+        })
+        .collect())
+}
+
+/// The activation policy of a role at a scope. The `roleDefinitionId` filter is not declared
+/// in the 2020-10-01 spec and compares whole ids, which ARM writes in more than one form
+/// (`/subscriptions/…/roleDefinitions/{guid}`, `/providers/…/roleDefinitions/{guid}`): when
+/// the filtered list holds nothing for the role, the whole list is read and matched by the
+/// role's GUID. No policy at all is an error, never an empty policy that would let anything
+/// through the pre-flight check.
 pub async fn activation_policy(
     arm: &Arm,
     scope: &str,
     role_definition_id: &str,
 ) -> Result<ActivationPolicy> {
+    let path = format!(
+        "{scope}/providers/Microsoft.Authorization/roleManagementPolicyAssignments?api-version={PIM}"
+    );
     let filter = enc(&format!("roleDefinitionId eq '{role_definition_id}'"));
-    let v = arm.list(&format!("{scope}/providers/Microsoft.Authorization/roleManagementPolicyAssignments?api-version={PIM}&$filter={filter}")).await?;
-    // The filter is not declared in the 2020-10-01 spec: filter here as well.
-    let rules = v
-        .into_iter()
-        .find(|a| {
+    let matching = |list: Vec<Value>| {
+        list.into_iter().find(|a| {
             leaf(&s(a, "/properties/roleDefinitionId"))
                 .eq_ignore_ascii_case(leaf(role_definition_id))
         })
+    };
+    let found = match matching(arm.list(&format!("{path}&$filter={filter}")).await?) {
+        Some(a) => Some(a),
+        None => matching(arm.list(&path).await?),
+    };
+    let rules = found
         .and_then(|a| a["properties"]["effectiveRules"].as_array().cloned())
-        .unwrap_or_default();
+        .ok_or_else(|| Error::Unexpected {
+            what: "Azure Resource Manager".into(),
+            detail: format!(
+                "it gave no activation policy for role {} at {scope}; nothing was sent",
+                leaf(role_definition_id)
+            ),
+        })?;
     Ok(ActivationPolicy::from_rules(&rules))
 }
 
-/// A PIM request as Jumpgate shows it.
+/// A PIM request as Jumpgate shows it: for an Azure role, or for a group's membership
+/// (`kind: Group`, named as in [`Eligible`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct Request {
+    pub kind: Elevation,
     pub name: String,
     pub scope: String,
     pub status: String,
@@ -168,6 +232,7 @@ impl Request {
             }
         };
         Request {
+            kind: Elevation::Role,
             name: s(v, "/name"),
             scope: s(v, "/properties/scope"),
             status: s(v, "/properties/status"),
@@ -268,7 +333,8 @@ pub async fn cancel_request(arm: &Arm, scope: &str, name: &str) -> Result<()> {
         .map(|_| ())
 }
 
-/// A request waiting for the user's decision, joined with its approval.
+/// A request waiting for the user's decision, joined with its approval. Its kind is the
+/// request's.
 #[derive(Debug, Clone, Serialize)]
 pub struct Pending {
     pub approval_id: String,
@@ -321,21 +387,36 @@ pub async fn approvals(arm: &Arm) -> Result<Vec<Pending>> {
         .collect())
 }
 
-/// Records a decision on the stage assigned to the user.
+fn stage_path(pending: &Pending) -> String {
+    format!(
+        "/providers/Microsoft.Authorization/roleAssignmentApprovals/{}/stages/{}?api-version={APPROVALS}",
+        pending.approval_id, pending.stage_id
+    )
+}
+
+/// Records a decision on the stage assigned to the user. The body is the stage's properties
+/// themselves, as the spec's body parameter (`RoleAssignmentApprovalStepProperties`) says; the
+/// example's `{"properties": {…}}` wrapping is not what the spec declares.
 pub async fn decide(
     arm: &Arm,
     pending: &Pending,
     approve: bool,
     justification: &str,
 ) -> Result<()> {
-    let path = format!(
-        "/providers/Microsoft.Authorization/roleAssignmentApprovals/{}/stages/{}?api-version={APPROVALS}",
-        pending.approval_id, pending.stage_id
-    );
-    let body = json!({"properties": {"reviewResult": if approve { "Approve" } else { "Deny" }, "justification": justification}});
-    arm.call(Method::PATCH, &path, Some(&body), Repeat::Safe)
-        .await
-        .map(|_| ())
+    let body = json!({"reviewResult": if approve { "Approve" } else { "Deny" }, "justification": justification});
+    arm.call(
+        Method::PATCH,
+        &stage_path(pending),
+        Some(&body),
+        Repeat::Safe,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// The stage as ARM has it now.
+pub async fn approval_stage(arm: &Arm, pending: &Pending) -> Result<Value> {
+    arm.get(&stage_path(pending)).await
 }
 
 /// A VM with a JIT policy, and what Jumpgate needs to reach it.

@@ -1,4 +1,5 @@
-//! The ARM HTTP client.
+//! The REST client for Azure Resource Manager, and for Microsoft Graph through the same
+//! retries, caps and checks.
 //!
 //! 429 and 503 (and 502/504 and dropped connections, for calls that may be repeated) are
 //! retried: exactly as long as `Retry-After` says when it is given (seconds or an HTTP date),
@@ -135,6 +136,50 @@ pub trait TokenSource: Send + Sync {
     async fn refresh(&self) -> Result<String>;
 }
 
+/// The service a client talks to: it decides which paths may be sent, how a list links to
+/// its next page, and the name errors give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// Azure Resource Manager: paths are ARM ids (`core::policy::arm_id`), pages link
+    /// through `nextLink`.
+    Arm,
+    /// Microsoft Graph v1.0: paths under `/v1.0/` (`core::policy::graph_path`), pages link
+    /// through `@odata.nextLink`.
+    Graph,
+}
+
+impl Api {
+    fn name(self) -> &'static str {
+        match self {
+            Api::Arm => "Azure Resource Manager",
+            Api::Graph => "Microsoft Graph",
+        }
+    }
+
+    /// What its ids are, for an error about one that is not.
+    fn ids(self) -> &'static str {
+        match self {
+            Api::Arm => "an Azure resource id",
+            Api::Graph => "a Microsoft Graph path",
+        }
+    }
+
+    fn next_link(self) -> &'static str {
+        match self {
+            Api::Arm => "nextLink",
+            Api::Graph => "@odata.nextLink",
+        }
+    }
+
+    /// Whether a path (its query aside) may become a URL: ids in it come from answers.
+    fn admits(self, path: &str) -> bool {
+        match self {
+            Api::Arm => jumpgate_core::policy::arm_id(path).is_some(),
+            Api::Graph => jumpgate_core::policy::graph_path(path).is_some(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Arm {
     http: reqwest::Client,
@@ -143,6 +188,7 @@ pub struct Arm {
     pub clock: Arc<ServerClock>,
     retry: RetryPolicy,
     notify: Option<Notify>,
+    api: Api,
 }
 
 /// A successful answer: status and JSON body (`Null` when empty).
@@ -162,6 +208,21 @@ impl Arm {
             clock: Arc::new(ServerClock::default()),
             retry: RetryPolicy::default(),
             notify: None,
+            api: Api::Arm,
+        }
+    }
+
+    /// A client for Microsoft Graph at `base` (`https://graph.microsoft.com`), with the same
+    /// retries, caps and progress as ARM's, sharing ARM's clock.
+    pub fn graph(base: &str, tokens: Arc<dyn TokenSource>, arm: &Arm) -> Arm {
+        Arm {
+            api: Api::Graph,
+            base: base.trim_end_matches('/').to_string(),
+            tokens,
+            clock: arm.clock.clone(),
+            notify: arm.notify.clone(),
+            http: arm.http.clone(),
+            retry: arm.retry,
         }
     }
 
@@ -185,13 +246,16 @@ impl Arm {
         for _ in 0..MAX_PAGES {
             let page = self.get(&next).await?;
             items.extend(page["value"].as_array().into_iter().flatten().cloned());
-            match page["nextLink"].as_str().filter(|l| !l.is_empty()) {
+            match page[self.api.next_link()]
+                .as_str()
+                .filter(|l| !l.is_empty())
+            {
                 None => return Ok(items),
-                Some(link) => next = same_origin(&self.base, link)?,
+                Some(link) => next = same_origin(&self.base, link, self.api)?,
             }
         }
         Err(Error::Unexpected {
-            what: "Azure Resource Manager".into(),
+            what: self.api.name().into(),
             detail: format!(
                 "the list at {} ran past {MAX_PAGES} pages; stopped rather than guess",
                 path.split('?').next().unwrap_or(path)
@@ -211,12 +275,14 @@ impl Arm {
         // id of ARM's shape may become a URL, so none can move the bearer token to another
         // host (`@evil.example`, `//evil.example`) or path (RELIABILITY #26).
         let id = path.split('?').next().unwrap_or(path);
-        if jumpgate_core::policy::arm_id(id).is_none() {
-            tracing::warn!(id = %jumpgate_core::text::log(id), "refused a path that is not an ARM id");
+        let service = self.api.name();
+        if !self.api.admits(id) {
+            tracing::warn!(id = %jumpgate_core::text::log(id), %service, "refused a path that is not the service's");
             return Err(Error::Unexpected {
-                what: "Azure Resource Manager".into(),
+                what: service.into(),
                 detail: format!(
-                    "an id in its answer is not an Azure resource id ('{}'); nothing was sent to it",
+                    "an id in its answer is not {} ('{}'); nothing was sent to it",
+                    self.api.ids(),
                     jumpgate_core::text::line(&id.chars().take(120).collect::<String>())
                 ),
             });
@@ -237,7 +303,7 @@ impl Arm {
                 Err(e) => {
                     if repeat == Repeat::OnlyIfRefused {
                         return Err(Error::Unreachable {
-                            what: "Azure Resource Manager".into(),
+                            what: service.into(),
                             detail: format!("{e}; the request may or may not have been received"),
                         });
                     }
@@ -253,7 +319,7 @@ impl Arm {
                         self.clock.observe(date);
                     }
                     // A body past the cap is an error, never a partial read (RELIABILITY #25).
-                    let bytes = read_capped(response, ARM_CAP, "Azure Resource Manager").await;
+                    let bytes = read_capped(response, ARM_CAP, service).await;
                     let text = match bytes {
                         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
                         Err(e @ Error::Unexpected { .. }) => return Err(e),
@@ -320,7 +386,7 @@ impl Arm {
             let wait = wait.unwrap_or_else(|| backoff(self.retry, attempt));
             if started.elapsed() + wait > self.retry.budget {
                 return Err(Error::Unreachable {
-                    what: "Azure Resource Manager".into(),
+                    what: service.into(),
                     detail: format!(
                         "{reason}, and waiting {}s more would exceed the {}s retry budget",
                         wait.as_secs(),
@@ -339,12 +405,15 @@ impl Arm {
     }
 }
 
-/// The path of a `nextLink`, which must point at ARM's own origin (it is sent the bearer
-/// token): same scheme, host and port, under the configured base path, no userinfo.
-fn same_origin(base: &str, link: &str) -> Result<String> {
+/// The path of a next-page link, which must point at the service's own origin (it is sent
+/// the bearer token): same scheme, host and port, under the configured base path, no userinfo.
+fn same_origin(base: &str, link: &str, api: Api) -> Result<String> {
     let refuse = || Error::Unexpected {
-        what: "Azure Resource Manager".into(),
-        detail: "a nextLink points outside the configured ARM endpoint; it was not followed".into(),
+        what: api.name().into(),
+        detail: format!(
+            "a {} points outside the configured endpoint; it was not followed",
+            api.next_link()
+        ),
     };
     let base = url::Url::parse(base).map_err(|_| refuse())?;
     let url = url::Url::parse(link).map_err(|_| refuse())?;
@@ -501,13 +570,19 @@ mod tests {
         let base = "https://management.azure.com";
         let path = "/subscriptions?api-version=2022-12-01&$skiptoken=abc";
         assert_eq!(
-            same_origin(base, &format!("{base}{path}")).ok().as_deref(),
+            same_origin(base, &format!("{base}{path}"), Api::Arm)
+                .ok()
+                .as_deref(),
             Some(path)
         );
         assert_eq!(
-            same_origin("http://127.0.0.1:4000/", "http://127.0.0.1:4000/x?y=1")
-                .ok()
-                .as_deref(),
+            same_origin(
+                "http://127.0.0.1:4000/",
+                "http://127.0.0.1:4000/x?y=1",
+                Api::Arm
+            )
+            .ok()
+            .as_deref(),
             Some("/x?y=1")
         );
         for bad in [
@@ -519,7 +594,7 @@ mod tests {
             "/subscriptions?relative",
             "not a url",
         ] {
-            assert!(same_origin(base, bad).is_err(), "{bad}");
+            assert!(same_origin(base, bad, Api::Arm).is_err(), "{bad}");
         }
     }
 

@@ -16,6 +16,7 @@
 //!
 //! Architecture invariant: no `tauri` here either; every endpoint comes from configuration.
 
+pub mod access;
 pub mod admin;
 pub mod approver;
 pub mod apps;
@@ -25,6 +26,7 @@ pub mod engine;
 pub mod error;
 pub mod failpoint;
 pub mod firstrun;
+pub mod groups;
 pub mod http;
 pub mod ip;
 pub mod journal;

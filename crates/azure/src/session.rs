@@ -203,6 +203,8 @@ impl Session {
 
     /// An access token for another resource's `scope` (Microsoft Graph), from the refresh
     /// token, kept in memory only. The rotated refresh token is stored under the renewal lock.
+    /// A token refused for that resource (no consent, a Conditional Access policy on Graph)
+    /// leaves the sign-in alone: it still serves ARM, which decides for itself.
     pub async fn token_for(&self, scope: &str) -> Result<String> {
         let mut other = self.other.lock().await;
         if let Some((token, exp)) = other.get(scope) {
@@ -224,22 +226,19 @@ impl Session {
         })
         .await
         .map_err(|e| Error::Other(format!("renewing the sign-in failed: {e}")))?;
-        let (kept, token, exp) = match fetched {
-            Ok(v) => v,
-            Err(e) => {
-                if e.kind() == jumpgate_core::explain::Kind::SignIn {
-                    let _ = self.store.delete().await;
-                    *self.cached.lock().await = None;
-                }
-                return Err(e);
-            }
-        };
+        let (kept, token, exp) = fetched?;
         if kept.refresh_token != tokens.refresh_token {
             self.store.save(&kept).await?;
             *self.cached.lock().await = Some(kept);
         }
         other.insert(scope.to_string(), (token.clone(), exp));
         Ok(token)
+    }
+
+    /// Forgets the token held for another resource's `scope`, so the next call asks for a new
+    /// one (after that resource refused it, say).
+    pub async fn forget_token_for(&self, scope: &str) {
+        self.other.lock().await.remove(scope);
     }
 
     /// Drops what this process holds in memory, so the next call reads the keychain (after
@@ -270,5 +269,93 @@ impl crate::http::TokenSource for Session {
     }
     async fn refresh(&self) -> Result<String> {
         self.force_refresh().await
+    }
+}
+
+/// Microsoft Graph tokens for one scope (a set of Graph permissions), from the sign-in's
+/// refresh token: the token source of the engine's Graph client.
+pub struct GraphTokens {
+    pub session: Arc<Session>,
+    pub scope: String,
+}
+
+#[async_trait::async_trait]
+impl crate::http::TokenSource for GraphTokens {
+    async fn token(&self) -> Result<String> {
+        self.session.token_for(&self.scope).await
+    }
+    async fn refresh(&self) -> Result<String> {
+        self.session.forget_token_for(&self.scope).await;
+        self.session.token_for(&self.scope).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testserver::{response, serve};
+    use crate::tokens::Account;
+
+    /// §6 of the groups issue: Microsoft Graph refusing a token (a Conditional Access policy
+    /// on Graph asking for MFA, say) says nothing about the sign-in, which ARM still accepts.
+    #[tokio::test]
+    async fn a_token_refused_for_graph_keeps_the_sign_in() {
+        let base = serve(|_| {
+            response(
+                "400 Bad Request",
+                &[("Content-Type", "application/json")],
+                br#"{"error":"interaction_required","error_description":"AADSTS50076: multi-factor authentication is required for Microsoft Graph."}"#,
+            )
+        })
+        .await;
+        let store = TokenStore::new(
+            &format!("jumpgate-session-test-{}", uuid::Uuid::new_v4().simple()),
+            "tenant",
+            None,
+        );
+        let signed_in = TokenSet {
+            access_token: "arm-access".into(),
+            expires_at: chrono::Utc::now().timestamp() + 3600,
+            refresh_token: Some("refresh".into()),
+            source: Source::Browser,
+            account: Account {
+                upn: "alice@contoso.example".into(),
+                oid: "o".into(),
+                tid: "t".into(),
+                name: "Alice".into(),
+                names: Vec::new(),
+            },
+        };
+        store.save(&signed_in).await.expect("keychain");
+        let session = Session::new(
+            Authority {
+                base,
+                client_id: "c".into(),
+                tenant: "t".into(),
+                arm_scope: "https://management.azure.com/.default".into(),
+            },
+            store.clone(),
+        );
+        let refused = session
+            .token_for(
+                "https://graph.microsoft.com/PrivilegedEligibilitySchedule.Read.AzureADGroup",
+            )
+            .await
+            .expect_err("Graph refused");
+        assert_eq!(refused.kind(), jumpgate_core::explain::Kind::SignIn);
+        assert_eq!(
+            store
+                .load()
+                .await
+                .expect("keychain")
+                .map(|t| t.access_token),
+            Some("arm-access".to_string()),
+            "the sign-in is kept"
+        );
+        assert_eq!(
+            session.access_token().await.expect("ARM token"),
+            "arm-access"
+        );
+        store.delete().await.expect("clean up");
     }
 }

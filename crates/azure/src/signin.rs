@@ -551,8 +551,11 @@ pub async fn refresh_for(
 ) -> Result<(TokenSet, String, i64)> {
     if current.source == Source::AzureCli {
         use azure_core::credentials::TokenCredential as _;
+        // The Azure CLI's own app may ask Microsoft Graph for `.default` only (a named
+        // permission gets AADSTS65002), and the credential sends only the first scope.
+        let default = resource_default(scope);
         let token = cli_credential(authority)?
-            .get_token(&[scope], None)
+            .get_token(&[default.as_str()], None)
             .await
             .map_err(|e| {
                 Error::SignInRequired(format!(
@@ -590,6 +593,16 @@ pub async fn refresh_for(
         kept.refresh_token = Some(new_rt.secret().clone());
     }
     Ok((kept, access, expires_at))
+}
+
+/// `https://graph.microsoft.com/.default` for `https://graph.microsoft.com/A https://graph.microsoft.com/B`:
+/// the resource of the first scope, with every permission the app was given.
+fn resource_default(scope: &str) -> String {
+    let first = scope.split_whitespace().next().unwrap_or(scope);
+    match first.rsplit_once('/') {
+        Some((resource, _)) => format!("{resource}/.default"),
+        None => first.to_string(),
+    }
 }
 
 /// The Azure CLI as a credential, in the configured tenant: without it, `az` answers for
@@ -696,6 +709,22 @@ mod tests {
         let renewed = refresh(&authority, &current).await.expect("renewed");
         assert_eq!(renewed.access_token, format!("h.{claims}.s"));
         assert_eq!(renewed.refresh_token.as_deref(), Some("the-refresh-token"));
+    }
+
+    #[test]
+    fn the_azure_cli_asks_graph_for_default() {
+        assert_eq!(
+            resource_default("https://graph.microsoft.com/PrivilegedEligibilitySchedule.Read.AzureADGroup https://graph.microsoft.com/RoleManagementPolicy.Read.AzureADGroup"),
+            "https://graph.microsoft.com/.default"
+        );
+        assert_eq!(
+            resource_default("https://graph.microsoft.com/User.ReadBasic.All"),
+            "https://graph.microsoft.com/.default"
+        );
+        assert_eq!(
+            resource_default("https://graph.microsoft.com/.default"),
+            "https://graph.microsoft.com/.default"
+        );
     }
 
     async fn listening() -> (std::sync::Arc<TcpListener>, String) {

@@ -19,7 +19,7 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, Utc};
 use jumpgate_core::audit::Record;
-use jumpgate_core::events::{Access, EngineEvent, WatchEvent};
+use jumpgate_core::events::{Access, Elevation, EngineEvent, WatchEvent};
 use jumpgate_core::explain::{Failure, Kind};
 use jumpgate_core::phase::RequestPhase;
 use jumpgate_core::planner::{self, Deadline, Due};
@@ -60,6 +60,9 @@ struct Saved {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Tracked {
+    /// A role's or a group membership's request (a state from before groups is a role's).
+    #[serde(default)]
+    kind: Elevation,
     scope: String,
     role: String,
     status: String,
@@ -512,7 +515,7 @@ impl<'e> Watcher<'e> {
         }
         self.signed_in = true;
         let seen_until = self.saved.seen_until.or(Some(self.started));
-        let requests = arm::list_requests(&self.engine.arm, "asRequestor()").await?;
+        let requests = self.engine.my_requests().await?;
         let mut listed = BTreeSet::new();
         for r in requests.into_iter().filter(needs_decision) {
             listed.insert(r.name.clone());
@@ -520,6 +523,7 @@ impl<'e> Watcher<'e> {
                 self.saved.pending.insert(
                     r.name.clone(),
                     Tracked {
+                        kind: r.kind,
                         scope: r.scope.clone(),
                         role: r.role.clone(),
                         status: r.status.clone(),
@@ -561,7 +565,10 @@ impl<'e> Watcher<'e> {
             .map(|(n, t)| (n.clone(), t.clone()))
             .collect();
         for (name, tracked) in names {
-            let r = arm::get_request(&self.engine.arm, &tracked.scope, &name).await?;
+            let r = self
+                .engine
+                .request(tracked.kind, &tracked.scope, &name)
+                .await?;
             if RequestPhase::of(&r.status) == RequestPhase::Pending {
                 if r.status != tracked.status {
                     self.engine.publish(EngineEvent::RequestStatus {
@@ -636,18 +643,18 @@ impl<'e> Watcher<'e> {
 
     /// Reads the approvals inbox (one read); the requests are joined only for new ones.
     async fn poll_approvals(&mut self, sink: Sink<'_>) -> Result<(), Failure> {
-        let inbox = arm::approval_inbox(&self.engine.arm).await?;
+        let inbox = self.engine.inbox().await?;
         if !inbox.is_empty() && !self.saved.approver {
             self.saved.approver = true;
             self.save();
         }
         let new = inbox
             .iter()
-            .any(|(id, _)| !self.saved.announced.contains_key(&format!("approval:{id}")));
+            .any(|(_, id, _)| !self.saved.announced.contains_key(&format!("approval:{id}")));
         if !new {
             return Ok(());
         }
-        for p in arm::approvals(&self.engine.arm).await? {
+        for p in self.engine.approvals().await? {
             let r = &p.request;
             let event = WatchEvent::ApprovalWaiting {
                 request: r.name.clone(),
@@ -674,10 +681,12 @@ impl<'e> Watcher<'e> {
         me: &Account,
     ) -> Result<Vec<(Open, String, Option<String>)>, Failure> {
         let now = self.engine.arm.clock.now();
-        let mut fresh: Vec<Open> = arm::active_roles(&self.engine.arm)
+        let mut fresh: Vec<Open> = self
+            .engine
+            .active()
             .await?
             .into_iter()
-            .filter(|a| a.assignment_type == "Activated")
+            .filter(|a| a.assignment_type == "Activated" && a.principal_type != "Group")
             .filter_map(|a| {
                 Some(Open {
                     end: a.end?,
@@ -733,7 +742,16 @@ impl<'e> Watcher<'e> {
                 }
                 Access::Role { role, scope } => {
                     if removals.is_none() {
-                        removals = Some(arm::list_requests(&self.engine.arm, "asTarget()").await?);
+                        let (roles, groups) = tokio::join!(
+                            arm::list_requests(&self.engine.arm, "asTarget()"),
+                            self.engine.my_requests()
+                        );
+                        removals = Some(
+                            roles?
+                                .into_iter()
+                                .chain(groups?.into_iter().filter(|r| r.kind == Elevation::Group))
+                                .collect(),
+                        );
                     }
                     let (reason, code) =
                         role_ended(removals.as_deref().unwrap_or_default(), role, scope);

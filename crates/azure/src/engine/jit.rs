@@ -77,6 +77,57 @@ impl Engine {
             .await
     }
 
+    /// [`Engine::open_port`] for access that has only just been granted: until `fresh_until`,
+    /// a 403 `AuthorizationFailed` is ARM's caches lagging behind the new role ("If access was
+    /// recently granted, please refresh your credentials"), so a new token is taken and the
+    /// request sent again, with progress. After it, the refusal is explained as it is.
+    pub async fn open_port_after_grant(
+        &self,
+        target: &Target,
+        port: u16,
+        duration: Duration,
+        source: &str,
+        justification: &str,
+        fresh_until: Option<DateTime<Utc>>,
+    ) -> Result<(Target, arm::Grant), Failure> {
+        let mut wait = Duration::seconds(5);
+        loop {
+            let opened = self
+                .open_port(target, port, duration, source, justification, "port_opened")
+                .await;
+            match opened {
+                Err(f)
+                    if f.explanation.code == "AuthorizationFailed"
+                        && fresh_until.is_some_and(|t| self.arm.clock.now() + wait < t) =>
+                {
+                    self.progress(&format!(
+                        "JIT refused the request although your access is in effect: Azure's caches lag behind a new grant. Taking a new token and asking again in {}s",
+                        wait.num_seconds()
+                    ));
+                    self.session.force_refresh().await?;
+                    tokio::time::sleep(wait.to_std().unwrap_or(StdDuration::from_secs(5))).await;
+                    wait = (wait * 2).min(Duration::seconds(30));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Until when a refused initiate may be ARM's caches lagging: a window after the newest
+    /// activation in force began (a role's, or a group membership's).
+    pub async fn fresh_grant_until(&self) -> Option<DateTime<Utc>> {
+        let newest = self
+            .active()
+            .await
+            .ok()?
+            .into_iter()
+            .filter(|a| a.assignment_type == "Activated")
+            .filter_map(|a| a.start)
+            .max()?;
+        let until = newest + Duration::seconds(super::connect::FRESH_GRANT_WINDOW_SECS);
+        (until > self.arm.clock.now()).then_some(until)
+    }
+
     /// Waits until the JIT request for `source` sent at `sent_at` is in force and records it.
     /// JIT answers at once (202) and applies the rule to the network a little later: the
     /// request shows `Initiating` until then. The wait is on ARM's clock, within a budget.

@@ -29,8 +29,9 @@ mod elevation;
 mod jit;
 mod targets;
 
-pub use elevation::pick_role;
+pub use elevation::{pick_role, short_scope, via_name, Way};
 pub use jit::{default_port, open_grants, preflight, probe};
+pub use targets::{Reach, Reachable, ScopeName};
 
 /// Where to connect: a host and port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -103,6 +104,9 @@ pub struct ConnectRequest {
     /// The user agreed to activate a role that reaches JIT only through a wildcard
     /// (Contributor, Owner) when no narrower one exists.
     pub allow_broad_role: bool,
+    /// The way to use when several reach the VM: a role's or a group's name
+    /// ([`Way::named`]); remembered for the VM.
+    pub via: Option<String>,
 }
 
 /// Where `connect` got to: the port is open and reachable.
@@ -167,6 +171,9 @@ pub struct Engine {
     /// watcher and the tray's snapshot.
     pub approver: crate::approver::Finding,
     standing: Standing,
+    /// Microsoft Graph, for PIM for Groups, with a token for [`crate::groups::PERMISSIONS`].
+    pub graph: Arm,
+    groups_refused: elevation::GroupsRefused,
 }
 impl Engine {
     /// The engine on `config`, with its state directory created 0700 (or checked to be the
@@ -222,7 +229,22 @@ impl Engine {
             });
         }));
         session.follow_clock(arm.clock.clone());
+        let graph_scope = crate::groups::PERMISSIONS
+            .iter()
+            .map(|p| config.graph_scope(p))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let graph = Arm::graph(
+            config.graph(),
+            Arc::new(crate::session::GraphTokens {
+                session: session.clone(),
+                scope: graph_scope,
+            }),
+            &arm,
+        );
         Ok(Engine {
+            graph,
+            groups_refused: elevation::GroupsRefused::default(),
             journal: Journal::new(&state_dir),
             config,
             session,

@@ -2,11 +2,52 @@
 //! person can read, and one VM by resource id or by a name only one VM has.
 
 use chrono::Duration;
+use jumpgate_core::events::Elevation;
 use jumpgate_core::explain::{Failure, Kind};
 use jumpgate_core::policy::{self, JIT_INITIATE};
+use serde::Serialize;
 
 use super::*;
+use crate::access::{self, HeldRole, SeenTarget};
 use crate::arm::{self, Target};
+
+/// What a person who can read no jump box yet could reach, and how: the usual state of a
+/// requester without standing access, whose policies become readable once a role is active.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Reachable {
+    /// Each role or group membership they may activate.
+    pub ways: Vec<Reach>,
+    /// Jump boxes they could read before, newest first: not checked now.
+    pub recent: Vec<SeenTarget>,
+    /// Why group memberships are missing, if they are.
+    pub groups_note: Option<String>,
+}
+
+/// One role or group membership, where it applies, and how to activate it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Reach {
+    pub kind: Elevation,
+    /// The role's or the group's name.
+    pub name: String,
+    /// Where it applies: the role's scope; for a group, the scopes of the roles it was seen
+    /// to hold (none when not known yet).
+    pub scopes: Vec<ScopeName>,
+    /// For a group: the Azure roles it was seen to hold, while the membership was active.
+    pub holds: Vec<HeldRole>,
+    /// The command that activates it.
+    pub activate: String,
+}
+
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize)]
+pub struct ScopeName {
+    pub scope: String,
+    /// As people know it: the subscription's or management group's display name, the
+    /// resource group's name.
+    pub name: String,
+}
 
 impl Engine {
     /// The configured subscription, or the first one the user can see (the admin commands
@@ -63,6 +104,13 @@ impl Engine {
             .iter()
             .map(|e| e.scope.as_str())
             .chain(active.iter().map(|a| a.scope.as_str()));
+        let learned = access::read(&self.state_dir);
+        let held: Vec<String> = learned
+            .groups
+            .values()
+            .flat_map(|g| g.roles.iter().map(|r| r.scope.clone()))
+            .collect();
+        let scopes = scopes.chain(held.iter().map(String::as_str));
         let mut subs = visible;
         for scope in scopes {
             if let Some(sub) = policy::subscription_of(scope) {
@@ -83,6 +131,8 @@ impl Engine {
 
     /// Every VM with a JIT policy the user can read in these subscriptions; one the user may
     /// not read (yet) is skipped.
+    /// not read (yet) is skipped. What is read is remembered, so that later, when none can be
+    /// read, they can still be named ([`Engine::reachable`]).
     pub async fn targets_in(&self, subs: &[String]) -> Result<Vec<Target>, Failure> {
         let mut all = Vec::new();
         for sub in subs {
@@ -92,7 +142,68 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
+        if !all.is_empty() {
+            let now = self.arm.clock.now();
+            let seen = all.iter().map(|t| (t.vm.clone(), t.vm_id.clone()));
+            if let Err(e) = access::update(&self.state_dir, |l| l.saw(seen, now)) {
+                self.progress(&format!("could not note the jump boxes seen ({e})"));
+            }
+        }
         Ok(all)
+    }
+
+    /// What the person could reach, and how, when they can read no jump box: each role and
+    /// group membership they may activate, where it applies, and the jump boxes seen before.
+    pub async fn reachable(&self) -> Result<Reachable, Failure> {
+        let learned = access::read(&self.state_dir);
+        let mut ways = Vec::new();
+        for e in self.eligibilities().await? {
+            let quoted = shell_word(&e.role);
+            let reach = match e.kind {
+                Elevation::Role => Reach {
+                    kind: e.kind,
+                    activate: format!(
+                        "jumpgate activate {quoted} --scope {} --justification '…'",
+                        shell_word(&e.scope)
+                    ),
+                    scopes: vec![ScopeName {
+                        name: if e.scope_name.is_empty() {
+                            short_scope(&e.scope).to_string()
+                        } else {
+                            e.scope_name.clone()
+                        },
+                        scope: e.scope.clone(),
+                    }],
+                    holds: Vec::new(),
+                    name: e.role,
+                },
+                Elevation::Group => {
+                    let holds = learned
+                        .roles_of(&e.scope)
+                        .map(|g| g.roles.clone())
+                        .unwrap_or_default();
+                    Reach {
+                        kind: e.kind,
+                        activate: format!("jumpgate activate group:{quoted} --justification '…'"),
+                        scopes: holds
+                            .iter()
+                            .map(|h| ScopeName {
+                                scope: h.scope.clone(),
+                                name: short_scope(&h.scope).to_string(),
+                            })
+                            .collect(),
+                        holds,
+                        name: e.role,
+                    }
+                }
+            };
+            ways.push(reach);
+        }
+        Ok(Reachable {
+            ways,
+            recent: learned.seen_targets,
+            groups_note: self.groups_note(),
+        })
     }
 
     /// Whether the user could open a port on one of `targets` without a PIM role: ARM's
@@ -218,5 +329,33 @@ impl Engine {
                 format!("You may not read the JIT policy of {vm_id} yet: connect activates the role that allows it, or activate it with jumpgate activate."),
             )),
         }
+    }
+}
+
+/// A word as a POSIX shell reads it back: bare when it holds only safe characters, otherwise
+/// in single quotes (text from a server, quoted for a command the person copies).
+fn shell_word(text: &str) -> String {
+    let safe = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@".contains(c));
+    if safe {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_quoted_for_a_shell() {
+        assert_eq!(shell_word("rg-jumpboxes"), "rg-jumpboxes");
+        assert_eq!(shell_word("JIT Requester"), "'JIT Requester'");
+        assert_eq!(shell_word("Operator's JIT"), "'Operator'\\''s JIT'");
+        assert_eq!(shell_word("$(rm -rf ~)"), "'$(rm -rf ~)'");
+        assert_eq!(shell_word(""), "''");
     }
 }
