@@ -17,11 +17,12 @@ use serde_json::json;
 use crate::context::Ctx;
 use crate::output::{progress, show, Failure, Outcome};
 use crate::{
-    ActivateArgs, AuditAction, Cli, Command, ConnectArgs, DecideArgs, DoctorArgs, ExtendArgs,
-    HistoryArgs, HistoryFormat, OpenArgs, SigninArgs, WatchArgs,
+    ActivateArgs, AuditAction, Cli, Command, ConnectArgs, DeactivateArgs, DecideArgs, DoctorArgs,
+    ExtendArgs, HistoryArgs, HistoryFormat, OpenArgs, SigninArgs, WatchArgs,
 };
 use jumpgate_azure::launch;
 use jumpgate_azure::watch::Watcher;
+use jumpgate_core::events::Elevation;
 
 pub async fn run(cli: Cli) -> Outcome {
     if let Command::Doctor(a) = cli.command {
@@ -75,6 +76,7 @@ fn check_input(command: &Command) -> Outcome {
         }
         Command::Open(a) => text("justification", &a.justification),
         Command::Extend(a) => text("justification", &a.justification),
+        Command::Deactivate(a) => text("justification", &a.justification),
         Command::Approve(a) | Command::Deny(a) => text("justification", &a.justification),
         _ => Ok(()),
     }
@@ -93,8 +95,10 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Outcome {
         }
         Command::Whoami => whoami(ctx).await,
         Command::Ip => ip(ctx).await,
-        Command::Roles { active } => roles(ctx, active).await,
+        Command::Roles { active, vm: None } => roles(ctx, active).await,
+        Command::Roles { vm: Some(vm), .. } => ways(ctx, &vm).await,
         Command::Activate(a) => activate(ctx, a).await,
+        Command::Deactivate(a) => deactivate(ctx, a).await,
         Command::Requests => requests(ctx).await,
         Command::Cancel { id } => cancel(ctx, &id).await,
         Command::Approvals => approvals(ctx).await,
@@ -403,6 +407,7 @@ async fn ip(ctx: &Ctx) -> Outcome {
 
 #[derive(Serialize)]
 struct RoleView {
+    kind: Elevation,
     role: String,
     scope: String,
     scope_name: String,
@@ -411,11 +416,28 @@ struct RoleView {
     summary: String,
 }
 
+/// What a role or group is, in a list: "JIT Requester  at /subscriptions/…" or "JIT Operators
+/// (group membership)".
+fn elevation_line(kind: Elevation, name: &str, scope: &str) -> String {
+    match kind {
+        Elevation::Role => format!("{}  at {}", one(name), one(scope)),
+        Elevation::Group => format!("{}  (group membership)", one(name)),
+    }
+}
+
 async fn roles(ctx: &Ctx, active: bool) -> Outcome {
     if active {
-        let list = arm::active_roles(&ctx.arm).await?;
+        let list: Vec<arm::Active> = ctx
+            .active()
+            .await?
+            .into_iter()
+            .filter(|a| a.principal_type != "Group")
+            .collect();
         let now = ctx.arm.clock.now();
         show(ctx.json, &list, || {
+            if list.is_empty() {
+                return "Nothing is active for you: no role and no group membership.".into();
+            }
             list.iter()
                 .map(|r| {
                     let left = r
@@ -423,8 +445,9 @@ async fn roles(ctx: &Ctx, active: bool) -> Outcome {
                         .map(|e| format!("{} left", human(e - now)))
                         .unwrap_or_else(|| "standing".into());
                     format!(
-                        "{:<24} {:<10} {}  ({left})",
-                        r.role, r.assignment_type, r.scope
+                        "{:<40} {:<10} ({left})",
+                        elevation_line(r.kind, &r.role, &r.scope),
+                        r.assignment_type
                     )
                 })
                 .collect::<Vec<_>>()
@@ -432,11 +455,12 @@ async fn roles(ctx: &Ctx, active: bool) -> Outcome {
         });
         return Ok(());
     }
-    let eligible = arm::eligible_roles(&ctx.arm).await?;
+    let eligible = ctx.eligibilities().await?;
     let mut views = Vec::new();
     for e in eligible {
-        let policy = arm::activation_policy(&ctx.arm, &e.scope, &e.role_definition_id).await?;
+        let policy = ctx.activation_policy(&e).await?;
         views.push(RoleView {
+            kind: e.kind,
             summary: policy.summary(),
             role: e.role,
             scope: e.scope,
@@ -445,13 +469,92 @@ async fn roles(ctx: &Ctx, active: bool) -> Outcome {
             policy,
         });
     }
+    let note = ctx.groups_note();
+    if let (Some(n), true) = (&note, ctx.json) {
+        progress(n);
+    }
+    show(ctx.json, &views, || {
+        let mut text = if views.is_empty() {
+            "You are eligible for no PIM role and no group membership.".to_string()
+        } else {
+            views
+                .iter()
+                .map(|v| {
+                    format!(
+                        "{}\n  {}",
+                        elevation_line(v.kind, &v.role, &v.scope),
+                        one(&v.summary)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        if let Some(n) = &note {
+            text.push_str(&format!("\n(Note: {n}.)"));
+        }
+        text
+    });
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct WayView {
+    kind: Elevation,
+    /// What to give `connect --via`.
+    via: String,
+    label: String,
+    role: Option<String>,
+    scope: Option<String>,
+    certain: bool,
+    wildcard: bool,
+}
+
+/// The ways to a VM, best first.
+async fn ways(ctx: &Ctx, vm: &str) -> Outcome {
+    let vm_id = match ctx.locate(vm).await? {
+        engine::Located::Target(t) => t.vm_id,
+        engine::Located::Unreadable { vm_id } => vm_id,
+    };
+    let views: Vec<WayView> = ctx
+        .ways_to(&vm_id)
+        .await?
+        .iter()
+        .map(|w| WayView {
+            kind: w.elevation.kind,
+            via: engine::via_name(w),
+            label: w.label(),
+            role: w.role.clone(),
+            scope: w.scope.clone(),
+            certain: w.certain,
+            wildcard: w.breadth.is_some_and(|b| b.wildcard),
+        })
+        .collect();
     show(ctx.json, &views, || {
         if views.is_empty() {
-            return "You are eligible for no PIM roles.".into();
+            return format!(
+                "Nothing you are eligible for opens JIT on {}: ask your admin for the JIT requester role there, or for membership of a group that holds it.",
+                one(vm)
+            );
         }
         views
             .iter()
-            .map(|v| format!("{}  at {}\n  {}", v.role, v.scope, v.summary))
+            .map(|v| {
+                format!(
+                    "{}\n  connect --via '{}'{}{}",
+                    one(&v.label),
+                    one(&v.via),
+                    if v.certain {
+                        ""
+                    } else {
+                        "  (may reach it: not known until active)"
+                    },
+                    if v.wildcard {
+                        "  (grants much more than JIT)"
+                    } else {
+                        ""
+                    }
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     });
@@ -478,11 +581,7 @@ async fn activate(ctx: &Ctx, a: ActivateArgs) -> Outcome {
     let duration = duration_arg(&a.duration)?;
     let ticket = parse_ticket(a.ticket.as_deref())?;
     let wait = a.wait.as_deref().map(duration_arg).transpose()?;
-    let eligible = engine::pick_role(
-        arm::eligible_roles(&ctx.arm).await?,
-        &a.role,
-        a.scope.as_deref(),
-    )?;
+    let eligible = engine::pick_role(ctx.eligibilities().await?, &a.role, a.scope.as_deref())?;
     let mut sent = ctx
         .send_activation(&eligible, duration, &a.justification, ticket.as_ref())
         .await;
@@ -499,7 +598,7 @@ async fn activate(ctx: &Ctx, a: ActivateArgs) -> Outcome {
         Err(f) if f.explanation.code == "RoleAssignmentExists" => {
             show(
                 ctx.json,
-                &json!({"role": eligible.role, "status": "AlreadyActive"}),
+                &json!({"role": eligible.role, "kind": eligible.kind, "status": "AlreadyActive"}),
                 || format!("{} is already active.", eligible.role),
             );
             return Ok(());
@@ -507,41 +606,50 @@ async fn activate(ctx: &Ctx, a: ActivateArgs) -> Outcome {
         other => other?,
     };
     progress(&format!(
-        "requested {} at {} for {}: {}",
-        eligible.role,
-        eligible.scope_name,
+        "requested {} for {}: {}",
+        match eligible.kind {
+            Elevation::Role => format!("{} at {}", eligible.role, eligible.scope_name),
+            Elevation::Group => format!("membership of {}", eligible.role),
+        },
         human(duration),
         request.status
     ));
     let account = ctx.account().await?;
+    let forget = || {
+        if eligible.kind == Elevation::Role {
+            pending::done(
+                &ctx.state_dir,
+                &account.oid,
+                &eligible.role_definition_id,
+                &eligible.scope,
+            );
+        }
+    };
     let request = match wait {
         None => request,
         Some(timeout) => {
-            let outcome = ctx.await_decision(&eligible, request, timeout).await;
+            let outcome = ctx.await_decision(request, timeout).await;
             if !outcome.as_ref().is_err_and(|f| f.timed_out) {
-                pending::done(
-                    &ctx.state_dir,
-                    &account.oid,
-                    &eligible.role_definition_id,
-                    &eligible.scope,
-                );
+                forget();
             }
             let request = outcome?;
-            progress("approved; waiting for the role to take effect");
-            if let Some(action) = ctx.probe_action(&eligible).await {
-                ctx.await_effect(&eligible.scope, &action, timeout).await?;
+            progress("approved; waiting for it to take effect");
+            match eligible.kind {
+                Elevation::Role => {
+                    if let Some(action) = ctx.probe_action(&eligible).await {
+                        ctx.await_effect(&eligible.scope, &action, timeout, false)
+                            .await?;
+                    }
+                }
+                // ARM sees a new membership only in a token issued after it.
+                Elevation::Group => ctx.renew_for_membership().await?,
             }
             progress(&format!("{} is active and in effect", eligible.role));
             request
         }
     };
     if RequestPhase::of(&request.status).is_final() {
-        pending::done(
-            &ctx.state_dir,
-            &account.oid,
-            &eligible.role_definition_id,
-            &eligible.scope,
-        );
+        forget();
     }
     show(ctx.json, &request, || {
         format!("{} {} ({})", request.role, request.status, request.name)
@@ -549,8 +657,24 @@ async fn activate(ctx: &Ctx, a: ActivateArgs) -> Outcome {
     Ok(())
 }
 
+/// Ends a role or group membership before its time.
+async fn deactivate(ctx: &Ctx, a: DeactivateArgs) -> Outcome {
+    let request = ctx.end_role(&a.role, &a.justification).await?;
+    show(
+        ctx.json,
+        &json!({"ended": request.role, "kind": request.kind, "status": request.status, "request": request.name}),
+        || {
+            format!(
+                "Ended {} ({}). PIM removes it within seconds; ports it opened stay open until their own end.",
+                request.role, request.status
+            )
+        },
+    );
+    Ok(())
+}
+
 async fn requests(ctx: &Ctx) -> Outcome {
-    let list = arm::list_requests(&ctx.arm, "asRequestor()").await?;
+    let list = ctx.my_requests().await?;
     show(ctx.json, &list, || {
         if list.is_empty() {
             return "You have no PIM requests.".into();
@@ -573,7 +697,7 @@ async fn requests(ctx: &Ctx) -> Outcome {
 }
 
 async fn cancel(ctx: &Ctx, id: &str) -> Outcome {
-    let list = arm::list_requests(&ctx.arm, "asRequestor()").await?;
+    let list = ctx.my_requests().await?;
     let r = list
         .iter()
         .find(|r| r.name.eq_ignore_ascii_case(id))
@@ -584,7 +708,10 @@ async fn cancel(ctx: &Ctx, id: &str) -> Outcome {
                 format!("You have no request {id}: see jumpgate requests."),
             )
         })?;
-    arm::cancel_request(&ctx.arm, &r.scope, &r.name).await?;
+    match r.kind {
+        Elevation::Role => arm::cancel_request(&ctx.arm, &r.scope, &r.name).await?,
+        Elevation::Group => jumpgate_azure::groups::cancel_request(&ctx.graph, &r.name).await?,
+    }
     show(ctx.json, &json!({"canceled": r.name}), || {
         format!("Cancelled the request for {}.", r.role)
     });
@@ -593,6 +720,7 @@ async fn cancel(ctx: &Ctx, id: &str) -> Outcome {
 
 #[derive(Serialize)]
 struct ApprovalView {
+    kind: Elevation,
     id: String,
     approval_id: String,
     requester: String,
@@ -606,10 +734,11 @@ struct ApprovalView {
 
 async fn approvals(ctx: &Ctx) -> Outcome {
     let now = ctx.arm.clock.now();
-    let list = arm::approvals(&ctx.arm).await?;
+    let list = ctx.approvals().await?;
     let views: Vec<ApprovalView> = list
         .iter()
         .map(|p| ApprovalView {
+            kind: p.request.kind,
             id: p.request.name.clone(),
             approval_id: p.approval_id.clone(),
             requester: p.request.principal_name.clone(),
@@ -633,11 +762,13 @@ async fn approvals(ctx: &Ctx) -> Outcome {
             .iter()
             .map(|v| {
                 format!(
-                    "{}\n  {} asks for {} at {} for {}\n  justification: {}{}\n  waiting {}",
+                    "{}\n  {} asks for {} for {}\n  justification: {}{}\n  waiting {}",
                     one(&v.id),
                     one(&v.requester),
-                    one(&v.role),
-                    one(&v.scope),
+                    match v.kind {
+                        Elevation::Role => format!("{} at {}", one(&v.role), one(&v.scope)),
+                        Elevation::Group => format!("membership of {}", one(&v.role)),
+                    },
                     v.duration
                         .as_deref()
                         .map(|d| parse_duration(d)
@@ -664,7 +795,7 @@ async fn decide(ctx: &Ctx, a: DecideArgs, approve: bool) -> Outcome {
             "PIM requires a justification for the decision: pass --justification",
         ));
     }
-    let list = arm::approvals(&ctx.arm).await?;
+    let list = ctx.approvals().await?;
     let pending = list
         .iter()
         .find(|p| {
@@ -707,8 +838,13 @@ struct TargetView {
 
 async fn targets(ctx: &Ctx) -> Outcome {
     let now = ctx.arm.clock.now();
+    let found = ctx.targets().await?;
+    // The JSON answer stays a list (empty here); people get what they could reach.
+    if found.is_empty() && !ctx.json {
+        return reachable(ctx).await;
+    }
     let mut views = Vec::new();
-    for t in ctx.targets().await? {
+    for t in found {
         let address = arm::public_address(&ctx.arm, &t.vm_id).await.ok().flatten();
         views.push(TargetView {
             access: engine::open_grants(&t, now),
@@ -775,19 +911,64 @@ async fn targets(ctx: &Ctx) -> Outcome {
     Ok(())
 }
 
+/// When no jump box can be read (no standing access): what the person could reach, and how.
+async fn reachable(ctx: &Ctx) -> Outcome {
+    let r = ctx.reachable().await?;
+    show(ctx.json, &r, || {
+        let mut out = vec!["You can read no jump box's JIT policy yet: they appear once a role or group membership that reaches them is active.".to_string()];
+        if r.ways.is_empty() {
+            out.push("You are eligible for no PIM role and no group membership: ask your admin for the JIT requester role, or for membership of a group that holds it.".into());
+        } else {
+            out.push("You may activate:".into());
+            for w in &r.ways {
+                let what = match w.kind {
+                    Elevation::Role => format!("role {}", one(&w.name)),
+                    Elevation::Group => format!("membership of group {}", one(&w.name)),
+                };
+                let at = if w.scopes.is_empty() {
+                    "what it reaches shows once it has been active".to_string()
+                } else {
+                    format!(
+                        "at {}",
+                        w.scopes
+                            .iter()
+                            .map(|s| one(&s.name).into_owned())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                out.push(format!("  {what}, {at}\n    {}", one(&w.activate)));
+            }
+            out.push("Activating one reveals the jump boxes it reaches (then run jumpgate targets again), or connect does it all: jumpgate connect <VM resource id>.".into());
+        }
+        if !r.recent.is_empty() {
+            out.push("Jump boxes you could read before (not checked now):".into());
+            for t in r.recent.iter().take(10) {
+                out.push(format!("  {}  {}", one(&t.vm), one(&t.vm_id)));
+            }
+        }
+        if let Some(n) = &r.groups_note {
+            out.push(format!("(Note: {n}.)"));
+        }
+        out.join("\n")
+    });
+    Ok(())
+}
+
 async fn open(ctx: &Ctx, a: OpenArgs) -> Outcome {
     let duration = duration_arg(&a.duration)?;
     let target = ctx.find_target(&a.vm).await?;
     let port = engine::preflight(&target, a.port, duration)?;
     let source = ctx.source_for(&target, port, &a.ip).await?.prefix;
+    let fresh_until = ctx.fresh_grant_until().await;
     let (fresh, grant) = ctx
-        .open_port(
+        .open_port_after_grant(
             &target,
             port,
             duration,
             &source,
             &a.justification,
-            "port_opened",
+            fresh_until,
         )
         .await?;
     let ep = ctx.endpoint(&fresh, port).await?;
@@ -837,6 +1018,7 @@ async fn connect(ctx: &Ctx, a: ConnectArgs) -> Outcome {
         ticket: parse_ticket(a.ticket.as_deref())?,
         timeout: duration_arg(&a.timeout)?,
         allow_broad_role: a.allow_broad_role,
+        via: a.via.clone(),
     };
     let user = profile.as_ref().and_then(|p| p.username.clone()).or(ctx
         .config
@@ -892,11 +1074,11 @@ struct PortView {
 
 async fn status(ctx: &Ctx) -> Outcome {
     let account = ctx.account().await?;
-    let (roles, targets) = tokio::join!(arm::active_roles(&ctx.arm), ctx.targets());
+    let (roles, targets) = tokio::join!(ctx.active(), ctx.targets());
     let now = ctx.arm.clock.now();
     let roles: Vec<arm::Active> = roles?
         .into_iter()
-        .filter(|r| r.assignment_type == "Activated")
+        .filter(|r| r.assignment_type == "Activated" && r.principal_type != "Group")
         .collect();
     let ports: Vec<PortView> = targets?
         .iter()
@@ -915,9 +1097,11 @@ async fn status(ctx: &Ctx) -> Outcome {
         let mut lines = Vec::new();
         for r in &view.roles {
             lines.push(format!(
-                "role {} at {}: {} left",
-                one(&r.role),
-                one(&r.scope),
+                "{}: {} left",
+                match r.kind {
+                    Elevation::Role => format!("role {} at {}", one(&r.role), one(&r.scope)),
+                    Elevation::Group => format!("membership of {}", one(&r.role)),
+                },
                 r.end.map(|e| human(e - now)).unwrap_or_default()
             ));
         }
@@ -966,16 +1150,44 @@ async fn extend(ctx: &Ctx, a: ExtendArgs) -> Outcome {
             },
         );
     } else {
-        let (request, how) = ctx
-            .extend_role(&a.target, duration, &a.justification)
-            .await?;
+        let plan = ctx.renewal_plan(&a.target).await?;
+        if let Some(what) = plan.consequences() {
+            confirm(ctx, &what, a.yes)?;
+        }
+        let (request, how) = ctx.renew(&plan, duration, &a.justification).await?;
         show(
             ctx.json,
-            &json!({"extended": "role", "how": how, "role": request.role, "status": request.status, "request": request.name}),
+            &json!({"extended": "role", "kind": request.kind, "how": how, "role": request.role, "status": request.status, "request": request.name}),
             || how.describe(&request, duration),
         );
     }
     Ok(())
+}
+
+/// Asks the person at the terminal to confirm `what`; without a terminal, `--yes` must say
+/// so. Nothing has been changed when it refuses.
+fn confirm(ctx: &Ctx, what: &str, yes: bool) -> Outcome {
+    if yes {
+        return Ok(());
+    }
+    if !interactive(ctx) {
+        return Err(usage(format!(
+            "{what} Nothing was changed: run it again with --yes to go ahead."
+        )));
+    }
+    crate::output::line(what);
+    eprint!("Go ahead? [y/N] ");
+    let mut answer = String::new();
+    let read = std::io::stdin().read_line(&mut answer);
+    if read.is_ok() && matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            Kind::Other,
+            "not_confirmed",
+            "Nothing was changed.",
+        ))
+    }
 }
 
 fn journal_entries(ctx: &Ctx) -> Outcome<Vec<jumpgate_core::audit::Entry>> {

@@ -42,13 +42,21 @@ pub enum Command {
     Whoami,
     /// Your public IPv4 address, as at least two echo services agree.
     Ip,
-    /// PIM roles you are eligible for (or hold, with --active), with their policies.
+    /// What you may activate through PIM, with their policies: Azure roles, and memberships of
+    /// groups that hold Azure roles (PIM for Groups). With --active, what is in force.
     Roles {
         #[arg(long)]
         active: bool,
+        /// Only the ways that reach this VM (name or resource id), best first, with the
+        /// name to give --via.
+        #[arg(long = "for", value_name = "VM", conflicts_with = "active")]
+        vm: Option<String>,
     },
-    /// Activate an eligible PIM role.
+    /// Activate an eligible PIM role, or a group membership.
     Activate(ActivateArgs),
+    /// End an active PIM role or group membership before its time (not in its first 5
+    /// minutes, which PIM refuses).
+    Deactivate(DeactivateArgs),
     /// Your PIM requests and their statuses.
     Requests,
     /// Cancel one of your pending PIM requests.
@@ -74,8 +82,10 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
-    /// Renew before expiry: a VM's open port (a new JIT request for the same port and IP) or
-    /// an active PIM role (SelfExtend).
+    /// Renew before expiry: a VM's open port (a new JIT request for the same port and IP), or a
+    /// PIM role or group membership. PIM lets no one extend an activation: the role is ended
+    /// and activated anew through its policy (approval included), so confirm with --yes when
+    /// not at a terminal.
     Extend(ExtendArgs),
     /// Keep watch in the foreground: one line per event (decisions, requests waiting for you,
     /// expiry reminders, expiry, IP changes, sign-out), each announced once.
@@ -164,7 +174,7 @@ pub enum HistoryFormat {
 
 #[derive(Args)]
 pub struct ExtendArgs {
-    /// A VM with access open to you, or an active role's name.
+    /// A VM with access open to you, or a role's or group's name.
     target: String,
     /// The new duration, from now.
     #[arg(long, default_value = "1h")]
@@ -173,6 +183,10 @@ pub struct ExtendArgs {
     port: Option<u16>,
     #[arg(long, default_value = "Extension of current access")]
     justification: String,
+    /// Renew a role or group membership that is still active without asking: it is ended
+    /// first, and until the approver approves anew you hold none of it.
+    #[arg(long)]
+    yes: bool,
 }
 
 #[derive(Args)]
@@ -207,7 +221,8 @@ pub struct SigninArgs {
 
 #[derive(Args)]
 pub struct ActivateArgs {
-    /// The role's name (or role definition id).
+    /// The role's or the group's name (or a role definition id, or a group id); role:NAME or
+    /// group:NAME when a role and a group share a name.
     role: String,
     /// The scope, when you are eligible for the role at more than one.
     #[arg(long)]
@@ -223,6 +238,14 @@ pub struct ActivateArgs {
     /// Wait for approval and for the role to take effect (optionally at most TIMEOUT).
     #[arg(long, num_args = 0..=1, default_missing_value = "2h", value_name = "TIMEOUT")]
     wait: Option<String>,
+}
+
+#[derive(Args)]
+pub struct DeactivateArgs {
+    /// The active role's or group's name (role:NAME or group:NAME to be plain).
+    role: String,
+    #[arg(long, default_value = "Done: access no longer needed")]
+    justification: String,
 }
 
 #[derive(Args)]
@@ -270,6 +293,10 @@ pub struct ConnectArgs {
     /// are eligible for nothing narrower.
     #[arg(long)]
     allow_broad_role: bool,
+    /// The way to reach the VM when several do: a role's or a group's name (group:NAME,
+    /// role:NAME to be plain). Remembered for the VM.
+    #[arg(long, value_name = "ROLE|GROUP")]
+    via: Option<String>,
 }
 
 fn main() -> ExitCode {
