@@ -8,9 +8,11 @@ use crate::commands::*;
 use crate::firstrun::{Discovered, SignInChoice};
 use crate::remembered::{Remember, Remembered};
 use crate::tray::{Intent, Prefill};
+use jumpgate_azure::access::{HeldRole, SeenTarget};
 use jumpgate_azure::doctor::{Check, Status};
+use jumpgate_azure::engine::{Reach, Reachable, ScopeName};
 use jumpgate_core::audit::{Entry, Record};
-use jumpgate_core::events::{Access, EngineEvent, WatchEvent};
+use jumpgate_core::events::{Access, Elevation, EngineEvent, WatchEvent};
 use jumpgate_core::phase::Step;
 use jumpgate_core::policy::{FieldProblem, FormField};
 use jumpgate_core::tray::Icon;
@@ -53,8 +55,9 @@ fn commands() -> Vec<Command> {
         command!("sign_out", [], AppState),
         command!("connect", [form: ConnectForm], Connected),
         command!("check_connect", [form: FormDraft], Vec<FieldProblem>),
-        command!("extend", [what: Renew, duration: String, justification: String], Renewed),
+        command!("extend", [what: Renew, duration: String, justification: String, confirmed: bool], Renewed),
         command!("end_role", [role: String, justification: String], Renewed),
+        command!("ways", [vm_id: String], Vec<WayView>),
         command!("approvals", [], Vec<ApprovalView>),
         command!("decide", [request: String, approve: bool, justification: String], Vec<ApprovalView>),
         command!("history", [query: String], Vec<Entry>),
@@ -99,11 +102,18 @@ pub fn generate() -> String {
         decl::<PortRule>(),
         decl::<OpenPort>(),
         decl::<RoleView>(),
+        decl::<Elevation>(),
+        decl::<Reachable>(),
+        decl::<Reach>(),
+        decl::<ScopeName>(),
+        decl::<HeldRole>(),
+        decl::<SeenTarget>(),
         decl::<PendingView>(),
         decl::<Hints>(),
         decl::<Remembered>(),
         decl::<Remember>(),
         decl::<ConnectForm>(),
+        decl::<WayView>(),
         decl::<FormDraft>(),
         decl::<FieldProblem>(),
         decl::<FormField>(),

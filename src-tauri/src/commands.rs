@@ -7,11 +7,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use jumpgate_azure::doctor::{self, Check};
 use jumpgate_azure::engine::{ConnectRequest, Engine, StepRecord};
-use jumpgate_azure::{arm, engine, launch, signin};
+use jumpgate_azure::{engine, launch, signin};
 use jumpgate_core::audit::{self, Entry};
 use jumpgate_core::config::SignIn;
 use jumpgate_core::duration::{human, parse as parse_duration};
-use jumpgate_core::events::{Access, EngineEvent};
+use jumpgate_core::events::{Access, Elevation, EngineEvent};
 use jumpgate_core::explain::{Failure, Kind};
 use jumpgate_core::input;
 use jumpgate_core::phase::Step;
@@ -59,6 +59,9 @@ pub struct AppState {
     pub start_at_login: bool,
     /// Sign-ins reuse the Azure CLI's `az login` (`sign_in = "azure_cli"`), not a browser.
     pub azure_cli: bool,
+    /// Signed in but no jump box can be read (no standing access): what could be reached,
+    /// and how. `None` otherwise.
+    pub reachable: Option<jumpgate_azure::engine::Reachable>,
 }
 
 /// A jump box: its JIT ports and what of mine is open on it.
@@ -85,10 +88,16 @@ pub struct OpenPort {
     pub end: Option<DateTime<Utc>>,
 }
 
+/// An active role, or group membership (`kind: group`: `role` is the group's name, `scope`
+/// its id).
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct RoleView {
+    pub kind: Elevation,
     pub role: String,
     pub scope: String,
+    /// When it was activated: PIM lets no one end it in its first five minutes.
+    #[ts(type = "string | null")]
+    pub start: Option<DateTime<Utc>>,
     #[ts(type = "string | null")]
     pub end: Option<DateTime<Utc>>,
 }
@@ -123,6 +132,23 @@ pub struct ConnectForm {
     pub ticket: Option<String>,
     /// Start the RDP or SSH client once the port answers.
     pub launch: bool,
+    /// The way to reach the VM when several do (a [`WayView`]'s `via`); remembered.
+    pub via: Option<String>,
+}
+
+/// A way to reach a jump box: what to activate, and what it brings there.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct WayView {
+    pub kind: Elevation,
+    /// In words: "JIT Requester at rg-jumpboxes", "member of JIT Operators (…)".
+    pub label: String,
+    /// What to send back as the form's `via` to use it.
+    pub via: String,
+    /// Known to reach the VM (not only perhaps: a management group, a group whose roles are
+    /// not known yet).
+    pub certain: bool,
+    /// The one chosen for this VM before.
+    pub chosen: bool,
 }
 
 /// The Connect form as it stands while the person types, with the ports (and their longest
@@ -167,9 +193,10 @@ impl From<&StepRecord> for StepView {
     }
 }
 
-/// A request waiting for my decision.
+/// A request waiting for my decision, for a role or a group membership.
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct ApprovalView {
+    pub kind: Elevation,
     pub request: String,
     pub requester: String,
     pub role: String,
@@ -352,21 +379,21 @@ pub async fn snapshot(
             remembered: crate::remembered::read(&engine.state_dir),
             start_at_login,
             azure_cli: engine.config.azure.sign_in == SignIn::AzureCli,
+            reachable: None,
         };
         let mut snap = Snapshot {
             signed_in: account.is_some(),
             ..Snapshot::default()
         };
         if let Some(signed_in) = &who {
-            let upn = &signed_in.upn;
             // The eligibilities and roles read here also say where the jump boxes are, so
             // the targets are looked for without reading them again.
             let (visible, eligible, roles, requests, inbox, approver) = tokio::join!(
                 engine.visible_subscriptions(),
-                arm::eligible_roles(&engine.arm),
-                arm::active_roles(&engine.arm),
-                arm::list_requests(&engine.arm, "asRequestor()"),
-                arm::approval_inbox(&engine.arm),
+                engine.eligibilities(),
+                engine.active(),
+                engine.my_requests(),
+                engine.inbox(),
                 is_approver(&engine, &signed_in.oid, engine.arm.clock.now()),
             );
             let (eligible, roles) = (eligible?, roles?);
@@ -381,6 +408,9 @@ pub async fn snapshot(
                         .standing_jit(&signed_in.oid, &targets)
                         .await
                         .unwrap_or(false));
+            if targets.is_empty() {
+                state.reachable = Some(engine.reachable().await?);
+            }
             let now = engine.arm.clock.now();
             state.now = now;
             for t in targets {
@@ -421,7 +451,7 @@ pub async fn snapshot(
             }
             for r in roles
                 .into_iter()
-                .filter(|r| r.assignment_type == "Activated")
+                .filter(|r| r.assignment_type == "Activated" && r.principal_type != "Group")
             {
                 if let Some(end) = r.end {
                     snap.open.push((
@@ -433,8 +463,10 @@ pub async fn snapshot(
                     ));
                 }
                 state.roles.push(RoleView {
+                    kind: r.kind,
                     role: r.role,
                     scope: r.scope,
+                    start: r.start,
                     end: r.end,
                 });
             }
@@ -804,6 +836,7 @@ pub async fn connect<R: Runtime>(
         // A role that reaches JIT only through a wildcard needs the person's say-so, which
         // the popover does not ask for yet: it shows the refusal and its reason.
         allow_broad_role: false,
+        via: form.via.as_deref().map(|v| name_of("via", v)).transpose()?,
     };
     let engine = ctx.engine.clone();
     let launch_client = form.launch;
@@ -835,8 +868,9 @@ pub enum Renew {
     Port { vm: String, port: u16 },
 }
 
-/// Extend: a role with `SelfExtend` (or anew once it has ended), a port with a new JIT
-/// request for this IP.
+/// Extend: a role or group membership activated anew (ended first when it is still on,
+/// which needs `confirmed`: the approver is asked again and until then it is not held), a
+/// port with a new JIT request for this IP.
 #[tauri::command]
 pub async fn extend<R: Runtime>(
     app: AppHandle<R>,
@@ -844,6 +878,7 @@ pub async fn extend<R: Runtime>(
     what: Renew,
     duration: String,
     justification: String,
+    confirmed: bool,
 ) -> CommandResult<Renewed> {
     let duration = duration_of(&duration)?;
     // Empty is allowed here, as before: the engine says when PIM needs one.
@@ -863,7 +898,14 @@ pub async fn extend<R: Runtime>(
     let message = on_engine(move || async move {
         Ok(match what {
             Renew::Role { role } => {
-                let (request, how) = engine.extend_role(&role, duration, &justification).await?;
+                let plan = engine.renewal_plan(&role).await?;
+                if let (Some(what), false) = (plan.consequences(), confirmed) {
+                    return Err(CommandError::Conflict(Detail {
+                        code: "confirm_renewal".into(),
+                        message: what,
+                    }));
+                }
+                let (request, how) = engine.renew(&plan, duration, &justification).await?;
                 how.describe(&request, duration)
             }
             Renew::Port { vm, port } => {
@@ -887,7 +929,7 @@ pub async fn extend<R: Runtime>(
     })
 }
 
-/// Ends a role early (`SelfDeactivate`). JIT has no request that closes a port early.
+/// Ends a role or group membership early. JIT has no request that closes a port early.
 #[tauri::command]
 pub async fn end_role<R: Runtime>(
     app: AppHandle<R>,
@@ -895,9 +937,13 @@ pub async fn end_role<R: Runtime>(
     role: String,
     justification: String,
 ) -> CommandResult<Renewed> {
+    let role = name_of("role", &role)?;
+    let justification = input::text("justification", &justification, input::MAX_JUSTIFICATION)
+        .map(|j| j.trim().to_string())
+        .map_err(|e| CommandError::invalid("bad_justification", format!("The {e}.")))?;
     let engine = ctx.engine.clone();
     let message = on_engine(move || async move {
-        let request = engine.end_role(&role, justification.trim()).await?;
+        let request = engine.end_role(&role, &justification).await?;
         Ok(format!("{} ended: {}.", request.role, request.status))
     })
     .await?;
@@ -905,6 +951,31 @@ pub async fn end_role<R: Runtime>(
         message,
         state: crate::tray::refresh(&app).await?,
     })
+}
+
+/// The ways to reach a jump box, best first, for the Connect form to offer when several do.
+#[tauri::command]
+pub async fn ways(ctx: State<'_, AppCtx>, vm_id: String) -> CommandResult<Vec<WayView>> {
+    let vm_id = vm_of(&vm_id)?;
+    let engine = ctx.engine.clone();
+    on_engine(move || async move {
+        let chosen = jumpgate_azure::access::read(&engine.state_dir)
+            .chosen_for(&vm_id)
+            .map(str::to_string);
+        Ok(engine
+            .ways_to(&vm_id)
+            .await?
+            .into_iter()
+            .map(|w| WayView {
+                kind: w.elevation.kind,
+                label: w.label(),
+                via: w.key.clone(),
+                certain: w.certain,
+                chosen: chosen.as_deref() == Some(w.key.as_str()),
+            })
+            .collect())
+    })
+    .await
 }
 
 /// The requests waiting for my decision.
@@ -916,10 +987,12 @@ pub async fn approvals(ctx: State<'_, AppCtx>) -> CommandResult<Vec<ApprovalView
 
 async fn approval_views(engine: &Engine) -> CommandResult<Vec<ApprovalView>> {
     let now = engine.arm.clock.now();
-    Ok(arm::approvals(&engine.arm)
+    Ok(engine
+        .approvals()
         .await?
         .into_iter()
         .map(|p| ApprovalView {
+            kind: p.request.kind,
             requester: p.request.principal_name,
             role: p.request.role,
             scope: p.request.scope,
@@ -955,7 +1028,8 @@ pub async fn decide<R: Runtime>(
     let request = name_of("request", &request)?;
     let engine = ctx.engine.clone();
     let left = on_engine(move || async move {
-        let pending = arm::approvals(&engine.arm)
+        let pending = engine
+            .approvals()
             .await?
             .into_iter()
             .find(|p| p.request.name.eq_ignore_ascii_case(&request))

@@ -308,6 +308,7 @@ fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send
         commands::check_connect,
         commands::extend,
         commands::end_role,
+        commands::ways,
         commands::approvals,
         commands::decide,
         commands::history,

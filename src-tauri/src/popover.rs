@@ -501,9 +501,11 @@ pub async fn dispatch<R: Runtime>(
                 arg(a, cmd, "what")?,
                 arg(a, cmd, "duration")?,
                 arg(a, cmd, "justification")?,
+                arg(a, cmd, "confirmed")?,
             )
             .await,
         ),
+        "ways" => answer(commands::ways(ctx(app)?, arg(a, cmd, "vmId")?).await),
         "end_role" => answer(
             commands::end_role(
                 app.clone(),
