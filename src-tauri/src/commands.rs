@@ -953,6 +953,72 @@ pub async fn end_role<R: Runtime>(
     })
 }
 
+/// What an activation from the popover did.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct Activated {
+    pub kind: Elevation,
+    pub role: String,
+    /// PIM's status: `PendingApproval`, `Provisioned`, …
+    pub status: String,
+    /// In words, for the popover.
+    pub message: String,
+    pub state: AppState,
+}
+
+/// Activates a role or group membership by name (what the Jump boxes view offers a person
+/// who can read no jump box yet): the policy's pre-flight check first, then the request.
+/// The watcher announces the decision.
+#[tauri::command]
+pub async fn activate<R: Runtime>(
+    app: AppHandle<R>,
+    ctx: State<'_, AppCtx>,
+    role: String,
+    duration: String,
+    justification: String,
+) -> CommandResult<Activated> {
+    let role = name_of("role", &role)?;
+    let duration = duration_of(&duration)?;
+    let justification = justification_of(
+        &justification,
+        "Say why you need access: the justification is required.",
+    )?;
+    if let Some(v) = vague_justification(&justification, &ctx.engine.config.justification.refuse) {
+        return Err(CommandError::Policy(Detail {
+            code: v.rule.into(),
+            message: format!("Not sent: {}.", v.message),
+        }));
+    }
+    let engine = ctx.engine.clone();
+    let (kind, name, status) = on_engine(move || async move {
+        let e = engine::pick_role(engine.eligibilities().await?, &role, None)?;
+        let request = match engine
+            .send_activation(&e, duration, &justification, None)
+            .await
+        {
+            Err(f) if f.explanation.code == "RoleAssignmentExists" => {
+                return Ok((e.kind, e.role, "Provisioned".to_string()))
+            }
+            other => other?,
+        };
+        Ok((e.kind, e.role, request.status))
+    })
+    .await?;
+    let message = if jumpgate_core::phase::RequestPhase::of(&status)
+        == jumpgate_core::phase::RequestPhase::Pending
+    {
+        format!("{name}: asked ({status}). You are told when the approver decides.")
+    } else {
+        format!("{name} is active: its jump boxes appear once it takes effect.")
+    };
+    Ok(Activated {
+        kind,
+        role: name,
+        status,
+        message,
+        state: crate::tray::refresh(&app).await?,
+    })
+}
+
 /// The ways to reach a jump box, best first, for the Connect form to offer when several do.
 #[tauri::command]
 pub async fn ways(ctx: State<'_, AppCtx>, vm_id: String) -> CommandResult<Vec<WayView>> {

@@ -309,6 +309,7 @@ fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send
         commands::extend,
         commands::end_role,
         commands::ways,
+        commands::activate,
         commands::approvals,
         commands::decide,
         commands::history,

@@ -506,6 +506,16 @@ pub async fn dispatch<R: Runtime>(
             .await,
         ),
         "ways" => answer(commands::ways(ctx(app)?, arg(a, cmd, "vmId")?).await),
+        "activate" => answer(
+            commands::activate(
+                app.clone(),
+                ctx(app)?,
+                arg(a, cmd, "role")?,
+                arg(a, cmd, "duration")?,
+                arg(a, cmd, "justification")?,
+            )
+            .await,
+        ),
         "end_role" => answer(
             commands::end_role(
                 app.clone(),

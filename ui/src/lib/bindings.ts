@@ -37,7 +37,12 @@ remembered: Remembered, start_at_login: boolean,
 /**
  * Sign-ins reuse the Azure CLI's `az login` (`sign_in = "azure_cli"`), not a browser.
  */
-azure_cli: boolean, };
+azure_cli: boolean, 
+/**
+ * Signed in but no jump box can be read (no standing access): what could be reached,
+ * and how. `None` otherwise.
+ */
+reachable: Reachable | null, };
 
 export type TargetView = { vm: string, vm_id: string, ports: Array<PortRule>, open: Array<OpenPort>, };
 
@@ -49,7 +54,57 @@ max_minutes: number, };
 
 export type OpenPort = { port: number, source: string, end: string | null, };
 
-export type RoleView = { role: string, scope: string, end: string | null, };
+export type RoleView = { kind: Elevation, role: string, scope: string, 
+/**
+ * When it was activated: PIM lets no one end it in its first five minutes.
+ */
+start: string | null, end: string | null, };
+
+export type Elevation = "role" | "group";
+
+export type Reachable = { 
+/**
+ * Each role or group membership they may activate.
+ */
+ways: Array<Reach>, 
+/**
+ * Jump boxes they could read before, newest first: not checked now.
+ */
+recent: Array<SeenTarget>, 
+/**
+ * Why group memberships are missing, if they are.
+ */
+groups_note: string | null, };
+
+export type Reach = { kind: Elevation, 
+/**
+ * The role's or the group's name.
+ */
+name: string, 
+/**
+ * Where it applies: the role's scope; for a group, the scopes of the roles it was seen
+ * to hold (none when not known yet).
+ */
+scopes: Array<ScopeName>, 
+/**
+ * For a group: the Azure roles it was seen to hold, while the membership was active.
+ */
+holds: Array<HeldRole>, 
+/**
+ * The command that activates it.
+ */
+activate: string, };
+
+export type ScopeName = { scope: string, 
+/**
+ * As people know it: the subscription's or management group's display name, the
+ * resource group's name.
+ */
+name: string, };
+
+export type HeldRole = { role: string, role_definition_id: string, scope: string, };
+
+export type SeenTarget = { vm: string, vm_id: string, seen: string, };
 
 export type PendingView = { request: string, role: string, status: string, };
 
@@ -79,7 +134,40 @@ ticket: string | null,
 /**
  * Start the RDP or SSH client once the port answers.
  */
-launch: boolean, };
+launch: boolean, 
+/**
+ * The way to reach the VM when several do (a [`WayView`]'s `via`); remembered.
+ */
+via: string | null, };
+
+export type WayView = { kind: Elevation, 
+/**
+ * In words: "JIT Requester at rg-jumpboxes", "member of JIT Operators (…)".
+ */
+label: string, 
+/**
+ * What to send back as the form's `via` to use it.
+ */
+via: string, 
+/**
+ * Known to reach the VM (not only perhaps: a management group, a group whose roles are
+ * not known yet).
+ */
+certain: boolean, 
+/**
+ * The one chosen for this VM before.
+ */
+chosen: boolean, };
+
+export type Activated = { kind: Elevation, role: string, 
+/**
+ * PIM's status: `PendingApproval`, `Provisioned`, …
+ */
+status: string, 
+/**
+ * In words, for the popover.
+ */
+message: string, state: AppState, };
 
 export type FormDraft = { port: number | null, duration: string, justification: string, ticket: string, 
 /**
@@ -104,7 +192,7 @@ endpoint: string, steps: Array<StepView>, };
 
 export type StepView = { step: Step, label: string, at: string, detail: string, };
 
-export type ApprovalView = { request: string, requester: string, role: string, scope: string, justification: string | null, 
+export type ApprovalView = { kind: Elevation, request: string, requester: string, role: string, scope: string, justification: string | null, 
 /**
  * In words ("1 h").
  */
@@ -227,12 +315,20 @@ export function checkConnect(form: FormDraft): Promise<Array<FieldProblem>> {
   return invoke<Array<FieldProblem>>("check_connect", { form });
 }
 
-export function extend(what: Renew, duration: string, justification: string): Promise<Renewed> {
-  return invoke<Renewed>("extend", { what, duration, justification });
+export function extend(what: Renew, duration: string, justification: string, confirmed: boolean): Promise<Renewed> {
+  return invoke<Renewed>("extend", { what, duration, justification, confirmed });
 }
 
 export function endRole(role: string, justification: string): Promise<Renewed> {
   return invoke<Renewed>("end_role", { role, justification });
+}
+
+export function ways(vmId: string): Promise<Array<WayView>> {
+  return invoke<Array<WayView>>("ways", { vmId });
+}
+
+export function activate(role: string, duration: string, justification: string): Promise<Activated> {
+  return invoke<Activated>("activate", { role, duration, justification });
 }
 
 export function approvals(): Promise<Array<ApprovalView>> {
