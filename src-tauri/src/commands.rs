@@ -898,7 +898,7 @@ pub async fn extend<R: Runtime>(
     let message = on_engine(move || async move {
         Ok(match what {
             Renew::Role { role } => {
-                let plan = engine.renewal_plan(&role).await?;
+                let plan = engine.renewal_plan(&role, duration, &justification).await?;
                 if let (Some(what), false) = (plan.consequences(), confirmed) {
                     return Err(CommandError::Conflict(Detail {
                         code: "confirm_renewal".into(),

@@ -139,7 +139,8 @@ async fn dave_sets_up_jit_from_nothing_and_alice_connects() {
         printed["properties"]["permissions"][0]["actions"]
             .as_array()
             .map(Vec::len),
-        Some(5)
+        Some(7),
+        "BRIEF.md's five, and the policies' and the NIC's own reads"
     );
     let role = dave.json(&["admin", "role", "create-jit-requester", "--scope", SUB]);
     assert_eq!(role["created"], true, "{role}");

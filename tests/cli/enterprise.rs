@@ -22,15 +22,6 @@ const SECURE: &str =
 const DAVE: &str = "dave@contoso.example";
 const ERIN: &str = "erin_fabrikam.example#EXT#@contoso.example";
 
-/// Every request the simulator refused for its shape: none may be.
-async fn refused_for_shape(sim: &Sim) -> Vec<Value> {
-    sim.events()
-        .await
-        .into_iter()
-        .filter(|e| e["kind"] == "request.invalid")
-        .collect()
-}
-
 /// Where the simulator's gate listens for a VM port (its own address, or the firewall's
 /// mapped port when simulators running side by side hold the address).
 async fn gate_address(sim: &Sim, vm_id: &str, port: u16) -> String {
@@ -190,7 +181,7 @@ async fn enterprise_alice_connects_to_the_right_vm_through_pages_a_range_and_asy
                 && e["source_ip"] == "84.17.32.0/20"),
         "the journal names the VM by resource id: {journal:#}"
     );
-    assert_eq!(refused_for_shape(&sim).await, Vec::<Value>::new());
+    assert_eq!(sim.refused_for_shape().await, Vec::<Value>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,7 +226,7 @@ async fn enterprise_a_name_two_vms_share_is_refused_with_both_ids() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let opened: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(opened["vm"], "jumpbox-win-01");
-    assert_eq!(refused_for_shape(&sim).await, Vec::<Value>::new());
+    assert_eq!(sim.refused_for_shape().await, Vec::<Value>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,7 +308,7 @@ async fn enterprise_step_up_signs_in_with_the_claim_and_sends_the_same_request_a
     );
     assert_eq!(again["name"], first[0].as_str());
 
-    assert_eq!(refused_for_shape(&sim).await, Vec::<Value>::new());
+    assert_eq!(sim.refused_for_shape().await, Vec::<Value>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -367,15 +358,37 @@ async fn enterprise_the_watcher_announces_every_decision() {
     assert_eq!(watch.count("request_denied"), 1);
     assert_eq!(watch.count("request_approved"), 1);
 
-    // Extending the active role is a new activation through its policy, said plainly.
-    let out = alice.run(&[
+    // Extending the active role is a new activation through its policy, said plainly. Not
+    // in its first five minutes, which PIM refuses: nothing is sent then.
+    let extend = [
         "extend",
         "JIT Requester",
         "--justification",
         "Longer night",
         "--duration",
         "1h",
-    ]);
+    ];
+    let puts = activation_puts(&sim).await.len();
+    let early = alice.run(&extend);
+    assert!(!early.status.success());
+    assert!(
+        text(&early.stderr).contains("first 5 minutes"),
+        "{}",
+        text(&early.stderr)
+    );
+    sim.advance(301).await;
+    // Without a terminal to ask at, ending the role to renew it needs --yes.
+    let unconfirmed = alice.run(&extend);
+    assert!(!unconfirmed.status.success());
+    let said = text(&unconfirmed.stderr);
+    assert!(
+        said.contains("until they approve you hold no JIT Requester") && said.contains("--yes"),
+        "{said}"
+    );
+    assert_eq!(activation_puts(&sim).await.len(), puts, "nothing was sent");
+    let mut confirmed = extend.to_vec();
+    confirmed.push("--yes");
+    let out = alice.run(&confirmed);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -383,7 +396,19 @@ async fn enterprise_the_watcher_announces_every_decision() {
         "{}",
         text(&out.stdout)
     );
-    assert_eq!(refused_for_shape(&sim).await, Vec::<Value>::new());
+    // The ended assignment lingers a few seconds: the new activation waited for it to go,
+    // rather than being refused as already active and leaving her with no role.
+    assert!(
+        stderr.contains("waiting for PIM to remove the ended JIT Requester")
+            || stderr.contains("PIM still holds the ended JIT Requester"),
+        "{stderr}"
+    );
+    assert!(
+        text(&out.stdout).contains("PendingApproval"),
+        "a new request, waiting for bob: {}",
+        text(&out.stdout)
+    );
+    assert_eq!(sim.refused_for_shape().await, Vec::<Value>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -449,5 +474,5 @@ async fn enterprise_graph_without_consent_explains_itself_and_keeps_the_sign_in(
     let made: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(made["policy"]["mfa_required"], true, "MFA kept: {made:#}");
     assert_eq!(made["policy"]["max_duration"], "PT1H", "{made:#}");
-    assert_eq!(refused_for_shape(&sim).await, Vec::<Value>::new());
+    assert_eq!(sim.refused_for_shape().await, Vec::<Value>::new());
 }

@@ -420,6 +420,7 @@ async fn extend_renews_a_port_with_a_new_request_and_a_role_with_a_new_activatio
         "4h",
         "--justification",
         "The maintenance runs long",
+        "--yes",
     ]);
     // PIM offers no extension of an activation: it is ended and activated anew through its
     // policy, so bob approves again.
@@ -436,6 +437,7 @@ async fn extend_renews_a_port_with_a_new_request_and_a_role_with_a_new_activatio
         ])
         .status
         .success());
+    sim.advance(6 * 60).await;
     let too_long = alice.run(&[
         "extend",
         "JIT Requester",

@@ -212,6 +212,33 @@ impl Sim {
             .await;
     }
 
+    /// Every request the simulator refused for its shape (`request.invalid`): none may be.
+    pub async fn refused_for_shape(&self) -> Vec<Value> {
+        self.events()
+            .await
+            .into_iter()
+            .filter(|e| e["kind"] == "request.invalid")
+            .collect()
+    }
+
+    /// An ARM read as `upn`, with a token the control API mints, for what a test checks
+    /// behind the client's back (a policy's request history, say).
+    pub async fn arm_get_as(&self, upn: &str, path: &str) -> Value {
+        let token = self.control("/token", json!({"upn": upn})).await["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string();
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("arm");
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.expect("json")
+    }
+
     /// Requests the simulator saw with this method whose path contains `needle`.
     pub async fn requests_seen(&self, method: &str, needle: &str) -> usize {
         self.events()

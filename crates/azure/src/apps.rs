@@ -34,6 +34,8 @@ pub struct AppRegistration {
 pub struct CreateRequest {
     pub name: String,
     pub graph_read_users: bool,
+    /// Ask for the Microsoft Graph permissions PIM for Groups needs.
+    pub groups: bool,
     /// Use an existing registration of that name instead of refusing.
     pub reuse: bool,
 }
@@ -241,7 +243,7 @@ pub async fn create(engine: &Engine, request: &CreateRequest) -> Result<AppRegis
                 .call(
                     Method::POST,
                     &format!("{}/v1.0/applications", engine.config.graph()),
-                    Some(&appreg::application(name, request.graph_read_users)),
+                    Some(&appreg::application(name, request.graph_read_users, request.groups)),
                 )
                 .await?;
             if answer.status != 201 && answer.status != 200 {

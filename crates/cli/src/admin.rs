@@ -58,6 +58,11 @@ pub struct AppCreateArgs {
     /// commands use to look users up by name.
     #[arg(long)]
     graph_read_users: bool,
+    /// Leave out the Microsoft Graph permissions PIM for Groups needs (for an organisation
+    /// that grants access through Azure roles only); the printed configuration then says
+    /// [access] groups = false.
+    #[arg(long)]
+    no_groups: bool,
     /// When a registration of that name exists, finish it (service principal) and print its
     /// configuration instead of refusing.
     #[arg(long)]
@@ -215,6 +220,7 @@ async fn app_create(ctx: &Ctx, a: AppCreateArgs) -> Outcome {
     let request = apps::CreateRequest {
         name: a.name,
         graph_read_users: a.graph_read_users,
+        groups: !a.no_groups,
         reuse: a.reuse,
     };
     let registration = apps::create(ctx, &request).await?;
@@ -222,6 +228,7 @@ async fn app_create(ctx: &Ctx, a: AppCreateArgs) -> Outcome {
         &ctx.config,
         &registration.name,
         &registration.client_id,
+        !a.no_groups,
     );
     if let Some(out) = &a.out {
         write_new(out, &config)?;

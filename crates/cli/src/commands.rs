@@ -1150,7 +1150,9 @@ async fn extend(ctx: &Ctx, a: ExtendArgs) -> Outcome {
             },
         );
     } else {
-        let plan = ctx.renewal_plan(&a.target).await?;
+        let plan = ctx
+            .renewal_plan(&a.target, duration, &a.justification)
+            .await?;
         if let Some(what) = plan.consequences() {
             confirm(ctx, &what, a.yes)?;
         }

@@ -14,6 +14,23 @@ pub const ARM_USER_IMPERSONATION: &str = "41094075-9dad-400e-a0bd-54e686782033";
 pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 /// Graph's delegated `User.ReadBasic.All`, which the admin commands use to look users up.
 pub const GRAPH_USER_READ_BASIC_ALL: &str = "b340eb25-3456-403f-be2f-af7a0d370277";
+/// The delegated Graph permissions PIM for Groups needs (names and ids as Microsoft
+/// publishes them): reading eligible memberships, requesting, cancelling and approving
+/// memberships, and reading the groups' activation policies. Each needs admin consent.
+pub const GRAPH_GROUP_PERMISSIONS: [(&str, &str); 3] = [
+    (
+        "PrivilegedEligibilitySchedule.Read.AzureADGroup",
+        "8f44f93d-ecef-46ae-a9bf-338508d44d6b",
+    ),
+    (
+        "PrivilegedAssignmentSchedule.ReadWrite.AzureADGroup",
+        "06dbc45d-6708-4ef0-a797-f797ee68bf4b",
+    ),
+    (
+        "RoleManagementPolicy.Read.AzureADGroup",
+        "7e26fdff-9cb1-4e56-bede-211fe0e420e8",
+    ),
+];
 /// The Graph permission the creation itself needs, delegated.
 pub const WRITE_PERMISSION: &str = "Application.ReadWrite.All";
 /// The loopback redirect URI to register. Jumpgate's browser sign-in redirects to
@@ -41,17 +58,29 @@ pub fn odata_string(name: &str) -> String {
 
 /// The body of `POST /v1.0/applications`: a single-tenant public client with the loopback
 /// redirect, public client flows on (device code), and the delegated permissions Jumpgate
-/// asks for: ARM's `user_impersonation`, and with `graph_read_users` Graph's
-/// `User.ReadBasic.All` for the admin commands.
-pub fn application(name: &str, graph_read_users: bool) -> Value {
+/// asks for: ARM's `user_impersonation`; with `groups` the PIM for Groups permissions
+/// ([`GRAPH_GROUP_PERMISSIONS`]); with `graph_read_users` Graph's `User.ReadBasic.All` for the
+/// admin commands.
+pub fn application(name: &str, graph_read_users: bool, groups: bool) -> Value {
     let mut access = vec![json!({
         "resourceAppId": ARM_APP_ID,
         "resourceAccess": [{"id": ARM_USER_IMPERSONATION, "type": "Scope"}],
     })];
+    let mut graph: Vec<Value> = Vec::new();
+    if groups {
+        graph.extend(
+            GRAPH_GROUP_PERMISSIONS
+                .iter()
+                .map(|(_, id)| json!({"id": id, "type": "Scope"})),
+        );
+    }
     if graph_read_users {
+        graph.push(json!({"id": GRAPH_USER_READ_BASIC_ALL, "type": "Scope"}));
+    }
+    if !graph.is_empty() {
         access.push(json!({
             "resourceAppId": GRAPH_APP_ID,
-            "resourceAccess": [{"id": GRAPH_USER_READ_BASIC_ALL, "type": "Scope"}],
+            "resourceAccess": graph,
         }));
     }
     json!({
@@ -71,7 +100,9 @@ fn quoted(s: &str) -> String {
 /// the client id, and the endpoints and audiences of `admin` that differ from Azure's public
 /// cloud (a sovereign cloud, or the simulator). `[azure]` is managed, so a user's own file
 /// cannot point Jumpgate at another app or tenant.
-pub fn deployable_config(admin: &Config, app_name: &str, client_id: &str) -> String {
+/// Registered without the PIM for Groups permissions (`groups` false), it also says
+/// `[access] groups = false`, so no laptop asks Graph for what was not granted.
+pub fn deployable_config(admin: &Config, app_name: &str, client_id: &str, groups: bool) -> String {
     let azure = &admin.azure;
     let mut lines = vec![
         format!(
@@ -121,6 +152,13 @@ pub fn deployable_config(admin: &Config, app_name: &str, client_id: &str) -> Str
     if let Some(sub) = &azure.subscription_id {
         lines.push(format!("subscription_id = {}", quoted(sub)));
     }
+    if !groups {
+        lines.extend([
+            String::new(),
+            "[access]".to_string(),
+            "groups = false".to_string(),
+        ]);
+    }
     lines.extend([
         String::new(),
         "[managed]".to_string(),
@@ -157,7 +195,7 @@ mod tests {
 
     #[test]
     fn the_body_is_a_single_tenant_public_client_with_the_loopback_redirect() {
-        let body = application("Jumpgate", false);
+        let body = application("Jumpgate", false, false);
         assert_eq!(body["signInAudience"], "AzureADMyOrg");
         assert_eq!(
             body["publicClient"]["redirectUris"],
@@ -168,7 +206,7 @@ mod tests {
             body["requiredResourceAccess"],
             json!([{"resourceAppId": ARM_APP_ID, "resourceAccess": [{"id": ARM_USER_IMPERSONATION, "type": "Scope"}]}])
         );
-        let with_graph = application("Jumpgate", true);
+        let with_graph = application("Jumpgate", true, false);
         assert_eq!(
             with_graph["requiredResourceAccess"][1]["resourceAppId"],
             GRAPH_APP_ID
@@ -176,6 +214,25 @@ mod tests {
         assert_eq!(
             with_graph["requiredResourceAccess"][1]["resourceAccess"][0]["id"],
             GRAPH_USER_READ_BASIC_ALL
+        );
+        // PIM for Groups: its three permissions, on the one Graph entry.
+        let groups = application("Jumpgate", true, true);
+        let graph = &groups["requiredResourceAccess"][1];
+        assert_eq!(graph["resourceAppId"], GRAPH_APP_ID);
+        let ids: Vec<&str> = graph["resourceAccess"]
+            .as_array()
+            .expect("access")
+            .iter()
+            .filter_map(|a| a["id"].as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "8f44f93d-ecef-46ae-a9bf-338508d44d6b",
+                "06dbc45d-6708-4ef0-a797-f797ee68bf4b",
+                "7e26fdff-9cb1-4e56-bede-211fe0e420e8",
+                GRAPH_USER_READ_BASIC_ALL
+            ]
         );
     }
 
@@ -191,7 +248,7 @@ mod tests {
 
     #[test]
     fn the_public_cloud_config_names_only_tenant_and_client_and_manages_azure() {
-        let text = deployable_config(&admin(""), "Jumpgate", "new-client");
+        let text = deployable_config(&admin(""), "Jumpgate", "new-client", true);
         assert!(!text.contains("authority_host"), "{text}");
         assert!(!text.contains("arm_endpoint"), "{text}");
         let c = deployed(
@@ -208,7 +265,7 @@ mod tests {
         let a = admin(
             "authority_host = \"http://127.0.0.1:4000\"\narm_endpoint = \"http://127.0.0.1:4000\"\ngraph_endpoint = \"http://127.0.0.1:4000\"\narm_audience = \"https://management.azure.com\"\ngraph_audience = \"https://graph.microsoft.com\"\n",
         );
-        let text = deployable_config(&a, "Jump \"gate\"\\", "c-2");
+        let text = deployable_config(&a, "Jump \"gate\"\\", "c-2", true);
         let c = deployed(&text, "");
         assert_eq!(c.azure.arm_endpoint, "http://127.0.0.1:4000");
         assert_eq!(c.azure.graph_endpoint, "http://127.0.0.1:4000");
@@ -229,7 +286,7 @@ mod tests {
             "{text}"
         );
         // A name from the server with a line break stays inside its comment line.
-        let text = deployable_config(&a, "x\n[azure]\nclient_id = \"evil\"", "c-3");
+        let text = deployable_config(&a, "x\n[azure]\nclient_id = \"evil\"", "c-3", false);
         assert_eq!(deployed(&text, "").azure.client_id, "c-3");
     }
 }

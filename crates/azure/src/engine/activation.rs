@@ -437,11 +437,17 @@ impl Engine {
         }))
     }
 
-    /// What renewing `name` would do, for the person to see before anything changes: the
-    /// activation in force (if any; renewing it ends it first), the eligibility and its
-    /// policy. Refused at once when the activation is in its first five minutes, with the
-    /// time it may be ended.
-    pub async fn renewal_plan(&self, name: &str) -> Result<RenewalPlan, Failure> {
+    /// What renewing `name` for `duration` would do, for the person to see before anything
+    /// changes: the activation in force (if any; renewing it ends it first), the eligibility
+    /// and its policy. Everything that would refuse it is checked here, before the person is
+    /// asked to confirm: the activation's first five minutes (with the time it may be ended)
+    /// and the policy's rules.
+    pub async fn renewal_plan(
+        &self,
+        name: &str,
+        duration: Duration,
+        justification: &str,
+    ) -> Result<RenewalPlan, Failure> {
         let current = self.active_elevation(name).await?;
         let eligible = pick_role(
             self.eligibilities().await?,
@@ -459,6 +465,7 @@ impl Engine {
             self.may_end(active)?;
         }
         let policy = self.activation_policy(&eligible).await?;
+        self.check_activation(&policy, duration, justification, None)?;
         Ok(RenewalPlan {
             current,
             eligible,
