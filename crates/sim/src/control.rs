@@ -27,6 +27,7 @@ pub fn router() -> Router<Shared> {
         .route("/device", post(device))
         .route("/events", get(events))
         .route("/gate", get(gate))
+        .route("/entra", post(entra))
 }
 
 /// Every control call carries the run's bearer token, and every body is JSON
@@ -326,6 +327,33 @@ async fn events(State(sim): State<Shared>, Query(q): Query<Since>) -> Response {
         .filter_map(|e| serde_json::to_value(e).ok())
         .collect();
     Json(Value::Array(events)).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntraSettings {
+    /// Whether refresh-token grants answer with a new refresh token (and retire the one
+    /// sent), or answer without one (and keep the one sent valid).
+    rotate_refresh_tokens: Option<bool>,
+}
+
+async fn entra(State(sim): State<Shared>, body: axum::body::Bytes) -> Response {
+    let req: EntraSettings = match parse(&body) {
+        Ok(r) => r,
+        Err(e) => return *e,
+    };
+    let Some(rotate) = req.rotate_refresh_tokens else {
+        return bad("give rotate_refresh_tokens: true or false");
+    };
+    let now = sim.clock.now();
+    let mut world = sim.world();
+    world.rotate_refresh_tokens = rotate;
+    world.record(
+        now,
+        "entra.settings_changed",
+        json!({"rotate_refresh_tokens": rotate}),
+    );
+    Json(json!({"rotate_refresh_tokens": rotate})).into_response()
 }
 
 async fn gate(State(sim): State<Shared>) -> Response {

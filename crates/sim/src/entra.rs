@@ -153,7 +153,12 @@ fn consented(world: &World, client_id: &str, scope: &str) -> bool {
         return false;
     };
     if app.built_in {
-        return !asks_graph(scope) || world.tenant.graph_consented;
+        if !asks_graph(scope) {
+            return true;
+        }
+        return graph_permissions(scope)
+            .iter()
+            .all(|p| *p == ".default" || own_app_consented(world, p));
     }
     scope
         .split_whitespace()
@@ -183,6 +188,49 @@ fn consented(world: &World, client_id: &str, scope: &str) -> bool {
                             }))
                 })
         })
+}
+
+/// The Microsoft Graph permissions a scope list names (`.default` among them), by name.
+fn graph_permissions(scope: &str) -> Vec<&str> {
+    scope
+        .split_whitespace()
+        .filter_map(|item| {
+            let lower = item.to_ascii_lowercase();
+            let graph = lower.starts_with("https://graph.microsoft.com/")
+                || lower.starts_with("00000003-0000-0000-c000-000000000000/");
+            graph.then(|| item.rsplit('/').next().unwrap_or(item))
+        })
+        .collect()
+}
+
+/// Whether an admin consented to the Graph permission `name` for the tenant's own app.
+fn own_app_consented(world: &World, name: &str) -> bool {
+    if !world.tenant.graph_consented {
+        return false;
+    }
+    match &world.tenant.graph_consent {
+        crate::tenant::GraphConsent::All(all) => *all,
+        crate::tenant::GraphConsent::Only(list) => {
+            list.iter().any(|p| p.eq_ignore_ascii_case(name))
+        }
+    }
+}
+
+/// What a Graph `.default` scope grants the app: the delegated Graph permissions its
+/// registration asks for that were consented, as scope URIs.
+fn graph_default(world: &World, client_id: &str) -> Vec<String> {
+    let Some(app) = world.client(client_id) else {
+        return Vec::new();
+    };
+    app.required_resource_access
+        .iter()
+        .filter(|(r, _)| r.eq_ignore_ascii_case(crate::state::GRAPH_APP_ID))
+        .flat_map(|(_, access)| access)
+        .filter(|(_, kind)| kind == "Scope")
+        .filter_map(|(id, _)| crate::state::scope_name(crate::state::GRAPH_APP_ID, id))
+        .filter(|name| !app.built_in || own_app_consented(world, name))
+        .map(|name| format!("{GRAPH_AUDIENCE}/{name}"))
+        .collect()
 }
 
 fn consent_missing(world: &World, client_id: &str) -> OAuthError {
@@ -597,6 +645,18 @@ pub fn access_token(
     if !step_up.acrs.is_empty() {
         claims["acrs"] = json!(step_up.acrs);
     }
+    // The groups the user is in as the token is issued; it never changes afterwards. Beyond
+    // the limit Entra names none and points to Graph instead (the overage claim).
+    let groups = world.member_groups(&user.oid, now);
+    if groups.len() > world.tenant.groups_claim_limit {
+        claims["_claim_names"] = json!({"groups": "src1"});
+        claims["_claim_sources"] = json!({"src1": {"endpoint": format!(
+            "{}/v1.0/users/{}/getMemberObjects",
+            sim.base_url, user.oid
+        )}});
+    } else if !groups.is_empty() {
+        claims["groups"] = json!(groups);
+    }
     if user.guest {
         // Entra names a B2B guest by their home address, and gives no `upn`.
         if let Some(map) = claims.as_object_mut() {
@@ -633,6 +693,21 @@ fn token_response(
     step_up: &StepUp,
 ) -> Response {
     let now = sim.clock.now();
+    let mut scopes = scopes.clone();
+    if scopes.audience.trim_end_matches('/') == GRAPH_AUDIENCE {
+        // `.default` stands for every consented permission the app's registration lists.
+        let mut granted: Vec<String> = Vec::new();
+        for item in scopes.granted.split_whitespace() {
+            if item.ends_with("/.default") {
+                granted.extend(graph_default(world, client_id));
+            } else {
+                granted.push(item.to_string());
+            }
+        }
+        granted.dedup();
+        scopes.granted = granted.join(" ");
+    }
+    let scopes = &scopes;
     let (access, lifetime) = access_token(
         sim,
         world,
@@ -862,8 +937,13 @@ pub async fn token(
                     "The user account does not exist in this directory.",
                 ));
             };
-            if let Some(e) = world.refresh_tokens.get_mut(&rt) {
-                e.rotated = true;
+            // Without rotation the answer carries no refresh token and the one sent stays
+            // valid, as RFC 6749 section 6 allows.
+            scopes.offline = world.rotate_refresh_tokens;
+            if world.rotate_refresh_tokens {
+                if let Some(e) = world.refresh_tokens.get_mut(&rt) {
+                    e.rotated = true;
+                }
             }
             token_response(
                 &sim,

@@ -80,6 +80,15 @@ impl IntoResponse for ArmError {
     }
 }
 
+/// PIM's refusal to end an activation within `min_secs` of its start, worded (and misspelt)
+/// as PIM words it, in whole minutes.
+pub fn active_duration_too_short(min_secs: u64) -> String {
+    format!(
+        "The Active duration is too short. Miniumum Required is {} minutes.",
+        min_secs.div_ceil(60)
+    )
+}
+
 /// An OAuth 2.0 error from the Entra token and device-code endpoints.
 #[derive(Debug, Clone)]
 pub struct OAuthError {

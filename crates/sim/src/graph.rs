@@ -18,7 +18,11 @@ use crate::clock::arm_time;
 use crate::server::{Shared, Sim};
 use crate::state::{Application, ServicePrincipal, User, World, KNOWN_SCOPES};
 
-type Params = HashMap<String, String>;
+mod groups;
+
+pub use groups::{get_group, pim, policies};
+
+pub(crate) type Params = HashMap<String, String>;
 
 /// Graph's page size for directory objects when the caller gives no `$top`.
 const DEFAULT_PAGE: usize = 100;
@@ -40,24 +44,30 @@ const SIGN_IN_AUDIENCES: [&str; 4] = [
     "PersonalMicrosoftAccount",
 ];
 
-fn error(sim: &Sim, status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+/// Graph's error body: `{"error": {"code", "message", "innerError": {…}}}`.
+pub(crate) fn error_body(sim: &Sim, code: &str, message: impl Into<String>) -> Value {
     let request_id = uuid::Uuid::new_v4().to_string();
-    (
-        status,
-        Json(json!({"error": {
-            "code": code,
-            "message": message.into(),
-            "innerError": {
-                "date": arm_time(sim.clock.now()),
-                "request-id": request_id,
-                "client-request-id": request_id,
-            },
-        }})),
-    )
-        .into_response()
+    json!({"error": {
+        "code": code,
+        "message": message.into(),
+        "innerError": {
+            "date": arm_time(sim.clock.now()),
+            "request-id": request_id,
+            "client-request-id": request_id,
+        },
+    }})
 }
 
-fn denied(sim: &Sim) -> Response {
+pub(crate) fn error(
+    sim: &Sim,
+    status: StatusCode,
+    code: &str,
+    message: impl Into<String>,
+) -> Response {
+    (status, Json(error_body(sim, code, message))).into_response()
+}
+
+pub(crate) fn denied(sim: &Sim) -> Response {
     error(
         sim,
         StatusCode::FORBIDDEN,
@@ -81,6 +91,24 @@ fn authenticate(
     world: &World,
     headers: &HeaderMap,
 ) -> Result<(User, Vec<String>), Box<Response>> {
+    authenticate_caller(sim, world, headers).map(|c| (c.user, c.scopes))
+}
+
+/// The caller of a Microsoft Graph request, as its token names them.
+pub(crate) struct GraphCaller {
+    pub user: User,
+    /// The delegated permissions (`scp`), by name.
+    pub scopes: Vec<String>,
+    /// Whether the token's `amr` has `mfa`.
+    pub mfa: bool,
+}
+
+/// The signed-in user of a valid Microsoft Graph token, its permissions and how it signed in.
+pub(crate) fn authenticate_caller(
+    sim: &Sim,
+    world: &World,
+    headers: &HeaderMap,
+) -> Result<GraphCaller, Box<Response>> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -120,10 +148,13 @@ fn authenticate(
         .split_whitespace()
         .map(str::to_string)
         .collect();
-    Ok((user, scopes))
+    let mfa = claims["amr"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|m| m == "mfa"));
+    Ok(GraphCaller { user, scopes, mfa })
 }
 
-fn has_any(scopes: &[String], wanted: &[&str]) -> bool {
+pub(crate) fn has_any(scopes: &[String], wanted: &[&str]) -> bool {
     scopes
         .iter()
         .any(|s| wanted.iter().any(|w| w.eq_ignore_ascii_case(s)))
@@ -198,7 +229,7 @@ fn service_principal_json(sim: &Sim, sp: &ServicePrincipal) -> Value {
 
 /// A `$filter` the simulator serves on these lists: `property eq 'value'` (a quote inside the
 /// value doubled, as OData writes it), for one of `properties`.
-fn parse_filter<'a>(filter: &str, properties: &[&'a str]) -> Option<(&'a str, String)> {
+pub(crate) fn parse_filter<'a>(filter: &str, properties: &[&'a str]) -> Option<(&'a str, String)> {
     let (property, rest) = filter.trim().split_once(' ')?;
     let property = properties
         .iter()
@@ -220,7 +251,7 @@ fn parse_filter<'a>(filter: &str, properties: &[&'a str]) -> Option<(&'a str, St
 /// One page of `items`, as Graph pages directory objects: `$top` items (at most 999; by
 /// default 100, or the tenant's `page_size`), and while more follow an `@odata.nextLink` with the request's own query and a
 /// `$skiptoken` in place of any earlier one.
-fn page(
+pub(crate) fn page(
     sim: &Sim,
     uri: &Uri,
     params: &Params,
@@ -299,7 +330,7 @@ fn page(
     Json(Value::Object(body)).into_response()
 }
 
-fn unsupported_filter(sim: &Sim, filter: &str) -> Response {
+pub(crate) fn unsupported_filter(sim: &Sim, filter: &str) -> Response {
     error(
         sim,
         StatusCode::BAD_REQUEST,
@@ -656,18 +687,29 @@ pub async fn create_service_principal(
         );
         return denied(&sim);
     }
+    // A new application is unknown to the replica that creates service principals for a few
+    // seconds (the tenant's `app_replication_secs`): Graph answers as if it did not exist.
+    let replicated = |a: &Application| {
+        a.built_in
+            || sim.clock.now()
+                >= a.created + chrono::Duration::seconds(world.tenant.app_replication_secs as i64)
+    };
     let Some(app) = world
         .applications
         .iter()
-        .find(|a| a.app_id.eq_ignore_ascii_case(app_id))
+        .find(|a| a.app_id.eq_ignore_ascii_case(app_id) && replicated(a))
         .cloned()
     else {
-        return error(
-            &sim,
-            StatusCode::BAD_REQUEST,
-            "Request_BadRequest",
-            format!("The appId '{app_id}' of the service principal does not reference a valid application object."),
+        let message = format!("The appId '{app_id}' of the service principal does not reference a valid application object.");
+        let mut body = error_body(&sim, "Request_BadRequest", &message);
+        body["error"]["details"] =
+            json!([{"code": "NoBackingApplicationObject", "message": message, "target": "appId"}]);
+        world.record(
+            sim.clock.now(),
+            "graph.service_principal_refused",
+            json!({"upn": user.upn, "appId": app_id}),
         );
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
     };
     if world
         .service_principals

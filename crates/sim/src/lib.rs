@@ -6,8 +6,12 @@
 //! - Entra v2.0 sign-in: OpenID metadata, JWKS, the authorize page (auth code + PKCE S256),
 //!   the token endpoint (code, refresh with rotation, device code) and device-code sign-in;
 //! - ARM: PIM schedule requests and instances, role management policies, PIM approvals,
-//!   Defender for Cloud JIT policies, subscriptions, VMs, NICs, public IPs, role definitions
-//!   and the caller's permissions, every call checked against the caller's active roles;
+//!   Defender for Cloud JIT policies, subscriptions, VMs, NICs, public IPs, role definitions,
+//!   role assignments and the caller's permissions, every call checked against the active
+//!   roles of the caller and of the groups its token names, at any scope from a management
+//!   group down;
+//! - Microsoft Graph: users, app registrations, groups, and PIM for Groups (eligibilities,
+//!   activations and their requests, approvals, policies);
 //! - IP echo services in the formats of ipify and Cloudflare's trace;
 //! - with `--control`, a test-control API under `/_sim/`.
 //!

@@ -1,12 +1,9 @@
 //! Azure RBAC as ARM evaluates it: scopes contain their descendants, and role actions are
 //! case-insensitive patterns in which `*` matches any run of characters, slashes included.
-//! So `*/read` matches every read. A `*` that stands for a whole path segment may also stand
-//! for none: `Microsoft.Network/networkInterfaces/*/read` matches both
-//! `Microsoft.Network/networkInterfaces/ipConfigurations/read` and the NIC's own
-//! `Microsoft.Network/networkInterfaces/read`. That is what makes Microsoft's documented
-//! least-privilege JIT requester role (with `jitNetworkAccessPolicies/*/read`) able to read
-//! the policies it requests against, as people who use it report *(assumption, see the
-//! README)*.
+//! So `*/read` matches every read, and `Microsoft.Network/networkInterfaces/*/read` matches
+//! `Microsoft.Network/networkInterfaces/ipConfigurations/read` but not the NIC's own
+//! `Microsoft.Network/networkInterfaces/read`: the `*` stands for at least the text between
+//! two slashes, so a role that means to read the NIC names that action too.
 
 /// Puts a scope in the canonical form used for comparison: a leading slash, no trailing
 /// slash, and `/providers/Microsoft.Subscription/subscriptions/X` written as
@@ -21,7 +18,9 @@ pub fn normalize_scope(scope: &str) -> String {
     s
 }
 
-/// Whether `outer` is `inner` or one of its ancestors. `/` contains everything.
+/// Whether `outer` is `inner` or one of its ancestors by path. `/` contains everything.
+/// Management groups are not paths above their subscriptions: `World::scope_contains` knows
+/// the hierarchy, and decides access.
 pub fn scope_contains(outer: &str, inner: &str) -> bool {
     let outer = normalize_scope(outer).to_ascii_lowercase();
     let inner = normalize_scope(inner).to_ascii_lowercase();
@@ -33,8 +32,6 @@ pub fn action_matches(pattern: &str, action: &str) -> bool {
     let pattern = pattern.to_ascii_lowercase();
     let action = action.to_ascii_lowercase();
     glob(pattern.as_bytes(), action.as_bytes())
-        || (pattern.contains("/*/")
-            && glob(pattern.replace("/*/", "/").as_bytes(), action.as_bytes()))
 }
 
 fn glob(pattern: &[u8], text: &[u8]) -> bool {
@@ -83,15 +80,16 @@ mod tests {
                 "Microsoft.Security/locations/jitNetworkAccessPolicies/initiate/action",
                 false,
             ),
+            // A wildcard segment is not also the segment's absence.
             (
                 "Microsoft.Security/locations/jitNetworkAccessPolicies/*/read",
                 "Microsoft.Security/locations/jitNetworkAccessPolicies/read",
-                true,
+                false,
             ),
             (
                 "Microsoft.Network/networkInterfaces/*/read",
                 "Microsoft.Network/networkInterfaces/read",
-                true,
+                false,
             ),
             (
                 "Microsoft.Network/networkInterfaces/*/read",

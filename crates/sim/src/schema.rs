@@ -79,28 +79,6 @@ pub const NOT_SERVED: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Operations whose official example sends the body as `{"properties": {…}}` while the
-/// spec's body is the flat properties object: both shapes are accepted, the wrapped one
-/// checked against this definition (the resource whose `properties` the flat one is).
-const WRAPPED: &[(&str, &str)] = &[
-    (
-        "RoleAssignmentApprovalStep_Patch",
-        "#/definitions/RoleAssignmentApprovalStep",
-    ),
-    (
-        "RoleAssignmentApprovalStep_Put",
-        "#/definitions/RoleAssignmentApprovalStep",
-    ),
-    (
-        "ScopeRoleAssignmentApprovalStep_Patch",
-        "#/definitions/RoleAssignmentApprovalStep",
-    ),
-    (
-        "ScopeRoleAssignmentApprovalStep_Put",
-        "#/definitions/RoleAssignmentApprovalStep",
-    ),
-];
-
 /// At most this many violations are collected for one value.
 const MAX_VIOLATIONS: usize = 20;
 
@@ -114,35 +92,57 @@ static SPECS: LazyLock<Specs> = LazyLock::new(|| Specs {
         .collect(),
 });
 
-static BODY_OPERATIONS: LazyLock<Vec<BodyOperation>> = LazyLock::new(|| {
-    let specs = specs();
+static BODY_OPERATIONS: LazyLock<Vec<BodyOperation>> =
+    LazyLock::new(|| body_operations(specs(), NOT_SERVED));
+
+/// The Microsoft Graph operations the simulator serves, transcribed from Microsoft's v1.0
+/// metadata and docs (see `specs/graph/SOURCES.md`), in the same dialect as the ARM specs.
+const GRAPH_FILES: &[(&str, &str)] = &[(
+    "graph/privilegedAccessGroup.json",
+    include_str!("../specs/graph/privilegedAccessGroup.json"),
+)];
+
+/// The path prefix of Graph's v1.0 operations, which their templates leave out.
+pub const GRAPH_BASE: &str = "/v1.0";
+
+static GRAPH_SPECS: LazyLock<Specs> = LazyLock::new(|| Specs {
+    files: GRAPH_FILES
+        .iter()
+        .map(|(path, text)| (*path, serde_json::from_str(text).unwrap_or(Value::Null)))
+        .collect(),
+});
+
+static GRAPH_BODY_OPERATIONS: LazyLock<Vec<BodyOperation>> =
+    LazyLock::new(|| body_operations(graph_specs(), &[]));
+
+fn body_operations(specs: &'static Specs, not_served: &[(&str, &str, &str)]) -> Vec<BodyOperation> {
     specs
         .operations()
         .filter(|op| {
-            !NOT_SERVED
+            !not_served
                 .iter()
                 .any(|(m, t, _)| *m == op.method && *t == op.template)
         })
         .filter_map(|op| {
             let (file, body) = op.body(specs)?;
-            let id = op.spec["operationId"].as_str().unwrap_or("");
             Some(BodyOperation {
                 segments: segments(specs, &op),
-                wrapped: WRAPPED
-                    .iter()
-                    .find(|(w, _)| *w == id)
-                    .map(|(_, r)| json!({ "$ref": r })),
                 operation: op,
                 file,
                 body,
             })
         })
         .collect()
-});
+}
 
 /// The embedded spec files.
 pub fn specs() -> &'static Specs {
     &SPECS
+}
+
+/// The embedded Microsoft Graph excerpt (`specs/graph/`).
+pub fn graph_specs() -> &'static Specs {
+    &GRAPH_SPECS
 }
 
 /// Loaded spec files, with `$ref` resolution across them.
@@ -203,7 +203,6 @@ struct BodyOperation {
     segments: Vec<Segment>,
     file: &'static str,
     body: &'static Value,
-    wrapped: Option<Value>,
 }
 
 /// One segment of a path template.
@@ -1035,12 +1034,20 @@ pub struct Refusal {
 }
 
 fn find_body_operation(method: &str, path: &str) -> Option<&'static BodyOperation> {
+    find_in(&BODY_OPERATIONS, method, path)
+}
+
+fn find_in(
+    operations: &'static [BodyOperation],
+    method: &str,
+    path: &str,
+) -> Option<&'static BodyOperation> {
     let method = method.to_ascii_lowercase();
     if !matches!(method.as_str(), "put" | "patch" | "post") {
         return None;
     }
     let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    BODY_OPERATIONS
+    operations
         .iter()
         .filter(|op| op.operation.method == method && segments_match(&op.segments, &parts))
         // The most literal segments wins; then the fewest segments (`/providers/…` over
@@ -1090,11 +1097,7 @@ pub fn validate_request(method: &str, path: &str, body: &[u8]) -> Result<(), Ref
         Ok(v) => v,
         Err(e) => return Err(refuse(e.to_string(), vec![e.to_string()])),
     };
-    let schema = match &op.wrapped {
-        Some(wrapped) if value.get("properties").is_some() => wrapped,
-        _ => op.body,
-    };
-    let violations = specs.validate(op.file, schema, &value, Direction::Request);
+    let violations = specs.validate(op.file, op.body, &value, Direction::Request);
     let Some(first) = violations.first() else {
         return Ok(());
     };
@@ -1128,4 +1131,104 @@ pub fn check_request(sim: &Sim, method: &Method, path: &str, body: &[u8]) -> Res
         "InvalidRequestContent",
         refusal.message,
     ))
+}
+
+/// The served Microsoft Graph operations whose request bodies are checked.
+pub fn validated_graph_operations() -> impl Iterator<Item = Operation<'static>> {
+    GRAPH_BODY_OPERATIONS.iter().map(|op| op.operation)
+}
+
+/// The served Graph operation with a request body that `method` on `path` (with or without
+/// the `/v1.0` prefix) is.
+pub fn graph_body_operation(method: &str, path: &str) -> Option<Operation<'static>> {
+    let path = path.strip_prefix(GRAPH_BASE).unwrap_or(path);
+    find_in(&GRAPH_BODY_OPERATIONS, method, path).map(|op| op.operation)
+}
+
+/// Checks a Microsoft Graph request's body against its operation's schema in the excerpt,
+/// with Graph's wording. `Ok` for a request whose operation has no body.
+pub fn validate_graph_request(method: &str, path: &str, body: &[u8]) -> Result<(), Refusal> {
+    let path = path.strip_prefix(GRAPH_BASE).unwrap_or(path);
+    let Some(op) = find_in(&GRAPH_BODY_OPERATIONS, method, path) else {
+        return Ok(());
+    };
+    let specs = graph_specs();
+    let operation = op.operation.spec["operationId"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let unreadable = || {
+        Refusal {
+        operation: operation.clone(),
+        message: "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.".into(),
+        errors: vec!["the body is not JSON".into()],
+    }
+    };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        if op.operation.body_required(specs) {
+            return Err(unreadable());
+        }
+        return Ok(());
+    }
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return Err(unreadable());
+    };
+    let violations = specs.validate(op.file, op.body, &value, Direction::Request);
+    let Some(first) = violations.first() else {
+        return Ok(());
+    };
+    Err(Refusal {
+        operation,
+        message: first.graph_message(),
+        errors: violations.iter().map(ToString::to_string).collect(),
+    })
+}
+
+impl Violation {
+    /// What Microsoft Graph's OData reader says about it.
+    pub fn graph_message(&self) -> String {
+        let unquoted = |found: &str| found.trim_matches('"').to_string();
+        match &self.kind {
+            ViolationKind::WrongType {
+                expected, found, ..
+            } => {
+                let node = match found.chars().next() {
+                    Some('{') => "StartObject",
+                    Some('[') => "StartArray",
+                    _ => "PrimitiveValue",
+                };
+                match expected.as_str() {
+                    "object" => format!("An unexpected '{node}' node was found when reading from the JSON reader. A 'StartObject' node was expected."),
+                    "array" => format!("An unexpected '{node}' node was found when reading from the JSON reader. A 'StartArray' node was expected."),
+                    other => {
+                        let edm = match other {
+                            "boolean" => "Edm.Boolean",
+                            "integer" => "Edm.Int32",
+                            "number" => "Edm.Double",
+                            _ => "Edm.String",
+                        };
+                        format!(
+                            "Cannot convert the literal '{}' to the expected type '{edm}'.",
+                            unquoted(found)
+                        )
+                    }
+                }
+            }
+            ViolationKind::NotInEnum { found, .. } => {
+                format!("Requested value '{found}' was not found.")
+            }
+            ViolationKind::NotDateTime { found } => format!(
+                "Cannot convert the literal '{found}' to the expected type 'Edm.DateTimeOffset'."
+            ),
+            ViolationKind::Missing { property } => {
+                format!("The request body must contain the property '{property}'.")
+            }
+            ViolationKind::NullRequired { property } => {
+                format!("The property '{property}' cannot be null.")
+            }
+            ViolationKind::Undeclared { property, .. } => format!(
+                "Property '{property}' does not exist as a declared property or extension property."
+            ),
+        }
+    }
 }

@@ -10,7 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -359,6 +359,12 @@ fn router(sim: Shared) -> Router {
             "/v1.0/servicePrincipals",
             get(crate::graph::list_service_principals).post(crate::graph::create_service_principal),
         )
+        .route("/v1.0/groups/{id}", get(crate::graph::get_group))
+        .route(
+            "/v1.0/identityGovernance/privilegedAccess/group/{*rest}",
+            any(crate::graph::pim),
+        )
+        .route("/v1.0/policies/{rest}", get(crate::graph::policies))
         .route("/ip", get(ip_plain))
         .route("/cdn-cgi/trace", get(ip_trace));
     if sim.control {

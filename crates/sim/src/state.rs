@@ -12,8 +12,12 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::duration;
-use crate::rbac::{normalize_scope, role_grants, scope_contains};
+use crate::rbac::{normalize_scope, role_grants};
 use crate::tenant::{Fixture, FixtureError, OsType, TenantInfo};
+
+mod directory;
+
+pub use directory::management_group_name;
 
 pub const OWNER: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
 pub const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
@@ -91,7 +95,7 @@ pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 
 /// The delegated permissions (scopes) the simulator knows, by resource app id, value and
 /// permission id, as Microsoft publishes them.
-pub const KNOWN_SCOPES: [(&str, &str, &str); 4] = [
+pub const KNOWN_SCOPES: [(&str, &str, &str); 14] = [
     (
         ARM_APP_ID,
         "user_impersonation",
@@ -112,7 +116,82 @@ pub const KNOWN_SCOPES: [(&str, &str, &str); 4] = [
         "Application.ReadWrite.All",
         "bdfbf15f-ee85-4955-8675-146e8e5296b5",
     ),
+    (
+        GRAPH_APP_ID,
+        "PrivilegedEligibilitySchedule.Read.AzureADGroup",
+        "8f44f93d-ecef-46ae-a9bf-338508d44d6b",
+    ),
+    (
+        GRAPH_APP_ID,
+        "PrivilegedEligibilitySchedule.ReadWrite.AzureADGroup",
+        "ba974594-d163-484e-ba39-c330d5897667",
+    ),
+    (
+        GRAPH_APP_ID,
+        "PrivilegedAssignmentSchedule.Read.AzureADGroup",
+        "02a32cc4-7ab5-4b58-879a-0586e0f7c495",
+    ),
+    (
+        GRAPH_APP_ID,
+        "PrivilegedAssignmentSchedule.ReadWrite.AzureADGroup",
+        "06dbc45d-6708-4ef0-a797-f797ee68bf4b",
+    ),
+    (
+        GRAPH_APP_ID,
+        "RoleManagementPolicy.Read.AzureADGroup",
+        "7e26fdff-9cb1-4e56-bede-211fe0e420e8",
+    ),
+    (
+        GRAPH_APP_ID,
+        "RoleManagementPolicy.ReadWrite.AzureADGroup",
+        "0da165c7-3f15-4236-b733-c0b0f6abe41d",
+    ),
+    (
+        GRAPH_APP_ID,
+        "PrivilegedAccess.Read.AzureADGroup",
+        "d329c81c-20ad-4772-abf9-3f6fdb7e5988",
+    ),
+    (
+        GRAPH_APP_ID,
+        "PrivilegedAccess.ReadWrite.AzureADGroup",
+        "32531c59-1f32-461f-b8df-6f8a3b89f73b",
+    ),
+    (
+        GRAPH_APP_ID,
+        "Group.Read.All",
+        "5f8c59db-677d-491f-a6b8-5f174b11ec1d",
+    ),
+    (
+        GRAPH_APP_ID,
+        "GroupMember.Read.All",
+        "bc024368-1153-4739-b217-4326f2e966d0",
+    ),
 ];
+
+/// The Microsoft Graph permissions the tenant's own app asks for: looking users up, and PIM
+/// for Groups (reading eligibilities and policies, activating memberships).
+pub const OWN_APP_GRAPH_PERMISSIONS: [&str; 4] = [
+    "User.ReadBasic.All",
+    "PrivilegedEligibilitySchedule.Read.AzureADGroup",
+    "PrivilegedAssignmentSchedule.ReadWrite.AzureADGroup",
+    "RoleManagementPolicy.Read.AzureADGroup",
+];
+
+/// The id of a known delegated permission of `resource`, by its name.
+pub fn scope_id(resource: &str, name: &str) -> Option<&'static str> {
+    KNOWN_SCOPES
+        .iter()
+        .find(|(r, value, _)| r.eq_ignore_ascii_case(resource) && value.eq_ignore_ascii_case(name))
+        .map(|(_, _, id)| *id)
+}
+
+/// The name of a known delegated permission of `resource`, by its id.
+pub fn scope_name(resource: &str, id: &str) -> Option<&'static str> {
+    KNOWN_SCOPES
+        .iter()
+        .find(|(r, _, known)| r.eq_ignore_ascii_case(resource) && known.eq_ignore_ascii_case(id))
+        .map(|(_, value, _)| *value)
+}
 
 /// What a sign-in proved beyond the password, because a `claims` request asked for it: the
 /// authentication contexts met (`acrs`) and multi-factor authentication (`amr` has `mfa`).
@@ -202,8 +281,13 @@ pub struct RoleAssignment {
     pub scope: String,
     pub role: String,
     pub principal: String,
+    /// `User` or `Group`, as ARM's `principalType` names the principal's kind.
+    pub principal_type: String,
     pub created_on: DateTime<Utc>,
     pub origin: AssignmentOrigin,
+    /// Whether this activation has already had its first JIT initiate refused (see the
+    /// tenant's `first_initiate_refused_secs`).
+    pub initiate_refused: bool,
 }
 
 impl RoleAssignment {
@@ -318,6 +402,152 @@ impl RolePolicy {
             }
         }
         out
+    }
+}
+
+/// A management group below the tenant root group.
+#[derive(Debug, Clone)]
+pub struct ManagementGroup {
+    pub name: String,
+    pub display_name: String,
+    /// The parent's name; `None` for a child of the tenant root group.
+    pub parent: Option<String>,
+    /// Ids of the subscriptions directly under it.
+    pub subscriptions: Vec<String>,
+}
+
+/// An Entra security group and its standing membership.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// Object ids of standing members.
+    pub members: Vec<String>,
+    /// Object ids of standing owners.
+    pub owners: Vec<String>,
+}
+
+/// The two relationships PIM for Groups governs.
+pub const GROUP_ACCESS: [&str; 2] = ["member", "owner"];
+
+/// A principal's eligibility, through PIM for Groups, for membership or ownership of a group.
+#[derive(Debug, Clone)]
+pub struct GroupEligibility {
+    /// The eligibility schedule instance's id.
+    pub id: String,
+    pub schedule_id: String,
+    pub group: String,
+    /// `member` or `owner`.
+    pub access: String,
+    pub principal: String,
+    pub start: DateTime<Utc>,
+    pub end: Option<DateTime<Utc>>,
+}
+
+/// A membership or ownership activated through PIM for Groups.
+#[derive(Debug, Clone)]
+pub struct GroupActivation {
+    /// The assignment schedule instance's id.
+    pub id: String,
+    pub schedule_id: String,
+    /// The request that created it.
+    pub request: String,
+    pub group: String,
+    pub access: String,
+    pub principal: String,
+    /// When it was provisioned: its start, and when it takes effect.
+    pub start: DateTime<Utc>,
+    /// When it ends (or, once deactivated, when its lingering ends).
+    pub end: DateTime<Utc>,
+    pub eligibility: Option<String>,
+    /// Set by a provisioned `selfDeactivate`: it lingers until `end`.
+    pub deactivated: bool,
+    /// Whether it has already had its first JIT initiate refused.
+    pub initiate_refused: bool,
+}
+
+/// The single approval stage of a PIM for Groups request. As Microsoft's example shows, the
+/// approval's id and the stage's id are both the request's id.
+#[derive(Debug, Clone)]
+pub struct GroupStage {
+    pub approvers: Vec<String>,
+    /// `InProgress`, `Completed` or `Expired`.
+    pub status: String,
+    /// `NotReviewed`, `Approved` or `Denied`.
+    pub review_result: String,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<DateTime<Utc>>,
+    pub justification: String,
+    pub approver_justification_required: bool,
+    pub expires: DateTime<Utc>,
+}
+
+/// A PIM for Groups assignment schedule request (`selfActivate` or `selfDeactivate`).
+#[derive(Debug, Clone)]
+pub struct GroupRequest {
+    pub id: String,
+    pub group: String,
+    pub access: String,
+    pub principal: String,
+    pub created_by: String,
+    pub action: String,
+    pub status: String,
+    pub justification: Option<String>,
+    pub ticket_number: Option<String>,
+    pub ticket_system: Option<String>,
+    pub custom_data: Option<String>,
+    /// The expiration as asked: `type`, and `duration` or `endDateTime`.
+    pub expiration: Value,
+    /// How long the membership lasts once provisioned.
+    pub duration: Option<Duration>,
+    pub created: DateTime<Utc>,
+    pub completed: Option<DateTime<Utc>>,
+    /// When the membership it asks for starts (its provisioning), once provisioned.
+    pub start: Option<DateTime<Utc>>,
+    pub stage: Option<GroupStage>,
+    pub target_schedule_id: Option<String>,
+    pub eligibility: Option<String>,
+}
+
+/// A PIM for Groups activation policy for one group and one relationship.
+#[derive(Debug, Clone)]
+pub struct GroupPolicy {
+    /// `Group_{groupId}_{guid}`, as Graph names group policies.
+    pub id: String,
+    pub group: String,
+    pub access: String,
+    pub approval_required: bool,
+    /// Approvers' object ids.
+    pub approvers: Vec<String>,
+    pub approver_justification_required: bool,
+    pub justification_required: bool,
+    pub ticket_required: bool,
+    pub mfa_required: bool,
+    pub max_duration: String,
+    pub timeout_days: u32,
+}
+
+impl GroupPolicy {
+    /// Microsoft's defaults for a group no one has configured: no approval, a justification,
+    /// at most eight hours.
+    pub fn default_for(group: &str, access: &str) -> GroupPolicy {
+        GroupPolicy {
+            id: format!(
+                "Group_{group}_{}",
+                stable_guid(&format!("group-policy:{group}:{access}"))
+            ),
+            group: group.to_string(),
+            access: access.to_string(),
+            approval_required: false,
+            approvers: Vec::new(),
+            approver_justification_required: true,
+            justification_required: true,
+            ticket_required: false,
+            mfa_required: false,
+            max_duration: "PT8H".into(),
+            timeout_days: 1,
+        }
     }
 }
 
@@ -527,13 +757,18 @@ impl JitPolicy {
         (applied, revoked)
     }
 
-    /// A newer request for a VM port revokes the rules older requests opened for it.
+    /// A newer request for a VM port revokes the rules the same requestor's older requests
+    /// opened for it; another person's rule on that port stays until its own end, as each
+    /// request keeps its own NSG rule.
     pub fn revoke_superseded(&mut self, newer: usize) -> Vec<VmPort> {
         let Some(newer_request) = self.requests.get(newer).cloned() else {
             return Vec::new();
         };
         let mut revoked = Vec::new();
         for old in &mut self.requests[..newer] {
+            if !old.requestor.eq_ignore_ascii_case(&newer_request.requestor) {
+                continue;
+            }
             for vm in &mut old.virtual_machines {
                 for port in &mut vm.ports {
                     let superseded = newer_request.virtual_machines.iter().any(|n| {
@@ -651,6 +886,15 @@ pub struct World {
     /// App registrations, the tenant's own Jumpgate app first.
     pub applications: Vec<Application>,
     pub service_principals: Vec<ServicePrincipal>,
+    pub management_groups: Vec<ManagementGroup>,
+    pub groups: Vec<Group>,
+    pub group_eligibilities: Vec<GroupEligibility>,
+    pub group_activations: Vec<GroupActivation>,
+    pub group_requests: Vec<GroupRequest>,
+    pub group_policies: Vec<GroupPolicy>,
+    /// Whether a refresh-token grant answers with a new refresh token (rotating the one sent);
+    /// `POST /_sim/entra` turns it off and on.
+    pub rotate_refresh_tokens: bool,
     pub events: Vec<Event>,
     next_seq: u64,
 }
@@ -704,7 +948,11 @@ impl World {
                 ),
                 (
                     GRAPH_APP_ID.into(),
-                    vec![(KNOWN_SCOPES[2].2.into(), "Scope".into())],
+                    OWN_APP_GRAPH_PERMISSIONS
+                        .iter()
+                        .filter_map(|name| scope_id(GRAPH_APP_ID, name))
+                        .map(|id| (id.to_string(), "Scope".to_string()))
+                        .collect(),
                 ),
             ],
             created: now,
@@ -737,9 +985,19 @@ impl World {
             ip_override: fixture.tenant.public_ip,
             applications: vec![own_app],
             service_principals: vec![own_sp],
+            management_groups: Vec::new(),
+            groups: Vec::new(),
+            group_eligibilities: Vec::new(),
+            group_activations: Vec::new(),
+            group_requests: Vec::new(),
+            group_policies: Vec::new(),
+            rotate_refresh_tokens: true,
             events: Vec::new(),
             next_seq: 0,
         };
+        world.load_management_groups(fixture)?;
+        world.load_groups(fixture, now)?;
+        world.load_group_policies(fixture)?;
         for vm in &fixture.vms {
             let subscription = vm
                 .subscription
@@ -809,12 +1067,13 @@ impl World {
             });
         }
         for ra in &fixture.role_assignments {
-            let principal = world.principal_id(&ra.principal).ok_or_else(|| {
-                invalid(format!(
-                    "role assignment names unknown principal {}",
-                    ra.principal
-                ))
-            })?;
+            let (principal, principal_type) =
+                world.directory_object(&ra.principal).ok_or_else(|| {
+                    invalid(format!(
+                        "role assignment names unknown principal {}",
+                        ra.principal
+                    ))
+                })?;
             let role = world.role_guid(&ra.role).ok_or_else(|| {
                 invalid(format!("role assignment names unknown role {}", ra.role))
             })?;
@@ -823,8 +1082,10 @@ impl World {
                 scope: expand(&ra.scope),
                 role,
                 principal,
+                principal_type: principal_type.into(),
                 created_on: now,
                 origin: AssignmentOrigin::Standing,
+                initiate_refused: false,
             });
         }
         for el in &fixture.eligibilities {
@@ -1043,7 +1304,7 @@ impl World {
             e.principal.eq_ignore_ascii_case(principal)
                 && e.role.eq_ignore_ascii_case(role)
                 && e.end.is_none_or(|end| now < end)
-                && (scope_contains(&e.scope, scope) || scope_contains(scope, &e.scope))
+                && self.in_scope(scope, &e.scope)
         })
     }
 
@@ -1068,9 +1329,10 @@ impl World {
 
     pub fn subscription_of(&self, scope: &str) -> Option<&Subscription> {
         let scope = normalize_scope(scope).to_ascii_lowercase();
-        self.subscriptions
-            .iter()
-            .find(|s| scope.starts_with(&format!("/subscriptions/{}", s.id.to_ascii_lowercase())))
+        self.subscriptions.iter().find(|s| {
+            let sub = format!("/subscriptions/{}", s.id.to_ascii_lowercase());
+            scope == sub || scope.starts_with(&format!("{sub}/"))
+        })
     }
 
     /// The id ARM gives a role definition seen from `scope`.
@@ -1092,25 +1354,65 @@ impl World {
         resource: &str,
         now: DateTime<Utc>,
     ) -> bool {
-        self.role_assignments.iter().any(|ra| {
-            ra.principal.eq_ignore_ascii_case(principal)
-                && ra.is_effective(now)
-                && scope_contains(&ra.scope, resource)
-                && self
-                    .role(&ra.role)
-                    .is_some_and(|rd| role_grants(&rd.actions, &rd.not_actions, action))
-        })
+        self.is_permitted_any(&[principal.to_string()], action, resource, now)
+    }
+
+    /// Whether any of `principals` (a caller's object id and groups) may perform `action` on
+    /// `resource` right now.
+    pub fn is_permitted_any(
+        &self,
+        principals: &[String],
+        action: &str,
+        resource: &str,
+        now: DateTime<Utc>,
+    ) -> bool {
+        !self.granting(principals, action, resource, now).is_empty()
+    }
+
+    /// The effective assignments of `principals` that grant `action` on `resource`.
+    pub fn granting(
+        &self,
+        principals: &[String],
+        action: &str,
+        resource: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<&RoleAssignment> {
+        self.role_assignments
+            .iter()
+            .filter(|ra| {
+                principals
+                    .iter()
+                    .any(|p| ra.principal.eq_ignore_ascii_case(p))
+                    && ra.is_effective(now)
+                    && self.scope_contains(&ra.scope, resource)
+                    && self
+                        .role(&ra.role)
+                        .is_some_and(|rd| role_grants(&rd.actions, &rd.not_actions, action))
+            })
+            .collect()
     }
 
     /// The actions and not-actions of every effective assignment that applies to `resource`,
     /// one entry per assignment, as the `permissions` endpoint reports them.
     pub fn permissions(&self, principal: &str, resource: &str, now: DateTime<Utc>) -> Vec<Value> {
+        self.permissions_any(&[principal.to_string()], resource, now)
+    }
+
+    /// [`World::permissions`] for a caller with several principals (its groups).
+    pub fn permissions_any(
+        &self,
+        principals: &[String],
+        resource: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<Value> {
         self.role_assignments
             .iter()
             .filter(|ra| {
-                ra.principal.eq_ignore_ascii_case(principal)
+                principals
+                    .iter()
+                    .any(|p| ra.principal.eq_ignore_ascii_case(p))
                     && ra.is_effective(now)
-                    && scope_contains(&ra.scope, resource)
+                    && self.scope_contains(&ra.scope, resource)
             })
             .filter_map(|ra| self.role(&ra.role))
             .map(|rd| {
@@ -1125,12 +1427,21 @@ impl World {
     }
 
     /// The policy that governs `role` at `scope`: the one assigned at the nearest scope at or
-    /// above it, or the organisation default when none is.
+    /// above it (management groups included), or the organisation default when none is.
     pub fn policy_for(&self, role: &str, scope: &str) -> Option<&RolePolicy> {
+        let ancestors = self.scope_ancestors(scope);
         self.policies
             .iter()
-            .filter(|p| p.role.eq_ignore_ascii_case(role) && scope_contains(&p.scope, scope))
-            .max_by_key(|p| p.scope.len())
+            .filter(|p| p.role.eq_ignore_ascii_case(role))
+            .filter_map(|p| {
+                let at = normalize_scope(&p.scope);
+                ancestors
+                    .iter()
+                    .position(|a| a.eq_ignore_ascii_case(&at))
+                    .map(|depth| (depth, p))
+            })
+            .min_by_key(|(depth, _)| *depth)
+            .map(|(_, p)| p)
     }
 
     /// Lazily applies everything the clock decides: JIT rules taking effect or expiring,
@@ -1195,6 +1506,7 @@ impl World {
                 self.record(now, "pim.request_timed_out", json!({"request": request}));
             }
         }
+        self.tick_groups(now);
     }
 
     /// Revokes every refresh and access token of a user, as a password reset or an admin's

@@ -52,6 +52,15 @@ pub struct Fixture {
     pub role_policies: Vec<RolePolicyFixture>,
     #[serde(default)]
     pub jit_policies: Vec<JitPolicyFixture>,
+    /// Management groups under the tenant root group, which always exists.
+    #[serde(default)]
+    pub management_groups: Vec<ManagementGroupFixture>,
+    /// Entra security groups, with their standing and PIM-eligible members and owners.
+    #[serde(default)]
+    pub groups: Vec<GroupFixture>,
+    /// PIM for Groups activation policies; a group without one has Microsoft's defaults.
+    #[serde(default)]
+    pub group_policies: Vec<GroupPolicyFixture>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,13 +104,71 @@ pub struct TenantInfo {
     /// `http://127.0.0.1`) match any port; the path must match (none stands for `/`).
     #[serde(default = "default_redirect_uris")]
     pub redirect_uris: Vec<String>,
-    /// Whether the app may get Microsoft Graph tokens (admin consent was given). Without it a
-    /// Graph scope gets AADSTS65001.
-    #[serde(default = "yes")]
+    /// Which Microsoft Graph permissions an admin consented to for the tenant's own app:
+    /// `true` (all it asks for), `false` (none) or a list of permission names. A Graph scope
+    /// outside the consent gets AADSTS65001. This is the TOML key `graph_consented`.
+    #[serde(rename = "graph_consented", default)]
+    pub graph_consent: GraphConsent,
+    /// Whether any Microsoft Graph consent was given. Set from `graph_consented` when the
+    /// fixture is parsed; setting it to `false` withdraws every Graph permission.
+    #[serde(skip_deserializing, default = "yes")]
     pub graph_consented: bool,
     /// The app registration's display name, as Entra's consent errors name it.
     #[serde(default = "default_app_name")]
     pub app_name: String,
+    /// Seconds after an activation is provisioned during which its self-deactivation is
+    /// refused with `ActiveDurationTooShort`. 0: never.
+    #[serde(default)]
+    pub min_activation_secs: u64,
+    /// Seconds a deactivated assignment or group membership stays (listed, granting, and
+    /// refusing a new activation with `RoleAssignmentExists`) before it is gone. 0: at once.
+    #[serde(default)]
+    pub deactivation_linger_secs: u64,
+    /// Seconds after an activation takes effect during which the first JIT initiate that only
+    /// it permits is refused with 403, once per activation. 0: never.
+    #[serde(default)]
+    pub first_initiate_refused_secs: u64,
+    /// The most groups an access token names in its `groups` claim; a user in more gets the
+    /// overage claim instead.
+    #[serde(default = "default_groups_claim_limit")]
+    pub groups_claim_limit: usize,
+    /// Seconds after an application is created during which Graph refuses a service principal
+    /// for it, as Entra does while the new application replicates. 0: never.
+    #[serde(default)]
+    pub app_replication_secs: u64,
+    /// Whether PIM instance and request lists read at the tenant root `/` name role
+    /// definitions by their tenant form (`/providers/Microsoft.Authorization/roleDefinitions/…`).
+    #[serde(default)]
+    pub root_lists_tenant_role_ids: bool,
+}
+
+/// The Microsoft Graph consent given to the tenant's own app: every permission it asks for,
+/// none, or the permissions named.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum GraphConsent {
+    All(bool),
+    Only(Vec<String>),
+}
+
+impl Default for GraphConsent {
+    fn default() -> GraphConsent {
+        GraphConsent::All(true)
+    }
+}
+
+impl GraphConsent {
+    /// Whether any Graph permission was consented.
+    pub fn any(&self) -> bool {
+        match self {
+            GraphConsent::All(all) => *all,
+            GraphConsent::Only(list) => !list.is_empty(),
+        }
+    }
+}
+
+fn default_groups_claim_limit() -> usize {
+    200
 }
 
 fn default_redirect_uris() -> Vec<String> {
@@ -229,7 +296,7 @@ fn custom_role() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleAssignmentFixture {
-    /// A UPN or an object id.
+    /// A UPN or a user's object id, or a group's name or object id.
     pub principal: String,
     /// A role name or a role definition GUID.
     pub role: String,
@@ -328,6 +395,76 @@ pub struct JitPortFixture {
     pub max: String,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagementGroupFixture {
+    /// The management group's id, as its scope names it.
+    pub name: String,
+    pub display_name: String,
+    /// The parent management group's name; the tenant root group when omitted.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// The subscriptions directly under it, as `{subN}` or ids.
+    #[serde(default)]
+    pub subscriptions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupFixture {
+    /// The display name, by which role assignments and policies name the group.
+    pub name: String,
+    /// The object id.
+    pub id: String,
+    #[serde(default)]
+    pub description: String,
+    /// Standing members, by UPN.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// Standing owners, by UPN.
+    #[serde(default)]
+    pub owners: Vec<String>,
+    /// Users eligible for membership through PIM for Groups, by UPN.
+    #[serde(default)]
+    pub eligible_members: Vec<String>,
+    /// Users eligible for ownership through PIM for Groups, by UPN.
+    #[serde(default)]
+    pub eligible_owners: Vec<String>,
+    /// How long the eligibilities last from the simulator's start (ISO 8601).
+    #[serde(default = "default_eligibility")]
+    pub eligibility_duration: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupPolicyFixture {
+    /// The group's name or object id.
+    pub group: String,
+    /// `member` or `owner`.
+    #[serde(default = "member")]
+    pub access: String,
+    #[serde(default)]
+    pub approval_required: bool,
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    #[serde(default)]
+    pub approver_justification_required: bool,
+    #[serde(default)]
+    pub justification_required: bool,
+    #[serde(default)]
+    pub ticket_required: bool,
+    #[serde(default)]
+    pub mfa_required: bool,
+    #[serde(default = "default_max")]
+    pub max_duration: String,
+    #[serde(default = "default_stage_timeout")]
+    pub approval_timeout_days: u32,
+}
+
+fn member() -> String {
+    "member".into()
+}
+
 fn tcp() -> String {
     "TCP".into()
 }
@@ -354,10 +491,11 @@ impl Fixture {
     }
 
     pub fn parse(path: &str, text: &str) -> Result<Fixture, FixtureError> {
-        let fixture: Fixture = toml::from_str(text).map_err(|e| FixtureError::Parse {
+        let mut fixture: Fixture = toml::from_str(text).map_err(|e| FixtureError::Parse {
             path: path.into(),
             message: e.to_string(),
         })?;
+        fixture.tenant.graph_consented = fixture.tenant.graph_consent.any();
         if fixture.subscriptions.is_empty() {
             return Err(FixtureError::Invalid {
                 path: path.into(),

@@ -50,12 +50,10 @@ fn approval_json(world: &World, approval: &Approval, me: &str) -> Value {
 
 /// Who may read an approval: its approvers, the request's principal and requestor, and an
 /// admin who may read the request at its scope (for the audit).
-fn involved(
-    world: &World,
-    approval: &Approval,
-    me: &str,
-    now: chrono::DateTime<chrono::Utc>,
-) -> bool {
+fn involved(world: &World, approval: &Approval, call: &Call) -> bool {
+    let me = call.caller.oid.as_str();
+    let principals = &call.caller.principals;
+    let now = call.sim.clock.now();
     approval
         .stages
         .iter()
@@ -64,8 +62,8 @@ fn involved(
             r.name == approval.request
                 && (r.requestor.eq_ignore_ascii_case(me)
                     || r.principal.eq_ignore_ascii_case(me)
-                    || world.is_permitted(
-                        me,
+                    || world.is_permitted_any(
+                        principals,
                         "Microsoft.Authorization/roleAssignmentScheduleRequests/read",
                         &r.scope,
                         now,
@@ -127,7 +125,7 @@ pub fn handle(
                 .iter()
                 .find(|a| a.guid.eq_ignore_ascii_case(id))
                 .ok_or_else(|| not_found(id))?;
-            if !involved(&world, approval, &me, call.sim.clock.now()) {
+            if !involved(&world, approval, call) {
                 return Err(not_found(id));
             }
             Ok(ok(approval_json(&world, approval, &me)))
@@ -141,7 +139,7 @@ pub fn handle(
                 .iter()
                 .find(|a| a.guid.eq_ignore_ascii_case(id))
                 .ok_or_else(|| not_found(id))?;
-            if !involved(&world, approval, &me, call.sim.clock.now()) {
+            if !involved(&world, approval, call) {
                 return Err(not_found(id));
             }
             Ok(list(
@@ -166,7 +164,7 @@ pub fn handle(
                         .iter()
                         .find(|s| s.guid.eq_ignore_ascii_case(stage_id))
                         .ok_or_else(|| not_found(stage_id))?;
-                    if !involved(&world, approval, &me, call.sim.clock.now()) {
+                    if !involved(&world, approval, call) {
                         return Err(not_found(id));
                     }
                     Ok(ok(stage_json(&world, approval, stage, &me)))
@@ -181,18 +179,14 @@ pub fn handle(
 
 /// Records an approver's decision on a stage and carries out the request when approved.
 fn decide(call: &Call, approval_id: &str, stage_id: &str) -> ArmResult {
-    let body = call.json()?;
-    // The spec's body schema is the stage properties themselves; its example wraps them in
-    // `properties`. Both shapes are accepted (see the simulator's README).
-    let props = match body.get("properties") {
-        Some(p) if p.is_object() => p,
-        _ if body.get("reviewResult").is_some() => &body,
-        _ => {
-            return Err(ArmError::invalid_content(
-                "give reviewResult (and justification), optionally inside 'properties'",
-            ))
-        }
-    };
+    // The spec's body is the stage's properties themselves (`RoleAssignmentApprovalStepProperties`);
+    // the schema check has refused the wrapped form its examples show.
+    let props = call.json()?;
+    if props.get("reviewResult").is_none() {
+        return Err(ArmError::invalid_content(
+            "give reviewResult (Approve or Deny) and a justification",
+        ));
+    }
     let result = props
         .get("reviewResult")
         .and_then(Value::as_str)

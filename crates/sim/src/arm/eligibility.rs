@@ -6,11 +6,10 @@
 use axum::http::Method;
 use serde_json::json;
 
-use super::pim::{check_list, in_scope, parse_filter, parse_request_body, Filter};
+use super::pim::{check_list, parse_filter, parse_request_body, Filter};
 use super::{created, is_guid, ok, principal_info, role_info, scope_info, ArmResult, Call};
 use crate::clock::arm_time;
 use crate::error::ArmError;
-use crate::rbac::scope_contains;
 use crate::state::{new_guid, Eligibility, EligibilityRequest};
 
 const WRITE: &str = "Microsoft.Authorization/roleEligibilityScheduleRequests/write";
@@ -53,14 +52,14 @@ fn list_requests(call: &Call, scope: &str) -> ArmResult {
     let items = world
         .eligibility_requests
         .iter()
-        .filter(|r| in_scope(scope, &r.scope))
+        .filter(|r| world.in_scope(scope, &r.scope))
         .filter(|r| match &filter {
             Filter::AsTarget => r.principal.eq_ignore_ascii_case(me),
             Filter::AsRequestor => r.requestor.eq_ignore_ascii_case(me),
             Filter::AsApprover => false,
             Filter::Principal(id) => r.principal.eq_ignore_ascii_case(id),
             // At the scope or above it, as PIM's atScope() means.
-            Filter::AtScope => scope_contains(&r.scope, scope),
+            Filter::AtScope => world.scope_contains(&r.scope, scope),
             _ => true,
         })
         .map(|r| r.body.clone())
@@ -113,7 +112,7 @@ fn put_request(call: &Call, scope: &str, name: &str) -> ArmResult {
     let assignable = world.role(&body.role).is_some_and(|rd| {
         rd.assignable_scopes
             .iter()
-            .any(|s| scope_contains(s, scope))
+            .any(|s| world.scope_contains(s, scope))
     });
     if !assignable {
         return Err(ArmError::bad_request(

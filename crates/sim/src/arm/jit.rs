@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -15,7 +15,8 @@ use crate::clock::arm_time;
 use crate::duration;
 use crate::error::ArmError;
 use crate::state::{
-    parse_time, JitPolicy, JitRequest, JitRequestPort, JitRequestVm, JitVm, SourcePrefixes,
+    parse_time, AssignmentOrigin, JitPolicy, JitRequest, JitRequestPort, JitRequestVm, JitVm,
+    SourcePrefixes, World,
 };
 
 const READ: &str = "Microsoft.Security/locations/jitNetworkAccessPolicies/read";
@@ -144,15 +145,16 @@ fn list_policies(call: &Call, sub: &str, rg: Option<&str>, location: Option<&str
         .jit_policies
         .iter()
         .filter(|p| policy_matches(p, sub, rg, location, None))
-        .filter(|p| world.is_permitted(&call.caller.oid, READ, &p.id(), now))
+        .filter(|p| world.is_permitted_any(&call.caller.principals, READ, &p.id(), now))
         .map(JitPolicy::to_json)
         .collect();
     // A caller with no read access anywhere under the scope is refused, as ARM refuses a list
     // at a scope the caller cannot see; one who can read some policies gets those.
-    if readable.is_empty() && !world.is_permitted(&call.caller.oid, READ, &scope, now) {
-        let can_see_below = world.role_assignments.iter().any(|ra| {
-            ra.principal == call.caller.oid && crate::rbac::scope_contains(&scope, &ra.scope)
-        });
+    if readable.is_empty() && !world.is_permitted_any(&call.caller.principals, READ, &scope, now) {
+        let can_see_below = world
+            .role_assignments
+            .iter()
+            .any(|ra| call.caller.is(&ra.principal) && world.scope_contains(&scope, &ra.scope));
         if !can_see_below {
             return Err(ArmError::authorization_failed(
                 &call.caller.upn,
@@ -345,6 +347,97 @@ fn delete_policy(call: &Call, sub: &str, rg: &str, location: &str, name: &str) -
     Ok(StatusCode::OK.into_response())
 }
 
+/// One activation an initiate's permission comes from, fresh enough for ARM's cache not to
+/// know it yet.
+enum Fresh {
+    Role(String),
+    Group(String),
+}
+
+/// ARM's authorization cache: within the tenant's `first_initiate_refused_secs` after an
+/// activation takes effect (a role's `effective_at`, a group membership's provisioning), the
+/// first initiate whose permission comes only from such activations is refused with Azure's
+/// 403, once per activation; the next one goes through.
+fn refuse_while_cached(
+    call: &Call,
+    world: &mut World,
+    policy_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ArmError> {
+    let window = Duration::seconds(world.tenant.first_initiate_refused_secs as i64);
+    if window <= Duration::zero() {
+        return Ok(());
+    }
+    let me = call.caller.oid.as_str();
+    let mut fresh = Vec::new();
+    for ra in world.granting(&call.caller.principals, INITIATE, policy_id, now) {
+        if ra.principal.eq_ignore_ascii_case(me) {
+            match ra.origin {
+                AssignmentOrigin::Activated { effective_at, .. }
+                    if now < effective_at + window && !ra.initiate_refused =>
+                {
+                    fresh.push(Fresh::Role(ra.guid.clone()));
+                }
+                // A grant ARM has long known: the cache is no obstacle.
+                _ => return Ok(()),
+            }
+        } else {
+            // A group's assignment is as fresh as the caller's membership of the group.
+            let standing = world
+                .group(&ra.principal)
+                .is_some_and(|g| g.members.iter().any(|m| m.eq_ignore_ascii_case(me)));
+            let activation = world.group_activations.iter().find(|a| {
+                a.group.eq_ignore_ascii_case(&ra.principal)
+                    && a.access == "member"
+                    && a.principal.eq_ignore_ascii_case(me)
+                    && a.start <= now
+                    && now < a.end
+            });
+            match (standing, activation) {
+                (false, Some(a)) if now < a.start + window && !a.initiate_refused => {
+                    fresh.push(Fresh::Group(a.id.clone()));
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let mut activations = Vec::new();
+    for source in &fresh {
+        match source {
+            Fresh::Role(guid) => {
+                for ra in world
+                    .role_assignments
+                    .iter_mut()
+                    .filter(|ra| &ra.guid == guid)
+                {
+                    ra.initiate_refused = true;
+                }
+                activations.push(json!({"roleAssignment": guid}));
+            }
+            Fresh::Group(id) => {
+                for a in world.group_activations.iter_mut().filter(|a| &a.id == id) {
+                    a.initiate_refused = true;
+                }
+                activations.push(json!({"groupMembership": id}));
+            }
+        }
+    }
+    world.record(
+        now,
+        "jit.initiate_refused_cache",
+        json!({"policy": policy_id, "requestor": call.caller.upn, "activations": activations}),
+    );
+    Err(ArmError::authorization_failed(
+        &call.caller.upn,
+        me,
+        INITIATE,
+        policy_id,
+    ))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct InitiateBody {
@@ -383,6 +476,7 @@ fn initiate(call: &Call, sub: &str, rg: &str, location: &str, name: &str) -> Arm
         .ok_or_else(|| not_found(name))?;
     let policy_id = world.jit_policies[index].id();
     call.require(&world, INITIATE, &policy_id)?;
+    refuse_while_cached(call, &mut world, &policy_id, now)?;
     if body.justification.as_ref().is_some_and(|j| j.len() > 1024) {
         return Err(ArmError::invalid_content(
             "justification is longer than 1024 characters",

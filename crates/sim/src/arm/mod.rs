@@ -39,6 +39,16 @@ pub struct Caller {
     pub mfa: bool,
     /// The authentication contexts the token's `acrs` claim says were met.
     pub acrs: Vec<String>,
+    /// The object id, then the groups ARM counts the caller in: those of the token's `groups`
+    /// claim, or with the overage claim the directory's at the time of the request.
+    pub principals: Vec<String>,
+}
+
+impl Caller {
+    /// Whether `id` is the caller or one of the caller's groups.
+    pub fn is(&self, id: &str) -> bool {
+        self.principals.iter().any(|p| p.eq_ignore_ascii_case(id))
+    }
 }
 
 /// One ARM request, authenticated and with its body read.
@@ -72,7 +82,7 @@ impl Call<'_> {
 
     /// Fails with 403 unless the caller may perform `action` on `scope`.
     pub fn require(&self, world: &World, action: &str, scope: &str) -> Result<(), ArmError> {
-        if world.is_permitted(&self.caller.oid, action, scope, self.sim.clock.now()) {
+        if world.is_permitted_any(&self.caller.principals, action, scope, self.sim.clock.now()) {
             Ok(())
         } else {
             Err(ArmError::authorization_failed(
@@ -341,6 +351,8 @@ async fn route(
             "rolemanagementpolicyassignments" => pim::policy_assignments(&call, &scope, name.as_deref(), not_allowed),
             "roleassignmentapprovals" => approvals::handle(&call, name.as_deref(), &rest, not_allowed),
             "roledefinitions" => resources::role_definitions(&call, &scope, name.as_deref(), not_allowed),
+            "roleassignments" if method == Method::GET && name.is_none() => resources::role_assignments(&call, &scope),
+            "roleassignments" => Err(not_allowed()),
             "permissions" if method == Method::GET && name.is_none() => resources::permissions(&call, &scope),
             other => Err(ArmError::not_found(
                 "InvalidResourceType",
@@ -403,11 +415,29 @@ fn authenticate(
         .flatten()
         .filter_map(|a| a.as_str().map(str::to_string))
         .collect();
+    // Group-based access follows the token: the groups it names were the user's when it was
+    // issued. Only a token with the overage claim, which names none, sends ARM to the
+    // directory.
+    let overage = claims["_claim_names"]["groups"].is_string();
+    let principals = if overage {
+        world.principals(&oid, sim.clock.now())
+    } else {
+        let mut out = vec![oid.clone()];
+        out.extend(
+            claims["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|g| g.as_str().map(str::to_ascii_lowercase)),
+        );
+        out
+    };
     Ok(Caller {
         oid,
         upn: user.upn.clone(),
         mfa,
         acrs,
+        principals,
     })
 }
 
@@ -427,6 +457,12 @@ pub fn created(body: Value) -> Response {
 /// `expandedProperties.scope` for a scope, as PIM returns it.
 pub fn scope_info(world: &World, scope: &str) -> Value {
     let normalized = normalize_scope(scope);
+    if let Some(name) = crate::state::management_group_name(&normalized) {
+        let display = world
+            .management_group_display_name(&name)
+            .unwrap_or_else(|| name.clone());
+        return json!({"id": normalized, "displayName": display, "type": "managementgroup"});
+    }
     let segs: Vec<&str> = normalized.trim_matches('/').split('/').collect();
     let (display, kind) = match segs.as_slice() {
         [""] => ("Root".to_string(), "root"),
@@ -457,6 +493,9 @@ pub fn role_info(world: &World, scope: &str, role: &str) -> Value {
 }
 
 pub fn principal_info(world: &World, oid: &str) -> Value {
+    if let Some(group) = world.groups.iter().find(|g| g.id.eq_ignore_ascii_case(oid)) {
+        return json!({"id": group.id, "displayName": group.name, "email": null, "type": "Group"});
+    }
     let user = world.user_by_oid(oid);
     json!({
         "id": oid,

@@ -9,7 +9,6 @@ use super::{created, is_guid, ok, page, principal_info, role_info, scope_info, A
 use crate::clock::arm_time;
 use crate::duration;
 use crate::error::ArmError;
-use crate::rbac::scope_contains;
 use crate::state::{
     new_guid, Approval, ApprovalStage, AssignmentOrigin, Eligibility, RoleAssignment, RolePolicy,
     ScheduleRequest, World, PENDING,
@@ -51,9 +50,7 @@ pub(super) fn parse_filter(text: Option<&str>) -> Result<Filter, ArmError> {
     }
     if lower.starts_with("roledefinitionid eq") {
         if let Some(id) = quoted(text) {
-            return Ok(Filter::RoleDefinition(
-                id.rsplit('/').next().unwrap_or(&id).to_ascii_lowercase(),
-            ));
+            return Ok(Filter::RoleDefinition(id));
         }
     }
     Err(ArmError::bad_request(
@@ -62,10 +59,22 @@ pub(super) fn parse_filter(text: Option<&str>) -> Result<Filter, ArmError> {
     ))
 }
 
-/// Whether an item at `item_scope` belongs in a list taken at `scope`: it applies there
-/// (inherited from above) or lies below it.
-pub(super) fn in_scope(scope: &str, item_scope: &str) -> bool {
-    scope_contains(scope, item_scope) || scope_contains(item_scope, scope)
+/// The role definition id an item names when read at `view`: the form of the item's own
+/// scope, or, with the tenant's `root_lists_tenant_role_ids`, the form of the scope it is read
+/// at (the tenant form at `/`).
+pub(super) fn listed_role_id(world: &World, view: &str, item_scope: &str, role: &str) -> String {
+    if world.tenant.root_lists_tenant_role_ids {
+        world.role_definition_id(view, role)
+    } else {
+        world.role_definition_id(item_scope, role)
+    }
+}
+
+/// `expandedProperties.roleDefinition`, naming the role as [`listed_role_id`] does.
+fn listed_role_info(world: &World, view: &str, item_scope: &str, role: &str) -> Value {
+    let mut info = role_info(world, item_scope, role);
+    info["id"] = json!(listed_role_id(world, view, item_scope, role));
+    info
 }
 
 /// Lists that show only the caller's own items need no permission; others need `read`.
@@ -89,13 +98,14 @@ pub(super) fn check_list(
 
 fn principal_matches(filter: &Filter, call: &Call, principal: &str) -> bool {
     match filter {
-        Filter::AsTarget => principal.eq_ignore_ascii_case(&call.caller.oid),
+        Filter::AsTarget => call.caller.is(principal),
         Filter::Principal(id) => principal.eq_ignore_ascii_case(id),
         _ => true,
     }
 }
 
-pub fn eligibility_json(world: &World, e: &Eligibility) -> Value {
+/// An eligibility schedule instance, as read at `view`.
+pub fn eligibility_json(world: &World, e: &Eligibility, view: &str) -> Value {
     let schedule_id = format!(
         "{}/providers/Microsoft.Authorization/RoleEligibilitySchedules/{}",
         e.scope.trim_end_matches('/'),
@@ -107,7 +117,7 @@ pub fn eligibility_json(world: &World, e: &Eligibility) -> Value {
         "type": "Microsoft.Authorization/RoleEligibilityScheduleInstances",
         "properties": {
             "scope": e.scope,
-            "roleDefinitionId": world.role_definition_id(&e.scope, &e.role),
+            "roleDefinitionId": listed_role_id(world, view, &e.scope, &e.role),
             "principalId": e.principal,
             "principalType": "User",
             "status": "Provisioned",
@@ -120,7 +130,7 @@ pub fn eligibility_json(world: &World, e: &Eligibility) -> Value {
             "conditionVersion": null,
             "expandedProperties": {
                 "scope": scope_info(world, &e.scope),
-                "roleDefinition": role_info(world, &e.scope, &e.role),
+                "roleDefinition": listed_role_info(world, view, &e.scope, &e.role),
                 "principal": principal_info(world, &e.principal),
             }
         }
@@ -158,7 +168,7 @@ pub fn eligibility_instances(
                 scope,
             )?;
         }
-        return Ok(ok(eligibility_json(&world, e)));
+        return Ok(ok(eligibility_json(&world, e, scope)));
     }
     let filter = parse_filter(call.filter())?;
     check_list(
@@ -172,13 +182,30 @@ pub fn eligibility_instances(
         .eligibilities
         .iter()
         .filter(live)
-        .filter(|e| in_scope(scope, &e.scope) && principal_matches(&filter, call, &e.principal))
-        .map(|e| eligibility_json(&world, e))
+        .filter(|e| {
+            world.in_scope(scope, &e.scope) && principal_matches(&filter, call, &e.principal)
+        })
+        .map(|e| eligibility_json(&world, e, scope))
         .collect();
     page(call, &world, "roleEligibilityScheduleInstances", items)
 }
 
-pub fn assignment_instance_json(world: &World, ra: &RoleAssignment) -> Value {
+/// Whether the caller holds `ra` through one of the groups its token names: ARM lists such an
+/// assignment for the caller with `memberType: Group`.
+fn held_through_group(call: &Call, ra: &RoleAssignment) -> bool {
+    ra.principal_type == "Group"
+        && !ra.principal.eq_ignore_ascii_case(&call.caller.oid)
+        && call.caller.is(&ra.principal)
+}
+
+/// An assignment schedule instance, as read at `view`. `inherited` marks one the caller holds
+/// through a group (`memberType: Group`).
+pub fn assignment_instance_json(
+    world: &World,
+    ra: &RoleAssignment,
+    view: &str,
+    inherited: bool,
+) -> Value {
     let scope = ra.scope.trim_end_matches('/');
     let (instance, schedule, linked, assignment_type, end) = match &ra.origin {
         AssignmentOrigin::Standing => (ra.guid.clone(), ra.guid.clone(), None, "Assigned", None),
@@ -202,9 +229,9 @@ pub fn assignment_instance_json(world: &World, ra: &RoleAssignment) -> Value {
         "type": "Microsoft.Authorization/RoleAssignmentScheduleInstances",
         "properties": {
             "scope": ra.scope,
-            "roleDefinitionId": world.role_definition_id(&ra.scope, &ra.role),
+            "roleDefinitionId": listed_role_id(world, view, &ra.scope, &ra.role),
             "principalId": ra.principal,
-            "principalType": "User",
+            "principalType": ra.principal_type,
             "roleAssignmentScheduleId": format!("{scope}/providers/Microsoft.Authorization/RoleAssignmentSchedules/{schedule}"),
             "originRoleAssignmentId": format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{}", ra.guid),
             "status": "Provisioned",
@@ -213,13 +240,13 @@ pub fn assignment_instance_json(world: &World, ra: &RoleAssignment) -> Value {
             "linkedRoleEligibilityScheduleId": linked,
             "linkedRoleEligibilityScheduleInstanceId": null,
             "assignmentType": assignment_type,
-            "memberType": "Direct",
+            "memberType": if inherited { "Group" } else { "Direct" },
             "createdOn": arm_time(ra.created_on),
             "condition": null,
             "conditionVersion": null,
             "expandedProperties": {
                 "scope": scope_info(world, &ra.scope),
-                "roleDefinition": role_info(world, &ra.scope, &ra.role),
+                "roleDefinition": listed_role_info(world, view, &ra.scope, &ra.role),
                 "principal": principal_info(world, &ra.principal),
             }
         }
@@ -251,14 +278,15 @@ pub fn assignment_instances(
                     format!("The role assignment schedule instance '{name}' was not found."),
                 )
             })?;
-        if !ra.principal.eq_ignore_ascii_case(&call.caller.oid) {
+        if !call.caller.is(&ra.principal) {
             call.require(
                 &world,
                 "Microsoft.Authorization/roleAssignmentScheduleInstances/read",
                 scope,
             )?;
         }
-        return Ok(ok(assignment_instance_json(&world, ra)));
+        let inherited = held_through_group(call, ra);
+        return Ok(ok(assignment_instance_json(&world, ra, scope, inherited)));
     }
     let filter = parse_filter(call.filter())?;
     check_list(
@@ -271,13 +299,19 @@ pub fn assignment_instances(
     let items = world
         .role_assignments
         .iter()
-        .filter(|ra| in_scope(scope, &ra.scope) && principal_matches(&filter, call, &ra.principal))
-        .map(|ra| assignment_instance_json(&world, ra))
+        .filter(|ra| {
+            world.in_scope(scope, &ra.scope) && principal_matches(&filter, call, &ra.principal)
+        })
+        .map(|ra| {
+            let inherited = filter == Filter::AsTarget && held_through_group(call, ra);
+            assignment_instance_json(&world, ra, scope, inherited)
+        })
         .collect();
     page(call, &world, "roleAssignmentScheduleInstances", items)
 }
 
-pub fn request_json(world: &World, r: &ScheduleRequest) -> Value {
+/// A role assignment schedule request, as read at `view`.
+pub fn request_json(world: &World, r: &ScheduleRequest, view: &str) -> Value {
     let scope = r.scope.trim_end_matches('/');
     json!({
         "id": format!("{scope}/providers/Microsoft.Authorization/RoleAssignmentScheduleRequests/{}", r.name),
@@ -285,7 +319,7 @@ pub fn request_json(world: &World, r: &ScheduleRequest) -> Value {
         "type": "Microsoft.Authorization/RoleAssignmentScheduleRequests",
         "properties": {
             "scope": r.scope,
-            "roleDefinitionId": world.role_definition_id(&r.scope, &r.role),
+            "roleDefinitionId": listed_role_id(world, view, &r.scope, &r.role),
             "principalId": r.principal,
             "principalType": "User",
             "requestType": r.request_type,
@@ -303,7 +337,7 @@ pub fn request_json(world: &World, r: &ScheduleRequest) -> Value {
             "conditionVersion": r.condition_version,
             "expandedProperties": {
                 "scope": scope_info(world, &r.scope),
-                "roleDefinition": role_info(world, &r.scope, &r.role),
+                "roleDefinition": listed_role_info(world, view, &r.scope, &r.role),
                 "principal": principal_info(world, &r.principal),
             }
         }
@@ -357,7 +391,7 @@ fn list_requests(call: &Call, scope: &str) -> ArmResult {
     let items = world
         .requests
         .iter()
-        .filter(|r| in_scope(scope, &r.scope))
+        .filter(|r| world.in_scope(scope, &r.scope))
         .filter(|r| match &filter {
             Filter::AsTarget => r.principal.eq_ignore_ascii_case(me),
             Filter::AsRequestor => r.requestor.eq_ignore_ascii_case(me),
@@ -365,7 +399,7 @@ fn list_requests(call: &Call, scope: &str) -> ArmResult {
             Filter::Principal(id) => r.principal.eq_ignore_ascii_case(id),
             _ => true,
         })
-        .map(|r| request_json(&world, r))
+        .map(|r| request_json(&world, r, scope))
         .collect();
     page(call, &world, "roleAssignmentScheduleRequests", items)
 }
@@ -392,7 +426,7 @@ fn get_request(call: &Call, scope: &str, name: &str) -> ArmResult {
             scope,
         )?;
     }
-    Ok(ok(request_json(&world, r)))
+    Ok(ok(request_json(&world, r, scope)))
 }
 
 fn request_not_found(name: &str) -> ArmError {
@@ -714,7 +748,7 @@ fn validate_request(call: &Call, scope: &str, name: &str) -> ArmResult {
             "Accepted"
         },
     );
-    Ok(ok(request_json(&world, &r)))
+    Ok(ok(request_json(&world, &r, scope)))
 }
 
 fn new_request(
@@ -822,6 +856,18 @@ fn put_request(call: &Call, scope: &str, name: &str) -> ArmResult {
         }
         _ => {}
     }
+    if let (Some(i), "SelfDeactivate") = (existing, body.request_type.as_str()) {
+        // PIM refuses to end an activation in its first minutes.
+        let ra = &world.role_assignments[i];
+        let min = Duration::seconds(world.tenant.min_activation_secs as i64);
+        let activated = matches!(ra.origin, AssignmentOrigin::Activated { .. });
+        if activated && now < ra.created_on + min {
+            return Err(ArmError::bad_request(
+                "ActiveDurationTooShort",
+                crate::error::active_duration_too_short(world.tenant.min_activation_secs),
+            ));
+        }
+    }
     let self_service = body.request_type.starts_with("Self");
     let eligibility = if body.request_type == "SelfActivate" {
         let found = world
@@ -830,7 +876,7 @@ fn put_request(call: &Call, scope: &str, name: &str) -> ArmResult {
             .find(|e| {
                 e.principal.eq_ignore_ascii_case(&body.principal)
                     && e.role.eq_ignore_ascii_case(&body.role)
-                    && scope_contains(&e.scope, scope)
+                    && world.scope_contains(&e.scope, scope)
                     && e.end.is_none_or(|end| now < end)
             })
             .map(|e| e.schedule_id.clone());
@@ -912,7 +958,7 @@ fn put_request(call: &Call, scope: &str, name: &str) -> ArmResult {
         .find(|r| r.name == request.name)
         .cloned()
         .unwrap_or(request);
-    Ok(created(request_json(&world, &r)))
+    Ok(created(request_json(&world, &r, scope)))
 }
 
 /// Carries out an approved (or approval-free) request: creates, extends or removes the
@@ -950,8 +996,10 @@ pub fn provision(world: &mut World, name: &str, now: DateTime<Utc>) {
                 scope: r.scope.clone(),
                 role: r.role.clone(),
                 principal: r.principal.clone(),
+                principal_type: "User".into(),
                 created_on: now,
                 origin,
+                initiate_refused: false,
             });
             let req = &mut world.requests[index];
             req.target_schedule_id = Some(schedule_id);
@@ -959,7 +1007,26 @@ pub fn provision(world: &mut World, name: &str, now: DateTime<Utc>) {
             "Provisioned"
         }
         "SelfDeactivate" | "AdminRemove" => {
-            world.role_assignments.retain(|ra| !matches(ra));
+            let linger = Duration::seconds(world.tenant.deactivation_linger_secs as i64);
+            if r.request_type == "SelfDeactivate" && linger > Duration::zero() {
+                // A deactivated activation lingers (listed, granting, and in the way of a new
+                // activation) until `World::tick` sees its shortened end pass.
+                for ra in world.role_assignments.iter_mut().filter(|ra| matches(ra)) {
+                    if let AssignmentOrigin::Activated { end, .. } = &mut ra.origin {
+                        *end = (*end).min(now + linger);
+                    }
+                }
+                world.role_assignments.retain(|ra| {
+                    !matches(ra) || matches!(ra.origin, AssignmentOrigin::Activated { .. })
+                });
+                world.record(
+                    now,
+                    "pim.assignment_lingering",
+                    json!({"principal": r.principal, "role": r.role, "scope": r.scope, "until": arm_time(now + linger)}),
+                );
+            } else {
+                world.role_assignments.retain(|ra| !matches(ra));
+            }
             "Revoked"
         }
         _ => {
@@ -1053,7 +1120,7 @@ pub fn policies(
             let p = world
                 .policies
                 .iter()
-                .find(|p| p.guid.eq_ignore_ascii_case(name) && in_scope(scope, &p.scope));
+                .find(|p| p.guid.eq_ignore_ascii_case(name) && world.in_scope(scope, &p.scope));
             match p {
                 Some(p) if may_read_policy(call, &world, READ, scope, p) => {
                     Ok(ok(policy_json(&world, p)))
@@ -1071,7 +1138,7 @@ pub fn policies(
             let items: Vec<Value> = world
                 .policies
                 .iter()
-                .filter(|p| in_scope(scope, &p.scope))
+                .filter(|p| world.in_scope(scope, &p.scope))
                 .filter(|p| may_read_policy(call, &world, READ, scope, p))
                 .map(|p| policy_json(&world, p))
                 .collect();
@@ -1088,7 +1155,7 @@ pub fn policies(
 /// eligible for its role at or below its scope (see the README).
 fn may_read_policy(call: &Call, world: &World, action: &str, scope: &str, p: &RolePolicy) -> bool {
     let now = call.sim.clock.now();
-    world.is_permitted(&call.caller.oid, action, scope, now)
+    world.is_permitted_any(&call.caller.principals, action, scope, now)
         || world.is_eligible(&call.caller.oid, &p.role, &p.scope, now)
 }
 
@@ -1125,41 +1192,47 @@ pub fn policy_assignments(
         Some(_) => parse_filter(call.filter())?,
         None => Filter::None,
     };
-    if let Filter::RoleDefinition(role) = &filter {
+    if let Filter::RoleDefinition(wanted) = &filter {
         // Every role has a policy at every scope where it can be assigned: the one asked for
         // is that scope's own, made with Azure's defaults the first time it is looked at.
         let mut world = world;
         let here = crate::rbac::normalize_scope(scope);
         let now = call.sim.clock.now();
+        let role = wanted
+            .rsplit('/')
+            .next()
+            .unwrap_or(wanted)
+            .to_ascii_lowercase();
         // Eligible here: the user could activate the role at this scope.
         let eligible_here = world.eligibilities.iter().any(|e| {
             e.principal.eq_ignore_ascii_case(&call.caller.oid)
-                && e.role.eq_ignore_ascii_case(role)
+                && e.role.eq_ignore_ascii_case(&role)
                 && e.end.is_none_or(|end| now < end)
-                && scope_contains(&e.scope, &here)
+                && world.scope_contains(&e.scope, &here)
         });
         if !eligible_here {
             call.require(&world, READ, scope)?;
         }
+        // The filter compares whole ids, as the assignments name them here: a role named in
+        // another scope's form (the tenant form at a subscription, say) matches nothing.
+        let named_here = world.role(&role).is_some()
+            && world
+                .role_definition_id(&here, &role)
+                .eq_ignore_ascii_case(wanted);
         let exact = |p: &RolePolicy| {
-            p.role.eq_ignore_ascii_case(role)
+            p.role.eq_ignore_ascii_case(&role)
                 && crate::rbac::normalize_scope(&p.scope).eq_ignore_ascii_case(&here)
         };
-        let assignable = world.role(role).is_some_and(|rd| {
+        let assignable = world.role(&role).is_some_and(|rd| {
             rd.assignable_scopes
                 .iter()
-                .any(|s| scope_contains(s, &here))
+                .any(|s| world.scope_contains(s, &here))
         });
-        if assignable && !world.policies.iter().any(exact) {
-            let now = call.sim.clock.now();
-            let guid = world
-                .role(role)
-                .map(|rd| rd.guid.clone())
-                .unwrap_or_default();
+        if named_here && assignable && !world.policies.iter().any(exact) {
             world.policies.push(RolePolicy {
                 guid: new_guid(),
                 scope: here.clone(),
-                role: guid,
+                role: role.clone(),
                 rules: crate::state::policy_rules(
                     false,
                     Vec::new(),
@@ -1175,7 +1248,7 @@ pub fn policy_assignments(
         let items = world
             .policies
             .iter()
-            .filter(|p| exact(p))
+            .filter(|p| named_here && exact(p))
             .map(|p| policy_assignment_json(&world, p))
             .collect();
         return page(call, &world, "roleManagementPolicyAssignments", items);
@@ -1183,7 +1256,7 @@ pub fn policy_assignments(
     let items: Vec<Value> = world
         .policies
         .iter()
-        .filter(|p| in_scope(scope, &p.scope))
+        .filter(|p| world.in_scope(scope, &p.scope))
         .filter(|p| may_read_policy(call, &world, READ, scope, p))
         .map(|p| policy_assignment_json(&world, p))
         .collect();
@@ -1277,7 +1350,7 @@ fn patch_policy(call: &Call, scope: &str, name: &str) -> ArmResult {
     let index = world
         .policies
         .iter()
-        .position(|p| p.guid.eq_ignore_ascii_case(name) && in_scope(scope, &p.scope))
+        .position(|p| p.guid.eq_ignore_ascii_case(name) && world.in_scope(scope, &p.scope))
         .ok_or_else(|| {
             ArmError::not_found(
                 "RoleManagementPolicyNotFound",

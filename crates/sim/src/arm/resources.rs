@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::{created, is_guid, ok, page, ArmResult, Call};
 use crate::error::ArmError;
-use crate::rbac::{normalize_scope, scope_contains};
+use crate::rbac::normalize_scope;
 use crate::state::{RoleDefinition, Vm, World};
 use crate::tenant::OsType;
 
@@ -25,13 +25,14 @@ fn subscription_json(world: &World, s: &crate::state::Subscription) -> Value {
     })
 }
 
-/// Subscriptions in which the caller holds any role, at the subscription or below it.
-fn visible(world: &World, oid: &str, sub: &str) -> bool {
+/// Subscriptions in which the caller (or one of the caller's groups) holds any role: at the
+/// subscription, above it (a management group, the root) or below it.
+fn visible(world: &World, caller: &super::Caller, sub: &str) -> bool {
     let scope = format!("/subscriptions/{sub}");
-    world.role_assignments.iter().any(|ra| {
-        ra.principal.eq_ignore_ascii_case(oid)
-            && (scope_contains(&scope, &ra.scope) || scope_contains(&ra.scope, &scope))
-    })
+    world
+        .role_assignments
+        .iter()
+        .any(|ra| caller.is(&ra.principal) && world.in_scope(&scope, &ra.scope))
 }
 
 pub fn list_subscriptions(call: &Call) -> ArmResult {
@@ -39,7 +40,7 @@ pub fn list_subscriptions(call: &Call) -> ArmResult {
     let items = world
         .subscriptions
         .iter()
-        .filter(|s| visible(&world, &call.caller.oid, &s.id))
+        .filter(|s| visible(&world, &call.caller, &s.id))
         .map(|s| subscription_json(&world, s))
         .collect();
     page(call, &world, "subscriptions", items)
@@ -50,7 +51,7 @@ pub fn get_subscription(call: &Call, sub: &str) -> ArmResult {
     world
         .subscriptions
         .iter()
-        .find(|s| s.id.eq_ignore_ascii_case(sub) && visible(&world, &call.caller.oid, &s.id))
+        .find(|s| s.id.eq_ignore_ascii_case(sub) && visible(&world, &call.caller, &s.id))
         .map(|s| ok(subscription_json(&world, s)))
         .ok_or_else(|| {
             ArmError::not_found(
@@ -131,7 +132,7 @@ pub fn virtual_machines(call: &Call, sub: &str, rg: Option<&str>, name: Option<&
                 .vms
                 .iter()
                 .filter(in_place)
-                .filter(|vm| world.is_permitted(&call.caller.oid, ACTION, &vm.id(), now))
+                .filter(|vm| world.is_permitted_any(&call.caller.principals, ACTION, &vm.id(), now))
                 .map(vm_json)
                 .collect();
             let scope = match rg {
@@ -243,7 +244,9 @@ pub fn network(call: &Call, sub: &str, rg: &str, kind: &str, name: Option<&str>)
                 .vms
                 .iter()
                 .filter(in_rg)
-                .filter(|vm| world.is_permitted(&call.caller.oid, action, &id_of(vm), now))
+                .filter(|vm| {
+                    world.is_permitted_any(&call.caller.principals, action, &id_of(vm), now)
+                })
                 .map(render)
                 .collect();
             let scope = format!("/subscriptions/{sub}/resourceGroups/{rg}");
@@ -271,9 +274,10 @@ fn require_some_access(
     if !readable.is_empty() {
         return Ok(());
     }
-    let below = world.role_assignments.iter().any(|ra| {
-        ra.principal.eq_ignore_ascii_case(&call.caller.oid) && scope_contains(scope, &ra.scope)
-    });
+    let below = world
+        .role_assignments
+        .iter()
+        .any(|ra| call.caller.is(&ra.principal) && world.scope_contains(scope, &ra.scope));
     if below {
         Ok(())
     } else {
@@ -303,10 +307,10 @@ fn role_definition_json(world: &World, scope: &str, rd: &RoleDefinition) -> Valu
 
 /// Whether a role definition can be seen from `scope`: built-ins everywhere, custom roles
 /// where one of their assignable scopes overlaps.
-fn role_visible(rd: &RoleDefinition, scope: &str) -> bool {
+fn role_visible(world: &World, rd: &RoleDefinition, scope: &str) -> bool {
     rd.assignable_scopes
         .iter()
-        .any(|s| scope_contains(s, scope) || scope_contains(scope, s))
+        .any(|s| world.in_scope(scope, s))
 }
 
 pub fn role_definitions(
@@ -343,7 +347,7 @@ pub fn role_definitions(
             let items = world
                 .role_definitions
                 .iter()
-                .filter(|rd| role_visible(rd, scope) && wanted(rd))
+                .filter(|rd| role_visible(&world, rd, scope) && wanted(rd))
                 .map(|rd| role_definition_json(&world, scope, rd))
                 .collect();
             page(call, &world, "roleDefinitions", items)
@@ -352,7 +356,7 @@ pub fn role_definitions(
             let world = call.sim.world();
             let rd = world
                 .role(id)
-                .filter(|rd| role_visible(rd, scope))
+                .filter(|rd| role_visible(&world, rd, scope))
                 .ok_or_else(|| {
                     ArmError::not_found(
                         "RoleDefinitionDoesNotExist",
@@ -529,8 +533,118 @@ fn put_role_definition(call: &Call, scope: &str, id: &str) -> ArmResult {
     }
 }
 
+/// One clause of a role assignment list's `$filter`.
+enum AssignmentFilter {
+    /// At the scope or above it.
+    AtScope,
+    /// The principal's own assignments.
+    Principal(String),
+    /// The principal's own and those of the groups it is a member of.
+    AssignedTo(String),
+}
+
+fn parse_assignment_filter(text: &str) -> Result<Vec<AssignmentFilter>, ArmError> {
+    let unsupported = || {
+        ArmError::bad_request(
+            "UnsupportedQuery",
+            format!("The filter '{text}' is not supported. Supported filters are atScope(), principalId eq '{{id}}' and assignedTo('{{id}}'), combined with 'and'."),
+        )
+    };
+    let quoted = |t: &str| -> Option<String> {
+        let start = t.find('\'')?;
+        let end = t.rfind('\'')?;
+        (end > start).then(|| t[start + 1..end].to_ascii_lowercase())
+    };
+    let lower = text.to_ascii_lowercase();
+    let mut clauses = Vec::new();
+    let mut rest = text;
+    let mut rest_lower = lower.as_str();
+    loop {
+        let (clause, clause_lower, tail) = match rest_lower.find(" and ") {
+            Some(i) => (&rest[..i], &rest_lower[..i], Some(i + 5)),
+            None => (rest, rest_lower, None),
+        };
+        let clause_lower = clause_lower.trim();
+        let parsed = if clause_lower == "atscope()" {
+            AssignmentFilter::AtScope
+        } else if clause_lower.starts_with("principalid eq") {
+            AssignmentFilter::Principal(quoted(clause).ok_or_else(unsupported)?)
+        } else if clause_lower.starts_with("assignedto(") && clause_lower.ends_with(')') {
+            AssignmentFilter::AssignedTo(quoted(clause).ok_or_else(unsupported)?)
+        } else {
+            return Err(unsupported());
+        };
+        clauses.push(parsed);
+        match tail {
+            Some(i) => {
+                rest = &rest[i..];
+                rest_lower = &rest_lower[i..];
+            }
+            None => return Ok(clauses),
+        }
+    }
+}
+
+fn role_assignment_json(world: &World, ra: &crate::state::RoleAssignment) -> Value {
+    let scope = ra.scope.trim_end_matches('/');
+    let created = crate::clock::arm_time(ra.created_on);
+    json!({
+        "id": format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{}", ra.guid),
+        "name": ra.guid,
+        "type": "Microsoft.Authorization/roleAssignments",
+        "properties": {
+            "scope": ra.scope,
+            "roleDefinitionId": world.role_definition_id(&ra.scope, &ra.role),
+            "principalId": ra.principal,
+            "principalType": ra.principal_type,
+            "description": null,
+            "condition": null,
+            "conditionVersion": null,
+            "createdOn": created,
+            "updatedOn": created,
+            "createdBy": null,
+            "updatedBy": null,
+            "delegatedManagedIdentityResourceId": null,
+        }
+    })
+}
+
+/// `GET /{scope}/providers/Microsoft.Authorization/roleAssignments` (2022-04-01): the role
+/// assignments that apply at the scope (at or above it) or lie below it, standing and
+/// activated alike, for a caller who may read role assignments there.
+pub fn role_assignments(call: &Call, scope: &str) -> ArmResult {
+    let world = call.sim.world();
+    call.require(
+        &world,
+        "Microsoft.Authorization/roleAssignments/read",
+        scope,
+    )?;
+    let clauses = match call.filter() {
+        Some(text) => parse_assignment_filter(text)?,
+        None => Vec::new(),
+    };
+    let now = call.sim.clock.now();
+    let items = world
+        .role_assignments
+        .iter()
+        .filter(|ra| world.in_scope(scope, &ra.scope))
+        .filter(|ra| {
+            clauses.iter().all(|clause| match clause {
+                AssignmentFilter::AtScope => world.scope_contains(&ra.scope, scope),
+                AssignmentFilter::Principal(id) => ra.principal.eq_ignore_ascii_case(id),
+                AssignmentFilter::AssignedTo(id) => world
+                    .principals(id, now)
+                    .iter()
+                    .any(|p| ra.principal.eq_ignore_ascii_case(p)),
+            })
+        })
+        .map(|ra| role_assignment_json(&world, ra))
+        .collect();
+    page(call, &world, "roleAssignments", items)
+}
+
 pub fn permissions(call: &Call, scope: &str) -> ArmResult {
     let world = call.sim.world();
-    let items = world.permissions(&call.caller.oid, scope, call.sim.clock.now());
+    let items = world.permissions_any(&call.caller.principals, scope, call.sim.clock.now());
     page(call, &world, "permissions", items)
 }

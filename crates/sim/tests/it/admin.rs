@@ -26,8 +26,10 @@ fn role_body() -> Value {
         "assignableScopes": [format!("/subscriptions/{SUB}")],
         "permissions": [{"actions": [
             "Microsoft.Security/locations/jitNetworkAccessPolicies/initiate/action",
+            "Microsoft.Security/locations/jitNetworkAccessPolicies/read",
             "Microsoft.Security/locations/jitNetworkAccessPolicies/*/read",
             "Microsoft.Compute/virtualMachines/read",
+            "Microsoft.Network/networkInterfaces/read",
             "Microsoft.Network/networkInterfaces/*/read",
             "Microsoft.Network/publicIPAddresses/read"], "notActions": [], "dataActions": [], "notDataActions": []}]}})
 }

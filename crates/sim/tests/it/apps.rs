@@ -24,47 +24,6 @@ fn jumpgate_app(name: &str) -> Value {
 }
 
 impl Sim {
-    /// A Microsoft Graph token for `upn` with these delegated permissions.
-    async fn graph_token(&self, upn: &str, scope: &str) -> String {
-        let body = self
-            .control(
-                "/token",
-                json!({"upn": upn, "resource": "graph", "scope": scope}),
-            )
-            .await;
-        body["access_token"].as_str().expect("token").to_string()
-    }
-
-    async fn graph(
-        &self,
-        token: Option<&str>,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Reply {
-        let url = if path.starts_with("http") {
-            path.to_string()
-        } else {
-            self.url(path)
-        };
-        let mut request = self.http.request(method, url);
-        if let Some(t) = token {
-            request = request.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            request = request.json(&b);
-        }
-        let r = request.send().await.expect("graph");
-        let status = r.status();
-        let headers = r.headers().clone();
-        let body = r.json().await.unwrap_or(Value::Null);
-        Reply {
-            status,
-            body,
-            headers,
-        }
-    }
-
     async fn register(&self, token: &str, body: Value) -> Reply {
         self.graph(Some(token), Method::POST, "/v1.0/applications", Some(body))
             .await
@@ -723,4 +682,54 @@ async fn graph_lists_follow_the_tenants_page_size() {
         "{}",
         all.body
     );
+}
+
+#[tokio::test]
+async fn a_new_applications_service_principal_waits_for_replication() {
+    // `empty` replicates a new application for 5 s before Graph will make its service principal.
+    let sim = start(jumpgate_sim::SimBuilder::new("empty").control(true)).await;
+    let token = sim.graph_token(DAVE, "Application.ReadWrite.All").await;
+    let app = sim.register(&token, jumpgate_app("Jumpgate")).await;
+    assert_eq!(app.status, StatusCode::CREATED, "{}", app.body);
+    let app_id = app.body["appId"].as_str().expect("appId").to_string();
+    let create = || {
+        sim.graph(
+            Some(&token),
+            Method::POST,
+            "/v1.0/servicePrincipals",
+            Some(json!({"appId": app_id})),
+        )
+    };
+    let early = create().await;
+    assert_graph_error(&early, StatusCode::BAD_REQUEST, "Request_BadRequest");
+    let message = format!(
+        "The appId '{app_id}' of the service principal does not reference a valid application object."
+    );
+    assert_eq!(early.message(), message);
+    assert_eq!(
+        early.body["error"]["details"],
+        json!([{"code": "NoBackingApplicationObject", "message": message, "target": "appId"}])
+    );
+    assert_eq!(
+        sim.events_of("graph.service_principal_refused").await.len(),
+        1
+    );
+    sim.advance(4).await;
+    assert_eq!(create().await.status, StatusCode::BAD_REQUEST);
+    sim.advance(1).await;
+    let made = create().await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    // demo replicates at once.
+    let demo = demo().await;
+    let token = demo.graph_token(DAVE, "Application.ReadWrite.All").await;
+    let app = demo.register(&token, jumpgate_app("Jumpgate")).await;
+    let made = demo
+        .graph(
+            Some(&token),
+            Method::POST,
+            "/v1.0/servicePrincipals",
+            Some(json!({"appId": app.body["appId"]})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
 }

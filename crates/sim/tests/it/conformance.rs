@@ -147,6 +147,8 @@ pub(crate) struct Case {
     params: fn() -> Value,
     /// Keys the simulator returns that this example happens not to show, with the reason.
     extra: &'static [&'static str],
+    /// Whether the example's body is sent without the `properties` wrapper it shows.
+    unwrap: bool,
 }
 
 const JIT_SUB: &str = "20ff7fc3-e762-44dd-bd96-b71116dcdc23";
@@ -164,6 +166,7 @@ pub(crate) fn cases() -> Vec<Case> {
         setup,
         params,
         extra: &[],
+        unwrap: false,
     };
     vec![
         case("InitiateJitNetworkAccessPolicy_example.json", Op::Auto, Setup::None, no_params),
@@ -184,8 +187,12 @@ pub(crate) fn cases() -> Vec<Case> {
         case("GetRoleEligibilityScheduleRequestByName.json", Op::Auto, Setup::FreshEligibility(true), no_params),
         case("GetRoleManagementPolicyAssignmentByScope.json", Op::Auto, Setup::None, no_params),
         case("GetRoleAssignmentApprovals.json", Op::Auto, Setup::PendingApproval, no_params),
-        case("PatchRoleAssignmentApprovalStepById.json", Op::Auto, Setup::PendingApproval, no_params),
-        case("PutRoleAssignmentApprovalStepById.json", Op::Auto, Setup::PendingApproval, no_params),
+        // The decision examples wrap the body in `properties`, while the spec's body parameter
+        // is the flat `RoleAssignmentApprovalStepProperties` (the simulator refuses the wrapped
+        // form as ARM's deserialiser does); the schema wins, so the replay sends the example's
+        // own values unwrapped.
+        Case { unwrap: true, ..case("PatchRoleAssignmentApprovalStepById.json", Op::Auto, Setup::PendingApproval, no_params) },
+        Case { unwrap: true, ..case("PutRoleAssignmentApprovalStepById.json", Op::Auto, Setup::PendingApproval, no_params) },
         case("GetRoleDefinitionByName.json", Op::Auto, Setup::None, || {
             json!({"scope": format!("subscriptions/{PIM_SUB}"), "roleDefinitionId": "c8d4ff99-41c3-41a8-9f60-21dfdad59608"})
         }),
@@ -438,6 +445,9 @@ pub(crate) fn example_request(
         "{}: unfilled path {path}",
         case.example
     );
+    if case.unwrap {
+        body = body.map(|b| b.get("properties").cloned().unwrap_or(b));
+    }
     if let Some(b) = body.as_mut() {
         refresh_times(b, now);
     }
@@ -725,4 +735,78 @@ fn every_spec_file_is_embedded() {
         })
         .collect();
     assert_eq!(on_disk, embedded);
+}
+
+/// The library embeds the Graph excerpt it checks Graph bodies against, and the excerpt's
+/// references all resolve.
+#[test]
+fn the_graph_excerpt_is_embedded_and_whole() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/graph");
+    let on_disk: BTreeSet<String> = std::fs::read_dir(&dir)
+        .expect("specs/graph")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| format!("graph/{}", p.file_name().expect("name").to_string_lossy()))
+        .collect();
+    let embedded: BTreeSet<String> = schema::graph_specs()
+        .files()
+        .map(|(path, doc)| {
+            assert!(doc.is_object(), "{path} does not parse");
+            path.to_string()
+        })
+        .collect();
+    assert_eq!(on_disk, embedded);
+    for (path, doc) in schema::graph_specs().files() {
+        let text = doc.to_string();
+        for reference in text.split("\"$ref\":\"").skip(1) {
+            let target = reference.split('"').next().unwrap_or("");
+            let pointer = target.trim_start_matches('#');
+            assert!(
+                doc.pointer(pointer).is_some(),
+                "{path}: {target} does not resolve"
+            );
+        }
+    }
+}
+
+/// `roleAssignments` lists (no official example shows one) answer in the spec's
+/// `RoleAssignmentListResult` shape, a group's assignment among them.
+#[tokio::test]
+async fn role_assignment_lists_answer_in_the_specs_shape() {
+    let sim = start(jumpgate_sim::SimBuilder::new("enterprise").control(true)).await;
+    let dave = sim.token(DAVE).await;
+    let mut next = format!(
+        "/subscriptions/{JUMP_SUB}/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01"
+    );
+    let mut types = BTreeSet::new();
+    for _ in 0..20 {
+        let reply = sim.arm_as(Some(&dave), Method::GET, &next, None).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let errors = schema::specs().validate(
+            "authorization/resource-manager/Microsoft.Authorization/stable/2022-04-01/authorization-RoleAssignmentsCalls.json",
+            &json!({"$ref": "#/definitions/RoleAssignmentListResult"}),
+            &reply.body,
+            Direction::Response,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        for item in reply.body["value"].as_array().into_iter().flatten() {
+            types.insert(
+                item["properties"]["principalType"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            );
+        }
+        match reply.body["nextLink"].as_str() {
+            Some(link) => next = link[sim.handle.url().len()..].to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(
+        types,
+        ["Group".to_string(), "User".to_string()]
+            .into_iter()
+            .collect()
+    );
 }

@@ -118,7 +118,7 @@ async fn activate_as(sim: &Sim, token: &str, upn: &str, scope: &str, role: &str)
 }
 
 /// alice activates JIT Requester at rg-jumpboxes, bob approves, and the propagation delay
-/// passes.
+/// (10 s) and the minute in which ARM's cache refuses a first initiate both pass.
 async fn alice_active_at_jumpboxes(sim: &Sim) {
     let alice = sim.token(ALICE).await;
     let request = activate_as(sim, &alice, ALICE, &rg("rg-jumpboxes"), JIT_REQUESTER).await;
@@ -130,7 +130,7 @@ async fn alice_active_at_jumpboxes(sim: &Sim) {
         .to_string();
     let decided = sim.decide(BOB, &approval, "Approve", "ok").await;
     assert_eq!(decided.status, StatusCode::OK, "{}", decided.body);
-    sim.advance(10).await;
+    sim.advance(10 + 60).await;
 }
 
 struct SignIn<'a> {
@@ -532,7 +532,7 @@ async fn before_activation_alice_reads_only_what_a_requester_may() {
     assert_eq!(
         nic.status,
         StatusCode::OK,
-        "networkInterfaces/*/read covers the NIC: {}",
+        "networkInterfaces/read covers the NIC: {}",
         nic.body
     );
     // Still nothing outside the role's scope.
@@ -1160,7 +1160,7 @@ async fn approval_stages_are_addressed_by_their_id_not_their_name() {
     };
     let by_name = sim.arm_as(Some(&bob), Method::GET, &url(&name), None).await;
     assert_eq!(by_name.status, StatusCode::NOT_FOUND, "{}", by_name.body);
-    let decision = json!({"properties": {"reviewResult": "Approve", "justification": "ok"}});
+    let decision = json!({"reviewResult": "Approve", "justification": "ok"});
     let patched = sim
         .arm_as(
             Some(&bob),
@@ -1181,4 +1181,146 @@ async fn approval_stages_are_addressed_by_their_id_not_their_name() {
     let carol = sim.token(CAROL).await;
     let inbox = pages(&sim, &carol, &format!("/providers/Microsoft.Authorization/roleAssignmentApprovals?api-version={APPROVALS}&$filter=asApprover()")).await;
     assert!(items(&inbox).is_empty());
+}
+
+#[tokio::test]
+async fn root_lists_name_roles_in_the_tenant_form_which_a_policy_filter_does_not_match() {
+    let sim = enterprise().await;
+    let alice = sim.token(ALICE).await;
+    let at = |scope: &str| {
+        format!("{scope}/providers/Microsoft.Authorization/roleEligibilityScheduleInstances?api-version={PIM}&$filter=asTarget()")
+    };
+    let at_root = items(&pages(&sim, &alice, &at("")).await);
+    let narrow = at_root
+        .iter()
+        .find(|e| e["properties"]["scope"] == rg("rg-jumpboxes"))
+        .expect("JIT Requester at rg-jumpboxes");
+    let tenant_form = format!("/providers/Microsoft.Authorization/roleDefinitions/{JIT_REQUESTER}");
+    let subscription_form =
+        format!("/subscriptions/{JUMP_SUB}/providers/Microsoft.Authorization/roleDefinitions/{JIT_REQUESTER}");
+    assert_eq!(
+        narrow["properties"]["roleDefinitionId"],
+        tenant_form.as_str()
+    );
+    assert_eq!(
+        narrow["properties"]["expandedProperties"]["roleDefinition"]["id"],
+        tenant_form.as_str()
+    );
+    let at_rg = items(&pages(&sim, &alice, &at(&rg("rg-jumpboxes"))).await);
+    assert!(at_rg.iter().all(|e| e["properties"]["roleDefinitionId"]
+        .as_str()
+        .is_some_and(|id| id.starts_with(&format!("/subscriptions/{JUMP_SUB}/")))));
+    // The policy filter compares whole ids: the tenant form names nothing at a resource group.
+    let policy = |id: &str| {
+        format!("{}/providers/Microsoft.Authorization/roleManagementPolicyAssignments?api-version={PIM}&$filter=roleDefinitionId eq '{id}'", rg("rg-jumpboxes"))
+    };
+    let empty = sim
+        .arm_as(Some(&alice), Method::GET, &policy(&tenant_form), None)
+        .await;
+    assert_eq!(empty.status, StatusCode::OK, "{}", empty.body);
+    assert_eq!(empty.body["value"], json!([]));
+    let found = sim
+        .arm_as(
+            Some(&alice),
+            Method::GET,
+            &policy(&subscription_form.to_uppercase()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        found.body["value"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        found.body
+    );
+    // demo keeps the item's own form at the root.
+    let demo = demo().await;
+    let listed = demo
+        .get(ALICE, &format!("/providers/Microsoft.Authorization/roleEligibilityScheduleInstances?api-version={PIM}&$filter=asTarget()"))
+        .await;
+    assert!(listed.body["value"][0]["properties"]["roleDefinitionId"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("/subscriptions/")));
+}
+
+#[tokio::test]
+async fn graph_is_consented_for_pim_for_groups_only() {
+    let sim = enterprise().await;
+    let tokens = SignIn::new(&sim).run(FRANK).await;
+    let rt = tokens["refresh_token"].as_str().expect("rt");
+    let refresh = |scope: &'static str| {
+        let sim = &sim;
+        let rt = rt.to_string();
+        async move {
+            token_form(
+                sim,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &rt),
+                    ("scope", scope),
+                ],
+            )
+            .await
+        }
+    };
+    // A consented permission by name.
+    let (status, named) = refresh(
+        "https://graph.microsoft.com/PrivilegedEligibilitySchedule.Read.AzureADGroup offline_access",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{named}");
+    let rt = named["refresh_token"].as_str().expect("rt").to_string();
+    // `.default` stands for the consented ones, and not for User.ReadBasic.All.
+    let (status, default) = token_form(
+        &sim,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt),
+            (
+                "scope",
+                "https://graph.microsoft.com/.default offline_access",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{default}");
+    let scp = claims(default["access_token"].as_str().expect("token"))["scp"]
+        .as_str()
+        .expect("scp")
+        .to_string();
+    assert_eq!(scp, PIM_GROUPS);
+    let token = default["access_token"].as_str().expect("token");
+    let mine = sim
+        .graph(
+            Some(token),
+            Method::GET,
+            &format!(
+                "{PIM_GROUP_PATH}/eligibilityScheduleInstances/filterByCurrentUser(on='principal')"
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
+    // A permission outside the consent: AADSTS65001, and the refresh token survives.
+    let rt = default["refresh_token"].as_str().expect("rt").to_string();
+    let (status, refused) = token_form(
+        &sim,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt),
+            (
+                "scope",
+                "https://graph.microsoft.com/PrivilegedEligibilitySchedule.Read.AzureADGroup https://graph.microsoft.com/Group.Read.All",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(refused["error_codes"], json!([65001]));
+    let (status, _) = token_form(
+        &sim,
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -565,3 +565,53 @@ async fn metadata_and_keys_describe_the_tenant() {
         (StatusCode::BAD_REQUEST, Some("unsupported_grant_type"))
     );
 }
+
+#[tokio::test]
+async fn without_rotation_a_refresh_answers_no_refresh_token_and_the_old_one_stays_valid() {
+    let sim = demo().await;
+    let first = sign_in(&sim, ALICE).await;
+    let rt = first["refresh_token"].as_str().expect("rt").to_string();
+    let off = sim
+        .control("/entra", json!({"rotate_refresh_tokens": false}))
+        .await;
+    assert_eq!(off, json!({"rotate_refresh_tokens": false}));
+    for _ in 0..2 {
+        let (status, answer) = token(
+            &sim,
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert!(answer["access_token"].is_string());
+        assert!(answer.get("refresh_token").is_none(), "{answer}");
+    }
+    sim.control("/entra", json!({"rotate_refresh_tokens": true}))
+        .await;
+    let (status, rotated) = token(
+        &sim,
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    assert!(rotated["refresh_token"].is_string());
+    let (status, reused) = token(
+        &sim,
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+    )
+    .await;
+    assert_eq!(
+        (status, reused["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert_eq!(sim.events_of("entra.settings_changed").await.len(), 2);
+    // The control call takes only what it knows.
+    let bad = sim
+        .http
+        .post(sim.url("/_sim/entra"))
+        .bearer_auth(sim.control_token())
+        .json(&json!({"rotate": false}))
+        .send()
+        .await
+        .expect("control");
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}

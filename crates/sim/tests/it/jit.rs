@@ -314,3 +314,83 @@ async fn an_admitted_connection_is_forwarded_to_a_named_backend() {
     stream.read_exact(&mut banner).await.expect("banner");
     assert_eq!(&banner, b"SSH-2.0-RealBackend\r\n");
 }
+
+#[tokio::test]
+async fn two_people_share_a_jump_box_each_with_their_own_rule() {
+    // alice (activated) and dave (Owner) open SSH on the same VM from different addresses.
+    let sim = activated().await;
+    let alice_ip = "127.0.0.1".parse().expect("ip");
+    let dave_ip = "127.0.0.2".parse().expect("ip");
+    let opened = sim
+        .initiate(DAVE, "jumpbox-linux-01", 22, 30, Some("127.0.0.2"))
+        .await;
+    assert_eq!(opened.status, StatusCode::ACCEPTED, "{}", opened.body);
+    let opened = sim
+        .initiate(ALICE, "jumpbox-linux-01", 22, 30, Some("127.0.0.1"))
+        .await;
+    assert_eq!(opened.status, StatusCode::ACCEPTED, "{}", opened.body);
+    let read = || async {
+        let policy = sim
+            .get(DAVE, &format!("{}?api-version={JIT}", sim.policy_path()))
+            .await
+            .body;
+        policy["properties"]["requests"]
+            .as_array()
+            .expect("requests")
+            .iter()
+            .map(|r| {
+                (
+                    r["requestor"].as_str().unwrap_or("").to_string(),
+                    r["virtualMachines"][0]["ports"][0]["status"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // alice's newer request leaves dave's rule in force: JIT keeps one rule per request.
+    assert_eq!(
+        read().await,
+        [
+            (DAVE.to_string(), "Initiated".to_string()),
+            (ALICE.to_string(), "Initiated".to_string())
+        ]
+    );
+    let gate = sim.gate_address("jumpbox-linux-01", 22).await;
+    assert!(gate_admits(gate, alice_ip, false).await, "alice's source");
+    assert!(gate_admits(gate, dave_ip, false).await, "dave's source");
+    assert!(!gate_admits(gate, "127.0.0.3".parse().expect("ip"), false).await);
+    // alice asks again: only her own older rule is revoked.
+    let again = sim
+        .initiate(ALICE, "jumpbox-linux-01", 22, 30, Some("127.0.0.1"))
+        .await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
+    assert_eq!(
+        read().await,
+        [
+            (DAVE.to_string(), "Initiated".to_string()),
+            (ALICE.to_string(), "Revoked".to_string()),
+            (ALICE.to_string(), "Initiated".to_string())
+        ]
+    );
+    let revoked = sim.events_of("jit.revoked").await;
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    assert!(
+        gate_admits(gate, dave_ip, false).await,
+        "dave still holds his rule"
+    );
+    // dave's own rule ends at its own end; alice's, opened later, outlasts it.
+    sim.advance(30 * 60 - 30).await;
+    sim.initiate(ALICE, "jumpbox-linux-01", 22, 20, Some("127.0.0.1"))
+        .await;
+    sim.advance(60).await;
+    assert!(
+        !gate_admits(gate, dave_ip, false).await,
+        "dave's rule expired"
+    );
+    assert!(
+        gate_admits(gate, alice_ip, false).await,
+        "alice's newest rule holds"
+    );
+}

@@ -4,12 +4,16 @@
 mod admin;
 mod apps;
 mod arm;
+mod claims;
 mod cli;
 mod conformance;
 mod enterprise;
 mod entra;
+mod groups;
 mod jit;
+mod mgmt;
 mod pim;
 mod requests;
 mod story;
 mod support;
+mod timing;

@@ -258,3 +258,58 @@ async fn self_deactivate_ends_access_early() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn a_decision_wrapped_in_properties_is_refused_as_the_spec_says() {
+    let sim = demo().await;
+    let request = sim.activate(ALICE, "PT1H", Some("Maintenance")).await;
+    let approval = request.body["properties"]["approvalId"]
+        .as_str()
+        .and_then(|a| a.rsplit('/').next())
+        .expect("approval")
+        .to_string();
+    let read = sim
+        .get(BOB, &format!("/providers/Microsoft.Authorization/roleAssignmentApprovals/{approval}?api-version=2021-01-01-preview"))
+        .await;
+    let stage = read.body["properties"]["stages"][0]["id"]
+        .as_str()
+        .and_then(|id| id.rsplit('/').next())
+        .expect("stage")
+        .to_string();
+    let path = format!("/providers/Microsoft.Authorization/roleAssignmentApprovals/{approval}/stages/{stage}?api-version=2021-01-01-preview");
+    let wrapped = sim
+        .arm(
+            Some(BOB),
+            Method::PATCH,
+            &path,
+            Some(serde_json::json!({"properties": {"reviewResult": "Approve", "justification": "ok"}})),
+        )
+        .await;
+    assert_eq!(
+        (wrapped.status, wrapped.code()),
+        (StatusCode::BAD_REQUEST, "InvalidRequestContent"),
+        "{}",
+        wrapped.body
+    );
+    assert!(
+        wrapped.message().contains(
+            "Could not find member 'properties' on object of type 'RoleAssignmentApprovalStepProperties'."
+        ),
+        "{}",
+        wrapped.message()
+    );
+    let invalid = sim.events_of("request.invalid").await;
+    assert_eq!(invalid.len(), 1);
+    assert_eq!(invalid[0]["operation"], "RoleAssignmentApprovalStep_Patch");
+    // The stage is still open; the flat body decides it.
+    let flat = sim
+        .arm(
+            Some(BOB),
+            Method::PATCH,
+            &path,
+            Some(serde_json::json!({"reviewResult": "Approve", "justification": "ok"})),
+        )
+        .await;
+    assert_eq!(flat.status, StatusCode::OK, "{}", flat.body);
+    assert_eq!(flat.body["properties"]["reviewResult"], "Approve");
+}

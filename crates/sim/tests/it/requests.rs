@@ -302,18 +302,17 @@ fn rows() -> Vec<Row> {
     for (op, method, scoped) in stage_ops {
         rows.extend([
             row(op, None, "the schema's flat decision", method.clone(), stage_path(scoped), json!({"reviewResult": "Approve", "justification": "ok"}), Passes),
-            row(op, None, "the example's decision inside properties", method.clone(), stage_path(scoped), json!({"properties": {"reviewResult": "Approve", "justification": "ok"}}), Passes),
+            // The official examples wrap the decision in `properties`; the spec's body is the
+            // flat properties object, and ARM's deserialiser refuses the wrapper.
+            row(op, Some(Undeclared), "the example's decision inside properties", method.clone(), stage_path(scoped), json!({"properties": {"reviewResult": "Approve", "justification": "ok"}}),
+                Refused { at: "properties", says: "Could not find member 'properties' on object of type 'RoleAssignmentApprovalStepProperties'." }),
             row(op, Some(Undeclared), "an undeclared property in the flat decision", method.clone(), stage_path(scoped), json!({"reviewResult": "Approve", "comment": "ok"}),
                 Refused { at: "comment", says: "Could not find member 'comment' on object of type 'RoleAssignmentApprovalStepProperties'." }),
-            row(op, Some(Undeclared), "an undeclared property inside properties", method.clone(), stage_path(scoped), json!({"properties": {"reviewResult": "Approve", "comment": "ok"}}),
-                Refused { at: "properties.comment", says: "Could not find member 'comment' on object of type 'RoleAssignmentApprovalStepProperties'." }),
-            row(op, Some(Undeclared), "an undeclared property beside properties", method.clone(), stage_path(scoped), json!({"properties": {"reviewResult": "Approve"}, "comment": "ok"}),
-                Refused { at: "comment", says: "Could not find member 'comment' on object of type 'RoleAssignmentApprovalStep'." }),
             row(op, Some(Missing), "", method.clone(), stage_path(scoped), json!({}), NotApplicable),
             row(op, Some(WrongType), "an array for justification", method.clone(), stage_path(scoped), json!({"reviewResult": "Deny", "justification": ["no"]}),
                 Refused { at: "justification", says: "Error converting value [\"no\"] to type 'System.String'." }),
-            row(op, Some(WrongType), "a string for properties", method.clone(), stage_path(scoped), json!({"properties": "Approve"}),
-                Refused { at: "properties", says: "Error converting value \"Approve\" to type 'RoleAssignmentApprovalStepProperties'." }),
+            row(op, Some(WrongType), "a number for reviewResult", method.clone(), stage_path(scoped), json!({"reviewResult": 1}),
+                Refused { at: "reviewResult", says: "Error converting value 1 to type 'System.String'." }),
             row(op, Some(ClosedEnum), "a reviewResult outside the open enum", method.clone(), stage_path(scoped), json!({"reviewResult": "Maybe"}), Passes),
         ]);
     }
@@ -624,4 +623,112 @@ fn the_validator_reports_the_first_violation_where_json_net_meets_it() {
         text(Direction::Response),
         ["body.properties.scheduleInfo.startDateTime: '2024-01-01T00:00:00' is not a date-time"]
     );
+}
+
+/// The Graph excerpt checks PIM for Groups bodies as Graph's OData reader would read them, and
+/// more strictly: a property the excerpt does not declare is refused.
+#[test]
+fn graph_bodies_are_checked_against_the_excerpt() {
+    let requests = "/v1.0/identityGovernance/privilegedAccess/group/assignmentScheduleRequests";
+    let stage = "/v1.0/identityGovernance/privilegedAccess/group/assignmentApprovals/a/stages/a";
+    let served: BTreeSet<String> = schema::validated_graph_operations()
+        .map(|op| op.spec["operationId"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        served,
+        [
+            "privilegedAccessGroup_AssignmentApprovalsUpdateStages",
+            "privilegedAccessGroup_CreateAssignmentScheduleRequests"
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+    );
+    // Microsoft's own example request (the docs' selfActivate) passes, in either casing.
+    let example = json!({
+        "accessId": "member",
+        "principalId": "3cce9d87-3986-4f19-8335-7ed075408ca2",
+        "groupId": "2b5ed229-4072-478d-9504-a047ebd4b07d",
+        "action": "selfActivate",
+        "scheduleInfo": {"startDateTime": "2023-02-08T07:43:00.000Z", "expiration": {"type": "afterDuration", "duration": "PT2H"}},
+        "justification": "Activate assignment."
+    });
+    let bytes = |v: &Value| serde_json::to_vec(v).expect("JSON");
+    assert!(schema::validate_graph_request("POST", requests, &bytes(&example)).is_ok());
+    let mut pascal = example.clone();
+    pascal["action"] = json!("SelfActivate");
+    pascal["scheduleInfo"]["expiration"]["type"] = json!("AfterDuration");
+    assert!(schema::validate_graph_request("POST", requests, &bytes(&pascal)).is_ok());
+    let decision = json!({"reviewResult": "Approve", "justification": "OK"});
+    assert!(schema::validate_graph_request("PATCH", stage, &bytes(&decision)).is_ok());
+    // A cancel has no body; a GET is not checked.
+    assert!(schema::validate_graph_request("POST", &format!("{requests}/x/cancel"), b"").is_ok());
+    assert!(schema::validate_graph_request("GET", requests, b"nonsense").is_ok());
+
+    let refused = |method: &str, path: &str, body: Value| {
+        schema::validate_graph_request(method, path, &bytes(&body)).expect_err("refused")
+    };
+    let mut extra = example.clone();
+    extra["scheduleInfo"]["expiration"]["hours"] = json!(2);
+    let r = refused("POST", requests, extra);
+    assert_eq!(
+        r.operation,
+        "privilegedAccessGroup_CreateAssignmentScheduleRequests"
+    );
+    assert_eq!(
+        r.message,
+        "Property 'hours' does not exist as a declared property or extension property."
+    );
+    assert_eq!(
+        r.errors,
+        ["body.scheduleInfo.expiration.hours: property 'hours' is not declared by the spec"]
+    );
+    let mut missing = example.clone();
+    missing.as_object_mut().expect("object").remove("groupId");
+    assert_eq!(
+        refused("POST", requests, missing).message,
+        "The request body must contain the property 'groupId'."
+    );
+    let mut wrong = example.clone();
+    wrong["isValidationOnly"] = json!("yes");
+    assert_eq!(
+        refused("POST", requests, wrong).message,
+        "Cannot convert the literal 'yes' to the expected type 'Edm.Boolean'."
+    );
+    let mut object = example.clone();
+    object["ticketInfo"] = json!("T-1");
+    assert_eq!(
+        refused("POST", requests, object).message,
+        "An unexpected 'PrimitiveValue' node was found when reading from the JSON reader. A 'StartObject' node was expected."
+    );
+    let mut closed = example.clone();
+    closed["scheduleInfo"]["expiration"]["type"] = json!("afterAWhile");
+    assert_eq!(
+        refused("POST", requests, closed).message,
+        "Requested value 'afterAWhile' was not found."
+    );
+    let mut when = example.clone();
+    when["scheduleInfo"]["startDateTime"] = json!("soon");
+    assert_eq!(
+        refused("POST", requests, when).message,
+        "Cannot convert the literal 'soon' to the expected type 'Edm.DateTimeOffset'."
+    );
+    assert_eq!(
+        refused("PATCH", stage, json!({"justification": "OK"})).message,
+        "The request body must contain the property 'reviewResult'."
+    );
+    assert_eq!(
+        refused(
+            "PATCH",
+            stage,
+            json!({"reviewResult": "Approve", "status": "Completed"})
+        )
+        .message,
+        "Property 'status' does not exist as a declared property or extension property."
+    );
+    let not_json =
+        schema::validate_graph_request("POST", requests, b"{\"accessId\":").expect_err("refused");
+    assert!(not_json
+        .message
+        .starts_with("Unable to read JSON request payload."));
 }

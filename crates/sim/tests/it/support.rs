@@ -17,6 +17,17 @@ pub const RG: &str =
 pub const JIT_REQUESTER: &str = "2e5b8a41-7c3d-4f6e-9a0b-1c2d3e4f5a6b";
 pub const PIM: &str = "2020-10-01";
 pub const JIT: &str = "2020-01-01";
+/// The enterprise tenant's people and things that PIM for Groups and the management group
+/// concern.
+pub const FRANK: &str = "frank@contoso.example";
+pub const HENRY: &str = "henry@contoso.example";
+pub const OPERATORS: &str = "9a7e0000-0000-4000-8000-00000000c0de";
+pub const ESTATE: &str = "/providers/Microsoft.Management/managementGroups/mg-jumpbox-estate";
+pub const JUMP_SUB: &str = "9d2c6b4a-3e1f-4a8b-b7c5-1e0f2a3b4c93";
+pub const LEGACY_SUB: &str = "2f6a8c0e-4b3d-4c5e-9a7b-8c9d0e1f2a34";
+/// The PIM for Groups permissions the enterprise tenant's own app was consented to.
+pub const PIM_GROUPS: &str = "PrivilegedEligibilitySchedule.Read.AzureADGroup PrivilegedAssignmentSchedule.ReadWrite.AzureADGroup RoleManagementPolicy.Read.AzureADGroup";
+pub const PIM_GROUP_PATH: &str = "/v1.0/identityGovernance/privilegedAccess/group";
 
 /// A running simulator with a client for it.
 pub struct Sim {
@@ -148,6 +159,77 @@ impl Sim {
         }
     }
 
+    /// A Microsoft Graph token for `upn` with these delegated permissions.
+    pub async fn graph_token(&self, upn: &str, scope: &str) -> String {
+        let body = self
+            .control(
+                "/token",
+                json!({"upn": upn, "resource": "graph", "scope": scope}),
+            )
+            .await;
+        body["access_token"].as_str().expect("token").to_string()
+    }
+
+    /// Calls Microsoft Graph with a token (a path, or an absolute `@odata.nextLink`).
+    pub async fn graph(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            self.url(path)
+        };
+        let mut request = self.http.request(method, url);
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let r = request.send().await.expect("graph");
+        let status = r.status();
+        let headers = r.headers().clone();
+        let body = r.json().await.unwrap_or(Value::Null);
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    /// Every item of a paged list (ARM's `nextLink` or Graph's `@odata.nextLink`), read with
+    /// `token`.
+    pub async fn all_items(&self, token: &str, path: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut next = Some(path.to_string());
+        for _ in 0..50 {
+            let Some(url) = next.take() else {
+                return out;
+            };
+            let reply = self.graph(Some(token), Method::GET, &url, None).await;
+            assert_eq!(reply.status, StatusCode::OK, "{url}: {}", reply.body);
+            out.extend(reply.body["value"].as_array().cloned().unwrap_or_default());
+            next = reply.body["nextLink"]
+                .as_str()
+                .or(reply.body["@odata.nextLink"].as_str())
+                .map(str::to_string);
+        }
+        panic!("more than 50 pages at {path}");
+    }
+
+    /// The events recorded so far of one kind.
+    pub async fn events_of(&self, kind: &str) -> Vec<Value> {
+        self.events()
+            .await
+            .into_iter()
+            .filter(|e| e["kind"] == kind)
+            .collect()
+    }
+
     pub async fn get(&self, upn: &str, path_and_query: &str) -> Reply {
         self.arm(Some(upn), Method::GET, path_and_query, None).await
     }
@@ -196,6 +278,8 @@ impl Sim {
             BOB => "b0b00000-0000-4000-8000-000000000002",
             CAROL => "ca201000-0000-4000-8000-000000000003",
             DAVE => "da7e0000-0000-4000-8000-000000000004",
+            FRANK => "f2a40000-0000-4000-8000-000000000006",
+            HENRY => "4e9a0000-0000-4000-8000-000000000007",
             other => panic!("no fixed oid for {other}"),
         }
     }
@@ -222,7 +306,7 @@ impl Sim {
             Some(approver),
             Method::PATCH,
             &format!("/providers/Microsoft.Authorization/roleAssignmentApprovals/{id}/stages/{stage}?api-version=2021-01-01-preview"),
-            Some(json!({"properties": {"reviewResult": result, "justification": justification}})),
+            Some(json!({"reviewResult": result, "justification": justification})),
         )
         .await
     }
@@ -350,4 +434,32 @@ pub async fn gate_admits(
         }
         _ => false,
     }
+}
+
+/// The enterprise tenant with the control API.
+pub async fn enterprise() -> Sim {
+    start(SimBuilder::new("enterprise").control(true)).await
+}
+
+/// The enterprise tenant with changes to its fixture text.
+pub async fn enterprise_with(changes: &[(&str, &str)]) -> Sim {
+    let mut text = jumpgate_sim::tenant::ENTERPRISE.to_string();
+    for (from, to) in changes {
+        assert!(text.contains(from), "the enterprise fixture has {from:?}");
+        text = text.replacen(from, to, 1);
+    }
+    let fixture = jumpgate_sim::tenant::Fixture::parse("enterprise (changed)", &text)
+        .expect("the changed fixture parses");
+    start(SimBuilder::from_fixture(fixture).control(true)).await
+}
+
+/// Checks a Graph answer against a definition of the Graph excerpt.
+pub fn assert_graph_shape(definition: &str, value: &Value) {
+    let errors = jumpgate_sim::schema::graph_specs().validate(
+        "graph/privilegedAccessGroup.json",
+        &json!({"$ref": format!("#/definitions/{definition}")}),
+        value,
+        jumpgate_sim::schema::Direction::Response,
+    );
+    assert!(errors.is_empty(), "{definition}: {errors:?} in {value}");
 }
