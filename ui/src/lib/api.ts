@@ -1,7 +1,7 @@
 // The popover's only way to the engine: the generated, typed bindings to the app's IPC
 // commands and events, and how a failure is told to the user.
 import { listen } from "@tauri-apps/api/event";
-import type { CommandError, Events } from "./bindings";
+import type { CommandError, Elevation, Events } from "./bindings";
 
 export * from "./bindings";
 
@@ -50,4 +50,25 @@ export function shortDuration(minutes: number): string {
   const h = Math.floor(minutes / 60);
   const m = minutes % 60;
   return `${h ? `${h}h` : ""}${m ? `${m}m` : ""}` || "0m";
+}
+
+/** Where a scope is, as people name it: its resource group, else its last part
+ *  (a subscription's id, a management group's name). */
+export function shortScope(scope: string): string {
+  const rg = /\/resourceGroups\/([^/]+)/i.exec(scope)?.[1];
+  return rg || scope.split("/").filter(Boolean).at(-1) || scope;
+}
+
+/** How the app's commands name a role or a group membership: a group by `group:NAME`, so
+ *  that a role of the same name is never taken for it. */
+export function elevationName(kind: Elevation, name: string): string {
+  return kind === "group" ? `group:${name}` : name;
+}
+
+/** "14:05": a time of day on the local clock, rounded up to the minute, so that a time
+ *  something becomes possible is never shown before it does. */
+export function clockTime(ms: number): string {
+  const d = new Date(Math.ceil(ms / 60_000) * 60_000);
+  const two = (n: number) => String(n).padStart(2, "0");
+  return `${two(d.getHours())}:${two(d.getMinutes())}`;
 }

@@ -22,7 +22,7 @@ const bob: AppState = {
   approvals: 1,
   approver: true,
   can_connect: true,
-  roles: [{ role: "JIT Requester", scope: "/subscriptions/s", end: "2026-11-27T12:45:00Z" }],
+  roles: [{ kind: "role", role: "JIT Requester", scope: "/subscriptions/s", start: "2026-11-27T11:45:00Z", end: "2026-11-27T12:45:00Z" }],
   targets: [
     {
       vm: "jumpbox-win-01",
@@ -41,6 +41,7 @@ const bob: AppState = {
 };
 
 const waiting: ApprovalView = {
+  kind: "role",
   request: "r-1",
   requester: "alice@contoso.example",
   role: "JIT Requester",
@@ -226,6 +227,75 @@ describe("accessibility of each view (axe-core)", () => {
     render(App);
     await fireEvent.click(await screen.findByRole("button", { name: "Active" }));
     await screen.findByRole("heading", { name: "Active access" });
+    expect(await serious()).toEqual([]);
+  });
+
+  it("the jump boxes of someone without standing access, with an Activate form and a refusal", async () => {
+    backend({
+      ...bob,
+      targets: [],
+      reachable: {
+        ways: [
+          {
+            kind: "role",
+            name: "JIT Requester",
+            scopes: [{ scope: "/subscriptions/s/resourceGroups/rg-jumpboxes", name: "rg-jumpboxes" }],
+            holds: [],
+            activate: 'jumpgate activate "JIT Requester"',
+          },
+          { kind: "group", name: "JIT Operators with a rather long group name", scopes: [], holds: [], activate: 'jumpgate activate "group:JIT Operators with a rather long group name"' },
+        ],
+        recent: [{ vm: "jumpbox-win-01", vm_id: bob.targets[0].vm_id, seen: "2026-11-20T09:00:00Z" }],
+        groups_note: "Group memberships are not shown: Jumpgate may not read Microsoft Graph here.",
+      },
+    });
+    render(App);
+    await screen.findByRole("heading", { name: "Nothing to connect to yet" });
+    expect(await serious()).toEqual([]);
+    await fireEvent.click(screen.getAllByRole("button", { name: "Activate…" })[1]);
+    await fireEvent.click(screen.getByRole("button", { name: "Activate" }));
+    await screen.findByText("Say why you need access: the justification is required.");
+    expect(await serious()).toEqual([]);
+  });
+
+  it("the Connect form, with a choice of ways", async () => {
+    backend(bob, {
+      ways: [
+        { kind: "role", label: "JIT Requester at rg", via: "role:JIT Requester", certain: true, chosen: false },
+        { kind: "group", label: "member of Platform Admins (what it grants is not known until it is active)", via: "group:41c2", certain: false, chosen: true },
+      ],
+    });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Connect to jumpbox-win-01" }));
+    await screen.findByRole("group", { name: "Through" });
+    expect(await serious()).toEqual([]);
+  });
+
+  it("the active access, a group membership in its first minutes, and a renewal to confirm", async () => {
+    backend(
+      {
+        ...bob,
+        roles: [
+          ...bob.roles,
+          { kind: "group", role: "JIT Operators", scope: "9a7e0c1d-5b2f-4e8a-9c3d-1f2e3a4b5c6d", start: "2026-11-27T11:58:00Z", end: "2026-11-27T12:58:00Z" },
+        ],
+      },
+      {
+        extend: () => {
+          throw {
+            kind: "conflict",
+            data: { code: "confirm_renewal", message: "JIT Requester is active until 12:45. Renewing ends it first and asks the approver again." },
+          };
+        },
+      },
+    );
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Active" }));
+    await screen.findByText(/It can be ended from/);
+    expect(await serious()).toEqual([]);
+    await fireEvent.input(screen.getByLabelText("Justification"), { target: { value: "Patch KB5034441" } });
+    await fireEvent.click(screen.getAllByRole("button", { name: "Extend" })[0]);
+    await screen.findByRole("alertdialog", { name: "Extend JIT Requester?" });
     expect(await serious()).toEqual([]);
   });
 

@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
-import { render, screen, fireEvent, cleanup, waitFor } from "@testing-library/svelte";
+import { render, screen, fireEvent, cleanup, waitFor, within } from "@testing-library/svelte";
 import App from "../App.svelte";
 import { signedOut } from "./fixtures";
-import type { AppState, ApprovalView, Connected, Entry, FieldProblem, FormDraft, Intent, Remembered } from "../lib/api";
+import type { Activated, AppState, ApprovalView, Connected, Entry, FieldProblem, FormDraft, Intent, Reachable, Remembered, Renewed, WayView } from "../lib/api";
 import { left } from "../lib/api";
 
 const alice: AppState = {
@@ -224,7 +224,7 @@ describe("the popover", () => {
     await pressConnect();
     await waitFor(() => expect(calls.some(([c]) => c === "connect")).toBe(true));
     expect(calls.find(([c]) => c === "connect")?.[1]).toEqual({
-      form: { vm: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01", port: 3389, duration: "1h", justification: "Patch KB5034441", ticket: "ServiceNow:INC42", launch: true },
+      form: { vm: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01", port: 3389, duration: "1h", justification: "Patch KB5034441", ticket: "ServiceNow:INC42", launch: true, via: null },
     });
     await emit("engine", { kind: "step", step: "request_role", detail: "JIT Requester (PendingApproval)", at: "2026-11-27T12:00:01Z", skips: [] });
     await waitFor(() => expect(document.querySelector('[data-step="request_role"]')?.className).toContain("done"));
@@ -318,6 +318,7 @@ describe("the popover", () => {
 
   it("lets a manager approve with a justification, prefilled from the template", async () => {
     const waiting: ApprovalView = {
+      kind: "role",
       request: "r-1",
       requester: "alice@contoso.example",
       role: "JIT Requester",
@@ -351,7 +352,7 @@ describe("the popover", () => {
       icon: "expiring_soon",
       tooltip: "Jumpgate: JIT Requester ends in 9 min",
       now: new Date().toISOString(),
-      roles: [{ role: "JIT Requester", scope: "/subscriptions/s", end: new Date(Date.now() + 9 * 60_000 + 30_000).toISOString() }],
+      roles: [{ kind: "role", role: "JIT Requester", scope: "/subscriptions/s", start: null, end: new Date(Date.now() + 9 * 60_000 + 30_000).toISOString() }],
       targets: [
         {
           ...alice.targets[0],
@@ -678,6 +679,7 @@ describe("the jump boxes", () => {
 
 describe("approvals", () => {
   const request = (n: number, extra: Partial<ApprovalView> = {}): ApprovalView => ({
+    kind: "role",
     request: `r-${n}`,
     requester: `user${n}@contoso.example`,
     role: "JIT Requester",
@@ -732,6 +734,23 @@ describe("approvals", () => {
     expect(calls).toContainEqual(["decide", { request: "r-1", approve: false, justification: "Not in the change window" }]);
     // The other card still starts from the template.
     expect((screen.getByLabelText("Your justification") as HTMLInputElement).value).toBe("Checked with the team");
+  });
+
+  it("asks for membership of a group, and says no scope for it", async () => {
+    const calls = backend((cmd) => {
+      if (cmd === "app_state") return bob;
+      if (cmd === "approvals") return [request(1, { kind: "group", role: "JIT Operators", scope: "9a7e0c1d-5b2f-4e8a-9c3d-1f2e3a4b5c6d" })];
+      if (cmd === "decide") return [];
+      return null;
+    });
+    await openApprovals();
+    const card = (await screen.findByText("user1@contoso.example")).closest("li")!;
+    expect(card.querySelector(".who")?.textContent).toBe("user1@contoso.example asks for membership of JIT Operators");
+    expect(card.textContent).not.toContain("9a7e0c1d");
+    expect(card.querySelector(".scope")).toBeNull();
+    await fireEvent.click(within(card).getByRole("button", { name: "Approve" }));
+    expect(await screen.findByText("Approved user1@contoso.example's request for membership of JIT Operators.")).toBeTruthy();
+    expect(calls).toContainEqual(["decide", { request: "r-1", approve: true, justification: "Checked with the team" }]);
   });
 
   it("says so when nothing waits, and after the last decision", async () => {
@@ -986,5 +1005,345 @@ describe("loading, empty and error states", () => {
     expect(await screen.findByText(/Nothing is open yet: JIT Requester waits for approval/)).toBeTruthy();
     await fireEvent.click(screen.getByRole("button", { name: "Show the jump boxes" }));
     expect(await screen.findByRole("heading", { name: "Jump boxes" })).toBeTruthy();
+  });
+});
+
+describe("active roles and group memberships", () => {
+  const rg = "/subscriptions/s/resourceGroups/rg-jumpboxes";
+  /** alice at noon (ARM's time) with a role and a group membership active. */
+  const active = (roles: AppState["roles"], extra: Partial<AppState> = {}): AppState => ({
+    ...alice,
+    icon: "access_open",
+    justification: { ...alice.justification, recent: ["Patch KB5034441"] },
+    roles,
+    ...extra,
+  });
+  const requester = (start: string | null): AppState["roles"][number] => ({ kind: "role", role: "JIT Requester", scope: rg, start, end: "2026-11-27T13:00:00Z" });
+  const operators = (start: string | null): AppState["roles"][number] => ({
+    kind: "group",
+    role: "JIT Operators",
+    scope: "9a7e0c1d-5b2f-4e8a-9c3d-1f2e3a4b5c6d",
+    start,
+    end: "2026-11-27T13:00:00Z",
+  });
+  /** The local HH:MM of an instant, as a person reads the clock. */
+  const hhmm = (iso: string) => {
+    const d = new Date(iso);
+    return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
+  };
+  const card = (text: string) => screen.getByText(text).closest("li") as HTMLElement;
+
+  async function openActive(state: AppState, handler: Handler = () => null) {
+    const calls = backend((cmd, args) => (cmd === "app_state" ? state : handler(cmd, args)));
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Active" }));
+    await screen.findByRole("heading", { name: "Active access" });
+    return calls;
+  }
+
+  it("names a group membership as one, with a group badge, and a role with its scope", async () => {
+    await openActive(active([requester("2026-11-27T11:00:00Z"), operators("2026-11-27T11:00:00Z")]));
+    const group = card("Member of JIT Operators");
+    expect(group.querySelector(".chip")?.textContent).toBe("group");
+    expect(group.textContent).not.toContain("9a7e0c1d");
+    const role = card("JIT Requester");
+    expect(role.querySelector(".chip")).toBeNull();
+    expect(within(role).getByText("at rg-jumpboxes").getAttribute("title")).toBe(rg);
+  });
+
+  it("keeps End early disabled in the first 5 minutes, says from when, and allows it after", async () => {
+    const calls = await openActive(active([requester("2026-11-27T11:30:00Z"), operators("2026-11-27T11:57:30Z")]), (cmd) =>
+      cmd === "end_role" ? ({ message: "JIT Operators ended: Revoked.", state: active([requester("2026-11-27T11:30:00Z")]) } satisfies Renewed) : null,
+    );
+    const group = card("Member of JIT Operators");
+    const end = within(group).getByRole("button", { name: "End early" }) as HTMLButtonElement;
+    expect(end.disabled).toBe(true);
+    // Activated at 11:57:30, so PIM lets it end from 12:02:30: said as the next whole minute.
+    const line = within(group).getByText(`It can be ended from ${hhmm("2026-11-27T12:03:00Z")}: PIM lets no one end it in its first 5 minutes.`);
+    expect(end.getAttribute("aria-describedby")).toBe(line.id);
+    // The role activated half an hour ago may be ended now.
+    const role = card("JIT Requester");
+    expect((within(role).getByRole("button", { name: "End early" }) as HTMLButtonElement).disabled).toBe(false);
+    expect(role.textContent).not.toContain("It can be ended from");
+
+    // ARM's clock passes the five minutes.
+    await emit("state", active([requester("2026-11-27T11:30:00Z"), operators("2026-11-27T11:57:30Z")], { now: "2026-11-27T12:02:31Z" }));
+    await waitFor(() => expect(end.disabled).toBe(false));
+    expect(group.textContent).not.toContain("It can be ended from");
+    expect(end.getAttribute("aria-describedby")).toBeNull();
+    await fireEvent.click(end);
+    expect(await screen.findByText("JIT Operators ended: Revoked.")).toBeTruthy();
+    expect(calls).toContainEqual(["end_role", { role: "group:JIT Operators", justification: "Patch KB5034441" }]);
+  });
+
+  const confirmation = "JIT Requester is active until 13:00. Renewing ends it first and asks the approver again: until then you do not hold it.";
+  function renewals(calls: Array<[string, unknown]> = []): Handler {
+    return (cmd, args) => {
+      if (cmd !== "extend") return null;
+      if (!args.confirmed) throw { kind: "conflict", data: { code: "confirm_renewal", message: confirmation } };
+      return { message: "JIT Requester asked anew for 2h (PendingApproval).", state: active([]) } satisfies Renewed;
+    };
+  }
+
+  it("asks before a renewal that ends the active role, and renews anew once confirmed", async () => {
+    const calls = await openActive(active([requester("2026-11-27T11:00:00Z")]), renewals());
+    await fireEvent.input(screen.getByLabelText("Extend by"), { target: { value: "2h" } });
+    await fireEvent.click(within(card("JIT Requester")).getByRole("button", { name: "Extend" }));
+    const dialog = await screen.findByRole("alertdialog", { name: "Extend JIT Requester?" });
+    expect(dialog.textContent).toContain(confirmation);
+    expect(document.getElementById(dialog.getAttribute("aria-describedby")!)?.textContent).toBe(confirmation);
+    await waitFor(() => expect(document.activeElement).toBe(within(dialog).getByRole("button", { name: "Keep it" })));
+    expect(screen.queryByRole("alert")).toBeNull();
+
+    await fireEvent.click(within(dialog).getByRole("button", { name: "End and activate anew" }));
+    expect(await screen.findByText("JIT Requester asked anew for 2h (PendingApproval).")).toBeTruthy();
+    expect(screen.queryByRole("alertdialog")).toBeNull();
+    const extends_ = calls.filter(([c]) => c === "extend").map(([, a]) => a);
+    expect(extends_).toEqual([
+      { what: { type: "role", role: "JIT Requester" }, duration: "2h", justification: "Patch KB5034441", confirmed: false },
+      { what: { type: "role", role: "JIT Requester" }, duration: "2h", justification: "Patch KB5034441", confirmed: true },
+    ]);
+  });
+
+  it("leaves the role as it is when the person keeps it, by button or Escape", async () => {
+    const calls = await openActive(active([operators("2026-11-27T11:00:00Z")]), renewals());
+    const extend = within(card("Member of JIT Operators")).getByRole("button", { name: "Extend" });
+    await fireEvent.click(extend);
+    const dialog = await screen.findByRole("alertdialog", { name: "Extend Member of JIT Operators?" });
+    await fireEvent.click(within(dialog).getByRole("button", { name: "Keep it" }));
+    await waitFor(() => expect(screen.queryByRole("alertdialog")).toBeNull());
+    await waitFor(() => expect(document.activeElement).toBe(extend));
+    expect(calls.filter(([c]) => c === "extend").map(([, a]) => a)).toEqual([
+      { what: { type: "role", role: "group:JIT Operators" }, duration: "1h", justification: "Patch KB5034441", confirmed: false },
+    ]);
+    expect(screen.queryByText(/asked anew/)).toBeNull();
+    expect(screen.getByText("Member of JIT Operators")).toBeTruthy();
+
+    await fireEvent.click(extend);
+    const again = await screen.findByRole("alertdialog");
+    await fireEvent.keyDown(within(again).getByRole("button", { name: "Keep it" }), { key: "Escape" });
+    await waitFor(() => expect(screen.queryByRole("alertdialog")).toBeNull());
+    expect(calls.filter(([c]) => c === "extend").every(([, a]) => (a as { confirmed: boolean }).confirmed === false)).toBe(true);
+    // Escape answered the question; the popover stays open.
+    expect(calls.some(([c]) => c === "close_popover")).toBe(false);
+  });
+
+  it("extends a port as before, without asking", async () => {
+    const open = { ...alice.targets[0], open: [{ port: 3389, source: "203.0.113.7", end: "2026-11-27T12:30:00Z" }] };
+    const calls = await openActive(active([], { targets: [open] }), (cmd) =>
+      cmd === "extend" ? ({ message: "Port 3389 of jumpbox-win-01 is open for 203.0.113.7 for 1 h more.", state: active([], { targets: [open] }) } satisfies Renewed) : null,
+    );
+    await fireEvent.click(within(card("jumpbox-win-01 port 3389")).getByRole("button", { name: "Extend" }));
+    expect(await screen.findByText("Port 3389 of jumpbox-win-01 is open for 203.0.113.7 for 1 h more.")).toBeTruthy();
+    expect(calls).toContainEqual([
+      "extend",
+      { what: { type: "port", vm: open.vm_id, port: 3389 }, duration: "1h", justification: "Patch KB5034441", confirmed: false },
+    ]);
+    expect(screen.queryByRole("alertdialog")).toBeNull();
+  });
+});
+
+describe("the ways to a jump box", () => {
+  const win = alice.targets[0];
+  const way = (label: string, via: string, extra: Partial<WayView> = {}): WayView => ({ kind: "role", label, via, certain: true, chosen: false, ...extra });
+  const three: WayView[] = [
+    way("JIT Requester at rg", "role:JIT Requester"),
+    way("member of JIT Operators (JIT Requester at rg)", "group:9a7e", { kind: "group", chosen: true }),
+    way("member of Platform Admins (what it grants is not known until it is active)", "group:41c2", { kind: "group", certain: false }),
+  ];
+
+  async function connectThrough(answer: () => unknown) {
+    const calls = backend((cmd) => {
+      if (cmd === "app_state") return alice;
+      if (cmd === "ways") return answer();
+      if (cmd === "connect") return new Promise<Connected>(() => {});
+      return null;
+    });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Connect to jumpbox-win-01" }));
+    await screen.findByRole("heading", { name: "Connect to jumpbox-win-01" });
+    await waitFor(() => expect(calls.some(([c]) => c === "ways")).toBe(true));
+    return calls;
+  }
+  /** What the form sent as `via`. */
+  async function sentVia(calls: Array<[string, unknown]>) {
+    await fireEvent.input(screen.getByLabelText("Justification"), { target: { value: "Patch KB5034441" } });
+    await pressConnect();
+    await waitFor(() => expect(calls.some(([c]) => c === "connect")).toBe(true));
+    return (calls.find(([c]) => c === "connect")?.[1] as { form: { via: string | null } }).form.via;
+  }
+
+  it("offers Through when several ways reach the VM, the one chosen before first, and sends the choice", async () => {
+    const calls = await connectThrough(() => three);
+    const group = await screen.findByRole("group", { name: "Through" });
+    const radios = within(group).getAllByRole("radio") as HTMLInputElement[];
+    expect(radios.map((r) => r.checked)).toEqual([false, true, false]);
+    expect(within(group).getByRole("radio", { name: /Platform Admins.*\(may reach it\)$/ })).toBe(radios[2]);
+    expect(group.textContent?.match(/may reach it/g)).toHaveLength(1);
+    expect(calls.filter(([c]) => c === "ways")).toEqual([["ways", { vmId: win.vm_id }]]);
+    await fireEvent.click(radios[2]);
+    expect(await sentVia(calls)).toBe("group:41c2");
+    // Asked once, whatever the form did meanwhile.
+    expect(calls.filter(([c]) => c === "ways")).toHaveLength(1);
+  });
+
+  it("selects the first way when none was chosen before", async () => {
+    const calls = await connectThrough(() => [three[0], three[2]]);
+    const radios = within(await screen.findByRole("group", { name: "Through" })).getAllByRole("radio") as HTMLInputElement[];
+    expect(radios.map((r) => r.checked)).toEqual([true, false]);
+    expect(await sentVia(calls)).toBe("role:JIT Requester");
+  });
+
+  it("shows no choice with one way, and sends none", async () => {
+    const calls = await connectThrough(() => [three[1]]);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(screen.queryByRole("group", { name: "Through" })).toBeNull();
+    expect(screen.queryByRole("radio")).toBeNull();
+    expect(await sentVia(calls)).toBeNull();
+  });
+
+  it("goes on without a choice when the ways cannot be read", async () => {
+    const calls = await connectThrough(() => {
+      throw { kind: "unavailable", data: { code: "unavailable", message: "ARM did not answer." } };
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(screen.queryByRole("group", { name: "Through" })).toBeNull();
+    expect(screen.queryByText("ARM did not answer.")).toBeNull();
+    expect(await sentVia(calls)).toBeNull();
+    expect(screen.queryByRole("alert")).toBeNull();
+  });
+});
+
+describe("no standing access", () => {
+  const seenVm = "/subscriptions/s/resourceGroups/rg-jumpboxes/providers/Microsoft.Compute/virtualMachines/jumpbox-win-07";
+  const reach: Reachable = {
+    ways: [
+      {
+        kind: "role",
+        name: "JIT Requester",
+        scopes: [{ scope: "/subscriptions/s/resourceGroups/rg-jumpboxes", name: "rg-jumpboxes" }, { scope: "/subscriptions/s", name: "Production" }],
+        holds: [],
+        activate: 'jumpgate activate "JIT Requester"',
+      },
+      { kind: "group", name: "JIT Operators", scopes: [], holds: [], activate: 'jumpgate activate "group:JIT Operators"' },
+    ],
+    recent: [{ vm: "jumpbox-win-07", vm_id: seenVm, seen: "2026-11-20T09:00:00Z" }],
+    groups_note: null,
+  };
+  const dana: AppState = { ...alice, signed_in_as: "dana@contoso.example", targets: [], can_connect: true, reachable: reach };
+  const wayCard = (name: string) => document.querySelector(`li[data-way="${name}"]`) as HTMLElement;
+
+  function open(state: AppState, handler: Handler = () => null) {
+    const calls = backend((cmd, args) => (cmd === "app_state" ? state : handler(cmd, args)));
+    render(App);
+    return calls;
+  }
+
+  it("says what could reach a jump box instead of an empty list", async () => {
+    open(dana);
+    expect(await screen.findByRole("heading", { name: "Nothing to connect to yet" })).toBeTruthy();
+    expect(screen.getByText("Jump boxes appear here once a role or group membership that reaches them is active.")).toBeTruthy();
+    expect(screen.queryByText(/No jump box yet/)).toBeNull();
+    const role = wayCard("JIT Requester");
+    expect(role.querySelector(".chip")?.textContent).toBe("role");
+    expect(role.textContent).toContain("rg-jumpboxes, Production");
+    expect(role.querySelector("code")?.textContent).toBe('jumpgate activate "JIT Requester"');
+    const group = wayCard("JIT Operators");
+    expect(group.querySelector(".chip")?.textContent).toBe("group");
+    expect(group.textContent).toContain("what it reaches shows once it has been active");
+    expect(group.querySelector("code")?.textContent).toBe('jumpgate activate "group:JIT Operators"');
+    expect(screen.getByRole("heading", { name: "Jump boxes you could read before (not checked now)" })).toBeTruthy();
+    expect(screen.getByText("jumpbox-win-07")).toBeTruthy();
+    expect(document.querySelector("[data-groups-note]")).toBeNull();
+  });
+
+  it("activates a group membership from its card, shows the answer and applies the state", async () => {
+    const after: AppState = { ...dana, pending: [{ request: "p-9", role: "JIT Operators", status: "PendingApproval" }] };
+    const calls = open(dana, (cmd) =>
+      cmd === "activate"
+        ? ({ kind: "group", role: "JIT Operators", status: "PendingApproval", message: "JIT Operators: asked (PendingApproval). You are told when the approver decides.", state: after } satisfies Activated)
+        : null,
+    );
+    await screen.findByRole("heading", { name: "Nothing to connect to yet" });
+    const toggle = within(wayCard("JIT Operators")).getByRole("button", { name: "Activate…" });
+    expect(toggle.getAttribute("aria-expanded")).toBe("false");
+    await fireEvent.click(toggle);
+    expect(toggle.getAttribute("aria-expanded")).toBe("true");
+    const form = screen.getByRole("form", { name: "Activate JIT Operators" });
+    expect(form.id).toBe(toggle.getAttribute("aria-controls"));
+    expect((within(form).getByLabelText("Duration") as HTMLInputElement).value).toBe("1h");
+    const why = within(form).getByLabelText("Justification") as HTMLInputElement;
+    const suggestions = document.getElementById(why.getAttribute("list")!)!;
+    expect([...suggestions.querySelectorAll("option")].map((o) => o.value)).toEqual(["Patch Tuesday maintenance"]);
+    await fireEvent.input(why, { target: { value: "Rotate the RDP certificate" } });
+    await fireEvent.click(within(form).getByRole("button", { name: "Activate" }));
+    expect(await screen.findByText("JIT Operators: asked (PendingApproval). You are told when the approver decides.")).toBeTruthy();
+    expect(calls).toContainEqual(["activate", { role: "group:JIT Operators", duration: "1h", justification: "Rotate the RDP certificate" }]);
+    expect(await screen.findByText("Waiting for approval: JIT Operators")).toBeTruthy();
+    expect(screen.queryByRole("form", { name: "Activate JIT Operators" })).toBeNull();
+  });
+
+  it("activates a role by its name, and shows a refusal next to the form", async () => {
+    let refuse = true;
+    const calls = open(dana, (cmd) => {
+      if (cmd !== "activate") return null;
+      if (refuse) throw { kind: "policy", data: { code: "JustificationRule", message: "Not sent: 'bau' is too vague for your organisation." } };
+      return { kind: "role", role: "JIT Requester", status: "Provisioned", message: "JIT Requester is active: its jump boxes appear once it takes effect.", state: { ...dana, reachable: null, targets: alice.targets } } satisfies Activated;
+    });
+    await screen.findByRole("heading", { name: "Nothing to connect to yet" });
+    await fireEvent.click(within(wayCard("JIT Requester")).getByRole("button", { name: "Activate…" }));
+    const form = screen.getByRole("form", { name: "Activate JIT Requester" });
+    // No justification: said at once, nothing sent.
+    await fireEvent.click(within(form).getByRole("button", { name: "Activate" }));
+    expect(within(form).getByRole("alert").textContent).toBe("Say why you need access: the justification is required.");
+    expect(calls.some(([c]) => c === "activate")).toBe(false);
+
+    const why = within(form).getByLabelText("Justification");
+    await fireEvent.input(why, { target: { value: "bau" } });
+    await fireEvent.input(within(form).getByLabelText("Duration"), { target: { value: "30m" } });
+    await fireEvent.click(within(form).getByRole("button", { name: "Activate" }));
+    await waitFor(() => expect(within(form).getByRole("alert").textContent).toBe("Not sent: 'bau' is too vague for your organisation."));
+    expect(form.getAttribute("aria-describedby")).toBe(within(form).getByRole("alert").id);
+    expect(calls).toContainEqual(["activate", { role: "JIT Requester", duration: "30m", justification: "bau" }]);
+
+    refuse = false;
+    await fireEvent.input(why, { target: { value: "Patch KB5034441" } });
+    await fireEvent.click(within(form).getByRole("button", { name: "Activate" }));
+    expect(await screen.findByText("JIT Requester is active: its jump boxes appear once it takes effect.")).toBeTruthy();
+    // The state it answered reads the jump boxes now.
+    expect(await screen.findByRole("button", { name: "Connect to jumpbox-win-01" })).toBeTruthy();
+    expect(screen.queryByRole("heading", { name: "Nothing to connect to yet" })).toBeNull();
+  });
+
+  it("opens Connect for a jump box read before, as a card's Connect does", async () => {
+    const calls = open(dana, (cmd) => (cmd === "remember_target" ? { favourites: [], recent: [seenVm] } : null));
+    await fireEvent.click(await screen.findByRole("button", { name: "Connect to jumpbox-win-07" }));
+    expect(await screen.findByRole("heading", { name: "Connect to jumpbox-win-07" })).toBeTruthy();
+    expect(calls).toContainEqual(["remember_target", { vmId: seenVm, what: "connected" }]);
+    // Its ports are not known: the usual ones are offered, and the policy is read on Connect.
+    expect([...(screen.getByLabelText("Port") as HTMLSelectElement).options].map((o) => o.value)).toEqual(["3389", "22"]);
+    await waitFor(() => expect(calls).toContainEqual(["ways", { vmId: seenVm }]));
+    await fireEvent.input(screen.getByLabelText("Justification"), { target: { value: "Patch KB5034441" } });
+    await pressConnect();
+    await waitFor(() => expect(calls.some(([c]) => c === "connect")).toBe(true));
+    expect((calls.find(([c]) => c === "connect")?.[1] as { form: { vm: string } }).form.vm).toBe(seenVm);
+    await fireEvent.click(screen.getByRole("button", { name: "Back to jump boxes" }));
+    expect(await screen.findByRole("heading", { name: "Nothing to connect to yet" })).toBeTruthy();
+  });
+
+  it("never shows an empty view: no way, nothing read before, and why groups are missing", async () => {
+    open({ ...dana, can_connect: false, reachable: { ways: [], recent: [], groups_note: "Group memberships are not shown: Jumpgate may not read Microsoft Graph here." } });
+    expect(await screen.findByRole("heading", { name: "Nothing to connect to yet" })).toBeTruthy();
+    expect(screen.getByText(/No role or group membership you may activate reaches a jump box/)).toBeTruthy();
+    expect(screen.queryByRole("heading", { name: /Jump boxes you could read before/ })).toBeNull();
+    const note = document.querySelector("[data-groups-note]")!;
+    expect(note.textContent).toBe("Group memberships are not shown: Jumpgate may not read Microsoft Graph here.");
+    expect(note.className).toContain("hint");
+  });
+
+  it("lists jump boxes read before without Connect for someone who cannot ask for access", async () => {
+    open({ ...dana, can_connect: false });
+    expect(await screen.findByText("jumpbox-win-07")).toBeTruthy();
+    expect(screen.queryByRole("button", { name: /^Connect/ })).toBeNull();
   });
 });

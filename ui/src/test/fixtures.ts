@@ -19,4 +19,5 @@ export const signedOut: AppState = {
   remembered: { favourites: [], recent: [] },
   start_at_login: false,
   azure_cli: false,
+  reachable: null,
 };
