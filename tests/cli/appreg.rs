@@ -137,11 +137,22 @@ async fn dave_registers_jumpgate_and_alice_signs_in_with_the_printed_config() {
     );
     assert!(shown.contains("/etc/jumpgate/config.toml"), "{shown}");
     assert!(shown.contains("\n[azure]\ntenant_id = "), "{shown}");
-    // Two service principals: one per registration, the text run's included.
-    assert_eq!(
-        sim.requests_seen("POST", "/v1.0/servicePrincipals").await,
-        2
-    );
+    // Two service principals: one per registration, the text run's included. Each new
+    // application took Entra a few seconds to replicate, and its service principal was
+    // asked for again meanwhile.
+    let posts: Vec<u64> = sim
+        .events()
+        .await
+        .iter()
+        .filter(|e| {
+            e["kind"] == "request"
+                && e["method"] == "POST"
+                && e["path"] == "/v1.0/servicePrincipals"
+        })
+        .filter_map(|e| e["status"].as_u64())
+        .collect();
+    assert_eq!(posts.iter().filter(|s| **s == 201).count(), 2, "{posts:?}");
+    assert!(posts.contains(&400), "refused while replicating: {posts:?}");
 
     // alice holds no Entra admin role.
     refused(

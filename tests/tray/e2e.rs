@@ -1486,3 +1486,73 @@ async fn a_first_run_sets_the_app_up_from_a_work_email() {
     let _ = sim.kill();
     let _ = sim.wait();
 }
+
+/// Issue #19: someone with no standing access (frank, in the `enterprise` tenant, only an
+/// eligible member of "JIT Operators") is shown what he could reach and how, never an empty
+/// list, and can activate the membership from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_without_standing_access_sees_what_they_can_reach() {
+    jumpgate_azure::init_tls();
+    let app = Driven::start(
+        FIRST_PORT + 10,
+        &["--demo"],
+        &[("JUMPGATE_DEMO_TENANT", "enterprise")],
+    )
+    .await;
+    let sim = sim_url(&app.demo_config().await);
+    app.wait_for(&button("frank@contoso.example"), 20).await;
+    app.click(&button("frank@contoso.example")).await;
+    app.wait_for("//*[contains(., 'Signed in as frank@contoso.example')]", 20)
+        .await;
+    app.wait_for("//h3[normalize-space(.)='Nothing to connect to yet']", 30)
+        .await;
+    let card = "//li[@data-way='JIT Operators']";
+    app.wait_for(card, 10).await;
+    let shown = app.text_of(card).await;
+    assert!(shown.contains("group"), "{shown}");
+    assert!(
+        shown.contains("jumpgate activate group:'JIT Operators'"),
+        "the command that activates it: {shown}"
+    );
+    assert!(
+        app.present(&format!("{card}//button[normalize-space(.)='Activate…']"))
+            .await,
+        "and a button"
+    );
+    app.screenshot("zero-standing-access").await;
+
+    // The button activates the membership: bob is asked.
+    app.click(&format!("{card}//button[normalize-space(.)='Activate…']"))
+        .await;
+    app.type_into("//input[@name='activate-justification']", "Patch night")
+        .await;
+    app.click(&format!("{card}//button[@type='submit']")).await;
+    app.wait_for("//p[@role='status' and contains(., 'JIT Operators')]", 30)
+        .await;
+    let token: Value = sim
+        .control(reqwest::Method::POST, "/token")
+        .json(&json!({"upn": "bob@contoso.example", "resource": "graph",
+            "scope": "PrivilegedAssignmentSchedule.Read.AzureADGroup"}))
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    let token = token["access_token"].as_str().expect("a Graph token");
+    let waiting: Value = reqwest::Client::new()
+        .get(format!("{sim}/v1.0/identityGovernance/privilegedAccess/group/assignmentApprovals/filterByCurrentUser(on='approver')"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("approvals")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        waiting["value"].as_array().map(Vec::len),
+        Some(1),
+        "bob is asked: {waiting}"
+    );
+    app.screenshot("zero-standing-access-asked").await;
+}

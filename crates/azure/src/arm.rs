@@ -176,11 +176,26 @@ pub async fn activation_policy(
         "{scope}/providers/Microsoft.Authorization/roleManagementPolicyAssignments?api-version={PIM}"
     );
     let filter = enc(&format!("roleDefinitionId eq '{role_definition_id}'"));
+    // The role's policy at this scope; failing that, the nearest above it. An unfiltered list
+    // also holds the policies of other scopes (a management group's, above), which govern
+    // activations there, not here.
+    let wanted = scope.trim_end_matches('/').to_ascii_lowercase();
     let matching = |list: Vec<Value>| {
-        list.into_iter().find(|a| {
-            leaf(&s(a, "/properties/roleDefinitionId"))
-                .eq_ignore_ascii_case(leaf(role_definition_id))
-        })
+        list.into_iter()
+            .filter(|a| {
+                leaf(&s(a, "/properties/roleDefinitionId"))
+                    .eq_ignore_ascii_case(leaf(role_definition_id))
+            })
+            .filter_map(|a| {
+                let at = s(&a, "/properties/scope")
+                    .trim_end_matches('/')
+                    .to_ascii_lowercase();
+                let here = at.is_empty() || at == wanted;
+                let above = wanted.starts_with(&format!("{at}/"));
+                (here || above).then_some((here, at.len(), a))
+            })
+            .max_by_key(|(here, len, _)| (*here, *len))
+            .map(|(_, _, a)| a)
     };
     let found = match matching(arm.list(&format!("{path}&$filter={filter}")).await?) {
         Some(a) => Some(a),

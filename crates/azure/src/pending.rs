@@ -19,11 +19,13 @@ pub struct PendingActivation {
 
 fn file(dir: &Path, principal: &str, role: &str, scope: &str) -> PathBuf {
     // One record per principal, role and scope; the key is a hash so any scope makes a
-    // valid file name.
+    // valid file name. The role is keyed by its GUID: ARM writes a role definition's id in
+    // more than one form (under a subscription, or at the tenant).
+    let role = role.rsplit('/').next().unwrap_or(role);
     let key = format!(
         "{principal}|{}|{}",
         role.to_ascii_lowercase(),
-        scope.to_ascii_lowercase()
+        scope.trim_end_matches('/').to_ascii_lowercase()
     );
     let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)

@@ -212,26 +212,38 @@ impl Session {
                 return Ok(token.clone());
             }
         }
-        let _guard = self.lock_renewal().await?;
-        let Some(tokens) = self.store.load().await? else {
-            return Err(Error::SignInRequired(
-                "You are not signed in: run jumpgate signin.".into(),
-            ));
+        // The sign-in's own lock is taken only once the renewal lock is released: a renewal
+        // of the ARM token holds them the other way round (its memory copy, then the file),
+        // and ARM and Graph are read side by side.
+        let (token, exp, rotated) = {
+            let _guard = self.lock_renewal().await?;
+            let Some(tokens) = self.store.load().await? else {
+                return Err(Error::SignInRequired(
+                    "You are not signed in: run jumpgate signin.".into(),
+                ));
+            };
+            let (authority, current, wanted) =
+                (self.authority.clone(), tokens.clone(), scope.to_string());
+            let handle = tokio::runtime::Handle::current();
+            let fetched = tokio::task::spawn_blocking(move || {
+                handle.block_on(
+                    async move { signin::refresh_for(&authority, &current, &wanted).await },
+                )
+            })
+            .await
+            .map_err(|e| Error::Other(format!("renewing the sign-in failed: {e}")))?;
+            let (kept, token, exp) = fetched?;
+            let rotated = kept.refresh_token != tokens.refresh_token;
+            if rotated {
+                self.store.save(&kept).await?;
+            }
+            (token, exp, rotated.then_some(kept))
         };
-        let (authority, current, wanted) =
-            (self.authority.clone(), tokens.clone(), scope.to_string());
-        let handle = tokio::runtime::Handle::current();
-        let fetched = tokio::task::spawn_blocking(move || {
-            handle.block_on(async move { signin::refresh_for(&authority, &current, &wanted).await })
-        })
-        .await
-        .map_err(|e| Error::Other(format!("renewing the sign-in failed: {e}")))?;
-        let (kept, token, exp) = fetched?;
-        if kept.refresh_token != tokens.refresh_token {
-            self.store.save(&kept).await?;
+        other.insert(scope.to_string(), (token.clone(), exp));
+        drop(other);
+        if let Some(kept) = rotated {
             *self.cached.lock().await = Some(kept);
         }
-        other.insert(scope.to_string(), (token.clone(), exp));
         Ok(token)
     }
 

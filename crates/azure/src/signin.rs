@@ -583,11 +583,17 @@ pub async fn refresh_for(
     }
     let response = request.request_async(&http).await.map_err(token_error)?;
     let access = response.access_token().secret().clone();
-    let expires_at = chrono::Utc::now().timestamp()
-        + response
-            .expires_in()
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(3600);
+    // The token's own `exp`, in the issuer's clock, which expiry is judged by (ARM's); the
+    // laptop's clock may be far from it.
+    let expires_at = claims(&access)
+        .and_then(|c| c["exp"].as_i64())
+        .unwrap_or_else(|| {
+            chrono::Utc::now().timestamp()
+                + response
+                    .expires_in()
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(3600)
+        });
     let mut kept = current.clone();
     if let Some(new_rt) = response.refresh_token() {
         kept.refresh_token = Some(new_rt.secret().clone());

@@ -140,6 +140,12 @@ pub struct TenantInfo {
     /// definitions by their tenant form (`/providers/Microsoft.Authorization/roleDefinitions/…`).
     #[serde(default)]
     pub root_lists_tenant_role_ids: bool,
+    /// The newest api-version each resource provider has deployed where this tenant's
+    /// resources live, by namespace (`"Microsoft.Compute" = "2024-07-01"`): a sovereign cloud
+    /// or a region lags behind the specs, and refuses a newer version with
+    /// `NoRegisteredProviderFound`. Unset: every version the specs declare.
+    #[serde(default)]
+    pub deployed_api_versions: std::collections::BTreeMap<String, String>,
 }
 
 /// The Microsoft Graph consent given to the tenant's own app: every permission it asks for,

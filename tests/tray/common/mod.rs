@@ -99,7 +99,7 @@ pub async fn approve_as(sim: &DemoSim, upn: &str, justification: &str) {
     let decided = http
         .patch(path)
         .bearer_auth(&token)
-        .json(&serde_json::json!({"properties": {"reviewResult": "Approve", "justification": justification}}))
+        .json(&serde_json::json!({"reviewResult": "Approve", "justification": justification}))
         .send()
         .await
         .expect("approve");

@@ -346,11 +346,13 @@ impl Engine {
         }
     }
 
-    /// Takes a new ARM access token after a group membership was activated: ARM decides
+    /// Takes a new ARM access token after a group membership began or ended: ARM decides
     /// group-based access from the `groups` claim of the token presented, which holds the
     /// memberships of the moment it was issued.
     pub async fn renew_for_membership(&self) -> Result<(), Failure> {
-        self.progress("taking a new sign-in token, which carries the new group membership");
+        self.progress(
+            "taking a new sign-in token, which carries your group memberships as they are now",
+        );
         self.session.force_refresh().await?;
         Ok(())
     }
@@ -613,13 +615,15 @@ impl Engine {
     }
 
     /// Sends the deactivation of an activation in force: a `SelfDeactivate` request for an
-    /// Azure role (to a new GUID), a `selfDeactivate` for a group membership.
+    /// Azure role (to a new GUID), a `selfDeactivate` for a group membership. The role's
+    /// recorded activation request is forgotten with it: the next activation is a new one,
+    /// not that approved request resumed.
     async fn deactivate(&self, active: &Active, justification: &str) -> Result<Request, Failure> {
         let account = self.account().await?;
         Ok(match active.kind {
             Elevation::Role => {
                 let name = uuid::Uuid::new_v4().to_string();
-                arm::put_request(
+                let ended = arm::put_request(
                     &self.arm,
                     &Activation {
                         scope: &active.scope,
@@ -633,7 +637,14 @@ impl Engine {
                         ticket: None,
                     },
                 )
-                .await?
+                .await?;
+                pending::done(
+                    &self.state_dir,
+                    &account.oid,
+                    &active.role_definition_id,
+                    &active.scope,
+                );
+                ended
             }
             Elevation::Group => {
                 groups::post_request(
@@ -675,6 +686,11 @@ impl Engine {
             ..Record::default()
         })
         .await;
+        if current.kind == Elevation::Group {
+            // The token in hand still names the group, and ARM would go on honouring it
+            // until it expires: access given up should end now.
+            self.renew_for_membership().await?;
+        }
         Ok(request)
     }
 }

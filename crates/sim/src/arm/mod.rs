@@ -300,6 +300,9 @@ async fn route(
         }
         Some(v) => v.clone(),
     };
+    if let Some(refused) = not_deployed(sim, &route, &api_version) {
+        return Err(refused);
+    }
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => {
@@ -370,6 +373,42 @@ async fn route(
         Route::Network { sub, rg, kind, name } if method == Method::GET => resources::network(&call, &sub, &rg, &kind, name.as_deref()),
         _ => Err(not_allowed()),
     }
+}
+
+/// A version the specs declare but the tenant's cloud has not deployed yet (the tenant's
+/// `deployed_api_versions`): ARM's `NoRegisteredProviderFound`, naming the versions it has.
+fn not_deployed(sim: &Sim, route: &Route, version: &str) -> Option<ArmError> {
+    let (namespace, kind) = match route {
+        Route::VirtualMachines { .. } => ("Microsoft.Compute", "virtualMachines"),
+        Route::Network { kind, .. } => ("Microsoft.Network", kind.as_str()),
+        Route::Jit { .. } => ("Microsoft.Security", "locations/jitNetworkAccessPolicies"),
+        _ => return None,
+    };
+    let world = sim.world();
+    let newest = world
+        .tenant
+        .deployed_api_versions
+        .iter()
+        .find(|(ns, _)| ns.eq_ignore_ascii_case(namespace))
+        .map(|(_, v)| v.clone())?;
+    drop(world);
+    // api-versions are dates, so they compare as text (a `-preview` suffix sorts after).
+    if version <= newest.as_str() {
+        return None;
+    }
+    let deployed: Vec<&str> = route
+        .api_versions()
+        .iter()
+        .copied()
+        .filter(|v| *v <= newest.as_str())
+        .collect();
+    Some(ArmError::bad_request(
+        "NoRegisteredProviderFound",
+        format!(
+            "No registered resource provider found for location 'westeurope' and API version '{version}' for type '{kind}'. The supported api-versions are '{}'. The supported locations are 'westeurope, northeurope'.",
+            deployed.join(", ")
+        ),
+    ))
 }
 
 fn authenticate(

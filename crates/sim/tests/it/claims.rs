@@ -103,7 +103,7 @@ async fn the_groups_claim_is_taken_when_a_token_is_issued() {
         .all_items(
             &fresh,
             &format!(
-                "{}/providers/Microsoft.Compute/virtualMachines?api-version=2025-11-01",
+                "{}/providers/Microsoft.Compute/virtualMachines?api-version=2024-03-01",
                 rg_jumpboxes()
             ),
         )

@@ -415,7 +415,7 @@ async fn before_activation_alice_reads_only_what_a_requester_may() {
             Some(&alice),
             Method::GET,
             &format!(
-                "{}/providers/Microsoft.Compute/virtualMachines?api-version=2025-11-01",
+                "{}/providers/Microsoft.Compute/virtualMachines?api-version=2024-03-01",
                 rg("rg-jumpboxes")
             ),
             None,
@@ -431,7 +431,7 @@ async fn before_activation_alice_reads_only_what_a_requester_may() {
         .arm_as(
             Some(&alice),
             Method::GET,
-            &format!("{}?api-version=2025-11-01", win01()),
+            &format!("{}?api-version=2024-03-01", win01()),
             None,
         )
         .await;
@@ -527,7 +527,7 @@ async fn before_activation_alice_reads_only_what_a_requester_may() {
         .await;
     assert_eq!(policy.status, StatusCode::OK, "{}", policy.body);
     let nic = sim
-        .arm_as(Some(&alice), Method::GET, &format!("{}/providers/Microsoft.Network/networkInterfaces/jumpbox-win-01-nic?api-version=2025-07-01", rg("rg-jumpboxes")), None)
+        .arm_as(Some(&alice), Method::GET, &format!("{}/providers/Microsoft.Network/networkInterfaces/jumpbox-win-01-nic?api-version=2024-05-01", rg("rg-jumpboxes")), None)
         .await;
     assert_eq!(
         nic.status,
@@ -556,7 +556,7 @@ async fn two_vms_share_a_name_each_with_its_own_policy_and_address() {
     let dave = sim.token(DAVE).await;
     let mut found = Vec::new();
     for sub in [JUMP_SUB, LEGACY_SUB] {
-        let vms = pages(&sim, &dave, &format!("/subscriptions/{sub}/providers/Microsoft.Compute/virtualMachines?api-version=2025-11-01")).await;
+        let vms = pages(&sim, &dave, &format!("/subscriptions/{sub}/providers/Microsoft.Compute/virtualMachines?api-version=2024-03-01")).await;
         found.extend(
             items(&vms)
                 .into_iter()
@@ -1323,4 +1323,56 @@ async fn graph_is_consented_for_pim_for_groups_only() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// Where Contoso's resources live, ARM has not deployed the newest compute and network
+/// api-versions yet (`deployed_api_versions`, as in a sovereign cloud): a newer one is refused
+/// with `NoRegisteredProviderFound`, naming those it has; an older one is served.
+#[tokio::test]
+async fn a_version_not_deployed_yet_is_refused_with_those_that_are() {
+    let sim = enterprise().await;
+    let dave = token_with(&sim, "dave@contoso.example", json!({})).await;
+    for (path, newer, deployed) in [
+        (win01(), "2025-04-01", "2024-03-01"),
+        (
+            format!(
+                "{}/providers/Microsoft.Network/networkInterfaces/jumpbox-win-01-nic",
+                rg("rg-jumpboxes")
+            ),
+            "2025-07-01",
+            "2024-05-01",
+        ),
+    ] {
+        let refused = sim
+            .arm_as(
+                Some(&dave),
+                Method::GET,
+                &format!("{path}?api-version={newer}"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (StatusCode::BAD_REQUEST, "NoRegisteredProviderFound"),
+            "{}",
+            refused.body
+        );
+        assert!(
+            refused
+                .message()
+                .contains(&format!("API version '{newer}'"))
+                && refused.message().contains(deployed),
+            "{}",
+            refused.message()
+        );
+        let served = sim
+            .arm_as(
+                Some(&dave),
+                Method::GET,
+                &format!("{path}?api-version={deployed}"),
+                None,
+            )
+            .await;
+        assert_eq!(served.status, StatusCode::OK, "{}", served.body);
+    }
 }

@@ -93,7 +93,7 @@ async fn henry_is_eligible_at_the_management_group_and_activates_there() {
     );
 
     // Before the activation nothing in the estate is his.
-    let vm = format!("/subscriptions/{JUMP_SUB}/resourceGroups/rg-jumpboxes/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01?api-version=2025-11-01");
+    let vm = format!("/subscriptions/{JUMP_SUB}/resourceGroups/rg-jumpboxes/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01?api-version=2024-03-01");
     assert_eq!(
         sim.arm_as(Some(&henry), Method::GET, &vm, None)
             .await
@@ -145,7 +145,7 @@ async fn henry_is_eligible_at_the_management_group_and_activates_there() {
         .arm_as(
             Some(&henry),
             Method::GET,
-            &format!("/subscriptions/{finance}/providers/Microsoft.Compute/virtualMachines?api-version=2025-11-01"),
+            &format!("/subscriptions/{finance}/providers/Microsoft.Compute/virtualMachines?api-version=2024-03-01"),
             None,
         )
         .await;

@@ -47,7 +47,7 @@ async fn active_contributor(sim: &Sim) -> Vec<Value> {
 }
 
 fn legacy_vm() -> String {
-    format!("{}/resourceGroups/rg-legacy/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01?api-version=2025-11-01", legacy())
+    format!("{}/resourceGroups/rg-legacy/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01?api-version=2024-03-01", legacy())
 }
 
 #[tokio::test]
