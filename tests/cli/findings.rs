@@ -3,8 +3,6 @@
 //! without a refresh token, an activation policy that a filtered list does not return, and
 //! JIT policies read at the VM's resource group.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use crate::support::*;
@@ -26,8 +24,6 @@ async fn a_colleagues_request_on_a_shared_jump_box_hides_nothing() {
     sim.sign_in(&bob).await;
     sim.sign_in(&dave).await;
     activate_approved(&alice, &bob, "2h").await;
-    alice.configure("[watch]\nopen_refresh_secs = 2");
-    let mut watch = alice.watch(&[]);
     let opened = alice.json(&[
         "open",
         "jumpbox-linux-01",
@@ -37,7 +33,6 @@ async fn a_colleagues_request_on_a_shared_jump_box_hides_nothing() {
         "Patch night",
     ]);
     let mine = opened["source"].as_str().expect("source").to_string();
-    watch.first_look();
 
     // dave (an Owner) opens the same port for himself, from another address, later.
     let his = dave.json(&[
@@ -65,9 +60,7 @@ async fn a_colleagues_request_on_a_shared_jump_box_hides_nothing() {
         dave_status["ports"][0]["source"], "93.184.216.34",
         "and his is his: {dave_status:#}"
     );
-    // Her watcher does not take his request for the end of hers.
-    watch.settle(Duration::from_secs(5));
-    assert_eq!(watch.count("ended_early"), 0, "{:#?}", watch.seen);
+    // (Her watcher takes his request for no end of hers: watch.rs, RELIABILITY #14.)
     assert!(
         !sim.events()
             .await
@@ -75,7 +68,6 @@ async fn a_colleagues_request_on_a_shared_jump_box_hides_nothing() {
             .any(|e| e["kind"] == "jit.revoked" && e["reason"] == "NewerRequestInitiated"),
         "nobody's rule was revoked"
     );
-    drop(watch);
 }
 
 /// A refresh answer may carry no refresh token (RFC 6749 §6): the one sent stays valid, and

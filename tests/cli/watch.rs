@@ -601,7 +601,7 @@ async fn reliability_14_a_role_an_admin_removes_is_announced_as_ended_early() {
 /// Someone else opens the same port of the same VM: JIT revokes alice's rule with
 /// `NewerRequestInitiated`, and her watcher says so, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reliability_14_a_port_a_newer_request_replaces_is_announced_as_ended_early() {
+async fn reliability_14_a_colleagues_request_on_the_same_port_ends_nothing() {
     let sim = Sim::start("demo", 0);
     let alice = sim.user(ALICE);
     let bob = sim.user(BOB);
@@ -611,6 +611,8 @@ async fn reliability_14_a_port_a_newer_request_replaces_is_announced_as_ended_ea
     sim.sign_in(&dave).await;
     let mut a = alice.watch(&[]);
     a.first_look();
+    // dave opens the same port for himself: JIT keeps one rule per request, and his is not
+    // the end of hers (a shared jump box).
     let out = dave.run(&[
         "open",
         "jumpbox-win-01",
@@ -618,27 +620,17 @@ async fn reliability_14_a_port_a_newer_request_replaces_is_announced_as_ended_ea
         "30m",
         "--justification",
         "Incident 99",
+        "--ip",
+        "93.184.216.34",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-
-    let ended = a.expect("ended_early", Duration::from_secs(15));
-    assert_eq!(ended["access"]["type"], "port", "{ended}");
-    assert_eq!(ended["access"]["port"], 3389, "{ended}");
-    assert_eq!(ended["code"], "NewerRequestInitiated", "{ended}");
-    assert!(
-        ended["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("dave@contoso.example")),
-        "{ended}"
-    );
-    a.settle(Duration::from_secs(4));
-    assert_eq!(a.count("ended_early"), 1, "{:#?}", a.seen);
-    let history = alice.json(&["history", "--format", "json"]);
-    assert!(
-        history
-            .as_array()
-            .is_some_and(|h| h.iter().any(|e| e["what"] == "ended_early")),
-        "{history}"
+    a.settle(Duration::from_secs(6));
+    assert_eq!(a.count("ended_early"), 0, "{:#?}", a.seen);
+    let status = alice.json(&["status"]);
+    assert_eq!(
+        status["ports"].as_array().map(Vec::len),
+        Some(1),
+        "hers is still open: {status:#}"
     );
 }
 
