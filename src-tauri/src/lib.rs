@@ -562,14 +562,35 @@ mod ipc_tests {
             (
                 "extend",
                 serde_json::json!({"what": {"type": "port", "vm": "jumpbox-win-01", "port": 3389},
-                    "duration": "PT1H", "justification": long}),
+                    "duration": "PT1H", "justification": long, "confirmed": false}),
                 "bad_justification",
             ),
             (
                 "extend",
                 serde_json::json!({"what": {"type": "role", "role": "JIT\nRequester"},
-                    "duration": "PT1H", "justification": "more time"}),
+                    "duration": "PT1H", "justification": "more time", "confirmed": false}),
                 "bad_input",
+            ),
+            (
+                "end_role",
+                serde_json::json!({"role": "JIT\u{202E}Requester", "justification": "done"}),
+                "bad_input",
+            ),
+            (
+                "end_role",
+                serde_json::json!({"role": "JIT Requester", "justification": "done\u{1b}[2J"}),
+                "bad_justification",
+            ),
+            ("ways", serde_json::json!({"vmId": "../etc"}), "bad_vm"),
+            (
+                "activate",
+                serde_json::json!({"role": "group:JIT\nOperators", "duration": "PT1H", "justification": "Patch night"}),
+                "bad_input",
+            ),
+            (
+                "activate",
+                serde_json::json!({"role": "JIT Operators", "duration": "PT1H", "justification": "  "}),
+                "justification_required",
             ),
             (
                 "decide",
@@ -696,7 +717,7 @@ mod ipc_tests {
             (
                 "extend",
                 serde_json::json!({"what": {"type": "role", "role": "JIT\nRequester"},
-                    "duration": "PT1H", "justification": "more time"}),
+                    "duration": "PT1H", "justification": "more time", "confirmed": false}),
             ),
             ("history", serde_json::json!({"query": ""})),
             ("approvals", serde_json::json!({})),
