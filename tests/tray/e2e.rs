@@ -631,8 +631,8 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
     .await;
     app.wait_for("//*[contains(., 'JIT Requester ended')]", 30)
         .await;
-    app.click_until(&button("Sign out"), &button("bob@contoso.example"), 20)
-        .await;
+    // From a terminal, before the app signs out: the app takes up a sign-in made in a
+    // terminal within seconds, so one made after its Sign out would race bob's.
     common::cli_sign_in(&config, "alice@contoso.example").await;
     cli(
         &config,
@@ -645,6 +645,8 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
             "1h",
         ],
     );
+    app.click_until(&button("Sign out"), &button("bob@contoso.example"), 20)
+        .await;
 
     // bob signs in to the app: his inbox shows her request, and he approves it there.
     dunstctl(&["close-all"]);
