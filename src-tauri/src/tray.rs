@@ -309,12 +309,20 @@ pub fn open_link<R: Runtime>(app: &AppHandle<R>, raw: &str) {
             // The reason may quote the link, which anyone can write: it goes to the log,
             // escaped, and the popover shows a fixed message (RELIABILITY #22).
             tracing::warn!("{}", jumpgate_core::text::log(&e.to_string()));
-            Intent {
-                view: "open".into(),
-                prefill: None,
-                refused: Some(REFUSED_LINK.into()),
-            }
+            return refuse_link(app);
         }
+    };
+    if let Err(e) = show_popover(app, intent) {
+        tracing::warn!("cannot open the popover: {e}");
+    }
+}
+
+/// Shows the popover saying a link was refused, with nothing filled in.
+pub fn refuse_link<R: Runtime>(app: &AppHandle<R>) {
+    let intent = Intent {
+        view: "open".into(),
+        prefill: None,
+        refused: Some(REFUSED_LINK.into()),
     };
     if let Err(e) = show_popover(app, intent) {
         tracing::warn!("cannot open the popover: {e}");
