@@ -32,17 +32,31 @@ pub trait Notifier: Send + Sync {
 }
 
 /// The body as the platform's server gets it: markup escaped where freedesktop servers render
-/// it (a justification's `<a href=…>` stays text), plain text elsewhere.
+/// it (a justification's `<a href=…>` stays text) and in a Windows toast, which is an XML
+/// document built from the text (an `'` or `<` in a role's name would break it, or add
+/// elements of its own); plain text on macOS.
 pub fn shown_body(body: &str, os: Os) -> String {
     match os {
-        Os::Linux => jumpgate_core::text::markup(body),
-        Os::Windows | Os::MacOs => jumpgate_core::text::block(body).into_owned(),
+        Os::Linux | Os::Windows => jumpgate_core::text::markup(body),
+        Os::MacOs => jumpgate_core::text::block(body).into_owned(),
+    }
+}
+
+/// The title as the platform's server gets it: one line, escaped as the body is (dunst and
+/// others render markup in the summary too).
+pub fn shown_title(title: &str, os: Os) -> String {
+    let line = jumpgate_core::text::line(title);
+    match os {
+        Os::Linux | Os::Windows => jumpgate_core::text::markup(&line),
+        Os::MacOs => line.into_owned(),
     }
 }
 
 /// The buttons a platform shows, as `(action id, label)`. Freedesktop servers take the
 /// notification's own click as the `default` action; Windows and macOS report it by
-/// themselves, and Windows takes at most five buttons.
+/// themselves. Windows takes at most five buttons, and its toast is XML: each button's id is
+/// its position (mapped back by [`action_for_id`]), so no name reaches an attribute, and its
+/// label is escaped.
 pub fn buttons(notice: &Notice, os: Os) -> Vec<(String, String)> {
     let actions = notice.actions.iter().map(|a| {
         (
@@ -54,9 +68,23 @@ pub fn buttons(notice: &Notice, os: Os) -> Vec<(String, String)> {
         Os::Linux => std::iter::once((DEFAULT.to_string(), "Open".to_string()))
             .chain(actions)
             .collect(),
-        Os::Windows => actions.take(WINDOWS_BUTTONS).collect(),
+        Os::Windows => actions
+            .take(WINDOWS_BUTTONS)
+            .enumerate()
+            .map(|(i, (_, label))| (i.to_string(), jumpgate_core::text::markup(&label)))
+            .collect(),
         Os::MacOs => actions.collect(),
     }
+}
+
+/// The action behind a button id Windows reports (its position), if the notice has it.
+#[cfg_attr(not(windows), allow(dead_code))]
+pub fn action_for_id<'a>(notice: &'a Notice, id: &str) -> Option<&'a str> {
+    let i: usize = id.parse().ok()?;
+    (i < WINDOWS_BUTTONS)
+        .then(|| notice.actions.get(i))
+        .flatten()
+        .map(|a| a.id.as_str())
 }
 
 /// The action behind a label macOS reports, if the notice has one with that label.
@@ -87,7 +115,7 @@ mod platform {
     pub fn show(_app_id: &str, notice: &Notice, chosen: Chosen) -> Result<(), String> {
         let mut n = notify_rust::Notification::new();
         n.appname("Jumpgate")
-            .summary(&notice.title)
+            .summary(&shown_title(&notice.title, Os::Linux))
             .body(&shown_body(&notice.body, Os::Linux));
         for (id, label) in buttons(notice, Os::Linux) {
             n.action(&id, &label);
@@ -108,7 +136,7 @@ mod platform {
 
     pub fn show(app_id: &str, notice: &Notice, chosen: Chosen) -> Result<(), String> {
         let mut toast = Toast::new(app_id)
-            .title(&notice.title)
+            .title(&shown_title(&notice.title, Os::Windows))
             .text1(&shown_body(&notice.body, Os::Windows));
         if notice.urgent {
             toast = toast.scenario(Scenario::Reminder);
@@ -116,9 +144,17 @@ mod platform {
         for (id, label) in buttons(notice, Os::Windows) {
             toast = toast.add_button(&label, &id);
         }
+        let notice = notice.clone();
         toast
             .on_activated(move |action| {
-                chosen(action.as_deref().unwrap_or(DEFAULT));
+                match action.as_deref() {
+                    None => chosen(DEFAULT),
+                    Some(id) => {
+                        if let Some(action) = action_for_id(&notice, id) {
+                            chosen(action);
+                        }
+                    }
+                }
                 Ok(())
             })
             .show()
@@ -145,9 +181,9 @@ mod platform {
             options.main_button(MainButton::DropdownActions("Actions", &labels));
         }
         let body = shown_body(&notice.body, Os::MacOs);
-        let response =
-            mac_notification_sys::send_notification(&notice.title, None, &body, Some(&options))
-                .map_err(|e| e.to_string())?;
+        let title = shown_title(&notice.title, Os::MacOs);
+        let response = mac_notification_sys::send_notification(&title, None, &body, Some(&options))
+            .map_err(|e| e.to_string())?;
         match response {
             NotificationResponse::Click => chosen(DEFAULT),
             NotificationResponse::ActionButton(label) => {
@@ -206,9 +242,51 @@ mod tests {
     }
 
     #[test]
-    fn only_freedesktop_servers_get_escaped_markup() {
+    fn markup_is_escaped_where_it_is_rendered_or_parsed() {
         assert_eq!(shown_body("<b>x</b>", Os::Linux), "&lt;b&gt;x&lt;/b&gt;");
-        assert_eq!(shown_body("<b>x</b>", Os::Windows), "<b>x</b>");
+        assert_eq!(shown_body("<b>x</b>", Os::Windows), "&lt;b&gt;x&lt;/b&gt;");
         assert_eq!(shown_body("<b>x</b>", Os::MacOs), "<b>x</b>");
+        assert_eq!(
+            shown_title("Operator's <i>JIT</i>\nends", Os::Linux),
+            "Operator&#39;s &lt;i&gt;JIT&lt;/i&gt; ends"
+        );
+        assert_eq!(shown_title("a\nb", Os::MacOs), "a b");
+    }
+
+    /// A toast is XML: a role named `Operator's JIT` must not end an attribute, and a crafted
+    /// name must not add a button of its own (one that opens any URI).
+    #[test]
+    fn a_toast_carries_no_name_in_its_markup() {
+        let n = Notice {
+            title: "Operator's JIT ends in 10 minutes".into(),
+            body: "Extend it now.".into(),
+            actions: vec![
+                Action {
+                    id: "extend:Operator's JIT@/subscriptions/x".into(),
+                    label: "Extend".into(),
+                },
+                Action {
+                    id: "x' /><action content='Open' activationType='protocol' arguments='https://evil.example".into(),
+                    label: "Go\"/><action content=\"Open".into(),
+                },
+            ],
+            opens: "active".into(),
+            urgent: false,
+        };
+        let shown = buttons(&n, Os::Windows);
+        assert_eq!(shown[0].0, "0");
+        assert_eq!(shown[1].0, "1");
+        for (id, label) in &shown {
+            assert!(id.chars().all(|c| c.is_ascii_digit()), "{id}");
+            assert!(!label.contains(['<', '>', '"', '\'']), "{label}");
+        }
+        assert_eq!(
+            action_for_id(&n, "0"),
+            Some("extend:Operator's JIT@/subscriptions/x")
+        );
+        assert_eq!(action_for_id(&n, "2"), None);
+        assert_eq!(action_for_id(&n, "extend:x"), None);
+        let title = shown_title(&n.title, Os::Windows);
+        assert!(!title.contains('\''), "{title}");
     }
 }
