@@ -464,6 +464,19 @@ impl Config {
                 "azure.client_id is required (or sign_in = \"azure_cli\" to reuse az login instead of an app registration)".into(),
             ));
         }
+        let usernames = self
+            .launch
+            .username
+            .iter()
+            .map(|u| ("launch.username".to_string(), u))
+            .chain(self.profiles.iter().filter_map(|p| {
+                p.username
+                    .as_ref()
+                    .map(|u| (format!("profile '{}': username", p.name), u))
+            }));
+        for (key, name) in usernames {
+            crate::input::username(name).map_err(|e| invalid(format!("{key}: {}", e.why)))?;
+        }
         if self.network.ip_echo_urls.len() < 2 {
             return Err(invalid("network.ip_echo_urls needs at least two services, so that two can agree on your address".into()));
         }
@@ -892,6 +905,23 @@ mod tests {
     use super::*;
 
     const MINIMAL: &str = "[azure]\ntenant_id = \"t\"\nclient_id = \"c\"\n";
+
+    #[test]
+    fn a_user_name_a_shell_would_read_is_refused_at_load() {
+        let launch = format!("{MINIMAL}[launch]\nusername = \"me; open -a Calculator\"\n");
+        let refused = Config::parse("x", &launch).expect_err("a ; in the user name");
+        assert!(refused.to_string().contains("launch.username"), "{refused}");
+        let profile = format!(
+            "{MINIMAL}[[profiles]]\nname = \"work\"\nvm = \"jumpbox-linux-01\"\nusername = \"-oProxyCommand=x\"\n"
+        );
+        let refused = Config::parse("x", &profile).expect_err("an option as user name");
+        assert!(
+            refused.to_string().contains("profile 'work': username"),
+            "{refused}"
+        );
+        let fine = format!("{MINIMAL}[launch]\nusername = \"alice.admin\"\n");
+        assert!(Config::parse("x", &fine).is_ok());
+    }
 
     #[test]
     fn defaults_point_at_azure() {

@@ -69,6 +69,40 @@ pub fn ticket_text(value: &str) -> Result<Option<(&str, &str)>, Refused> {
     ticket(system, number).map(Some)
 }
 
+/// The longest user name to connect as, in characters.
+pub const MAX_USERNAME: usize = 64;
+
+/// A user name to connect as (`ssh user@host`, the `.rdp` file's user name): letters,
+/// digits, `.`, `_` and `-`, not starting with `-` (ssh would read it as an option), at most
+/// [`MAX_USERNAME`]. It is put on a command line that a terminal's own shell may read again
+/// (macOS Terminal runs it in the user's login shell, which may be fish or zsh), so no
+/// character any shell gives a meaning to is allowed.
+pub fn username(value: &str) -> Result<&str, Refused> {
+    let field = "username";
+    if value.is_empty() || value.chars().count() > MAX_USERNAME {
+        return Err(refuse(
+            field,
+            format!("must be 1 to {MAX_USERNAME} characters"),
+        ));
+    }
+    if value.starts_with('-') {
+        return Err(refuse(field, "must not start with '-'"));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c)))
+    {
+        return Err(refuse(
+            field,
+            format!(
+                "may hold only letters, digits, '.', '_' and '-', not {:?}: a domain account connects with its plain user name",
+                c
+            ),
+        ));
+    }
+    Ok(value)
+}
+
 /// A VM as a person names it: a name as Azure allows it (1 to 64 letters, digits, `-`, `_`,
 /// `.`, starting with a letter or digit), or a virtual machine resource id.
 pub fn vm(value: &str) -> Result<&str, Refused> {
@@ -154,5 +188,27 @@ mod tests {
         ] {
             assert!(vm(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn user_names_hold_nothing_a_shell_or_ssh_reads() {
+        for ok in ["alice", "a.lice_1-x", "ADMIN01"] {
+            assert_eq!(username(ok), Ok(ok));
+        }
+        for bad in [
+            "",
+            "-oProxyCommand=x",
+            "a b",
+            "a;b",
+            "$(id)",
+            "a'b",
+            "a\\b",
+            "alice@corp",
+            "(x)",
+            "é",
+        ] {
+            assert!(username(bad).is_err(), "{bad:?}");
+        }
+        assert!(username(&"a".repeat(65)).is_err());
     }
 }
