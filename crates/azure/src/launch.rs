@@ -71,6 +71,10 @@ pub fn rdp_file(
             all(config.rdp_redirect_devices)
         ),
         format!("audiocapturemode:i:{}", on(config.rdp_redirect_microphone)),
+        // Never redirected: security keys and passkeys (a jump box that is not yours could
+        // ask this laptop's key to sign for it) and cameras.
+        "redirectwebauthn:i:0".to_string(),
+        "camerastoredirect:s:".to_string(),
     ]);
     if let Some(user) = user {
         if !valid_user(user) {
@@ -354,6 +358,16 @@ mod tests {
         assert!(text.contains("full address:s:127.0.0.10:3389"));
         assert!(text.contains("username:s:alice"));
         assert!(!text.to_ascii_lowercase().contains("password"));
+        // Nothing of this laptop's is handed to the session unless configured.
+        for off in [
+            "redirectwebauthn:i:0\r\n",
+            "camerastoredirect:s:\r\n",
+            "redirectclipboard:i:0\r\n",
+            "drivestoredirect:s:\r\n",
+            "authentication level:i:2\r\n",
+        ] {
+            assert!(text.contains(off), "{off:?} in {text}");
+        }
         assert!(rdp_file(&config, &ep, Some("alice\r\nalternate shell:s:cmd.exe")).is_err());
         assert!(rdp_file(
             &config,
