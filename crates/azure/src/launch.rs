@@ -263,10 +263,9 @@ pub fn ssh(
 
 /// Opens a URL in the system browser. Only `https`, or `http` on loopback (the simulator).
 pub fn open_browser(url: &str) -> bool {
-    let allowed = url.starts_with("https://")
-        || url.starts_with("http://127.0.0.1:")
-        || url.starts_with("http://localhost:");
-    if !allowed {
+    // Parsed, not matched by prefix: `http://localhost:1@evil.example/` starts like a
+    // loopback address and is not one (RELIABILITY #23).
+    if jumpgate_core::config::check_endpoint(url).is_err() {
         return false;
     }
     // The platform's own API (xdg-open and friends, ShellExecute, LaunchServices), never
@@ -378,6 +377,23 @@ mod tests {
             None
         )
         .is_err());
+    }
+
+    /// Each is refused before anything is started, so no browser opens here.
+    #[test]
+    fn the_browser_opens_only_what_an_endpoint_may_be() {
+        for url in [
+            "http://localhost:1@evil.example/",
+            "http://127.0.0.1:80@evil.example/authorize",
+            "http://localhost.evil.example/",
+            "http://evil.example/",
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "https://user:pw@login.example/",
+            "not a url",
+        ] {
+            assert!(!open_browser(url), "{url}");
+        }
     }
 
     #[test]
