@@ -2,10 +2,11 @@
 # Builds Jumpgate's installable packages with the Tauri CLI from npm (ui/node_modules): the
 # tray app, with the `jumpgate` CLI beside it (on the PATH in the Linux packages).
 #
-#   bash scripts/package.sh [--release] [--no-demo] [--bundles deb,rpm]
+#   bash scripts/package.sh [--release] [--no-demo | --demo] [--bundles deb,rpm]
 #
 # Debug builds by default, as CI makes them; --release for what is shipped. --no-demo leaves
-# the demo (and its simulator) out of the app, as packages for people are built. On Linux the
+# the demo (and its simulator, and every test hook) out of the app, as packages for people are
+# built; --release implies it, unless --demo asks for a release build with the demo in it. On Linux the
 # default bundles are .deb and .rpm; on Windows and macOS, the platform's own (NSIS and MSI,
 # .app and .dmg). The packages land in $CARGO_TARGET_DIR/{debug,release}/bundle/.
 set -euo pipefail
@@ -13,17 +14,22 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 profile=debug
-features=()
+demo=""
 bundles=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --release) profile=release ;;
-    --no-demo) features=(--no-default-features) ;;
+    --no-demo) demo=no ;;
+    --demo) demo=yes ;;
     --bundles) bundles="$2"; shift ;;
-    *) echo "unknown option $1: use --release, --no-demo or --bundles LIST" >&2; exit 2 ;;
+    *) echo "unknown option $1: use --release, --no-demo, --demo or --bundles LIST" >&2; exit 2 ;;
   esac
   shift
 done
+# What is shipped is built without the demo unless asked for.
+[ -z "$demo" ] && { [ "$profile" = release ] && demo=no || demo=yes; }
+features=()
+[ "$demo" = no ] && features=(--no-default-features)
 if [ -z "$bundles" ]; then
   case "$(uname -s)" in
     Linux) bundles=deb,rpm ;;
