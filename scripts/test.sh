@@ -109,7 +109,9 @@ if [ "${1:-}" = "--inside-session" ]; then
   # One test at a time: the end-to-end tests share one gnome-keyring, whose daemon can abort
   # when several clients open Secret Service sessions at once (desktop-session.sh restarts it,
   # but a test in flight then fails).
-  TRAY_HOST=1 RUST_TEST_THREADS=1 exec bash scripts/desktop-session.sh cargo test --workspace --locked --no-fail-fast
+  # First jumpgate-core on its own, built as packages build it: without test hooks.
+  TRAY_HOST=1 RUST_TEST_THREADS=1 exec bash scripts/desktop-session.sh sh -c \
+    'cargo test -p jumpgate-core --locked --lib test_hooks; a=$?; cargo test --workspace --locked --no-fail-fast; b=$?; [ "$a" -eq 0 ] && [ "$b" -eq 0 ]'
 fi
 
 install_missing

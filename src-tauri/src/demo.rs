@@ -20,6 +20,7 @@ pub const USERS: [&str; 4] = [
 /// Which tenant the demo simulates: `demo` unless this names another built-in tenant or a
 /// fixture file (`crates/sim/tenants/gallery.toml`, the README's screenshots). Read only by
 /// builds with the `demo` feature.
+#[cfg_attr(not(feature = "demo"), allow(dead_code))]
 pub const TENANT_VAR: &str = "JUMPGATE_DEMO_TENANT";
 
 /// The users of the tenant the demo runs, as the sign-in view offers them.

@@ -56,7 +56,7 @@ impl FirstRun {
         FirstRun::needed(
             options.config.clone(),
             std::env::var_os("JUMPGATE_CONFIG").map(PathBuf::from),
-            std::env::var_os("JUMPGATE_SYSTEM_CONFIG").map(PathBuf::from),
+            jumpgate_core::test_hook("JUMPGATE_SYSTEM_CONFIG").map(PathBuf::from),
         )
     }
 

@@ -151,6 +151,11 @@ fn context() -> tauri::Context<tauri::Wry> {
 }
 
 pub fn main() -> ExitCode {
+    if !jumpgate_core::TEST_HOOKS {
+        // Tauri lets a WebDriver drive the webview when this is set, in any build. Before any
+        // thread starts: nothing else reads the environment yet.
+        std::env::remove_var("TAURI_WEBVIEW_AUTOMATION");
+    }
     lean_webkit();
     let filter = std::env::var("JUMPGATE_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()

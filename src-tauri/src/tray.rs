@@ -27,9 +27,11 @@ pub const POPOVER: &str = "popover";
 const WIDTH: f64 = 360.0;
 const HEIGHT: f64 = 560.0;
 
-/// Whether a WebDriver session drives the app (tauri-driver sets this).
+/// Whether a WebDriver session drives the app (tauri-driver sets this). Builds without test
+/// hooks remove the variable at start instead ([`crate::main`]), since Tauri itself would open
+/// the webview to automation on it.
 pub fn automation() -> bool {
-    std::env::var("TAURI_WEBVIEW_AUTOMATION").as_deref() == Ok("true")
+    jumpgate_core::test_hook("TAURI_WEBVIEW_AUTOMATION").is_some_and(|v| v == "true")
 }
 
 /// The icon for a state: an RGBA PNG embedded in the binary.

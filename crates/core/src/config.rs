@@ -882,7 +882,7 @@ fn leaves(v: &toml::Value, prefix: String, out: &mut Vec<String>) {
 /// [`ConfigError::NotFound`], which says to run `jumpgate init`.
 pub fn load_from_env(explicit: Option<&Path>) -> Result<Config, ConfigError> {
     let env_user = std::env::var_os("JUMPGATE_CONFIG").map(PathBuf::from);
-    let env_system = std::env::var_os("JUMPGATE_SYSTEM_CONFIG").map(PathBuf::from);
+    let env_system = crate::test_hook("JUMPGATE_SYSTEM_CONFIG").map(PathBuf::from);
     if let Some(user) = first_run(explicit, env_user.clone(), env_system.clone()) {
         return Err(ConfigError::NotFound(user.display().to_string()));
     }
