@@ -245,19 +245,11 @@ pub struct BrowserOptions {
 
 /// Signs in through the system browser and the loopback redirect.
 pub async fn browser(authority: &Authority, options: BrowserOptions) -> Result<TokenSet> {
-    // RFC 8252: loopback IP literal, ephemeral port, never a wildcard address.
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| {
-        Error::Other(format!(
-            "cannot listen on 127.0.0.1 for the sign-in redirect: {e}"
-        ))
-    })?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| Error::Other(e.to_string()))?
-        .port();
-    // The listener is on the loopback address, and the redirect names `localhost`: the
-    // loopback URI a public client can register in Entra is `http://localhost`, matched
-    // with any port.
+    let listener = Loopback::bind().await?;
+    let port = listener.port;
+    // The redirect names `localhost`: the loopback URI a public client can register in Entra
+    // is `http://localhost`, matched with any port. The browser may resolve it to either
+    // loopback address, so both are listened on.
     let redirect = format!("http://localhost:{port}/");
     let oauth = client(authority, Some(redirect))?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -376,7 +368,7 @@ const CALLBACK_READ: StdDuration = StdDuration::from_secs(2);
 /// so a local process that connects and says nothing cannot stall the sign-in; a request
 /// for another path gets 404 and is ignored, and so does one with the wrong `state`, even
 /// when it carries `error=`.
-async fn wait_for_code(listener: &TcpListener, state: &str, path: &str) -> Result<String> {
+async fn wait_for_code(listener: &Loopback, state: &str, path: &str) -> Result<String> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<String>>(1);
     loop {
         tokio::select! {
@@ -396,6 +388,69 @@ async fn wait_for_code(listener: &TcpListener, state: &str, path: &str) -> Resul
             Some(outcome) = rx.recv() => return outcome,
         }
     }
+}
+
+/// The sign-in redirect's listener: RFC 8252's loopback IP literals with an ephemeral port,
+/// never a wildcard address. `localhost`, which the redirect names, resolves to `127.0.0.1`
+/// or `::1` as the system says, so both listen on the same port; a machine with no IPv6
+/// loopback gets `127.0.0.1` alone.
+pub struct Loopback {
+    v4: TcpListener,
+    v6: Option<TcpListener>,
+    pub port: u16,
+}
+
+impl Loopback {
+    /// Tries a few ephemeral ports: another program may hold the IPv6 one.
+    pub async fn bind() -> Result<Loopback> {
+        let mut last = None;
+        for _ in 0..5 {
+            let v4 = TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| {
+                Error::Other(format!(
+                    "cannot listen on 127.0.0.1 for the sign-in redirect: {e}"
+                ))
+            })?;
+            let port = v4
+                .local_addr()
+                .map_err(|e| Error::Other(e.to_string()))?
+                .port();
+            match TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, port)).await {
+                Ok(v6) => {
+                    return Ok(Loopback {
+                        v4,
+                        v6: Some(v6),
+                        port,
+                    })
+                }
+                Err(e) if no_ipv6_loopback(&e) => return Ok(Loopback { v4, v6: None, port }),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(Error::Other(format!(
+            "cannot listen on [::1] beside 127.0.0.1 on one port for the sign-in redirect ({}): the browser may send it to either, as localhost names both. Close what holds the loopback ports, or sign in with --device-code",
+            last.map(|e| e.to_string()).unwrap_or_default()
+        )))
+    }
+
+    /// The next connection, on either address.
+    async fn accept(&self) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+        match &self.v6 {
+            Some(v6) => tokio::select! {
+                a = self.v4.accept() => a,
+                a = v6.accept() => a,
+            },
+            None => self.v4.accept().await,
+        }
+    }
+}
+
+/// Whether binding `::1` failed because this machine has no IPv6 loopback (IPv6 disabled),
+/// rather than because the port is taken.
+fn no_ipv6_loopback(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::AddrNotAvailable | std::io::ErrorKind::Unsupported
+    ) || e.raw_os_error() == Some(97) // EAFNOSUPPORT on Linux
 }
 
 /// Serves one connection: `Some` when it ends the sign-in (a code, or an error from the
@@ -733,13 +788,56 @@ mod tests {
         );
     }
 
-    async fn listening() -> (std::sync::Arc<TcpListener>, String) {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
+    async fn listening() -> (std::sync::Arc<Loopback>, String) {
+        let listener = Loopback::bind().await.expect("bind");
+        let base = format!("http://127.0.0.1:{}", listener.port);
         (std::sync::Arc::new(listener), base)
     }
 
-    fn waiting(listener: std::sync::Arc<TcpListener>) -> tokio::task::JoinHandle<Result<String>> {
+    /// `localhost` may be either address: a callback to `[::1]` is served as one to
+    /// `127.0.0.1` is.
+    #[tokio::test]
+    async fn the_redirect_is_heard_on_both_loopback_addresses() {
+        let (listener, _) = listening().await;
+        if listener.v6.is_none() {
+            // No IPv6 loopback on this machine: nothing to reach it on.
+            return;
+        }
+        let port = listener.port;
+        let wait = waiting(listener);
+        let answer = crate::http::client()
+            .get(format!(
+                "http://[::1]:{port}/?code=the-code&state=the-state"
+            ))
+            .send()
+            .await
+            .expect("a callback to ::1");
+        assert_eq!(answer.status(), 200);
+        assert_eq!(wait.await.expect("task").expect("code"), "the-code");
+    }
+
+    /// A port whose IPv6 side another program holds is not half-used: another port is
+    /// taken, both sides listening.
+    #[tokio::test]
+    async fn a_port_taken_on_ipv6_is_not_used_half() {
+        let first = Loopback::bind().await.expect("bind");
+        if first.v6.is_none() {
+            return;
+        }
+        let port = first.port;
+        drop(first);
+        let _squatter = TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, port))
+            .await
+            .expect("hold ::1");
+        // Binding again may be handed the same v4 port; it must not settle for v4 alone.
+        for _ in 0..20 {
+            let l = Loopback::bind().await.expect("bind");
+            assert!(l.v6.is_some(), "listening on 127.0.0.1 only");
+            assert_ne!(l.port, port);
+        }
+    }
+
+    fn waiting(listener: std::sync::Arc<Loopback>) -> tokio::task::JoinHandle<Result<String>> {
         tokio::spawn(async move { wait_for_code(&listener, "the-state", "/").await })
     }
 
