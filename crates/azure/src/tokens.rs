@@ -282,7 +282,7 @@ impl TokenStore {
         }
         let chunks: Vec<&str> = split(text, CHUNK);
         for (i, part) in chunks.iter().enumerate() {
-            self.entry(&self.chunk_user(i))?
+            self.fresh(&self.chunk_user(i))?
                 .set_password(part)
                 .map_err(classify)?;
         }
@@ -291,9 +291,22 @@ impl TokenStore {
         while self.entry(&self.chunk_user(i))?.delete_credential().is_ok() {
             i += 1;
         }
-        self.entry(&self.header_user())?
+        self.fresh(&self.header_user())?
             .set_password(&format!("v1:{}:{:016x}", chunks.len(), checksum(text)))
             .map_err(classify)
+    }
+
+    /// The entry for `user`, with any item already stored under it deleted, so that the
+    /// next write creates the item anew. On macOS, writing to an existing item keeps its
+    /// access list: an item another program created first under our service and account
+    /// names, with an access list that lets it read, would be reused and read by it. One
+    /// that cannot be deleted is not written to.
+    fn fresh(&self, user: &str) -> std::result::Result<keyring::Entry, KeychainError> {
+        let entry = self.entry(user)?;
+        match entry.delete_credential() {
+            Ok(()) | Err(keyring::Error::NoEntry) => Ok(entry),
+            Err(e) => Err(classify(e)),
+        }
     }
 
     fn delete_chunks(&self) -> std::result::Result<(), KeychainError> {
