@@ -308,6 +308,42 @@ async fn a_sign_out_on_purpose_is_not_announced() {
     assert!(alice.run(&["audit", "verify"]).status.success());
 }
 
+/// A `signed_out` line someone else writes into the journal, outside its hash chain, is not
+/// a sign-out on purpose: a sign-in lost afterwards is still announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_sign_out_in_the_journal_silences_nothing() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    alice.configure("[watch]\nidle_refresh_secs = 2\n");
+    sim.sign_in(&alice).await;
+    let mut a = alice.watch(&[]);
+    a.first_look();
+    // Her sign-in disappears from the keychain, and a line in the journal claims she signed
+    // out: the last real entry, made to say signed_out, as the next one.
+    let cleared = std::process::Command::new("secret-tool")
+        .args(["clear", "service", &alice.service])
+        .status()
+        .expect("secret-tool");
+    assert!(cleared.success());
+    let journal = alice.state.join("audit.jsonl");
+    let text = std::fs::read_to_string(&journal).expect("journal");
+    let mut forged: Value =
+        serde_json::from_str(text.lines().last().expect("an entry")).expect("json");
+    forged["seq"] = json!(forged["seq"].as_u64().unwrap_or(0) + 1);
+    forged["what"] = json!("signed_out");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&journal)
+        .expect("open");
+    std::io::Write::write_all(&mut file, format!("{forged}\n").as_bytes()).expect("forge");
+    let out = a.expect("signed_out", Duration::from_secs(30));
+    assert!(
+        out["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{out}"
+    );
+    assert!(!alice.run(&["audit", "verify"]).status.success());
+}
+
 /// A sign-out on purpose covers only that sign-in: signed in again, a revoked sign-in is
 /// announced as usual, with its reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

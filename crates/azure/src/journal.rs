@@ -82,12 +82,8 @@ impl Journal {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| self.io(e))?;
         }
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&self.path)
-            .map_err(|e| self.io(e))?;
+        // 0600, and never through a symlink someone left in its place.
+        let mut file = crate::private::open_append(&self.path).map_err(|e| self.io(e))?;
         // Two jumpgate processes must not chain onto the same entry.
         file.lock().map_err(|e| self.io(e))?;
         let (last, fresh_line) = last_entry(&mut file).map_err(|e| self.io(e))?;
@@ -117,10 +113,9 @@ impl Journal {
             entry_hash: entry.entry_hash.clone(),
         })
         .unwrap_or_default();
-        let tmp = self.head.with_extension("tmp");
-        std::fs::write(&tmp, head)
-            .and_then(|_| std::fs::rename(&tmp, &self.head))
-            .map_err(|e| self.io(e))?;
+        // A temporary file of a unique name, created 0600 with O_EXCL: not a fixed name that
+        // a symlink could stand in for.
+        crate::private::write_atomic(&self.head, head.as_bytes()).map_err(|e| self.io(e))?;
         failpoint::hit("journal:after-head");
         Ok(entry)
     }
@@ -222,6 +217,36 @@ mod tests {
         assert_eq!(seqs(j.appended_since(at - 5)), [2]);
         // Longer than the journal is now (it was replaced): all of it.
         assert_eq!(seqs(j.appended_since(j.size() + 100)), [1, 2]);
+    }
+
+    /// RELIABILITY #24: the journal is written 0600 and never through a symlink, and its head
+    /// through a temporary file of a unique name.
+    #[cfg(unix)]
+    #[test]
+    fn the_journal_is_private_and_follows_no_symlink() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("dir");
+        let j = Journal::new(dir.path());
+        j.append(record(1), Utc::now()).expect("append");
+        let mode =
+            |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(j.path()), 0o600);
+        assert_eq!(mode(&dir.path().join("audit.head")), 0o600);
+        // Someone puts a symlink where the journal was: nothing is written through it.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "theirs").expect("file");
+        std::fs::remove_file(j.path()).expect("rm");
+        std::os::unix::fs::symlink(&elsewhere, j.path()).expect("symlink");
+        assert!(j.append(record(2), Utc::now()).is_err());
+        assert_eq!(std::fs::read_to_string(&elsewhere).expect("read"), "theirs");
+        // The head's old fixed temporary name, as a symlink, is not written through either.
+        let other = tempfile::tempdir().expect("dir");
+        let k = Journal::new(other.path());
+        let victim = other.path().join("victim");
+        std::fs::write(&victim, "theirs").expect("file");
+        std::os::unix::fs::symlink(&victim, other.path().join("audit.tmp")).expect("symlink");
+        k.append(record(1), Utc::now()).expect("append");
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "theirs");
     }
 
     fn record(i: usize) -> Record {

@@ -90,6 +90,9 @@ pub struct Watcher<'e> {
     /// Why the sign-in failed during a look that found it gone: announced at the next look,
     /// unless the journal says the person signed out meanwhile.
     lost_sign_in: Option<String>,
+    /// The `signed_out` entry last found in a journal whose whole chain verified, by hash:
+    /// the journal is read in full once per such entry, not at every look.
+    verified_sign_out: Option<String>,
     approver_flag: bool,
     /// This account has decided a request on this machine (`approver::has_decided`), as read
     /// for `decided_for` when the journal last changed.
@@ -121,12 +124,7 @@ impl<'e> Watcher<'e> {
             )
         };
         std::fs::create_dir_all(dir).map_err(io)?;
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("watch.lock"))
-            .map_err(io)?;
+        let lock = crate::private::open_lock(&dir.join("watch.lock")).map_err(io)?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -176,6 +174,7 @@ impl<'e> Watcher<'e> {
             signed_in: true,
             refused_sign_in: None,
             lost_sign_in: None,
+            verified_sign_out: None,
             journal_len: None,
             _lock: lock,
         })
@@ -453,18 +452,42 @@ impl<'e> Watcher<'e> {
     }
 
     /// Whether the last sign-in or sign-out the audit journal has had appended since the last
-    /// look that found a sign-in is a sign-out ([`crate::engine::Engine::sign_out`]). Only
-    /// what was appended since is read: the journal is append-only, and this runs at every
-    /// look while signed out.
-    fn signed_out_on_purpose(&self) -> bool {
+    /// look that found a sign-in is a sign-out ([`crate::engine::Engine::sign_out`]). What
+    /// was appended since is read first (this runs at every look while signed out); a
+    /// sign-out found there counts only once the whole journal verifies with it in its
+    /// chain, so a line written into the journal by anyone else cannot silence the
+    /// "signed out" notice.
+    fn signed_out_on_purpose(&mut self) -> bool {
         use crate::engine::{SIGNED_IN, SIGNED_OUT};
-        self.engine
+        let appended = self
+            .engine
             .journal
-            .appended_since(self.saved.journal_at_sign_in.unwrap_or(0))
+            .appended_since(self.saved.journal_at_sign_in.unwrap_or(0));
+        let Some(last) = appended
             .iter()
-            .map(|e| e.record.what.as_str())
-            .rfind(|what| *what == SIGNED_OUT || *what == SIGNED_IN)
-            == Some(SIGNED_OUT)
+            .rfind(|e| e.record.what == SIGNED_OUT || e.record.what == SIGNED_IN)
+            .filter(|e| e.record.what == SIGNED_OUT)
+        else {
+            return false;
+        };
+        if self.verified_sign_out.as_deref() == Some(last.entry_hash.as_str()) {
+            return true;
+        }
+        let chained = match self.engine.journal.check() {
+            Ok(v) => v.entries.iter().any(|e| {
+                e.seq == last.seq && e.entry_hash == last.entry_hash && e.record.what == SIGNED_OUT
+            }),
+            Err(e) => {
+                self.progress(&format!(
+                    "the audit journal does not verify ({e}): a sign-out in it is not taken as yours"
+                ));
+                false
+            }
+        };
+        if chained {
+            self.verified_sign_out = Some(last.entry_hash.clone());
+        }
+        chained
     }
 
     /// Reads everything: my requests, my open roles and ports, and my approvals inbox.
