@@ -24,6 +24,32 @@ fn require_keychain() {
         std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
         "these tests keep tokens in the OS keychain: run them through `bash scripts/test.sh`, which starts gnome-keyring inside dbus-run-session"
     );
+    keychain_answers();
+}
+
+/// Waits (up to 10 s) until the Secret Service answers a search: gnome-keyring's daemon,
+/// restarted by scripts/desktop-session.sh after one of the tests' deliberate kills, may
+/// still be starting, and a test begun meanwhile would fail at its first sign-in.
+fn keychain_answers() {
+    let started = Instant::now();
+    loop {
+        let answered = Command::new("secret-tool")
+            .args(["search", "service", "jumpgate-keychain-probe"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            // `search` exits 1 when nothing matches, and with an error when no service answers
+            // (or the collection is locked, which prompts instead of answering).
+            .is_ok_and(|s| s.code() == Some(0) || s.code() == Some(1));
+        if answered {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the OS keychain (gnome-keyring's Secret Service) does not answer: is the daemon running and unlocked?"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// A running `jumpgate-sim` and a scratch directory for clients of it.
