@@ -134,6 +134,11 @@ pub struct ConnectForm {
     pub launch: bool,
     /// The way to reach the VM when several do (a [`WayView`]'s `via`); remembered.
     pub via: Option<String>,
+    /// The person confirmed opening the port to a source range wider than a /24, after a
+    /// refusal coded `confirm_wide_source` that named it.
+    #[serde(default)]
+    #[ts(optional)]
+    pub allow_wide_source: Option<bool>,
 }
 
 /// A way to reach a jump box: what to activate, and what it brings there.
@@ -837,6 +842,7 @@ pub async fn connect<R: Runtime>(
         // the popover does not ask for yet: it shows the refusal and its reason.
         allow_broad_role: false,
         via: form.via.as_deref().map(|v| name_of("via", v)).transpose()?,
+        allow_wide_source: form.allow_wide_source.unwrap_or(false),
     };
     let engine = ctx.engine.clone();
     let launch_client = form.launch;

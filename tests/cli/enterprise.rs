@@ -96,6 +96,7 @@ async fn enterprise_alice_connects_to_the_right_vm_through_pages_a_range_and_asy
         "--no-launch",
         "--timeout",
         "3m",
+        "--allow-wide-source",
     ]);
     // bob's inbox answers an empty first page: the approval is on a later one.
     let item = wait_for_inbox(&bob).await;
@@ -140,6 +141,20 @@ async fn enterprise_alice_connects_to_the_right_vm_through_pages_a_range_and_asy
             .is_some_and(|d| d.starts_with("3389 for 84.17.32.0/20")),
         "{opened}"
     );
+
+    // Without her consent, a range wider than a /24 is not opened: refused before anything
+    // is sent, naming the range and how many addresses it holds.
+    let initiated = sim.requests_seen("POST", "initiate").await;
+    let refused = alice.run(&["open", WIN01, "--justification", "Patch KB5031"]);
+    assert!(!refused.status.success());
+    let why = text(&refused.stderr);
+    assert!(
+        why.contains("84.17.32.0/20")
+            && why.contains("4096 addresses")
+            && why.contains("--allow-wide-source"),
+        "{why}"
+    );
+    assert_eq!(sim.requests_seen("POST", "initiate").await, initiated);
 
     // The role was chosen by the VM's scope and least privilege: JIT Requester on the
     // resource group, not Security Admin on the subscription nor Contributor elsewhere.

@@ -104,7 +104,7 @@ async fn groups_frank_reaches_the_jump_box_through_his_group() {
     frank.configure("[watch]\npending_poll_ms = 1000");
     let mut watch = frank.watch(&[]);
     watch.first_look();
-    let connect = frank.spawn(&connect_args(WIN01, &[]));
+    let connect = frank.spawn(&connect_args(WIN01, &["--allow-wide-source"]));
     let item = approve_next(&bob).await;
     assert_eq!(item["kind"], "group", "{item}");
     assert_eq!(item["role"], GROUP);
@@ -247,7 +247,7 @@ async fn groups_alice_chooses_between_her_role_and_the_group() {
     sim.advance(3700).await;
 
     // Both reach the jump box alike: she is asked to choose, and told how.
-    let out = alice.run(&connect_args(WIN01, &[]));
+    let out = alice.run(&connect_args(WIN01, &["--allow-wide-source"]));
     assert!(!out.status.success(), "{}", text(&out.stdout));
     let refusal: Value = serde_json::from_slice(&out.stdout).expect("a JSON error");
     assert_eq!(refusal["error"]["code"], "choose_way", "{refusal}");
@@ -261,7 +261,10 @@ async fn groups_alice_chooses_between_her_role_and_the_group() {
     let puts = sim
         .requests_seen("PUT", "roleAssignmentScheduleRequests")
         .await;
-    let connect = alice.spawn(&connect_args(WIN01, &["--via", "group:JIT Operators"]));
+    let connect = alice.spawn(&connect_args(
+        WIN01,
+        &["--via", "group:JIT Operators", "--allow-wide-source"],
+    ));
     let item = approve_next(&bob).await;
     assert_eq!(item["kind"], "group", "{item}");
     let out = connect.wait_with_output().expect("connect");
@@ -269,7 +272,7 @@ async fn groups_alice_chooses_between_her_role_and_the_group() {
 
     // The choice is remembered: the next time, the group again, unasked.
     sim.advance(3700).await;
-    let connect = alice.spawn(&connect_args(WIN01, &[]));
+    let connect = alice.spawn(&connect_args(WIN01, &["--allow-wide-source"]));
     let item = approve_next(&bob).await;
     assert_eq!(item["kind"], "group", "the remembered way: {item}");
     let out = connect.wait_with_output().expect("connect");

@@ -124,7 +124,16 @@ impl Sim {
     /// A configuration for `upn`, with its own keychain service and state directory, whose
     /// clients are stand-ins that record how they were started.
     pub fn user(&self, upn: &str) -> User {
-        let name = upn.split('@').next().unwrap_or(upn);
+        // The account's local part as the user name to connect as; a guest's
+        // (`erin_fabrikam.example#EXT#`) loses what a user name may not hold.
+        let name: String = upn
+            .split('@')
+            .next()
+            .unwrap_or(upn)
+            .split('#')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let fake_rdp = self.dir.path().join("fake-rdp");
         if !fake_rdp.exists() {
             let log = self.dir.path().join("rdp-launches");

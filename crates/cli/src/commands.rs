@@ -959,7 +959,10 @@ async fn open(ctx: &Ctx, a: OpenArgs) -> Outcome {
     let duration = duration_arg(&a.duration)?;
     let target = ctx.find_target(&a.vm).await?;
     let port = engine::preflight(&target, a.port, duration)?;
-    let source = ctx.source_for(&target, port, &a.ip).await?.prefix;
+    let source = ctx
+        .source_for(&target, port, &a.ip, a.allow_wide_source)
+        .await?
+        .prefix;
     let fresh_until = ctx.fresh_grant_until().await;
     let (fresh, grant) = ctx
         .open_port_after_grant(
@@ -1018,6 +1021,7 @@ async fn connect(ctx: &Ctx, a: ConnectArgs) -> Outcome {
         ticket: parse_ticket(a.ticket.as_deref())?,
         timeout: duration_arg(&a.timeout)?,
         allow_broad_role: a.allow_broad_role,
+        allow_wide_source: a.allow_wide_source,
         via: a.via.clone(),
     };
     let user = profile.as_ref().and_then(|p| p.username.clone()).or(ctx

@@ -269,6 +269,10 @@ pub struct OpenArgs {
     /// The source address to allow: auto (detected) or an IPv4 address.
     #[arg(long, default_value = "auto")]
     ip: String,
+    /// Open the port to the whole allowed range when the policy admits your address only
+    /// inside one wider than a /24.
+    #[arg(long)]
+    allow_wide_source: bool,
 }
 
 #[derive(Args)]
@@ -297,6 +301,10 @@ pub struct ConnectArgs {
     /// role:NAME to be plain). Remembered for the VM.
     #[arg(long, value_name = "ROLE|GROUP")]
     via: Option<String>,
+    /// Open the port to the whole allowed range when the policy admits your address only
+    /// inside one wider than a /24.
+    #[arg(long)]
+    allow_wide_source: bool,
 }
 
 fn main() -> ExitCode {

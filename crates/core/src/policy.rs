@@ -495,6 +495,23 @@ pub struct SourceChoice {
     pub whole_range: bool,
 }
 
+/// The widest source range opened without the requester's explicit consent: a /24, 256
+/// addresses. A policy that admits an address only inside a wider range (a /20 is 4096
+/// addresses: a whole office, or a provider's block) opens the port to all of them.
+pub const WIDE_SOURCE_BITS: u8 = 24;
+
+impl SourceChoice {
+    /// How many addresses the source opens the port to, when that is more than a /24's
+    /// ([`WIDE_SOURCE_BITS`]): the range needs the requester's consent.
+    pub fn wide(&self) -> Option<u64> {
+        if !self.whole_range {
+            return None;
+        }
+        let bits: u8 = self.prefix.split_once('/')?.1.parse().ok()?;
+        (bits < WIDE_SOURCE_BITS).then(|| 1u64 << (32 - u32::from(bits.min(32))))
+    }
+}
+
 /// Chooses the source for a JIT request: the address itself where the policy lets the
 /// requester choose (`*`) or lists it; otherwise the allowed range that contains it, since
 /// JIT accepts only the exact range. An address outside every allowed range is refused.
@@ -534,6 +551,35 @@ pub fn choose_source(
                 rule.allowed_prefixes.join(", ")
             ),
         }),
+    }
+}
+
+#[cfg(test)]
+mod wide_source_tests {
+    use super::*;
+
+    fn rule(prefixes: &[&str]) -> JitPortRule {
+        JitPortRule {
+            number: 3389,
+            protocol: "TCP".into(),
+            allowed_prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
+            max: Duration::hours(3),
+        }
+    }
+
+    #[test]
+    fn a_range_wider_than_a_slash_24_needs_consent() {
+        let ip = "84.17.40.23".parse().expect("ip");
+        let wide = choose_source(&rule(&["84.17.32.0/20", "91.198.174.0/24"]), ip).expect("in");
+        assert_eq!(wide.prefix, "84.17.32.0/20");
+        assert_eq!(wide.wide(), Some(4096));
+        let narrow = choose_source(&rule(&["84.17.40.0/24"]), ip).expect("in");
+        assert_eq!(narrow.wide(), None);
+        let single = choose_source(&rule(&["*"]), ip).expect("any");
+        assert_eq!(single.wide(), None);
+        // The narrowest range holding the address is chosen, and it is the one judged.
+        let both = choose_source(&rule(&["84.0.0.0/8", "84.17.40.0/25"]), ip).expect("in");
+        assert_eq!((both.prefix.as_str(), both.wide()), ("84.17.40.0/25", None));
     }
 }
 

@@ -138,7 +138,12 @@ launch: boolean,
 /**
  * The way to reach the VM when several do (a [`WayView`]'s `via`); remembered.
  */
-via: string | null, };
+via: string | null, 
+/**
+ * The person confirmed opening the port to a source range wider than a /24, after a
+ * refusal coded `confirm_wide_source` that named it.
+ */
+allow_wide_source?: boolean, };
 
 export type WayView = { kind: Elevation, 
 /**

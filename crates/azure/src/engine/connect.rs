@@ -333,7 +333,10 @@ impl<'e> Run<'e> {
             }
         };
         let port = self.port.unwrap_or_default();
-        let chosen = self.engine.source_for(&target, port, "auto").await?;
+        let chosen = self
+            .engine
+            .source_for(&target, port, "auto", self.req.allow_wide_source)
+            .await?;
         self.source = chosen.prefix.clone();
         self.record(Step::DetectIp, self.source.clone(), Vec::new());
         Ok(Observation::IpDetected)

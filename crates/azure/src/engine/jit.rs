@@ -12,6 +12,10 @@ use jumpgate_core::policy::{self};
 use super::*;
 use crate::arm::{self, Target};
 
+/// The error code of a source range wider than a /24 opened without consent
+/// ([`Engine::source_for`]): the tray asks for confirmation on it.
+pub const WIDE_SOURCE: &str = "confirm_wide_source";
+
 impl Engine {
     /// Where to connect for a port: the firewall's mapped port when the VM is behind Azure
     /// Firewall, else the VM's public IP.
@@ -217,12 +221,15 @@ impl Engine {
 
     /// The source to ask JIT for on a VM port: the public IP (`auto`: detected, agreed by two
     /// echo services; or as given), or the allowed range that holds it when the policy lists
-    /// only ranges (JIT refuses a single address inside one). Said when it is a range.
+    /// only ranges (JIT refuses a single address inside one). Said when it is a range. A
+    /// range wider than a /24 is refused, before anything is sent, unless `allow_wide` says
+    /// the requester agreed to open the port to all of it.
     pub async fn source_for(
         &self,
         target: &Target,
         port: u16,
         ip: &str,
+        allow_wide: bool,
     ) -> Result<policy::SourceChoice, Failure> {
         let address = if ip == "auto" {
             let d = self.detect_ip().await?;
@@ -252,6 +259,16 @@ impl Engine {
             })?;
         let chosen = policy::choose_source(rule, address)
             .map_err(|v| Failure::new(Kind::Policy, v.rule, format!("Not sent: {}.", v.message)))?;
+        if let (Some(count), false) = (chosen.wide(), allow_wide) {
+            return Err(Failure::new(
+                Kind::Conflict,
+                WIDE_SOURCE,
+                format!(
+                    "Not sent: the JIT policy of {} admits your address {address} on port {port} only as part of {}, which opens the port to {count} addresses, not just yours. To accept that, run again with --allow-wide-source (in the app, confirm it); or ask an admin to allow a narrower range.",
+                    target.vm, chosen.prefix
+                ),
+            ));
+        }
         if chosen.whole_range {
             self.progress(&format!(
                 "your address {address} lies in the allowed range {}; JIT accepts only the whole range, so the request asks for it",

@@ -107,6 +107,9 @@ pub struct ConnectRequest {
     /// The way to use when several reach the VM: a role's or a group's name
     /// ([`Way::named`]); remembered for the VM.
     pub via: Option<String>,
+    /// The user agreed to open the port to a source range wider than a /24, where the
+    /// policy admits their address only inside one ([`jumpgate_core::policy::WIDE_SOURCE_BITS`]).
+    pub allow_wide_source: bool,
 }
 
 /// Where `connect` got to: the port is open and reachable.
