@@ -613,8 +613,12 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
     tray_menu_pick(2);
     app.wait_for("//h2[normalize-space(.)='Connect to jumpbox-win-01']", 20)
         .await;
+    // The entry names the VM by resource id: a name may be shared by several VMs.
     assert!(
-        app.log().contains("tray menu: connect:jumpbox-win-01"),
+        app.log()
+            .lines()
+            .any(|l| l.contains("tray menu: connect:/subscriptions/")
+                && l.contains("/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01")),
         "{}",
         app.log()
     );
