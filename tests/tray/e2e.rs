@@ -611,8 +611,11 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
     )
     .await;
     tray_menu_pick(2);
-    app.wait_for("//h2[normalize-space(.)='Connect to jumpbox-win-01']", 20)
-        .await;
+    app.wait_for(
+        "//h2[normalize-space(.)='Connect to jumpbox-win-01 in rg-jumpboxes']",
+        20,
+    )
+    .await;
     // The entry names the VM by resource id: a name may be shared by several VMs.
     assert!(
         app.log()
