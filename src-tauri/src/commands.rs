@@ -64,11 +64,16 @@ pub struct AppState {
     pub reachable: Option<jumpgate_azure::engine::Reachable>,
 }
 
-/// A jump box: its JIT ports and what of mine is open on it.
+/// A jump box: its JIT ports and what of mine is open on it. A name may be shared by several
+/// VMs; the resource id never is, and the resource group and subscription say which is which.
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct TargetView {
     pub vm: String,
     pub vm_id: String,
+    /// The resource group's name.
+    pub resource_group: String,
+    /// The subscription's display name, or its id where the name is not known.
+    pub subscription: String,
     pub ports: Vec<PortRule>,
     pub open: Vec<OpenPort>,
 }
@@ -402,7 +407,12 @@ pub async fn snapshot(
                 is_approver(&engine, &signed_in.oid, engine.arm.clock.now()),
             );
             let (eligible, roles) = (eligible?, roles?);
-            let subs = engine.subscriptions_of(visible?, &eligible, &roles);
+            let visible = visible?;
+            let subs = engine.subscriptions_of(
+                visible.iter().map(|s| s.id.clone()).collect(),
+                &eligible,
+                &roles,
+            );
             let targets = engine.targets_in(&subs).await?;
             // Without an eligibility, Connect is offered only when JIT is open to the user
             // already; that costs one permissions read per resource group, only for them,
@@ -440,7 +450,14 @@ pub async fn snapshot(
                         ));
                     }
                 }
+                let sub = jumpgate_core::policy::subscription_of(&t.vm_id).unwrap_or_default();
+                let subscription = visible
+                    .iter()
+                    .find(|s| s.id.eq_ignore_ascii_case(sub) && !s.name.is_empty())
+                    .map_or_else(|| sub.to_string(), |s| s.name.clone());
                 state.targets.push(TargetView {
+                    resource_group: jumpgate_azure::arm::leaf(&t.resource_group()).to_string(),
+                    subscription,
                     ports: t
                         .ports
                         .iter()

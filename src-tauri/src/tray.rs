@@ -48,7 +48,9 @@ pub fn icon_png(icon: Icon) -> &'static [u8] {
 
 /// What the popover should show when it opens: a view (`open`, `sign_in`, `targets`,
 /// `connect:VM`, `active`, `approvals:REQUEST:approve|deny`, `history`, `help`), a Connect
-/// form prefilled from a link, or why a link was refused.
+/// form prefilled from a link, or why a link was refused. The tray's own intents name a VM
+/// by resource id; a link may name it by name, and the popover then asks which VM is meant
+/// when several have that name, before it fills anything in.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
 pub struct Intent {
     pub view: String,
@@ -374,7 +376,16 @@ pub async fn refresh<R: Runtime>(app: &AppHandle<R>) -> crate::commands::Command
         }
     };
     if let Some(icon) = app.tray_by_id(TRAY_ID) {
-        let targets: Vec<String> = state.targets.iter().map(|t| t.vm.clone()).collect();
+        let targets: Vec<tray::MenuTarget> = state
+            .targets
+            .iter()
+            .map(|t| tray::MenuTarget {
+                vm: t.vm.clone(),
+                vm_id: t.vm_id.clone(),
+                resource_group: t.resource_group.clone(),
+                subscription: t.subscription.clone(),
+            })
+            .collect();
         let items = tray::menu(&snapshot, &targets, state.start_at_login);
         let _ = Image::from_bytes(icon_png(state.icon)).map(|i| icon.set_icon(Some(i)));
         let _ = icon.set_tooltip(Some(&state.tooltip));
@@ -450,6 +461,10 @@ pub fn intent_for_action(action: &str, opens: &str) -> Option<Intent> {
         "extend" => format!("active:{rest}"),
         "rerequest" => {
             let (vm, port) = rest.rsplit_once(':')?;
+            // Only a resource id: a name may be shared by several VMs (RELIABILITY #31).
+            if jumpgate_core::policy::vm_resource_id(vm) != Some(vm) {
+                return Some(Intent::view("targets"));
+            }
             return Some(Intent {
                 view: format!("connect:{vm}"),
                 prefill: Some(Prefill {
@@ -565,5 +580,10 @@ mod tests {
         assert_eq!(re.view, format!("connect:{id}"));
         let prefill = re.prefill.expect("prefilled");
         assert_eq!((prefill.vm.as_str(), prefill.port), (id, Some(3389)));
+        // A re-request names the VM by resource id; a bare name, which several VMs may
+        // share, fills nothing in.
+        let by_name = intent_for_action("rerequest:jumpbox-win-01:3389", "").expect("intent");
+        assert_eq!(by_name.view, "targets");
+        assert!(by_name.prefill.is_none());
     }
 }

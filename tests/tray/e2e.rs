@@ -310,6 +310,27 @@ impl Driven {
         .await;
     }
 
+    /// Launches the app a second time with `link`, as a desktop does when one is clicked:
+    /// it hands the link to the running app and exits.
+    fn open_link(&self, link: &str) {
+        let status = Command::new(tray())
+            .arg(link)
+            .env("HOME", self.home.path())
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_CONFIG_HOME")
+            .status()
+            .expect("second launch");
+        assert!(status.success(), "the second launch with {link} failed");
+    }
+
+    /// The value of the form field named `name`.
+    async fn field(&self, name: &str) -> Value {
+        self.script(&format!(
+            "const f = document.querySelector(\"[name='{name}']\"); return f ? f.value : null"
+        ))
+        .await
+    }
+
     async fn screenshot(&self, name: &str) -> PathBuf {
         use base64::Engine as _;
         let v = self.call(reqwest::Method::GET, "/screenshot", None).await;
@@ -611,10 +632,17 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
     )
     .await;
     tray_menu_pick(2);
-    app.wait_for("//h2[normalize-space(.)='Connect to jumpbox-win-01']", 20)
-        .await;
+    app.wait_for(
+        "//h2[normalize-space(.)='Connect to jumpbox-win-01 in rg-jumpboxes']",
+        20,
+    )
+    .await;
+    // The entry names the VM by resource id: a name may be shared by several VMs.
     assert!(
-        app.log().contains("tray menu: connect:jumpbox-win-01"),
+        app.log()
+            .lines()
+            .any(|l| l.contains("tray menu: connect:/subscriptions/")
+                && l.contains("/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01")),
         "{}",
         app.log()
     );
@@ -1557,4 +1585,102 @@ async fn a_person_without_standing_access_sees_what_they_can_reach() {
         "bob is asked: {waiting}"
     );
     app.screenshot("zero-standing-access-asked").await;
+}
+
+/// Issue #20 (H1): a name two jump boxes share is never resolved to one of them. In the
+/// `enterprise` tenant `jumpbox-win-01` is in rg-jumpboxes ("Contoso Jump Boxes") and in
+/// rg-legacy ("Contoso Legacy"); dave, Owner of every subscription, reads both. A link naming
+/// it fills nothing in until he picks one, and then fills in that one; a link carrying the
+/// resource id, and the tray menu's entry, open their VM directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_to_a_name_two_jump_boxes_share_asks_which_one() {
+    const JUMP_BOXES: &str = "/subscriptions/9d2c6b4a-3e1f-4a8b-b7c5-1e0f2a3b4c93/resourceGroups/rg-jumpboxes/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01";
+    const LEGACY: &str = "/subscriptions/2f6a8c0e-4b3d-4c5e-9a7b-8c9d0e1f2a34/resourceGroups/rg-legacy/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01";
+    jumpgate_azure::init_tls();
+    let app = Driven::start(
+        FIRST_PORT + 12,
+        &["--demo"],
+        &[("JUMPGATE_DEMO_TENANT", "enterprise")],
+    )
+    .await;
+    app.click(&button("dave@contoso.example")).await;
+    app.wait_for("//*[contains(., 'Signed in as dave@contoso.example')]", 20)
+        .await;
+    // The list says where each is.
+    app.wait_for(&button("Connect to jumpbox-win-01 in rg-legacy"), 30)
+        .await;
+    assert!(
+        app.present(&button("Connect to jumpbox-win-01 in rg-jumpboxes"))
+            .await
+    );
+
+    // A link by name: the popover asks which, and fills nothing in meanwhile.
+    app.open_link(
+        "jumpgate://connect?vm=jumpbox-win-01&port=3389&duration=PT2H&justification=Patch%20night%20KB5034441",
+    );
+    app.wait_for("//h2[normalize-space(.)='Which jumpbox-win-01?']", 20)
+        .await;
+    assert_eq!(app.field("justification").await, Value::Null);
+    assert!(!app.present("//*[contains(., 'Filled in')]").await);
+    let offered = |id: &str| format!("//ul[contains(@class,'choices')]/li[@data-vm-id='{id}']");
+    let jump_boxes = app.text_of(&offered(JUMP_BOXES)).await;
+    let legacy = app.text_of(&offered(LEGACY)).await;
+    assert!(
+        jump_boxes.contains("rg-jumpboxes") && jump_boxes.contains("Contoso Jump Boxes"),
+        "{jump_boxes}"
+    );
+    assert!(
+        legacy.contains("rg-legacy") && legacy.contains("Contoso Legacy"),
+        "{legacy}"
+    );
+    let choices = app
+        .script("return document.querySelectorAll('ul.choices > li').length")
+        .await;
+    assert_eq!(choices, 2);
+    app.screenshot("same-name-choice").await;
+
+    // Choosing one opens its form, with the link's values, and says where it is.
+    app.click(&button(
+        "Choose jumpbox-win-01 in rg-legacy, Contoso Legacy",
+    ))
+    .await;
+    app.wait_for(
+        "//h2[normalize-space(.)='Connect to jumpbox-win-01 in rg-legacy (Contoso Legacy)']",
+        20,
+    )
+    .await;
+    app.wait_for("//*[contains(., 'Filled in from a link')]", 10)
+        .await;
+    assert_eq!(app.field("justification").await, "Patch night KB5034441");
+    assert_eq!(app.field("duration").await, "PT2H");
+    assert_eq!(app.field("port").await, "3389");
+    app.screenshot("same-name-chosen").await;
+
+    // A link carrying the resource id opens that VM at once.
+    app.open_link(&format!(
+        "jumpgate://connect?vm={JUMP_BOXES}&port=3389&justification=Incident%204711"
+    ));
+    app.wait_for(
+        "//h2[normalize-space(.)='Connect to jumpbox-win-01 in rg-jumpboxes (Contoso Jump Boxes)']",
+        20,
+    )
+    .await;
+    assert_eq!(app.field("justification").await, "Incident 4711");
+    assert!(!app.present("//h2[starts-with(., 'Which')]").await);
+
+    // The tray menu has an entry per VM, keyed by its resource id: Open, then the jump boxes
+    // as ARM lists them (rg-jumpboxes' two, rg-jumpboxes-secure's, rg-legacy's).
+    app.click(&button("Back to jump boxes")).await;
+    tray_menu_pick(5);
+    app.wait_for(
+        "//h2[normalize-space(.)='Connect to jumpbox-win-01 in rg-legacy (Contoso Legacy)']",
+        20,
+    )
+    .await;
+    assert!(
+        app.log().contains(&format!("tray menu: connect:{LEGACY}")),
+        "{}",
+        app.log()
+    );
+    assert_eq!(app.field("justification").await, "");
 }

@@ -54,12 +54,32 @@ pub fn leaf(id: &str) -> &str {
 }
 
 pub async fn subscriptions(arm: &Arm) -> Result<Vec<String>> {
+    Ok(named_subscriptions(arm)
+        .await?
+        .into_iter()
+        .map(|s| s.id)
+        .collect())
+}
+
+/// A subscription as ARM lists it: its id, and the name people know it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub id: String,
+    /// `displayName`; empty when ARM gives none.
+    pub name: String,
+}
+
+/// The subscriptions the user can see, with their display names.
+pub async fn named_subscriptions(arm: &Arm) -> Result<Vec<Subscription>> {
     let v = arm
         .list(&format!("/subscriptions?api-version={SUBSCRIPTIONS}"))
         .await?;
     Ok(v.iter()
-        .map(|s_| s(s_, "/subscriptionId"))
-        .filter(|id| !id.is_empty())
+        .map(|s_| Subscription {
+            id: s(s_, "/subscriptionId"),
+            name: s(s_, "/displayName"),
+        })
+        .filter(|sub| !sub.id.is_empty())
         .collect())
 }
 

@@ -88,16 +88,36 @@ pub fn view(now: DateTime<Utc>, s: &Snapshot, soon: Duration) -> TrayView {
     TrayView { icon, tooltip }
 }
 
+/// A jump box as the menu names it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MenuTarget {
+    pub vm: String,
+    /// What the entry opens: a name may be shared by several VMs, a resource id never is.
+    pub vm_id: String,
+    pub resource_group: String,
+    /// The subscription's display name, or its id where the name is not known.
+    pub subscription: String,
+}
+
 /// One entry of the tray menu.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MenuItem {
     Open,
-    Connect { vm: String },
-    Approvals { count: usize },
+    /// `vm_id` keys the entry; `label` names the VM, with where it is when another jump box
+    /// has the same name.
+    Connect {
+        vm_id: String,
+        label: String,
+    },
+    Approvals {
+        count: usize,
+    },
     SignIn,
     SignOut,
-    StartAtLogin { on: bool },
+    StartAtLogin {
+        on: bool,
+    },
     Quit,
 }
 
@@ -106,7 +126,7 @@ impl MenuItem {
     pub fn id(&self) -> String {
         match self {
             MenuItem::Open => "open".into(),
-            MenuItem::Connect { vm } => format!("connect:{vm}"),
+            MenuItem::Connect { vm_id, .. } => format!("connect:{vm_id}"),
             MenuItem::Approvals { .. } => "approvals".into(),
             MenuItem::SignIn => "sign_in".into(),
             MenuItem::SignOut => "sign_out".into(),
@@ -118,7 +138,7 @@ impl MenuItem {
     pub fn label(&self) -> String {
         match self {
             MenuItem::Open => "Open".into(),
-            MenuItem::Connect { vm } => format!("Connect to {vm}"),
+            MenuItem::Connect { label, .. } => format!("Connect to {label}"),
             MenuItem::Approvals { count } => format!("Approvals ({count})"),
             MenuItem::SignIn => "Sign in".into(),
             MenuItem::SignOut => "Sign out".into(),
@@ -131,15 +151,16 @@ impl MenuItem {
 }
 
 /// The menu: Open, a Connect entry per jump box, Approvals (n), Sign in or out, Start at
-/// login, Quit.
-pub fn menu(s: &Snapshot, targets: &[String], start_at_login: bool) -> Vec<MenuItem> {
+/// login, Quit. Each Connect entry is keyed by the VM's resource id (RELIABILITY #31); where
+/// two jump boxes share a name, their labels add the resource group, and the subscription
+/// too when that is shared as well, so no two entries read alike.
+pub fn menu(s: &Snapshot, targets: &[MenuTarget], start_at_login: bool) -> Vec<MenuItem> {
     let mut items = vec![MenuItem::Open];
     if s.signed_in {
-        items.extend(
-            targets
-                .iter()
-                .map(|vm| MenuItem::Connect { vm: vm.clone() }),
-        );
+        items.extend(targets.iter().map(|t| MenuItem::Connect {
+            vm_id: t.vm_id.clone(),
+            label: menu_label(t, targets),
+        }));
         items.push(MenuItem::Approvals { count: s.approvals });
         items.push(MenuItem::SignOut);
     } else {
@@ -148,6 +169,35 @@ pub fn menu(s: &Snapshot, targets: &[String], start_at_login: bool) -> Vec<MenuI
     items.push(MenuItem::StartAtLogin { on: start_at_login });
     items.push(MenuItem::Quit);
     items
+}
+
+/// How the menu names `t` among `all`: its name alone while no other jump box has it (Azure
+/// compares VM names without case), else with its resource group, then its subscription's
+/// name, then (display names need not be unique) its subscription's id: the first that no
+/// other entry shares. Names from ARM are made one plain line (RELIABILITY #22).
+fn menu_label(t: &MenuTarget, all: &[MenuTarget]) -> String {
+    let sub_id = |m: &MenuTarget| {
+        crate::policy::subscription_of(&m.vm_id)
+            .unwrap_or("")
+            .to_string()
+    };
+    let tiers: [&dyn Fn(&MenuTarget) -> String; 4] = [
+        &|m| m.vm.clone(),
+        &|m| format!("{} ({})", m.vm, m.resource_group),
+        &|m| format!("{} ({}, {})", m.vm, m.resource_group, m.subscription),
+        &|m| format!("{} ({}, {})", m.vm, m.resource_group, sub_id(m)),
+    ];
+    let chosen = tiers
+        .iter()
+        .find(|key| {
+            let mine = key(t).to_ascii_lowercase();
+            all.iter()
+                .filter(|o| key(o).to_ascii_lowercase() == mine)
+                .count()
+                < 2
+        })
+        .unwrap_or(&tiers[3]);
+    crate::text::line(&chosen(t)).into_owned()
 }
 
 /// A notification action: its id (what the app does) and its label.
@@ -350,9 +400,33 @@ mod tests {
         );
     }
 
+    const SUB_A: &str = "1c9d3f2a-6e4b-4a8c-b7d5-2f0e1a3b4c5d";
+    const SUB_B: &str = "2f6a8c0e-4b3d-4c5e-9a7b-8c9d0e1f2a34";
+
+    fn target(name: &str, sub: &str, sub_name: &str, rg: &str) -> MenuTarget {
+        MenuTarget {
+            vm: name.into(),
+            vm_id: format!(
+                "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}"
+            ),
+            resource_group: rg.into(),
+            subscription: sub_name.into(),
+        }
+    }
+
+    fn signed_in() -> Snapshot {
+        Snapshot {
+            signed_in: true,
+            ..Snapshot::default()
+        }
+    }
+
     #[test]
     fn the_menu_has_a_connect_entry_per_jump_box() {
-        let targets = vec!["jumpbox-win-01".to_string(), "jumpbox-linux-01".to_string()];
+        let targets = vec![
+            target("jumpbox-win-01", SUB_A, "Jump Boxes", "rg-jumpboxes"),
+            target("jumpbox-linux-01", SUB_A, "Jump Boxes", "rg-jumpboxes"),
+        ];
         let signed_out = menu(&Snapshot::default(), &targets, false);
         let labels: Vec<String> = signed_out.iter().map(MenuItem::label).collect();
         assert_eq!(labels, ["Open", "Sign in", "Start at login: off", "Quit"]);
@@ -377,7 +451,104 @@ mod tests {
                 "Quit"
             ]
         );
-        assert_eq!(menu(&s, &targets, true)[1].id(), "connect:jumpbox-win-01");
+        assert_eq!(
+            menu(&s, &targets, true)[1].id(),
+            format!("connect:{}", targets[0].vm_id)
+        );
+    }
+
+    /// Two connect entries of the menu: their ids and labels.
+    fn connect_entries(targets: &[MenuTarget]) -> Vec<(String, String)> {
+        menu(&signed_in(), targets, false)
+            .iter()
+            .filter(|i| matches!(i, MenuItem::Connect { .. }))
+            .map(|i| (i.id(), i.label()))
+            .collect()
+    }
+
+    #[test]
+    fn reliability_31_two_jump_boxes_of_one_name_are_two_entries_keyed_by_resource_id() {
+        let targets = vec![
+            target(
+                "jumpbox-win-01",
+                SUB_A,
+                "Contoso Jump Boxes",
+                "rg-jumpboxes",
+            ),
+            target(
+                "jumpbox-linux-01",
+                SUB_A,
+                "Contoso Jump Boxes",
+                "rg-jumpboxes",
+            ),
+            // Azure compares VM names without case.
+            target("JumpBox-Win-01", SUB_B, "Contoso Legacy", "rg-legacy"),
+        ];
+        let entries = connect_entries(&targets);
+        assert_eq!(
+            entries,
+            [
+                (
+                    format!("connect:{}", targets[0].vm_id),
+                    "Connect to jumpbox-win-01 (rg-jumpboxes)".to_string()
+                ),
+                (
+                    format!("connect:{}", targets[1].vm_id),
+                    "Connect to jumpbox-linux-01".to_string()
+                ),
+                (
+                    format!("connect:{}", targets[2].vm_id),
+                    "Connect to JumpBox-Win-01 (rg-legacy)".to_string()
+                ),
+            ]
+        );
+
+        // The same resource group in two subscriptions: the subscription's name tells them
+        // apart, or its id when the names are alike too.
+        let twins = vec![
+            target(
+                "jumpbox-win-01",
+                SUB_A,
+                "Contoso Jump Boxes",
+                "rg-jumpboxes",
+            ),
+            target("jumpbox-win-01", SUB_B, "Contoso Legacy", "rg-jumpboxes"),
+        ];
+        let labels: Vec<String> = connect_entries(&twins).into_iter().map(|e| e.1).collect();
+        assert_eq!(
+            labels,
+            [
+                "Connect to jumpbox-win-01 (rg-jumpboxes, Contoso Jump Boxes)",
+                "Connect to jumpbox-win-01 (rg-jumpboxes, Contoso Legacy)"
+            ]
+        );
+        let alike = vec![
+            target("jumpbox-win-01", SUB_A, "Contoso", "rg-jumpboxes"),
+            target("jumpbox-win-01", SUB_B, "Contoso", "rg-jumpboxes"),
+        ];
+        let entries = connect_entries(&alike);
+        assert_eq!(
+            entries[1].1,
+            format!("Connect to jumpbox-win-01 (rg-jumpboxes, {SUB_B})")
+        );
+        assert_ne!(entries[0], entries[1]);
+    }
+
+    #[test]
+    fn reliability_22_menu_labels_from_arm_are_one_plain_line() {
+        let targets = vec![
+            target(
+                "jumpbox-win-01",
+                SUB_A,
+                "Evil\u{202E}gnp.exe\nsecond line",
+                "rg",
+            ),
+            target("jumpbox-win-01", SUB_B, "Other", "rg"),
+        ];
+        for (_, label) in connect_entries(&targets) {
+            assert!(!label.chars().any(crate::text::is_hostile), "{label:?}");
+            assert!(!label.contains('\n'), "{label:?}");
+        }
     }
 
     #[test]

@@ -45,6 +45,18 @@ export function vmName(vm: string): string {
   return match ? match[1] : vm;
 }
 
+/** Whether another of `all` has the name of `t` (Azure compares VM names without case):
+ *  then the name alone does not say which VM is meant. */
+export function nameShared(t: { vm: string; vm_id: string }, all: Array<{ vm: string; vm_id: string }>): boolean {
+  const name = t.vm.toLowerCase();
+  return all.some((o) => o.vm_id.toLowerCase() !== t.vm_id.toLowerCase() && o.vm.toLowerCase() === name);
+}
+
+/** The subscription id in an ARM id (`/subscriptions/ID/…`). */
+export function subscriptionOf(id: string): string {
+  return /^\/subscriptions\/([^/]+)/i.exec(id)?.[1] ?? "";
+}
+
 /** A duration in minutes as the short form the engine reads ("1h30m"). */
 export function shortDuration(minutes: number): string {
   const h = Math.floor(minutes / 60);

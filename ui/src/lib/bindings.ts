@@ -44,7 +44,15 @@ azure_cli: boolean,
  */
 reachable: Reachable | null, };
 
-export type TargetView = { vm: string, vm_id: string, ports: Array<PortRule>, open: Array<OpenPort>, };
+export type TargetView = { vm: string, vm_id: string, 
+/**
+ * The resource group's name.
+ */
+resource_group: string, 
+/**
+ * The subscription's display name, or its id where the name is not known.
+ */
+subscription: string, ports: Array<PortRule>, open: Array<OpenPort>, };
 
 export type PortRule = { number: number, 
 /**

@@ -27,12 +27,16 @@ const bob: AppState = {
     {
       vm: "jumpbox-win-01",
       vm_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01",
+      resource_group: "rg",
+      subscription: "Contoso",
       ports: [{ number: 3389, max_minutes: 180 }],
       open: [{ port: 3389, source: "203.0.113.7", end: "2026-11-27T12:30:00Z" }],
     },
     {
       vm: "jumpbox-linux-with-a-rather-long-name-01",
       vm_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-linux-with-a-rather-long-name-01",
+      resource_group: "rg",
+      subscription: "Contoso",
       ports: [{ number: 22, max_minutes: 60 }],
       open: [],
     },
@@ -139,6 +143,8 @@ const many: AppState = {
     ...[1, 2, 3, 4, 5].map((n) => ({
       vm: `vm-${n}`,
       vm_id: `/subscriptions/s/resourceGroups/rg-${"x".repeat(57)}/providers/Microsoft.Compute/virtualMachines/vm-${n}`,
+      resource_group: `rg-${"x".repeat(57)}`,
+      subscription: "Contoso",
       ports: [{ number: 22, max_minutes: 60 }],
       open: [],
     })),
@@ -210,6 +216,22 @@ describe("accessibility of each view (axe-core)", () => {
     backend({ ...bob, targets: [] });
     render(App);
     await screen.findByText(/No jump box yet/);
+    expect(await serious()).toEqual([]);
+  });
+
+  it("the choice of a jump box a link names, when several have that name", async () => {
+    const legacy = {
+      ...bob.targets[0],
+      vm_id: "/subscriptions/l/resourceGroups/rg-legacy/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01",
+      resource_group: "rg-legacy",
+      subscription: "Contoso Legacy",
+    };
+    backend({ ...bob, targets: [...bob.targets, legacy] });
+    render(App);
+    await screen.findByRole("button", { name: "Connect to jumpbox-win-01 in rg-legacy" });
+    expect(await serious()).toEqual([]);
+    await emit("intent", { view: "connect:jumpbox-win-01", prefill: { vm: "jumpbox-win-01", port: 3389, duration: null, justification: null }, refused: null });
+    await screen.findByRole("heading", { name: "Which jumpbox-win-01?" });
     expect(await serious()).toEqual([]);
   });
 

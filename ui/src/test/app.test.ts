@@ -14,8 +14,8 @@ const alice: AppState = {
   tooltip: "Jumpgate: no access open",
   can_connect: true,
   targets: [
-    { vm: "jumpbox-win-01", vm_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01", ports: [{ number: 3389, max_minutes: 180 }], open: [] },
-    { vm: "jumpbox-linux-01", vm_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-linux-01", ports: [{ number: 22, max_minutes: 60 }], open: [] },
+    { vm: "jumpbox-win-01", vm_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01", resource_group: "rg", subscription: "Contoso", ports: [{ number: 3389, max_minutes: 180 }], open: [] },
+    { vm: "jumpbox-linux-01", vm_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-linux-01", resource_group: "rg", subscription: "Contoso", ports: [{ number: 22, max_minutes: 60 }], open: [] },
   ],
 };
 
@@ -49,11 +49,13 @@ afterEach(() => {
   localStorage.clear();
 });
 
-/** A VM of a JIT policy in resource group `rg`. */
-function vm(name: string, rg = "rg-jumpboxes", ports = [3389]) {
+/** A VM of a JIT policy in resource group `rg` of subscription `sub` ("Contoso Jump Boxes"). */
+function vm(name: string, rg = "rg-jumpboxes", ports = [3389], sub = "s") {
   return {
     vm: name,
-    vm_id: `/subscriptions/s/resourceGroups/${rg}/providers/Microsoft.Compute/virtualMachines/${name}`,
+    vm_id: `/subscriptions/${sub}/resourceGroups/${rg}/providers/Microsoft.Compute/virtualMachines/${name}`,
+    resource_group: rg,
+    subscription: sub === "s" ? "Contoso Jump Boxes" : sub,
     ports: ports.map((number) => ({ number, max_minutes: 180 })),
     open: [] as AppState["targets"][number]["open"],
   };
@@ -600,7 +602,7 @@ describe("the jump boxes", () => {
     expect(cardNames()).toEqual(["echo", "delta", "bravo", "charlie", "alpha"]);
     expect(calls).toContainEqual(["remember_target", { vmId: targets[4].vm_id, what: "favourite" }]);
     await fireEvent.click(screen.getByRole("button", { name: "Connect to alpha" }));
-    await screen.findByRole("heading", { name: "Connect to alpha" });
+    await screen.findByRole("heading", { name: "Connect to alpha in rg-jumpboxes" });
     await fireEvent.click(screen.getByRole("button", { name: "Back to jump boxes" }));
     expect(cardNames()).toEqual(["alpha", "echo", "delta", "bravo", "charlie"]);
     // The webview keeps nothing: a new popover shows what the app kept.
@@ -952,7 +954,7 @@ describe("help", () => {
   it("turns a missing role or rule into Request access for the checked VM", async () => {
     await runChecks([check("signed_in", "pass"), check("jit_role", "fail", "Request it: jumpgate connect jumpbox-win-01.")]);
     await fireEvent.click(screen.getByRole("button", { name: "Request access to jumpbox-win-01" }));
-    expect(await screen.findByRole("heading", { name: "Connect to jumpbox-win-01" })).toBeTruthy();
+    expect(await screen.findByRole("heading", { name: "Connect to jumpbox-win-01 in rg" })).toBeTruthy();
     expect(screen.queryByText(/Filled in/)).toBeNull();
   });
 
@@ -1161,7 +1163,7 @@ describe("the ways to a jump box", () => {
     });
     render(App);
     await fireEvent.click(await screen.findByRole("button", { name: "Connect to jumpbox-win-01" }));
-    await screen.findByRole("heading", { name: "Connect to jumpbox-win-01" });
+    await screen.findByRole("heading", { name: "Connect to jumpbox-win-01 in rg" });
     await waitFor(() => expect(calls.some(([c]) => c === "ways")).toBe(true));
     return calls;
   }
@@ -1318,7 +1320,7 @@ describe("no standing access", () => {
   it("opens Connect for a jump box read before, as a card's Connect does", async () => {
     const calls = open(dana, (cmd) => (cmd === "remember_target" ? { favourites: [], recent: [seenVm] } : null));
     await fireEvent.click(await screen.findByRole("button", { name: "Connect to jumpbox-win-07" }));
-    expect(await screen.findByRole("heading", { name: "Connect to jumpbox-win-07" })).toBeTruthy();
+    expect(await screen.findByRole("heading", { name: "Connect to jumpbox-win-07 in rg-jumpboxes" })).toBeTruthy();
     expect(calls).toContainEqual(["remember_target", { vmId: seenVm, what: "connected" }]);
     // Its ports are not known: the usual ones are offered, and the policy is read on Connect.
     expect([...(screen.getByLabelText("Port") as HTMLSelectElement).options].map((o) => o.value)).toEqual(["3389", "22"]);
@@ -1345,5 +1347,125 @@ describe("no standing access", () => {
     open({ ...dana, can_connect: false });
     expect(await screen.findByText("jumpbox-win-07")).toBeTruthy();
     expect(screen.queryByRole("button", { name: /^Connect/ })).toBeNull();
+  });
+});
+
+describe("a name several jump boxes share", () => {
+  // The enterprise tenant's two jumpbox-win-01: one in rg-jumpboxes, one in another subscription.
+  const win = vm("jumpbox-win-01");
+  const legacy = { ...vm("jumpbox-win-01", "rg-legacy", [3389, 22], "2f6a8c0e-4b3d-4c5e-9a7b-8c9d0e1f2a34"), subscription: "Contoso Legacy" };
+  const linux = vm("jumpbox-linux-01", "rg-jumpboxes", [22]);
+  const both: AppState = { ...alice, targets: [win, linux, legacy] };
+  const link = (vm: string): Intent => ({
+    view: `connect:${vm}`,
+    prefill: { vm, port: 3389, duration: "PT2H", justification: "Incident 4711" },
+    refused: null,
+  });
+
+  function open(handler: Handler = () => null) {
+    const calls = backend((cmd, args) => (cmd === "app_state" ? both : cmd === "ways" ? [] : handler(cmd, args)));
+    render(App);
+    return calls;
+  }
+
+  it("lists each with its resource group and subscription, fills nothing in, and opens the one chosen with the link's values", async () => {
+    const calls = open((cmd) => (cmd === "connect" ? new Promise<Connected>(() => {}) : null));
+    await screen.findByText("jumpbox-linux-01");
+    // Any case: Azure compares VM names without it.
+    await emit("intent", link("JUMPBOX-WIN-01"));
+    expect(await screen.findByRole("heading", { name: "Which jumpbox-win-01?" })).toBeTruthy();
+    const offered = [...document.querySelectorAll("ul.choices li")].map((li) => li.textContent?.replace(/\s+/g, " ").trim());
+    expect(offered).toEqual([
+      "jumpbox-win-01 Resource group rg-jumpboxes Subscription Contoso Jump Boxes Choose",
+      "jumpbox-win-01 Resource group rg-legacy Subscription Contoso Legacy Choose",
+    ]);
+    // Nothing is filled in, asked or sent until one is chosen.
+    expect(screen.queryByLabelText("Justification")).toBeNull();
+    expect(screen.queryByText(/Filled in/)).toBeNull();
+    expect(calls.some(([c]) => c === "check_connect" || c === "ways" || c === "connect")).toBe(false);
+
+    await fireEvent.click(screen.getByRole("button", { name: "Choose jumpbox-win-01 in rg-legacy, Contoso Legacy" }));
+    const heading = await screen.findByRole("heading", { name: "Connect to jumpbox-win-01 in rg-legacy (Contoso Legacy)" });
+    // As text too, as a screen reader's browse mode and the end-to-end test read it.
+    expect(heading.textContent?.replace(/\s+/g, " ").trim()).toBe("Connect to jumpbox-win-01 in rg-legacy (Contoso Legacy)");
+    expect(screen.getByText(/Filled in from a link/)).toBeTruthy();
+    expect((screen.getByLabelText("Justification") as HTMLInputElement).value).toBe("Incident 4711");
+    expect((screen.getByLabelText(/Duration/) as HTMLInputElement).value).toBe("PT2H");
+    expect((screen.getByLabelText("Port") as HTMLSelectElement).value).toBe("3389");
+    await waitFor(() => expect(calls).toContainEqual(["ways", { vmId: legacy.vm_id }]));
+    await pressConnect();
+    await waitFor(() => expect(calls.some(([c]) => c === "connect")).toBe(true));
+    expect((calls.find(([c]) => c === "connect")?.[1] as { form: { vm: string } }).form.vm).toBe(legacy.vm_id);
+  });
+
+  it("leaves the link's values behind when the person backs out of the choice", async () => {
+    const calls = open();
+    await screen.findByText("jumpbox-linux-01");
+    await emit("intent", link("jumpbox-win-01"));
+    await screen.findByRole("heading", { name: "Which jumpbox-win-01?" });
+    await fireEvent.click(screen.getByRole("button", { name: "Back to jump boxes" }));
+    expect(await screen.findByRole("heading", { name: "Jump boxes" })).toBeTruthy();
+    await fireEvent.click(screen.getByRole("button", { name: "Connect to jumpbox-win-01 in rg-jumpboxes" }));
+    await screen.findByRole("heading", { name: "Connect to jumpbox-win-01 in rg-jumpboxes (Contoso Jump Boxes)" });
+    expect((screen.getByLabelText("Justification") as HTMLInputElement).value).toBe("");
+    expect(screen.queryByText(/Filled in/)).toBeNull();
+    expect(calls.some(([c]) => c === "connect")).toBe(false);
+  });
+
+  it("opens a name no other jump box has at once, its heading naming the resource group", async () => {
+    open();
+    await screen.findByText("jumpbox-linux-01");
+    await emit("intent", { ...link("jumpbox-linux-01"), prefill: { vm: "jumpbox-linux-01", port: 22, duration: null, justification: "Incident 4711" } });
+    expect(await screen.findByRole("heading", { name: "Connect to jumpbox-linux-01 in rg-jumpboxes" })).toBeTruthy();
+    expect((screen.getByLabelText("Justification") as HTMLInputElement).value).toBe("Incident 4711");
+    expect(screen.queryByRole("heading", { name: /^Which/ })).toBeNull();
+  });
+
+  it("opens the VM a link or the tray names by resource id directly", async () => {
+    open();
+    await screen.findByText("jumpbox-linux-01");
+    await emit("intent", link(legacy.vm_id.toUpperCase()));
+    expect(await screen.findByRole("heading", { name: "Connect to jumpbox-win-01 in rg-legacy (Contoso Legacy)" })).toBeTruthy();
+    expect((screen.getByLabelText("Justification") as HTMLInputElement).value).toBe("Incident 4711");
+    // The tray menu's entry: its resource id, nothing prefilled.
+    await emit("intent", { view: `connect:${win.vm_id}`, prefill: null, refused: null });
+    expect(await screen.findByRole("heading", { name: "Connect to jumpbox-win-01 in rg-jumpboxes (Contoso Jump Boxes)" })).toBeTruthy();
+    expect((screen.getByLabelText("Justification") as HTMLInputElement).value).toBe("");
+  });
+
+  it("names where each is in the jump box list, in Help and in Active", async () => {
+    const openWin = { ...win, open: [{ port: 3389, source: "203.0.113.7", end: "2026-11-27T12:30:00Z" }] };
+    const openLegacy = { ...legacy, open: [{ port: 3389, source: "203.0.113.7", end: "2026-11-27T12:40:00Z" }] };
+    backend((cmd) => (cmd === "app_state" ? { ...both, targets: [openWin, linux, openLegacy] } : null));
+    render(App);
+    await screen.findByText("jumpbox-linux-01");
+    const card = (id: string) => document.querySelector(`ul.targets li[data-vm-id="${id}"]`) as HTMLElement;
+    expect(card(win.vm_id).querySelector(".rg")?.textContent).toBe("rg-jumpboxes · Contoso Jump Boxes");
+    expect(card(legacy.vm_id).querySelector(".rg")?.textContent).toBe("rg-legacy · Contoso Legacy");
+    // A name no other has keeps its resource group alone.
+    expect(card(linux.vm_id).querySelector(".rg")?.textContent).toBe("rg-jumpboxes");
+    expect(within(card(legacy.vm_id)).getByRole("button", { name: "Connect to jumpbox-win-01 in rg-legacy" })).toBeTruthy();
+    expect(within(card(win.vm_id)).getByRole("button", { name: "Favourite jumpbox-win-01 in rg-jumpboxes" })).toBeTruthy();
+
+    await fireEvent.click(screen.getByRole("button", { name: "Help" }));
+    const options = [...(screen.getByLabelText(/Check the way to/) as HTMLSelectElement).options].map((o) => o.textContent);
+    expect(options).toEqual(["(no VM)", "jumpbox-win-01 (rg-jumpboxes)", "jumpbox-linux-01", "jumpbox-win-01 (rg-legacy)"]);
+
+    await fireEvent.click(screen.getByRole("button", { name: "Active" }));
+    expect(await screen.findByText("jumpbox-win-01 (rg-legacy) port 3389")).toBeTruthy();
+    expect(screen.getByText("jumpbox-win-01 (rg-jumpboxes) port 3389")).toBeTruthy();
+  });
+
+  it("highlights only the port a notification is about, not one of a VM whose id starts the same", async () => {
+    const short = { ...vm("jumpbox"), open: [{ port: 3389, source: "203.0.113.7", end: "2026-11-27T12:30:00Z" }] };
+    const longer = { ...vm("jumpbox-2"), open: [{ port: 3389, source: "203.0.113.7", end: "2026-11-27T12:40:00Z" }] };
+    backend((cmd) => (cmd === "app_state" ? { ...alice, icon: "access_open", targets: [short, longer] } : null));
+    render(App);
+    await screen.findByText("jumpbox-2");
+    // As a reminder's action opens it: `active:` and the access's key, in lower case.
+    await emit("intent", { view: `active:port:${longer.vm_id.toLowerCase()}:3389`, prefill: null, refused: null });
+    await screen.findByRole("heading", { name: "Active access" });
+    const focused = [...document.querySelectorAll("li.card.focus strong")].map((s) => s.textContent);
+    expect(focused).toEqual(["jumpbox-2 port 3389"]);
   });
 });

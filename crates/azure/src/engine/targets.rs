@@ -78,14 +78,19 @@ impl Engine {
             arm::eligible_roles(&self.arm),
             arm::active_roles(&self.arm),
         );
-        Ok(self.subscriptions_of(visible?, &eligible?, &active?))
+        let visible = visible?.into_iter().map(|s| s.id).collect();
+        Ok(self.subscriptions_of(visible, &eligible?, &active?))
     }
 
-    /// The subscriptions the user can see: the configured one, or ARM's list.
-    pub async fn visible_subscriptions(&self) -> Result<Vec<String>, Failure> {
+    /// The subscriptions the user can see, with their display names: the configured one
+    /// (whose name is not read), or ARM's list.
+    pub async fn visible_subscriptions(&self) -> Result<Vec<arm::Subscription>, Failure> {
         match &self.config.azure.subscription_id {
-            Some(s) => Ok(vec![s.clone()]),
-            None => Ok(arm::subscriptions(&self.arm).await?),
+            Some(s) => Ok(vec![arm::Subscription {
+                id: s.clone(),
+                name: String::new(),
+            }]),
+            None => Ok(arm::named_subscriptions(&self.arm).await?),
         }
     }
 
