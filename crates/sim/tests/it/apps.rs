@@ -1066,3 +1066,47 @@ async fn where_members_may_register_apps_the_creator_becomes_the_owner() {
         "Authorization_RequestDenied",
     );
 }
+
+#[test]
+fn a_fixtures_applications_are_checked_when_it_loads() {
+    let base = jumpgate_sim::tenant::ENTERPRISE;
+    let now = chrono::Utc::now();
+    let load = |from: &str, to: &str| {
+        assert!(base.contains(from), "{from}");
+        let text = base.replacen(from, to, 1);
+        let fixture =
+            jumpgate_sim::tenant::Fixture::parse("enterprise (changed)", &text).expect("parses");
+        jumpgate_sim::state::World::from_fixture(&fixture, now).map(|_| ())
+    };
+    assert!(load("", "").is_ok());
+    for (from, to, needle) in [
+        (
+            "owners = [\"grace@contoso.example\"]",
+            "owners = [\"mallory@contoso.example\"]",
+            "owner mallory@contoso.example is no user",
+        ),
+        (
+            "app_id = \"7c3e9b1a-5d2f-4e8a-9b6c-2a1f0e9d8c71\"",
+            "app_id = \"4f2c9a6e-8b1d-4c3e-a5f7-0d9e8c7b6a51\"",
+            "another application has its app_id",
+        ),
+        (
+            "  \"Directory.Read.All\",\n]",
+            "  \"Mail.Read\",\n]",
+            "permission Mail.Read",
+        ),
+        (
+            "web_redirect_uris = [\"https://signin.jumpgate-tools.example/callback\"]",
+            "web_redirect_uris = [\"not a url\"]",
+            "is not a URL",
+        ),
+        (
+            "expires = \"2027-06-30T00:00:00Z\" }]\ncertificates",
+            "expires = \"next year\" }]\ncertificates",
+            "not RFC 3339",
+        ),
+    ] {
+        let e = load(from, to).expect_err(needle).to_string();
+        assert!(e.contains(needle), "{needle}: {e}");
+    }
+}
