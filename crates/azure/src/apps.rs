@@ -1,8 +1,10 @@
 //! `jumpgate admin app create`: the public client app registration for Jumpgate, made once
-//! by an Entra admin through Microsoft Graph v1.0 (`applications`, then the
-//! `servicePrincipals` entry users sign in to). What is sent is decided in
-//! `jumpgate_core::appreg`; this module talks to Graph, with a delegated
-//! `Application.ReadWrite.All` token from the admin's sign-in.
+//! by an Entra admin through Microsoft Graph v1.0 (`applications`, the admin added as its
+//! owner, then the `servicePrincipals` entry users sign in to), or an existing one adopted by
+//! its client id once it passes every check. What is sent, and what an adoptable registration
+//! looks like, is decided in `jumpgate_core::appreg`; this module talks to Graph, with a
+//! delegated `Application.ReadWrite.All` and `Directory.Read.All` token from the admin's
+//! sign-in.
 
 use jumpgate_core::appreg;
 use jumpgate_core::explain::{Failure, Kind};
@@ -27,17 +29,21 @@ pub struct AppRegistration {
     pub created: bool,
     /// Whether this run created its service principal.
     pub service_principal_created: bool,
+    /// Its owners as Graph lists them, each made one line ("Name <upn>").
+    pub owners: Vec<String>,
+    /// Whether it allows public client flows, so device-code sign-in.
+    pub device_code: bool,
 }
 
 /// What the admin asked for.
 #[derive(Debug, Clone)]
 pub struct CreateRequest {
+    /// The name of a new registration (not used with `reuse`).
     pub name: String,
-    pub graph_read_users: bool,
-    /// Ask for the Microsoft Graph permissions PIM for Groups needs.
-    pub groups: bool,
-    /// Use an existing registration of that name instead of refusing.
-    pub reuse: bool,
+    pub options: appreg::Options,
+    /// Adopt the registration with this client id (a GUID), once it passes every check of
+    /// `appreg::reuse_problems`, instead of registering one.
+    pub reuse: Option<String>,
 }
 
 /// The Graph answer: status and JSON body (`Null` when it is not JSON).
@@ -169,8 +175,9 @@ fn refused(answer: &Answer, what: &str) -> Failure {
             Kind::Denied,
             "Authorization_RequestDenied",
             format!(
-                "Microsoft Graph refused {what} ({detail}). Registering an application needs the Entra role Application Administrator, Cloud Application Administrator or Global Administrator, and a sign-in that may use the delegated permission {}: sign in as such an admin, or ask one to run jumpgate admin app create.",
-                appreg::WRITE_PERMISSION
+                "Microsoft Graph refused {what} ({detail}). Registering an application needs the Entra role Application Administrator, Cloud Application Administrator or Global Administrator, and a sign-in that may use the delegated permissions {} and {}: sign in as such an admin, or ask one to run jumpgate admin app create.",
+                appreg::WRITE_PERMISSION,
+                appreg::OWNER_PERMISSION
             ),
         ),
         404 => Failure::new(
@@ -203,85 +210,86 @@ fn existing_names(apps: &[Value]) -> String {
         .join(", ")
 }
 
-/// Creates the app registration and its service principal, or, with `reuse`, finishes an
-/// existing one of that name. Refuses a second registration of the same name: a rerun never
-/// leaves duplicates behind.
+/// A GUID from a Graph answer or a token, before it becomes part of a URL or a body.
+fn guid(value: &str, what: &str) -> Result<String, Failure> {
+    uuid::Uuid::parse_str(value)
+        .map(|u| u.to_string())
+        .map_err(|_| {
+            Failure::new(
+                Kind::Other,
+                "graph_unexpected",
+                format!("{what} is not a GUID; nothing more was sent."),
+            )
+        })
+}
+
+/// What `create` does: register a new app of this name, or adopt the one with this client id.
+enum Plan<'a> {
+    Register(&'a str),
+    Adopt(String),
+}
+
+/// Creates the app registration, makes the signed-in admin its owner and creates its service
+/// principal; or, with `reuse`, adopts the registration of that client id once it passes
+/// every check (nothing is changed otherwise) and finishes it. A registration of the same
+/// name is refused, naming the client ids: a rerun never leaves duplicates behind, and a name
+/// is never enough to adopt one, since anyone in the tenant may register any name.
 pub async fn create(engine: &Engine, request: &CreateRequest) -> Result<AppRegistration, Failure> {
-    let name = appreg::check_name(&request.name).map_err(Failure::usage)?;
-    let token = engine
-        .session
-        .token_for(&engine.config.graph_scope(appreg::WRITE_PERMISSION))
-        .await
-        .map_err(|e| {
-            let f: Failure = e.into();
-            if f.explanation.kind == Kind::Denied {
-                Failure::new(
-                    Kind::Denied,
-                    &f.explanation.code,
-                    format!(
-                        "{} Registering Jumpgate needs a sign-in allowed Microsoft Graph's delegated {} permission: sign in as an Entra admin through a client the tenant has consented it for (see Admin set-up in the README).",
-                        f.explanation.message,
-                        appreg::WRITE_PERMISSION
-                    ),
-                )
-            } else {
-                f
-            }
-        })?;
+    // Checked before anything is asked of Entra or Graph.
+    let plan = match &request.reuse {
+        Some(id) => Plan::Adopt(appreg::check_client_id(id).map_err(Failure::usage)?),
+        None => Plan::Register(appreg::check_name(&request.name).map_err(Failure::usage)?),
+    };
+    let scope = format!(
+        "{} {}",
+        engine.config.graph_scope(appreg::WRITE_PERMISSION),
+        engine.config.graph_scope(appreg::OWNER_PERMISSION)
+    );
+    let token = engine.session.token_for(&scope).await.map_err(|e| {
+        let f: Failure = e.into();
+        if f.explanation.kind == Kind::Denied {
+            Failure::new(
+                Kind::Denied,
+                &f.explanation.code,
+                format!(
+                    "{} Registering Jumpgate needs a sign-in allowed Microsoft Graph's delegated {} and {} permissions: sign in as an Entra admin through a client the tenant has consented them for (see Admin set-up in the README).",
+                    f.explanation.message,
+                    appreg::WRITE_PERMISSION,
+                    appreg::OWNER_PERMISSION
+                ),
+            )
+        } else {
+            f
+        }
+    })?;
+    let me = guid(
+        &engine.account().await?.oid,
+        "The signed-in account's object id",
+    )?;
     let graph = Graph { engine, token };
-    let filter = enc(&format!("displayName eq {}", appreg::odata_string(name)));
-    let existing = graph
-        .list(
-            &format!("/v1.0/applications?$filter={filter}&$select=id,appId,displayName"),
-            "looking for an existing app registration",
-        )
-        .await?;
-    // Graph compares names without regard to case: "jumpgate" counts as a duplicate too.
-    let (app, created) = match (existing.as_slice(), request.reuse) {
-        ([], _) => {
-            let answer = graph
-                .call(
-                    Method::POST,
-                    &format!("{}/v1.0/applications", engine.config.graph()),
-                    Some(&appreg::application(name, request.graph_read_users, request.groups)),
+    let (app, owners, created) = match plan {
+        Plan::Adopt(client_id) => {
+            let (app, owners) = adoptable(&graph, &client_id, &me, request.options).await?;
+            (app, owners, false)
+        }
+        Plan::Register(name) => {
+            let app = register(&graph, name, &me, request.options).await?;
+            let owners = graph
+                .list(
+                    &format!(
+                        "/v1.0/applications/{}/owners",
+                        guid(
+                            &s(&app, "/id"),
+                            "The application id Microsoft Graph answered"
+                        )?
+                    ),
+                    "reading the new app's owners",
                 )
                 .await?;
-            if answer.status != 201 && answer.status != 200 {
-                return Err(refused(&answer, "creating the app registration"));
-            }
-            (answer.body, true)
-        }
-        ([one], true) => (one.clone(), false),
-        (many, true) => {
-            return Err(Failure::new(
-                Kind::Conflict,
-                "app_ambiguous",
-                format!(
-                    "{} app registrations are named '{name}' (client ids {}): --reuse cannot choose; remove the extra ones in the Entra admin center, or choose another --name.",
-                    many.len(),
-                    existing_names(many)
-                ),
-            ))
-        }
-        (some, false) => {
-            return Err(Failure::new(
-                Kind::Conflict,
-                "app_exists",
-                format!(
-                    "An app registration named '{name}' already exists (client id {}): pass --reuse to finish it and print its configuration, or choose another --name.",
-                    existing_names(some)
-                ),
-            ))
+            (app, owners, true)
         }
     };
-    let client_id = s(&app, "/appId");
-    if uuid::Uuid::parse_str(&client_id).is_err() {
-        return Err(Failure::new(
-            Kind::Other,
-            "graph_unexpected",
-            "Microsoft Graph answered an application without a valid appId.",
-        ));
-    }
+    let client_id = guid(&s(&app, "/appId"), "The client id Microsoft Graph answered")?;
     let sps = graph
         .list(
             &format!(
@@ -301,7 +309,7 @@ pub async fn create(engine: &Engine, request: &CreateRequest) -> Result<AppRegis
             _ => {
                 return Err(refused(
                     &answer,
-                    &format!("creating the service principal of app {client_id} (run again with --reuse to finish it)"),
+                    &format!("creating the service principal of app {client_id} (run again with --reuse {client_id} to finish it)"),
                 ))
             }
         }
@@ -312,7 +320,122 @@ pub async fn create(engine: &Engine, request: &CreateRequest) -> Result<AppRegis
         name: text::line(&s(&app, "/displayName")).into_owned(),
         created,
         service_principal_created,
+        owners: owners.iter().map(appreg::owner_name).collect(),
+        device_code: app["isFallbackPublicClient"].as_bool().unwrap_or(false),
     })
+}
+
+/// Registers a new application named `name`, after making sure no registration has that name,
+/// and adds the admin (`me`) as its owner: Entra does not make its admin roles owners of
+/// what they register, and `--reuse` adopts only an app its admin owns.
+async fn register(
+    graph: &Graph<'_>,
+    name: &str,
+    me: &str,
+    options: appreg::Options,
+) -> Result<Value, Failure> {
+    let base = graph.engine.config.graph();
+    let filter = enc(&format!("displayName eq {}", appreg::odata_string(name)));
+    // Graph compares names without regard to case: "jumpgate" counts as a duplicate too.
+    let existing = graph
+        .list(
+            &format!("/v1.0/applications?$filter={filter}&$select=id,appId,displayName"),
+            "looking for an existing app registration",
+        )
+        .await?;
+    if !existing.is_empty() {
+        return Err(Failure::new(
+            Kind::Conflict,
+            "app_exists",
+            format!(
+                "An app registration named '{name}' already exists (client id {}). If one is the registration you made for Jumpgate, run again with --reuse and its client id: it is adopted only once it is checked to be yours, with no secrets, certificates or web redirect URIs. Anyone in the tenant may register an app of any name, so do not adopt one you do not know: choose another --name.",
+                existing_names(&existing)
+            ),
+        ));
+    }
+    let answer = graph
+        .call(
+            Method::POST,
+            &format!("{base}/v1.0/applications"),
+            Some(&appreg::application(name, options)),
+        )
+        .await?;
+    if answer.status != 201 && answer.status != 200 {
+        return Err(refused(&answer, "creating the app registration"));
+    }
+    let app = answer.body;
+    let object_id = guid(
+        &s(&app, "/id"),
+        "The application id Microsoft Graph answered",
+    )?;
+    let client_id = guid(&s(&app, "/appId"), "The client id Microsoft Graph answered")?;
+    let added = graph
+        .call(
+            Method::POST,
+            &format!("{base}/v1.0/applications/{object_id}/owners/$ref"),
+            Some(&serde_json::json!({ "@odata.id": format!("{base}/v1.0/directoryObjects/{me}") })),
+        )
+        .await?;
+    let already = added.status == 400 && added.error_message().contains("already exist");
+    if !matches!(added.status, 200 | 201 | 204) && !already {
+        let why = refused(&added, "adding you as the new app's owner");
+        return Err(Failure::new(
+            why.explanation.kind,
+            &why.explanation.code,
+            format!(
+                "The app registration '{name}' was created (client id {client_id}), but you could not be made its owner: {} Add yourself under Owners in the Entra admin center, then run jumpgate admin app create --reuse {client_id} to finish it.",
+                why.explanation.message
+            ),
+        ));
+    }
+    Ok(app)
+}
+
+/// The registration with `client_id` and its owners, when `appreg::reuse_problems` finds
+/// nothing wrong with it for the admin `me`; otherwise every problem, and nothing changed.
+async fn adoptable(
+    graph: &Graph<'_>,
+    client_id: &str,
+    me: &str,
+    options: appreg::Options,
+) -> Result<(Value, Vec<Value>), Failure> {
+    let path = format!("/v1.0/applications(appId='{client_id}')");
+    let answer = graph
+        .call(
+            Method::GET,
+            &format!("{}{path}", graph.engine.config.graph()),
+            None,
+        )
+        .await?;
+    match answer.status {
+        200 => {}
+        404 => {
+            return Err(Failure::new(
+                Kind::NotFound,
+                "app_not_found",
+                format!(
+                    "No app registration in this tenant has the client id {client_id}: check the Application (client) ID in the Entra admin center, or leave out --reuse to register a new app."
+                ),
+            ))
+        }
+        _ => return Err(refused(&answer, &format!("reading the app registration {client_id}"))),
+    }
+    let app = answer.body;
+    let owners = graph
+        .list(
+            &format!("{path}/owners"),
+            &format!("reading the owners of app {client_id}"),
+        )
+        .await?;
+    let problems = appreg::reuse_problems(&app, &owners, me, options);
+    if problems.is_empty() {
+        return Ok((app, owners));
+    }
+    Err(Failure::new(
+        Kind::Denied,
+        "app_not_adoptable",
+        appreg::refusal(&s(&app, "/displayName"), client_id, &problems),
+    ))
 }
 
 /// How long a new application may take to reach every Entra replica, within which its

@@ -52,7 +52,7 @@ pub enum AppCommand {
 #[derive(Args)]
 pub struct AppCreateArgs {
     /// The app registration's display name.
-    #[arg(long, default_value = jumpgate_core::appreg::DEFAULT_NAME)]
+    #[arg(long, default_value = jumpgate_core::appreg::DEFAULT_NAME, conflicts_with = "reuse")]
     name: String,
     /// Also ask for Microsoft Graph's User.ReadBasic.All (delegated), which the admin
     /// commands use to look users up by name.
@@ -63,10 +63,17 @@ pub struct AppCreateArgs {
     /// [access] groups = false.
     #[arg(long)]
     no_groups: bool,
-    /// When a registration of that name exists, finish it (service principal) and print its
-    /// configuration instead of refusing.
+    /// Allow public client flows, so that people may sign in with a device code. Off by
+    /// default: an app that allows them is a pre-consented client for device-code phishing.
     #[arg(long)]
-    reuse: bool,
+    device_code: bool,
+    /// Adopt the existing registration with this application (client) id instead of
+    /// registering one: only once it is checked to be yours (you are an owner) and as
+    /// Jumpgate makes it (no secrets, certificates, web or SPA redirect URIs, the same public
+    /// client settings and permissions); then finish it (service principal) and print its
+    /// configuration. Never a name: anyone may register an app of any name.
+    #[arg(long, value_name = "CLIENT_ID")]
+    reuse: Option<String>,
     /// Also write the configuration to FILE (never over an existing file).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -217,10 +224,14 @@ async fn app_create(ctx: &Ctx, a: AppCreateArgs) -> Outcome {
             )));
         }
     }
-    let request = apps::CreateRequest {
-        name: a.name,
+    let options = jumpgate_core::appreg::Options {
         graph_read_users: a.graph_read_users,
         groups: !a.no_groups,
+        device_code: a.device_code,
+    };
+    let request = apps::CreateRequest {
+        name: a.name,
+        options,
         reuse: a.reuse,
     };
     let registration = apps::create(ctx, &request).await?;
@@ -228,7 +239,7 @@ async fn app_create(ctx: &Ctx, a: AppCreateArgs) -> Outcome {
         &ctx.config,
         &registration.name,
         &registration.client_id,
-        !a.no_groups,
+        options,
     );
     if let Some(out) = &a.out {
         write_new(out, &config)?;
@@ -242,17 +253,27 @@ async fn app_create(ctx: &Ctx, a: AppCreateArgs) -> Outcome {
         let r = &created.registration;
         let what = match (r.created, r.service_principal_created) {
             (true, _) => "Created the app registration",
-            (false, true) => "Finished the existing app registration (service principal created)",
-            (false, false) => "The app registration exists, service principal included",
+            (false, true) => "Adopted the existing app registration (service principal created)",
+            (false, false) => "Adopted the existing app registration, service principal included",
         };
         let written = created
             .written_to
             .as_ref()
             .map(|p| format!("\nWritten to {}.", p.display()))
             .unwrap_or_default();
+        // Names from the directory, each already one line (`appreg::owner_name`).
+        let owners = match r.owners.as_slice() {
+            [] => "none".to_string(),
+            some => some.join("; "),
+        };
+        let device_code = if r.device_code {
+            "Device-code sign-in is allowed (public client flows): block the device code flow with Conditional Access for everyone who does not need it."
+        } else {
+            "Device-code sign-in is off (no public client flows): people sign in through the browser."
+        };
         format!(
-            "{what} '{}': client id {}.\nDeploy this as /etc/jumpgate/config.toml (owned by root, not writable by others); users then run jumpgate signin.{written}\n\n{}",
-            r.name,
+            "{what} '{}': client id {}.\nOwners: {owners}.\n{device_code}\nDeploy this as /etc/jumpgate/config.toml (owned by root, not writable by others); users then run jumpgate signin.{written}\n\n{}",
+            jumpgate_core::text::line(&r.name),
             r.client_id,
             created.config.trim_end()
         )
@@ -272,7 +293,7 @@ fn write_new(path: &Path, text: &str) -> Outcome {
     }
     let cannot = |e: std::io::Error| {
         usage(format!(
-            "cannot write the configuration to {}: {e} (the app registration is made: run again with --reuse and another --out)",
+            "cannot write the configuration to {}: {e} (the app registration is made: run again with --reuse and its client id, and another --out)",
             path.display()
         ))
     };

@@ -171,6 +171,12 @@ pub fn entra(error: &str, description: &str) -> Explanation {
             Kind::Denied,
             "Your organisation has not consented to a Microsoft Graph permission Jumpgate asked for (User.ReadBasic.All for admin commands; the PIM for Groups permissions for groups): ask an admin to grant consent for the app (jumpgate admin app create lists them). Your sign-in is kept.".to_string(),
         ),
+        // A device code asked of an app without public client flows, which Entra takes for a
+        // confidential client: `admin app create` leaves them off unless asked.
+        _ if aadsts == "AADSTS7000218" => (
+            Kind::Denied,
+            "This app registration does not allow device-code sign-in (its public client flows are off): sign in through the browser with jumpgate signin, or ask your admin to allow public client flows for the app (jumpgate admin app create --device-code makes one that does).".to_string(),
+        ),
         "invalid_grant" | "interaction_required" | "login_required" | "consent_required" => (
             Kind::SignIn,
             match aadsts {
@@ -318,6 +324,17 @@ mod tests {
             assert_eq!(e.kind, kind, "{code}");
             assert!(e.message.contains(phrase), "{code}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn a_device_code_for_an_app_without_public_client_flows_says_what_to_do() {
+        let e = entra(
+            "invalid_client",
+            "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        );
+        assert_eq!(e.kind, Kind::Denied);
+        assert!(e.message.contains("device-code sign-in"), "{}", e.message);
+        assert!(e.message.contains("jumpgate signin"), "{}", e.message);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The Microsoft Graph v1.0 calls Jumpgate makes: `GET /v1.0/users/{id | userPrincipalName}`,
 //! which turns an admin's "alice@contoso.example" into the object id ARM wants, and the app
 //! registration an admin creates once (`applications` and `servicePrincipals`, listed and
-//! created). Shapes from Microsoft Graph's v1.0 resources and its error format; the Azure
+//! created; one application read by object id or client id, and its owners, in `apps.rs`).
+//! Shapes from Microsoft Graph's v1.0 resources and its error format; the Azure
 //! specs do not cover Graph (see the simulator's README for what is assumed).
 
 use std::collections::HashMap;
@@ -12,14 +13,19 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
+use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::clock::arm_time;
 use crate::server::{Shared, Sim};
-use crate::state::{Application, ServicePrincipal, User, World, KNOWN_SCOPES};
+use crate::state::{
+    Application, Registering, ServicePrincipal, User, World, KNOWN_SCOPES, SIGN_IN_AUDIENCES,
+};
 
+mod apps;
 mod groups;
 
+pub use apps::application_item;
 pub use groups::{get_group, pim, policies};
 
 pub(crate) type Params = HashMap<String, String>;
@@ -37,12 +43,6 @@ const READ_APPS: [&str; 4] = [
 ];
 /// Permissions that may create them.
 const WRITE_APPS: [&str; 2] = ["Application.ReadWrite.All", "Directory.ReadWrite.All"];
-const SIGN_IN_AUDIENCES: [&str; 4] = [
-    "AzureADMyOrg",
-    "AzureADMultipleOrgs",
-    "AzureADandPersonalMicrosoftAccount",
-    "PersonalMicrosoftAccount",
-];
 
 /// Graph's error body: `{"error": {"code", "message", "innerError": {…}}}`.
 pub(crate) fn error_body(sim: &Sim, code: &str, message: impl Into<String>) -> Value {
@@ -76,13 +76,36 @@ pub(crate) fn denied(sim: &Sim) -> Response {
     )
 }
 
-fn invalid_value(sim: &Sim, property: &str, resource: &str) -> Response {
-    error(
-        sim,
-        StatusCode::BAD_REQUEST,
-        "Request_BadRequest",
-        format!("Invalid value specified for property '{property}' of resource '{resource}'."),
-    )
+/// A request body Graph refuses with 400: its error code and message.
+pub(crate) struct Refusal {
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn invalid_value(property: &str, resource: &str) -> Refusal {
+        Refusal {
+            code: "Request_BadRequest",
+            message: format!(
+                "Invalid value specified for property '{property}' of resource '{resource}'."
+            ),
+        }
+    }
+
+    /// Graph's answer, recorded as `request.invalid` as ARM's refused bodies are.
+    fn answer(self, sim: &Sim, world: &mut World, method: &str, uri: &Uri) -> Response {
+        world.record(
+            sim.clock.now(),
+            "request.invalid",
+            json!({
+                "method": method,
+                "path": uri.path(),
+                "code": self.code,
+                "message": self.message,
+            }),
+        );
+        error(sim, StatusCode::BAD_REQUEST, self.code, self.message)
+    }
 }
 
 /// The signed-in user of a valid Microsoft Graph token, with its delegated permissions.
@@ -203,14 +226,58 @@ fn application_json(sim: &Sim, app: &Application) -> Value {
             })
         })
         .collect();
+    // Secrets and certificates as Graph lists them: never the secret's text or the key.
+    let secrets: Vec<Value> = app
+        .password_credentials
+        .iter()
+        .map(|c| {
+            json!({
+                "customKeyIdentifier": null,
+                "displayName": c.display_name,
+                "endDateTime": arm_time(c.end),
+                "hint": c.hint,
+                "keyId": c.key_id,
+                "secretText": null,
+                "startDateTime": arm_time(c.start),
+            })
+        })
+        .collect();
+    let certificates: Vec<Value> = app
+        .key_credentials
+        .iter()
+        .map(|c| {
+            json!({
+                "customKeyIdentifier": c.hint,
+                "displayName": c.display_name,
+                "endDateTime": arm_time(c.end),
+                "key": null,
+                "keyId": c.key_id,
+                "startDateTime": arm_time(c.start),
+                "type": "AsymmetricX509Cert",
+                "usage": "Verify",
+            })
+        })
+        .collect();
     json!({
         "id": app.id,
         "appId": app.app_id,
         "displayName": app.display_name,
         "signInAudience": app.sign_in_audience,
         "publicClient": {"redirectUris": app.redirect_uris},
+        "web": {
+            "redirectUris": app.web_redirect_uris,
+            "homePageUrl": null,
+            "logoutUrl": null,
+            "implicitGrantSettings": {
+                "enableIdTokenIssuance": false,
+                "enableAccessTokenIssuance": false,
+            },
+        },
+        "spa": {"redirectUris": app.spa_redirect_uris},
         "isFallbackPublicClient": app.fallback_public_client,
         "requiredResourceAccess": access,
+        "passwordCredentials": secrets,
+        "keyCredentials": certificates,
         "createdDateTime": arm_time(app.created),
         "@odata.id": format!("{}/v1.0/applications/{}", sim.base_url, app.id),
     })
@@ -424,30 +491,29 @@ pub async fn list_service_principals(
     )
 }
 
-/// The body as a JSON object, or Graph's answer to one that is not.
-fn json_object(sim: &Sim, body: &[u8]) -> Result<Map<String, Value>, Box<Response>> {
+/// The body as a JSON object, or Graph's refusal of one that is not.
+fn json_object(body: &[u8]) -> Result<Map<String, Value>, Refusal> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(Box::new(error(
-            sim,
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
-        ))),
+        _ => Err(Refusal {
+            code: "BadRequest",
+            message: "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.".into(),
+        }),
     }
 }
 
-fn undeclared(sim: &Sim, map: &Map<String, Value>, declared: &[&str]) -> Result<(), Box<Response>> {
+/// Graph's refusal of a property the simulator does not model (`@odata.` annotations aside).
+fn undeclared(map: &Map<String, Value>, declared: &[&str]) -> Result<(), Refusal> {
     match map
         .keys()
         .find(|k| !k.starts_with("@odata.") && !declared.contains(&k.as_str()))
     {
-        Some(k) => Err(Box::new(error(
-            sim,
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            format!("Property '{k}' does not exist as a declared property or extension property."),
-        ))),
+        Some(k) => Err(Refusal {
+            code: "BadRequest",
+            message: format!(
+                "Property '{k}' does not exist as a declared property or extension property."
+            ),
+        }),
         None => Ok(()),
     }
 }
@@ -474,10 +540,9 @@ fn valid_redirect(uri: &str) -> bool {
 }
 
 /// The application the body of `POST /v1.0/applications` describes, or Graph's refusal.
-fn application_from(sim: &Sim, body: &[u8]) -> Result<Application, Box<Response>> {
-    let map = json_object(sim, body)?;
+fn application_from(now: DateTime<Utc>, body: &[u8]) -> Result<Application, Refusal> {
+    let map = json_object(body)?;
     undeclared(
-        sim,
         &map,
         &[
             "displayName",
@@ -489,52 +554,47 @@ fn application_from(sim: &Sim, body: &[u8]) -> Result<Application, Box<Response>
     )?;
     let display_name = match map.get("displayName") {
         Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 256 => s.clone(),
-        _ => return Err(Box::new(invalid_value(sim, "displayName", "Application"))),
+        _ => return Err(Refusal::invalid_value("displayName", "Application")),
     };
     let sign_in_audience = match map.get("signInAudience") {
         None | Some(Value::Null) => "AzureADandPersonalMicrosoftAccount".to_string(),
         Some(Value::String(s)) if SIGN_IN_AUDIENCES.contains(&s.as_str()) => s.clone(),
-        Some(_) => {
-            return Err(Box::new(invalid_value(
-                sim,
-                "signInAudience",
-                "Application",
-            )))
-        }
+        Some(_) => return Err(Refusal::invalid_value("signInAudience", "Application")),
     };
     let redirect_uris = match map.get("publicClient") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Object(pc)) => {
-            undeclared(sim, pc, &["redirectUris"])?;
+            undeclared(pc, &["redirectUris"])?;
             let uris = match pc.get("redirectUris") {
                 None | Some(Value::Null) => Vec::new(),
                 Some(Value::Array(items)) if items.len() <= 256 => items
                     .iter()
                     .map(|u| u.as_str().filter(|u| valid_redirect(u)).map(str::to_string))
                     .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| invalid_value(sim, "redirectUris", "PublicClientApplication"))?,
+                    .ok_or_else(|| {
+                        Refusal::invalid_value("redirectUris", "PublicClientApplication")
+                    })?,
                 Some(_) => {
-                    return Err(Box::new(invalid_value(
-                        sim,
+                    return Err(Refusal::invalid_value(
                         "redirectUris",
                         "PublicClientApplication",
-                    )))
+                    ))
                 }
             };
             uris
         }
-        Some(_) => return Err(Box::new(invalid_value(sim, "publicClient", "Application"))),
+        Some(_) => return Err(Refusal::invalid_value("publicClient", "Application")),
     };
     let fallback_public_client = match map.get("isFallbackPublicClient") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(other) => {
-            return Err(Box::new(error(
-                sim,
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                format!("Cannot convert the literal '{other}' to the expected type 'Edm.Boolean'."),
-            )))
+            return Err(Refusal {
+                code: "BadRequest",
+                message: format!(
+                    "Cannot convert the literal '{other}' to the expected type 'Edm.Boolean'."
+                ),
+            })
         }
     };
     let mut required_resource_access = Vec::new();
@@ -542,11 +602,11 @@ fn application_from(sim: &Sim, body: &[u8]) -> Result<Application, Box<Response>
         None | Some(Value::Null) => {}
         Some(Value::Array(entries)) => {
             for entry in entries {
-                let bad = || invalid_value(sim, "requiredResourceAccess", "Application");
+                let bad = || Refusal::invalid_value("requiredResourceAccess", "Application");
                 let Some(entry) = entry.as_object() else {
-                    return Err(Box::new(bad()));
+                    return Err(bad());
                 };
-                undeclared(sim, entry, &["resourceAppId", "resourceAccess"])?;
+                undeclared(entry, &["resourceAppId", "resourceAccess"])?;
                 let resource = entry
                     .get("resourceAppId")
                     .and_then(Value::as_str)
@@ -555,11 +615,10 @@ fn application_from(sim: &Sim, body: &[u8]) -> Result<Application, Box<Response>
                 // Graph refuses a resource that is no application it knows; the simulator
                 // knows Azure Service Management and Microsoft Graph.
                 if !KNOWN_SCOPES.iter().any(|(r, _, _)| *r == resource) {
-                    return Err(Box::new(invalid_value(
-                        sim,
+                    return Err(Refusal::invalid_value(
                         "resourceAppId",
                         "RequiredResourceAccess",
-                    )));
+                    ));
                 }
                 let mut perms = Vec::new();
                 for access in entry
@@ -573,11 +632,10 @@ fn application_from(sim: &Sim, body: &[u8]) -> Result<Application, Box<Response>
                         .iter()
                         .any(|(r, _, i)| *r == resource && i.eq_ignore_ascii_case(id));
                     if kind != "Scope" || !known {
-                        return Err(Box::new(invalid_value(
-                            sim,
+                        return Err(Refusal::invalid_value(
                             "resourceAccess",
                             "RequiredResourceAccess",
-                        )));
+                        ));
                     }
                     perms.push((id.to_ascii_lowercase(), kind.to_string()));
                 }
@@ -585,11 +643,10 @@ fn application_from(sim: &Sim, body: &[u8]) -> Result<Application, Box<Response>
             }
         }
         Some(_) => {
-            return Err(Box::new(invalid_value(
-                sim,
+            return Err(Refusal::invalid_value(
                 "requiredResourceAccess",
                 "Application",
-            )))
+            ))
         }
     }
     Ok(Application {
@@ -598,9 +655,14 @@ fn application_from(sim: &Sim, body: &[u8]) -> Result<Application, Box<Response>
         display_name,
         sign_in_audience,
         redirect_uris,
+        web_redirect_uris: Vec::new(),
+        spa_redirect_uris: Vec::new(),
         fallback_public_client,
         required_resource_access,
-        created: sim.clock.now(),
+        owners: Vec::new(),
+        password_credentials: Vec::new(),
+        key_credentials: Vec::new(),
+        created: now,
         built_in: false,
     })
 }
@@ -619,6 +681,7 @@ fn writer(sim: &Sim, world: &World, headers: &HeaderMap) -> Result<User, Box<Res
 pub async fn create_application(
     State(sim): State<Shared>,
     headers: HeaderMap,
+    uri: Uri,
     body: axum::body::Bytes,
 ) -> Response {
     let mut world = sim.world();
@@ -626,22 +689,31 @@ pub async fn create_application(
         Ok(u) => u,
         Err(r) => return *r,
     };
-    let app = match application_from(&sim, &body) {
+    let mut app = match application_from(sim.clock.now(), &body) {
         Ok(a) => a,
-        Err(r) => return *r,
+        Err(refusal) => return refusal.answer(&sim, &mut world, "POST", &uri),
     };
-    if !user.may_register_apps() {
+    let Some(registering) = world.registering(&user) else {
         world.record(
             sim.clock.now(),
             "graph.denied",
             json!({"upn": user.upn, "operation": "create application"}),
         );
         return denied(&sim);
+    };
+    // `createAsOwner` makes the creator the first owner; an admin role's `create` does not.
+    if registering == Registering::AsOwner {
+        app.owners.push(user.oid.clone());
     }
     world.record(
         sim.clock.now(),
         "graph.application_created",
-        json!({"upn": user.upn, "appId": app.app_id, "displayName": app.display_name}),
+        json!({
+            "upn": user.upn,
+            "appId": app.app_id,
+            "displayName": app.display_name,
+            "owners": app.owners,
+        }),
     );
     let mut answer = application_json(&sim, &app);
     answer["@odata.context"] = json!(format!(
@@ -662,6 +734,7 @@ pub async fn create_application(
 pub async fn create_service_principal(
     State(sim): State<Shared>,
     headers: HeaderMap,
+    uri: Uri,
     body: axum::body::Bytes,
 ) -> Response {
     let mut world = sim.world();
@@ -669,17 +742,15 @@ pub async fn create_service_principal(
         Ok(u) => u,
         Err(r) => return *r,
     };
-    let map = match json_object(&sim, &body) {
+    let map = match json_object(&body).and_then(|map| undeclared(&map, &["appId"]).map(|_| map)) {
         Ok(m) => m,
-        Err(r) => return *r,
+        Err(refusal) => return refusal.answer(&sim, &mut world, "POST", &uri),
     };
-    if let Err(r) = undeclared(&sim, &map, &["appId"]) {
-        return *r;
-    }
     let Some(app_id) = map.get("appId").and_then(Value::as_str) else {
-        return invalid_value(&sim, "appId", "ServicePrincipal");
+        return Refusal::invalid_value("appId", "ServicePrincipal")
+            .answer(&sim, &mut world, "POST", &uri);
     };
-    if !user.may_register_apps() {
+    if world.registering(&user).is_none() {
         world.record(
             sim.clock.now(),
             "graph.denied",

@@ -355,6 +355,20 @@ fn router(sim: Shared) -> Router {
             "/v1.0/applications",
             get(crate::graph::list_applications).post(crate::graph::create_application),
         )
+        // One application by object id, or by client id in Graph's key syntax
+        // (`applications(appId='…')`, its own segment), and its owners.
+        .route(
+            "/v1.0/applications/{*rest}",
+            any(crate::graph::application_item),
+        )
+        .route(
+            "/v1.0/applications{key}",
+            any(crate::graph::application_item),
+        )
+        .route(
+            "/v1.0/applications{key}/{*rest}",
+            any(crate::graph::application_item),
+        )
         .route(
             "/v1.0/servicePrincipals",
             get(crate::graph::list_service_principals).post(crate::graph::create_service_principal),

@@ -15,8 +15,10 @@ use crate::duration;
 use crate::rbac::{normalize_scope, role_grants};
 use crate::tenant::{Fixture, FixtureError, OsType, TenantInfo};
 
+mod apps;
 mod directory;
 
+pub use apps::SIGN_IN_AUDIENCES;
 pub use directory::management_group_name;
 
 pub const OWNER: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
@@ -44,9 +46,12 @@ pub struct User {
 }
 
 impl User {
-    /// Whether the user may register applications: the tenant does not let ordinary users
-    /// (see the simulator's README), so only these directory roles may.
-    pub fn may_register_apps(&self) -> bool {
+    /// Whether the user's directory role manages every app registration
+    /// (`microsoft.directory/applications/create`, owners, credentials): Application
+    /// Administrator, Cloud Application Administrator, Global Administrator. Microsoft's roles
+    /// reference: users in these roles "are not added as owners when creating new application
+    /// registrations".
+    pub fn manages_apps(&self) -> bool {
         self.directory_roles.iter().any(|r| {
             matches!(
                 r.as_str(),
@@ -56,6 +61,16 @@ impl User {
             )
         })
     }
+}
+
+/// How a user may register an application, if at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registering {
+    /// `applications/create`, an admin role: not made an owner.
+    AsAdmin,
+    /// `applications/createAsOwner` (an Application Developer, or any member where users may
+    /// register applications): made the first owner.
+    AsOwner,
 }
 
 /// An app registration (Microsoft Graph's `application`), as far as the simulator models it.
@@ -69,13 +84,34 @@ pub struct Application {
     pub sign_in_audience: String,
     /// `publicClient.redirectUris`: the mobile and desktop platform's redirect URIs.
     pub redirect_uris: Vec<String>,
+    /// `web.redirectUris`.
+    pub web_redirect_uris: Vec<String>,
+    /// `spa.redirectUris`.
+    pub spa_redirect_uris: Vec<String>,
     /// `isFallbackPublicClient`: public client flows (device code) allowed.
     pub fallback_public_client: bool,
     /// `requiredResourceAccess`: resource app id, then each permission's id and type.
     pub required_resource_access: Vec<(String, Vec<(String, String)>)>,
+    /// `owners`: the object ids of the users (or service principals) that own it.
+    pub owners: Vec<String>,
+    /// `passwordCredentials`: client secrets, served without their text.
+    pub password_credentials: Vec<Credential>,
+    /// `keyCredentials`: certificates, served without their key.
+    pub key_credentials: Vec<Credential>,
     pub created: DateTime<Utc>,
     /// The tenant's own pre-registered app: its Graph consent follows `graph_consented`.
     pub built_in: bool,
+}
+
+/// A client secret or a certificate of an application.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub key_id: String,
+    pub display_name: String,
+    /// A secret's first three characters, as Graph's `hint`; a certificate's thumbprint.
+    pub hint: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
 }
 
 /// A service principal (an enterprise application): an app's presence in the tenant, which
@@ -95,7 +131,7 @@ pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 
 /// The delegated permissions (scopes) the simulator knows, by resource app id, value and
 /// permission id, as Microsoft publishes them.
-pub const KNOWN_SCOPES: [(&str, &str, &str); 14] = [
+pub const KNOWN_SCOPES: [(&str, &str, &str); 15] = [
     (
         ARM_APP_ID,
         "user_impersonation",
@@ -165,6 +201,11 @@ pub const KNOWN_SCOPES: [(&str, &str, &str); 14] = [
         GRAPH_APP_ID,
         "GroupMember.Read.All",
         "bc024368-1153-4739-b217-4326f2e966d0",
+    ),
+    (
+        GRAPH_APP_ID,
+        "Directory.Read.All",
+        "06da0dbc-49e2-44d2-8312-53f166ab848a",
     ),
 ];
 
@@ -940,6 +981,8 @@ impl World {
             display_name: fixture.tenant.app_name.clone(),
             sign_in_audience: "AzureADMyOrg".into(),
             redirect_uris: fixture.tenant.redirect_uris.clone(),
+            web_redirect_uris: Vec::new(),
+            spa_redirect_uris: Vec::new(),
             fallback_public_client: true,
             required_resource_access: vec![
                 (
@@ -955,6 +998,10 @@ impl World {
                         .collect(),
                 ),
             ],
+            // Made long ago by an admin role, which Entra does not make an owner.
+            owners: Vec::new(),
+            password_credentials: Vec::new(),
+            key_credentials: Vec::new(),
             created: now,
             built_in: true,
         };
@@ -996,6 +1043,7 @@ impl World {
             next_seq: 0,
         };
         world.load_management_groups(fixture)?;
+        world.load_applications(fixture, now)?;
         world.load_groups(fixture, now)?;
         world.load_group_policies(fixture)?;
         for vm in &fixture.vms {

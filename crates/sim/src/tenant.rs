@@ -61,6 +61,9 @@ pub struct Fixture {
     /// PIM for Groups activation policies; a group without one has Microsoft's defaults.
     #[serde(default)]
     pub group_policies: Vec<GroupPolicyFixture>,
+    /// App registrations besides the tenant's own Jumpgate app, as their owners left them.
+    #[serde(default)]
+    pub applications: Vec<ApplicationFixture>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +139,11 @@ pub struct TenantInfo {
     /// for it, as Entra does while the new application replicates. 0: never.
     #[serde(default)]
     pub app_replication_secs: u64,
+    /// Entra's "Users can register applications": members without a directory role that
+    /// registers apps may register them, and become their first owner. Entra's default is on;
+    /// the simulator's is off, as in the many organisations that turn it off.
+    #[serde(default)]
+    pub users_can_register_apps: bool,
     /// Whether PIM instance and request lists read at the tenant root `/` name role
     /// definitions by their tenant form (`/providers/Microsoft.Authorization/roleDefinitions/…`).
     #[serde(default)]
@@ -232,13 +240,16 @@ pub struct UserFixture {
 }
 
 /// The Entra built-in directory roles a fixture may give users. The first three may register
-/// applications in a tenant where users may not (Microsoft's "least privileged roles by task").
-pub const DIRECTORY_ROLES: [&str; 5] = [
+/// applications in a tenant where users may not (Microsoft's "least privileged roles by task"),
+/// and are not made owners of what they register; an Application Developer may too, and
+/// becomes the first owner.
+pub const DIRECTORY_ROLES: [&str; 6] = [
     "Application Administrator",
     "Cloud Application Administrator",
     "Global Administrator",
     "Global Reader",
     "User Administrator",
+    "Application Developer",
 ];
 
 fn yes() -> bool {
@@ -469,6 +480,58 @@ pub struct GroupPolicyFixture {
 
 fn member() -> String {
     "member".into()
+}
+
+/// An app registration someone made in the tenant (Microsoft Graph's `application`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationFixture {
+    /// The display name.
+    pub name: String,
+    /// The client id, a GUID.
+    pub app_id: String,
+    /// Its owners: UPNs or users' object ids.
+    #[serde(default)]
+    pub owners: Vec<String>,
+    #[serde(default = "my_org")]
+    pub sign_in_audience: String,
+    /// `publicClient.redirectUris`, the mobile and desktop platform's.
+    #[serde(default)]
+    pub public_client_redirect_uris: Vec<String>,
+    /// `web.redirectUris`.
+    #[serde(default)]
+    pub web_redirect_uris: Vec<String>,
+    /// `spa.redirectUris`.
+    #[serde(default)]
+    pub spa_redirect_uris: Vec<String>,
+    /// `isFallbackPublicClient`: public client flows (device code) allowed.
+    #[serde(default)]
+    pub fallback_public_client: bool,
+    /// Delegated permissions it asks for, by name (`user_impersonation`, `User.Read`, …).
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// Client secrets (`passwordCredentials`).
+    #[serde(default)]
+    pub secrets: Vec<CredentialFixture>,
+    /// Certificates (`keyCredentials`).
+    #[serde(default)]
+    pub certificates: Vec<CredentialFixture>,
+    /// Whether its service principal exists, so that people can sign in to it.
+    #[serde(default)]
+    pub service_principal: bool,
+}
+
+fn my_org() -> String {
+    "AzureADMyOrg".into()
+}
+
+/// A client secret or certificate of an app registration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialFixture {
+    pub display_name: String,
+    /// When it expires (RFC 3339).
+    pub expires: String,
 }
 
 fn tcp() -> String {

@@ -418,6 +418,7 @@ async fn bodies_graph_would_refuse_are_refused_with_400() {
         ),
         (json!(["displayName"]), "BadRequest", "JSON"),
     ];
+    let cases_len = cases.len();
     for (body, code, needle) in cases {
         let r = sim.register(&token, body.clone()).await;
         assert_graph_error(&r, StatusCode::BAD_REQUEST, code);
@@ -433,6 +434,7 @@ async fn bodies_graph_would_refuse_are_refused_with_400() {
         .await
         .expect("post");
     assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
+    let refused_bodies = cases_len + 1;
     for body in [
         json!({}),
         json!({"appId": 5}),
@@ -448,6 +450,13 @@ async fn bodies_graph_would_refuse_are_refused_with_400() {
             .await;
         assert_graph_error(&r, StatusCode::BAD_REQUEST, "Request_BadRequest");
     }
+    // Each body refused for its shape is recorded, as ARM's are; an appId that names no
+    // application is not a malformed body.
+    let invalid = sim.events_of("request.invalid").await;
+    assert_eq!(invalid.len(), refused_bodies + 2, "{invalid:?}");
+    assert!(invalid
+        .iter()
+        .all(|e| e["method"] == "POST" && e["code"].is_string() && e["message"].is_string()));
     // Nothing was registered.
     let list = sim
         .graph(Some(&token), Method::GET, "/v1.0/applications", None)
@@ -667,7 +676,7 @@ async fn graph_lists_follow_the_tenants_page_size() {
         second.body
     );
     assert!(second.body.get("@odata.nextLink").is_none());
-    // $top still wins.
+    // $top still wins: the tenant's own app, grace's "Jumpgate" and the three twins.
     let all = sim
         .graph(
             Some(&token),
@@ -678,7 +687,7 @@ async fn graph_lists_follow_the_tenants_page_size() {
         .await;
     assert_eq!(
         all.body["value"].as_array().map(Vec::len),
-        Some(4),
+        Some(5),
         "{}",
         all.body
     );
@@ -732,4 +741,372 @@ async fn a_new_applications_service_principal_waits_for_replication() {
         )
         .await;
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+}
+
+/// The enterprise tenant's squatted "Jumpgate", registered by grace.
+const SQUATTED: &str = "7c3e9b1a-5d2f-4e8a-9b6c-2a1f0e9d8c71";
+const GRACE: &str = "grace@contoso.example";
+const GRACE_OID: &str = "96ace000-0000-4000-8000-000000000008";
+/// What `jumpgate admin app create` asks Graph for: writing applications, and reading the
+/// directory to add an owner.
+const ADMIN_SCOPES: &str = "Application.ReadWrite.All Directory.Read.All";
+
+#[tokio::test]
+async fn an_application_is_read_by_object_id_or_client_id_with_its_credentials() {
+    let sim = enterprise().await;
+    let token = sim.graph_token(DAVE, "Application.Read.All").await;
+    let by_app_id = sim
+        .graph(
+            Some(&token),
+            Method::GET,
+            &format!("/v1.0/applications(appId='{SQUATTED}')"),
+            None,
+        )
+        .await;
+    assert_eq!(by_app_id.status, StatusCode::OK, "{}", by_app_id.body);
+    let app = &by_app_id.body;
+    assert_eq!(app["appId"], SQUATTED);
+    assert_eq!(app["displayName"], "Jumpgate");
+    assert!(app["@odata.context"]
+        .as_str()
+        .is_some_and(|c| c.ends_with("$metadata#applications/$entity")));
+    // Secrets and certificates as Graph lists them: described, never their text or key.
+    let secret = &app["passwordCredentials"][0];
+    assert_eq!(secret["displayName"], "ci");
+    assert_eq!(secret["secretText"], Value::Null);
+    assert_eq!(secret["hint"].as_str().map(str::len), Some(3), "{secret}");
+    assert!(uuid::Uuid::parse_str(secret["keyId"].as_str().unwrap_or("")).is_ok());
+    assert!(secret["endDateTime"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("2027-06-30T00:00:00")));
+    let certificate = &app["keyCredentials"][0];
+    assert_eq!(certificate["displayName"], "CN=jumpgate-tools");
+    assert_eq!(certificate["type"], "AsymmetricX509Cert");
+    assert_eq!(certificate["usage"], "Verify");
+    assert_eq!(certificate["key"], Value::Null);
+    // Every platform's redirect URIs.
+    assert_eq!(
+        app["web"]["redirectUris"],
+        json!(["https://signin.jumpgate-tools.example/callback"])
+    );
+    assert_eq!(app["spa"]["redirectUris"], json!([]));
+    assert_eq!(
+        app["publicClient"]["redirectUris"],
+        json!(["http://localhost"])
+    );
+    assert_eq!(app["isFallbackPublicClient"], true);
+    // An app Jumpgate registers has none of them.
+    let own = sim
+        .graph(
+            Some(&token),
+            Method::GET,
+            &format!(
+                "/v1.0/applications(appId='{}')",
+                sim.handle.client_config().client_id
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(own.body["passwordCredentials"], json!([]), "{}", own.body);
+    assert_eq!(own.body["keyCredentials"], json!([]));
+    assert_eq!(own.body["web"]["redirectUris"], json!([]));
+
+    // The same object by its object id, with the quotes percent-encoded, and in a list
+    // filtered by appId.
+    let id = app["id"].as_str().expect("id");
+    for path in [
+        format!("/v1.0/applications/{id}"),
+        format!("/v1.0/applications(appId=%27{SQUATTED}%27)"),
+    ] {
+        let r = sim.graph(Some(&token), Method::GET, &path, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+        assert_eq!(r.body["appId"], SQUATTED, "{path}");
+        assert_eq!(r.body["passwordCredentials"], app["passwordCredentials"]);
+    }
+    let listed = sim
+        .graph(
+            Some(&token),
+            Method::GET,
+            &format!("/v1.0/applications?$filter=appId eq '{SQUATTED}'"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        listed.body["value"][0]["keyCredentials"],
+        app["keyCredentials"]
+    );
+
+    // An id that names nothing, one that is no GUID, a segment Graph does not know, a
+    // method it does not serve.
+    let unknown = "00000000-0000-4000-8000-00000000abcd";
+    for (method, path, status, code) in [
+        (
+            Method::GET,
+            format!("/v1.0/applications(appId='{unknown}')"),
+            StatusCode::NOT_FOUND,
+            "Request_ResourceNotFound",
+        ),
+        (
+            Method::GET,
+            format!("/v1.0/applications/{unknown}/owners"),
+            StatusCode::NOT_FOUND,
+            "Request_ResourceNotFound",
+        ),
+        (
+            Method::GET,
+            "/v1.0/applications(appId='jumpgate')".to_string(),
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+        ),
+        (
+            Method::GET,
+            format!("/v1.0/applications/{id}/members"),
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+        ),
+        (
+            Method::GET,
+            "/v1.0/applications(displayName='Jumpgate')".to_string(),
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+        ),
+        (
+            Method::DELETE,
+            format!("/v1.0/applications/{id}"),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Request_BadRequest",
+        ),
+    ] {
+        let r = sim.graph(Some(&token), method, &path, None).await;
+        assert_graph_error(&r, status, code);
+    }
+    // Reading needs a read permission, and a token.
+    let users_only = sim.graph_token(DAVE, "User.ReadBasic.All").await;
+    let path = format!("/v1.0/applications(appId='{SQUATTED}')");
+    assert_graph_error(
+        &sim.graph(Some(&users_only), Method::GET, &path, None).await,
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+    );
+    assert_graph_error(
+        &sim.graph(None, Method::GET, &path, None).await,
+        StatusCode::UNAUTHORIZED,
+        "InvalidAuthenticationToken",
+    );
+}
+
+#[tokio::test]
+async fn owners_are_listed_in_pages_and_added_by_reference() {
+    let sim = enterprise().await;
+    let owners_of = |app_id: &str| format!("/v1.0/applications(appId='{app_id}')/owners");
+    // grace owns the squatted app; a caller who may read the directory sees who she is.
+    let reader = sim
+        .graph_token(DAVE, "Application.Read.All Directory.Read.All")
+        .await;
+    let owners = sim
+        .graph(Some(&reader), Method::GET, &owners_of(SQUATTED), None)
+        .await;
+    assert_eq!(owners.status, StatusCode::OK, "{}", owners.body);
+    assert!(owners.body["@odata.context"]
+        .as_str()
+        .is_some_and(|c| c.ends_with("$metadata#directoryObjects")));
+    assert_eq!(
+        owners.body["value"],
+        json!([{
+            "@odata.type": "#microsoft.graph.user",
+            "id": GRACE_OID,
+            "displayName": "Grace Gruber",
+            "userPrincipalName": GRACE,
+            "mail": GRACE,
+        }])
+    );
+    // One who may read applications only gets the owner's type and id.
+    let apps_only = sim.graph_token(DAVE, "Application.Read.All").await;
+    let limited = sim
+        .graph(Some(&apps_only), Method::GET, &owners_of(SQUATTED), None)
+        .await;
+    assert_eq!(
+        limited.body["value"][0]["id"], GRACE_OID,
+        "{}",
+        limited.body
+    );
+    assert_eq!(limited.body["value"][0]["displayName"], Value::Null);
+    assert_eq!(limited.body["value"][0]["userPrincipalName"], Value::Null);
+
+    // dave, a Cloud Application Administrator, registers an app: his role is not made an
+    // owner of it (Microsoft's roles reference), so it has none until he adds himself.
+    let admin = sim.graph_token(DAVE, ADMIN_SCOPES).await;
+    let created = sim.register(&admin, jumpgate_app("Jumpgate Laptops")).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let app_id = created.body["appId"].as_str().expect("appId").to_string();
+    let object_id = created.body["id"].as_str().expect("id").to_string();
+    let none = sim
+        .graph(Some(&admin), Method::GET, &owners_of(&app_id), None)
+        .await;
+    assert_eq!(none.body["value"], json!([]), "{}", none.body);
+    let add = |token: String, path: String, body: Value| {
+        let sim = &sim;
+        async move {
+            sim.graph(Some(&token), Method::POST, &path, Some(body))
+                .await
+        }
+    };
+    let reference = |oid: &str| json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{oid}")});
+    let by_id = format!("/v1.0/applications/{object_id}/owners/$ref");
+    let by_app_id = format!("/v1.0/applications(appId='{app_id}')/owners/$ref");
+    // Adding an owner needs Directory.Read.All beside Application.ReadWrite.All.
+    let write_only = sim.graph_token(DAVE, "Application.ReadWrite.All").await;
+    assert_graph_error(
+        &add(write_only, by_id.clone(), reference(sim.oid(DAVE))).await,
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+    );
+    let added = add(admin.clone(), by_id.clone(), reference(sim.oid(DAVE))).await;
+    assert_eq!(added.status, StatusCode::NO_CONTENT, "{}", added.body);
+    assert_graph_error(
+        &add(admin.clone(), by_app_id.clone(), reference(sim.oid(DAVE))).await,
+        StatusCode::BAD_REQUEST,
+        "Request_BadRequest",
+    );
+    for upn in [ALICE, BOB] {
+        let r = add(admin.clone(), by_app_id.clone(), reference(sim.oid(upn))).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    }
+    // Owners come in pages like every Graph list.
+    let first = sim
+        .graph(
+            Some(&admin),
+            Method::GET,
+            &format!("{}?$top=2", owners_of(&app_id)),
+            None,
+        )
+        .await;
+    assert_eq!(first.body["value"].as_array().map(Vec::len), Some(2));
+    assert!(first.body["@odata.nextLink"].is_string(), "{}", first.body);
+    let all = sim.all_items(&admin, &owners_of(&app_id)).await;
+    let ids: Vec<&str> = all.iter().filter_map(|o| o["id"].as_str()).collect();
+    assert_eq!(ids, [sim.oid(DAVE), sim.oid(ALICE), sim.oid(BOB)]);
+    assert_eq!(sim.events_of("graph.owner_added").await.len(), 3);
+
+    // A body that names no directory object is refused and recorded; an object that does
+    // not exist is not found.
+    for body in [
+        json!({"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/not-a-guid"}),
+        json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/groups/{OPERATORS}")}),
+        json!({"id": sim.oid(CAROL)}),
+        json!([]),
+    ] {
+        let r = add(admin.clone(), by_id.clone(), body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+    }
+    assert_eq!(sim.events_of("request.invalid").await.len(), 4);
+    assert_graph_error(
+        &add(
+            admin.clone(),
+            by_id.clone(),
+            reference("00000000-0000-4000-8000-00000000abcd"),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "Request_ResourceNotFound",
+    );
+
+    // An ordinary member may not make herself an owner of grace's app; grace, its owner,
+    // may add another.
+    let alice = sim.graph_token(ALICE, ADMIN_SCOPES).await;
+    let squatted = format!("/v1.0/applications(appId='{SQUATTED}')/owners/$ref");
+    assert_graph_error(
+        &add(alice, squatted.clone(), reference(sim.oid(ALICE))).await,
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+    );
+    let grace = sim.graph_token(GRACE, ADMIN_SCOPES).await;
+    let r = add(grace, squatted, reference(sim.oid(FRANK))).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let after = sim.all_items(&reader, &owners_of(SQUATTED)).await;
+    assert_eq!(after.len(), 2);
+}
+
+#[tokio::test]
+async fn where_members_may_register_apps_the_creator_becomes_the_owner() {
+    let sim = enterprise_with(&[(
+        "app_replication_secs = 5\n",
+        "app_replication_secs = 5\nusers_can_register_apps = true\n",
+    )])
+    .await;
+    let grace = sim.graph_token(GRACE, ADMIN_SCOPES).await;
+    let created = sim.register(&grace, jumpgate_app("Grace's tool")).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let app_id = created.body["appId"].as_str().expect("appId");
+    let owners = sim
+        .all_items(
+            &grace,
+            &format!("/v1.0/applications(appId='{app_id}')/owners"),
+        )
+        .await;
+    assert_eq!(owners.len(), 1);
+    assert_eq!(owners[0]["userPrincipalName"], GRACE);
+    // An admin's registration still has no owner.
+    let dave = sim.graph_token(DAVE, ADMIN_SCOPES).await;
+    let created = sim.register(&dave, jumpgate_app("Dave's tool")).await;
+    let app_id = created.body["appId"].as_str().expect("appId");
+    let owners = sim
+        .all_items(
+            &dave,
+            &format!("/v1.0/applications(appId='{app_id}')/owners"),
+        )
+        .await;
+    assert!(owners.is_empty(), "{owners:?}");
+    // Without the setting, grace may register nothing.
+    let plain = enterprise().await;
+    let grace = plain.graph_token(GRACE, ADMIN_SCOPES).await;
+    assert_graph_error(
+        &plain.register(&grace, jumpgate_app("Grace's tool")).await,
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+    );
+}
+
+#[test]
+fn a_fixtures_applications_are_checked_when_it_loads() {
+    let base = jumpgate_sim::tenant::ENTERPRISE;
+    let now = chrono::Utc::now();
+    let load = |from: &str, to: &str| {
+        assert!(base.contains(from), "{from}");
+        let text = base.replacen(from, to, 1);
+        let fixture =
+            jumpgate_sim::tenant::Fixture::parse("enterprise (changed)", &text).expect("parses");
+        jumpgate_sim::state::World::from_fixture(&fixture, now).map(|_| ())
+    };
+    assert!(load("", "").is_ok());
+    for (from, to, needle) in [
+        (
+            "owners = [\"grace@contoso.example\"]",
+            "owners = [\"mallory@contoso.example\"]",
+            "owner mallory@contoso.example is no user",
+        ),
+        (
+            "app_id = \"7c3e9b1a-5d2f-4e8a-9b6c-2a1f0e9d8c71\"",
+            "app_id = \"4f2c9a6e-8b1d-4c3e-a5f7-0d9e8c7b6a51\"",
+            "another application has its app_id",
+        ),
+        (
+            "  \"Directory.Read.All\",\n]",
+            "  \"Mail.Read\",\n]",
+            "permission Mail.Read",
+        ),
+        (
+            "web_redirect_uris = [\"https://signin.jumpgate-tools.example/callback\"]",
+            "web_redirect_uris = [\"not a url\"]",
+            "is not a URL",
+        ),
+        (
+            "expires = \"2027-06-30T00:00:00Z\" }]\ncertificates",
+            "expires = \"next year\" }]\ncertificates",
+            "not RFC 3339",
+        ),
+    ] {
+        let e = load(from, to).expect_err(needle).to_string();
+        assert!(e.contains(needle), "{needle}: {e}");
+    }
 }
