@@ -302,6 +302,36 @@ describe("the popover", () => {
     expect(document.querySelector('[data-step="request_role"]')?.className).toContain("failed");
   });
 
+  it("asks before opening a port to a range wider than a /24, and sends the consent only when given", async () => {
+    const calls = backend((cmd, args) => {
+      if (cmd === "app_state") return alice;
+      if (cmd === "connect" && !(args.form as Record<string, unknown>).allow_wide_source)
+        throw {
+          kind: "conflict",
+          data: {
+            code: "confirm_wide_source",
+            message: "Not sent: the JIT policy of jumpbox-win-01 admits your address 84.17.40.23 on port 3389 only as part of 84.17.32.0/20, which opens the port to 4096 addresses, not just yours.",
+          },
+        };
+      if (cmd === "connect") return new Promise<Connected>(() => {});
+      return null;
+    });
+    render(App);
+    await fireEvent.click(await screen.findByRole("button", { name: "Connect to jumpbox-win-01" }));
+    await fireEvent.input(screen.getByLabelText("Justification"), { target: { value: "Patch KB5034441" } });
+    await pressConnect();
+    const dialog = await screen.findByRole("alertdialog");
+    expect(dialog.textContent).toContain("84.17.32.0/20");
+    expect(dialog.textContent).toContain("4096 addresses");
+    expect(calls.filter(([c]) => c === "connect")).toHaveLength(1);
+    await fireEvent.click(screen.getByRole("button", { name: "Open it to the whole range" }));
+    await waitFor(() => expect(calls.filter(([c]) => c === "connect")).toHaveLength(2));
+    const sent = calls.filter(([c]) => c === "connect").map(([, a]) => (a as { form: Record<string, unknown> }).form);
+    expect(sent[0].allow_wide_source).toBeUndefined();
+    expect(sent[1].allow_wide_source).toBe(true);
+    expect(screen.queryByRole("alertdialog")).toBeNull();
+  });
+
   it("opens a link's Connect form prefilled, and sends nothing by itself", async () => {
     const calls = backend((cmd) => (cmd === "app_state" ? alice : null));
     render(App);
