@@ -673,8 +673,22 @@ impl Watching {
     }
 }
 
+/// A watcher no longer needed is asked to stop (SIGTERM, which it handles as a logout) and
+/// killed only if it has not within 5 s: a SIGKILL in the middle of a Secret Service call
+/// can crash gnome-keyring's daemon, and the next test would meet a keychain without its
+/// sign-ins. [`Watching::kill`] is the crash on purpose.
 impl Drop for Watching {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

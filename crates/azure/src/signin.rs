@@ -447,10 +447,17 @@ impl Loopback {
 /// Whether binding `::1` failed because this machine has no IPv6 loopback (IPv6 disabled),
 /// rather than because the port is taken.
 fn no_ipv6_loopback(e: &std::io::Error) -> bool {
+    // The address family is not supported: EAFNOSUPPORT, or Windows' WSAEAFNOSUPPORT.
+    #[cfg(target_os = "linux")]
+    const NO_FAMILY: i32 = 97;
+    #[cfg(windows)]
+    const NO_FAMILY: i32 = 10047;
+    #[cfg(not(any(target_os = "linux", windows)))]
+    const NO_FAMILY: i32 = 47;
     matches!(
         e.kind(),
         std::io::ErrorKind::AddrNotAvailable | std::io::ErrorKind::Unsupported
-    ) || e.raw_os_error() == Some(97) // EAFNOSUPPORT on Linux
+    ) || e.raw_os_error() == Some(NO_FAMILY)
 }
 
 /// Serves one connection: `Some` when it ends the sign-in (a code, or an error from the
