@@ -597,21 +597,29 @@ fn activation_json(a: &GroupActivation) -> Value {
     })
 }
 
+/// A plain list (not `filterByCurrentUser`) must be scoped by a `$filter` on `groupId` or
+/// `principalId`, as Graph requires.
+fn scoped_by_group_or_principal(clauses: &[(&'static str, String)]) -> Result<(), Failure> {
+    if clauses
+        .iter()
+        .any(|(p, _)| *p == "groupId" || *p == "principalId")
+    {
+        return Ok(());
+    }
+    Err(bad_request(
+        "BadRequest",
+        "The request must be scoped with a $filter on principalId or groupId (eq).",
+    ))
+}
+
 /// The eligibility or assignment schedule instances: the caller's own
 /// (`filterByCurrentUser(on='principal')`), or, with the `$filter` on `groupId` or
 /// `principalId` the plain list requires, those the caller may read.
 fn instances(cx: &Cx, world: &World, kind: Kind, mine: bool) -> Answer {
     let expand = cx.expand_group()?;
     let clauses = cx.clauses(&["groupId", "principalId", "accessId"])?;
-    if !mine
-        && !clauses
-            .iter()
-            .any(|(p, _)| *p == "groupId" || *p == "principalId")
-    {
-        return Err(bad_request(
-            "BadRequest",
-            "The request must be scoped with a $filter on principalId or groupId (eq).",
-        ));
+    if !mine {
+        scoped_by_group_or_principal(&clauses)?;
     }
     let me = cx.me();
     let keep = |group: &str, access: &str, principal: &str| {
@@ -725,15 +733,8 @@ fn involved(world: &World, r: &GroupRequest, me: &str) -> bool {
 fn list_requests(cx: &Cx, world: &World, on: Option<On>) -> Answer {
     let expand = cx.expand_group()?;
     let clauses = cx.clauses(&["status", "groupId", "principalId", "accessId"])?;
-    if on.is_none()
-        && !clauses
-            .iter()
-            .any(|(p, _)| *p == "groupId" || *p == "principalId")
-    {
-        return Err(bad_request(
-            "BadRequest",
-            "The request must be scoped with a $filter on principalId or groupId (eq).",
-        ));
+    if on.is_none() {
+        scoped_by_group_or_principal(&clauses)?;
     }
     let me = cx.me();
     let items = world
