@@ -1226,15 +1226,7 @@ pub async fn diagnose(
 ) -> CommandResult<Diagnosis> {
     let engine = ctx.engine.clone();
     on_engine(move || async move {
-        let mut checks = vec![Check::pass(
-            "config",
-            "Configuration readable",
-            format!(
-                "tenant {}, {}",
-                engine.config.azure.tenant_id,
-                engine.config.arm()
-            ),
-        )];
+        let mut checks = vec![doctor::config_check(&engine.config)];
         let vm = vm.filter(|v| !v.trim().is_empty());
         checks.extend(doctor::checklist(&engine, vm.as_deref(), port).await);
         let report = doctor::report(Some(&engine), vm.as_deref(), port, &checks).await;

@@ -924,9 +924,9 @@ async fn reliability_22_a_hostile_justification_reaches_the_approver_inert() {
 }
 
 /// RELIABILITY #29: keys the system file manages beat the user's file, doctor names the file
-/// that set each key, and a system file others can write gets none of its commands run.
+/// that set each key, and a system file others can write is ignored whole, which doctor says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reliability_29_managed_settings_win_and_an_unsafe_system_file_runs_no_command() {
+async fn reliability_29_managed_settings_win_and_an_unsafe_system_file_is_ignored_whole() {
     use std::os::unix::fs::PermissionsExt as _;
     let sim = Sim::start("demo", 0);
     let alice = sim.user(ALICE);
@@ -993,8 +993,40 @@ async fn reliability_29_managed_settings_win_and_an_unsafe_system_file_runs_no_c
         "{text_report}"
     );
 
-    // Group-writable: the managed RDP client is not run, and the message says what to fix.
+    // Group-writable: nothing of the file applies, not even the keys it manages, and doctor
+    // says so, with the fix. The managed RDP client is never run.
     std::fs::set_permissions(&system, std::fs::Permissions::from_mode(0o664)).expect("chmod");
+    let doctor = run(&["--json", "doctor"]);
+    assert!(
+        !doctor.status.success(),
+        "doctor passed with its system file ignored"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).expect("JSON");
+    let sources = &report["config_sources"];
+    assert_eq!(
+        sources["ignored_system"]["file"],
+        system_shown.as_str(),
+        "{report}"
+    );
+    assert!(
+        sources["ignored_system"]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("chmod go-w")),
+        "{report}"
+    );
+    assert_eq!(sources["system_file"], serde_json::Value::Null, "{report}");
+    assert_eq!(
+        sources["keys"]["justification.refuse"],
+        user_shown.as_str(),
+        "{report}"
+    );
+    assert_eq!(report["checks"][0]["step"], "config", "{report}");
+    assert_eq!(report["checks"][0]["status"], "fail", "{report}");
+    let text_report = text(&run(&["doctor"]).stdout);
+    assert!(
+        text_report.contains(&format!("The system file {system_shown} is ignored")),
+        "{text_report}"
+    );
     activate_approved(&alice, &bob, "2h").await;
     let connect = run(&[
         "connect",
@@ -1002,15 +1034,53 @@ async fn reliability_29_managed_settings_win_and_an_unsafe_system_file_runs_no_c
         "--justification",
         "Maintenance window",
     ]);
-    assert!(!connect.status.success());
-    let err = text(&connect.stderr);
+    assert!(connect.status.success(), "{}", text(&connect.stderr));
+    assert!(!ran.exists(), "the ignored system file's command ran");
     assert!(
-        err.contains("launch.rdp_command") && err.contains("chmod go-w"),
+        sim.dir.path().join("rdp-launches").exists(),
+        "the user's own client did not run"
+    );
+}
+
+/// RELIABILITY #29: a sign-in is used only with the authority, client and audiences it was
+/// made for. Once the configuration names another authority (someone else's file, say), the
+/// refresh token is never sent there and the person is asked to sign in; going back finds the
+/// sign-in again, untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_29_a_sign_in_goes_only_where_it_was_made_for() {
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    sim.sign_in(&alice).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let elsewhere = format!("http://{}", listener.local_addr().expect("addr"));
+    let original = std::fs::read_to_string(&alice.config).expect("config");
+    let moved: String = original
+        .lines()
+        .map(|l| {
+            if l.starts_with("authority_host") {
+                format!("authority_host = \"{elsewhere}\"\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert_ne!(moved, original, "the configuration names an authority");
+    std::fs::write(&alice.config, &moved).expect("config");
+    let refused = alice.run(&["targets"]);
+    assert!(!refused.status.success());
+    let err = text(&refused.stderr);
+    assert!(
+        err.contains("was made for the authority") && err.contains("jumpgate signin"),
         "{err}"
     );
-    assert!(!ran.exists(), "the system file's command ran");
+    let doctor = text(&alice.run(&["doctor"]).stdout);
+    assert!(doctor.contains("was made for the authority"), "{doctor}");
     assert!(
-        !sim.dir.path().join("rdp-launches").exists(),
-        "the user's own client ran in place of the managed one"
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "something was sent to the authority the sign-in was not made for"
     );
+    std::fs::write(&alice.config, &original).expect("config");
+    let back = alice.run(&["targets"]);
+    assert!(back.status.success(), "{}", text(&back.stderr));
 }

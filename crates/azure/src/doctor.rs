@@ -84,6 +84,26 @@ impl Check {
     }
 }
 
+/// The `config` step for a configuration that loaded: it fails when the machine's system file
+/// was ignored (RELIABILITY #29), because the organisation's settings then do not apply.
+pub fn config_check(config: &jumpgate_core::config::Config) -> Check {
+    const TITLE: &str = "Configuration readable";
+    let found = format!("tenant {}, {}", config.azure.tenant_id, config.arm());
+    match &config.origin.ignored_system {
+        None => Check::pass("config", TITLE, found),
+        Some(ignored) => Check::fail(
+            "config",
+            TITLE,
+            format!(
+                "{found}; the system file {} is ignored: {}",
+                ignored.file.display(),
+                ignored.why
+            ),
+            "Ask an administrator to make the system file writable by administrators only, as the detail says; until then the organisation's settings do not apply.",
+        ),
+    }
+}
+
 /// The steps after `config`, with their titles, in order.
 pub const STEPS: [(&str, &str); 10] = [
     ("signed_in", "Signed in"),
@@ -169,7 +189,7 @@ pub async fn report(
 }
 
 /// Which file set each key (RELIABILITY #29): `{"user_file", "system_file", "managed",
-/// "untrusted_system", "keys": {"azure.arm_endpoint": "/etc/jumpgate/config.toml", …}}`.
+/// "ignored_system": {"file", "why"}, "keys": {"azure.arm_endpoint": "/etc/jumpgate/config.toml", …}}`.
 pub fn config_sources(origin: &jumpgate_core::config::Origin) -> Value {
     use jumpgate_core::config::Source;
     let file = |s: &Source| {
@@ -188,7 +208,7 @@ pub fn config_sources(origin: &jumpgate_core::config::Origin) -> Value {
         "user_file": origin.user_file,
         "system_file": origin.system_file,
         "managed": origin.managed,
-        "untrusted_system": origin.untrusted_system,
+        "ignored_system": origin.ignored_system,
         "keys": keys,
     })
 }
@@ -215,9 +235,11 @@ pub fn config_sources_text(origin: &jumpgate_core::config::Origin) -> String {
             if managed { " (managed)" } else { "" }
         ));
     }
-    if let Some(why) = &origin.untrusted_system {
+    if let Some(ignored) = &origin.ignored_system {
         out.push_str(&format!(
-            "  The system file {why}: commands it names will not run.\n"
+            "  The system file {} is ignored, every key of it: {}.\n",
+            ignored.file.display(),
+            ignored.why
         ));
     }
     out
@@ -245,10 +267,14 @@ pub async fn run(engine: &Engine, vm: Option<&str>, port: Option<u16>) -> Vec<Ch
             t.account
         }
         Ok(None) => {
+            let found = match engine.session.passed_over() {
+                Some(why) => format!("the stored sign-in {why}"),
+                None => "no sign-in is stored".to_string(),
+            };
             checks.push(Check::fail(
                 "signed_in",
                 title("signed_in"),
-                "no sign-in is stored",
+                found,
                 "Sign in: run jumpgate signin.",
             ));
             skip_rest(&mut checks, 1, "needs a sign-in");

@@ -98,11 +98,6 @@ fn on_path(program: &str) -> bool {
 
 /// The client `connect` would start for a port (SSH for 22, RDP otherwise), if it is installed.
 pub fn client_for(config: &LaunchConfig, port: u16) -> Result<String, String> {
-    config.allowed(if port == 22 {
-        "launch.ssh_command"
-    } else {
-        "launch.rdp_command"
-    })?;
     let program = if port == 22 {
         config
             .ssh_command
@@ -131,9 +126,6 @@ pub fn client_for(config: &LaunchConfig, port: u16) -> Result<String, String> {
 
 /// The RDP client's command line for `file` on this platform (`jumpgate_core::launch::rdp`).
 fn rdp_command(config: &LaunchConfig, file: &str) -> Result<CommandLine, String> {
-    if config.rdp_command.is_some() {
-        config.allowed("launch.rdp_command")?;
-    }
     launch::rdp(Os::CURRENT, config.rdp_command.as_deref(), file, &on_path)
 }
 
@@ -249,7 +241,6 @@ pub fn ssh(
     user: Option<&str>,
 ) -> Result<String, String> {
     let args = ssh_args(endpoint, user)?;
-    config.allowed("launch.ssh_command")?;
     let line = launch::ssh(&config.ssh_command, &args)?;
     let status = Command::new(&line.program)
         .args(&line.args)
@@ -309,8 +300,6 @@ pub fn ssh_in_terminal(
     user: Option<&str>,
 ) -> Result<String, String> {
     let args = ssh_args(endpoint, user)?;
-    config.allowed("launch.ssh_command")?;
-    config.allowed("launch.terminal_command")?;
     let line = launch::ssh_in_terminal(
         Os::CURRENT,
         config.terminal_command.as_deref(),

@@ -20,6 +20,9 @@ pub struct Session {
     renewal_lock: Option<PathBuf>,
     /// Microsoft Graph tokens by scope, in memory only, with their expiry.
     other: tokio::sync::Mutex<std::collections::HashMap<String, (String, i64)>>,
+    /// Why the stored sign-in was last passed over: made for another authority, client or
+    /// audience than the configuration names.
+    passed_over: Mutex<Option<String>>,
 }
 
 const MARGIN_SECS: i64 = 300;
@@ -33,6 +36,7 @@ impl Session {
             cached: tokio::sync::Mutex::new(None),
             renewal_lock: None,
             other: tokio::sync::Mutex::new(std::collections::HashMap::new()),
+            passed_over: Mutex::new(None),
         }
     }
 
@@ -79,6 +83,39 @@ impl Session {
         &self.store
     }
 
+    /// The stored sign-in, when it was made for the authority, client and audiences this
+    /// session's configuration names. Else it is passed over as if absent: its refresh token
+    /// is never sent and its access token never used, and [`Session::passed_over`] says why.
+    /// It is not deleted, so going back to the configuration it was made for finds it again.
+    async fn load_bound(&self) -> Result<Option<TokenSet>> {
+        let loaded = self.store.load().await?;
+        let why = loaded.as_ref().and_then(|tokens| match &tokens.made_for {
+            Some(made_for) => made_for.differs(&self.authority.binding()),
+            None => Some("was stored without saying what it was made for".to_string()),
+        });
+        *self.passed_over.lock().unwrap_or_else(|p| p.into_inner()) = why.clone();
+        Ok(loaded.filter(|_| why.is_none()))
+    }
+
+    /// Why a stored sign-in was not used, if one was: "was made for the authority …, and the
+    /// configuration now names …".
+    pub fn passed_over(&self) -> Option<String> {
+        self.passed_over
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// "Sign in", with why when a stored sign-in was passed over.
+    fn sign_in_required(&self) -> Error {
+        Error::SignInRequired(match self.passed_over() {
+            Some(why) => format!(
+                "Your sign-in {why}, so it is not used there: run jumpgate signin to sign in again."
+            ),
+            None => "You are not signed in: run jumpgate signin.".into(),
+        })
+    }
+
     /// The stored sign-in, if any.
     pub async fn current(&self) -> Result<Option<TokenSet>> {
         let mut cached = self.cached.lock().await;
@@ -92,14 +129,14 @@ impl Session {
     /// renewal lock, and mid-write the set reads as absent: an absent set is read once more
     /// after that lock, so a renewal elsewhere never looks like a sign-out here.
     async fn load_settled(&self) -> Result<Option<TokenSet>> {
-        if let Some(tokens) = self.store.load().await? {
+        if let Some(tokens) = self.load_bound().await? {
             return Ok(Some(tokens));
         }
-        if self.renewal_lock.is_none() {
+        if self.renewal_lock.is_none() || self.passed_over().is_some() {
             return Ok(None);
         }
         let _guard = self.lock_renewal().await?;
-        self.store.load().await
+        self.load_bound().await
     }
 
     pub async fn access_token(&self) -> Result<String> {
@@ -108,9 +145,7 @@ impl Session {
             *cached = self.load_settled().await?;
         }
         let Some(tokens) = cached.clone() else {
-            return Err(Error::SignInRequired(
-                "You are not signed in: run jumpgate signin.".into(),
-            ));
+            return Err(self.sign_in_required());
         };
         if tokens.expires_at - self.now() > MARGIN_SECS {
             return Ok(tokens.access_token);
@@ -125,12 +160,10 @@ impl Session {
         if self.renewal_lock.is_some() {
             // Another process may have renewed while this one waited or held an old copy:
             // its tokens are the ones to use, and its refresh token the only valid one.
-            match self.store.load().await? {
+            match self.load_bound().await? {
                 None => {
                     *cached = None;
-                    return Err(Error::SignInRequired(
-                        "You are not signed in: run jumpgate signin.".into(),
-                    ));
+                    return Err(self.sign_in_required());
                 }
                 Some(stored)
                     if stored.access_token != tokens.access_token
@@ -176,9 +209,7 @@ impl Session {
     pub async fn force_refresh(&self) -> Result<String> {
         let mut cached = self.cached.lock().await;
         let Some(tokens) = cached.clone().or(self.load_settled().await?) else {
-            return Err(Error::SignInRequired(
-                "You are not signed in: run jumpgate signin.".into(),
-            ));
+            return Err(self.sign_in_required());
         };
         self.renew_into(&mut cached, &tokens).await
     }
@@ -217,10 +248,8 @@ impl Session {
         // and ARM and Graph are read side by side.
         let (token, exp, rotated) = {
             let _guard = self.lock_renewal().await?;
-            let Some(tokens) = self.store.load().await? else {
-                return Err(Error::SignInRequired(
-                    "You are not signed in: run jumpgate signin.".into(),
-                ));
+            let Some(tokens) = self.load_bound().await? else {
+                return Err(self.sign_in_required());
             };
             let (authority, current, wanted) =
                 (self.authority.clone(), tokens.clone(), scope.to_string());
@@ -308,6 +337,120 @@ mod tests {
     use crate::testserver::{response, serve};
     use crate::tokens::Account;
 
+    fn authority(base: String) -> Authority {
+        Authority {
+            base,
+            client_id: "c".into(),
+            tenant: "t".into(),
+            arm_scope: "https://management.azure.com/.default".into(),
+            graph_audience: "https://graph.microsoft.com".into(),
+        }
+    }
+
+    fn signed_in(made_for: Option<crate::tokens::Binding>, expires_at: i64) -> TokenSet {
+        TokenSet {
+            access_token: "arm-access".into(),
+            expires_at,
+            refresh_token: Some("refresh".into()),
+            source: Source::Browser,
+            account: Account {
+                upn: "alice@contoso.example".into(),
+                oid: "o".into(),
+                tid: "t".into(),
+                name: "Alice".into(),
+                names: Vec::new(),
+            },
+            made_for,
+        }
+    }
+
+    fn store() -> TokenStore {
+        TokenStore::new(
+            &format!("jumpgate-session-test-{}", uuid::Uuid::new_v4().simple()),
+            "tenant",
+            None,
+        )
+    }
+
+    /// RELIABILITY #29: a sign-in is used only with the authority, client and audiences it was
+    /// made for. A configuration naming others (changed by someone else, say) never gets its
+    /// refresh token sent, nor its access token; the sign-in is kept for the configuration it
+    /// belongs to.
+    #[tokio::test]
+    async fn a_sign_in_is_never_sent_where_it_was_not_made_for() {
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = asked.clone();
+        let elsewhere = serve(move |_| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            response("500 Internal Server Error", &[], b"")
+        })
+        .await;
+        let made_here = authority("https://login.microsoftonline.com/t".into()).binding();
+        let expired = chrono::Utc::now().timestamp() - 60;
+        let fresh = chrono::Utc::now().timestamp() + 3600;
+        let cases = [
+            (
+                Some(made_here.clone()),
+                authority(elsewhere.clone()),
+                "the authority",
+            ),
+            (
+                Some(made_here.clone()),
+                Authority {
+                    client_id: "other".into(),
+                    ..authority("https://login.microsoftonline.com/t".into())
+                },
+                "the client id",
+            ),
+            (
+                Some(made_here.clone()),
+                Authority {
+                    arm_scope: "https://arm.evil.example/.default".into(),
+                    ..authority("https://login.microsoftonline.com/t".into())
+                },
+                "the audiences",
+            ),
+            (None, authority(elsewhere.clone()), "without saying"),
+        ];
+        for (made_for, now, says) in cases {
+            for expires_at in [expired, fresh] {
+                let store = store();
+                store
+                    .save(&signed_in(made_for.clone(), expires_at))
+                    .await
+                    .expect("keychain");
+                let session = Session::new(now.clone(), store.clone());
+                let refused = session.access_token().await.expect_err(says);
+                assert_eq!(refused.kind(), jumpgate_core::explain::Kind::SignIn);
+                assert!(
+                    refused.to_string().contains(says) && refused.to_string().contains("signin"),
+                    "{refused}"
+                );
+                assert!(session.current().await.expect("read").is_none());
+                assert!(session.force_refresh().await.is_err());
+                assert!(session
+                    .token_for("https://graph.microsoft.com/User.ReadBasic.All")
+                    .await
+                    .is_err());
+                assert!(session.passed_over().is_some_and(|w| w.contains(says)));
+                assert!(store.load().await.expect("keychain").is_some(), "kept");
+                store.delete().await.expect("clean up");
+            }
+        }
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // Where it was made (a trailing slash aside), it is used.
+        let store = store();
+        let here = authority("https://login.microsoftonline.com/t/".into());
+        store
+            .save(&signed_in(Some(made_here), fresh))
+            .await
+            .expect("keychain");
+        let session = Session::new(here, store.clone());
+        assert_eq!(session.access_token().await.expect("used"), "arm-access");
+        assert_eq!(session.passed_over(), None);
+        store.delete().await.expect("clean up");
+    }
+
     /// §6 of the groups issue: Microsoft Graph refusing a token (a Conditional Access policy
     /// on Graph asking for MFA, say) says nothing about the sign-in, which ARM still accepts.
     #[tokio::test]
@@ -320,34 +463,14 @@ mod tests {
             )
         })
         .await;
-        let store = TokenStore::new(
-            &format!("jumpgate-session-test-{}", uuid::Uuid::new_v4().simple()),
-            "tenant",
-            None,
+        let store = store();
+        let authority = authority(base);
+        let signed_in = signed_in(
+            Some(authority.binding()),
+            chrono::Utc::now().timestamp() + 3600,
         );
-        let signed_in = TokenSet {
-            access_token: "arm-access".into(),
-            expires_at: chrono::Utc::now().timestamp() + 3600,
-            refresh_token: Some("refresh".into()),
-            source: Source::Browser,
-            account: Account {
-                upn: "alice@contoso.example".into(),
-                oid: "o".into(),
-                tid: "t".into(),
-                name: "Alice".into(),
-                names: Vec::new(),
-            },
-        };
         store.save(&signed_in).await.expect("keychain");
-        let session = Session::new(
-            Authority {
-                base,
-                client_id: "c".into(),
-                tenant: "t".into(),
-                arm_scope: "https://management.azure.com/.default".into(),
-            },
-            store.clone(),
-        );
+        let session = Session::new(authority, store.clone());
         let refused = session
             .token_for(
                 "https://graph.microsoft.com/PrivilegedEligibilitySchedule.Read.AzureADGroup",

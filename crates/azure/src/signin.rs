@@ -26,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::error::{Error, Result};
-use crate::tokens::{Account, Source, TokenSet};
+use crate::tokens::{Account, Binding, Source, TokenSet};
 
 /// Where to sign in, and for what.
 #[derive(Debug, Clone)]
@@ -39,6 +39,8 @@ pub struct Authority {
     /// The ARM scope from the configuration (`https://management.azure.com/.default` in
     /// Azure's public cloud), so a sovereign cloud gets its own audience.
     pub arm_scope: String,
+    /// The Microsoft Graph audience from the configuration (`https://graph.microsoft.com`).
+    pub graph_audience: String,
 }
 
 impl Authority {
@@ -48,6 +50,16 @@ impl Authority {
             client_id: config.azure.client_id.clone(),
             tenant: config.azure.tenant_id.clone(),
             arm_scope: config.arm_scope(),
+            graph_audience: config.graph_audience().to_string(),
+        }
+    }
+
+    /// What a sign-in made here is for: this authority, this client, these audiences.
+    pub fn binding(&self) -> Binding {
+        Binding {
+            authority: self.base.trim_end_matches('/').to_string(),
+            client_id: self.client_id.clone(),
+            audiences: vec![self.arm_scope.clone(), self.graph_audience.clone()],
         }
     }
 
@@ -170,6 +182,7 @@ pub fn account_of(access_token: &str) -> Result<Account> {
 }
 
 fn token_set(
+    authority: &Authority,
     response: &BasicTokenResponse,
     source: Source,
     previous_refresh: Option<&str>,
@@ -192,6 +205,7 @@ fn token_set(
             .map(|r| r.secret().clone())
             .or(previous_refresh.map(str::to_string)),
         source,
+        made_for: Some(authority.binding()),
     })
 }
 
@@ -288,7 +302,7 @@ pub async fn browser(authority: &Authority, options: BrowserOptions) -> Result<T
         .request_async(&http)
         .await
         .map_err(token_error)?;
-    token_set(&response, Source::Browser, None)
+    token_set(authority, &response, Source::Browser, None)
 }
 
 /// Signs in as `upn` at a simulator started with its control API (the tray's demo mode),
@@ -580,7 +594,7 @@ pub async fn device_code(
         .request_async(&http, tokio::time::sleep, None)
         .await
         .map_err(token_error)?;
-    token_set(&response, Source::DeviceCode, None)
+    token_set(authority, &response, Source::DeviceCode, None)
 }
 
 /// Exchanges a refresh token for new tokens; the refresh token rotates.
@@ -600,7 +614,12 @@ pub async fn refresh(authority: &Authority, current: &TokenSet) -> Result<TokenS
     let response = request.request_async(&http).await.map_err(token_error)?;
     // An answer without a refresh token leaves the one sent valid (RFC 6749 section 6: the
     // server "MAY issue a new refresh token"): it is kept, not dropped.
-    token_set(&response, current.source, current.refresh_token.as_deref())
+    token_set(
+        authority,
+        &response,
+        current.source,
+        current.refresh_token.as_deref(),
+    )
 }
 
 /// An access token for another resource (Microsoft Graph, say) from the refresh token.
@@ -704,6 +723,7 @@ pub async fn azure_cli(authority: &Authority) -> Result<TokenSet> {
         expires_at: token.expires_on.unix_timestamp(),
         refresh_token: None,
         source: Source::AzureCli,
+        made_for: Some(authority.binding()),
     })
 }
 
@@ -766,6 +786,7 @@ mod tests {
             client_id: "c".into(),
             tenant: "t".into(),
             arm_scope: "https://management.azure.com/.default".into(),
+            graph_audience: "https://graph.microsoft.com".into(),
         };
         let current = TokenSet {
             access_token: "old".into(),
@@ -773,6 +794,7 @@ mod tests {
             refresh_token: Some("the-refresh-token".into()),
             source: Source::Browser,
             account: account_of(&format!("h.{claims}.s")).expect("account"),
+            made_for: Some(authority.binding()),
         };
         let renewed = refresh(&authority, &current).await.expect("renewed");
         assert_eq!(renewed.access_token, format!("h.{claims}.s"));

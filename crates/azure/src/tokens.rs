@@ -61,6 +61,50 @@ pub enum Source {
     AzureCli,
 }
 
+/// What a sign-in was made for: its refresh token goes to this authority only, for this
+/// client, and its tokens are for these audiences (ARM's scope, then Graph's). A configuration
+/// that names anything else never gets to use it: one changed by someone else would otherwise
+/// have Jumpgate send the refresh token, or an ARM token, wherever it points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    /// `https://login.microsoftonline.com/{tenant}`.
+    pub authority: String,
+    pub client_id: String,
+    pub audiences: Vec<String>,
+}
+
+impl Binding {
+    /// What differs from `now`, the configuration's, as "was made for … and the
+    /// configuration now names …"; `None` when nothing does.
+    pub fn differs(&self, now: &Binding) -> Option<String> {
+        let shown = |s: &str| jumpgate_core::text::line(s).into_owned();
+        let (what, then, later) = if self.authority != now.authority {
+            (
+                "the authority",
+                shown(&self.authority),
+                shown(&now.authority),
+            )
+        } else if self.client_id != now.client_id {
+            (
+                "the client id",
+                shown(&self.client_id),
+                shown(&now.client_id),
+            )
+        } else if self.audiences != now.audiences {
+            (
+                "the audiences",
+                shown(&self.audiences.join(", ")),
+                shown(&now.audiences.join(", ")),
+            )
+        } else {
+            return None;
+        };
+        Some(format!(
+            "was made for {what} {then}, and the configuration now names {later}"
+        ))
+    }
+}
+
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenSet {
     pub access_token: String,
@@ -69,6 +113,9 @@ pub struct TokenSet {
     pub refresh_token: Option<String>,
     pub source: Source,
     pub account: Account,
+    /// Absent from sign-ins stored before it was kept: those are not used either.
+    #[serde(default)]
+    pub made_for: Option<Binding>,
 }
 
 // Tokens never reach logs, not even through Debug (RELIABILITY #7).
@@ -79,6 +126,7 @@ impl std::fmt::Debug for TokenSet {
             .field("has_refresh_token", &self.refresh_token.is_some())
             .field("source", &self.source)
             .field("account", &self.account)
+            .field("made_for", &self.made_for)
             .finish()
     }
 }
@@ -522,6 +570,7 @@ mod tests {
                 name: "A".into(),
                 names: Vec::new(),
             },
+            made_for: None,
         };
         let shown = format!("{t:?}");
         assert!(!shown.contains("secret"), "{shown}");

@@ -19,6 +19,7 @@ fn authority(sim: &jumpgate_sim::SimHandle) -> Authority {
         client_id: c.client_id,
         tenant: c.tenant_id,
         arm_scope: "https://management.azure.com/.default".into(),
+        graph_audience: "https://graph.microsoft.com".into(),
     }
 }
 

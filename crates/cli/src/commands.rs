@@ -128,15 +128,7 @@ async fn doctor(config: Option<&std::path::Path>, json: bool, a: DoctorArgs) -> 
     let mut checks = Vec::new();
     let ctx = match Ctx::load(config, json) {
         Ok(ctx) => {
-            checks.push(Check::pass(
-                "config",
-                "Configuration readable",
-                format!(
-                    "tenant {}, {}",
-                    ctx.config.azure.tenant_id,
-                    ctx.config.arm()
-                ),
-            ));
+            checks.push(doctor::config_check(&ctx.config));
             Some(ctx)
         }
         Err(f) => {

@@ -598,7 +598,7 @@ mod tests {
         let user: toml::Value = toml::from_str(user).expect("user TOML");
         crate::config::merge(
             Some((PathBuf::from("user.toml"), user)),
-            Some((PathBuf::from("/etc/jumpgate/config.toml"), system, None)),
+            Some((PathBuf::from("/etc/jumpgate/config.toml"), system)),
         )
         .expect("merged")
     }

@@ -25,6 +25,8 @@ pub enum ConfigError {
     },
     #[error("the configuration {path} is not valid: {message}")]
     Invalid { path: String, message: String },
+    #[error("the system configuration is ignored, and you have none of your own: {why}. Until then, run jumpgate init to make your own, or pass --config PATH")]
+    Untrusted { why: String },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,7 +51,7 @@ pub struct Config {
     pub simulator: Option<SimulatorConfig>,
     #[serde(default)]
     pub profiles: Vec<Profile>,
-    /// Which file set each key, and whether the system file may name commands. Not a key.
+    /// Which file set each key, and a system file that was ignored. Not a key.
     #[serde(skip)]
     pub origin: Origin,
 }
@@ -71,36 +73,16 @@ pub struct Origin {
     pub managed: Vec<String>,
     /// Every key set by a file (dotted path of each leaf value), and which file set it.
     pub keys: BTreeMap<String, Source>,
-    /// Why commands named in the system file must not run (it is not owned by root, or others
-    /// can write it); `None` when the system file is safe or names no command.
-    pub untrusted_system: Option<String>,
+    /// A system file that exists but was not read, because someone other than the machine's
+    /// administrators could have written it ([`crate::trust`]).
+    pub ignored_system: Option<Ignored>,
 }
 
-/// The owner and mode of the system file, read at the edge.
-#[derive(Debug, Clone, Copy)]
-pub struct SystemFacts {
-    pub owner_uid: u32,
-    pub mode: u32,
-}
-
-/// The keys that name a program to run: taken from the system file only when it is safe.
-pub const COMMAND_KEYS: [&str; 3] = [
-    "launch.rdp_command",
-    "launch.ssh_command",
-    "launch.terminal_command",
-];
-
-impl Origin {
-    /// `Err` with what to fix when `key` (one of [`COMMAND_KEYS`]) came from a system file
-    /// that is not owned by root or that group or others can write.
-    pub fn command_allowed(&self, key: &str) -> Result<(), String> {
-        match (&self.untrusted_system, self.keys.get(key)) {
-            (Some(why), Some(Source::System)) => Err(format!(
-                "{key} comes from the system configuration, which {why}; Jumpgate will not run it"
-            )),
-            _ => Ok(()),
-        }
-    }
+/// A system file left out, and why, with the fix.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ignored {
+    pub file: PathBuf,
+    pub why: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -333,20 +315,6 @@ pub struct LaunchConfig {
     pub rdp_redirect_devices: bool,
     #[serde(default)]
     pub rdp_redirect_microphone: bool,
-    /// Command keys that must not run, with why: they come from a system file that is not
-    /// owned by root or that others can write (RELIABILITY #29). Filled by [`merge`].
-    #[serde(skip)]
-    pub refused: BTreeMap<String, String>,
-}
-
-impl LaunchConfig {
-    /// `Err` with what to fix when the command under `key` must not run.
-    pub fn allowed(&self, key: &str) -> Result<(), String> {
-        match self.refused.get(key) {
-            Some(why) => Err(why.clone()),
-            None => Ok(()),
-        }
-    }
 }
 
 impl Default for LaunchConfig {
@@ -363,7 +331,6 @@ impl Default for LaunchConfig {
             rdp_redirect_ports: false,
             rdp_redirect_devices: false,
             rdp_redirect_microphone: false,
-            refused: BTreeMap::new(),
         }
     }
 }
@@ -516,8 +483,16 @@ impl Config {
 
     /// A Microsoft Graph scope, such as `User.ReadBasic.All`, on the Graph audience.
     pub fn graph_scope(&self, permission: &str) -> String {
-        let audience = self.azure.graph_audience.as_deref().unwrap_or(self.graph());
-        format!("{}/{permission}", audience.trim_end_matches('/'))
+        format!("{}/{permission}", self.graph_audience())
+    }
+
+    /// The audience Microsoft Graph tokens are asked for, without a trailing slash.
+    pub fn graph_audience(&self) -> &str {
+        self.azure
+            .graph_audience
+            .as_deref()
+            .unwrap_or(self.graph())
+            .trim_end_matches('/')
     }
 
     /// The Graph endpoint without a trailing slash.
@@ -563,7 +538,10 @@ pub fn check_endpoint(text: &str) -> Result<(), String> {
 
 /// This machine's [`system_file`].
 fn this_system_file() -> PathBuf {
-    let program_data = std::env::var("ProgramData").ok();
+    #[cfg(windows)]
+    let program_data = crate::trust::program_data().map(|p| p.display().to_string());
+    #[cfg(not(windows))]
+    let program_data: Option<String> = None;
     system_file(crate::launch::Os::CURRENT, program_data.as_deref())
 }
 
@@ -576,7 +554,8 @@ pub struct Layers {
 
 /// Where an organisation deploys the managed system file on each platform: `/etc/jumpgate/`
 /// on Linux, `/Library/Application Support/Jumpgate/` on macOS, and `Jumpgate\` under
-/// `%ProgramData%` on Windows (`program_data`, `C:\ProgramData` when unset).
+/// the ProgramData folder on Windows (`program_data`, from the known-folder API, and
+/// `C:\ProgramData` when it cannot say).
 pub fn system_file(os: crate::launch::Os, program_data: Option<&str>) -> PathBuf {
     match os {
         crate::launch::Os::Linux => PathBuf::from("/etc/jumpgate/config.toml"),
@@ -641,7 +620,8 @@ pub fn first_run(
     let system = env_system
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(this_system_file);
-    if system.is_file() {
+    // A system file that is ignored configures nothing, so the first run goes ahead.
+    if system.is_file() && crate::trust::system_file(&system).is_ok() {
         let Ok(text) = std::fs::read_to_string(&system) else {
             return None;
         };
@@ -661,7 +641,8 @@ pub fn first_run(
     Some(user)
 }
 
-/// Reads both files (and the system file's owner and mode) and merges them with [`merge`].
+/// Reads both files and merges them with [`merge`]. The system file is read only when
+/// [`crate::trust::system_file`] trusts it; else it is left out, and `origin` says why.
 pub fn load_layers(layers: &Layers) -> Result<Config, ConfigError> {
     let read = |path: &Path| -> Result<toml::Value, ConfigError> {
         let shown = path.display().to_string();
@@ -680,30 +661,28 @@ pub fn load_layers(layers: &Layers) -> Result<Config, ConfigError> {
         Some(p) => Some((p.clone(), read(p)?)),
         None => None,
     };
+    let mut ignored = None;
     let system = match &layers.system {
-        Some(p) => Some((p.clone(), read(p)?, system_facts(p))),
+        Some(p) => match crate::trust::system_file(p) {
+            Ok(()) => Some((p.clone(), read(p)?)),
+            Err(why) => {
+                ignored = Some(Ignored {
+                    file: p.clone(),
+                    why,
+                });
+                None
+            }
+        },
         None => None,
     };
-    merge(user, system)
-}
-
-/// The system file's owner and mode; `None` where they cannot be read (or on Windows), which
-/// counts as unsafe for running commands it names.
-fn system_facts(path: &Path) -> Option<SystemFacts> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt as _;
-        let m = std::fs::metadata(path).ok()?;
-        Some(SystemFacts {
-            owner_uid: m.uid(),
-            mode: m.mode(),
-        })
+    if let (None, Some(ignored)) = (&user, &ignored) {
+        return Err(ConfigError::Untrusted {
+            why: format!("{} ({})", ignored.why, ignored.file.display()),
+        });
     }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        None
-    }
+    let mut config = merge(user, system)?;
+    config.origin.ignored_system = ignored;
+    Ok(config)
 }
 
 /// The effective configuration from the parsed user and system files (RELIABILITY #29): the
@@ -712,17 +691,17 @@ fn system_facts(path: &Path) -> Option<SystemFacts> {
 /// default when it does not set them). Records which file set each key.
 pub fn merge(
     user: Option<(PathBuf, toml::Value)>,
-    system: Option<(PathBuf, toml::Value, Option<SystemFacts>)>,
+    system: Option<(PathBuf, toml::Value)>,
 ) -> Result<Config, ConfigError> {
     let shown = |p: &Path| p.display().to_string();
     let invalid = |path: String, message: String| ConfigError::Invalid { path, message };
     let mut origin = Origin::default();
-    let (mut sys_doc, facts) = match system {
-        Some((path, doc, facts)) => {
+    let mut sys_doc = match system {
+        Some((path, doc)) => {
             origin.system_file = Some(path);
-            (doc, facts)
+            doc
         }
-        None => (toml::Value::Table(toml::Table::new()), None),
+        None => toml::Value::Table(toml::Table::new()),
     };
     let sys_shown = origin.system_file.as_deref().map(shown).unwrap_or_default();
     if let Some(managed) = sys_doc.as_table_mut().and_then(|t| t.remove("managed")) {
@@ -759,25 +738,6 @@ pub fn merge(
         };
         origin.keys.insert(key, source);
     }
-    let from_system = COMMAND_KEYS
-        .iter()
-        .any(|k| origin.keys.get(*k) == Some(&Source::System));
-    if from_system {
-        origin.untrusted_system = match facts {
-            Some(f) if f.owner_uid == 0 && f.mode & 0o022 == 0 => None,
-            Some(f) if f.owner_uid != 0 => Some(format!(
-                "is owned by uid {} rather than root: run `sudo chown root {sys_shown}`",
-                f.owner_uid
-            )),
-            Some(f) => Some(format!(
-                "group or others can write (mode {:o}): run `sudo chmod go-w {sys_shown}`",
-                f.mode & 0o777
-            )),
-            None => Some(format!(
-                "cannot be checked for its owner and mode ({sys_shown})"
-            )),
-        };
-    }
     let path = match (&origin.user_file, &origin.system_file) {
         (Some(u), Some(s)) => format!("{} over {}", shown(u), shown(s)),
         (Some(p), None) | (None, Some(p)) => shown(p),
@@ -787,11 +747,6 @@ pub fn merge(
         invalid(path.clone(), e.to_string().trim_end().to_string())
     })?;
     config.check(&path)?;
-    for key in COMMAND_KEYS {
-        if let Err(why) = origin.command_allowed(key) {
-            config.launch.refused.insert(key.to_string(), why);
-        }
-    }
     config.origin = origin;
     Ok(config)
 }
@@ -1084,19 +1039,10 @@ mod tests {
         );
     }
 
-    const ROOT_SAFE: SystemFacts = SystemFacts {
-        owner_uid: 0,
-        mode: 0o100644,
-    };
-
-    fn merged(user: &str, system: &str, facts: Option<SystemFacts>) -> Config {
+    fn merged(user: &str, system: &str) -> Config {
         merge(
             Some((PathBuf::from("/home/a/config.toml"), doc(user))),
-            Some((
-                PathBuf::from("/etc/jumpgate/config.toml"),
-                doc(system),
-                facts,
-            )),
+            Some((PathBuf::from("/etc/jumpgate/config.toml"), doc(system))),
         )
         .expect("valid")
     }
@@ -1111,13 +1057,11 @@ mod tests {
         let c = merged(
             "[justification]\nrefuse = []\n[launch]\nrdp_command = \"/tmp/evil\"\n",
             SYSTEM,
-            Some(ROOT_SAFE),
         );
         assert_eq!(c.justification.refuse, ["BAU"]);
         assert_eq!(c.launch.rdp_command.as_deref(), Some("/usr/bin/xfreerdp"));
         assert_eq!(c.origin.keys["justification.refuse"], Source::System);
         assert_eq!(c.origin.keys["launch.rdp_command"], Source::System);
-        assert!(c.launch.allowed("launch.rdp_command").is_ok());
     }
 
     #[test]
@@ -1125,7 +1069,6 @@ mod tests {
         let c = merged(
             "[azure]\narm_endpoint = \"https://arm.mine.example\"\n[justification]\ntemplates = [\"Mine\"]\n",
             SYSTEM,
-            Some(ROOT_SAFE),
         );
         assert_eq!(c.arm(), "https://arm.mine.example");
         // The rest of [azure] still comes from the system file.
@@ -1148,7 +1091,6 @@ mod tests {
         let c = merged(
             "[azure]\ntenant_id = \"x\"\narm_endpoint = \"https://arm.mine.example\"\n[watch]\napprover = true\n",
             system,
-            Some(ROOT_SAFE),
         );
         assert_eq!(c.azure.tenant_id, "corp");
         // Managed but unset in the system file: the default, not the user's value.
@@ -1163,45 +1105,62 @@ mod tests {
         let user = merge(Some((PathBuf::from("/u.toml"), doc(MINIMAL))), None).expect("valid");
         assert_eq!(user.azure.tenant_id, "t");
         assert_eq!(user.origin.keys["azure.tenant_id"], Source::User);
-        let system = merge(
-            None,
-            Some((PathBuf::from("/etc/j.toml"), doc(SYSTEM), Some(ROOT_SAFE))),
-        )
-        .expect("valid");
+        let system = merge(None, Some((PathBuf::from("/etc/j.toml"), doc(SYSTEM)))).expect("valid");
         assert_eq!(system.justification.refuse, ["BAU"]);
         assert_eq!(system.origin.keys["azure.tenant_id"], Source::System);
     }
 
+    #[cfg(unix)]
     #[test]
-    fn reliability_29_commands_from_an_unsafe_system_file_are_refused() {
-        let writable = SystemFacts {
-            owner_uid: 0,
-            mode: 0o100664,
+    fn reliability_29_a_system_file_others_could_write_is_ignored_whole() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("dir");
+        let system = dir.path().join("system.toml");
+        let user = dir.path().join("user.toml");
+        std::fs::write(&system, SYSTEM).expect("system");
+        std::fs::write(&user, format!("{MINIMAL}[justification]\nrefuse = []\n")).expect("user");
+        let layers = Layers {
+            user: Some(user.clone()),
+            system: Some(system.clone()),
         };
-        let someone = SystemFacts {
-            owner_uid: 1000,
-            mode: 0o100644,
+        let mode = |m: u32| {
+            std::fs::set_permissions(&system, std::fs::Permissions::from_mode(m)).expect("chmod")
         };
-        for (facts, says) in [
-            (Some(writable), "chmod go-w"),
-            (Some(someone), "chown root"),
-            (None, "cannot be checked"),
-        ] {
-            let c = merged("", SYSTEM, facts);
-            let err = c.launch.allowed("launch.rdp_command").expect_err("refused");
-            assert!(err.contains(says), "{err}");
-            assert!(err.contains("launch.rdp_command"), "{err}");
-            // ssh_command is the default, not the system file's: it still runs.
-            assert!(c.launch.allowed("launch.ssh_command").is_ok());
+        // Trusted where the tests run as root, as CI's do; else ignored like any other.
+        mode(0o644);
+        let trusted = crate::trust::system_file(&system).is_ok();
+        let c = load_layers(&layers).expect("loads");
+        assert_eq!(c.origin.ignored_system.is_none(), trusted);
+        if trusted {
+            assert_eq!(c.justification.refuse, ["BAU"]);
+            assert_eq!(c.origin.system_file.as_ref(), Some(&system));
         }
-        // The user's own command is the user's business, whatever the system file's mode.
-        let unmanaged = "[azure]\ntenant_id = \"corp\"\nclient_id = \"c\"\n";
-        let c = merged(
-            "[launch]\nrdp_command = \"/opt/mine\"\n",
-            unmanaged,
-            Some(writable),
+        // Group-writable: nothing of it applies, not even what it manages.
+        mode(0o664);
+        let c = load_layers(&layers).expect("loads");
+        let ignored = c.origin.ignored_system.as_ref().expect("ignored");
+        assert_eq!(ignored.file, system);
+        assert!(c.justification.refuse.is_empty());
+        assert!(c.origin.managed.is_empty());
+        assert_eq!(c.origin.system_file, None);
+        assert!(c.launch.rdp_command.is_none());
+        assert!(c.origin.keys.values().all(|s| *s == Source::User));
+        // Without a file of one's own, the error says why the system file was passed over.
+        let alone = Layers {
+            user: None,
+            system: Some(system.clone()),
+        };
+        let err = load_layers(&alone)
+            .expect_err("nothing trusted")
+            .to_string();
+        assert!(
+            err.contains("ignored") && err.contains("chmod go-w"),
+            "{err}"
         );
-        assert!(c.launch.allowed("launch.rdp_command").is_ok());
+        // A broken file that is ignored is not even parsed.
+        std::fs::write(&system, "not toml").expect("system");
+        mode(0o666);
+        assert!(load_layers(&layers).is_ok());
     }
 
     #[test]
@@ -1215,12 +1174,9 @@ mod tests {
         ];
         for text in bad {
             let system = format!("{text}{MINIMAL}");
-            let err = merge(
-                None,
-                Some((PathBuf::from("/etc/j.toml"), doc(&system), Some(ROOT_SAFE))),
-            )
-            .expect_err(text)
-            .to_string();
+            let err = merge(None, Some((PathBuf::from("/etc/j.toml"), doc(&system))))
+                .expect_err(text)
+                .to_string();
             assert!(err.contains("managed"), "{text}: {err}");
         }
         let err = merge(

@@ -49,6 +49,7 @@ pub mod planner;
 pub mod policy;
 pub mod text;
 pub mod tray;
+pub mod trust;
 pub mod watch;
 
 #[cfg(test)]
