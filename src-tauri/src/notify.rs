@@ -124,6 +124,12 @@ mod platform {
             n.urgency(notify_rust::Urgency::Critical);
         }
         let handle = n.show().map_err(|e| e.to_string())?;
+        // The server's id, so a notification in the desktop can be told from another.
+        tracing::info!(
+            "notification {} shown: opens {}",
+            handle.id(),
+            jumpgate_core::text::log(&notice.opens)
+        );
         handle.wait_for_action(|action| chosen(action));
         Ok(())
     }

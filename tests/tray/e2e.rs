@@ -682,13 +682,47 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
     app.wait_for("//*[contains(., 'Signed in as bob@contoso.example')]", 20)
         .await;
     // His watcher in the app tells him; clicking the notification (dunst's default action)
-    // opens the popover on her request.
-    eventually(
+    // opens the popover on her request. dunst clicks the first one it displays, and an
+    // urgent one comes first: any other still displayed is closed before, by its id.
+    let logged_before = app.log().len();
+    let shown = |log: &str| -> Vec<(String, String)> {
+        log.lines()
+            .filter_map(|l| {
+                l.split_once("notification ")?
+                    .1
+                    .split_once(" shown: opens ")
+            })
+            .map(|(id, opens)| (id.to_string(), opens.trim().to_string()))
+            .collect()
+    };
+    let wanted = eventually(
         30,
-        || (dunstctl(&["count", "displayed"]).trim() != "0").then_some(()),
+        || {
+            shown(app.log().get(logged_before..).unwrap_or_default())
+                .into_iter()
+                .find(|(_, opens)| opens.starts_with("approvals"))
+                .map(|(id, _)| id)
+        },
         || format!("no notification for bob: {}", app.log()),
     )
     .await;
+    for (id, _) in shown(app.log().get(logged_before..).unwrap_or_default()) {
+        if id != wanted {
+            let _ = Command::new("gdbus")
+                .args([
+                    "call",
+                    "--session",
+                    "--dest",
+                    "org.freedesktop.Notifications",
+                    "--object-path",
+                    "/org/freedesktop/Notifications",
+                    "--method",
+                    "org.freedesktop.Notifications.CloseNotification",
+                    &id,
+                ])
+                .output();
+        }
+    }
     dunstctl(&["action", "0"]);
     eventually(
         10,
