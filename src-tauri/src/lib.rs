@@ -1102,7 +1102,6 @@ mod ipc_tests {
     /// starts the engine, which answers the signed-out state.
     #[test]
     fn the_first_run_writes_the_configuration_and_starts_the_engine() {
-        use std::os::unix::fs::PermissionsExt as _;
         jumpgate_azure::init_tls();
         let dir = tempfile::tempdir().expect("dir");
         let sim = tauri::async_runtime::block_on(
@@ -1207,11 +1206,15 @@ mod ipc_tests {
         .expect("written");
         assert_eq!(state["signed_in_as"], serde_json::Value::Null, "{state}");
         assert_eq!(state["azure_cli"], false);
-        let mode = std::fs::metadata(&user)
-            .expect("written")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&user)
+                .expect("written")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         assert!(call("app_state", serde_json::json!({})).is_ok());
         let again = call(
             "write_first_config",

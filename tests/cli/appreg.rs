@@ -143,12 +143,15 @@ async fn dave_registers_jumpgate_and_alice_signs_in_with_the_printed_config() {
         "{written}"
     );
     assert!(written.contains("Device-code sign-in is off"), "{written}");
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(&deployed)
-        .expect("stat")
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o644);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&deployed)
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644);
+    }
 
     // A rerun registers nothing twice, and never writes over the file.
     refused(

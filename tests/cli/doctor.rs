@@ -162,6 +162,7 @@ async fn doctor_names_each_broken_step_and_its_fix() {
         serde_json::from_slice(&std::fs::read(&bundle).expect("bundle")).expect("JSON");
     assert_eq!(written["checks"], report["checks"]);
     assert_eq!(written["account"], ALICE);
+    #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(&bundle)

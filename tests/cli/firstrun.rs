@@ -4,7 +4,9 @@
 //! would; `init` writes only what a person would: the tenant, the client id, the authority.
 
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
+#[cfg(unix)]
+use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
@@ -89,6 +91,7 @@ impl Fresh {
     }
 }
 
+#[cfg(unix)]
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::metadata(path).expect("meta").permissions().mode() & 0o777
@@ -164,6 +167,7 @@ async fn a_first_run_from_a_work_email_to_an_open_port() {
         "{written}"
     );
     assert!(!written.contains("arm_endpoint") && !written.contains("control_token"));
+    #[cfg(unix)]
     assert_eq!(mode(&alice.config()), 0o600);
     assert_eq!(alice.json(&["whoami"])["upn"], ALICE);
 

@@ -220,7 +220,8 @@ impl Sim {
     }
 
     /// Where the JIT gate listens for `vm` (by name) and `port`: the VM's public IP, or the
-    /// firewall's mapped port.
+    /// firewall's mapped port (for the real servers of `servers.rs`).
+    #[cfg(target_os = "linux")]
     pub async fn gate_address(&self, vm: &str, port: u16) -> String {
         let gate: Value = self
             .http
@@ -341,8 +342,14 @@ impl Sim {
 }
 
 pub fn chmod_x(path: &Path) {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    // Windows runs a file by its extension.
+    #[cfg(windows)]
+    let _ = path;
 }
 
 impl User {

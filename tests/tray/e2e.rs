@@ -10,6 +10,8 @@
 //! a link opens the prefilled form; the tray menu's "Connect to jumpbox-win-01" opens the
 //! Connect form; alice ends her role early and asks again from a terminal; bob, signed in
 //! to the app, sees her request in Approvals and approves it there.
+// Linux only: it needs WebKitGTK, WebKitWebDriver, Xvfb, dunst and trayer.
+#![cfg(target_os = "linux")]
 
 mod common;
 

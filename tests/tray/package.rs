@@ -5,6 +5,8 @@
 //! `bash scripts/test.sh` builds the package first (`scripts/package.sh`, a debug build with
 //! the demo) and runs this as root in its throwaway desktop with a tray host. It installs the
 //! package into the machine that runs it, so it is meant for test machines.
+// Linux only: it needs dpkg and a Linux desktop.
+#![cfg(target_os = "linux")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

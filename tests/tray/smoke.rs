@@ -2,6 +2,8 @@
 //! `scripts/test.sh`, which provides Xvfb, D-Bus, dunst and gnome-keyring): it starts the
 //! embedded simulator, writes a client configuration the CLI can use, stays up, and quits on
 //! SIGTERM.
+// Linux only: it needs Xvfb, D-Bus, dunst and gnome-keyring.
+#![cfg(target_os = "linux")]
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

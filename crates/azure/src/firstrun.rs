@@ -189,7 +189,6 @@ mod tests {
 
     #[test]
     fn reliability_24_the_configuration_is_private_and_never_replaced_unasked() {
-        use std::os::unix::fs::PermissionsExt as _;
         let home = tempfile::tempdir().expect("home");
         let path = home
             .path()
@@ -197,8 +196,15 @@ mod tests {
             .join("jumpgate")
             .join("config.toml");
         assert_eq!(write_config(&path, "first", false).expect("written"), None);
-        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        // Unix modes; on Windows the profile folder's access list keeps files private.
+        #[cfg(unix)]
+        let mode = |p: &Path| {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::metadata(p).expect("meta").permissions().mode() & 0o777
+        };
+        #[cfg(unix)]
         assert_eq!(mode(&path), 0o600);
+        #[cfg(unix)]
         assert_eq!(mode(path.parent().expect("dir")), 0o700);
         let refused = write_config(&path, "second", false).expect_err("exists");
         assert!(refused.to_string().contains("--force"), "{refused}");
@@ -208,6 +214,7 @@ mod tests {
             .expect("backup");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "second");
         assert_eq!(std::fs::read_to_string(&backup).expect("read"), "first");
+        #[cfg(unix)]
         assert_eq!(mode(&backup), 0o600);
     }
 }

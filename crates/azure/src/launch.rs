@@ -144,13 +144,7 @@ fn spawn(line: &CommandLine, stdin: Stdio) -> std::io::Result<Child> {
 
 fn private_dir() -> std::io::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("jumpgate-{}", uuid::Uuid::new_v4().simple()));
-    let mut builder = std::fs::DirBuilder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt as _;
-        builder.mode(0o700);
-    }
-    builder.create(&dir)?;
+    crate::private::ensure_dir(&dir)?;
     Ok(dir)
 }
 

@@ -109,7 +109,9 @@ fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Ctrl-C or SIGTERM, listened for from the call on (not from the first poll).
+/// Ctrl-C or SIGTERM, listened for from the call on (not from the first poll). Elsewhere than
+/// Unix there is nothing to register before the first poll, so it reads as a plain `async fn`.
+#[cfg_attr(not(unix), allow(clippy::manual_async_fn))]
 fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     let unix = {
