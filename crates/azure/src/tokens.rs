@@ -556,6 +556,38 @@ mod tests {
         }
     }
 
+    /// A sign-in larger than one credential may hold (Windows caps one at 2560 bytes; Entra's
+    /// refresh tokens and tokens with many groups pass that) goes through the platform's real
+    /// keychain in chunks and comes back whole: Secret Service here, the Credential Manager
+    /// in the Windows run (scripts/cross.sh).
+    #[tokio::test]
+    async fn a_sign_in_larger_than_a_credential_round_trips_through_the_keychain() {
+        let store = TokenStore::new(
+            &format!("jumpgate-tokens-test-{}", uuid::Uuid::new_v4().simple()),
+            "tenant",
+            None,
+        );
+        let big = TokenSet {
+            access_token: "a".repeat(4100),
+            expires_at: 1,
+            refresh_token: Some("r\u{e9}".repeat(1500)),
+            source: Source::Browser,
+            account: Account {
+                upn: "alice@contoso.example".into(),
+                oid: "o".into(),
+                tid: "t".into(),
+                name: "Alice".into(),
+                names: Vec::new(),
+            },
+            made_for: None,
+        };
+        assert!(serde_json::to_string(&big).expect("json").len() > 3 * 2560);
+        store.save(&big).await.expect("saved");
+        assert_eq!(store.load().await.expect("loaded"), Some(big));
+        store.delete().await.expect("deleted");
+        assert_eq!(store.load().await.expect("loaded"), None);
+    }
+
     #[test]
     fn debug_never_shows_tokens() {
         let t = TokenSet {
