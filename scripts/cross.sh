@@ -48,10 +48,11 @@ fi
 export PATH="/usr/bin:/bin:$PATH"
 export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_TERM_COLOR=never
 unset RUSTUP_TOOLCHAIN RUSTC_WRAPPER
-export CARGO_TARGET_DIR="${CROSS_TARGET_DIR:-/var/cache/jumpgate-cross/target}"
+# A target folder of its own beside the main one (kept between runs, as .ci/run keeps that).
+export CARGO_TARGET_DIR="${CROSS_TARGET_DIR:-${CARGO_TARGET_DIR:-$PWD/target}-cross}"
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$PWD/scripts/cross/wine-run"
-export WINEPREFIX="${WINEPREFIX:-/var/cache/jumpgate-cross/wine}"
+export WINEPREFIX="${WINEPREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/jumpgate-wine}"
 mkdir -p "$CARGO_TARGET_DIR"
 WINDOWS=(--target x86_64-pc-windows-gnu -Zbuild-std=std,panic_unwind --locked)
 
@@ -76,6 +77,7 @@ done
 
 # Wine 8 lacks bcryptprimitives.dll, whose ProcessPrng the standard library calls at start-up:
 # a stand-in built here forwards it to RtlGenRandom. The prefix is the tests' own.
+mkdir -p "$(dirname "$WINEPREFIX")"
 if [ ! -f "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" ]; then
   say "preparing the Wine prefix $WINEPREFIX"
   WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" wineboot -i >/dev/null 2>&1 || true
@@ -84,5 +86,15 @@ if [ ! -f "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" ]; then
     scripts/cross/bcryptprimitives.c -ladvapi32
 fi
 
+status=0
 say "jumpgate-core and jumpgate-azure unit tests, for Windows, under Wine"
-cargo test "${WINDOWS[@]}" --no-fail-fast -p jumpgate-core -p jumpgate-azure --lib
+cargo test "${WINDOWS[@]}" --no-fail-fast -p jumpgate-core -p jumpgate-azure --lib || status=1
+
+# The test binary finds jumpgate.exe and jumpgate-sim.exe beside it, as on Linux. One test at
+# a time, as on Linux: each starts its own simulator and watchers.
+say "the CLI's stories (tests/cli), for Windows, under Wine: jumpgate.exe against jumpgate-sim.exe"
+cargo build "${WINDOWS[@]}" -p jumpgate-cli -p jumpgate-sim --bins
+cargo test "${WINDOWS[@]}" -p jumpgate-tests --test cli -- --test-threads=1 || status=1
+# Nothing started under Wine outlives the run.
+wineserver -k 2>/dev/null || true
+exit $status

@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::support::*;
 
 const DAVE: &str = "dave@contoso.example";
+#[cfg(unix)]
 const DAVE_OID: &str = "da7e0000-0000-4000-8000-000000000004";
 /// The `enterprise` tenant's squatted "Jumpgate", registered by grace.
 const SQUATTED: &str = "7c3e9b1a-5d2f-4e8a-9b6c-2a1f0e9d8c71";
@@ -74,6 +75,9 @@ fn client_id_of(user: &User) -> String {
         .expect("client id")
 }
 
+// The laptop's configuration is a system file the test writes, which counts only when it is
+// root's: on Windows (under Wine) a test's files are the user's, and it is ignored.
+#[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dave_registers_jumpgate_and_alice_signs_in_with_the_printed_config() {
     let sim = Sim::start("empty", 0);
@@ -303,6 +307,9 @@ async fn dave_registers_jumpgate_and_alice_signs_in_with_the_printed_config() {
     assert_eq!(sim.refused_for_shape().await, Vec::<Value>::new());
 }
 
+// The laptop's configuration is a system file the test writes, which counts only when it is
+// root's: on Windows (under Wine) a test's files are the user's, and it is ignored.
+#[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_code_sign_in_is_allowed_only_when_the_admin_asks_for_it() {
     let sim = Sim::start("empty", 0);

@@ -1,12 +1,17 @@
 //! RELIABILITY.md requirements, each named after its number.
 
+#[cfg(target_os = "linux")]
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
+#[cfg(target_os = "linux")]
+use serde_json::Value;
 
 use crate::support::*;
 
+// This and the next two read the Secret Service with secret-tool, or hide it.
+#[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reliability_08_tokens_live_chunked_in_the_keychain_and_a_partial_set_is_absent() {
     let sim = Sim::start("demo", 0);
@@ -45,6 +50,7 @@ async fn reliability_08_tokens_live_chunked_in_the_keychain_and_a_partial_set_is
     );
 }
 
+#[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reliability_08_without_a_keychain_it_says_so_and_uses_a_file_only_when_allowed() {
     let sim = Sim::start("demo", 0);
@@ -299,6 +305,7 @@ async fn reliability_05_and_06_a_revoked_sign_in_asks_once_to_sign_in_again() {
     );
 }
 
+#[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reliability_07_no_token_is_written_to_disk_or_printed() {
     let sim = Sim::start("demo", 0);
@@ -767,6 +774,7 @@ async fn reliability_21_a_kill_at_every_point_of_an_append_leaves_a_journal_that
 
 /// The SIGTERM case: a watcher stopped with SIGTERM while it writes entries
 /// (reminders, expiry, a new IP) exits cleanly, and the journal it leaves verifies.
+#[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reliability_21_a_watcher_stopped_with_sigterm_leaves_a_journal_that_verifies() {
     let sim = Sim::start("demo", 0);

@@ -18,7 +18,13 @@ fn sim_binary() -> PathBuf {
     jumpgate_tests::bin("jumpgate-sim")
 }
 
+/// Fails early, with the fix, when no Secret Service runs. (Windows' Credential Manager and
+/// macOS's Keychain are always there.)
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+fn require_keychain() {}
+
 /// Fails early, with the fix, when no Secret Service runs.
+#[cfg(all(unix, not(target_os = "macos")))]
 fn require_keychain() {
     assert!(
         std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
@@ -27,6 +33,7 @@ fn require_keychain() {
     keychain_answers();
 }
 
+#[cfg(all(unix, not(target_os = "macos")))]
 /// Waits (up to 10 s) until the Secret Service answers a search: gnome-keyring's daemon,
 /// which the session's bus starts again after one of the tests' deliberate kills, may still
 /// be starting, and a test begun meanwhile would fail at its first sign-in.
@@ -134,32 +141,33 @@ impl Sim {
             .next()
             .unwrap_or_default()
             .to_string();
-        let fake_rdp = self.dir.path().join("fake-rdp");
-        if !fake_rdp.exists() {
-            let log = self.dir.path().join("rdp-launches");
-            std::fs::write(
-                &fake_rdp,
-                format!("#!/bin/sh\ncat \"$1\" >> {}\n", log.display()),
-            )
-            .expect("fake rdp");
-            chmod_x(&fake_rdp);
-        }
-        let fake_ssh = self.dir.path().join("fake-ssh");
-        if !fake_ssh.exists() {
-            let log = self.dir.path().join("ssh-launches");
-            std::fs::write(
-                &fake_ssh,
-                format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()),
-            )
-            .expect("fake ssh");
-            chmod_x(&fake_ssh);
-        }
+        // The clients are copies of one stand-in (tests/stand_in.rs), which records how it
+        // was started in `rdp-launches` and `ssh-launches` in this directory. On Windows the
+        // RDP client is the platform's own `mstsc`, found on the PATH `command` sets.
+        let stand_in = |as_name: &str| {
+            let path = self
+                .dir
+                .path()
+                .join(format!("{as_name}{}", std::env::consts::EXE_SUFFIX));
+            if !path.exists() {
+                std::fs::copy(jumpgate_tests::bin("jumpgate-stand-in"), &path)
+                    .expect("stand-in client");
+                chmod_x(&path);
+            }
+            path
+        };
+        let fake_ssh = stand_in("fake-ssh");
+        let rdp = if cfg!(windows) {
+            stand_in("mstsc");
+            String::new()
+        } else {
+            format!("rdp_command = \"{}\"\n", stand_in("fake-rdp").display())
+        };
         self.user_with_launch(
             upn,
             &format!(
-                "rdp_command = \"{}\"\nssh_command = \"{}\"\nusername = \"{name}\"",
-                fake_rdp.display(),
-                fake_ssh.display()
+                "{rdp}ssh_command = {}\nusername = \"{name}\"",
+                toml::Value::String(fake_ssh.display().to_string())
             ),
         )
     }
@@ -171,9 +179,9 @@ impl Sim {
         let state = self.dir.path().join(format!("state-{name}"));
         let config = self.dir.path().join(format!("{name}.toml"));
         let text = format!(
-            "{}\n[storage]\nkeyring_service = \"{service}\"\nstate_dir = \"{}\"\n\n[launch]\n{launch}\n",
+            "{}\n[storage]\nkeyring_service = \"{service}\"\nstate_dir = {}\n\n[launch]\n{launch}\n",
             self.config,
-            state.display(),
+            toml::Value::String(state.display().to_string()),
         );
         std::fs::write(&config, text).expect("write config");
         User {
@@ -356,6 +364,13 @@ impl User {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(jumpgate());
         c.arg("--config").arg(&self.config).args(args);
+        // Windows' RDP client, `mstsc`, is the stand-in beside the configuration.
+        #[cfg(windows)]
+        if let Some(dir) = self.config.parent() {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let dirs = std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&path));
+            c.env("PATH", std::env::join_paths(dirs).expect("PATH"));
+        }
         if let Some(system) = &self.system_config {
             c.env("JUMPGATE_SYSTEM_CONFIG", system);
         }
@@ -686,22 +701,27 @@ impl Watching {
 /// sign-ins. [`Watching::kill`] is the crash on purpose.
 impl Drop for Watching {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(5) {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
+        #[cfg(unix)]
+        {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(5) {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
+        // Windows has no SIGTERM: the watcher is ended at once.
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-/// The usernames of a keychain service's entries.
+/// The usernames of a keychain service's entries, read from the Secret Service.
+#[cfg(target_os = "linux")]
 pub fn keychain_entries(service: &str) -> Vec<String> {
     let out = Command::new("secret-tool")
         .args(["search", "--all", "service", service])
@@ -714,6 +734,7 @@ pub fn keychain_entries(service: &str) -> Vec<String> {
         .collect()
 }
 
+#[cfg(target_os = "linux")]
 pub fn keychain_secret(service: &str, user: &str) -> String {
     let out = Command::new("secret-tool")
         .args(["lookup", "service", service, "username", user])
@@ -724,6 +745,7 @@ pub fn keychain_secret(service: &str, user: &str) -> String {
 
 /// The access and refresh tokens `user` has in the keychain: canaries that no output and
 /// no file may contain.
+#[cfg(target_os = "linux")]
 pub fn stored_tokens(user: &User) -> Vec<String> {
     let mut entries = keychain_entries(&user.service);
     entries.sort();
@@ -740,6 +762,7 @@ pub fn stored_tokens(user: &User) -> Vec<String> {
 }
 
 /// Every file under `dir`.
+#[cfg(target_os = "linux")]
 pub fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -754,6 +777,7 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// No canary in `outputs` or in any file under `dir`.
+#[cfg(target_os = "linux")]
 pub fn assert_no_token_leaked(canaries: &[String], outputs: &str, dir: &Path) {
     let mut files = String::new();
     for entry in walk(dir) {
