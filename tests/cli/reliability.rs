@@ -1110,3 +1110,62 @@ async fn reliability_29_a_sign_in_goes_only_where_it_was_made_for() {
     let back = alice.run(&["targets"]);
     assert!(back.status.success(), "{}", text(&back.stderr));
 }
+
+/// RELIABILITY #29 on Windows: the managed system file is found under ProgramData through the
+/// known-folder API (a `ProgramData` variable pointing elsewhere changes nothing), its owner
+/// and access list are read, and a file the user running Jumpgate made (as Wine makes every
+/// file the tests write) is ignored whole, with its owner named and the fix.
+#[cfg(windows)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_29_a_program_data_file_a_user_made_is_ignored_whole() {
+    /// Removes the folder however the test ends: every other test reads ProgramData too.
+    struct Planted(std::path::PathBuf);
+    impl Drop for Planted {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let sim = Sim::start("demo", 0);
+    let alice = sim.user(ALICE);
+    let folder = std::path::PathBuf::from("C:\\ProgramData\\Jumpgate");
+    assert!(
+        !folder.exists(),
+        "{} is there before the test",
+        folder.display()
+    );
+    let _planted = Planted(folder.clone());
+    std::fs::create_dir_all(&folder).expect("folder");
+    let file = folder.join("config.toml");
+    std::fs::write(
+        &file,
+        "[managed]\nkeys = [\"justification.refuse\"]\n\n[justification]\nrefuse = [\"BAU\"]\n",
+    )
+    .expect("system file");
+    let doctor = alice
+        .command(&["--json", "doctor"])
+        .env("ProgramData", "C:\\nowhere")
+        .output()
+        .expect("run jumpgate");
+    assert!(
+        !doctor.status.success(),
+        "doctor passed with its system file ignored"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).expect("JSON");
+    let ignored = &report["config_sources"]["ignored_system"];
+    assert_eq!(ignored["file"], file.display().to_string(), "{report}");
+    let why = ignored["why"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("rather than Administrators") && why.contains("icacls"),
+        "{report}"
+    );
+    assert_eq!(report["checks"][0]["status"], "fail", "{report}");
+    // Nothing of it applies: the justification it would refuse is sent.
+    sim.sign_in(&alice).await;
+    let sent = alice.run(&["activate", "JIT Requester", "--justification", "BAU"]);
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    assert_eq!(
+        sim.requests_seen("PUT", "roleAssignmentScheduleRequests")
+            .await,
+        1
+    );
+}

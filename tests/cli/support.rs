@@ -415,8 +415,10 @@ impl User {
         let out = self.run(&all);
         assert!(
             out.status.success(),
-            "jumpgate {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+            "jumpgate {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
         );
         serde_json::from_slice(&out.stdout).expect("JSON output")
     }
