@@ -306,6 +306,7 @@ impl TokenStore {
         let header = match self.entry(&self.header_user())?.get_password() {
             Ok(h) => h,
             Err(keyring::Error::NoEntry) => return Ok(None),
+            Err(e) if being_deleted(&e) => return Ok(None),
             Err(e) => return Err(classify(e)),
         };
         let Some((count, sum)) = parse_header(&header) else {
@@ -316,6 +317,7 @@ impl TokenStore {
             match self.entry(&self.chunk_user(i))?.get_password() {
                 Ok(part) => text.push_str(&part),
                 Err(keyring::Error::NoEntry) => return Ok(None),
+                Err(e) if being_deleted(&e) => return Ok(None),
                 Err(e) => return Err(classify(e)),
             }
         }
@@ -365,6 +367,21 @@ impl TokenStore {
         }
         Ok(())
     }
+}
+
+/// An entry another process is deleting at this very moment, while it writes the set anew:
+/// absent, as a set half written is, to a reader who reads again once the writer is done.
+/// Windows reports a credential that is gone as not found; Wine's Credential Manager, kept
+/// in its registry, can answer ERROR_KEY_DELETED (1018) instead while the deletion runs.
+fn being_deleted(e: &keyring::Error) -> bool {
+    #[cfg(windows)]
+    if let keyring::Error::PlatformFailure(inner) = e {
+        return inner
+            .downcast_ref::<keyring::windows::Error>()
+            .is_some_and(|code| code.0 == 1018);
+    }
+    let _ = e;
+    false
 }
 
 /// Why the keychain was not used (RELIABILITY #8). Only `Unavailable` (there is no keychain
@@ -586,6 +603,21 @@ mod tests {
         assert_eq!(store.load().await.expect("loaded"), Some(big));
         store.delete().await.expect("deleted");
         assert_eq!(store.load().await.expect("loaded"), None);
+    }
+
+    #[test]
+    fn only_an_entry_in_the_middle_of_its_deletion_reads_as_absent() {
+        #[cfg(windows)]
+        {
+            let code =
+                |c: u32| keyring::Error::PlatformFailure(Box::new(keyring::windows::Error(c)));
+            assert!(being_deleted(&code(1018)));
+            assert!(!being_deleted(&code(5)));
+        }
+        assert!(!being_deleted(&keyring::Error::NoEntry));
+        assert!(!being_deleted(&keyring::Error::PlatformFailure(Box::new(
+            std::io::Error::other("1018")
+        ))));
     }
 
     #[test]
