@@ -1,6 +1,6 @@
 //! RELIABILITY.md requirements, each named after its number.
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 use std::process::Command;
 use std::time::{Duration, Instant};
 
