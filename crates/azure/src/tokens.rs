@@ -162,15 +162,7 @@ impl TokenStore {
     // caller lifetime.
     async fn load_owned(self) -> Result<Option<TokenSet>> {
         let this = self.clone();
-        let mut text = blocking(move || this.read_chunks()).await;
-        // A Secret Service daemon that D-Bus has just started again (gnome-keyring after a
-        // crash) can answer before its keyring files are loaded: nothing found is asked once
-        // more, a moment later, before it counts as signed out.
-        if cfg!(target_os = "linux") && matches!(text, Ok(None)) {
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-            let this = self.clone();
-            text = blocking(move || this.read_chunks()).await;
-        }
+        let text = blocking(move || this.read_chunks()).await;
         match text {
             Ok(found) => {
                 // The keychain works again. A fallback file was written while it was away, so
