@@ -25,7 +25,12 @@ async fn reliability_08_tokens_live_chunked_in_the_keychain_and_a_partial_set_is
     );
     let tenant = entries[0].clone();
     let header = keychain_secret(&alice.service, &tenant);
-    assert!(header.starts_with("v1:"), "{header}");
+    // v2:GENERATION:COUNT:SUM, chunks named TENANT#GENERATION.INDEX.
+    let generation = header
+        .strip_prefix("v2:")
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("{header}"))
+        .to_string();
     for chunk in entries.iter().filter(|e| e.contains('#')) {
         assert!(keychain_secret(&alice.service, chunk).len() <= 1000);
     }
@@ -36,7 +41,7 @@ async fn reliability_08_tokens_live_chunked_in_the_keychain_and_a_partial_set_is
             "service",
             &alice.service,
             "username",
-            &format!("{tenant}#1"),
+            &format!("{tenant}#{generation}.1"),
         ])
         .status()
         .expect("clear");

@@ -246,8 +246,13 @@ impl TokenStore {
         self.key.clone()
     }
 
-    fn chunk_user(&self, i: usize) -> String {
-        format!("{}#{i}", self.key)
+    /// The name of chunk `i` of the set the header of generation `generation` describes.
+    /// Sets stored before generations were kept (`v1`) name their chunks by index alone.
+    fn chunk_user(&self, generation: Option<u32>, i: usize) -> String {
+        match generation {
+            Some(g) => format!("{}#{g}.{i}", self.key),
+            None => format!("{}#{i}", self.key),
+        }
     }
 
     fn read_chunks(&self) -> std::result::Result<Option<String>, KeychainError> {
@@ -289,61 +294,108 @@ impl TokenStore {
         let Some(header) = entries.get(&self.header_user()) else {
             return Some(None);
         };
-        let Some((count, sum)) = parse_header(header) else {
+        let Some(header) = Header::parse(header) else {
             return Some(None);
         };
         let mut text = String::new();
-        for i in 0..count {
-            match entries.get(&self.chunk_user(i)) {
+        for i in 0..header.count {
+            match entries.get(&self.chunk_user(header.generation, i)) {
                 Some(part) => text.push_str(part),
                 None => return Some(None),
             }
         }
-        Some((checksum(&text) == sum).then_some(text))
+        Some(header.matches(&text).then_some(text))
     }
 
     fn read_chunks_per_entry(&self) -> std::result::Result<Option<String>, KeychainError> {
-        let header = match self.entry(&self.header_user())?.get_password() {
-            Ok(h) => h,
-            Err(keyring::Error::NoEntry) => return Ok(None),
-            Err(e) if being_deleted(&e) => return Ok(None),
-            Err(e) => return Err(classify(e)),
-        };
-        let Some((count, sum)) = parse_header(&header) else {
+        let Some(header) = self.read_header()? else {
             return Ok(None);
         };
         let mut text = String::new();
-        for i in 0..count {
-            match self.entry(&self.chunk_user(i))?.get_password() {
+        for i in 0..header.count {
+            match self
+                .entry(&self.chunk_user(header.generation, i))?
+                .get_password()
+            {
                 Ok(part) => text.push_str(&part),
                 Err(keyring::Error::NoEntry) => return Ok(None),
                 Err(e) if being_deleted(&e) => return Ok(None),
                 Err(e) => return Err(classify(e)),
             }
         }
-        Ok((checksum(&text) == sum).then_some(text))
+        Ok(header.matches(&text).then_some(text))
     }
 
-    fn write_chunks(&self, text: &str) -> std::result::Result<(), KeychainError> {
-        // Remove the header first: until the new one is written, the set reads as absent.
-        match self.entry(&self.header_user())?.delete_credential() {
-            Ok(()) | Err(keyring::Error::NoEntry) => {}
-            Err(e) => return Err(classify(e)),
+    /// The header of the stored set, `None` when there is none or it is not one of ours.
+    fn read_header(&self) -> std::result::Result<Option<Header>, KeychainError> {
+        match self.entry(&self.header_user())?.get_password() {
+            Ok(h) => Ok(Header::parse(&h)),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(e) if being_deleted(&e) => Ok(None),
+            Err(e) => Err(classify(e)),
         }
+    }
+
+    /// Writes the set so that a crash at any point (of this process, or of the keychain
+    /// itself: gnome-keyring's daemon can abort while a client opens a session) leaves
+    /// either the old set or the new one readable, never neither. The new chunks go under a
+    /// new generation first; the header, one item, then switches to them; only then are the
+    /// old generation's chunks removed. Until the switch, readers read the old set whole.
+    fn write_chunks(&self, text: &str) -> std::result::Result<(), KeychainError> {
+        let old = self.read_header()?;
+        let generation = old
+            .as_ref()
+            .and_then(|h| h.generation)
+            .map_or(1, |g| g.wrapping_add(1));
         let chunks: Vec<&str> = split(text, CHUNK);
         for (i, part) in chunks.iter().enumerate() {
-            self.fresh(&self.chunk_user(i))?
+            self.fresh(&self.chunk_user(Some(generation), i))?
                 .set_password(part)
                 .map_err(classify)?;
         }
-        // Chunks a longer earlier set left behind.
-        let mut i = chunks.len();
-        while self.entry(&self.chunk_user(i))?.delete_credential().is_ok() {
+        // Chunks of this generation a longer write, stopped before its header, left behind.
+        self.delete_from(Some(generation), chunks.len())?;
+        let header = Header {
+            generation: Some(generation),
+            count: chunks.len(),
+            sum: checksum(text),
+        };
+        self.replaceable(&self.header_user())?
+            .set_password(&header.to_string())
+            .map_err(classify)?;
+        // The old generation: a `v1` set, or the one this header replaced.
+        match old {
+            Some(h) if h.generation != Some(generation) => self.delete_from(h.generation, 0),
+            _ => Ok(()),
+        }
+    }
+
+    /// Deletes chunks `from`, `from + 1`, … of a generation, up to the first that is absent.
+    fn delete_from(
+        &self,
+        generation: Option<u32>,
+        from: usize,
+    ) -> std::result::Result<(), KeychainError> {
+        let mut i = from;
+        while self
+            .entry(&self.chunk_user(generation, i))?
+            .delete_credential()
+            .is_ok()
+        {
             i += 1;
         }
-        self.fresh(&self.header_user())?
-            .set_password(&format!("v1:{}:{:016x}", chunks.len(), checksum(text)))
-            .map_err(classify)
+        Ok(())
+    }
+
+    /// The entry for the header, written over in one step where the keychain replaces an
+    /// item in place (Secret Service, Credential Manager): there is no moment without a
+    /// header. On macOS an item is made anew (see [`TokenStore::fresh`]).
+    fn replaceable(&self, user: &str) -> std::result::Result<keyring::Entry, KeychainError> {
+        if cfg!(target_os = "macos") {
+            self.fresh(user)
+        } else {
+            self.entry(user)
+        }
     }
 
     /// The entry for `user`, with any item already stored under it deleted, so that the
@@ -360,12 +412,14 @@ impl TokenStore {
     }
 
     fn delete_chunks(&self) -> std::result::Result<(), KeychainError> {
+        let header = self.read_header().ok().flatten();
         let _ = self.entry(&self.header_user())?.delete_credential();
-        let mut i = 0;
-        while self.entry(&self.chunk_user(i))?.delete_credential().is_ok() {
-            i += 1;
+        if let Some(generation) = header.and_then(|h| h.generation) {
+            self.delete_from(Some(generation), 0)?;
+            // A write stopped before its header switched left the next generation's chunks.
+            self.delete_from(Some(generation.wrapping_add(1)), 0)?;
         }
-        Ok(())
+        self.delete_from(None, 0)
     }
 }
 
@@ -449,12 +503,44 @@ fn split(text: &str, size: usize) -> Vec<&str> {
     out
 }
 
-fn parse_header(h: &str) -> Option<(usize, u64)> {
-    let mut parts = h.split(':');
-    (parts.next()? == "v1").then_some(())?;
-    let count = parts.next()?.parse().ok()?;
-    let sum = u64::from_str_radix(parts.next()?, 16).ok()?;
-    (count <= 64).then_some((count, sum))
+/// The header item of a stored set: `v2:GENERATION:COUNT:SUM`, or `v1:COUNT:SUM` as sets
+/// were stored before generations were kept.
+#[derive(Debug, PartialEq, Eq)]
+struct Header {
+    generation: Option<u32>,
+    count: usize,
+    sum: u64,
+}
+
+impl Header {
+    fn parse(h: &str) -> Option<Header> {
+        let mut parts = h.split(':');
+        let generation = match parts.next()? {
+            "v1" => None,
+            "v2" => Some(parts.next()?.parse().ok()?),
+            _ => return None,
+        };
+        let count = parts.next()?.parse().ok()?;
+        let sum = u64::from_str_radix(parts.next()?, 16).ok()?;
+        (parts.next().is_none() && count <= 64).then_some(Header {
+            generation,
+            count,
+            sum,
+        })
+    }
+
+    fn matches(&self, text: &str) -> bool {
+        checksum(text) == self.sum
+    }
+}
+
+impl std::fmt::Display for Header {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.generation {
+            Some(g) => write!(f, "v2:{g}:{}:{:016x}", self.count, self.sum),
+            None => write!(f, "v1:{}:{:016x}", self.count, self.sum),
+        }
+    }
 }
 
 /// FNV-1a: enough to tell a torn write from a whole one.
@@ -543,9 +629,23 @@ mod tests {
 
     #[test]
     fn headers_parse_strictly() {
-        assert_eq!(parse_header("v1:3:00000000000000ff"), Some((3, 255)));
-        for bad in ["", "v2:3:ff", "v1:x:ff", "v1:3", "v1:999:ff"] {
-            assert_eq!(parse_header(bad), None, "{bad}");
+        let v1 = Header::parse("v1:3:00000000000000ff").expect("v1");
+        assert_eq!((v1.generation, v1.count, v1.sum), (None, 3, 255));
+        let v2 = Header::parse("v2:7:3:00000000000000ff").expect("v2");
+        assert_eq!((v2.generation, v2.count, v2.sum), (Some(7), 3, 255));
+        assert_eq!(v2.to_string(), "v2:7:3:00000000000000ff");
+        assert_eq!(Header::parse(&v1.to_string()), Some(v1));
+        for bad in [
+            "",
+            "v2:3:ff",
+            "v1:x:ff",
+            "v1:3",
+            "v1:999:ff",
+            "v1:3:ff:1",
+            "v2:-1:3:ff",
+            "v3:1:3:ff",
+        ] {
+            assert_eq!(Header::parse(bad), None, "{bad}");
         }
     }
 
@@ -603,6 +703,93 @@ mod tests {
         assert_eq!(store.load().await.expect("loaded"), Some(big));
         store.delete().await.expect("deleted");
         assert_eq!(store.load().await.expect("loaded"), None);
+    }
+
+    fn a_set(refresh: &str) -> TokenSet {
+        TokenSet {
+            access_token: "a".repeat(1500),
+            expires_at: 1,
+            refresh_token: Some(refresh.repeat(700)),
+            source: Source::Browser,
+            account: Account {
+                upn: "alice@contoso.example".into(),
+                oid: "o".into(),
+                tid: "t".into(),
+                name: "Alice".into(),
+                names: Vec::new(),
+            },
+            made_for: None,
+        }
+    }
+
+    // The keychain's blocking calls run off the test's runtime, as the store's own do.
+    async fn stored(store: &TokenStore, user: &str) -> bool {
+        let (store, user) = (store.clone(), user.to_string());
+        blocking(move || store.entry(&user).expect("entry").get_password().is_ok()).await
+    }
+
+    async fn put(store: &TokenStore, user: String, value: String) {
+        let store = store.clone();
+        blocking(move || store.entry(&user).expect("entry").set_password(&value))
+            .await
+            .expect("stored");
+    }
+
+    /// A write stopped at any point, here after the new chunks and before the header, leaves
+    /// the old set readable; the next write finishes the job and leaves nothing behind. A set
+    /// in the layout of earlier versions (`v1`) is read, and rewritten in the new one.
+    #[tokio::test]
+    async fn a_write_stopped_half_way_leaves_the_old_set_and_old_layouts_are_read() {
+        let store = TokenStore::new(
+            &format!("jumpgate-tokens-test-{}", uuid::Uuid::new_v4().simple()),
+            "tenant",
+            None,
+        );
+        // The layout of earlier versions: `tenant` holds `v1:COUNT:SUM`, chunks `tenant#I`.
+        let old = a_set("o");
+        let text = serde_json::to_string(&old).expect("json");
+        let chunks = split(&text, CHUNK);
+        for (i, part) in chunks.iter().enumerate() {
+            put(&store, format!("tenant#{i}"), part.to_string()).await;
+        }
+        let v1 = Header {
+            generation: None,
+            count: chunks.len(),
+            sum: checksum(&text),
+        };
+        put(&store, "tenant".into(), v1.to_string()).await;
+        assert_eq!(store.load().await.expect("loaded"), Some(old.clone()));
+
+        let first = a_set("r");
+        store.save(&first).await.expect("saved");
+        assert_eq!(store.load().await.expect("loaded"), Some(first.clone()));
+        assert!(!stored(&store, "tenant#0").await, "the v1 chunks are gone");
+        assert!(stored(&store, "tenant#1.0").await);
+
+        // A longer write of generation 2 that stopped before its header: the set read is
+        // still the first, whole.
+        let torn = serde_json::to_string(&a_set("t")).expect("json");
+        let torn_chunks = split(&torn, CHUNK).len() + 2;
+        for i in 0..torn_chunks {
+            put(&store, format!("tenant#2.{i}"), "torn".into()).await;
+        }
+        assert_eq!(store.load().await.expect("loaded"), Some(first));
+
+        let second = a_set("s");
+        store.save(&second).await.expect("saved");
+        assert_eq!(store.load().await.expect("loaded"), Some(second));
+        assert!(
+            !stored(&store, "tenant#1.0").await,
+            "the first generation is gone"
+        );
+        assert!(
+            !stored(&store, &format!("tenant#2.{}", torn_chunks - 1)).await,
+            "and the torn tail"
+        );
+
+        store.delete().await.expect("deleted");
+        assert_eq!(store.load().await.expect("loaded"), None);
+        assert!(!stored(&store, "tenant#2.0").await);
     }
 
     #[test]
