@@ -1,10 +1,38 @@
 #!/usr/bin/env bash
-# Runs a command in a throwaway desktop: Xvfb, a notification daemon (dunst), an unlocked
-# gnome-keyring whose files live in a throwaway folder (no real keyring is read or changed)
-# and, with TRAY_HOST=1, a tray host (trayer). Run it inside dbus-run-session:
+# Runs a command in a throwaway desktop: a private D-Bus session, Xvfb, a notification daemon
+# (dunst), an unlocked gnome-keyring whose files live in a throwaway folder (no real keyring is
+# read or changed) and, with TRAY_HOST=1, a tray host (trayer):
 #
-#   dbus-run-session -- bash scripts/desktop-session.sh COMMAND...
+#   bash scripts/desktop-session.sh COMMAND...
 set -u
+if [ -z "${JUMPGATE_DESKTOP_SESSION:-}" ]; then
+  # Private runtime, data and configuration folders, made before the bus starts: the session
+  # bus reads its service files from XDG_DATA_HOME when it starts. The keyring's control socket
+  # and files, and dunst's, are this session's own, so sessions running side by side never meet.
+  # Autostart entries and link handlers the app registers land here, not in the real profile.
+  export XDG_RUNTIME_DIR XDG_DATA_HOME XDG_CONFIG_HOME JUMPGATE_DESKTOP_SESSION=1
+  XDG_RUNTIME_DIR=$(mktemp -d)
+  chmod 700 "$XDG_RUNTIME_DIR"
+  XDG_DATA_HOME=$(mktemp -d)
+  XDG_CONFIG_HOME=$(mktemp -d)
+  # gnome-keyring-daemon aborts on a GLib assertion when a client disappears in the middle of
+  # opening a Secret Service session, and the tests kill clients at random moments on purpose.
+  # The bus itself starts the daemon again, unlocked on the same files, when the next client
+  # asks: this service file comes before the system's, which would start one with no unlocked
+  # collection. A crash costs at most the calls that were in flight.
+  mkdir -p "$XDG_DATA_HOME/dbus-1/services"
+  cat >"$XDG_DATA_HOME/keyring-up" <<'UP'
+#!/bin/sh
+printf 'jumpgate-test' | exec gnome-keyring-daemon --unlock --foreground --components=secrets
+UP
+  chmod 700 "$XDG_DATA_HOME/keyring-up"
+  printf '[D-BUS Service]\nName=org.freedesktop.secrets\nExec=%s\n' "$XDG_DATA_HOME/keyring-up" \
+    >"$XDG_DATA_HOME/dbus-1/services/org.freedesktop.secrets.service"
+  dbus-run-session -- bash "$0" "$@" 2> >(grep -v 'Failed to set fd limit' >&2)
+  RC=$?
+  rm -rf "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR" "$XDG_CONFIG_HOME"
+  exit $RC
+fi
 # A display number of its own, so that sessions running side by side do not meet.
 DISPLAY_NUMBER=${DISPLAY_NUMBER:-$((100 + $$ % 800))}
 Xvfb ":$DISPLAY_NUMBER" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
@@ -20,41 +48,9 @@ for _ in $(seq 100); do
     org.freedesktop.DBus.NameHasOwner string:org.freedesktop.Notifications 2>/dev/null | grep -q true && break
   sleep 0.1
 done
-# Private runtime and data folders: the keyring's control socket and files, and dunst's, are
-# this session's own, so sessions running side by side never meet.
-export XDG_RUNTIME_DIR XDG_DATA_HOME XDG_CONFIG_HOME
-XDG_RUNTIME_DIR=$(mktemp -d)
-chmod 700 "$XDG_RUNTIME_DIR"
-XDG_DATA_HOME=$(mktemp -d)
-# Autostart entries and link handlers the app registers land here, not in the real profile.
-XDG_CONFIG_HOME=$(mktemp -d)
-keyring_up() { printf 'jumpgate-test' | gnome-keyring-daemon --unlock --replace --components=secrets; }
-eval "$(keyring_up)"
-export GNOME_KEYRING_CONTROL
-# gnome-keyring-daemon aborts on a GLib assertion when a client disappears in the middle of
-# opening a Secret Service session, and the tests kill clients at random moments on purpose.
-# This watch restarts it, unlocked, on the same files within a fraction of a second, so a
-# crash costs at most the call that was in flight. It looks for this session's own daemon
-# through its environment. A daemon D-Bus started meanwhile (a client asked while ours was
-# down) holds the Secret Service name, with no unlocked collection, and `--replace` cannot
-# always find it to take over: whoever owns the name on this bus is ended first.
-ours_alive() {
-  local pid
-  for pid in $(pgrep -f 'gnome-keyring-daemon --unlock'); do
-    grep -qz "^XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR\$" "/proc/$pid/environ" 2>/dev/null && return 0
-  done
-  return 1
-}
-restart_keyring() {
-  local owner
-  owner=$(dbus-send --session --print-reply --dest=org.freedesktop.DBus / \
-    org.freedesktop.DBus.GetConnectionUnixProcessID string:org.freedesktop.secrets 2>/dev/null |
-    awk '/uint32/ { print $2 }')
-  [ -n "$owner" ] && kill "$owner" 2>/dev/null
-  keyring_up >/dev/null 2>&1
-}
-( while sleep 0.2; do ours_alive || restart_keyring; done ) &
-KEYRING_WATCH=$!
+# Started now, so the first test does not wait for it.
+dbus-send --session --print-reply --dest=org.freedesktop.DBus / \
+  org.freedesktop.DBus.StartServiceByName string:org.freedesktop.secrets uint32:0 >/dev/null
 TRAYER=""
 if [ "${TRAY_HOST:-0}" = 1 ]; then
   trayer --edge top --align right --widthtype request --height 32 --SetDockType true \
@@ -64,6 +60,5 @@ if [ "${TRAY_HOST:-0}" = 1 ]; then
 fi
 "$@"
 RC=$?
-kill $KEYRING_WATCH $DUNST $XVFB $TRAYER 2>/dev/null
-rm -rf "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR" "$XDG_CONFIG_HOME"
+kill $DUNST $XVFB $TRAYER 2>/dev/null
 exit $RC

@@ -102,13 +102,12 @@ install_missing() {
 }
 
 if [ "${1:-}" = "--inside-session" ]; then
-  # Inside a private D-Bus session: start an unlocked gnome-keyring whose files live in a
-  # throwaway folder, so no real keyring is read or changed.
-  # scripts/desktop-session.sh adds Xvfb and dunst for the tray app's tests.
+  # scripts/desktop-session.sh: a private D-Bus session with an unlocked gnome-keyring whose
+  # files live in a throwaway folder, so no real keyring is read or changed, Xvfb and dunst.
   # TRAY_HOST=1: a tray host (trayer) holds the app's icon for the end-to-end tests.
   # One test at a time: the end-to-end tests share one gnome-keyring, whose daemon can abort
-  # when several clients open Secret Service sessions at once (desktop-session.sh restarts it,
-  # but a test in flight then fails).
+  # when several clients open Secret Service sessions at once (the session's bus starts it
+  # again, but a test in flight then fails).
   # First jumpgate-core on its own, built as packages build it: without test hooks.
   TRAY_HOST=1 RUST_TEST_THREADS=1 exec bash scripts/desktop-session.sh sh -c \
     'cargo test -p jumpgate-core --locked --lib test_hooks; a=$?; cargo test --workspace --locked --no-fail-fast; b=$?; [ "$a" -eq 0 ] && [ "$b" -eq 0 ]'
@@ -118,7 +117,7 @@ install_missing
 [ "${1:-}" = "--install" ] && exit 0
 
 
-say "cargo test --workspace (inside dbus-run-session, with gnome-keyring, Xvfb and dunst)"
+say "cargo test --workspace (in a private D-Bus session, with gnome-keyring, Xvfb and dunst)"
 cargo build --workspace --locked --bins
 # The .deb that tests/tray/package.rs installs: a debug build with the demo, as CI packages.
 say "packaging the app (scripts/package.sh --bundles deb)"
@@ -126,7 +125,7 @@ bash scripts/package.sh --bundles deb
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-dbus-run-session -- bash "$0" --inside-session 2>&1 | grep -v 'Failed to set fd limit' | tee "$log"
+bash "$0" --inside-session 2>&1 | grep -v 'Failed to set fd limit' | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 say "vitest (ui/)"

@@ -10,5 +10,5 @@ export PATH="$HOME/.cargo/bin:$PATH"
 cargo build -q --locked -p jumpgate-sim -p jumpgate-cli -p jumpgate-tray
 bash scripts/package.sh --bundles deb >/dev/null
 bash scripts/package.sh --release --no-demo --bundles deb >/dev/null
-dbus-run-session -- env TRAY_HOST=1 bash scripts/desktop-session.sh python3 scripts/bench/release.py "$@" \
+TRAY_HOST=1 bash scripts/desktop-session.sh python3 scripts/bench/release.py "$@" \
   2> >(grep -v -e 'Failed to set fd limit' -e 'dbus-daemon' -e 'SpiRegistry' -e 'X connection' >&2)

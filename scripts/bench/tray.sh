@@ -20,5 +20,5 @@ case "$profile" in
   release) cargo build -q --locked --release -p jumpgate-tray -p jumpgate-sim -p jumpgate-cli ;;
   *) echo "--profile is debug or release, not '$profile'" >&2; exit 2 ;;
 esac
-dbus-run-session -- env TRAY_HOST=1 bash scripts/desktop-session.sh python3 scripts/bench/tray.py "$@" \
+TRAY_HOST=1 bash scripts/desktop-session.sh python3 scripts/bench/tray.py "$@" \
   2> >(grep -v -e 'Failed to set fd limit' -e 'dbus-daemon' -e 'SpiRegistry' -e 'X connection' >&2)

@@ -1,6 +1,6 @@
 //! End-to-end tests: the real `jumpgate` binary against the real `jumpgate-sim` binary, with
 //! tokens in a real Secret Service keychain (run through `scripts/test.sh`, which starts
-//! gnome-keyring inside `dbus-run-session`).
+//! gnome-keyring in a private D-Bus session).
 
 mod admin;
 mod appreg;

@@ -28,15 +28,15 @@ fn require_keychain() {}
 fn require_keychain() {
     assert!(
         std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
-        "these tests keep tokens in the OS keychain: run them through `bash scripts/test.sh`, which starts gnome-keyring inside dbus-run-session"
+        "these tests keep tokens in the OS keychain: run them through `bash scripts/test.sh`, which starts gnome-keyring in a private D-Bus session"
     );
     keychain_answers();
 }
 
 #[cfg(all(unix, not(target_os = "macos")))]
 /// Waits (up to 10 s) until the Secret Service answers a search: gnome-keyring's daemon,
-/// restarted by scripts/desktop-session.sh after one of the tests' deliberate kills, may
-/// still be starting, and a test begun meanwhile would fail at its first sign-in.
+/// which the session's bus starts again after one of the tests' deliberate kills, may still
+/// be starting, and a test begun meanwhile would fail at its first sign-in.
 fn keychain_answers() {
     let started = Instant::now();
     loop {
