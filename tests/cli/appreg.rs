@@ -367,24 +367,8 @@ async fn device_code_sign_in_is_allowed_only_when_the_admin_asks_for_it() {
     );
     // One deployed with the kiosk app signs in with a device code.
     let kiosk_laptop = deploy(&device, "kiosk.toml");
-    let mut child = kiosk_laptop.spawn(&["signin", "--device-code"]);
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
-        &mut line,
-    )
-    .expect("line");
-    let code = line
-        .split("enter the code ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .expect("user code");
-    sim.control(
-        "/device",
-        serde_json::json!({"user_code": code, "upn": ALICE}),
-    )
-    .await;
-    let out = child.wait_with_output().expect("signin");
+    let child = kiosk_laptop.spawn(&["signin", "--device-code"]);
+    let out = sim.enter_device_code(child, ALICE).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     // The laptop's [azure] is the kiosk app's (managed), so that is what the code signed in to.
     assert_eq!(kiosk_laptop.json(&["whoami"])["upn"], ALICE);

@@ -320,24 +320,8 @@ async fn roles_ip_targets_and_requests_show_what_users_need() {
 async fn reliability_04_device_code_and_azure_cli_sign_ins() {
     let sim = Sim::start("demo", 0);
     let carol = sim.user("carol@contoso.example");
-    let mut child = carol.spawn(&["signin", "--device-code"]);
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
-        &mut line,
-    )
-    .expect("line");
-    let code = line
-        .split("enter the code ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .expect("user code");
-    sim.control(
-        "/device",
-        serde_json::json!({"user_code": code, "upn": "carol@contoso.example"}),
-    )
-    .await;
-    let out = child.wait_with_output().expect("signin");
+    let child = carol.spawn(&["signin", "--device-code"]);
+    let out = sim.enter_device_code(child, "carol@contoso.example").await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(carol.json(&["whoami"])["upn"], "carol@contoso.example");
 

@@ -76,28 +76,14 @@ async fn reliability_08_without_a_keychain_it_says_so_and_uses_a_file_only_when_
         .expect("config")
         .replace("[storage]\n", "[storage]\nallow_file_fallback = true\n");
     std::fs::write(&alice.config, config).expect("write");
-    let mut child = alice
+    let child = alice
         .command(&["signin", "--device-code"])
         .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
-        &mut line,
-    )
-    .expect("line");
-    let code = line
-        .split("enter the code ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .expect("code")
-        .to_string();
-    sim.control("/device", json!({"user_code": code, "upn": ALICE}))
-        .await;
-    let out = child.wait_with_output().expect("wait");
+    let out = sim.enter_device_code(child, ALICE).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let file = alice.state.join("tokens.json");
     #[cfg(unix)]

@@ -296,6 +296,24 @@ impl Sim {
             .count()
     }
 
+    /// Plays the person at the other device for a `signin --device-code` running as
+    /// `child`: reads the code it prints, enters it for `upn`, and returns how it ended.
+    pub async fn enter_device_code(&self, mut child: Child, upn: &str) -> Output {
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the device-code prompt");
+        let code = line
+            .split("enter the code ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("a user code in {line:?}"))
+            .to_string();
+        self.control("/device", json!({"user_code": code, "upn": upn}))
+            .await;
+        child.wait_with_output().expect("signin")
+    }
+
     /// Signs `user` in with the real browser flow: `jumpgate signin --no-open` prints the
     /// authorize URL; this test plays the browser on the simulator's sign-in page and follows
     /// the redirect to jumpgate's loopback listener.

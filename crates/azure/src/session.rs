@@ -335,7 +335,6 @@ impl crate::http::TokenSource for GraphTokens {
 mod tests {
     use super::*;
     use crate::testserver::{response, serve};
-    use crate::tokens::Account;
 
     fn authority(base: String) -> Authority {
         Authority {
@@ -349,18 +348,8 @@ mod tests {
 
     fn signed_in(made_for: Option<crate::tokens::Binding>, expires_at: i64) -> TokenSet {
         TokenSet {
-            access_token: "arm-access".into(),
-            expires_at,
-            refresh_token: Some("refresh".into()),
-            source: Source::Browser,
-            account: Account {
-                upn: "alice@contoso.example".into(),
-                oid: "o".into(),
-                tid: "t".into(),
-                name: "Alice".into(),
-                names: Vec::new(),
-            },
             made_for,
+            ..crate::tokens::alice_signed_in("arm-access".into(), "refresh".into(), expires_at)
         }
     }
 

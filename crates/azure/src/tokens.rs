@@ -561,6 +561,25 @@ fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
         .map_err(|e| Error::Keychain(format!("cannot write {}: {e}", path.display())))
 }
 
+/// Alice's sign-in with these tokens, for tests here and in `session`.
+#[cfg(test)]
+pub(crate) fn alice_signed_in(access: String, refresh: String, expires_at: i64) -> TokenSet {
+    TokenSet {
+        access_token: access,
+        expires_at,
+        refresh_token: Some(refresh),
+        source: Source::Browser,
+        account: Account {
+            upn: "alice@contoso.example".into(),
+            oid: "o".into(),
+            tid: "t".into(),
+            name: "Alice".into(),
+            names: Vec::new(),
+        },
+        made_for: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -684,20 +703,7 @@ mod tests {
             "tenant",
             None,
         );
-        let big = TokenSet {
-            access_token: "a".repeat(4100),
-            expires_at: 1,
-            refresh_token: Some("r\u{e9}".repeat(1500)),
-            source: Source::Browser,
-            account: Account {
-                upn: "alice@contoso.example".into(),
-                oid: "o".into(),
-                tid: "t".into(),
-                name: "Alice".into(),
-                names: Vec::new(),
-            },
-            made_for: None,
-        };
+        let big = alice_signed_in("a".repeat(4100), "r\u{e9}".repeat(1500), 1);
         assert!(serde_json::to_string(&big).expect("json").len() > 3 * 2560);
         store.save(&big).await.expect("saved");
         assert_eq!(store.load().await.expect("loaded"), Some(big));
@@ -706,20 +712,7 @@ mod tests {
     }
 
     fn a_set(refresh: &str) -> TokenSet {
-        TokenSet {
-            access_token: "a".repeat(1500),
-            expires_at: 1,
-            refresh_token: Some(refresh.repeat(700)),
-            source: Source::Browser,
-            account: Account {
-                upn: "alice@contoso.example".into(),
-                oid: "o".into(),
-                tid: "t".into(),
-                name: "Alice".into(),
-                names: Vec::new(),
-            },
-            made_for: None,
-        }
+        alice_signed_in("a".repeat(1500), refresh.repeat(700), 1)
     }
 
     // The keychain's blocking calls run off the test's runtime, as the store's own do.
