@@ -371,9 +371,12 @@ impl<'e> Run<'e> {
                     .await?
             }
             None => {
-                let fresh_until = self
-                    .effect_at
-                    .map(|t| t + Duration::seconds(FRESH_GRANT_WINDOW_SECS));
+                // Access this run did not wait for (`activate --wait` or `run` just before,
+                // or a membership granted elsewhere) may be as new: its start says so.
+                let fresh_until = match self.effect_at {
+                    Some(t) => Some(t + Duration::seconds(FRESH_GRANT_WINDOW_SECS)),
+                    None => engine.fresh_grant_until().await,
+                };
                 engine
                     .open_port_after_grant(
                         current,
