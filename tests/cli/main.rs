@@ -16,6 +16,9 @@ mod findings;
 mod firstrun;
 mod flows;
 mod groups;
+// `run`'s stories start shell commands and the SSH stand-in: not yet part of the Wine run.
+#[cfg(unix)]
+mod profiles;
 mod reliability;
 // Real sshd and xrdp behind the gate: Linux packages.
 #[cfg(target_os = "linux")]

@@ -24,12 +24,15 @@ use jumpgate_azure::launch;
 use jumpgate_azure::watch::Watcher;
 use jumpgate_core::events::Elevation;
 
-pub async fn run(cli: Cli) -> Outcome {
+/// Runs a command; `Ok` holds the exit code (0, or the code of the command `run` ran).
+pub async fn run(cli: Cli) -> Outcome<u8> {
     if let Command::Doctor(a) = cli.command {
-        return doctor(cli.config.as_deref(), cli.json, a).await;
+        return doctor(cli.config.as_deref(), cli.json, a).await.map(|()| 0);
     }
     if let Command::Init(a) = cli.command {
-        return crate::init::run(cli.config.as_deref(), cli.json, a).await;
+        return crate::init::run(cli.config.as_deref(), cli.json, a)
+            .await
+            .map(|()| 0);
     }
     let ctx = Ctx::load(cli.config.as_deref(), cli.json)?;
     // Engine events become progress lines on stderr; the printer ends when the engine does.
@@ -74,6 +77,12 @@ fn check_input(command: &Command) -> Outcome {
             text("justification", &a.justification)?;
             ticket(&a.ticket)
         }
+        Command::Run(a) => {
+            if let Some(j) = &a.justification {
+                text("justification", j)?;
+            }
+            ticket(&a.ticket)
+        }
         Command::Open(a) => text("justification", &a.justification),
         Command::Extend(a) => text("justification", &a.justification),
         Command::Deactivate(a) => text("justification", &a.justification),
@@ -82,9 +91,10 @@ fn check_input(command: &Command) -> Outcome {
     }
 }
 
-async fn dispatch(ctx: &Ctx, command: Command) -> Outcome {
+async fn dispatch(ctx: &Ctx, command: Command) -> Outcome<u8> {
     check_input(&command)?;
-    match command {
+    let done = match command {
+        Command::Run(a) => return run_profile(ctx, a).await,
         Command::Signin(a) => signin(ctx, a).await,
         Command::Signout => {
             ctx.engine.sign_out().await?;
@@ -118,7 +128,8 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Outcome {
         // Handled in `run`: they must work without a readable configuration.
         Command::Doctor(a) => doctor(None, ctx.json, a).await,
         Command::Init(a) => crate::init::run(None, ctx.json, a).await,
-    }
+    };
+    done.map(|()| 0)
 }
 
 /// The checklist, in order; exits 1 when a step fails. `--bundle` also writes the report,
@@ -574,27 +585,65 @@ async fn activate(ctx: &Ctx, a: ActivateArgs) -> Outcome {
     let ticket = parse_ticket(a.ticket.as_deref())?;
     let wait = a.wait.as_deref().map(duration_arg).transpose()?;
     let eligible = engine::pick_role(ctx.eligibilities().await?, &a.role, a.scope.as_deref())?;
+    let asked = Activation {
+        duration,
+        justification: &a.justification,
+        ticket: ticket.as_ref(),
+        wait,
+    };
+    match activate_one(ctx, &eligible, &asked, &tokio::sync::Mutex::new(())).await? {
+        None => show(
+            ctx.json,
+            &json!({"role": eligible.role, "kind": eligible.kind, "status": "AlreadyActive"}),
+            || format!("{} is already active.", eligible.role),
+        ),
+        Some(request) => show(ctx.json, &request, || {
+            format!("{} {} ({})", request.role, request.status, request.name)
+        }),
+    }
+    Ok(())
+}
+
+/// What is asked for each activation: of `activate`, or of every one a profile names.
+#[derive(Clone, Copy)]
+struct Activation<'a> {
+    duration: Duration,
+    justification: &'a str,
+    ticket: Option<&'a (String, String)>,
+    /// Wait for approval and for the activation to take effect, at most this long.
+    wait: Option<Duration>,
+}
+
+/// Sends one activation (stepping the sign-in up once if its policy asks, one step-up at a
+/// time across activations sent side by side), and waits when asked. `None`: it was already
+/// active.
+async fn activate_one(
+    ctx: &Ctx,
+    eligible: &arm::Eligible,
+    asked: &Activation<'_>,
+    step_up_turn: &tokio::sync::Mutex<()>,
+) -> Outcome<Option<arm::Request>> {
+    let Activation {
+        duration,
+        justification,
+        ticket,
+        wait,
+    } = *asked;
     let mut sent = ctx
-        .send_activation(&eligible, duration, &a.justification, ticket.as_ref())
+        .send_activation(eligible, duration, justification, ticket)
         .await;
     if let Err(f) = &sent {
         if f.claims.is_some() {
+            let _turn = step_up_turn.lock().await;
             // The request's name was kept: the retry is the same request, sent once more.
             step_up(ctx, f.clone()).await?;
             sent = ctx
-                .send_activation(&eligible, duration, &a.justification, ticket.as_ref())
+                .send_activation(eligible, duration, justification, ticket)
                 .await;
         }
     }
     let request = match sent {
-        Err(f) if f.explanation.code == "RoleAssignmentExists" => {
-            show(
-                ctx.json,
-                &json!({"role": eligible.role, "kind": eligible.kind, "status": "AlreadyActive"}),
-                || format!("{} is already active.", eligible.role),
-            );
-            return Ok(());
-        }
+        Err(f) if f.explanation.code == "RoleAssignmentExists" => return Ok(None),
         other => other?,
     };
     progress(&format!(
@@ -625,10 +674,13 @@ async fn activate(ctx: &Ctx, a: ActivateArgs) -> Outcome {
                 forget();
             }
             let request = outcome?;
-            progress("approved; waiting for it to take effect");
+            progress(&format!(
+                "{} approved; waiting for it to take effect",
+                eligible.role
+            ));
             match eligible.kind {
                 Elevation::Role => {
-                    if let Some(action) = ctx.probe_action(&eligible).await {
+                    if let Some(action) = ctx.probe_action(eligible).await {
                         ctx.await_effect(&eligible.scope, &action, timeout, false)
                             .await?;
                     }
@@ -643,10 +695,170 @@ async fn activate(ctx: &Ctx, a: ActivateArgs) -> Outcome {
     if RequestPhase::of(&request.status).is_final() {
         forget();
     }
-    show(ctx.json, &request, || {
-        format!("{} {} ({})", request.role, request.status, request.name)
-    });
-    Ok(())
+    Ok(Some(request))
+}
+
+/// `jumpgate run PROFILE [-- COMMAND…]`: the profile's roles and groups side by side, each
+/// reported on its own (one refused undoes none of the others); then its jump box; then the
+/// command, whose exit code becomes ours.
+async fn run_profile(ctx: &Ctx, a: crate::RunArgs) -> Outcome<u8> {
+    let profile = ctx
+        .config
+        .profiles
+        .iter()
+        .find(|p| p.name.eq_ignore_ascii_case(&a.profile))
+        .cloned()
+        .ok_or_else(|| {
+            let known: Vec<&str> = ctx.config.profiles.iter().map(|p| p.name.as_str()).collect();
+            usage(format!(
+                "There is no profile named '{}' in the configuration{}. A profile is a [[profiles]] entry: see README.",
+                a.profile,
+                if known.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (there are: {})", known.join(", "))
+                }
+            ))
+        })?;
+    let today = chrono::Local::now().format("%Y-%m-%d").to_string();
+    let justification = a
+        .justification
+        .clone()
+        .or_else(|| profile.justification_for(&today))
+        .ok_or_else(|| {
+            usage(format!(
+                "Profile '{}' has no justification: add justification = \"…\" to it, or pass --justification.",
+                profile.name
+            ))
+        })?;
+    jumpgate_core::input::justification(&justification).map_err(|e| usage(format!("the {e}")))?;
+    let ticket_text = a.ticket.clone().or(profile.ticket.clone());
+    let ticket = parse_ticket(ticket_text.as_deref())?;
+    let duration = duration_arg(profile.duration.as_deref().unwrap_or("1h"))?;
+    let timeout = duration_arg(&a.timeout)?;
+
+    if !profile.activate.is_empty() {
+        let eligible = ctx.eligibilities().await?;
+        let asked = Activation {
+            duration,
+            justification: &justification,
+            ticket: ticket.as_ref(),
+            wait: Some(timeout),
+        };
+        let step_up_turn = tokio::sync::Mutex::new(());
+        let runs = profile.activate.iter().map(|wanted| {
+            let picked = engine::pick_role(eligible.clone(), wanted.name(), wanted.scope());
+            let (asked, step_up_turn) = (&asked, &step_up_turn);
+            async move {
+                let e = picked?;
+                let done = activate_one(ctx, &e, asked, step_up_turn).await?;
+                Ok::<_, Failure>((e, done))
+            }
+        });
+        let results = futures::future::join_all(runs).await;
+        let mut active = Vec::new();
+        let mut refused = Vec::new();
+        for (wanted, result) in profile.activate.iter().zip(results) {
+            match result {
+                Ok((e, done)) => {
+                    // One sent showed its own progress; one already active says so here.
+                    if done.is_none() {
+                        progress(&format!("{} was already active", e.role));
+                    }
+                    active.push(e.role);
+                }
+                Err(f) => {
+                    progress(&format!("{}: {}", wanted.name(), f.explanation.message));
+                    refused.push((wanted.name().to_string(), f));
+                }
+            }
+        }
+        if let Some((_, first)) = refused.first() {
+            let names: Vec<&str> = refused.iter().map(|(n, _)| n.as_str()).collect();
+            let mut skipped = Vec::new();
+            if profile.vm.is_some() {
+                skipped.push("the jump box was not opened");
+            }
+            if !a.command.is_empty() {
+                skipped.push("the command was not run");
+            }
+            let mut f = first.clone();
+            f.explanation.message = format!(
+                "{} of {} activations of profile '{}' did not succeed ({}); {}.{}",
+                refused.len(),
+                profile.activate.len(),
+                profile.name,
+                names.join(", "),
+                if active.is_empty() {
+                    "none is active".to_string()
+                } else {
+                    format!("these are active and stay so: {}", active.join(", "))
+                },
+                if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(" So {}.", skipped.join(" and "))
+                }
+            );
+            return Err(f);
+        }
+    }
+
+    if let Some(vm) = &profile.vm {
+        let launch = profile.launch.unwrap_or(true) && !a.no_launch && a.command.is_empty();
+        connect(
+            ctx,
+            ConnectArgs {
+                vm: vm.clone(),
+                port: profile.port,
+                duration: Some(profile.duration.clone().unwrap_or_else(|| "1h".into())),
+                justification: justification.clone(),
+                ticket: ticket_text,
+                no_launch: !launch,
+                timeout: a.timeout.clone(),
+                allow_broad_role: false,
+                via: None,
+                allow_wide_source: false,
+            },
+        )
+        .await?;
+    } else if a.command.is_empty() {
+        show(
+            ctx.json,
+            &json!({"profile": profile.name, "active": profile.activate.iter().map(|w| w.name()).collect::<Vec<_>>()}),
+            || format!("Profile {}: everything it names is active.", profile.name),
+        );
+    }
+
+    let Some((program, args)) = a.command.split_first() else {
+        return Ok(0);
+    };
+    progress(&format!("access is in effect; running {program}"));
+    let (command, args) = (program.clone(), args.to_vec());
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&command).args(&args).status()
+    })
+    .await
+    .map_err(|e| Failure::new(Kind::Other, "command", e.to_string()))?
+    .map_err(|e| {
+        usage(format!(
+            "Access is in effect, but {program} could not be started: {e}. Check the command after --."
+        ))
+    })?;
+    Ok(exit_code_of(status))
+}
+
+/// The code to exit with for a command that ended with `status`: its own exit code, or, for
+/// one a signal ended, 128 plus the signal, as shells report it.
+fn exit_code_of(status: std::process::ExitStatus) -> u8 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt as _;
+        if let Some(signal) = status.signal() {
+            return u8::try_from(128 + signal).unwrap_or(255);
+        }
+    }
+    status.code().map_or(1, |c| u8::try_from(c).unwrap_or(1))
 }
 
 /// Ends a role or group membership before its time.
@@ -997,11 +1209,17 @@ async fn connect(ctx: &Ctx, a: ConnectArgs) -> Outcome {
         .iter()
         .find(|p| p.name.eq_ignore_ascii_case(&a.vm))
         .cloned();
+    let vm = match &profile {
+        None => a.vm.clone(),
+        Some(p) => p.vm.clone().ok_or_else(|| {
+            usage(format!(
+                "Profile '{}' names no jump box, only roles and groups: run jumpgate run {} to activate them.",
+                p.name, p.name
+            ))
+        })?,
+    };
     let request = ConnectRequest {
-        vm: profile
-            .as_ref()
-            .map(|p| p.vm.clone())
-            .unwrap_or(a.vm.clone()),
+        vm,
         port: a.port.or(profile.as_ref().and_then(|p| p.port)),
         duration: duration_arg(
             a.duration

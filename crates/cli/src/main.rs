@@ -73,6 +73,10 @@ pub enum Command {
     Open(OpenArgs),
     /// The whole chain: activate the role if needed, open the port, wait until reachable, launch.
     Connect(ConnectArgs),
+    /// Ask for everything a profile names at once: its roles and groups side by side, then
+    /// its jump box; with `-- COMMAND`, run that once access is in effect and exit with its
+    /// code.
+    Run(RunArgs),
     /// Your active roles and open ports, with time left.
     Status,
     /// The local audit journal: what you requested, approved, opened and launched.
@@ -276,6 +280,28 @@ pub struct OpenArgs {
 }
 
 #[derive(Args)]
+pub struct RunArgs {
+    /// The profile's name, from [[profiles]] in the configuration.
+    profile: String,
+    /// Instead of the profile's justification.
+    #[arg(long)]
+    justification: Option<String>,
+    /// Instead of the profile's ticket, as SYSTEM:NUMBER.
+    #[arg(long, value_name = "SYSTEM:NUMBER")]
+    ticket: Option<String>,
+    /// Open the profile's jump box without launching the RDP or SSH client.
+    #[arg(long)]
+    no_launch: bool,
+    /// How long to wait for approvals, for access to take effect and for the port.
+    #[arg(long, default_value = "2h")]
+    timeout: String,
+    /// A command to run once access is in effect (after `--`); jumpgate then exits with its
+    /// exit code.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+#[derive(Args)]
 pub struct ConnectArgs {
     /// The VM's name or resource id, or a profile name from the configuration.
     vm: String,
@@ -327,7 +353,7 @@ fn main() -> ExitCode {
     };
     let json = cli.json;
     match runtime.block_on(commands::run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(failure) => {
             output::fail(json, &failure);
             ExitCode::from(output::exit_code(&failure))

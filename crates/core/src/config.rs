@@ -377,18 +377,80 @@ pub struct SimulatorConfig {
     pub control_token: Option<String>,
 }
 
-/// A named jump box, so `jumpgate connect work` needs no flags.
+/// A named set of access a person asks for together: roles and group memberships to
+/// activate side by side, and optionally a jump box to open. `jumpgate run NAME` asks for all
+/// of it, and `jumpgate connect NAME` for its jump box alone.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     pub name: String,
-    pub vm: String,
+    #[serde(default)]
+    pub vm: Option<String>,
     #[serde(default)]
     pub port: Option<u16>,
     #[serde(default)]
     pub duration: Option<String>,
     #[serde(default)]
     pub username: Option<String>,
+    /// Roles and groups to activate, as `activate` names them (`role:NAME`, `group:NAME`),
+    /// or a table with the role's scope when it is eligible at several.
+    #[serde(default)]
+    pub activate: Vec<ProfileActivation>,
+    /// The justification sent with every request; `{profile}` and `{date}` (the local date,
+    /// YYYY-MM-DD) are filled in.
+    #[serde(default)]
+    pub justification: Option<String>,
+    /// A ticket, as SYSTEM:NUMBER.
+    #[serde(default)]
+    pub ticket: Option<String>,
+    /// Whether `jumpgate run` launches the RDP or SSH client once the jump box is open
+    /// (default: yes).
+    #[serde(default)]
+    pub launch: Option<bool>,
+}
+
+/// One role or group a profile activates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a role or group name (\"Contributor\", \"group:NAME\"), or { role = \"NAME\", scope = \"SCOPE\" } and nothing else"
+)]
+pub enum ProfileActivation {
+    Name(String),
+    Scoped(ScopedActivation),
+}
+
+/// A role at one of the scopes it is eligible at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopedActivation {
+    pub role: String,
+    pub scope: String,
+}
+
+impl ProfileActivation {
+    pub fn name(&self) -> &str {
+        match self {
+            ProfileActivation::Name(name) => name,
+            ProfileActivation::Scoped(s) => &s.role,
+        }
+    }
+
+    pub fn scope(&self) -> Option<&str> {
+        match self {
+            ProfileActivation::Name(_) => None,
+            ProfileActivation::Scoped(s) => Some(&s.scope),
+        }
+    }
+}
+
+impl Profile {
+    /// The profile's justification with its placeholders filled in.
+    pub fn justification_for(&self, date: &str) -> Option<String> {
+        self.justification
+            .as_ref()
+            .map(|j| j.replace("{profile}", &self.name).replace("{date}", date))
+    }
 }
 
 impl Config {
@@ -443,6 +505,47 @@ impl Config {
             }));
         for (key, name) in usernames {
             crate::input::username(name).map_err(|e| invalid(format!("{key}: {}", e.why)))?;
+        }
+        for (i, p) in self.profiles.iter().enumerate() {
+            if p.name.trim().is_empty() {
+                return Err(invalid(format!("profiles[{i}]: name is required")));
+            }
+            if self.profiles[..i]
+                .iter()
+                .any(|q| q.name.eq_ignore_ascii_case(&p.name))
+            {
+                return Err(invalid(format!(
+                    "profile '{}' is defined twice: give each a name of its own",
+                    p.name
+                )));
+            }
+            if p.vm.is_none() && p.activate.is_empty() {
+                return Err(invalid(format!(
+                    "profile '{}' asks for nothing: give it a vm, roles or groups to activate (activate = [\"NAME\"]), or both",
+                    p.name
+                )));
+            }
+            if let Some(a) = p.activate.iter().find(|a| a.name().trim().is_empty()) {
+                return Err(invalid(format!(
+                    "profile '{}': an entry of activate has no name ({a:?})",
+                    p.name
+                )));
+            }
+            let refused =
+                |e: crate::input::Refused| invalid(format!("profile '{}': the {e}", p.name));
+            if let Some(j) = &p.justification {
+                crate::input::justification(j).map_err(refused)?;
+            }
+            if let Some(t) = &p.ticket {
+                let (system, number) = t.split_once(':').ok_or_else(|| {
+                    invalid(format!(
+                        "profile '{}': the ticket '{}' is not SYSTEM:NUMBER",
+                        p.name,
+                        t.escape_debug()
+                    ))
+                })?;
+                crate::input::ticket(system, number).map_err(refused)?;
+            }
         }
         if self.network.ip_echo_urls.len() < 2 {
             return Err(invalid("network.ip_echo_urls needs at least two services, so that two can agree on your address".into()));
@@ -724,6 +827,7 @@ pub fn merge(
     for key in &origin.managed {
         remove_path(&mut user_doc, key);
     }
+    join_profiles(&sys_doc, &mut user_doc);
     let mut user_leaves = Vec::new();
     leaves(&user_doc, String::new(), &mut user_leaves);
     let mut merged = sys_doc;
@@ -797,6 +901,31 @@ fn remove_path(doc: &mut toml::Value, dotted: &str) {
     }
 }
 
+/// Profiles an organisation ships in the system file stay beside a person's own: the two
+/// lists are joined, a person's profile replacing the system's of the same name (ignoring
+/// case). When `profiles` is managed, the person's list was removed before this.
+fn join_profiles(system: &toml::Value, user: &mut toml::Value) {
+    let shipped = system.get("profiles").and_then(toml::Value::as_array);
+    let own = user.get("profiles").and_then(toml::Value::as_array);
+    let (Some(shipped), Some(own)) = (shipped, own) else {
+        return;
+    };
+    let name = |p: &toml::Value| {
+        p.get("name")
+            .and_then(toml::Value::as_str)
+            .map(str::to_lowercase)
+    };
+    let mut joined: Vec<toml::Value> = shipped
+        .iter()
+        .filter(|s| !own.iter().any(|o| name(o) == name(s)))
+        .cloned()
+        .collect();
+    joined.extend(own.iter().cloned());
+    if let Some(table) = user.as_table_mut() {
+        table.insert("profiles".into(), toml::Value::Array(joined));
+    }
+}
+
 fn deep_merge(base: &mut toml::Value, over: toml::Value) {
     match (base, over) {
         (toml::Value::Table(b), toml::Value::Table(o)) => {
@@ -860,6 +989,62 @@ mod tests {
     use super::*;
 
     const MINIMAL: &str = "[azure]\ntenant_id = \"t\"\nclient_id = \"c\"\n";
+
+    #[test]
+    fn profiles_name_roles_groups_and_scopes_and_ask_for_something() {
+        let text = format!(
+            "{MINIMAL}[[profiles]]\nname = \"morning\"\nvm = \"jumpbox-win-01\"\njustification = \"{{profile}} checks {{date}}\"\nticket = \"ServiceNow:CHG1\"\nlaunch = false\nactivate = [\"Contributor\", \"group:JIT Operators\", {{ role = \"JIT Requester\", scope = \"/subscriptions/s/resourceGroups/rg\" }}]\n"
+        );
+        let config = Config::parse("x", &text).expect("a profile");
+        let p = &config.profiles[0];
+        assert_eq!(
+            p.activate,
+            vec![
+                ProfileActivation::Name("Contributor".into()),
+                ProfileActivation::Name("group:JIT Operators".into()),
+                ProfileActivation::Scoped(ScopedActivation {
+                    role: "JIT Requester".into(),
+                    scope: "/subscriptions/s/resourceGroups/rg".into()
+                }),
+            ]
+        );
+        assert_eq!(
+            p.activate[2].scope(),
+            Some("/subscriptions/s/resourceGroups/rg")
+        );
+        assert_eq!(
+            p.justification_for("2026-12-06").as_deref(),
+            Some("morning checks 2026-12-06")
+        );
+        assert_eq!(p.launch, Some(false));
+
+        let refused = |body: &str| {
+            Config::parse("x", &format!("{MINIMAL}{body}"))
+                .expect_err(body)
+                .to_string()
+        };
+        let empty = refused("[[profiles]]\nname = \"idle\"\n");
+        assert!(empty.contains("profile 'idle' asks for nothing"), "{empty}");
+        let twice = refused(
+            "[[profiles]]\nname = \"a\"\nvm = \"v\"\n[[profiles]]\nname = \"A\"\nvm = \"w\"\n",
+        );
+        assert!(twice.contains("defined twice"), "{twice}");
+        let hostile =
+            refused("[[profiles]]\nname = \"a\"\nvm = \"v\"\njustification = \"ok\\u202e\"\n");
+        assert!(
+            hostile.contains("profile 'a': the justification"),
+            "{hostile}"
+        );
+        let ticket = refused("[[profiles]]\nname = \"a\"\nvm = \"v\"\nticket = \"CHG1\"\n");
+        assert!(ticket.contains("SYSTEM:NUMBER"), "{ticket}");
+        let unknown = refused(
+            "[[profiles]]\nname = \"a\"\nactivate = [{ role = \"R\", scope = \"s\", extra = 1 }]\n",
+        );
+        assert!(
+            unknown.contains("activate") && unknown.contains("{ role = \"NAME\", scope"),
+            "{unknown}"
+        );
+    }
 
     #[test]
     fn a_user_name_a_shell_would_read_is_refused_at_load() {
@@ -1051,6 +1236,38 @@ mod tests {
         [azure]\ntenant_id = \"corp\"\nclient_id = \"c\"\narm_endpoint = \"https://arm.corp.example\"\n\
         [justification]\nrefuse = [\"BAU\"]\ntemplates = [\"Ticket \"]\n\
         [launch]\nrdp_command = \"/usr/bin/xfreerdp\"\n";
+
+    #[test]
+    fn profiles_the_organisation_ships_stay_beside_a_persons_own() {
+        let system = format!(
+            "{SYSTEM}[[profiles]]\nname = \"estate\"\nvm = \"jumpbox-win-01\"\n[[profiles]]\nname = \"Morning\"\nvm = \"jumpbox-win-01\"\n"
+        );
+        let c = merged(
+            "[[profiles]]\nname = \"morning\"\nvm = \"jumpbox-linux-01\"\n[[profiles]]\nname = \"mine\"\nactivate = [\"Contributor\"]\n",
+            &system,
+        );
+        let names: Vec<(&str, Option<&str>)> = c
+            .profiles
+            .iter()
+            .map(|p| (p.name.as_str(), p.vm.as_deref()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("estate", Some("jumpbox-win-01")),
+                ("morning", Some("jumpbox-linux-01")),
+                ("mine", None)
+            ]
+        );
+        // Managed, the organisation's list is the list.
+        let managed = system.replace(
+            "keys = [\"justification.refuse\",",
+            "keys = [\"profiles\", \"justification.refuse\",",
+        );
+        let c = merged("[[profiles]]\nname = \"mine\"\nvm = \"v\"\n", &managed);
+        let names: Vec<&str> = c.profiles.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["estate", "Morning"]);
+    }
 
     #[test]
     fn reliability_29_managed_keys_win_over_the_users_file() {
