@@ -10,14 +10,6 @@ use crate::support::*;
 const RG_JUMPBOXES: &str =
     "/subscriptions/9d2c6b4a-3e1f-4a8b-b7c5-1e0f2a3b4c93/resourceGroups/rg-jumpboxes";
 
-/// Adds `[[profiles]]` entries (TOML) to `user`'s configuration.
-fn add_profiles(user: &User, toml: &str) {
-    let mut text = std::fs::read_to_string(&user.config).expect("config");
-    text.push('\n');
-    text.push_str(toml);
-    std::fs::write(&user.config, text).expect("config");
-}
-
 /// bob's inbox once it holds `count` requests: the activations were all sent before any
 /// was decided.
 async fn inbox_of(bob: &User, count: usize) -> Vec<Value> {
@@ -43,8 +35,7 @@ async fn profiles_run_activates_two_roles_and_a_group_side_by_side_then_opens_th
     let bob = sim.user(BOB);
     sim.sign_in(&alice).await;
     sim.sign_in(&bob).await;
-    add_profiles(
-        &alice,
+    alice.configure(
         &format!(
             "[[profiles]]\nname = \"morning\"\nvm = \"jumpbox-linux-01\"\nduration = \"1h\"\njustification = \"{{profile}} checks on {{date}}\"\nactivate = [\"Contributor\", \"group:JIT Operators\", {{ role = \"JIT Requester\", scope = \"{RG_JUMPBOXES}\" }}]\n"
         ),
@@ -107,8 +98,7 @@ async fn profiles_run_then_a_command_exits_with_its_code_and_a_refusal_undoes_no
     let alice = sim.user(ALICE);
     sim.sign_in(&alice).await;
     let marker = sim.dir.path().join("ran");
-    add_profiles(
-        &alice,
+    alice.configure(
         "[[profiles]]\nname = \"legacy\"\nactivate = [\"Contributor\"]\njustification = \"Legacy estate clean-up\"\n\n[[profiles]]\nname = \"too-much\"\nactivate = [\"Contributor\", \"Global Wizard\"]\njustification = \"More than I may\"\n",
     );
 
