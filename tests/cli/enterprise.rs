@@ -491,3 +491,52 @@ async fn enterprise_graph_without_consent_explains_itself_and_keeps_the_sign_in(
     assert_eq!(made["policy"]["max_duration"], "PT1H", "{made:#}");
     assert_eq!(sim.refused_for_shape().await, Vec::<Value>::new());
 }
+
+/// A role an administrator makes her eligible for while she watches is announced once, and
+/// the many she could already activate are not announced at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enterprise_a_new_eligibility_is_announced_once() {
+    let sim = Sim::start("enterprise", 0);
+    let dave = sim.user(DAVE);
+    let alice = sim.user(ALICE);
+    sim.sign_in(&dave).await;
+    sim.sign_in(&alice).await;
+    alice.configure("[watch]\neligibility_check_secs = 1\n");
+    let mut watching = alice.watch(&[]);
+    watching.first_look();
+
+    // By object id: the tenant's Graph has not consented to the admin commands' lookup.
+    let out = dave.run(&[
+        "admin",
+        "pim",
+        "make-eligible",
+        "--role",
+        "JIT Requester",
+        "--principal",
+        "a11ce000-0000-4000-8000-000000000001",
+        "--scope",
+        JUMP_BOXES,
+        "--require-justification",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let added = watching.expect("eligibility_added", Duration::from_secs(30));
+    assert_eq!(
+        (added["kind"].as_str(), added["role"].as_str()),
+        (Some("role"), Some("JIT Requester")),
+        "{added:#}"
+    );
+    watching.settle(Duration::from_secs(3));
+    let before = watching.kill();
+
+    // Started again, it repeats nothing.
+    let mut watching = alice.watch(&[]);
+    watching.first_look();
+    watching.settle(Duration::from_secs(3));
+    let after = watching.kill();
+    let added: Vec<&Value> = before
+        .iter()
+        .chain(&after)
+        .filter(|e| e["event"] == "eligibility_added")
+        .collect();
+    assert_eq!(added.len(), 1, "{added:#?}");
+}

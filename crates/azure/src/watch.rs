@@ -56,6 +56,12 @@ struct Saved {
     /// `signed_out` entry after it means the person signed out on purpose.
     #[serde(default)]
     journal_at_sign_in: Option<u64>,
+    /// Every eligibility seen for this account (kind, scope and role, lower case); `None`
+    /// until the first look, which records them without announcing any. It only grows, so
+    /// a read that missed a part (Microsoft Graph refusing, say) never makes its return look
+    /// new.
+    #[serde(default)]
+    eligible: Option<BTreeSet<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -255,6 +261,9 @@ impl<'e> Watcher<'e> {
             if work.approver_check {
                 self.check_approver(now).await?;
             }
+            if work.eligibility {
+                self.check_eligibility(now, sink).await?;
+            }
             Ok::<(), Failure>(())
         }
         .await;
@@ -338,6 +347,47 @@ impl<'e> Watcher<'e> {
     /// Reads the policies the user can see for their name among the approvers
     /// (`approver::approved_roles`), and keeps what it finds. Not needed with `--approver`. A
     /// failure other than the sign-in is said once and tried again in an hour.
+    /// Announces each role (at a scope) and group membership the user may now activate and
+    /// could not at earlier looks. The first look for an account only records them.
+    async fn check_eligibility(
+        &mut self,
+        now: DateTime<Utc>,
+        sink: Sink<'_>,
+    ) -> Result<(), Failure> {
+        if !self.signed_in || self.saved.account.is_empty() {
+            // Read once someone is signed in.
+            self.last.eligibility = None;
+            return Ok(());
+        }
+        self.last.eligibility = Some(now);
+        let found = self.engine.eligibilities().await?;
+        let first = self.saved.eligible.is_none();
+        let known = self.saved.eligible.get_or_insert_with(BTreeSet::new);
+        let mut new = Vec::new();
+        for e in found {
+            let key = format!(
+                "{}:{}:{}",
+                e.kind.noun(),
+                e.scope.to_ascii_lowercase(),
+                arm::leaf(&e.role_definition_id).to_ascii_lowercase()
+            );
+            if known.insert(key.clone()) && !first {
+                new.push((key, e));
+            }
+        }
+        self.save();
+        for (key, e) in new {
+            let event = WatchEvent::EligibilityAdded {
+                kind: e.kind,
+                role: e.role,
+                scope: e.scope_name,
+            };
+            self.announce(format!("eligible:{key}"), event, None, sink)
+                .await;
+        }
+        Ok(())
+    }
+
     async fn check_approver(&mut self, now: DateTime<Utc>) -> Result<(), Failure> {
         if self.approver_flag {
             self.last.approver_check = Some(now);
@@ -530,6 +580,7 @@ impl<'e> Watcher<'e> {
                 ..Saved::default()
             };
             self.last.approver_check = None;
+            self.last.eligibility = None;
         }
         self.saved.journal_at_sign_in = Some(self.engine.journal.size());
         self.lost_sign_in = None;

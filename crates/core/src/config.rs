@@ -215,6 +215,9 @@ pub struct WatchConfig {
     /// The public IP is checked this often while a port is open for it.
     #[serde(default = "default_ip_secs")]
     pub ip_check_secs: u64,
+    /// What the user may activate is read this often, to announce what is new.
+    #[serde(default = "default_eligibility_secs")]
+    pub eligibility_check_secs: u64,
 }
 
 impl Default for WatchConfig {
@@ -226,8 +229,13 @@ impl Default for WatchConfig {
             open_refresh_secs: default_open_secs(),
             idle_refresh_secs: default_idle_secs(),
             ip_check_secs: default_ip_secs(),
+            eligibility_check_secs: default_eligibility_secs(),
         }
     }
+}
+
+fn default_eligibility_secs() -> u64 {
+    3_600
 }
 
 fn default_pending_ms() -> u64 {

@@ -114,6 +114,13 @@ pub enum WatchEvent {
     },
     /// Sign-in must be repeated before anything else can be watched.
     SignedOut { reason: String },
+    /// I may now activate something I could not before: a role at a scope, or membership of
+    /// a group. `scope` is where, in words (a group's is its name).
+    EligibilityAdded {
+        kind: Elevation,
+        role: String,
+        scope: String,
+    },
 }
 
 /// Something that ends: an active PIM role or an open JIT port.
@@ -260,6 +267,11 @@ impl WatchEvent {
                 new: l(new),
             },
             WatchEvent::SignedOut { reason } => WatchEvent::SignedOut { reason: l(reason) },
+            WatchEvent::EligibilityAdded { kind, role, scope } => WatchEvent::EligibilityAdded {
+                kind: *kind,
+                role: l(role),
+                scope: l(scope),
+            },
         }
     }
 
@@ -274,6 +286,7 @@ impl WatchEvent {
             WatchEvent::EndedEarly { .. } => "ended_early",
             WatchEvent::IpChanged { .. } => "ip_changed",
             WatchEvent::SignedOut { .. } => "signed_out",
+            WatchEvent::EligibilityAdded { .. } => "eligibility_added",
         }
     }
 
@@ -355,6 +368,16 @@ impl WatchEvent {
                 "{vm} port {port} is open for {old}, but your address is now {new}: run jumpgate open {vm_id} --port {port} to re-request it"
             ),
             WatchEvent::SignedOut { reason } => format!("{reason}: run jumpgate signin"),
+            WatchEvent::EligibilityAdded {
+                kind: Elevation::Group,
+                role,
+                ..
+            } => format!(
+                "you may now activate membership of {role}: jumpgate activate group:{role}"
+            ),
+            WatchEvent::EligibilityAdded { role, scope, .. } => format!(
+                "you may now activate {role} at {scope}: jumpgate activate role:{role}"
+            ),
         }
     }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::duration::human;
-use crate::events::{Access, WatchEvent};
+use crate::events::{Access, Elevation, WatchEvent};
 
 /// The icon's states, most urgent first when several hold.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -346,6 +346,19 @@ pub fn notice(e: &WatchEvent) -> Notice {
             opens: "sign_in".into(),
             urgent: true,
         },
+        WatchEvent::EligibilityAdded { kind, role, scope } => Notice {
+            title: match kind {
+                Elevation::Role => format!("You may now activate {role}"),
+                Elevation::Group => format!("You may now join {role}"),
+            },
+            body: match kind {
+                Elevation::Role => format!("At {scope}, through PIM."),
+                Elevation::Group => "A group membership, through PIM for Groups.".into(),
+            },
+            actions: Vec::new(),
+            opens: "targets".into(),
+            urgent: false,
+        },
     }
 }
 
@@ -641,5 +654,20 @@ mod tests {
             "the text stays, made inert: {line}"
         );
         assert!(n.body.contains("gnp.exe FAKE"), "{}", n.body);
+        // A role's or a group's name is chosen by whoever made it.
+        for kind in [Elevation::Role, Elevation::Group] {
+            let e = WatchEvent::EligibilityAdded {
+                kind,
+                role: format!("Ops\n{hostile}"),
+                scope: format!("rg\u{202E}{hostile}"),
+            };
+            let n = notice(&e);
+            let line = e.describe();
+            for shown in [&n.title, &n.body, &line] {
+                assert!(!shown.chars().any(crate::text::is_hostile), "{shown:?}");
+            }
+            assert!(n.title.starts_with("You may now"), "{}", n.title);
+            assert_eq!(n.opens, "targets");
+        }
     }
 }

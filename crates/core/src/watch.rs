@@ -30,6 +30,8 @@ pub struct Cadence {
     /// see: at the first look, then this rarely (policies change seldom, and a decision made
     /// meanwhile turns the inbox on by itself).
     pub approver_check: Duration,
+    /// What the user may activate, to announce eligibilities that are new.
+    pub eligibility: Duration,
 }
 
 impl Cadence {
@@ -44,6 +46,7 @@ impl Cadence {
             ip: secs(c.ip_check_secs),
             local: Duration::seconds(2),
             approver_check: Duration::hours(APPROVER_CHECK_HOURS),
+            eligibility: secs(c.eligibility_check_secs.max(1)),
         }
     }
 }
@@ -71,6 +74,7 @@ pub struct Last {
     pub approvals: Option<DateTime<Utc>>,
     pub ip: Option<DateTime<Utc>>,
     pub approver_check: Option<DateTime<Utc>>,
+    pub eligibility: Option<DateTime<Utc>>,
     pub awake: Option<DateTime<Utc>>,
 }
 
@@ -83,6 +87,8 @@ pub struct Work {
     pub ip: bool,
     /// Read the policies the user can see for their name among the approvers.
     pub approver_check: bool,
+    /// Read what the user may activate, for what is new.
+    pub eligibility: bool,
     /// The wall clock jumped: the machine was suspended, or its clock was set.
     pub resumed: bool,
 }
@@ -133,6 +139,7 @@ pub fn schedule(
         approvals: due(s.signed_in && s.approver, last.approvals, c.approvals),
         ip: due(s.signed_in && s.open, last.ip, c.ip),
         approver_check: due(s.signed_in, last.approver_check, c.approver_check),
+        eligibility: due(s.signed_in, last.eligibility, c.eligibility),
         resumed,
     };
     (work, wake)
@@ -159,16 +166,17 @@ mod tests {
 
     /// Runs the loop as the watcher does, with an injected clock, and counts the looks.
     fn simulate(s: &Situation, seconds: i64) -> (usize, usize, usize) {
-        let (refreshes, pending, approvals, _) = simulate_all(s, seconds);
+        let (refreshes, pending, approvals, ..) = simulate_all(s, seconds);
         (refreshes, pending, approvals)
     }
 
     /// [`simulate`], with the approver checks counted too.
-    fn simulate_all(s: &Situation, seconds: i64) -> (usize, usize, usize, usize) {
+    fn simulate_all(s: &Situation, seconds: i64) -> (usize, usize, usize, usize, usize) {
         let c = cadence();
         let mut last = Last::default();
         let mut now = t(0);
         let (mut refreshes, mut pending, mut approvals, mut checks) = (0, 0, 0, 0);
+        let mut eligibility = 0;
         let mut slept = Duration::zero();
         while now < t(seconds) {
             let (work, wake) = schedule(now, slept, &last, s, &c);
@@ -188,12 +196,16 @@ mod tests {
                 checks += 1;
                 last.approver_check = Some(now);
             }
+            if work.eligibility {
+                eligibility += 1;
+                last.eligibility = Some(now);
+            }
             last.awake = Some(now);
             assert!(wake > now && wake - now <= Duration::seconds(30));
             slept = wake - now;
             now = wake;
         }
-        (refreshes, pending, approvals, checks)
+        (refreshes, pending, approvals, checks, eligibility)
     }
 
     #[test]
@@ -211,6 +223,13 @@ mod tests {
             &cadence(),
         );
         assert!(work.approver_check && work.refresh, "{work:?}");
+    }
+
+    #[test]
+    fn what_may_be_activated_is_read_at_the_first_look_then_hourly() {
+        assert_eq!(simulate_all(&signed_in(), 30).4, 1);
+        assert_eq!(simulate_all(&signed_in(), 3 * 3600 + 60).4, 4);
+        assert_eq!(simulate_all(&Situation::default(), 3600).4, 0);
     }
 
     #[test]
@@ -246,6 +265,7 @@ mod tests {
             refresh: Some(t(0)),
             ip: Some(t(0)),
             approver_check: Some(t(0)),
+            eligibility: Some(t(0)),
             awake: Some(t(0)),
             ..Last::default()
         };
