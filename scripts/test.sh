@@ -105,9 +105,9 @@ if [ "${1:-}" = "--inside-session" ]; then
   # scripts/desktop-session.sh: a private D-Bus session with an unlocked gnome-keyring whose
   # files live in a throwaway folder, so no real keyring is read or changed, Xvfb and dunst.
   # TRAY_HOST=1: a tray host (trayer) holds the app's icon for the end-to-end tests.
-  # One test at a time: the end-to-end tests share one gnome-keyring, whose daemon can abort
-  # when several clients open Secret Service sessions at once (the session's bus starts it
-  # again, but a test in flight then fails).
+  # One test at a time: the end-to-end tests share one gnome-keyring, whose daemon aborts when
+  # a client is killed while it opens a Secret Service session, as the tests' kills sometimes
+  # are (the session's bus starts it again, but a call in flight then fails).
   # First jumpgate-core on its own, built as packages build it: without test hooks.
   TRAY_HOST=1 RUST_TEST_THREADS=1 exec bash scripts/desktop-session.sh sh -c \
     'cargo test -p jumpgate-core --locked --lib test_hooks; a=$?; cargo test --workspace --locked --no-fail-fast; b=$?; [ "$a" -eq 0 ] && [ "$b" -eq 0 ]'
