@@ -5,11 +5,9 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use jumpgate_azure::arm;
 use jumpgate_azure::engine::{self, ConnectRequest};
-use jumpgate_azure::pending;
 use jumpgate_azure::signin::{self, BrowserOptions};
 use jumpgate_core::duration::{human, parse as parse_duration};
 use jumpgate_core::explain::Kind;
-use jumpgate_core::phase::RequestPhase;
 use jumpgate_core::policy;
 use serde::Serialize;
 use serde_json::json;
@@ -585,13 +583,17 @@ async fn activate(ctx: &Ctx, a: ActivateArgs) -> Outcome {
     let ticket = parse_ticket(a.ticket.as_deref())?;
     let wait = a.wait.as_deref().map(duration_arg).transpose()?;
     let eligible = engine::pick_role(ctx.eligibilities().await?, &a.role, a.scope.as_deref())?;
-    let asked = Activation {
-        duration,
-        justification: &a.justification,
-        ticket: ticket.as_ref(),
-        wait,
+    let activate =
+        || ctx.activate_and_wait(&eligible, duration, &a.justification, ticket.as_ref(), wait);
+    let done = match activate().await {
+        // The request's name was kept: the retry is the same request, sent once more.
+        Err(f) if f.claims.is_some() => {
+            step_up(ctx, f).await?;
+            activate().await?
+        }
+        other => other?,
     };
-    match activate_one(ctx, &eligible, &asked, &tokio::sync::Mutex::new(())).await? {
+    match done {
         None => show(
             ctx.json,
             &json!({"role": eligible.role, "kind": eligible.kind, "status": "AlreadyActive"}),
@@ -602,100 +604,6 @@ async fn activate(ctx: &Ctx, a: ActivateArgs) -> Outcome {
         }),
     }
     Ok(())
-}
-
-/// What is asked for each activation: of `activate`, or of every one a profile names.
-#[derive(Clone, Copy)]
-struct Activation<'a> {
-    duration: Duration,
-    justification: &'a str,
-    ticket: Option<&'a (String, String)>,
-    /// Wait for approval and for the activation to take effect, at most this long.
-    wait: Option<Duration>,
-}
-
-/// Sends one activation (stepping the sign-in up once if its policy asks, one step-up at a
-/// time across activations sent side by side), and waits when asked. `None`: it was already
-/// active.
-async fn activate_one(
-    ctx: &Ctx,
-    eligible: &arm::Eligible,
-    asked: &Activation<'_>,
-    step_up_turn: &tokio::sync::Mutex<()>,
-) -> Outcome<Option<arm::Request>> {
-    let Activation {
-        duration,
-        justification,
-        ticket,
-        wait,
-    } = *asked;
-    let mut sent = ctx
-        .send_activation(eligible, duration, justification, ticket)
-        .await;
-    if let Err(f) = &sent {
-        if f.claims.is_some() {
-            let _turn = step_up_turn.lock().await;
-            // The request's name was kept: the retry is the same request, sent once more.
-            step_up(ctx, f.clone()).await?;
-            sent = ctx
-                .send_activation(eligible, duration, justification, ticket)
-                .await;
-        }
-    }
-    let request = match sent {
-        Err(f) if f.explanation.code == "RoleAssignmentExists" => return Ok(None),
-        other => other?,
-    };
-    progress(&format!(
-        "requested {} for {}: {}",
-        match eligible.kind {
-            Elevation::Role => format!("{} at {}", eligible.role, eligible.scope_name),
-            Elevation::Group => format!("membership of {}", eligible.role),
-        },
-        human(duration),
-        request.status
-    ));
-    let account = ctx.account().await?;
-    let forget = || {
-        if eligible.kind == Elevation::Role {
-            pending::done(
-                &ctx.state_dir,
-                &account.oid,
-                &eligible.role_definition_id,
-                &eligible.scope,
-            );
-        }
-    };
-    let request = match wait {
-        None => request,
-        Some(timeout) => {
-            let outcome = ctx.await_decision(request, timeout).await;
-            if !outcome.as_ref().is_err_and(|f| f.timed_out) {
-                forget();
-            }
-            let request = outcome?;
-            progress(&format!(
-                "{} approved; waiting for it to take effect",
-                eligible.role
-            ));
-            match eligible.kind {
-                Elevation::Role => {
-                    if let Some(action) = ctx.probe_action(eligible).await {
-                        ctx.await_effect(&eligible.scope, &action, timeout, false)
-                            .await?;
-                    }
-                }
-                // ARM sees a new membership only in a token issued after it.
-                Elevation::Group => ctx.renew_for_membership().await?,
-            }
-            progress(&format!("{} is active and in effect", eligible.role));
-            request
-        }
-    };
-    if RequestPhase::of(&request.status).is_final() {
-        forget();
-    }
-    Ok(Some(request))
 }
 
 /// `jumpgate run PROFILE [-- COMMAND…]`: the profile's roles and groups side by side, each
@@ -738,38 +646,43 @@ async fn run_profile(ctx: &Ctx, a: crate::RunArgs) -> Outcome<u8> {
     let timeout = duration_arg(&a.timeout)?;
 
     if !profile.activate.is_empty() {
-        let eligible = ctx.eligibilities().await?;
-        let asked = Activation {
-            duration,
-            justification: &justification,
-            ticket: ticket.as_ref(),
-            wait: Some(timeout),
-        };
-        let step_up_turn = tokio::sync::Mutex::new(());
-        let runs = profile.activate.iter().map(|wanted| {
-            let picked = engine::pick_role(eligible.clone(), wanted.name(), wanted.scope());
-            let (asked, step_up_turn) = (&asked, &step_up_turn);
-            async move {
-                let e = picked?;
-                let done = activate_one(ctx, &e, asked, step_up_turn).await?;
-                Ok::<_, Failure>((e, done))
+        let mut members = ctx
+            .activate_set(
+                &profile.activate,
+                duration,
+                &justification,
+                ticket.as_ref(),
+                timeout,
+            )
+            .await?;
+        // Those whose policy asks for a stronger sign-in: one sign-in, then each once more
+        // (the same requests: their names were kept).
+        for m in &mut members {
+            let (Some(e), Err(f)) = (&m.eligible, &m.outcome) else {
+                continue;
+            };
+            if f.claims.is_some() {
+                step_up(ctx, f.clone()).await?;
+                m.outcome = ctx
+                    .activate_and_wait(e, duration, &justification, ticket.as_ref(), Some(timeout))
+                    .await;
             }
-        });
-        let results = futures::future::join_all(runs).await;
+        }
         let mut active = Vec::new();
         let mut refused = Vec::new();
-        for (wanted, result) in profile.activate.iter().zip(results) {
-            match result {
-                Ok((e, done)) => {
+        for m in members {
+            match m.outcome {
+                Ok(done) => {
+                    let role = m.eligible.map_or(m.wanted, |e| e.role);
                     // One sent showed its own progress; one already active says so here.
                     if done.is_none() {
-                        progress(&format!("{} was already active", e.role));
+                        ctx.say(&format!("{role} was already active"));
                     }
-                    active.push(e.role);
+                    active.push(role);
                 }
                 Err(f) => {
-                    progress(&format!("{}: {}", wanted.name(), f.explanation.message));
-                    refused.push((wanted.name().to_string(), f));
+                    ctx.say(&format!("{}: {}", m.wanted, f.explanation.message));
+                    refused.push((m.wanted, f));
                 }
             }
         }
@@ -833,7 +746,12 @@ async fn run_profile(ctx: &Ctx, a: crate::RunArgs) -> Outcome<u8> {
     let Some((program, args)) = a.command.split_first() else {
         return Ok(0);
     };
-    progress(&format!("access is in effect; running {program}"));
+    ctx.say(&format!("access is in effect; running {program}"));
+    // Progress is printed as it is received: let it all be out before the command's own.
+    let started = std::time::Instant::now();
+    while ctx.backlog() > 0 && started.elapsed() < StdDuration::from_secs(1) {
+        tokio::time::sleep(StdDuration::from_millis(10)).await;
+    }
     let (command, args) = (program.clone(), args.to_vec());
     let status = tokio::task::spawn_blocking(move || {
         std::process::Command::new(&command).args(&args).status()

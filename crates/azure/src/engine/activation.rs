@@ -21,7 +21,126 @@ use crate::pending;
 /// How long a renewal waits for PIM to remove the ended assignment before it activates anew.
 pub const RENEW_WAIT_SECS: i64 = 90;
 
+/// One entry of a profile's `activate`, and what became of it.
+#[derive(Debug)]
+pub struct SetMember {
+    /// The entry as the profile names it.
+    pub wanted: String,
+    /// What it named, when it named something the user is eligible for.
+    pub eligible: Option<Eligible>,
+    /// `Ok(None)`: it was already active.
+    pub outcome: Result<Option<Request>, Failure>,
+}
+
 impl Engine {
+    /// Sends one activation and, with `wait`, follows it through approval and effect (at
+    /// most that long), with progress. `Ok(None)`: it was already active. A refusal that
+    /// asks for a stronger sign-in (`claims`) comes back as it is: after that sign-in, the
+    /// same call sends the same request once more (its name was kept).
+    pub async fn activate_and_wait(
+        &self,
+        eligible: &Eligible,
+        duration: Duration,
+        justification: &str,
+        ticket: Option<&(String, String)>,
+        wait: Option<Duration>,
+    ) -> Result<Option<Request>, Failure> {
+        let request = match self
+            .send_activation(eligible, duration, justification, ticket)
+            .await
+        {
+            Err(f) if f.explanation.code == "RoleAssignmentExists" => return Ok(None),
+            other => other?,
+        };
+        self.progress(&format!(
+            "requested {} for {}: {}",
+            match eligible.kind {
+                Elevation::Role => format!("{} at {}", eligible.role, eligible.scope_name),
+                Elevation::Group => format!("membership of {}", eligible.role),
+            },
+            human(duration),
+            request.status
+        ));
+        let account = self.account().await?;
+        let forget = || {
+            if eligible.kind == Elevation::Role {
+                pending::done(
+                    &self.state_dir,
+                    &account.oid,
+                    &eligible.role_definition_id,
+                    &eligible.scope,
+                );
+            }
+        };
+        let request = match wait {
+            None => request,
+            Some(timeout) => {
+                let outcome = self.await_decision(request, timeout).await;
+                if !outcome.as_ref().is_err_and(|f| f.timed_out) {
+                    forget();
+                }
+                let request = outcome?;
+                self.progress(&format!(
+                    "{} approved; waiting for it to take effect",
+                    eligible.role
+                ));
+                match eligible.kind {
+                    Elevation::Role => {
+                        if let Some(action) = self.probe_action(eligible).await {
+                            self.await_effect(&eligible.scope, &action, timeout, false)
+                                .await?;
+                        }
+                    }
+                    // ARM sees a new membership only in a token issued after it.
+                    Elevation::Group => self.renew_for_membership().await?,
+                }
+                self.progress(&format!("{} is active and in effect", eligible.role));
+                request
+            }
+        };
+        if RequestPhase::of(&request.status).is_final() {
+            forget();
+        }
+        Ok(Some(request))
+    }
+
+    /// Activates every entry of a profile side by side, each followed through approval and
+    /// effect (at most `wait`), and says what became of each, in the profile's order. One
+    /// refused undoes none of the others.
+    pub async fn activate_set(
+        &self,
+        wanted: &[jumpgate_core::config::ProfileActivation],
+        duration: Duration,
+        justification: &str,
+        ticket: Option<&(String, String)>,
+        wait: Duration,
+    ) -> Result<Vec<SetMember>, Failure> {
+        let eligible = self.eligibilities().await?;
+        let runs = wanted.iter().map(|w| {
+            let picked = super::pick_role(eligible.clone(), w.name(), w.scope());
+            async move {
+                let wanted = w.name().to_string();
+                match picked {
+                    Err(f) => SetMember {
+                        wanted,
+                        eligible: None,
+                        outcome: Err(f),
+                    },
+                    Ok(e) => {
+                        let outcome = self
+                            .activate_and_wait(&e, duration, justification, ticket, Some(wait))
+                            .await;
+                        SetMember {
+                            wanted,
+                            eligible: Some(e),
+                            outcome,
+                        }
+                    }
+                }
+            }
+        });
+        Ok(futures::future::join_all(runs).await)
+    }
     /// The activation policy of what `e` names: an Azure role's at its scope (ARM), a group
     /// membership's (Microsoft Graph).
     pub async fn activation_policy(&self, e: &Eligible) -> Result<ActivationPolicy, Failure> {

@@ -29,6 +29,7 @@ mod elevation;
 mod jit;
 mod targets;
 
+pub use activation::SetMember;
 pub use elevation::{pick_role, short_scope, via_name, Way};
 pub use jit::{default_port, open_grants, preflight, probe};
 pub use targets::{Reach, Reachable, ScopeName};
@@ -267,6 +268,16 @@ impl Engine {
 
     pub fn publish(&self, event: EngineEvent) {
         let _ = self.events.send(event);
+    }
+
+    /// A line of progress, in order with the engine's own.
+    pub fn say(&self, message: &str) {
+        self.progress(message);
+    }
+
+    /// Events published that some subscriber has not received yet.
+    pub fn backlog(&self) -> usize {
+        self.events.len()
     }
 
     /// Keeps a new sign-in: in the keychain, in place of what this process held in memory,
