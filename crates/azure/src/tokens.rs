@@ -162,7 +162,7 @@ impl TokenStore {
     // caller lifetime.
     async fn load_owned(self) -> Result<Option<TokenSet>> {
         let this = self.clone();
-        let text = blocking(move || this.read_chunks()).await;
+        let text = once_more(move || this.read_chunks()).await;
         match text {
             Ok(found) => {
                 // The keychain works again. A fallback file was written while it was away, so
@@ -202,7 +202,7 @@ impl TokenStore {
 
     async fn save_owned(self, text: String) -> Result<()> {
         let this = self.clone();
-        let written = blocking({
+        let written = once_more({
             let text = text.clone();
             move || this.write_chunks(&text)
         })
@@ -480,6 +480,29 @@ fn no_keychain(detail: &str) -> Error {
     Error::Keychain(format!(
         "no OS keychain is available to keep your sign-in ({detail}). Start one (gnome-keyring or KWallet through the Secret Service), or set storage.allow_file_fallback = true to keep tokens in a file only you can read."
     ))
+}
+
+/// Runs a keychain call, and once more 300 ms later if the keychain failed (not if there is
+/// none). A keychain daemon that crashed in the middle of the call (gnome-keyring aborts
+/// when another client vanishes while opening a session) is started again by the session
+/// bus, and the call then goes through. Writes may be repeated: each writes a whole new
+/// generation, and the header switches last.
+async fn once_more<T: Send + 'static>(
+    f: impl Fn() -> std::result::Result<T, KeychainError> + Send + Sync + 'static,
+) -> std::result::Result<T, KeychainError> {
+    let f = std::sync::Arc::new(f);
+    let first = {
+        let f = f.clone();
+        blocking(move || f()).await
+    };
+    match first {
+        Err(KeychainError::Failed(detail)) => {
+            tracing::debug!("the keychain failed ({detail}); trying once more");
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            blocking(move || f()).await
+        }
+        other => other,
+    }
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -783,6 +806,52 @@ mod tests {
         store.delete().await.expect("deleted");
         assert_eq!(store.load().await.expect("loaded"), None);
         assert!(!stored(&store, "tenant#2.0").await);
+    }
+
+    #[tokio::test]
+    async fn a_failed_keychain_call_is_tried_once_more_and_an_absent_keychain_is_not() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let failing_first = {
+            let calls = calls.clone();
+            move || match calls.fetch_add(1, Ordering::SeqCst) {
+                0 => Err(KeychainError::Failed(
+                    "NoReply: the daemon went away".into(),
+                )),
+                _ => Ok("read"),
+            }
+        };
+        assert!(matches!(once_more(failing_first).await, Ok("read")));
+        assert_eq!(calls.swap(0, Ordering::SeqCst), 2);
+        let absent = {
+            let calls = calls.clone();
+            move || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err::<(), _>(KeychainError::Unavailable("no bus".into()))
+            }
+        };
+        assert!(matches!(
+            once_more(absent).await,
+            Err(KeychainError::Unavailable(_))
+        ));
+        assert_eq!(
+            calls.swap(0, Ordering::SeqCst),
+            1,
+            "no keychain: no second try"
+        );
+        let broken = {
+            let calls = calls.clone();
+            move || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err::<(), _>(KeychainError::Failed("locked".into()))
+            }
+        };
+        assert!(matches!(
+            once_more(broken).await,
+            Err(KeychainError::Failed(_))
+        ));
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "once more, and no more");
     }
 
     #[test]
