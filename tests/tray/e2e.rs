@@ -680,13 +680,15 @@ async fn alice_connects_bob_approves_and_the_app_follows() {
 
     // bob signs in to the app: his inbox shows her request, and he approves it there.
     dunstctl(&["close-all"]);
+    // His watcher in the app tells him, at its first look, which may come before the popover
+    // says he is signed in: what the app logs is read from before the click.
+    let logged_before = app.log().len();
     app.click(&button("bob@contoso.example")).await;
     app.wait_for("//*[contains(., 'Signed in as bob@contoso.example')]", 20)
         .await;
-    // His watcher in the app tells him; clicking the notification (dunst's default action)
-    // opens the popover on her request. dunst clicks the first one it displays, and an
-    // urgent one comes first: any other still displayed is closed before, by its id.
-    let logged_before = app.log().len();
+    // Clicking the notification (dunst's default action) opens the popover on her request.
+    // dunst clicks the first one it displays, and an urgent one comes first: any other still
+    // displayed is closed before, by its id.
     let shown = |log: &str| -> Vec<(String, String)> {
         log.lines()
             .filter_map(|l| {
