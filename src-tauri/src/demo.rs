@@ -65,6 +65,10 @@ mod embedded {
         })
     }
 
+    /// A profile for the `demo` tenant's people (alice's role needs bob's approval): the tray
+    /// menu's "Run Morning checks" activates it and opens the Linux jump box's SSH port.
+    const DEMO_PROFILE: &str = "\n[[profiles]]\nname = \"Morning checks\"\nactivate = [\"JIT Requester\"]\nvm = \"jumpbox-linux-01\"\nport = 22\nduration = \"1h\"\njustification = \"{profile} on {date}\"\nlaunch = false\n";
+
     impl Demo {
         pub async fn start(data: &Path) -> Result<Demo, StartError> {
             let tenant = std::env::var(super::TENANT_VAR)
@@ -91,9 +95,10 @@ mod embedded {
             // The demo's clock is advanced by hand (`/_sim/clock/advance`): with access open the
             // watcher reads every 10 s, so that a reminder follows an advance within seconds.
             let text = format!(
-            "{}\n[storage]\nkeyring_service = \"{service}\"\nstate_dir = \"{}\"\n\n[watch]\nopen_refresh_secs = 10\nidle_refresh_secs = 60\n",
+            "{}\n[storage]\nkeyring_service = \"{service}\"\nstate_dir = \"{}\"\n\n[watch]\nopen_refresh_secs = 10\nidle_refresh_secs = 60\n{}",
             sim.client_config().to_toml(),
-            data.join("state").display()
+            data.join("state").display(),
+            if tenant == "demo" { DEMO_PROFILE } else { "" }
         );
             // 0600: it holds the control API's token.
             jumpgate_azure::private::write_atomic(&config_path, text.as_bytes()).map_err(files)?;

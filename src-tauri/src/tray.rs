@@ -156,6 +156,7 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     let items = tray::menu(
         &Snapshot::default(),
         &[],
+        &[],
         crate::platform::starts_at_login(app),
     );
     TrayIconBuilder::with_id(TRAY_ID)
@@ -190,6 +191,11 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
                 let _ = refresh(&app).await;
             });
         }
+        id if id.starts_with("profile:") => {
+            let name = id.trim_start_matches("profile:").to_string();
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move { run_profile(&app, &name).await });
+        }
         "start_at_login" => {
             let on = !crate::platform::starts_at_login(app);
             if let Err(e) = crate::platform::set_start_at_login(app, on) {
@@ -206,6 +212,158 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
                 tracing::warn!("cannot open the popover: {e}");
             }
         }
+    }
+}
+
+/// Asks for everything a profile names, in the background, as `jumpgate run` does: its roles
+/// and groups side by side (each followed through approval, which the watcher announces,
+/// and effect), then its jump box, opened for this address and, unless the profile says
+/// otherwise, launched. One notification says what came of it. A part whose policy asks for
+/// a stronger sign-in is reported: the popover's own forms do that step-up.
+async fn run_profile<R: Runtime>(app: &AppHandle<R>, name: &str) {
+    // A second click while the first still waits (for an approver, say) sends nothing more.
+    static RUNNING: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let started = RUNNING
+        .lock()
+        .map(|mut r| r.insert(name.to_string()))
+        .unwrap_or(false);
+    if !started {
+        tracing::info!(
+            "profile {} is already being asked for",
+            jumpgate_core::text::log(name)
+        );
+        return;
+    }
+    run_profile_once(app, name).await;
+    if let Ok(mut r) = RUNNING.lock() {
+        r.remove(name);
+    }
+}
+
+async fn run_profile_once<R: Runtime>(app: &AppHandle<R>, name: &str) {
+    let engine = app.state::<crate::AppCtx>().engine.clone();
+    let Some(profile) = engine
+        .config
+        .profiles
+        .iter()
+        .find(|p| p.name == name)
+        .cloned()
+    else {
+        tracing::warn!("tray menu: no profile {}", jumpgate_core::text::log(name));
+        return;
+    };
+    let shown = profile.name.clone();
+    let outcome =
+        crate::commands::on_engine(
+            move || async move { Ok(run_profile_on(&engine, &profile).await) },
+        )
+        .await;
+    let notice = match outcome {
+        Ok(notice) => notice,
+        Err(e) => tray::profile_notice(&shown, &[], &[(shown.clone(), e.to_string())], None),
+    };
+    tracing::info!(
+        "profile {}: {}",
+        jumpgate_core::text::log(&shown),
+        jumpgate_core::text::log(&notice.title)
+    );
+    notify_notice(app, notice);
+    let _ = refresh(app).await;
+}
+
+async fn run_profile_on(
+    engine: &jumpgate_azure::engine::Engine,
+    profile: &jumpgate_core::config::Profile,
+) -> tray::Notice {
+    let refused = |what: &str, why: String| {
+        tray::profile_notice(&profile.name, &[], &[(what.to_string(), why)], None)
+    };
+    let today = chrono::Local::now().format("%Y-%m-%d").to_string();
+    let Some(justification) = profile.justification_for(&today) else {
+        return refused(
+            &profile.name,
+            "the profile has no justification: add justification = \"…\" to it".into(),
+        );
+    };
+    let duration = profile.duration.as_deref().unwrap_or("1h");
+    let Ok(duration) = jumpgate_core::duration::parse(duration) else {
+        return refused(
+            &profile.name,
+            format!("its duration '{duration}' is not one"),
+        );
+    };
+    let ticket = profile
+        .ticket
+        .as_deref()
+        .and_then(|t| t.split_once(':'))
+        .map(|(s, n)| (s.trim().to_string(), n.trim().to_string()));
+    let timeout = chrono::Duration::hours(2);
+    let mut active = Vec::new();
+    let mut not_granted = Vec::new();
+    if !profile.activate.is_empty() {
+        let members = match engine
+            .activate_set(
+                &profile.activate,
+                duration,
+                &justification,
+                ticket.as_ref(),
+                timeout,
+            )
+            .await
+        {
+            Ok(m) => m,
+            Err(f) => return refused(&profile.name, f.explanation.message),
+        };
+        for m in members {
+            match m.outcome {
+                Ok(_) => active.push(m.eligible.map_or(m.wanted, |e| e.role)),
+                Err(f) => not_granted.push((m.wanted, f.explanation.message)),
+            }
+        }
+    }
+    if !not_granted.is_empty() {
+        return tray::profile_notice(&profile.name, &active, &not_granted, None);
+    }
+    let Some(vm) = &profile.vm else {
+        return tray::profile_notice(&profile.name, &active, &[], None);
+    };
+    let request = jumpgate_azure::engine::ConnectRequest {
+        vm: vm.clone(),
+        port: profile.port,
+        duration,
+        justification,
+        ticket,
+        timeout,
+        allow_broad_role: false,
+        via: None,
+        allow_wide_source: false,
+    };
+    let opened = async {
+        let mut connected = engine.connect(&request).await?;
+        if profile.launch.unwrap_or(true) {
+            let user = profile
+                .username
+                .clone()
+                .or(engine.config.launch.username.clone());
+            engine
+                .launch_client(&mut connected, user.as_deref(), true)
+                .await?;
+        }
+        Ok::<_, jumpgate_core::explain::Failure>(format!(
+            "{} port {}",
+            connected.vm, connected.port
+        ))
+    }
+    .await;
+    match opened {
+        Ok(what) => tray::profile_notice(&profile.name, &active, &[], Some(&what)),
+        Err(f) => tray::profile_notice(
+            &profile.name,
+            &active,
+            &[(vm.clone(), f.explanation.message)],
+            None,
+        ),
     }
 }
 
@@ -386,7 +544,14 @@ pub async fn refresh<R: Runtime>(app: &AppHandle<R>) -> crate::commands::Command
                 subscription: t.subscription.clone(),
             })
             .collect();
-        let items = tray::menu(&snapshot, &targets, state.start_at_login);
+        let profiles: Vec<String> = ctx
+            .engine
+            .config
+            .profiles
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        let items = tray::menu(&snapshot, &targets, &profiles, state.start_at_login);
         let _ = Image::from_bytes(icon_png(state.icon)).map(|i| icon.set_icon(Some(i)));
         let _ = icon.set_tooltip(Some(&state.tooltip));
         if let Ok(m) = menu(app, &items) {
@@ -486,8 +651,12 @@ pub fn intent_for_action(action: &str, opens: &str) -> Option<Intent> {
 /// the platform reports which action was clicked, the popover opens on it. Without a
 /// notification service (no session bus, say) it is logged instead: the app keeps running.
 pub fn notify<R: Runtime>(app: &AppHandle<R>, event: &WatchEvent) {
+    notify_notice(app, tray::notice(event));
+}
+
+/// [`notify`] for a notice of the app's own.
+fn notify_notice<R: Runtime>(app: &AppHandle<R>, notice: tray::Notice) {
     use crate::notify::Notifier as _;
-    let notice = tray::notice(event);
     let notifier = crate::notify::System {
         app_id: app.config().identifier.clone(),
     };

@@ -20,7 +20,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    approve_as, jumpgate, notification_mark, notifications_seen, play_browser, sim_url, tray,
+    approval_waits_for, approve_as, jumpgate, notification_mark, notifications_seen, play_browser,
+    sim_url, tray,
 };
 use serde_json::{json, Value};
 
@@ -1721,4 +1722,45 @@ async fn a_link_to_a_name_two_jump_boxes_share_asks_which_one() {
         app.log()
     );
     assert_eq!(app.field("justification").await, "");
+}
+
+/// The tray menu's "Run Morning checks" (the demo's profile) asks for it all in the
+/// background: alice's role, which bob approves, then the Linux jump box's SSH port opened
+/// for her address. One notification says it is ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_runs_from_the_tray_menu() {
+    jumpgate_azure::init_tls();
+    let mark = notification_mark();
+    let app = Driven::start(FIRST_PORT + 14, &["--demo"], &[]).await;
+    let config = app.demo_config().await;
+    let sim = sim_url(&config);
+    app.click(&button("alice@contoso.example")).await;
+    app.wait_for("//*[contains(., 'Signed in as alice@contoso.example')]", 20)
+        .await;
+    app.wait_for(&button("Connect to jumpbox-win-01"), 20).await;
+
+    // Open, the two jump boxes, then the profile (the first Down selects Open).
+    tray_menu_pick(4);
+    eventually(
+        20,
+        || app.log().contains("tray menu: profile:").then_some(()),
+        || format!("the menu entry was not picked: {}", app.log()),
+    )
+    .await;
+    approval_waits_for(&sim, "bob@contoso.example", 30).await;
+    approve_as(&sim, "bob@contoso.example", "Morning, go ahead").await;
+    let seen = wait_notification(mark, "Morning checks is ready", 120).await;
+    assert!(
+        seen.contains("Active: JIT Requester. jumpbox-linux-01 port 22 is open for you."),
+        "{seen}"
+    );
+    let log = app.log();
+    assert!(log.contains("tray menu: profile:Morning checks"), "{log}");
+    // The justification is the profile's, with its placeholders filled in.
+    let today = chrono::Local::now().format("%Y-%m-%d").to_string();
+    let history = cli(&config, &["--json", "history", "--format", "json"]);
+    assert!(
+        history.contains(&format!("Morning checks on {today}")),
+        "{history}"
+    );
 }

@@ -110,6 +110,10 @@ pub enum MenuItem {
         vm_id: String,
         label: String,
     },
+    /// A profile from the configuration: one click asks for all of it.
+    RunProfile {
+        name: String,
+    },
     Approvals {
         count: usize,
     },
@@ -127,6 +131,7 @@ impl MenuItem {
         match self {
             MenuItem::Open => "open".into(),
             MenuItem::Connect { vm_id, .. } => format!("connect:{vm_id}"),
+            MenuItem::RunProfile { name } => format!("profile:{name}"),
             MenuItem::Approvals { .. } => "approvals".into(),
             MenuItem::SignIn => "sign_in".into(),
             MenuItem::SignOut => "sign_out".into(),
@@ -139,6 +144,7 @@ impl MenuItem {
         match self {
             MenuItem::Open => "Open".into(),
             MenuItem::Connect { label, .. } => format!("Connect to {label}"),
+            MenuItem::RunProfile { name } => format!("Run {}", crate::text::line(name)),
             MenuItem::Approvals { count } => format!("Approvals ({count})"),
             MenuItem::SignIn => "Sign in".into(),
             MenuItem::SignOut => "Sign out".into(),
@@ -150,17 +156,27 @@ impl MenuItem {
     }
 }
 
-/// The menu: Open, a Connect entry per jump box, Approvals (n), Sign in or out, Start at
+/// The menu: Open, a Connect entry per jump box, a Run entry per profile, Approvals (n), Sign in or out, Start at
 /// login, Quit. Each Connect entry is keyed by the VM's resource id (RELIABILITY #31); where
 /// two jump boxes share a name, their labels add the resource group, and the subscription
 /// too when that is shared as well, so no two entries read alike.
-pub fn menu(s: &Snapshot, targets: &[MenuTarget], start_at_login: bool) -> Vec<MenuItem> {
+pub fn menu(
+    s: &Snapshot,
+    targets: &[MenuTarget],
+    profiles: &[String],
+    start_at_login: bool,
+) -> Vec<MenuItem> {
     let mut items = vec![MenuItem::Open];
     if s.signed_in {
         items.extend(targets.iter().map(|t| MenuItem::Connect {
             vm_id: t.vm_id.clone(),
             label: menu_label(t, targets),
         }));
+        items.extend(
+            profiles
+                .iter()
+                .map(|name| MenuItem::RunProfile { name: name.clone() }),
+        );
         items.push(MenuItem::Approvals { count: s.approvals });
         items.push(MenuItem::SignOut);
     } else {
@@ -362,6 +378,51 @@ pub fn notice(e: &WatchEvent) -> Notice {
     }
 }
 
+/// What became of a profile asked for from the tray, as a notification: everything in
+/// effect (and the jump box opened, when it names one), or which part was refused and what
+/// stays active.
+pub fn profile_notice(
+    profile: &str,
+    active: &[String],
+    refused: &[(String, String)],
+    opened: Option<&str>,
+) -> Notice {
+    let l = |s: &str| crate::text::line(s).into_owned();
+    let names = |list: &[String]| list.iter().map(|n| l(n)).collect::<Vec<_>>().join(", ");
+    match refused.first() {
+        None => Notice {
+            title: format!("{} is ready", l(profile)),
+            body: [
+                (!active.is_empty()).then(|| format!("Active: {}.", names(active))),
+                opened.map(|o| format!("{} is open for you.", l(o))),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" "),
+            actions: Vec::new(),
+            opens: "active".into(),
+            urgent: false,
+        },
+        Some((what, why)) => Notice {
+            title: format!("{}: not all of it was granted", l(profile)),
+            body: format!(
+                "{}: {}{}",
+                l(what),
+                l(why),
+                if active.is_empty() {
+                    String::new()
+                } else {
+                    format!(" Active and staying so: {}.", names(active))
+                }
+            ),
+            actions: Vec::new(),
+            opens: "active".into(),
+            urgent: true,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,7 +501,8 @@ mod tests {
             target("jumpbox-win-01", SUB_A, "Jump Boxes", "rg-jumpboxes"),
             target("jumpbox-linux-01", SUB_A, "Jump Boxes", "rg-jumpboxes"),
         ];
-        let signed_out = menu(&Snapshot::default(), &targets, false);
+        let profiles = ["Morning checks".to_string()];
+        let signed_out = menu(&Snapshot::default(), &targets, &profiles, false);
         let labels: Vec<String> = signed_out.iter().map(MenuItem::label).collect();
         assert_eq!(labels, ["Open", "Sign in", "Start at login: off", "Quit"]);
         let s = Snapshot {
@@ -448,7 +510,7 @@ mod tests {
             approvals: 1,
             ..Snapshot::default()
         };
-        let labels: Vec<String> = menu(&s, &targets, true)
+        let labels: Vec<String> = menu(&s, &targets, &profiles, true)
             .iter()
             .map(MenuItem::label)
             .collect();
@@ -458,6 +520,7 @@ mod tests {
                 "Open",
                 "Connect to jumpbox-win-01",
                 "Connect to jumpbox-linux-01",
+                "Run Morning checks",
                 "Approvals (1)",
                 "Sign out",
                 "Start at login: on",
@@ -465,14 +528,18 @@ mod tests {
             ]
         );
         assert_eq!(
-            menu(&s, &targets, true)[1].id(),
+            menu(&s, &targets, &profiles, true)[1].id(),
             format!("connect:{}", targets[0].vm_id)
+        );
+        assert_eq!(
+            menu(&s, &targets, &profiles, true)[3].id(),
+            "profile:Morning checks"
         );
     }
 
     /// Two connect entries of the menu: their ids and labels.
     fn connect_entries(targets: &[MenuTarget]) -> Vec<(String, String)> {
-        menu(&signed_in(), targets, false)
+        menu(&signed_in(), targets, &[], false)
             .iter()
             .filter(|i| matches!(i, MenuItem::Connect { .. }))
             .map(|i| (i.id(), i.label()))
@@ -629,6 +696,42 @@ mod tests {
             moved.actions[0].id,
             "rerequest:/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/jumpbox-win-01:3389"
         );
+    }
+
+    #[test]
+    fn a_profile_run_from_the_tray_says_what_is_ready_or_what_was_refused() {
+        let active = vec!["Contributor".to_string(), "JIT Requester".to_string()];
+        let ready = profile_notice(
+            "Morning checks",
+            &active,
+            &[],
+            Some("jumpbox-linux-01 port 22"),
+        );
+        assert_eq!(ready.title, "Morning checks is ready");
+        assert_eq!(
+            ready.body,
+            "Active: Contributor, JIT Requester. jumpbox-linux-01 port 22 is open for you."
+        );
+        assert!(!ready.urgent);
+        let refused = vec![(
+            "Global\u{202E}Wizard".to_string(),
+            "You are not eligible\nfor it".to_string(),
+        )];
+        let partial = profile_notice("Morning checks", &active[..1], &refused, None);
+        assert_eq!(partial.title, "Morning checks: not all of it was granted");
+        assert!(
+            partial
+                .body
+                .ends_with("Active and staying so: Contributor."),
+            "{}",
+            partial.body
+        );
+        assert!(
+            !partial.body.chars().any(crate::text::is_hostile),
+            "{:?}",
+            partial.body
+        );
+        assert!(partial.urgent);
     }
 
     #[test]

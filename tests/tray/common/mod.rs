@@ -74,6 +74,32 @@ pub async fn token(sim: &DemoSim, upn: &str) -> String {
 }
 
 /// `upn` approves the first request waiting for them, through ARM as Azure's portal would.
+/// Waits (up to `secs`) until a request waits for `upn`'s approval.
+pub async fn approval_waits_for(sim: &DemoSim, upn: &str, secs: u64) {
+    let http = reqwest::Client::new();
+    let token = token(sim, upn).await;
+    let started = std::time::Instant::now();
+    loop {
+        let approvals: serde_json::Value = http
+            .get(format!("{sim}/providers/Microsoft.Authorization/roleAssignmentApprovals?api-version=2021-01-01-preview&$filter=asApprover()"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("approvals")
+            .json()
+            .await
+            .expect("json");
+        if approvals["value"].as_array().is_some_and(|a| !a.is_empty()) {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(secs),
+            "no request waited for {upn}'s approval"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 pub async fn approve_as(sim: &DemoSim, upn: &str, justification: &str) {
     let http = reqwest::Client::new();
     let token = token(sim, upn).await;
