@@ -2,9 +2,10 @@
 //!
 //! A token set is JSON, split into chunks of at most 1000 characters because Windows limits a
 //! credential to 2560 bytes and Entra refresh tokens can be larger. A header entry names the
-//! chunk count and a checksum and is written last and removed first, so a partial set (a crash
-//! mid-write) reads as absent, never as garbage. Where no keychain runs, a mode-0600 file is
-//! used only when the configuration explicitly allows it.
+//! chunks' generation, their count and a checksum. A write puts a new generation's chunks
+//! first and switches the header last, so a crash mid-write leaves the old set readable, and
+//! a set that does not add up (a chunk missing) reads as absent, never as garbage. Where no
+//! keychain runs, a mode-0600 file is used only when the configuration explicitly allows it.
 
 use std::path::PathBuf;
 
@@ -365,8 +366,56 @@ impl TokenStore {
             .map_err(classify)?;
         // The old generation: a `v1` set, or the one this header replaced.
         match old {
-            Some(h) if h.generation != Some(generation) => self.delete_from(h.generation, 0),
-            _ => Ok(()),
+            Some(h) if h.generation != Some(generation) => self.delete_from(h.generation, 0)?,
+            _ => {}
+        }
+        // And any other a write stopped part-way left, so no old token stays behind.
+        self.sweep(Some(generation), true);
+        Ok(())
+    }
+
+    /// Deletes the chunks of this sign-in, but those of generation `near` when `keep`: on
+    /// Linux all of them, found by a search; elsewhere, where a keychain cannot be searched
+    /// this way, the generations around `near` and those of a `v1` set. Failures are left for
+    /// next time.
+    fn sweep(&self, near: Option<u32>, keep: bool) {
+        let keep = near.filter(|_| keep);
+        #[cfg(target_os = "linux")]
+        {
+            use secret_service::blocking::SecretService;
+            use secret_service::EncryptionType;
+            let prefix = format!("{}#", self.key);
+            let kept = keep.map(|g| format!("{prefix}{g}."));
+            if let Ok(ss) = SecretService::connect(EncryptionType::Dh) {
+                if let Ok(found) = ss.search_items(std::collections::HashMap::from([(
+                    "service",
+                    self.service.as_str(),
+                )])) {
+                    for item in found.unlocked.iter().chain(&found.locked) {
+                        let user = item
+                            .get_attributes()
+                            .ok()
+                            .and_then(|a| a.get("username").cloned());
+                        let stale = user.is_some_and(|u| {
+                            u.starts_with(&prefix)
+                                && kept.as_ref().is_none_or(|k| !u.starts_with(k.as_str()))
+                        });
+                        if stale {
+                            let _ = item.delete();
+                        }
+                    }
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let around = near.unwrap_or(1);
+            for g in around.saturating_sub(2)..=around.saturating_add(1) {
+                if Some(g) != keep {
+                    let _ = self.delete_from(Some(g), 0);
+                }
+            }
+            let _ = self.delete_from(None, 0);
         }
     }
 
@@ -411,15 +460,16 @@ impl TokenStore {
         }
     }
 
+    /// Deletes the set: its chunks first (a header left by a crash then names chunks that are
+    /// gone, which reads as absent), any other generation's, then the header.
     fn delete_chunks(&self) -> std::result::Result<(), KeychainError> {
-        let header = self.read_header().ok().flatten();
-        let _ = self.entry(&self.header_user())?.delete_credential();
-        if let Some(generation) = header.and_then(|h| h.generation) {
-            self.delete_from(Some(generation), 0)?;
-            // A write stopped before its header switched left the next generation's chunks.
-            self.delete_from(Some(generation.wrapping_add(1)), 0)?;
+        let generation = self.read_header().ok().flatten().and_then(|h| h.generation);
+        if generation.is_some() {
+            self.delete_from(generation, 0)?;
         }
-        self.delete_from(None, 0)
+        self.sweep(generation, false);
+        let _ = self.entry(&self.header_user())?.delete_credential();
+        Ok(())
     }
 }
 
@@ -792,8 +842,14 @@ mod tests {
         }
         assert_eq!(store.load().await.expect("loaded"), Some(first));
 
+        // A generation an earlier write left behind, past its header switch.
+        put(&store, "tenant#0.0".into(), "stale".into()).await;
         let second = a_set("s");
         store.save(&second).await.expect("saved");
+        assert!(
+            !stored(&store, "tenant#0.0").await,
+            "the stale generation is swept"
+        );
         assert_eq!(store.load().await.expect("loaded"), Some(second));
         assert!(
             !stored(&store, "tenant#1.0").await,
@@ -804,9 +860,15 @@ mod tests {
             "and the torn tail"
         );
 
+        put(&store, "tenant#1.0".into(), "stale".into()).await;
         store.delete().await.expect("deleted");
         assert_eq!(store.load().await.expect("loaded"), None);
-        assert!(!stored(&store, "tenant#2.0").await);
+        for gone in ["tenant", "tenant#2.0", "tenant#1.0"] {
+            assert!(
+                !stored(&store, gone).await,
+                "{gone} is deleted with the sign-in"
+            );
+        }
     }
 
     #[tokio::test]
