@@ -504,6 +504,8 @@ async fn enterprise_a_new_eligibility_is_announced_once() {
     alice.configure("[watch]\neligibility_check_secs = 1\n");
     let mut watching = alice.watch(&[]);
     watching.first_look();
+    // What she may activate now is recorded before anything changes.
+    watching.saved("\"eligible\": [");
 
     // By object id: the tenant's Graph has not consented to the admin commands' lookup.
     let out = dave.run(&[

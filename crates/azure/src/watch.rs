@@ -62,6 +62,9 @@ struct Saved {
     /// new.
     #[serde(default)]
     eligible: Option<BTreeSet<String>>,
+    /// Group memberships have been read for `eligible` (Graph answered once).
+    #[serde(default)]
+    groups_read: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -344,11 +347,10 @@ impl<'e> Watcher<'e> {
             .then(|| "a request has waited for your decision".into())
     }
 
-    /// Reads the policies the user can see for their name among the approvers
-    /// (`approver::approved_roles`), and keeps what it finds. Not needed with `--approver`. A
-    /// failure other than the sign-in is said once and tried again in an hour.
     /// Announces each role (at a scope) and group membership the user may now activate and
-    /// could not at earlier looks. The first look for an account only records them.
+    /// could not at earlier looks. The first look for an account only records the roles, and
+    /// the first look that reads group memberships (Graph may refuse, or be down) records
+    /// them; the set kept only grows.
     async fn check_eligibility(
         &mut self,
         now: DateTime<Utc>,
@@ -360,34 +362,59 @@ impl<'e> Watcher<'e> {
             return Ok(());
         }
         self.last.eligibility = Some(now);
-        let found = self.engine.eligibilities().await?;
-        let first = self.saved.eligible.is_none();
-        let known = self.saved.eligible.get_or_insert_with(BTreeSet::new);
-        let mut new = Vec::new();
-        for e in found {
-            let key = format!(
+        // A sign-in of another account taken up since the look that set the account: its
+        // eligibilities are read once the watcher has switched to it.
+        match self.engine.account().await {
+            Ok(a) if a.oid == self.saved.account => {}
+            Ok(_) => {
+                self.last.eligibility = None;
+                return Ok(());
+            }
+            Err(f) => return Err(f),
+        }
+        let (roles, groups) = self.engine.eligibilities_known().await?;
+        let key = |e: &arm::Eligible| {
+            format!(
                 "{}:{}:{}",
                 e.kind.noun(),
                 e.scope.to_ascii_lowercase(),
                 arm::leaf(&e.role_definition_id).to_ascii_lowercase()
-            );
-            if known.insert(key.clone()) && !first {
-                new.push((key, e));
+            )
+        };
+        let roles_first = self.saved.eligible.is_none();
+        let groups_first = !self.saved.groups_read;
+        let known = self.saved.eligible.get_or_insert_with(BTreeSet::new);
+        let mut new = Vec::new();
+        for e in roles {
+            if known.insert(key(&e)) && !roles_first {
+                new.push((key(&e), e));
             }
         }
-        self.save();
+        if let Some(groups) = groups {
+            for e in groups {
+                if known.insert(key(&e)) && !groups_first {
+                    new.push((key(&e), e));
+                }
+            }
+            self.saved.groups_read = true;
+        }
         for (key, e) in new {
             let event = WatchEvent::EligibilityAdded {
                 kind: e.kind,
                 role: e.role,
                 scope: e.scope_name,
             };
+            // Saved with the announcement: a crash before it repeats it, never loses it.
             self.announce(format!("eligible:{key}"), event, None, sink)
                 .await;
         }
+        self.save();
         Ok(())
     }
 
+    /// Reads the policies the user can see for their name among the approvers
+    /// (`approver::approved_roles`), and keeps what it finds. Not needed with `--approver`. A
+    /// failure other than the sign-in is said once and tried again in an hour.
     async fn check_approver(&mut self, now: DateTime<Utc>) -> Result<(), Failure> {
         if self.approver_flag {
             self.last.approver_check = Some(now);

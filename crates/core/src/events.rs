@@ -372,12 +372,10 @@ impl WatchEvent {
                 kind: Elevation::Group,
                 role,
                 ..
-            } => format!(
-                "you may now activate membership of {role}: jumpgate activate group:{role}"
-            ),
-            WatchEvent::EligibilityAdded { role, scope, .. } => format!(
-                "you may now activate {role} at {scope}: jumpgate activate role:{role}"
-            ),
+            } => format!("you may now activate membership of {role}: see jumpgate roles"),
+            WatchEvent::EligibilityAdded { role, scope, .. } => {
+                format!("you may now activate {role} at {scope}: see jumpgate roles")
+            }
         }
     }
 }

@@ -133,6 +133,22 @@ impl Engine {
         Ok(all)
     }
 
+    /// Every eligibility, as [`Engine::eligibilities`], and whether group memberships were
+    /// read: `None` for them when groups are switched off or Graph did not answer, so that
+    /// their absence is not taken for none.
+    pub async fn eligibilities_known(
+        &self,
+    ) -> Result<(Vec<Eligible>, Option<Vec<Eligible>>), Failure> {
+        let groups = async {
+            if !self.config.access.groups {
+                return None;
+            }
+            groups::eligible(&self.graph).await.ok()
+        };
+        let (roles, groups) = tokio::join!(arm::eligible_roles(&self.arm), groups);
+        Ok((roles?, groups))
+    }
+
     /// What is in force for the person: Azure role assignments (their own, and those held by
     /// groups they are a member of, as ARM lists them) and group memberships. What a group was
     /// seen to hold is learned for later (`access.json`).
