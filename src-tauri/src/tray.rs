@@ -192,7 +192,7 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
             });
         }
         id if id.starts_with("profile:") => {
-            let name = id.trim_start_matches("profile:").to_string();
+            let name = id.strip_prefix("profile:").unwrap_or_default().to_string();
             let app = app.clone();
             tauri::async_runtime::spawn(async move { run_profile(&app, &name).await });
         }
@@ -286,6 +286,10 @@ async fn run_profile_on(
             "the profile has no justification: add justification = \"…\" to it".into(),
         );
     };
+    // Its name is filled in: held to the rules a typed justification is.
+    if let Err(e) = jumpgate_core::input::justification(&justification) {
+        return refused(&profile.name, format!("the {e}"));
+    }
     let duration = profile.duration.as_deref().unwrap_or("1h");
     let Ok(duration) = jumpgate_core::duration::parse(duration) else {
         return refused(

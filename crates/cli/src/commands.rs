@@ -655,18 +655,27 @@ async fn run_profile(ctx: &Ctx, a: crate::RunArgs) -> Outcome<u8> {
                 timeout,
             )
             .await?;
-        // Those whose policy asks for a stronger sign-in: one sign-in, then each once more
-        // (the same requests: their names were kept).
+        // Those whose policy asks for a stronger sign-in: one sign-in for each kind asked
+        // for, then each once more (the same requests: their names were kept). One that
+        // cannot step up (not at a terminal) stays refused, and is reported with the rest.
+        let mut stepped: Vec<String> = Vec::new();
         for m in &mut members {
             let (Some(e), Err(f)) = (&m.eligible, &m.outcome) else {
                 continue;
             };
-            if f.claims.is_some() {
-                step_up(ctx, f.clone()).await?;
-                m.outcome = ctx
-                    .activate_and_wait(e, duration, &justification, ticket.as_ref(), Some(timeout))
-                    .await;
+            let Some(claims) = f.claims.clone() else {
+                continue;
+            };
+            if !stepped.contains(&claims) {
+                if let Err(refused) = step_up(ctx, f.clone()).await {
+                    m.outcome = Err(refused);
+                    continue;
+                }
+                stepped.push(claims);
             }
+            m.outcome = ctx
+                .activate_and_wait(e, duration, &justification, ticket.as_ref(), Some(timeout))
+                .await;
         }
         let mut active = Vec::new();
         let mut refused = Vec::new();

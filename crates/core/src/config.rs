@@ -527,6 +527,50 @@ impl Config {
                     p.name
                 )));
             }
+            if let Some(vm) = &p.vm {
+                if vm.trim().is_empty() {
+                    return Err(invalid(format!(
+                        "profile '{}': vm is empty: name a jump box, or leave vm out",
+                        p.name
+                    )));
+                }
+                // `connect NAME` takes a profile's name before a VM's.
+                if self
+                    .profiles
+                    .iter()
+                    .any(|q| q.name.eq_ignore_ascii_case(vm))
+                {
+                    return Err(invalid(format!(
+                        "profile '{}': its vm '{vm}' is also a profile's name: name the VM by its resource id",
+                        p.name
+                    )));
+                }
+            }
+            if let Some(d) = &p.duration {
+                crate::duration::parse(d)
+                    .map_err(|e| invalid(format!("profile '{}': duration: {e}", p.name)))?;
+            }
+            for (j, a) in p.activate.iter().enumerate() {
+                if a.scope().is_some_and(|s| s.trim().is_empty()) {
+                    return Err(invalid(format!(
+                        "profile '{}': the scope of {} is empty",
+                        p.name,
+                        a.name()
+                    )));
+                }
+                let same = |b: &ProfileActivation| {
+                    b.name().eq_ignore_ascii_case(a.name())
+                        && b.scope().map(str::to_ascii_lowercase)
+                            == a.scope().map(str::to_ascii_lowercase)
+                };
+                if p.activate[..j].iter().any(same) {
+                    return Err(invalid(format!(
+                        "profile '{}': {} is in activate twice",
+                        p.name,
+                        a.name()
+                    )));
+                }
+            }
             if p.vm.is_none() && p.activate.is_empty() {
                 return Err(invalid(format!(
                     "profile '{}' asks for nothing: give it a vm, roles or groups to activate (activate = [\"NAME\"]), or both",
@@ -921,7 +965,7 @@ fn join_profiles(system: &toml::Value, user: &mut toml::Value) {
     let name = |p: &toml::Value| {
         p.get("name")
             .and_then(toml::Value::as_str)
-            .map(str::to_lowercase)
+            .map(str::to_ascii_lowercase)
     };
     let mut joined: Vec<toml::Value> = shipped
         .iter()
@@ -1045,6 +1089,21 @@ mod tests {
         );
         let ticket = refused("[[profiles]]\nname = \"a\"\nvm = \"v\"\nticket = \"CHG1\"\n");
         assert!(ticket.contains("SYSTEM:NUMBER"), "{ticket}");
+        let twice =
+            refused("[[profiles]]\nname = \"a\"\nactivate = [\"Contributor\", \"contributor\"]\n");
+        assert!(
+            twice.contains("Contributor is in activate twice")
+                || twice.contains("contributor is in activate twice"),
+            "{twice}"
+        );
+        let forever = refused("[[profiles]]\nname = \"a\"\nvm = \"v\"\nduration = \"forever\"\n");
+        assert!(forever.contains("profile 'a': duration"), "{forever}");
+        let empty_vm = refused("[[profiles]]\nname = \"a\"\nvm = \" \"\n");
+        assert!(empty_vm.contains("vm is empty"), "{empty_vm}");
+        let shadow = refused(
+            "[[profiles]]\nname = \"a\"\nvm = \"b\"\n[[profiles]]\nname = \"b\"\nvm = \"v\"\n",
+        );
+        assert!(shadow.contains("is also a profile's name"), "{shadow}");
         let unknown = refused(
             "[[profiles]]\nname = \"a\"\nactivate = [{ role = \"R\", scope = \"s\", extra = 1 }]\n",
         );

@@ -73,7 +73,6 @@ pub async fn token(sim: &DemoSim, upn: &str) -> String {
     answer["access_token"].as_str().expect("token").to_string()
 }
 
-/// `upn` approves the first request waiting for them, through ARM as Azure's portal would.
 /// Waits (up to `secs`) until a request waits for `upn`'s approval.
 pub async fn approval_waits_for(sim: &DemoSim, upn: &str, secs: u64) {
     let http = reqwest::Client::new();
@@ -100,6 +99,7 @@ pub async fn approval_waits_for(sim: &DemoSim, upn: &str, secs: u64) {
     }
 }
 
+/// `upn` approves the first request waiting for them, through ARM as Azure's portal would.
 pub async fn approve_as(sim: &DemoSim, upn: &str, justification: &str) {
     let http = reqwest::Client::new();
     let token = token(sim, upn).await;
