@@ -298,6 +298,8 @@ impl Sim {
 
     /// Plays the person at the other device for a `signin --device-code` running as
     /// `child`: reads the code it prints, enters it for `upn`, and returns how it ended.
+    /// The stories that sign in with a device code run on Unix only.
+    #[cfg(unix)]
     pub async fn enter_device_code(&self, mut child: Child, upn: &str) -> Output {
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout"))
