@@ -380,6 +380,22 @@ pub fn chmod_x(path: &Path) {
     let _ = path;
 }
 
+/// Starts a process. Under Wine, process creation now and then fails with
+/// ERROR_INTERNAL_ERROR (1359) before the program runs at all: that start is tried again, up
+/// to three times. Anything else, and everywhere else, is returned as it is.
+fn started<T>(mut start: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut tries = 1;
+    loop {
+        match start() {
+            Err(e) if cfg!(windows) && e.raw_os_error() == Some(1359) && tries < 3 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl User {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(jumpgate());
@@ -398,7 +414,7 @@ impl User {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run jumpgate")
+        started(|| self.command(args).output()).expect("run jumpgate")
     }
 
     /// Runs, and fails the test if it has not ended within `limit` (ending it first), so a
@@ -421,11 +437,13 @@ impl User {
     }
 
     pub fn spawn(&self, args: &[&str]) -> Child {
-        self.command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn jumpgate")
+        started(|| {
+            self.command(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+        })
+        .expect("spawn jumpgate")
     }
 
     /// Runs and returns stdout parsed as JSON, failing with stderr when it exits non-zero.
