@@ -339,9 +339,12 @@ impl TokenStore {
 
     /// Writes the set so that a crash at any point (of this process, or of the keychain
     /// itself: gnome-keyring's daemon can abort while a client opens a session) leaves
-    /// either the old set or the new one readable, never neither. The new chunks go under a
-    /// new generation first; the header, one item, then switches to them; only then are the
-    /// old generation's chunks removed. Until the switch, readers read the old set whole.
+    /// either the old set or the new one readable. The new chunks go under a new generation
+    /// first; the header, one item, then switches to them; only then are the old
+    /// generation's chunks removed. Until the switch, readers read the old set whole. On
+    /// macOS the header is made anew (see [`TokenStore::fresh`]): a crash in that one step
+    /// leaves none. Renewals write under the renewal lock; a sign-in saved while another
+    /// process renews is not kept apart from it.
     fn write_chunks(&self, text: &str) -> std::result::Result<(), KeychainError> {
         let old = self.read_header()?;
         let generation = old
