@@ -1,32 +1,12 @@
 //! Profiles: `jumpgate run NAME` asks for a named set of access at once: roles and group
 //! memberships side by side, then a jump box, then optionally a command.
 
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 
 use crate::support::*;
 
 const RG_JUMPBOXES: &str =
     "/subscriptions/9d2c6b4a-3e1f-4a8b-b7c5-1e0f2a3b4c93/resourceGroups/rg-jumpboxes";
-
-/// bob's inbox once it holds `count` requests: the activations were all sent before any
-/// was decided.
-async fn inbox_of(bob: &User, count: usize) -> Vec<Value> {
-    let start = Instant::now();
-    loop {
-        let inbox = bob.json(&["approvals"]);
-        let items = inbox.as_array().cloned().unwrap_or_default();
-        if items.len() >= count {
-            return items;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "bob's inbox never held {count} requests: {inbox:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profiles_run_activates_two_roles_and_a_group_side_by_side_then_opens_the_jump_box() {
@@ -43,7 +23,7 @@ async fn profiles_run_activates_two_roles_and_a_group_side_by_side_then_opens_th
 
     let run = alice.spawn(&["run", "morning", "--timeout", "3m"]);
     // The role and the group both wait for bob at once: neither waited for the other.
-    let inbox = inbox_of(&bob, 2).await;
+    let inbox = wait_for_inbox_of(&bob, 2).await;
     let mut roles: Vec<&str> = inbox.iter().filter_map(|i| i["role"].as_str()).collect();
     roles.sort();
     assert_eq!(roles, ["JIT Operators", "JIT Requester"], "{inbox:#?}");

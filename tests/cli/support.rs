@@ -502,15 +502,21 @@ pub async fn gate_admits(addr: &str, source: &str) -> bool {
 
 /// bob's inbox, once a request has arrived in it.
 pub async fn wait_for_inbox(bob: &User) -> Value {
+    wait_for_inbox_of(bob, 1).await.swap_remove(0)
+}
+
+/// bob's inbox, once it holds `count` requests.
+pub async fn wait_for_inbox_of(bob: &User, count: usize) -> Vec<Value> {
     let start = Instant::now();
     loop {
         let inbox = bob.json(&["approvals"]);
-        if inbox.as_array().is_some_and(|a| !a.is_empty()) {
-            return inbox[0].clone();
+        let items = inbox.as_array().cloned().unwrap_or_default();
+        if items.len() >= count {
+            return items;
         }
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "the request never reached the approver"
+            "the approver's inbox never held {count} requests: {inbox:#}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

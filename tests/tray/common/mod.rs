@@ -73,21 +73,25 @@ pub async fn token(sim: &DemoSim, upn: &str) -> String {
     answer["access_token"].as_str().expect("token").to_string()
 }
 
+/// The approvals waiting for the holder of `token`, as ARM lists them.
+async fn approvals_of(http: &reqwest::Client, sim: &DemoSim, token: &str) -> serde_json::Value {
+    http.get(format!("{sim}/providers/Microsoft.Authorization/roleAssignmentApprovals?api-version=2021-01-01-preview&$filter=asApprover()"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("approvals")
+        .json()
+        .await
+        .expect("json")
+}
+
 /// Waits (up to `secs`) until a request waits for `upn`'s approval.
 pub async fn approval_waits_for(sim: &DemoSim, upn: &str, secs: u64) {
     let http = reqwest::Client::new();
     let token = token(sim, upn).await;
     let started = std::time::Instant::now();
     loop {
-        let approvals: serde_json::Value = http
-            .get(format!("{sim}/providers/Microsoft.Authorization/roleAssignmentApprovals?api-version=2021-01-01-preview&$filter=asApprover()"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("approvals")
-            .json()
-            .await
-            .expect("json");
+        let approvals = approvals_of(&http, sim, &token).await;
         if approvals["value"].as_array().is_some_and(|a| !a.is_empty()) {
             return;
         }
@@ -103,15 +107,7 @@ pub async fn approval_waits_for(sim: &DemoSim, upn: &str, secs: u64) {
 pub async fn approve_as(sim: &DemoSim, upn: &str, justification: &str) {
     let http = reqwest::Client::new();
     let token = token(sim, upn).await;
-    let approvals: serde_json::Value = http
-        .get(format!("{sim}/providers/Microsoft.Authorization/roleAssignmentApprovals?api-version=2021-01-01-preview&$filter=asApprover()"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("approvals")
-        .json()
-        .await
-        .expect("json");
+    let approvals = approvals_of(&http, sim, &token).await;
     let approval = &approvals["value"][0];
     let path = format!(
         "{sim}/providers/Microsoft.Authorization/roleAssignmentApprovals/{}/stages/{}?api-version=2021-01-01-preview",
