@@ -280,28 +280,10 @@ async fn run_profile_on(
         tray::profile_notice(&profile.name, &[], &[(what.to_string(), why)], None)
     };
     let today = chrono::Local::now().format("%Y-%m-%d").to_string();
-    let Some(justification) = profile.justification_for(&today) else {
-        return refused(
-            &profile.name,
-            "the profile has no justification: add justification = \"…\" to it".into(),
-        );
+    let (justification, duration, ticket) = match profile.ask(&today, None, None) {
+        Ok(a) => (a.justification, a.duration, a.ticket),
+        Err(e) => return refused(&profile.name, e.to_string()),
     };
-    // Its name is filled in: held to the rules a typed justification is.
-    if let Err(e) = jumpgate_core::input::justification(&justification) {
-        return refused(&profile.name, format!("the {e}"));
-    }
-    let duration = profile.duration.as_deref().unwrap_or("1h");
-    let Ok(duration) = jumpgate_core::duration::parse(duration) else {
-        return refused(
-            &profile.name,
-            format!("its duration '{duration}' is not one"),
-        );
-    };
-    let ticket = profile
-        .ticket
-        .as_deref()
-        .and_then(|t| t.split_once(':'))
-        .map(|(s, n)| (s.trim().to_string(), n.trim().to_string()));
     let timeout = chrono::Duration::hours(2);
     let mut active = Vec::new();
     let mut not_granted = Vec::new();

@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use jumpgate_azure::arm;
 use jumpgate_azure::engine::{self, ConnectRequest};
 use jumpgate_azure::signin::{self, BrowserOptions};
+use jumpgate_core::config::ProfileAskError;
 use jumpgate_core::duration::{human, parse as parse_duration};
 use jumpgate_core::explain::Kind;
 use jumpgate_core::policy;
@@ -629,20 +630,14 @@ async fn run_profile(ctx: &Ctx, a: crate::RunArgs) -> Outcome<u8> {
             ))
         })?;
     let today = chrono::Local::now().format("%Y-%m-%d").to_string();
-    let justification = a
-        .justification
-        .clone()
-        .or_else(|| profile.justification_for(&today))
-        .ok_or_else(|| {
-            usage(format!(
-                "Profile '{}' has no justification: add justification = \"…\" to it, or pass --justification.",
-                profile.name
-            ))
+    let asked = profile
+        .ask(&today, a.justification.as_deref(), a.ticket.as_deref())
+        .map_err(|e| match e {
+            ProfileAskError::NoJustification(_) => usage(format!("{e}, or pass --justification.")),
+            other => usage(other.to_string()),
         })?;
-    jumpgate_core::input::justification(&justification).map_err(|e| usage(format!("the {e}")))?;
-    let ticket_text = a.ticket.clone().or(profile.ticket.clone());
-    let ticket = parse_ticket(ticket_text.as_deref())?;
-    let duration = duration_arg(profile.duration.as_deref().unwrap_or("1h"))?;
+    let (justification, duration, ticket) = (asked.justification, asked.duration, asked.ticket);
+    let ticket_text = ticket.as_ref().map(|(s, n)| format!("{s}:{n}"));
     let timeout = duration_arg(&a.timeout)?;
 
     if !profile.activate.is_empty() {

@@ -459,6 +459,78 @@ impl Profile {
             .as_ref()
             .map(|j| j.replace("{profile}", &self.name).replace("{date}", date))
     }
+
+    /// What a run of the profile sends with each request, on `today` (YYYY-MM-DD): the
+    /// justification (`justification`, else the profile's with its placeholders filled in),
+    /// the duration (1h when the profile names none) and the ticket (`ticket`, else the
+    /// profile's), each held to the rules a typed one is.
+    pub fn ask(
+        &self,
+        today: &str,
+        justification: Option<&str>,
+        ticket: Option<&str>,
+    ) -> Result<ProfileAsk, ProfileAskError> {
+        let invalid = |why: String| ProfileAskError::Invalid {
+            profile: self.name.clone(),
+            why,
+        };
+        let refused = |refused| ProfileAskError::Refused {
+            profile: self.name.clone(),
+            refused,
+        };
+        let justification = justification
+            .map(str::to_string)
+            .or_else(|| self.justification_for(today))
+            .ok_or_else(|| ProfileAskError::NoJustification(self.name.clone()))?;
+        crate::input::justification(&justification).map_err(refused)?;
+        let duration = self.duration.as_deref().unwrap_or("1h");
+        let duration = crate::duration::parse(duration)
+            .map_err(|e| invalid(format!("duration '{duration}': {e}")))?;
+        let ticket = match ticket.or(self.ticket.as_deref()) {
+            None => None,
+            Some(t) => {
+                let not_one = || {
+                    invalid(format!(
+                        "the ticket '{}' is not SYSTEM:NUMBER",
+                        t.escape_debug()
+                    ))
+                };
+                let (system, number) = t.split_once(':').ok_or_else(not_one)?;
+                let (system, number) = crate::input::ticket(system, number).map_err(refused)?;
+                if system.is_empty() || t.len() > 200 {
+                    return Err(not_one());
+                }
+                Some((system.to_string(), number.to_string()))
+            }
+        };
+        Ok(ProfileAsk {
+            justification,
+            duration,
+            ticket,
+        })
+    }
+}
+
+/// What a run of a profile sends with each of its requests ([`Profile::ask`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileAsk {
+    pub justification: String,
+    pub duration: chrono::Duration,
+    pub ticket: Option<(String, String)>,
+}
+
+/// Why a profile cannot be run as it stands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProfileAskError {
+    #[error("profile '{0}' has no justification: add justification = \"…\" to it")]
+    NoJustification(String),
+    #[error("profile '{profile}': the {refused}")]
+    Refused {
+        profile: String,
+        refused: crate::input::Refused,
+    },
+    #[error("profile '{profile}': {why}")]
+    Invalid { profile: String, why: String },
 }
 
 impl Config {
@@ -1111,6 +1183,43 @@ mod tests {
             unknown.contains("activate") && unknown.contains("{ role = \"NAME\", scope"),
             "{unknown}"
         );
+    }
+
+    #[test]
+    fn a_profile_asks_with_what_it_says_or_what_is_given_held_to_the_typed_rules() {
+        let text = format!(
+            "{MINIMAL}[[profiles]]\nname = \"morning\"\nactivate = [\"Contributor\"]\nduration = \"2h\"\njustification = \"{{profile}} on {{date}}\"\nticket = \"SNOW:CHG1\"\n[[profiles]]\nname = \"bare\"\nactivate = [\"Contributor\"]\n"
+        );
+        let config = Config::parse("x", &text).expect("profiles");
+        let (morning, bare) = (&config.profiles[0], &config.profiles[1]);
+        let asked = morning.ask("2026-12-06", None, None).expect("asked");
+        assert_eq!(asked.justification, "morning on 2026-12-06");
+        assert_eq!(asked.duration, chrono::Duration::hours(2));
+        assert_eq!(asked.ticket, Some(("SNOW".into(), "CHG1".into())));
+        let given = morning
+            .ask("2026-12-06", Some("Incident 4711"), Some("Jira:OPS-9"))
+            .expect("given");
+        assert_eq!(given.justification, "Incident 4711");
+        assert_eq!(given.ticket, Some(("Jira".into(), "OPS-9".into())));
+        assert_eq!(
+            bare.ask("d", None, None),
+            Err(ProfileAskError::NoJustification("bare".into()))
+        );
+        assert_eq!(
+            bare.ask("d", Some("ok"), None).expect("1h").duration,
+            chrono::Duration::hours(1)
+        );
+        // A date or a name filled in is held to the rules too.
+        let hostile = morning.ask("2026\u{202E}", None, None).expect_err("bidi");
+        assert!(
+            hostile
+                .to_string()
+                .contains("profile 'morning': the justification"),
+            "{hostile}"
+        );
+        for bad in ["CHG1", ":CHG1", "SNOW:", &format!("S:{}", "9".repeat(199))] {
+            assert!(morning.ask("d", None, Some(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]
