@@ -680,12 +680,12 @@ async fn run_profile(ctx: &Ctx, a: crate::RunArgs) -> Outcome<u8> {
                     let role = m.eligible.map_or(m.wanted, |e| e.role);
                     // One sent showed its own progress; one already active says so here.
                     if done.is_none() {
-                        ctx.say(&format!("{role} was already active"));
+                        ctx.progress(&format!("{role} was already active"));
                     }
                     active.push(role);
                 }
                 Err(f) => {
-                    ctx.say(&format!("{}: {}", m.wanted, f.explanation.message));
+                    ctx.progress(&format!("{}: {}", m.wanted, f.explanation.message));
                     refused.push((m.wanted, f));
                 }
             }
@@ -750,7 +750,7 @@ async fn run_profile(ctx: &Ctx, a: crate::RunArgs) -> Outcome<u8> {
     let Some((program, args)) = a.command.split_first() else {
         return Ok(0);
     };
-    ctx.say(&format!("access is in effect; running {program}"));
+    ctx.progress(&format!("access is in effect; running {program}"));
     // Progress is printed as it is received: let it all be out before the command's own.
     let started = std::time::Instant::now();
     while ctx.backlog() > 0 && started.elapsed() < StdDuration::from_secs(1) {

@@ -270,11 +270,6 @@ impl Engine {
         let _ = self.events.send(event);
     }
 
-    /// A line of progress, in order with the engine's own.
-    pub fn say(&self, message: &str) {
-        self.progress(message);
-    }
-
     /// Events published that some subscriber has not received yet.
     pub fn backlog(&self) -> usize {
         self.events.len()
@@ -342,7 +337,8 @@ impl Engine {
         }
     }
 
-    fn progress(&self, message: &str) {
+    /// A line of progress, for whoever shows the engine's (front ends add theirs in order).
+    pub fn progress(&self, message: &str) {
         self.publish(EngineEvent::Progress {
             message: message.to_string(),
         });
