@@ -23,9 +23,11 @@ use crate::state::{
 };
 
 mod apps;
+mod directory;
 mod groups;
 
 pub use apps::application_item;
+pub use directory::pim as pim_directory;
 pub use groups::{get_group, pim, policies};
 
 pub(crate) type Params = HashMap<String, String>;
@@ -376,7 +378,15 @@ pub(crate) fn page(
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),
-        json!(format!("{}/v1.0/$metadata#{context}", sim.base_url)),
+        json!(format!(
+            "{}/{}/$metadata#{context}",
+            sim.base_url,
+            if uri.path().starts_with("/beta/") {
+                "beta"
+            } else {
+                "v1.0"
+            }
+        )),
     );
     let next = start + value.len();
     body.insert("value".into(), Value::Array(value));

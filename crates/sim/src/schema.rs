@@ -97,13 +97,33 @@ static BODY_OPERATIONS: LazyLock<Vec<BodyOperation>> =
 
 /// The Microsoft Graph operations the simulator serves, transcribed from Microsoft's v1.0
 /// metadata and docs (see `specs/graph/SOURCES.md`), in the same dialect as the ARM specs.
-const GRAPH_FILES: &[(&str, &str)] = &[(
-    "graph/privilegedAccessGroup.json",
-    include_str!("../specs/graph/privilegedAccessGroup.json"),
-)];
+const GRAPH_FILES: &[(&str, &str)] = &[
+    (
+        "graph/privilegedAccessGroup.json",
+        include_str!("../specs/graph/privilegedAccessGroup.json"),
+    ),
+    (
+        "graph/roleManagementDirectory.json",
+        include_str!("../specs/graph/roleManagementDirectory.json"),
+    ),
+    (
+        "graph/roleManagementDirectoryBeta.json",
+        include_str!("../specs/graph/roleManagementDirectoryBeta.json"),
+    ),
+];
 
 /// The path prefix of Graph's v1.0 operations, which their templates leave out.
 pub const GRAPH_BASE: &str = "/v1.0";
+
+/// The path prefix of Graph's beta operations (PIM for Entra roles' approvals).
+pub const GRAPH_BETA: &str = "/beta";
+
+/// A Graph path without its version prefix, as the transcriptions' templates are written.
+fn graph_template_path(path: &str) -> &str {
+    path.strip_prefix(GRAPH_BASE)
+        .or_else(|| path.strip_prefix(GRAPH_BETA))
+        .unwrap_or(path)
+}
 
 static GRAPH_SPECS: LazyLock<Specs> = LazyLock::new(|| Specs {
     files: GRAPH_FILES
@@ -1141,14 +1161,14 @@ pub fn validated_graph_operations() -> impl Iterator<Item = Operation<'static>> 
 /// The served Graph operation with a request body that `method` on `path` (with or without
 /// the `/v1.0` prefix) is.
 pub fn graph_body_operation(method: &str, path: &str) -> Option<Operation<'static>> {
-    let path = path.strip_prefix(GRAPH_BASE).unwrap_or(path);
+    let path = graph_template_path(path);
     find_in(&GRAPH_BODY_OPERATIONS, method, path).map(|op| op.operation)
 }
 
 /// Checks a Microsoft Graph request's body against its operation's schema in the excerpt,
 /// with Graph's wording. `Ok` for a request whose operation has no body.
 pub fn validate_graph_request(method: &str, path: &str, body: &[u8]) -> Result<(), Refusal> {
-    let path = path.strip_prefix(GRAPH_BASE).unwrap_or(path);
+    let path = graph_template_path(path);
     let Some(op) = find_in(&GRAPH_BODY_OPERATIONS, method, path) else {
         return Ok(());
     };

@@ -378,6 +378,14 @@ fn router(sim: Shared) -> Router {
             "/v1.0/identityGovernance/privilegedAccess/group/{*rest}",
             any(crate::graph::pim),
         )
+        .route(
+            "/v1.0/roleManagement/directory/{*rest}",
+            any(crate::graph::pim_directory),
+        )
+        .route(
+            "/beta/roleManagement/directory/{*rest}",
+            any(crate::graph::pim_directory),
+        )
         .route("/v1.0/policies/{rest}", get(crate::graph::policies))
         .route("/ip", get(ip_plain))
         .route("/cdn-cgi/trace", get(ip_trace));

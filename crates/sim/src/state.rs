@@ -131,7 +131,7 @@ pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 
 /// The delegated permissions (scopes) the simulator knows, by resource app id, value and
 /// permission id, as Microsoft publishes them.
-pub const KNOWN_SCOPES: [(&str, &str, &str); 15] = [
+pub const KNOWN_SCOPES: [(&str, &str, &str); 23] = [
     (
         ARM_APP_ID,
         "user_impersonation",
@@ -207,15 +207,58 @@ pub const KNOWN_SCOPES: [(&str, &str, &str); 15] = [
         "Directory.Read.All",
         "06da0dbc-49e2-44d2-8312-53f166ab848a",
     ),
+    (
+        GRAPH_APP_ID,
+        "RoleEligibilitySchedule.Read.Directory",
+        "eb0788c2-6d4e-4658-8c9e-c0fb8053f03d",
+    ),
+    (
+        GRAPH_APP_ID,
+        "RoleEligibilitySchedule.ReadWrite.Directory",
+        "62ade113-f8e0-4bf9-a6ba-5acb31db32fd",
+    ),
+    (
+        GRAPH_APP_ID,
+        "RoleAssignmentSchedule.Read.Directory",
+        "344a729c-0285-42c6-9014-f12b9b8d6129",
+    ),
+    (
+        GRAPH_APP_ID,
+        "RoleAssignmentSchedule.ReadWrite.Directory",
+        "8c026be3-8e26-4774-9372-8d5d6f21daff",
+    ),
+    (
+        GRAPH_APP_ID,
+        "RoleManagementPolicy.Read.Directory",
+        "3de2cdbe-0ff5-47d5-bdee-7f45b4749ead",
+    ),
+    (
+        GRAPH_APP_ID,
+        "RoleManagementPolicy.ReadWrite.Directory",
+        "1ff1be21-34eb-448c-9ac9-ce1f506b2a68",
+    ),
+    (
+        GRAPH_APP_ID,
+        "RoleManagement.Read.Directory",
+        "741c54c3-0c1e-44a1-818b-3f97ab4e8c83",
+    ),
+    (
+        GRAPH_APP_ID,
+        "RoleManagement.ReadWrite.Directory",
+        "d01b97e9-cbc0-49fe-810a-750afd5527a3",
+    ),
 ];
 
-/// The Microsoft Graph permissions the tenant's own app asks for: looking users up, and PIM
-/// for Groups (reading eligibilities and policies, activating memberships).
-pub const OWN_APP_GRAPH_PERMISSIONS: [&str; 4] = [
+/// The Microsoft Graph permissions the tenant's own app asks for: looking users up, PIM for
+/// Groups and PIM for Entra roles (reading eligibilities and policies, activating).
+pub const OWN_APP_GRAPH_PERMISSIONS: [&str; 7] = [
     "User.ReadBasic.All",
     "PrivilegedEligibilitySchedule.Read.AzureADGroup",
     "PrivilegedAssignmentSchedule.ReadWrite.AzureADGroup",
     "RoleManagementPolicy.Read.AzureADGroup",
+    "RoleEligibilitySchedule.Read.Directory",
+    "RoleAssignmentSchedule.ReadWrite.Directory",
+    "RoleManagementPolicy.Read.Directory",
 ];
 
 /// The id of a known delegated permission of `resource`, by its name.
@@ -472,7 +515,15 @@ pub struct Group {
 /// The two relationships PIM for Groups governs.
 pub const GROUP_ACCESS: [&str; 2] = ["member", "owner"];
 
-/// A principal's eligibility, through PIM for Groups, for membership or ownership of a group.
+/// The `access` of a PIM item that is a Microsoft Entra directory role's (Graph's
+/// `roleManagement/directory`) rather than a group's: PIM runs both on one engine, with the
+/// same schedules, requests, approvals and policies, so the simulator keeps them in the same
+/// lists. In such an item, `group` holds the role definition's id; the directory scope is
+/// always the tenant (`/`).
+pub const DIRECTORY_ROLE: &str = "directoryRole";
+
+/// A principal's eligibility, through PIM for Groups, for membership or ownership of a group
+/// (or, with `access` [`DIRECTORY_ROLE`], for a directory role).
 #[derive(Debug, Clone)]
 pub struct GroupEligibility {
     /// The eligibility schedule instance's id.
@@ -573,11 +624,15 @@ impl GroupPolicy {
     /// Microsoft's defaults for a group no one has configured: no approval, a justification,
     /// at most eight hours.
     pub fn default_for(group: &str, access: &str) -> GroupPolicy {
+        let guid = stable_guid(&format!("group-policy:{group}:{access}"));
         GroupPolicy {
-            id: format!(
-                "Group_{group}_{}",
-                stable_guid(&format!("group-policy:{group}:{access}"))
-            ),
+            // Graph names a directory role's policy `DirectoryRole_{tenant}_{guid}`; the
+            // tenant is left out here, as a policy's id is only ever echoed back.
+            id: if access == DIRECTORY_ROLE {
+                format!("DirectoryRole_{guid}")
+            } else {
+                format!("Group_{group}_{guid}")
+            },
             group: group.to_string(),
             access: access.to_string(),
             approval_required: false,
@@ -1045,6 +1100,7 @@ impl World {
         world.load_management_groups(fixture)?;
         world.load_applications(fixture, now)?;
         world.load_groups(fixture, now)?;
+        world.load_directory_role_eligibilities(fixture, now)?;
         world.load_group_policies(fixture)?;
         for vm in &fixture.vms {
             let subscription = vm

@@ -237,20 +237,54 @@ pub struct UserFixture {
     /// …); see [`DIRECTORY_ROLES`].
     #[serde(default)]
     pub directory_roles: Vec<String>,
+    /// Microsoft Entra directory roles the user may activate through PIM (tenant-wide,
+    /// directory scope `/`), by their names; see [`DIRECTORY_ROLES`].
+    #[serde(default)]
+    pub eligible_directory_roles: Vec<String>,
 }
 
-/// The Entra built-in directory roles a fixture may give users. The first three may register
-/// applications in a tenant where users may not (Microsoft's "least privileged roles by task"),
-/// and are not made owners of what they register; an Application Developer may too, and
-/// becomes the first owner.
-pub const DIRECTORY_ROLES: [&str; 6] = [
-    "Application Administrator",
-    "Cloud Application Administrator",
-    "Global Administrator",
-    "Global Reader",
-    "User Administrator",
-    "Application Developer",
+/// The Entra built-in directory roles a fixture may give users, with their template ids
+/// (which are also their role definition ids in every tenant). Application, Cloud Application
+/// and Global Administrators may register applications in a tenant where users may not
+/// (Microsoft's "least privileged roles by task"), and are not made owners of what they
+/// register; an Application Developer may too, and becomes the first owner.
+pub const DIRECTORY_ROLES: [(&str, &str); 9] = [
+    (
+        "Application Administrator",
+        "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3",
+    ),
+    (
+        "Cloud Application Administrator",
+        "158c047a-c907-4556-b7ef-446551a6b5f7",
+    ),
+    (
+        "Global Administrator",
+        "62e90394-69f5-4237-9190-012177145e10",
+    ),
+    ("Global Reader", "f2ef992c-3afb-46b9-b7cf-a126ee74c451"),
+    ("User Administrator", "fe930be7-5e62-47db-91af-98c3a49a38b1"),
+    (
+        "Application Developer",
+        "cf1c38e5-3621-4004-a7cb-879624dced7c",
+    ),
+    ("Security Reader", "5d6b6bb7-de71-4623-b4af-96380a352509"),
+    (
+        "Security Administrator",
+        "194ae4cb-b126-40b2-bd5b-6091b380977d",
+    ),
+    (
+        "Privileged Role Administrator",
+        "e8611ab8-c189-46e8-94e1-60213ab1f814",
+    ),
 ];
+
+/// A built-in directory role by its name or its id, as (name, id).
+pub fn directory_role(key: &str) -> Option<(&'static str, &'static str)> {
+    DIRECTORY_ROLES
+        .iter()
+        .find(|(name, id)| name.eq_ignore_ascii_case(key) || id.eq_ignore_ascii_case(key))
+        .copied()
+}
 
 fn yes() -> bool {
     true
@@ -339,7 +373,7 @@ pub struct EligibilityFixture {
     pub instance_id: Option<String>,
 }
 
-fn default_eligibility() -> String {
+pub(crate) fn default_eligibility() -> String {
     "P365D".into()
 }
 
@@ -455,8 +489,12 @@ pub struct GroupFixture {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupPolicyFixture {
-    /// The group's name or object id.
+    /// The group's name or object id; empty for a directory role's policy.
+    #[serde(default)]
     pub group: String,
+    /// A directory role's name (PIM for Entra roles), instead of a group.
+    #[serde(default)]
+    pub role: Option<String>,
     /// `member` or `owner`.
     #[serde(default = "member")]
     pub access: String,
@@ -581,14 +619,15 @@ impl Fixture {
             if let Some(role) = user
                 .directory_roles
                 .iter()
-                .find(|r| !DIRECTORY_ROLES.contains(&r.as_str()))
+                .chain(&user.eligible_directory_roles)
+                .find(|r| !DIRECTORY_ROLES.iter().any(|(name, _)| name == r))
             {
                 return Err(FixtureError::Invalid {
                     path: path.into(),
                     message: format!(
                         "user {} holds directory role {role:?}, which is none of {}",
                         user.upn,
-                        DIRECTORY_ROLES.join(", ")
+                        DIRECTORY_ROLES.map(|(name, _)| name).join(", ")
                     ),
                 });
             }

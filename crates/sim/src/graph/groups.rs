@@ -2,6 +2,10 @@
 //! assignment schedule requests (`selfActivate`, `selfDeactivate`), their approvals, the
 //! groups' role management policies, and `GET /groups/{id}`.
 //!
+//! PIM for Entra roles (`roleManagement/directory`, [`super::directory`]) runs on the same
+//! engine, as PIM's own does: the handlers here serve both [`Surface`]s, and only the paths,
+//! the names of fields and the shapes of the answers differ.
+//!
 //! Shapes follow Microsoft's v1.0 metadata and API reference (transcribed in
 //! `specs/graph/privilegedAccessGroup.json`, which also checks every request body before a
 //! handler runs): enum values in camelCase as the metadata names them, `status` strings in
@@ -21,8 +25,50 @@ use crate::duration;
 use crate::server::{Shared, Sim};
 use crate::state::{
     new_guid, parse_time, stable_guid, GroupActivation, GroupPolicy, GroupRequest, GroupStage,
-    World, PENDING,
+    World, DIRECTORY_ROLE, PENDING,
 };
+
+/// Which of Graph's two PIM surfaces a call came through. Items of one are invisible
+/// through the other.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Surface {
+    /// `identityGovernance/privilegedAccess/group`.
+    Groups,
+    /// `roleManagement/directory`: Entra roles, tenant-wide.
+    Directory,
+}
+
+impl Surface {
+    /// Whether an item with this `access` belongs to the surface.
+    fn holds(self, access: &str) -> bool {
+        (access == DIRECTORY_ROLE) == (self == Surface::Directory)
+    }
+
+    /// The property that names what is asked for: `groupId`, or `roleDefinitionId`.
+    fn target_property(self) -> &'static str {
+        match self {
+            Surface::Groups => "groupId",
+            Surface::Directory => "roleDefinitionId",
+        }
+    }
+
+    /// The path under `/v1.0/` of the surface's collections (`assignmentScheduleRequests`,
+    /// …), as the OData context names them.
+    fn collection(self, name: &str) -> String {
+        match self {
+            Surface::Groups => format!("identityGovernance/privilegedAccess/group/{name}"),
+            Surface::Directory => format!("roleManagement/directory/role{}", upper_first(name)),
+        }
+    }
+}
+
+fn upper_first(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(c) => c.to_ascii_uppercase().to_string() + chars.as_str(),
+        None => String::new(),
+    }
+}
 
 const PREFIX: &str = "/v1.0/identityGovernance/privilegedAccess/group/";
 
@@ -69,14 +115,14 @@ const MAX_TEXT: usize = 1024;
 
 /// A Graph error to answer with; it is rendered, with the simulator's clock in its
 /// `innerError`, when the handler returns.
-struct Failure {
+pub(super) struct Failure {
     status: StatusCode,
     code: String,
     message: String,
 }
 
 impl Failure {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Failure {
+    pub(super) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Failure {
         Failure {
             status,
             code: code.into(),
@@ -84,7 +130,7 @@ impl Failure {
         }
     }
 
-    fn render(self, sim: &Sim) -> Response {
+    pub(super) fn render(self, sim: &Sim) -> Response {
         error(sim, self.status, &self.code, self.message)
     }
 }
@@ -100,7 +146,7 @@ fn scope_not_granted(wanted: &[&str]) -> Failure {
     Failure::new(StatusCode::FORBIDDEN, "UnknownError", inner.to_string())
 }
 
-fn bad_request(code: &str, message: impl Into<String>) -> Failure {
+pub(super) fn bad_request(code: &str, message: impl Into<String>) -> Failure {
     Failure::new(StatusCode::BAD_REQUEST, code, message)
 }
 
@@ -130,7 +176,7 @@ fn policy_failure(failed: &[&str]) -> Failure {
 }
 
 /// Decodes `%XX` escapes in a path segment; anything else is kept as it is.
-fn percent_decode(segment: &str) -> String {
+pub(super) fn percent_decode(segment: &str) -> String {
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -195,10 +241,16 @@ enum Op {
 }
 
 impl Op {
-    fn scopes(&self) -> &'static [&'static str] {
+    fn scopes(&self, surface: Surface) -> &'static [&'static str] {
+        let directory = surface == Surface::Directory;
         match self {
+            Op::Instances(Kind::Eligibility, _) if directory => &super::directory::READ_ELIGIBILITY,
             Op::Instances(Kind::Eligibility, _) => &READ_ELIGIBILITY,
+            Op::CreateRequest | Op::Cancel(_) | Op::Decide(..) if directory => {
+                &super::directory::WRITE_ASSIGNMENTS
+            }
             Op::CreateRequest | Op::Cancel(_) | Op::Decide(..) => &WRITE_ASSIGNMENTS,
+            _ if directory => &super::directory::READ_ASSIGNMENTS,
             _ => &READ_ASSIGNMENTS,
         }
     }
@@ -313,6 +365,9 @@ struct Cx<'a> {
     params: &'a Params,
     caller: &'a GraphCaller,
     now: DateTime<Utc>,
+    surface: Surface,
+    /// `v1.0`, or `beta` (PIM for Entra roles' approvals exist only there).
+    version: &'static str,
 }
 
 impl Cx<'_> {
@@ -321,7 +376,7 @@ impl Cx<'_> {
     }
 
     fn context(&self, what: &str) -> String {
-        format!("{}/v1.0/$metadata#{what}", self.sim.base_url)
+        format!("{}/{}/$metadata#{what}", self.sim.base_url, self.version)
     }
 
     /// The `eq` clauses of `$filter` joined by `and`, each on one of `allowed`.
@@ -353,11 +408,16 @@ impl Cx<'_> {
         }
     }
 
-    /// Whether `$expand=group` asks for the group; anything else it might ask is refused.
+    /// Whether `$expand=group` (or, for a directory role, `roleDefinition`) asks for what the
+    /// item is about; anything else it might ask is refused.
     fn expand_group(&self) -> Result<bool, Failure> {
+        let navigation = match self.surface {
+            Surface::Groups => "group",
+            Surface::Directory => "roleDefinition",
+        };
         match self.params.get("$expand").map(|e| e.trim()) {
             None | Some("") => Ok(false),
-            Some(e) if e.eq_ignore_ascii_case("group") => Ok(true),
+            Some(e) if e.eq_ignore_ascii_case(navigation) => Ok(true),
             Some(other) => Err(bad_request("BadRequest",
                 format!("Parsing OData Select and Expand failed: Could not find a property named '{other}' that can be expanded."),
             )),
@@ -420,6 +480,9 @@ fn group_json(world: &World, id: &str) -> Value {
 /// role that reads every group.
 fn may_read(world: &World, me: &str, group: &str, principal: &str) -> bool {
     let mine = |p: &String| p.eq_ignore_ascii_case(me);
+    if super::directory::is_role(group) {
+        return principal.eq_ignore_ascii_case(me) || super::directory::reads_roles(world, me);
+    }
     principal.eq_ignore_ascii_case(me)
         || world
             .group(group)
@@ -451,23 +514,57 @@ pub async fn pim(
         .split('/')
         .map(percent_decode)
         .collect();
+    let call = Call {
+        surface: Surface::Groups,
+        version: "v1.0",
+        method,
+        headers,
+        uri,
+        params,
+        body,
+    };
+    serve(&sim, call, &segs)
+}
+
+/// One call to either surface, its path segments named as PIM for Groups names them.
+pub(super) struct Call {
+    pub surface: Surface,
+    pub version: &'static str,
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub uri: Uri,
+    pub params: Params,
+    pub body: Bytes,
+}
+
+pub(super) fn serve(sim: &Sim, call: Call, segs: &[String]) -> Response {
+    let Call {
+        surface,
+        version,
+        method,
+        headers,
+        uri,
+        params,
+        body,
+    } = call;
     let now = sim.clock.now();
     let mut world = sim.world();
-    let caller = match authenticate_caller(&sim, &world, &headers) {
+    let caller = match authenticate_caller(sim, &world, &headers) {
         Ok(c) => c,
         Err(r) => return *r,
     };
-    let op = match parse_op(&method, &segs) {
+    let op = match parse_op(&method, segs) {
         Ok(op) => op,
-        Err(f) => return f.render(&sim),
+        Err(f) => return f.render(sim),
     };
-    if !has_any(&caller.scopes, op.scopes()) {
+    let scopes = op.scopes(surface);
+    if !has_any(&caller.scopes, scopes) {
         world.record(
             now,
             "graph.scope_not_granted",
-            json!({"upn": caller.user.upn, "path": uri.path(), "needs": op.scopes()}),
+            json!({"upn": caller.user.upn, "path": uri.path(), "needs": scopes}),
         );
-        return scope_not_granted(op.scopes()).render(&sim);
+        return scope_not_granted(scopes).render(sim);
     }
     // Request bodies are checked against the Graph excerpt before any handler runs.
     if let Err(refusal) = crate::schema::validate_graph_request(method.as_str(), uri.path(), &body)
@@ -484,14 +581,16 @@ pub async fn pim(
                 "errors": refusal.errors,
             }),
         );
-        return bad_request("BadRequest", refusal.message).render(&sim);
+        return bad_request("BadRequest", refusal.message).render(sim);
     }
     let cx = Cx {
-        sim: &sim,
+        sim,
         uri: &uri,
         params: &params,
         caller: &caller,
         now,
+        surface,
+        version,
     };
     let answer = match op {
         Op::Instances(kind, mine) => instances(&cx, &world, kind, mine),
@@ -505,12 +604,15 @@ pub async fn pim(
         Op::Stage(id, stage) => approval(&cx, &world, &id, Some(Some(stage))),
         Op::Decide(id, stage) => decide(&cx, &mut world, &id, &stage, &body),
     };
-    answer.unwrap_or_else(|f| f.render(&sim))
+    answer.unwrap_or_else(|f| f.render(sim))
 }
 
 type Answer = Result<Response, Failure>;
 
 fn eligibility_json(world: &World, e: &crate::state::GroupEligibility, expand: bool) -> Value {
+    if super::directory::is_role(&e.group) {
+        return super::directory::eligibility_json(e, expand);
+    }
     let mut v = json!({
         "@odata.type": "#microsoft.graph.privilegedAccessGroupEligibilityScheduleInstance",
         "id": e.id,
@@ -566,6 +668,14 @@ fn active_assignments(world: &World, expand: bool) -> Vec<Active> {
             }
         }
     }
+    for (group, principal, json) in super::directory::standing(world) {
+        out.push(Active {
+            group,
+            access: DIRECTORY_ROLE.into(),
+            principal,
+            json,
+        });
+    }
     for a in &world.group_activations {
         out.push(Active {
             group: a.group.clone(),
@@ -576,13 +686,20 @@ fn active_assignments(world: &World, expand: bool) -> Vec<Active> {
     }
     if expand {
         for item in &mut out {
-            item.json["group"] = group_json(world, &item.group);
+            if item.access == DIRECTORY_ROLE {
+                item.json["roleDefinition"] = super::directory::definition_json(&item.group);
+            } else {
+                item.json["group"] = group_json(world, &item.group);
+            }
         }
     }
     out
 }
 
 fn activation_json(a: &GroupActivation) -> Value {
+    if a.access == DIRECTORY_ROLE {
+        return super::directory::activation_json(a);
+    }
     json!({
         "@odata.type": "#microsoft.graph.privilegedAccessGroupAssignmentScheduleInstance",
         "id": a.id,
@@ -599,16 +716,20 @@ fn activation_json(a: &GroupActivation) -> Value {
 
 /// A plain list (not `filterByCurrentUser`) must be scoped by a `$filter` on `groupId` or
 /// `principalId`, as Graph requires.
-fn scoped_by_group_or_principal(clauses: &[(&'static str, String)]) -> Result<(), Failure> {
+fn scoped_by_group_or_principal(
+    cx: &Cx,
+    clauses: &[(&'static str, String)],
+) -> Result<(), Failure> {
+    let target = cx.surface.target_property();
     if clauses
         .iter()
-        .any(|(p, _)| *p == "groupId" || *p == "principalId")
+        .any(|(p, _)| *p == target || *p == "principalId")
     {
         return Ok(());
     }
     Err(bad_request(
         "BadRequest",
-        "The request must be scoped with a $filter on principalId or groupId (eq).",
+        format!("The request must be scoped with a $filter on principalId or {target} (eq)."),
     ))
 }
 
@@ -617,25 +738,30 @@ fn scoped_by_group_or_principal(clauses: &[(&'static str, String)]) -> Result<()
 /// `principalId` the plain list requires, those the caller may read.
 fn instances(cx: &Cx, world: &World, kind: Kind, mine: bool) -> Answer {
     let expand = cx.expand_group()?;
-    let clauses = cx.clauses(&["groupId", "principalId", "accessId"])?;
+    let clauses = cx.clauses(match cx.surface {
+        Surface::Groups => &["groupId", "principalId", "accessId"],
+        Surface::Directory => &["roleDefinitionId", "principalId", "directoryScopeId"],
+    })?;
     if !mine {
-        scoped_by_group_or_principal(&clauses)?;
+        scoped_by_group_or_principal(cx, &clauses)?;
     }
     let me = cx.me();
     let keep = |group: &str, access: &str, principal: &str| {
         let field = |p: &str| match p {
-            "groupId" => group.to_string(),
+            "groupId" | "roleDefinitionId" => group.to_string(),
             "principalId" => principal.to_string(),
+            "directoryScopeId" => "/".to_string(),
             _ => access.to_string(),
         };
-        matches_clauses(&clauses, field)
+        cx.surface.holds(access)
+            && matches_clauses(&clauses, field)
             && if mine {
                 principal.eq_ignore_ascii_case(me)
             } else {
                 may_read(world, me, group, principal)
             }
     };
-    let (items, context): (Vec<Value>, &str) = match kind {
+    let (items, context): (Vec<Value>, String) = match kind {
         Kind::Eligibility => (
             world
                 .group_eligibilities
@@ -644,10 +770,14 @@ fn instances(cx: &Cx, world: &World, kind: Kind, mine: bool) -> Answer {
                 .filter(|e| keep(&e.group, &e.access, &e.principal))
                 .map(|e| eligibility_json(world, e, expand))
                 .collect(),
-            if mine {
-                "Collection(privilegedAccessGroupEligibilityScheduleInstance)"
-            } else {
-                "identityGovernance/privilegedAccess/group/eligibilityScheduleInstances"
+            match (mine, cx.surface) {
+                (true, Surface::Groups) => {
+                    "Collection(privilegedAccessGroupEligibilityScheduleInstance)".to_string()
+                }
+                (true, Surface::Directory) => {
+                    "Collection(unifiedRoleEligibilityScheduleInstance)".to_string()
+                }
+                (false, surface) => surface.collection("eligibilityScheduleInstances"),
             },
         ),
         Kind::Assignment => (
@@ -656,10 +786,14 @@ fn instances(cx: &Cx, world: &World, kind: Kind, mine: bool) -> Answer {
                 .filter(|a| keep(&a.group, &a.access, &a.principal))
                 .map(|a| a.json)
                 .collect(),
-            if mine {
-                "Collection(privilegedAccessGroupAssignmentScheduleInstance)"
-            } else {
-                "identityGovernance/privilegedAccess/group/assignmentScheduleInstances"
+            match (mine, cx.surface) {
+                (true, Surface::Groups) => {
+                    "Collection(privilegedAccessGroupAssignmentScheduleInstance)".to_string()
+                }
+                (true, Surface::Directory) => {
+                    "Collection(unifiedRoleAssignmentScheduleInstance)".to_string()
+                }
+                (false, surface) => surface.collection("assignmentScheduleInstances"),
             },
         ),
     };
@@ -668,7 +802,7 @@ fn instances(cx: &Cx, world: &World, kind: Kind, mine: bool) -> Answer {
         cx.uri,
         cx.params,
         world.tenant.page_size,
-        context,
+        &context,
         items,
     ))
 }
@@ -693,11 +827,15 @@ fn request_json(world: &World, r: &GroupRequest, expand: bool) -> Value {
             "expiration": r.expiration,
         },
         "ticketInfo": {"ticketNumber": r.ticket_number, "ticketSystem": r.ticket_system},
-        "accessId": r.access,
         "principalId": r.principal,
-        "groupId": r.group,
         "targetScheduleId": r.target_schedule_id,
     });
+    if r.access == DIRECTORY_ROLE {
+        super::directory::request_fields(&mut v, r, expand);
+        return v;
+    }
+    v["accessId"] = json!(r.access);
+    v["groupId"] = json!(r.group);
     if expand {
         v["group"] = group_json(world, &r.group);
     }
@@ -732,14 +870,23 @@ fn involved(world: &World, r: &GroupRequest, me: &str) -> bool {
 
 fn list_requests(cx: &Cx, world: &World, on: Option<On>) -> Answer {
     let expand = cx.expand_group()?;
-    let clauses = cx.clauses(&["status", "groupId", "principalId", "accessId"])?;
+    let clauses = cx.clauses(match cx.surface {
+        Surface::Groups => &["status", "groupId", "principalId", "accessId"],
+        Surface::Directory => &[
+            "status",
+            "roleDefinitionId",
+            "principalId",
+            "directoryScopeId",
+        ],
+    })?;
     if on.is_none() {
-        scoped_by_group_or_principal(&clauses)?;
+        scoped_by_group_or_principal(cx, &clauses)?;
     }
     let me = cx.me();
     let items = world
         .group_requests
         .iter()
+        .filter(|r| cx.surface.holds(&r.access))
         .filter(|r| match on {
             Some(On::Principal) => r.principal.eq_ignore_ascii_case(me),
             Some(On::CreatedBy) => r.created_by.eq_ignore_ascii_case(me),
@@ -749,46 +896,52 @@ fn list_requests(cx: &Cx, world: &World, on: Option<On>) -> Answer {
         .filter(|r| {
             matches_clauses(&clauses, |p| match p {
                 "status" => r.status.clone(),
-                "groupId" => r.group.clone(),
+                "groupId" | "roleDefinitionId" => r.group.clone(),
                 "principalId" => r.principal.clone(),
+                "directoryScopeId" => "/".into(),
                 _ => r.access.clone(),
             })
         })
         .map(|r| request_json(world, r, expand))
         .collect();
-    let context = if on.is_some() {
-        "Collection(privilegedAccessGroupAssignmentScheduleRequest)"
-    } else {
-        "identityGovernance/privilegedAccess/group/assignmentScheduleRequests"
+    let context = match (on.is_some(), cx.surface) {
+        (true, Surface::Groups) => {
+            "Collection(privilegedAccessGroupAssignmentScheduleRequest)".to_string()
+        }
+        (true, Surface::Directory) => {
+            "Collection(unifiedRoleAssignmentScheduleRequest)".to_string()
+        }
+        (false, surface) => surface.collection("assignmentScheduleRequests"),
     };
     Ok(page(
         cx.sim,
         cx.uri,
         cx.params,
         world.tenant.page_size,
-        context,
+        &context,
         items,
     ))
 }
 
-fn find_request<'w>(world: &'w World, id: &str) -> Result<&'w GroupRequest, Failure> {
+fn find_request<'w>(cx: &Cx, world: &'w World, id: &str) -> Result<&'w GroupRequest, Failure> {
     world
         .group_requests
         .iter()
-        .find(|r| r.id.eq_ignore_ascii_case(id))
+        .find(|r| r.id.eq_ignore_ascii_case(id) && cx.surface.holds(&r.access))
         .ok_or_else(|| not_found("request", id))
 }
 
 fn get_request(cx: &Cx, world: &World, id: &str) -> Answer {
     let expand = cx.expand_group()?;
-    let r = find_request(world, id)?;
+    let r = find_request(cx, world, id)?;
     if !involved(world, r, cx.me()) {
         return Err(forbidden("Attempted to perform an unauthorized operation."));
     }
     let mut body = request_json(world, r, expand);
-    body["@odata.context"] = json!(
-        cx.context("identityGovernance/privilegedAccess/group/assignmentScheduleRequests/$entity")
-    );
+    body["@odata.context"] = json!(cx.context(&format!(
+        "{}/$entity",
+        cx.surface.collection("assignmentScheduleRequests")
+    )));
     Ok(Json(body).into_response())
 }
 
@@ -898,9 +1051,10 @@ fn failed_rules(
 fn created_response(cx: &Cx, world: &World, r: &GroupRequest, validation_only: bool) -> Response {
     let mut body = request_json(world, r, false);
     body["isValidationOnly"] = json!(validation_only);
-    body["@odata.context"] = json!(
-        cx.context("identityGovernance/privilegedAccess/group/assignmentScheduleRequests/$entity")
-    );
+    body["@odata.context"] = json!(cx.context(&format!(
+        "{}/$entity",
+        cx.surface.collection("assignmentScheduleRequests")
+    )));
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
@@ -918,8 +1072,16 @@ fn create_request(cx: &Cx, world: &mut World, raw: &[u8]) -> Answer {
                 format!("The role assignment request is invalid: the action '{action}' is not served; use selfActivate or selfDeactivate."),
             )
         })?;
-    let access = text("accessId").unwrap_or_default().to_ascii_lowercase();
-    let group = text("groupId").unwrap_or_default().to_ascii_lowercase();
+    let (group, access) = match cx.surface {
+        Surface::Groups => (
+            text("groupId").unwrap_or_default().to_ascii_lowercase(),
+            text("accessId").unwrap_or_default().to_ascii_lowercase(),
+        ),
+        Surface::Directory => (
+            super::directory::requested_role(&body)?,
+            DIRECTORY_ROLE.to_string(),
+        ),
+    };
     let principal = text("principalId").unwrap_or_default().to_ascii_lowercase();
     let justification = text("justification");
     if justification.as_ref().is_some_and(|j| j.len() > MAX_TEXT) {
@@ -1016,14 +1178,17 @@ fn create_request(cx: &Cx, world: &mut World, raw: &[u8]) -> Answer {
     let Some(eligibility) = eligibility else {
         return Err(policy_failure(&["EligibilityRule"]));
     };
-    let standing = world.group(&group).is_some_and(|g| {
-        let list = if access == "owner" {
-            &g.owners
-        } else {
-            &g.members
-        };
-        list.iter().any(|m| m.eq_ignore_ascii_case(&me))
-    });
+    let standing = match cx.surface {
+        Surface::Directory => super::directory::holds_standing(world, &me, &group),
+        Surface::Groups => world.group(&group).is_some_and(|g| {
+            let list = if access == "owner" {
+                &g.owners
+            } else {
+                &g.members
+            };
+            list.iter().any(|m| m.eq_ignore_ascii_case(&me))
+        }),
+    };
     let active = world
         .group_activations
         .iter()
@@ -1127,7 +1292,7 @@ fn provision(world: &mut World, id: &str, now: DateTime<Utc>) {
 
 /// `POST …/assignmentScheduleRequests/{id}/cancel`: 204 for the requester's pending request.
 fn cancel(cx: &Cx, world: &mut World, id: &str) -> Answer {
-    let r = find_request(world, id)?.clone();
+    let r = find_request(cx, world, id)?.clone();
     if !r.created_by.eq_ignore_ascii_case(cx.me()) {
         return Err(forbidden("Attempted to perform an unauthorized operation."));
     }
@@ -1179,12 +1344,22 @@ fn stage_json(world: &World, r: &GroupRequest, me: &str) -> Value {
     })
 }
 
+/// An approval: its one stage, or for a directory role (beta) its one step, which has the
+/// same properties.
 fn approval_json(world: &World, r: &GroupRequest, me: &str) -> Value {
     json!({
         "@odata.type": "#microsoft.graph.approval",
         "id": r.id,
-        "stages": [stage_json(world, r, me)],
+        steps_name(r): [stage_json(world, r, me)],
     })
+}
+
+fn steps_name(r: &GroupRequest) -> &'static str {
+    if r.access == DIRECTORY_ROLE {
+        "steps"
+    } else {
+        "stages"
+    }
 }
 
 /// `assignmentApprovals/filterByCurrentUser(on='approver')`: what waits for the caller.
@@ -1193,7 +1368,7 @@ fn approvals(cx: &Cx, world: &World) -> Answer {
     let items = world
         .group_requests
         .iter()
-        .filter(|r| awaits(r, me))
+        .filter(|r| cx.surface.holds(&r.access) && awaits(r, me))
         .map(|r| approval_json(world, r, me))
         .collect();
     Ok(page(
@@ -1211,7 +1386,7 @@ fn find_approval<'w>(cx: &Cx, world: &'w World, id: &str) -> Result<&'w GroupReq
     let r = world
         .group_requests
         .iter()
-        .find(|r| r.id.eq_ignore_ascii_case(id) && r.stage.is_some())
+        .find(|r| r.id.eq_ignore_ascii_case(id) && r.stage.is_some() && cx.surface.holds(&r.access))
         .ok_or_else(|| not_found("approval", id))?;
     let me = cx.me();
     let part = r.principal.eq_ignore_ascii_case(me)
@@ -1230,16 +1405,16 @@ fn find_approval<'w>(cx: &Cx, world: &'w World, id: &str) -> Result<&'w GroupReq
 fn approval(cx: &Cx, world: &World, id: &str, stage: Option<Option<String>>) -> Answer {
     let r = find_approval(cx, world, id)?;
     let me = cx.me();
+    let approvals = cx.surface.collection("assignmentApprovals");
+    let steps = steps_name(r);
     let body = match stage {
         None => {
             let mut body = approval_json(world, r, me);
-            body["@odata.context"] = json!(
-                cx.context("identityGovernance/privilegedAccess/group/assignmentApprovals/$entity")
-            );
+            body["@odata.context"] = json!(cx.context(&format!("{approvals}/$entity")));
             body
         }
         Some(None) => json!({
-            "@odata.context": cx.context(&format!("identityGovernance/privilegedAccess/group/assignmentApprovals('{}')/stages", r.id)),
+            "@odata.context": cx.context(&format!("{approvals}('{}')/{steps}", r.id)),
             "value": [stage_json(world, r, me)],
         }),
         Some(Some(stage_id)) => {
@@ -1247,10 +1422,8 @@ fn approval(cx: &Cx, world: &World, id: &str, stage: Option<Option<String>>) -> 
                 return Err(not_found("approval stage", &stage_id));
             }
             let mut body = stage_json(world, r, me);
-            body["@odata.context"] = json!(cx.context(&format!(
-                "identityGovernance/privilegedAccess/group/assignmentApprovals('{}')/stages/$entity",
-                r.id
-            )));
+            body["@odata.context"] =
+                json!(cx.context(&format!("{approvals}('{}')/{steps}/$entity", r.id)));
             body
         }
     };
@@ -1262,7 +1435,7 @@ fn decide(cx: &Cx, world: &mut World, id: &str, stage_id: &str, raw: &[u8]) -> A
     let r = world
         .group_requests
         .iter()
-        .find(|r| r.id.eq_ignore_ascii_case(id) && r.stage.is_some())
+        .find(|r| r.id.eq_ignore_ascii_case(id) && r.stage.is_some() && cx.surface.holds(&r.access))
         .cloned()
         .ok_or_else(|| not_found("approval", id))?;
     if !stage_id.eq_ignore_ascii_case(&r.id) {
@@ -1360,6 +1533,8 @@ pub async fn policies(
         params: &params,
         caller: &caller,
         now: sim.clock.now(),
+        surface: Surface::Groups,
+        version: "v1.0",
     };
     list_policies(&cx, &world, &rest).unwrap_or_else(|f| f.render(&sim))
 }
@@ -1375,9 +1550,6 @@ fn list_policies(cx: &Cx, world: &World, rest: &str) -> Answer {
             format!("Resource not found for the segment '{rest}'."),
         ));
     };
-    if !has_any(&cx.caller.scopes, &READ_POLICIES) {
-        return Err(scope_not_granted(&READ_POLICIES));
-    }
     let allowed: &[&'static str] = if assignments {
         &["scopeId", "scopeType", "roleDefinitionId"]
     } else {
@@ -1396,11 +1568,22 @@ fn list_policies(cx: &Cx, world: &World, rest: &str) -> Answer {
             "The request must be scoped with a $filter on scopeId and scopeType (eq).",
         ));
     };
-    if !scope_type.eq_ignore_ascii_case("Group") {
+    let surface = if scope_type.eq_ignore_ascii_case("Group") {
+        Surface::Groups
+    } else if scope_type.eq_ignore_ascii_case("DirectoryRole") {
+        Surface::Directory
+    } else {
         return Err(bad_request(
             "Request_UnsupportedQuery",
-            format!("The scopeType '{scope_type}' is not served here: PIM for Groups policies have scopeType 'Group'."),
+            format!("The scopeType '{scope_type}' is not served here: use 'Group' (PIM for Groups) or 'DirectoryRole' (PIM for Entra roles)."),
         ));
+    };
+    let needs: &[&str] = match surface {
+        Surface::Groups => &READ_POLICIES,
+        Surface::Directory => &super::directory::READ_POLICIES,
+    };
+    if !has_any(&cx.caller.scopes, needs) {
+        return Err(scope_not_granted(needs));
     }
     let expand = cx
         .params
@@ -1422,7 +1605,35 @@ fn list_policies(cx: &Cx, world: &World, rest: &str) -> Answer {
     };
     let role = value("roleDefinitionId").map(|r| r.to_ascii_lowercase());
     let mut items = Vec::new();
-    if let Some(group) = world
+    if surface == Surface::Directory && scope_id == "/" {
+        for (_, id) in crate::tenant::DIRECTORY_ROLES {
+            if role.as_deref().is_some_and(|r| r != id) {
+                continue;
+            }
+            let policy = world.group_policy(id, DIRECTORY_ROLE);
+            let policy_json = policy_json(
+                world,
+                &policy,
+                with_rules,
+                expand.as_deref() == Some("effectiverules"),
+            );
+            if assignments {
+                let mut item = json!({
+                    "id": format!("{}_{id}", policy.id),
+                    "policyId": policy.id,
+                    "scopeId": "/",
+                    "scopeType": "DirectoryRole",
+                    "roleDefinitionId": id,
+                });
+                if with_policy {
+                    item["policy"] = policy_json;
+                }
+                items.push(item);
+            } else {
+                items.push(policy_json);
+            }
+        }
+    } else if let Some(group) = world
         .groups
         .iter()
         .find(|g| g.id.eq_ignore_ascii_case(&scope_id))
@@ -1471,13 +1682,14 @@ fn list_policies(cx: &Cx, world: &World, rest: &str) -> Answer {
 }
 
 fn policy_json(world: &World, p: &GroupPolicy, with_rules: bool, effective: bool) -> Value {
+    let directory = p.access == DIRECTORY_ROLE;
     let mut v = json!({
         "id": p.id,
-        "displayName": "Group",
-        "description": "Group",
+        "displayName": if directory { "DirectoryRole" } else { "Group" },
+        "description": if directory { "DirectoryRole" } else { "Group" },
         "isOrganizationDefault": false,
-        "scopeId": p.group,
-        "scopeType": "Group",
+        "scopeId": if directory { "/" } else { p.group.as_str() },
+        "scopeType": if directory { "DirectoryRole" } else { "Group" },
         "lastModifiedDateTime": null,
         "lastModifiedBy": {"displayName": null, "id": null},
     });

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{
     expand_subscriptions, stable_guid, Group, GroupEligibility, GroupPolicy, ManagementGroup,
-    World, GROUP_ACCESS,
+    World, DIRECTORY_ROLE, GROUP_ACCESS,
 };
 use crate::duration;
 use crate::rbac::normalize_scope;
@@ -213,16 +213,66 @@ impl World {
         Ok(())
     }
 
+    /// The users' eligibilities for directory roles (PIM for Entra roles), tenant-wide.
+    pub(super) fn load_directory_role_eligibilities(
+        &mut self,
+        fixture: &Fixture,
+        now: DateTime<Utc>,
+    ) -> Result<(), FixtureError> {
+        let length = duration::parse(&crate::tenant::default_eligibility()).unwrap_or_default();
+        for u in &fixture.users {
+            for role in &u.eligible_directory_roles {
+                let (_, id) = crate::tenant::directory_role(role).ok_or_else(|| {
+                    self.invalid(fixture, format!("unknown directory role {role}"))
+                })?;
+                let principal = u.oid.to_ascii_lowercase();
+                let seed = format!("role-eligibility:{id}:{principal}");
+                self.group_eligibilities.push(GroupEligibility {
+                    id: stable_guid(&format!("{seed}:instance")),
+                    schedule_id: stable_guid(&seed),
+                    group: id.to_string(),
+                    access: DIRECTORY_ROLE.into(),
+                    principal,
+                    start: now,
+                    end: Some(now + length),
+                });
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn load_group_policies(&mut self, fixture: &Fixture) -> Result<(), FixtureError> {
         for p in &fixture.group_policies {
-            let group = self.group(&p.group).map(|g| g.id.clone()).ok_or_else(|| {
-                self.invalid(
-                    fixture,
-                    format!("group policy names unknown group {}", p.group),
-                )
-            })?;
-            let access = p.access.to_ascii_lowercase();
-            if !GROUP_ACCESS.contains(&access.as_str()) {
+            let (group, access) = match &p.role {
+                Some(role) if p.group.is_empty() => {
+                    let (_, id) = crate::tenant::directory_role(role).ok_or_else(|| {
+                        self.invalid(
+                            fixture,
+                            format!("policy names unknown directory role {role}"),
+                        )
+                    })?;
+                    (id.to_string(), DIRECTORY_ROLE.to_string())
+                }
+                Some(_) => {
+                    return Err(self.invalid(
+                        fixture,
+                        format!(
+                            "policy for group {} also names a role: give one or the other",
+                            p.group
+                        ),
+                    ))
+                }
+                None => (
+                    self.group(&p.group).map(|g| g.id.clone()).ok_or_else(|| {
+                        self.invalid(
+                            fixture,
+                            format!("group policy names unknown group {}", p.group),
+                        )
+                    })?,
+                    p.access.to_ascii_lowercase(),
+                ),
+            };
+            if access != DIRECTORY_ROLE && !GROUP_ACCESS.contains(&access.as_str()) {
                 return Err(self.invalid(
                     fixture,
                     format!(
@@ -262,8 +312,8 @@ impl World {
                 return Err(self.invalid(
                     fixture,
                     format!(
-                        "group policy for {} requires approval but names no approver",
-                        p.group
+                        "policy for {} requires approval but names no approver",
+                        p.role.as_deref().unwrap_or(&p.group)
                     ),
                 ));
             }

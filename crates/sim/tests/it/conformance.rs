@@ -761,9 +761,14 @@ fn the_graph_excerpt_is_embedded_and_whole() {
         let text = doc.to_string();
         for reference in text.split("\"$ref\":\"").skip(1) {
             let target = reference.split('"').next().unwrap_or("");
-            let pointer = target.trim_start_matches('#');
+            let (file, _, _) = schema::graph_specs().resolve(path, target);
+            let pointer = target.split_once('#').map(|(_, p)| p).unwrap_or("");
+            let doc = schema::graph_specs()
+                .files()
+                .find(|(p, _)| *p == file)
+                .map(|(_, d)| d);
             assert!(
-                doc.pointer(pointer).is_some(),
+                doc.is_some_and(|d| d.pointer(pointer).is_some()),
                 "{path}: {target} does not resolve"
             );
         }

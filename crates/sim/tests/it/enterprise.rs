@@ -1244,7 +1244,7 @@ async fn root_lists_name_roles_in_the_tenant_form_which_a_policy_filter_does_not
 }
 
 #[tokio::test]
-async fn graph_is_consented_for_pim_for_groups_only() {
+async fn graph_is_consented_for_pim_only() {
     let sim = enterprise().await;
     let tokens = SignIn::new(&sim).run(FRANK).await;
     let rt = tokens["refresh_token"].as_str().expect("rt");
@@ -1288,7 +1288,7 @@ async fn graph_is_consented_for_pim_for_groups_only() {
         .as_str()
         .expect("scp")
         .to_string();
-    assert_eq!(scp, PIM_GROUPS);
+    assert_eq!(scp, format!("{PIM_GROUPS} {PIM_ROLES}"));
     let token = default["access_token"].as_str().expect("token");
     let mine = sim
         .graph(

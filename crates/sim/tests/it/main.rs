@@ -7,6 +7,7 @@ mod arm;
 mod claims;
 mod cli;
 mod conformance;
+mod directory;
 mod enterprise;
 mod entra;
 mod groups;

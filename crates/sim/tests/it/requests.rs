@@ -638,7 +638,9 @@ fn graph_bodies_are_checked_against_the_excerpt() {
         served,
         [
             "privilegedAccessGroup_AssignmentApprovalsUpdateStages",
-            "privilegedAccessGroup_CreateAssignmentScheduleRequests"
+            "privilegedAccessGroup_CreateAssignmentScheduleRequests",
+            "roleManagementDirectoryBeta_RoleAssignmentApprovalsUpdateSteps",
+            "roleManagementDirectory_CreateRoleAssignmentScheduleRequests",
         ]
         .into_iter()
         .map(str::to_string)

@@ -28,6 +28,10 @@ pub const LEGACY_SUB: &str = "2f6a8c0e-4b3d-4c5e-9a7b-8c9d0e1f2a34";
 /// The PIM for Groups permissions the enterprise tenant's own app was consented to.
 pub const PIM_GROUPS: &str = "PrivilegedEligibilitySchedule.Read.AzureADGroup PrivilegedAssignmentSchedule.ReadWrite.AzureADGroup RoleManagementPolicy.Read.AzureADGroup";
 pub const PIM_GROUP_PATH: &str = "/v1.0/identityGovernance/privilegedAccess/group";
+pub const PIM_ROLES: &str = "RoleEligibilitySchedule.Read.Directory RoleAssignmentSchedule.ReadWrite.Directory RoleManagementPolicy.Read.Directory";
+pub const ROLES_PATH: &str = "/v1.0/roleManagement/directory";
+pub const GLOBAL_READER: &str = "f2ef992c-3afb-46b9-b7cf-a126ee74c451";
+pub const SECURITY_READER: &str = "5d6b6bb7-de71-4623-b4af-96380a352509";
 
 /// A running simulator with a client for it.
 pub struct Sim {
@@ -455,8 +459,13 @@ pub async fn enterprise_with(changes: &[(&str, &str)]) -> Sim {
 
 /// Checks a Graph answer against a definition of the Graph excerpt.
 pub fn assert_graph_shape(definition: &str, value: &Value) {
+    assert_graph_shape_in("graph/privilegedAccessGroup.json", definition, value);
+}
+
+/// Checks a Graph answer against a definition of one of the Graph transcriptions.
+pub fn assert_graph_shape_in(file: &'static str, definition: &str, value: &Value) {
     let errors = jumpgate_sim::schema::graph_specs().validate(
-        "graph/privilegedAccessGroup.json",
+        file,
         &json!({"$ref": format!("#/definitions/{definition}")}),
         value,
         jumpgate_sim::schema::Direction::Response,
