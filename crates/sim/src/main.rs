@@ -25,7 +25,7 @@ enum Command {
         /// Address to listen on; port 0 picks a free one.
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
-        /// A built-in tenant (demo, empty, enterprise) or a path to a tenant fixture (.toml).
+        /// A built-in tenant (demo, empty, enterprise, fabrikam) or a path to a tenant fixture (.toml).
         #[arg(long, default_value = "demo")]
         tenant: String,
         /// Write a Jumpgate client config pointing at this simulator to PATH.

@@ -25,13 +25,14 @@ pub enum FixtureError {
     Parse { path: String, message: String },
     #[error("tenant fixture {path}: {message}")]
     Invalid { path: String, message: String },
-    #[error("unknown built-in tenant '{0}': use 'demo', 'empty', 'enterprise', or a path to a .toml fixture")]
+    #[error("unknown built-in tenant '{0}': use 'demo', 'empty', 'enterprise', 'fabrikam', or a path to a .toml fixture")]
     UnknownBuiltin(String),
 }
 
 pub const DEMO: &str = include_str!("../tenants/demo.toml");
 pub const EMPTY: &str = include_str!("../tenants/empty.toml");
 pub const ENTERPRISE: &str = include_str!("../tenants/enterprise.toml");
+pub const FABRIKAM: &str = include_str!("../tenants/fabrikam.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -580,12 +581,13 @@ fn star() -> String {
 }
 
 impl Fixture {
-    /// Loads `demo`, `empty`, `enterprise`, or a path to a TOML fixture.
+    /// Loads `demo`, `empty`, `enterprise`, `fabrikam`, or a path to a TOML fixture.
     pub fn load(name_or_path: &str) -> Result<Fixture, FixtureError> {
         match name_or_path {
             "demo" => Fixture::parse("demo", DEMO),
             "empty" => Fixture::parse("empty", EMPTY),
             "enterprise" => Fixture::parse("enterprise", ENTERPRISE),
+            "fabrikam" => Fixture::parse("fabrikam", FABRIKAM),
             other if other.ends_with(".toml") || Path::new(other).exists() => {
                 let text = std::fs::read_to_string(other).map_err(|source| FixtureError::Read {
                     path: other.into(),

@@ -292,13 +292,13 @@ mod tests {
         assert_eq!(
             engine_segments("v1.0", &segs("roleAssignmentScheduleRequests/abc/cancel"))
                 .ok()
-                .unwrap(),
+                .expect("served"),
             segs("assignmentScheduleRequests/abc/cancel")
         );
         assert_eq!(
             engine_segments("beta", &segs("roleAssignmentApprovals/abc/steps/abc"))
                 .ok()
-                .unwrap(),
+                .expect("served"),
             segs("assignmentApprovals/abc/stages/abc")
         );
         assert!(engine_segments("v1.0", &segs("roleAssignmentApprovals/abc")).is_err());

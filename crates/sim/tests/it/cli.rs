@@ -80,7 +80,10 @@ fn bad_tenants_fail_with_a_message_that_says_what_to_do() {
     let broken = dir.path().join("broken.toml");
     std::fs::write(&broken, "[tenant]\nid = 5\n").expect("write");
     let cases: [(&str, &str); 3] = [
-        ("nosuch", "use 'demo', 'empty', 'enterprise', or a path"),
+        (
+            "nosuch",
+            "use 'demo', 'empty', 'enterprise', 'fabrikam', or a path",
+        ),
         (
             broken.to_str().expect("path"),
             "not valid TOML for a tenant",
