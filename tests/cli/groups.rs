@@ -48,19 +48,6 @@ fn connect_args<'a>(vm: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
-/// Approves the first request in `approver`'s inbox and returns it.
-async fn approve_next(approver: &User) -> Value {
-    let item = wait_for_inbox(approver).await;
-    let out = approver.run(&[
-        "approve",
-        item["id"].as_str().expect("id"),
-        "--justification",
-        "Go ahead",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    item
-}
-
 fn step<'v>(connected: &'v Value, name: &str) -> &'v Value {
     connected["steps"]
         .as_array()

@@ -6,6 +6,7 @@ mod admin;
 mod appreg;
 mod doctor;
 mod enterprise;
+mod entra;
 // The fault matrix skews the CLI's clock with faketime and reads the Secret Service.
 #[cfg(target_os = "linux")]
 mod faults;
@@ -24,4 +25,5 @@ mod reliability;
 #[cfg(target_os = "linux")]
 mod servers;
 mod support;
+mod tenants;
 mod watch;

@@ -118,7 +118,7 @@ async fn reliability_09_throttling_waits_as_long_as_retry_after_says() {
     let sim = Sim::start("demo", 0);
     let alice = sim.user(ALICE);
     sim.sign_in(&alice).await;
-    sim.control("/faults", json!({"path": "roleEligibilityScheduleInstances", "status": 429, "retry_after": 2, "count": 2})).await;
+    sim.control("/faults", json!({"path": "Authorization/roleEligibilityScheduleInstances", "status": 429, "retry_after": 2, "count": 2})).await;
     let started = Instant::now();
     let out = alice.run(&["roles"]);
     let took = started.elapsed();
@@ -132,23 +132,23 @@ async fn reliability_09_throttling_waits_as_long_as_retry_after_says() {
         "{}",
         text(&out.stderr)
     );
-    sim.control("/faults", json!({"path": "roleEligibilityScheduleInstances", "status": 503, "retry_after": 1, "count": 1})).await;
+    sim.control("/faults", json!({"path": "Authorization/roleEligibilityScheduleInstances", "status": 503, "retry_after": 1, "count": 1})).await;
     let out = alice.run(&["roles"]);
     assert!(out.status.success());
     assert!(text(&out.stderr).contains("Azure answered 503; retrying in 1.0s"));
     // Other 4xx are never retried.
     sim.control(
         "/faults",
-        json!({"path": "roleEligibilityScheduleInstances", "status": 400, "count": 3}),
+        json!({"path": "Authorization/roleEligibilityScheduleInstances", "status": 400, "count": 3}),
     )
     .await;
     let before = sim
-        .requests_seen("GET", "roleEligibilityScheduleInstances")
+        .requests_seen("GET", "Authorization/roleEligibilityScheduleInstances")
         .await;
     let out = alice.run(&["roles"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
-        sim.requests_seen("GET", "roleEligibilityScheduleInstances")
+        sim.requests_seen("GET", "Authorization/roleEligibilityScheduleInstances")
             .await,
         before + 1
     );
@@ -161,7 +161,7 @@ async fn reliability_12_a_gateway_error_page_does_not_crash_anything() {
     sim.sign_in(&alice).await;
     sim.control(
         "/faults",
-        json!({"path": "roleEligibilityScheduleInstances", "status": 502, "count": 1}),
+        json!({"path": "Authorization/roleEligibilityScheduleInstances", "status": 502, "count": 1}),
     )
     .await;
     let out = alice.run(&["roles"]);
@@ -246,8 +246,8 @@ async fn reliability_10_and_16_a_sigkill_during_activate_leaves_no_duplicate() {
 async fn reliability_05_and_06_a_revoked_sign_in_asks_once_to_sign_in_again() {
     let sim = Sim::start("demo", 0);
     let alice = sim.user(ALICE);
-    // ARM's sign-in alone: Microsoft Graph's tokens (for groups) would be refreshes too.
-    alice.configure("[access]\ngroups = false");
+    // ARM's sign-in alone: Microsoft Graph's tokens (groups, Entra roles) would be refreshes too.
+    alice.configure("[access]\ngroups = false\nentra_roles = false");
     sim.sign_in(&alice).await;
     // Past the access token's life, jumpgate refreshes and stores the rotated token.
     sim.advance(3600).await;
@@ -509,11 +509,11 @@ async fn reliability_06_a_claims_challenge_or_an_mfa_failure_asks_for_one_sign_i
 {
     let sim = Sim::start("demo", 0);
     let alice = sim.user(ALICE);
-    // ARM's sign-in alone: a token for Microsoft Graph (groups) is asked for beside ARM.
-    alice.configure("[access]\ngroups = false");
+    // ARM's sign-in alone: tokens for Microsoft Graph (groups, Entra roles) are asked for beside ARM.
+    alice.configure("[access]\ngroups = false\nentra_roles = false");
     sim.sign_in(&alice).await;
     let challenge = r#"Bearer authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="insufficient_claims", claims="e30=""#;
-    sim.control("/faults", json!({"path": "roleEligibilityScheduleInstances", "status": 401, "code": "InvalidAuthenticationToken", "www_authenticate": challenge, "count": 1})).await;
+    sim.control("/faults", json!({"path": "Authorization/roleEligibilityScheduleInstances", "status": 401, "code": "InvalidAuthenticationToken", "www_authenticate": challenge, "count": 1})).await;
     let before = sim.requests_seen("POST", "/oauth2/v2.0/token").await;
     let out = alice.run(&["roles"]);
     assert_eq!(out.status.code(), Some(1));
@@ -523,7 +523,7 @@ async fn reliability_06_a_claims_challenge_or_an_mfa_failure_asks_for_one_sign_i
         text(&out.stderr)
     );
     assert_eq!(
-        sim.requests_seen("GET", "roleEligibilityScheduleInstances")
+        sim.requests_seen("GET", "Authorization/roleEligibilityScheduleInstances")
             .await,
         1,
         "no retry"

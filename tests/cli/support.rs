@@ -325,7 +325,31 @@ impl Sim {
 
     /// [`Sim::sign_in`] with more `signin` arguments (`--claims`, `--mfa`).
     pub async fn sign_in_with(&self, user: &User, extra: &[&str]) {
-        let mut args = vec!["signin", "--no-open", "--user", &user.upn];
+        self.sign_in_after(user, &[], extra).await;
+    }
+
+    /// [`Sim::sign_in`] to the tenant profile `tenant` of `user`'s configuration (which
+    /// [`Sim::tenant_profile`] wrote for this simulator).
+    pub async fn sign_in_to(&self, user: &User, tenant: &str) {
+        self.sign_in_after(user, &["--tenant", tenant], &[]).await;
+    }
+
+    /// This simulator's tenant as a `[[tenants]]` entry named `name`, to add to a
+    /// configuration another simulator wrote: its `[azure]` keys, under the name.
+    pub fn tenant_profile(&self, name: &str) -> String {
+        let azure: Vec<&str> = self
+            .config
+            .lines()
+            .skip_while(|l| l.trim() != "[azure]")
+            .skip(1)
+            .take_while(|l| !l.trim_start().starts_with('['))
+            .collect();
+        format!("[[tenants]]\nname = \"{name}\"\n{}\n", azure.join("\n"))
+    }
+
+    async fn sign_in_after(&self, user: &User, before: &[&str], extra: &[&str]) {
+        let mut args = before.to_vec();
+        args.extend_from_slice(&["signin", "--no-open", "--user", &user.upn]);
         args.extend_from_slice(extra);
         let mut child = user.spawn(&args);
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
@@ -503,6 +527,19 @@ pub async fn gate_admits(addr: &str, source: &str) -> bool {
 /// bob's inbox, once a request has arrived in it.
 pub async fn wait_for_inbox(bob: &User) -> Value {
     wait_for_inbox_of(bob, 1).await.swap_remove(0)
+}
+
+/// Approves the first request in `approver`'s inbox and returns it.
+pub async fn approve_next(approver: &User) -> Value {
+    let item = wait_for_inbox(approver).await;
+    let out = approver.run(&[
+        "approve",
+        item["id"].as_str().expect("id"),
+        "--justification",
+        "Go ahead",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    item
 }
 
 /// bob's inbox, once it holds `count` requests.

@@ -30,7 +30,7 @@ const BASE: &str = "/v1.0/identityGovernance/privilegedAccess/group";
 pub const MEMBER: &str = "member";
 
 /// A query value, percent-encoded with spaces as `%20` (OData reads `+` literally).
-fn q(value: &str) -> String {
+pub(crate) fn q(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
@@ -38,7 +38,7 @@ fn q(value: &str) -> String {
 
 /// An id from an answer, checked before it becomes part of a URL: Graph's object and
 /// request ids are GUIDs or `{guid}_{access}_{guid}` strings of letters, digits, `-` and `_`.
-fn id(value: &str, what: &str) -> Result<String> {
+pub(crate) fn id(value: &str, what: &str) -> Result<String> {
     let ok = !value.is_empty()
         && value.len() <= 200
         && value
@@ -122,6 +122,24 @@ pub async fn active(graph: &Arm) -> Result<Vec<Active>> {
 
 /// A Graph `privilegedAccessGroupAssignmentScheduleRequest` as a [`Request`].
 pub fn request_from_json(v: &Value) -> Request {
+    request_with(
+        v,
+        Elevation::Group,
+        group_name(v),
+        s(v, "/accessId"),
+        s(v, "/groupId"),
+    )
+}
+
+/// A Graph PIM request (a group's, or an Entra role's) as a [`Request`], with what it is for
+/// read by the caller.
+pub(crate) fn request_with(
+    v: &Value,
+    kind: Elevation,
+    role: String,
+    role_definition_id: String,
+    scope: String,
+) -> Request {
     let ticket = {
         let (sys, num) = (
             s(v, "/ticketInfo/ticketSystem"),
@@ -147,13 +165,13 @@ pub fn request_from_json(v: &Value) -> Request {
         .find(|n| !n.trim().is_empty())
         .unwrap_or_else(|| s(v, "/principalId"));
     Request {
-        kind: Elevation::Group,
+        kind,
         name: s(v, "/id"),
-        scope: s(v, "/groupId"),
+        scope,
         status: s(v, "/status"),
         request_type,
-        role: group_name(v),
-        role_definition_id: s(v, "/accessId"),
+        role,
+        role_definition_id,
         principal: s(v, "/principalId"),
         principal_name,
         approval_id: v
@@ -194,9 +212,11 @@ pub async fn get_request(graph: &Arm, request: &str) -> Result<Request> {
     Ok(request_from_json(&v))
 }
 
-/// What to send for a membership: its activation or its deactivation.
+/// What to send for a membership (or, to [`crate::directory`], an Entra role): its
+/// activation or its deactivation.
 pub struct Membership<'a> {
-    pub group_id: &'a str,
+    /// The group's object id, or the Entra role's definition id.
+    pub target: &'a str,
     pub principal: &'a str,
     pub access: &'a str,
     /// `selfActivate` or `selfDeactivate`.
@@ -210,13 +230,32 @@ pub struct Membership<'a> {
 /// idempotent: it is sent again only when refused outright (429/503), and after a lost
 /// answer the caller looks for it among its requests before sending another.
 pub async fn post_request(graph: &Arm, m: &Membership<'_>, now: DateTime<Utc>) -> Result<Request> {
-    let mut body = json!({
+    let body = json!({
         "accessId": m.access,
         "principalId": m.principal,
-        "groupId": id(m.group_id, "group")?,
+        "groupId": id(m.target, "group")?,
         "action": m.action,
         "justification": m.justification,
     });
+    let answer = post(
+        graph,
+        &format!("{BASE}/assignmentScheduleRequests"),
+        body,
+        m,
+        now,
+    )
+    .await?;
+    Ok(request_from_json(&answer))
+}
+
+/// POSTs a request with its schedule and ticket; the answer's body.
+pub(crate) async fn post(
+    graph: &Arm,
+    path: &str,
+    mut body: Value,
+    m: &Membership<'_>,
+    now: DateTime<Utc>,
+) -> Result<Value> {
     if let Some(d) = m.duration_iso {
         body["scheduleInfo"] = json!({
             "startDateTime": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -226,15 +265,10 @@ pub async fn post_request(graph: &Arm, m: &Membership<'_>, now: DateTime<Utc>) -
     if let Some((system, number)) = m.ticket {
         body["ticketInfo"] = json!({"ticketSystem": system, "ticketNumber": number});
     }
-    let answer = graph
-        .call(
-            Method::POST,
-            &format!("{BASE}/assignmentScheduleRequests"),
-            Some(&body),
-            Repeat::OnlyIfRefused,
-        )
-        .await?;
-    Ok(request_from_json(&answer.body))
+    Ok(graph
+        .call(Method::POST, path, Some(&body), Repeat::OnlyIfRefused)
+        .await?
+        .body)
 }
 
 pub async fn cancel_request(graph: &Arm, request: &str) -> Result<()> {
@@ -257,22 +291,37 @@ pub async fn activation_policy(graph: &Arm, group: &str, access: &str) -> Result
         id(group, "group")?,
         id(access, "access")?
     );
+    policy_of(
+        graph,
+        &filter,
+        access,
+        &format!("the {access} access of group {group}"),
+    )
+    .await
+}
+
+/// The activation policy a `roleManagementPolicyAssignments` filter finds for the role (or
+/// access) `role`; `what` names it for an error.
+pub(crate) async fn policy_of(
+    graph: &Arm,
+    filter: &str,
+    role: &str,
+    what: &str,
+) -> Result<ActivationPolicy> {
     let items = graph
         .list(&format!(
             "/v1.0/policies/roleManagementPolicyAssignments?$filter={}&$expand={}",
-            q(&filter),
+            q(filter),
             q("policy($expand=rules)")
         ))
         .await?;
     let rules = items
         .iter()
-        .find(|a| s(a, "/roleDefinitionId").eq_ignore_ascii_case(access))
+        .find(|a| s(a, "/roleDefinitionId").eq_ignore_ascii_case(role))
         .and_then(|a| a["policy"]["rules"].as_array().cloned())
         .ok_or_else(|| Error::Unexpected {
             what: "Microsoft Graph".into(),
-            detail: format!(
-                "it gave no activation policy for the {access} access of group {group}; nothing was sent"
-            ),
+            detail: format!("it gave no activation policy for {what}; nothing was sent"),
         })?;
     Ok(ActivationPolicy::from_rules(&rules))
 }
@@ -284,10 +333,16 @@ pub async fn inbox(graph: &Arm) -> Result<Vec<(String, String)>> {
             "{BASE}/assignmentApprovals/filterByCurrentUser(on='approver')"
         ))
         .await?;
-    Ok(approvals
+    Ok(waiting(&approvals, "stages"))
+}
+
+/// Of Graph approvals, those with a stage (`stages`, or beta's `steps`) assigned to the user
+/// and not reviewed, as (approval, stage).
+pub(crate) fn waiting(approvals: &[Value], stages: &str) -> Vec<(String, String)> {
+    approvals
         .iter()
         .filter_map(|a| {
-            let stage = a["stages"].as_array().into_iter().flatten().find(|st| {
+            let stage = a[stages].as_array().into_iter().flatten().find(|st| {
                 st["assignedToMe"] == true
                     && st["reviewResult"]
                         .as_str()
@@ -295,7 +350,7 @@ pub async fn inbox(graph: &Arm) -> Result<Vec<(String, String)>> {
             })?;
             Some((s(a, "/id"), s(stage, "/id")))
         })
-        .collect())
+        .collect()
 }
 
 /// The requests waiting for the user's decision, joined with their approvals: approvals
@@ -313,7 +368,12 @@ pub async fn approvals(graph: &Arm) -> Result<Vec<Pending>> {
         .iter()
         .map(request_from_json)
         .collect();
-    Ok(inbox
+    Ok(joined(inbox, &requests))
+}
+
+/// Approvals waiting for the user, each with its request.
+pub(crate) fn joined(inbox: Vec<(String, String)>, requests: &[Request]) -> Vec<Pending> {
+    inbox
         .into_iter()
         .filter_map(|(approval, stage_id)| {
             let request = requests.iter().find(|r| {
@@ -328,7 +388,7 @@ pub async fn approvals(graph: &Arm) -> Result<Vec<Pending>> {
                 request: request.clone(),
             })
         })
-        .collect())
+        .collect()
 }
 
 fn stage_path(pending: &Pending) -> Result<String> {
@@ -346,14 +406,19 @@ pub async fn decide(
     approve: bool,
     justification: &str,
 ) -> Result<()> {
+    patch_decision(graph, &stage_path(pending)?, approve, justification).await
+}
+
+/// PATCHes a decision to a stage (or beta's step) at `path`.
+pub(crate) async fn patch_decision(
+    graph: &Arm,
+    path: &str,
+    approve: bool,
+    justification: &str,
+) -> Result<()> {
     let body = json!({"reviewResult": if approve { "Approve" } else { "Deny" }, "justification": justification});
     graph
-        .call(
-            Method::PATCH,
-            &stage_path(pending)?,
-            Some(&body),
-            Repeat::Safe,
-        )
+        .call(Method::PATCH, path, Some(&body), Repeat::Safe)
         .await
         .map(|_| ())
 }

@@ -21,6 +21,7 @@ pub mod admin;
 pub mod approver;
 pub mod apps;
 pub mod arm;
+pub mod directory;
 pub mod doctor;
 pub mod engine;
 pub mod error;

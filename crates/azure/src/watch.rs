@@ -65,6 +65,9 @@ struct Saved {
     /// Group memberships have been read for `eligible` (Graph answered once).
     #[serde(default)]
     groups_read: bool,
+    /// Entra roles have been read for `eligible` (Graph answered once).
+    #[serde(default)]
+    entra_read: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -372,7 +375,7 @@ impl<'e> Watcher<'e> {
             }
             Err(f) => return Err(f),
         }
-        let (roles, groups) = self.engine.eligibilities_known().await?;
+        let (roles, groups, entra) = self.engine.eligibilities_known().await?;
         let key = |e: &arm::Eligible| {
             format!(
                 "{}:{}:{}",
@@ -383,6 +386,7 @@ impl<'e> Watcher<'e> {
         };
         let roles_first = self.saved.eligible.is_none();
         let groups_first = !self.saved.groups_read;
+        let entra_first = !self.saved.entra_read;
         let known = self.saved.eligible.get_or_insert_with(BTreeSet::new);
         let mut new = Vec::new();
         for e in roles {
@@ -397,6 +401,14 @@ impl<'e> Watcher<'e> {
                 }
             }
             self.saved.groups_read = true;
+        }
+        if let Some(entra) = entra {
+            for e in entra {
+                if known.insert(key(&e)) && !entra_first {
+                    new.push((key(&e), e));
+                }
+            }
+            self.saved.entra_read = true;
         }
         for (key, e) in new {
             let event = WatchEvent::EligibilityAdded {
@@ -850,7 +862,7 @@ impl<'e> Watcher<'e> {
                         removals = Some(
                             roles?
                                 .into_iter()
-                                .chain(groups?.into_iter().filter(|r| r.kind == Elevation::Group))
+                                .chain(groups?.into_iter().filter(|r| r.kind != Elevation::Role))
                                 .collect(),
                         );
                     }

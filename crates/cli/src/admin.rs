@@ -63,6 +63,10 @@ pub struct AppCreateArgs {
     /// [access] groups = false.
     #[arg(long)]
     no_groups: bool,
+    /// Leave out the Microsoft Graph permissions PIM for Microsoft Entra roles needs; the
+    /// printed configuration then says [access] entra_roles = false.
+    #[arg(long)]
+    no_entra_roles: bool,
     /// Allow public client flows, so that people may sign in with a device code. Off by
     /// default: an app that allows them is a pre-consented client for device-code phishing.
     #[arg(long)]
@@ -227,6 +231,7 @@ async fn app_create(ctx: &Ctx, a: AppCreateArgs) -> Outcome {
     let options = jumpgate_core::appreg::Options {
         graph_read_users: a.graph_read_users,
         groups: !a.no_groups,
+        entra_roles: !a.no_entra_roles,
         device_code: a.device_code,
     };
     let request = apps::CreateRequest {

@@ -26,14 +26,16 @@ use jumpgate_core::events::Elevation;
 /// Runs a command; `Ok` holds the exit code (0, or the code of the command `run` ran).
 pub async fn run(cli: Cli) -> Outcome<u8> {
     if let Command::Doctor(a) = cli.command {
-        return doctor(cli.config.as_deref(), cli.json, a).await.map(|()| 0);
+        return doctor(cli.config.as_deref(), cli.json, cli.tenant.as_deref(), a)
+            .await
+            .map(|()| 0);
     }
     if let Command::Init(a) = cli.command {
         return crate::init::run(cli.config.as_deref(), cli.json, a)
             .await
             .map(|()| 0);
     }
-    let ctx = Ctx::load(cli.config.as_deref(), cli.json)?;
+    let ctx = Ctx::load(cli.config.as_deref(), cli.json, cli.tenant.as_deref())?;
     // Engine events become progress lines on stderr; the printer ends when the engine does.
     let mut events = ctx.subscribe();
     let printer = tokio::spawn(async move {
@@ -46,7 +48,7 @@ pub async fn run(cli: Cli) -> Outcome<u8> {
             }
         }
     });
-    let outcome = dispatch(&ctx, cli.command).await;
+    let outcome = dispatch(&ctx, cli.command, cli.tenant.is_some()).await;
     drop(ctx);
     let _ = printer.await;
     outcome
@@ -90,7 +92,8 @@ fn check_input(command: &Command) -> Outcome {
     }
 }
 
-async fn dispatch(ctx: &Ctx, command: Command) -> Outcome<u8> {
+/// Runs `command` on `ctx`; `chosen_tenant`: `--tenant` named the tenant.
+async fn dispatch(ctx: &Ctx, command: Command, chosen_tenant: bool) -> Outcome<u8> {
     check_input(&command)?;
     let done = match command {
         Command::Run(a) => return run_profile(ctx, a).await,
@@ -116,16 +119,16 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Outcome<u8> {
         Command::Targets => targets(ctx).await,
         Command::Open(a) => open(ctx, a).await,
         Command::Connect(a) => connect(ctx, a).await,
-        Command::Status => status(ctx).await,
+        Command::Status => status(ctx, !chosen_tenant).await,
         Command::Extend(a) => extend(ctx, a).await,
         Command::History(a) => history(ctx, a),
         Command::Audit {
             action: AuditAction::Verify,
         } => audit_verify(ctx),
-        Command::Watch(a) => watch(ctx, a).await,
+        Command::Watch(a) => watch(ctx, a, !chosen_tenant).await,
         Command::Admin { action } => crate::admin::run(ctx, action).await,
         // Handled in `run`: they must work without a readable configuration.
-        Command::Doctor(a) => doctor(None, ctx.json, a).await,
+        Command::Doctor(a) => doctor(None, ctx.json, None, a).await,
         Command::Init(a) => crate::init::run(None, ctx.json, a).await,
     };
     done.map(|()| 0)
@@ -133,10 +136,15 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Outcome<u8> {
 
 /// The checklist, in order; exits 1 when a step fails. `--bundle` also writes the report,
 /// which holds no token, refresh token or code, for the help desk.
-async fn doctor(config: Option<&std::path::Path>, json: bool, a: DoctorArgs) -> Outcome {
+async fn doctor(
+    config: Option<&std::path::Path>,
+    json: bool,
+    tenant: Option<&str>,
+    a: DoctorArgs,
+) -> Outcome {
     use jumpgate_azure::doctor::{self, Check, Status};
     let mut checks = Vec::new();
-    let ctx = match Ctx::load(config, json) {
+    let ctx = match Ctx::load(config, json, tenant) {
         Ok(ctx) => {
             checks.push(doctor::config_check(&ctx.config));
             Some(ctx)
@@ -225,7 +233,10 @@ fn write_bundle(path: &std::path::Path, report: &serde_json::Value) -> Outcome {
 }
 
 /// Runs the watcher until interrupted.
-async fn watch(ctx: &Ctx, a: WatchArgs) -> Outcome {
+async fn watch(ctx: &Ctx, a: WatchArgs, all_tenants: bool) -> Outcome {
+    if all_tenants && !ctx.whole.tenants.is_empty() {
+        return watch_tenants(ctx, a).await;
+    }
     let mut watcher = Watcher::open(&ctx.engine, a.approver)?;
     if !ctx.json {
         progress(&format!(
@@ -239,10 +250,65 @@ async fn watch(ctx: &Ctx, a: WatchArgs) -> Outcome {
     let json = ctx.json;
     let clock = ctx.arm.clock.clone();
     let mut sink = move |e: &jumpgate_core::events::WatchEvent| {
-        crate::output::watch_event(json, clock.now(), e)
+        crate::output::watch_event(json, clock.now(), None, e)
     };
     tokio::select! {
         () = watcher.run(&mut sink) => Ok(()),
+        () = jumpgate_azure::watch::stop_signal() => Ok(()),
+    }
+}
+
+/// `watch` with `[[tenants]]` and no `--tenant`: every tenant watched at once, each by a
+/// watcher on an engine of its own (its own sign-in and state), each line naming its tenant.
+async fn watch_tenants(ctx: &Ctx, a: WatchArgs) -> Outcome {
+    let mut engines = Vec::new();
+    for name in ctx.whole.tenant_names() {
+        let config = ctx.whole.for_tenant(&name).map_err(usage)?;
+        let engine = engine::Engine::new(config)?;
+        // Each tenant's progress goes to stderr, named.
+        let mut events = engine.subscribe();
+        let label = name.clone();
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match events.recv().await {
+                    Ok(jumpgate_core::events::EngineEvent::Progress { message }) => {
+                        progress(&format!("{label}: {message}"))
+                    }
+                    Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
+        engines.push((name, engine));
+    }
+    let mut watchers = Vec::new();
+    for (name, engine) in &engines {
+        let watcher = Watcher::open(engine, a.approver)?;
+        if !ctx.json {
+            let who = engine
+                .account()
+                .await
+                .map(|a| a.upn)
+                .unwrap_or_else(|_| "nobody: not signed in".into());
+            progress(&format!("watching {name} as {who}"));
+        }
+        watchers.push((name.clone(), engine.arm.clock.clone(), watcher));
+    }
+    if !ctx.json {
+        progress("Ctrl-C or SIGTERM to stop");
+    }
+    let json = ctx.json;
+    let runs = watchers
+        .into_iter()
+        .map(|(name, clock, mut watcher)| async move {
+            let mut sink = move |e: &jumpgate_core::events::WatchEvent| {
+                crate::output::watch_event(json, clock.now(), Some(&name), e)
+            };
+            watcher.run(&mut sink).await
+        });
+    tokio::select! {
+        _ = futures::future::join_all(runs) => Ok(()),
         () = jumpgate_azure::watch::stop_signal() => Ok(()),
     }
 }
@@ -418,12 +484,23 @@ struct RoleView {
     summary: String,
 }
 
-/// What a role or group is, in a list: "JIT Requester  at /subscriptions/…" or "JIT Operators
-/// (group membership)".
+/// What a role or group is, in a list: "JIT Requester  at /subscriptions/…", "JIT Operators
+/// (group membership)" or "Global Reader  (Entra role)".
 fn elevation_line(kind: Elevation, name: &str, scope: &str) -> String {
     match kind {
         Elevation::Role => format!("{}  at {}", one(name), one(scope)),
         Elevation::Group => format!("{}  (group membership)", one(name)),
+        Elevation::EntraRole => format!("{}  (Entra role)", one(name)),
+    }
+}
+
+/// What was asked for, in a sentence: "Reader at /subscriptions/…", "membership of JIT
+/// Operators", "Entra role Global Reader".
+fn elevation_words(kind: Elevation, name: &str, scope: &str) -> String {
+    match kind {
+        Elevation::Role => format!("{} at {}", one(name), one(scope)),
+        Elevation::Group => format!("membership of {}", one(name)),
+        Elevation::EntraRole => format!("Entra role {}", one(name)),
     }
 }
 
@@ -837,6 +914,9 @@ async fn cancel(ctx: &Ctx, id: &str) -> Outcome {
     match r.kind {
         Elevation::Role => arm::cancel_request(&ctx.arm, &r.scope, &r.name).await?,
         Elevation::Group => jumpgate_azure::groups::cancel_request(&ctx.graph, &r.name).await?,
+        Elevation::EntraRole => {
+            jumpgate_azure::directory::cancel_request(&ctx.graph_roles, &r.name).await?
+        }
     }
     show(ctx.json, &json!({"canceled": r.name}), || {
         format!("Cancelled the request for {}.", r.role)
@@ -891,10 +971,7 @@ async fn approvals(ctx: &Ctx) -> Outcome {
                     "{}\n  {} asks for {} for {}\n  justification: {}{}\n  waiting {}",
                     one(&v.id),
                     one(&v.requester),
-                    match v.kind {
-                        Elevation::Role => format!("{} at {}", one(&v.role), one(&v.scope)),
-                        Elevation::Group => format!("membership of {}", one(&v.role)),
-                    },
+                    elevation_words(v.kind, &v.role, &v.scope),
                     v.duration
                         .as_deref()
                         .map(|d| parse_duration(d)
@@ -1050,6 +1127,7 @@ async fn reachable(ctx: &Ctx) -> Outcome {
                 let what = match w.kind {
                     Elevation::Role => format!("role {}", one(&w.name)),
                     Elevation::Group => format!("membership of group {}", one(&w.name)),
+                    Elevation::EntraRole => format!("Entra role {}", one(&w.name)),
                 };
                 let at = if w.scopes.is_empty() {
                     "what it reaches shows once it has been active".to_string()
@@ -1199,19 +1277,43 @@ struct StatusView {
     roles: Vec<arm::Active>,
     ports: Vec<PortView>,
     now: DateTime<Utc>,
+    /// With `[[tenants]]` configured and no `--tenant`: every tenant's status, this one's
+    /// first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tenants: Vec<TenantStatus>,
 }
 
+/// One tenant's part of `status`.
 #[derive(Serialize)]
+struct TenantStatus {
+    tenant: String,
+    /// Who is signed in there; `None` when no one is.
+    account: Option<String>,
+    roles: Vec<arm::Active>,
+    ports: Vec<PortView>,
+    /// Why it could not be read, when it could not.
+    error: Option<String>,
+}
+
+#[derive(Serialize, Clone)]
 struct PortView {
     vm: String,
     #[serde(flatten)]
     grant: arm::Grant,
 }
 
-async fn status(ctx: &Ctx) -> Outcome {
-    let account = ctx.account().await?;
-    let (roles, targets) = tokio::join!(ctx.active(), ctx.targets());
-    let now = ctx.arm.clock.now();
+/// What is active for the person signed in to `engine`'s tenant: PIM activations and their
+/// own open ports.
+async fn active_access(
+    engine: &engine::Engine,
+) -> Outcome<(
+    jumpgate_azure::tokens::Account,
+    Vec<arm::Active>,
+    Vec<PortView>,
+)> {
+    let account = engine.account().await?;
+    let (roles, targets) = tokio::join!(engine.active(), engine.targets());
+    let now = engine.arm.clock.now();
     let roles: Vec<arm::Active> = roles?
         .into_iter()
         .filter(|r| r.assignment_type == "Activated" && r.principal_type != "Group")
@@ -1228,33 +1330,133 @@ async fn status(ctx: &Ctx) -> Outcome {
                 })
         })
         .collect();
-    let view = StatusView { roles, ports, now };
+    Ok((account, roles, ports))
+}
+
+/// Every other tenant's status, for `status` without `--tenant`: each read side by side
+/// with an engine of its own; one nobody is signed in to says so.
+async fn other_tenants(ctx: &Ctx) -> Vec<TenantStatus> {
+    let others: Vec<String> = ctx
+        .whole
+        .tenant_names()
+        .into_iter()
+        .filter(|n| !n.eq_ignore_ascii_case(ctx.config.tenant_name()))
+        .collect();
+    let reads = others.into_iter().map(|name| async move {
+        let read = async {
+            let config = ctx.whole.for_tenant(&name).map_err(Failure::usage)?;
+            let engine = engine::Engine::new(config)?;
+            if engine.session.current().await.ok().flatten().is_none() {
+                return Ok(None);
+            }
+            active_access(&engine).await.map(Some)
+        };
+        match read.await {
+            Ok(Some((account, roles, ports))) => TenantStatus {
+                tenant: name,
+                account: Some(account.upn),
+                roles,
+                ports,
+                error: None,
+            },
+            Ok(None) => TenantStatus {
+                tenant: name,
+                account: None,
+                roles: Vec::new(),
+                ports: Vec::new(),
+                error: None,
+            },
+            Err(f) => TenantStatus {
+                tenant: name,
+                account: None,
+                roles: Vec::new(),
+                ports: Vec::new(),
+                error: Some(f.explanation.message),
+            },
+        }
+    });
+    futures::future::join_all(reads).await
+}
+
+/// One line per active role and open port.
+fn access_lines(roles: &[arm::Active], ports: &[PortView], now: DateTime<Utc>) -> Vec<String> {
+    let mut lines = Vec::new();
+    for r in roles {
+        lines.push(format!(
+            "{}: {} left",
+            match r.kind {
+                Elevation::Role => format!("role {} at {}", one(&r.role), one(&r.scope)),
+                kind => elevation_words(kind, &r.role, &r.scope),
+            },
+            r.end.map(|e| human(e - now)).unwrap_or_default()
+        ));
+    }
+    for p in ports {
+        lines.push(format!(
+            "port {} of {} open for {}: {} left",
+            p.grant.port,
+            one(&p.vm),
+            one(&p.grant.source),
+            p.grant.end.map(|e| human(e - now)).unwrap_or_default()
+        ));
+    }
+    lines
+}
+
+async fn status(ctx: &Ctx, all_tenants: bool) -> Outcome {
+    let (account, roles, ports) = active_access(&ctx.engine).await?;
+    let now = ctx.arm.clock.now();
+    let mut tenants = Vec::new();
+    if all_tenants && !ctx.whole.tenants.is_empty() {
+        tenants = other_tenants(ctx).await;
+        tenants.insert(
+            0,
+            TenantStatus {
+                tenant: ctx.config.tenant_name().to_string(),
+                account: Some(account.upn.clone()),
+                roles: roles.clone(),
+                ports: ports.clone(),
+                error: None,
+            },
+        );
+    }
+    let view = StatusView {
+        roles,
+        ports,
+        now,
+        tenants,
+    };
     show(ctx.json, &view, || {
-        let mut lines = Vec::new();
-        for r in &view.roles {
-            lines.push(format!(
-                "{}: {} left",
-                match r.kind {
-                    Elevation::Role => format!("role {} at {}", one(&r.role), one(&r.scope)),
-                    Elevation::Group => format!("membership of {}", one(&r.role)),
-                },
-                r.end.map(|e| human(e - now)).unwrap_or_default()
-            ));
+        let nothing = "No active roles and no open ports.";
+        if view.tenants.is_empty() {
+            let lines = access_lines(&view.roles, &view.ports, now);
+            return if lines.is_empty() {
+                nothing.into()
+            } else {
+                lines.join("\n")
+            };
         }
-        for p in &view.ports {
-            lines.push(format!(
-                "port {} of {} open for {}: {} left",
-                p.grant.port,
-                one(&p.vm),
-                one(&p.grant.source),
-                p.grant.end.map(|e| human(e - now)).unwrap_or_default()
-            ));
+        let mut out = Vec::new();
+        for t in &view.tenants {
+            let name = one(&t.tenant);
+            match (&t.account, &t.error) {
+                (_, Some(why)) => {
+                    out.push(format!("Tenant {name}: could not be read: {}", one(why)))
+                }
+                (None, None) => out.push(format!(
+                    "Tenant {name}: not signed in (jumpgate --tenant {name} signin)"
+                )),
+                (Some(upn), None) => {
+                    out.push(format!("Tenant {name} ({}):", one(upn)));
+                    let lines = access_lines(&t.roles, &t.ports, now);
+                    if lines.is_empty() {
+                        out.push(format!("  {nothing}"));
+                    }
+                    out.extend(lines.into_iter().map(|l| format!("  {l}")));
+                }
+            }
         }
-        if lines.is_empty() {
-            "No active roles and no open ports.".into()
-        } else {
-            lines.join("\n")
-        }
+        out.join("\n")
     });
     Ok(())
 }

@@ -9,14 +9,28 @@ use crate::output::Outcome;
 pub struct Ctx {
     pub engine: Engine,
     pub json: bool,
+    /// The whole configuration, every tenant in it; the engine's is the chosen tenant's.
+    pub whole: config::Config,
 }
 
 impl Ctx {
-    pub fn load(explicit: Option<&std::path::Path>, json: bool) -> Outcome<Ctx> {
-        let config = config::load_from_env(explicit)?;
+    /// The engine for the tenant `tenant` names (`[azure]`'s when `None`).
+    pub fn load(
+        explicit: Option<&std::path::Path>,
+        json: bool,
+        tenant: Option<&str>,
+    ) -> Outcome<Ctx> {
+        let whole = config::load_from_env(explicit)?;
+        let config = match tenant {
+            Some(name) => whole
+                .for_tenant(name)
+                .map_err(jumpgate_core::explain::Failure::usage)?,
+            None => whole.clone(),
+        };
         Ok(Ctx {
             engine: Engine::new(config)?,
             json,
+            whole,
         })
     }
 }

@@ -146,7 +146,7 @@ pub async fn run(explicit: Option<&Path>, json: bool, a: InitArgs) -> Outcome {
     let signed_in = if a.no_signin {
         None
     } else {
-        let ctx = Ctx::load(Some(&path), json)?;
+        let ctx = Ctx::load(Some(&path), json, None)?;
         let tokens = crate::commands::sign_in(
             &ctx,
             SigninArgs {

@@ -25,6 +25,10 @@ pub struct Cli {
     /// Print JSON with stable field names instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Work in this tenant: a [[tenants]] entry's name (`default` is [azure]'s). Given
+    /// before the command: jumpgate --tenant fabrikam status.
+    #[arg(long, value_name = "NAME")]
+    tenant: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -225,8 +229,8 @@ pub struct SigninArgs {
 
 #[derive(Args)]
 pub struct ActivateArgs {
-    /// The role's or the group's name (or a role definition id, or a group id); role:NAME or
-    /// group:NAME when a role and a group share a name.
+    /// The role's, group's or Entra role's name (or a role definition id, or a group id);
+    /// role:NAME, group:NAME or entra:NAME when two kinds share a name.
     role: String,
     /// The scope, when you are eligible for the role at more than one.
     #[arg(long)]
@@ -246,7 +250,8 @@ pub struct ActivateArgs {
 
 #[derive(Args)]
 pub struct DeactivateArgs {
-    /// The active role's or group's name (role:NAME or group:NAME to be plain).
+    /// The active role's, group's or Entra role's name (role:NAME, group:NAME or entra:NAME
+    /// to be plain).
     role: String,
     #[arg(long, default_value = "Done: access no longer needed")]
     justification: String,

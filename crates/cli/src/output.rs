@@ -101,18 +101,23 @@ pub fn event(e: &EngineEvent) {
 pub fn watch_event(
     json: bool,
     at: chrono::DateTime<chrono::Utc>,
+    tenant: Option<&str>,
     e: &jumpgate_core::events::WatchEvent,
 ) {
     if json {
         let mut v = serde_json::to_value(e).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
             o.insert("at".into(), serde_json::json!(at));
+            if let Some(t) = tenant {
+                o.insert("tenant".into(), serde_json::json!(t));
+            }
         }
         json_line(&v.to_string());
     } else {
         line(&format!(
-            "[{}] {:<16} {}",
+            "[{}] {}{:<16} {}",
             chrono::Local::now().format("%H:%M:%S"),
+            tenant.map(|t| format!("{t}: ")).unwrap_or_default(),
             e.name(),
             e.describe()
         ));

@@ -34,6 +34,23 @@ pub const GRAPH_GROUP_PERMISSIONS: [(&str, &str); 3] = [
         "7e26fdff-9cb1-4e56-bede-211fe0e420e8",
     ),
 ];
+/// The delegated Graph permissions PIM for Microsoft Entra roles needs: reading eligible
+/// directory roles, requesting, cancelling and approving their activations, and reading
+/// their activation policies. Each needs admin consent.
+pub const GRAPH_DIRECTORY_PERMISSIONS: [(&str, &str); 3] = [
+    (
+        "RoleEligibilitySchedule.Read.Directory",
+        "eb0788c2-6d4e-4658-8c9e-c0fb8053f03d",
+    ),
+    (
+        "RoleAssignmentSchedule.ReadWrite.Directory",
+        "8c026be3-8e26-4774-9372-8d5d6f21daff",
+    ),
+    (
+        "RoleManagementPolicy.Read.Directory",
+        "3de2cdbe-0ff5-47d5-bdee-7f45b4749ead",
+    ),
+];
 /// The Graph permission the creation itself needs, delegated.
 pub const WRITE_PERMISSION: &str = "Application.ReadWrite.All";
 /// The Graph permission that, beside [`WRITE_PERMISSION`], lets the admin add themselves as
@@ -70,6 +87,8 @@ pub struct Options {
     pub graph_read_users: bool,
     /// The PIM for Groups permissions.
     pub groups: bool,
+    /// The PIM for Entra roles permissions.
+    pub entra_roles: bool,
     /// Public client flows (`isFallbackPublicClient`), which device-code sign-in needs.
     pub device_code: bool,
 }
@@ -84,6 +103,13 @@ fn permissions(options: Options) -> Vec<(&'static str, &'static str)> {
                 .map(|(_, id)| (GRAPH_APP_ID, *id)),
         );
     }
+    if options.entra_roles {
+        wanted.extend(
+            GRAPH_DIRECTORY_PERMISSIONS
+                .iter()
+                .map(|(_, id)| (GRAPH_APP_ID, *id)),
+        );
+    }
     if options.graph_read_users {
         wanted.push((GRAPH_APP_ID, GRAPH_USER_READ_BASIC_ALL));
     }
@@ -93,6 +119,7 @@ fn permissions(options: Options) -> Vec<(&'static str, &'static str)> {
 /// The body of `POST /v1.0/applications`: a single-tenant public client with the loopback
 /// redirect and the delegated permissions Jumpgate asks for: ARM's `user_impersonation`;
 /// with `groups` the PIM for Groups permissions ([`GRAPH_GROUP_PERMISSIONS`]); with
+/// `entra_roles` PIM for Entra roles' ([`GRAPH_DIRECTORY_PERMISSIONS`]); with
 /// `graph_read_users` Graph's `User.ReadBasic.All` for the admin commands. Public client
 /// flows (device code) only with `device_code`: an app that allows them is a pre-consented
 /// client for a device-code phishing page.
@@ -196,6 +223,7 @@ fn permission_name(resource: &str, id: &str, kind: &str) -> String {
     .chain(
         GRAPH_GROUP_PERMISSIONS
             .iter()
+            .chain(&GRAPH_DIRECTORY_PERMISSIONS)
             .map(|(name, id)| (GRAPH_APP_ID, *id, *name)),
     )
     .chain([(
@@ -422,6 +450,9 @@ pub fn reuse_problems(app: &Value, owners: &[Value], me: &str, options: Options)
     let groups_missing = missing
         .iter()
         .any(|(_, id)| GRAPH_GROUP_PERMISSIONS.iter().any(|(_, g)| g == id));
+    let roles_missing = missing
+        .iter()
+        .any(|(_, id)| GRAPH_DIRECTORY_PERMISSIONS.iter().any(|(_, g)| g == id));
     let missing: Vec<String> = missing
         .iter()
         .map(|(r, id)| permission_name(r, id, "Scope"))
@@ -432,7 +463,12 @@ pub fn reuse_problems(app: &Value, owners: &[Value], me: &str, options: Options)
             format!(
                 "it lacks {}, which Jumpgate needs. Add them under API permissions (delegated){}.",
                 listed(&missing),
-                if groups_missing { ", or pass --no-groups if the organisation grants access through Azure roles only" } else { "" }
+                match (groups_missing, roles_missing) {
+                    (true, true) => ", or pass --no-groups and --no-entra-roles if the organisation uses neither PIM for Groups nor PIM for Entra roles",
+                    (true, false) => ", or pass --no-groups if the organisation grants access through Azure roles only",
+                    (false, true) => ", or pass --no-entra-roles if no one is to activate Entra roles through Jumpgate",
+                    (false, false) => "",
+                }
             ),
         ));
     }
@@ -467,7 +503,8 @@ fn quoted(s: &str) -> String {
 /// cloud (a sovereign cloud, or the simulator). `[azure]` is managed, so a user's own file
 /// cannot point Jumpgate at another app or tenant.
 /// Registered without the PIM for Groups permissions (`groups` false), it also says
-/// `[access] groups = false`, so no laptop asks Graph for what was not granted. Whether
+/// `[access] groups = false`, and without PIM for Entra roles' `entra_roles = false`, so no
+/// laptop asks Graph for what was not granted. Whether
 /// device-code sign-in works with the app (`options.device_code`) is said in a comment, with
 /// what the admin does about it.
 pub fn deployable_config(
@@ -541,12 +578,14 @@ pub fn deployable_config(
     if let Some(sub) = &azure.subscription_id {
         lines.push(format!("subscription_id = {}", quoted(sub)));
     }
-    if !options.groups {
-        lines.extend([
-            String::new(),
-            "[access]".to_string(),
-            "groups = false".to_string(),
-        ]);
+    if !options.groups || !options.entra_roles {
+        lines.extend([String::new(), "[access]".to_string()]);
+        if !options.groups {
+            lines.push("groups = false".to_string());
+        }
+        if !options.entra_roles {
+            lines.push("entra_roles = false".to_string());
+        }
     }
     lines.extend([
         String::new(),
@@ -606,6 +645,7 @@ mod tests {
     const ALL: Options = Options {
         graph_read_users: true,
         groups: true,
+        entra_roles: true,
         device_code: false,
     };
 
@@ -646,7 +686,7 @@ mod tests {
             with_graph["requiredResourceAccess"][1]["resourceAccess"][0]["id"],
             GRAPH_USER_READ_BASIC_ALL
         );
-        // PIM for Groups: its three permissions, on the one Graph entry.
+        // PIM for Groups and for Entra roles: three permissions each, on the one Graph entry.
         let groups = application("Jumpgate", ALL);
         let graph = &groups["requiredResourceAccess"][1];
         assert_eq!(graph["resourceAppId"], GRAPH_APP_ID);
@@ -662,6 +702,9 @@ mod tests {
                 "8f44f93d-ecef-46ae-a9bf-338508d44d6b",
                 "06dbc45d-6708-4ef0-a797-f797ee68bf4b",
                 "7e26fdff-9cb1-4e56-bede-211fe0e420e8",
+                "eb0788c2-6d4e-4658-8c9e-c0fb8053f03d",
+                "8c026be3-8e26-4774-9372-8d5d6f21daff",
+                "3de2cdbe-0ff5-47d5-bdee-7f45b4749ead",
                 GRAPH_USER_READ_BASIC_ALL
             ]
         );

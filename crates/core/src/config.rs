@@ -51,9 +51,50 @@ pub struct Config {
     pub simulator: Option<SimulatorConfig>,
     #[serde(default)]
     pub profiles: Vec<Profile>,
+    /// Other tenants the person works in, each with its own sign-in: `[[tenants]]` with a
+    /// `name` and the keys of `[azure]`. `[azure]` itself is the tenant named `default`.
+    #[serde(default)]
+    pub tenants: Vec<TenantProfile>,
+    /// The tenant profile this configuration was made for by [`Config::for_tenant`]
+    /// (`None`: the `[azure]` one). Not a key.
+    #[serde(skip)]
+    pub tenant: Option<String>,
     /// Which file set each key, and a system file that was ignored. Not a key.
     #[serde(skip)]
     pub origin: Origin,
+}
+
+/// The name `[azure]`'s tenant goes by beside the `[[tenants]]` profiles.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// One `[[tenants]]` entry: a name, and the keys `[azure]` takes (tenant, client id or Azure
+/// CLI sign-in, endpoints, audiences).
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantProfile {
+    pub name: String,
+    #[serde(flatten)]
+    pub azure: AzureConfig,
+}
+
+impl<'de> Deserialize<'de> for TenantProfile {
+    /// `name` taken out, the rest read as `[azure]` is: strictly, an unknown key refused.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut table = toml::Table::deserialize(d)?;
+        let name = match table.remove("name") {
+            Some(toml::Value::String(name)) => name,
+            Some(_) => return Err(D::Error::custom("a tenant's name must be a string")),
+            None => {
+                return Err(D::Error::custom(
+                    "each [[tenants]] entry needs a name, such as name = \"fabrikam\"",
+                ))
+            }
+        };
+        let azure = toml::Value::Table(table)
+            .try_into::<AzureConfig>()
+            .map_err(|e| D::Error::custom(format!("tenant '{name}': {e}")))?;
+        Ok(TenantProfile { name, azure })
+    }
 }
 
 /// The file a key came from.
@@ -275,6 +316,11 @@ pub struct AccessConfig {
     /// beside Azure roles. Off, Graph is never asked.
     #[serde(default = "yes")]
     pub groups: bool,
+    /// Read the Microsoft Entra (directory) roles a person may activate (PIM for Entra roles,
+    /// in Microsoft Graph) beside Azure roles and groups. Off, Graph is never asked about
+    /// them.
+    #[serde(default = "yes")]
+    pub entra_roles: bool,
     /// When several ways reach a jump box equally (a role and a group holding it), the one to
     /// use: a role's or a group's name. An organisation may set it in the managed file.
     #[serde(default)]
@@ -285,6 +331,7 @@ impl Default for AccessConfig {
     fn default() -> Self {
         AccessConfig {
             groups: true,
+            entra_roles: true,
             via: None,
         }
     }
@@ -400,7 +447,8 @@ pub struct Profile {
     pub duration: Option<String>,
     #[serde(default)]
     pub username: Option<String>,
-    /// Roles and groups to activate, as `activate` names them (`role:NAME`, `group:NAME`),
+    /// Roles, groups and Entra roles to activate, as `activate` names them (`role:NAME`,
+    /// `group:NAME`, `entra:NAME`),
     /// or a table with the role's scope when it is eligible at several.
     #[serde(default)]
     pub activate: Vec<ProfileActivation>,
@@ -421,7 +469,7 @@ pub struct Profile {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     untagged,
-    expecting = "a role or group name (\"Contributor\", \"group:NAME\"), or { role = \"NAME\", scope = \"SCOPE\" } and nothing else"
+    expecting = "a role, group or Entra role name (\"Contributor\", \"group:NAME\", \"entra:NAME\"), or { role = \"NAME\", scope = \"SCOPE\" } and nothing else"
 )]
 pub enum ProfileActivation {
     Name(String),
@@ -565,13 +613,27 @@ impl Config {
         for (key, url) in endpoints {
             check_endpoint(url).map_err(|why| invalid(format!("{key}: {why}")))?;
         }
-        if self.azure.tenant_id.trim().is_empty() {
-            return Err(invalid("azure.tenant_id is required".into()));
-        }
-        if self.azure.client_id.trim().is_empty() && self.azure.sign_in == SignIn::App {
-            return Err(invalid(
-                "azure.client_id is required (or sign_in = \"azure_cli\" to reuse az login instead of an app registration)".into(),
-            ));
+        check_azure("azure", &self.azure).map_err(invalid)?;
+        for (i, t) in self.tenants.iter().enumerate() {
+            check_tenant_name(&t.name).map_err(|why| invalid(format!("tenants[{i}]: {why}")))?;
+            if self.tenants[..i]
+                .iter()
+                .any(|o| o.name.eq_ignore_ascii_case(&t.name))
+            {
+                return Err(invalid(format!(
+                    "tenant '{}' is defined twice: give each a name of its own",
+                    t.name
+                )));
+            }
+            let key = format!("tenant '{}'", t.name);
+            for (what, url) in [
+                ("authority_host", t.azure.authority_host.as_str()),
+                ("arm_endpoint", t.azure.arm_endpoint.as_str()),
+                ("graph_endpoint", t.azure.graph_endpoint.as_str()),
+            ] {
+                check_endpoint(url).map_err(|why| invalid(format!("{key}: {what}: {why}")))?;
+            }
+            check_azure(&key, &t.azure).map_err(invalid)?;
         }
         let usernames = self
             .launch
@@ -697,6 +759,50 @@ impl Config {
         Ok(())
     }
 
+    /// Every tenant's name: `default` (`[azure]`) first, then the `[[tenants]]` in order.
+    pub fn tenant_names(&self) -> Vec<String> {
+        std::iter::once(DEFAULT_TENANT.to_string())
+            .chain(self.tenants.iter().map(|t| t.name.clone()))
+            .collect()
+    }
+
+    /// The name of the tenant this configuration is for.
+    pub fn tenant_name(&self) -> &str {
+        self.tenant.as_deref().unwrap_or(DEFAULT_TENANT)
+    }
+
+    /// This configuration for the tenant `name` (`default` for `[azure]`'s): `[azure]` is
+    /// that tenant's, and the engine keeps its state (requests in flight, the watcher's, the
+    /// audit journal) in a folder of its own, `tenants/NAME` under the state folder.
+    /// Everything else is shared.
+    pub fn for_tenant(&self, name: &str) -> Result<Config, String> {
+        if name.eq_ignore_ascii_case(DEFAULT_TENANT) {
+            let mut config = self.clone();
+            if let Some(chosen) = self.tenant.as_ref() {
+                return Err(format!(
+                    "this configuration is already the tenant '{chosen}''s; choose from the whole file"
+                ));
+            }
+            config.tenant = None;
+            return Ok(config);
+        }
+        let profile = self
+            .tenants
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                format!(
+                    "there is no tenant '{}' in the configuration: choose one of {} ([[tenants]] entries name the others)",
+                    crate::text::line(name),
+                    self.tenant_names().join(", ")
+                )
+            })?;
+        let mut config = self.clone();
+        config.azure = profile.azure.clone();
+        config.tenant = Some(profile.name.clone());
+        Ok(config)
+    }
+
     /// The ARM endpoint without a trailing slash.
     pub fn arm(&self) -> &str {
         self.azure.arm_endpoint.trim_end_matches('/')
@@ -735,6 +841,40 @@ impl Config {
             self.azure.tenant_id
         )
     }
+}
+
+/// What `[azure]` (or a tenant profile, `key`) must hold.
+fn check_azure(key: &str, azure: &AzureConfig) -> Result<(), String> {
+    if azure.tenant_id.trim().is_empty() {
+        return Err(format!("{key}.tenant_id is required"));
+    }
+    if azure.client_id.trim().is_empty() && azure.sign_in == SignIn::App {
+        return Err(format!(
+            "{key}.client_id is required (or sign_in = \"azure_cli\" to reuse az login instead of an app registration)"
+        ));
+    }
+    Ok(())
+}
+
+/// A tenant profile's name: what `--tenant` takes and a folder is named after, so letters,
+/// digits, `.`, `-` and `_` only, at most 64, and not `default`.
+pub fn check_tenant_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        && !name.starts_with('.');
+    if !ok {
+        return Err(format!(
+            "the tenant name '{}' is not one: use letters, digits, '.', '-' and '_' (at most 64), such as fabrikam",
+            crate::text::line(name)
+        ));
+    }
+    if name.eq_ignore_ascii_case(DEFAULT_TENANT) {
+        return Err("'default' is the name of [azure]'s tenant: give this one another".into());
+    }
+    Ok(())
 }
 
 /// RELIABILITY #23: an endpoint is `https`, or `http` to exactly `127.0.0.1`, `[::1]` or
@@ -1113,6 +1253,48 @@ mod tests {
     use super::*;
 
     const MINIMAL: &str = "[azure]\ntenant_id = \"t\"\nclient_id = \"c\"\n";
+
+    #[test]
+    fn tenant_profiles_are_named_checked_and_chosen() {
+        let text = format!(
+            "{MINIMAL}[[tenants]]\nname = \"fabrikam\"\ntenant_id = \"f\"\nsign_in = \"azure_cli\"\narm_endpoint = \"https://management.usgovcloudapi.net\"\n"
+        );
+        let config = Config::parse("t.toml", &text).expect("parses");
+        assert_eq!(config.tenant_names(), ["default", "fabrikam"]);
+        assert_eq!(config.tenant_name(), "default");
+        let there = config
+            .for_tenant("FABRIKAM")
+            .expect("by name, ignoring case");
+        assert_eq!(there.azure.tenant_id, "f");
+        assert_eq!(there.azure.sign_in, SignIn::AzureCli);
+        assert_eq!(there.arm(), "https://management.usgovcloudapi.net");
+        assert_eq!(there.tenant_name(), "fabrikam");
+        assert_eq!(there.profiles.len(), config.profiles.len());
+        let home = config.for_tenant("default").expect("[azure]'s");
+        assert_eq!(home.azure.tenant_id, "t");
+        let unknown = config.for_tenant("nosuch").expect_err("not configured");
+        assert!(unknown.contains("default, fabrikam"), "{unknown}");
+
+        for (entry, why) in [
+            ("tenant_id = \"f\"\nclient_id = \"c\"", "needs a name"),
+            ("name = \"default\"\ntenant_id = \"f\"\nclient_id = \"c\"", "'default' is the name"),
+            ("name = \"../x\"\ntenant_id = \"f\"\nclient_id = \"c\"", "is not one"),
+            ("name = \"x\"\ntenant_id = \"f\"", "client_id is required"),
+            ("name = \"x\"\ntenant_id = \"f\"\nclient_id = \"c\"\ntennant = 1", "unknown field"),
+            ("name = \"x\"\ntenant_id = \"f\"\nclient_id = \"c\"\narm_endpoint = \"http://evil.example\"", "arm_endpoint"),
+        ] {
+            let text = format!("{MINIMAL}[[tenants]]\n{entry}\n");
+            let err = Config::parse("t.toml", &text).expect_err(entry).to_string();
+            assert!(err.contains(why), "{entry}: {err}");
+        }
+        let twice = format!(
+            "{MINIMAL}[[tenants]]\nname = \"x\"\ntenant_id = \"f\"\nclient_id = \"c\"\n[[tenants]]\nname = \"X\"\ntenant_id = \"g\"\nclient_id = \"c\"\n"
+        );
+        let err = Config::parse("t.toml", &twice)
+            .expect_err("twice")
+            .to_string();
+        assert!(err.contains("defined twice"), "{err}");
+    }
 
     #[test]
     fn profiles_name_roles_groups_and_scopes_and_ask_for_something() {

@@ -31,9 +31,10 @@ pub enum EngineEvent {
     Watch(WatchEvent),
 }
 
-/// What PIM activates: an Azure role at a scope, or membership of a group through PIM for
-/// Groups (the group holding the Azure role). Both are requested, approved, in effect and
-/// ended the same way; only the API differs (ARM, Microsoft Graph).
+/// What PIM activates: an Azure role at a scope, membership of a group through PIM for
+/// Groups (the group holding the Azure role), or a Microsoft Entra (directory) role. All are
+/// requested, approved, in effect and ended the same way; only the API differs (ARM,
+/// Microsoft Graph). Only the first two can open a jump box.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -41,14 +42,43 @@ pub enum Elevation {
     #[default]
     Role,
     Group,
+    EntraRole,
 }
 
 impl Elevation {
-    /// In words, for a list: "role" or "group".
+    /// In words, for a list: "role", "group" or "Entra role".
     pub fn noun(self) -> &'static str {
         match self {
             Elevation::Role => "role",
             Elevation::Group => "group",
+            Elevation::EntraRole => "Entra role",
+        }
+    }
+
+    /// The prefix that names this kind when a person names one (`role:`, `group:`,
+    /// `entra:`), and what such a prefix names.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Elevation::Role => "role",
+            Elevation::Group => "group",
+            Elevation::EntraRole => "entra",
+        }
+    }
+
+    /// A name as a person gives it, split into the kind its prefix names (if any) and the
+    /// rest: `group:JIT Operators`, `entra:Global Reader`, `Reader`.
+    pub fn split_name(name: &str) -> (Option<Elevation>, &str) {
+        match name.split_once(':') {
+            Some((prefix, rest)) => {
+                match [Elevation::Role, Elevation::Group, Elevation::EntraRole]
+                    .into_iter()
+                    .find(|k| k.prefix().eq_ignore_ascii_case(prefix.trim()))
+                {
+                    Some(kind) => (Some(kind), rest.trim()),
+                    None => (None, name),
+                }
+            }
+            None => (None, name),
         }
     }
 }

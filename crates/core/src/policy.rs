@@ -655,12 +655,19 @@ pub fn arm_id(id: &str) -> Option<&str> {
     segments_ok.then_some(id)
 }
 
+/// What Jumpgate reads from Microsoft Graph's beta, as v1.0 lacks it: PIM for Entra roles'
+/// approvals.
+const GRAPH_BETA_ONLY: &str = "roleManagement/directory/roleAssignmentApprovals";
+
 /// A Microsoft Graph path, as it may become part of a URL (the Graph counterpart of
-/// [`arm_id`]): under `/v1.0/`, every segment non-empty and neither `.` nor `..`, and none of
+/// [`arm_id`]): under `/v1.0/` (or, for [`GRAPH_BETA_ONLY`], `/beta/`), every segment non-empty and neither `.` nor `..`, and none of
 /// `@`, a backslash, `?`, `#`, `%`, a scheme, whitespace, controls or bidi formatting. A
 /// function's parameters (`filterByCurrentUser(on='principal')`) are allowed.
 pub fn graph_path(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix("/v1.0/")?;
+    let rest = path.strip_prefix("/v1.0/").or_else(|| {
+        path.strip_prefix("/beta/")
+            .filter(|rest| rest.starts_with(GRAPH_BETA_ONLY))
+    })?;
     if path.len() > 2048
         || path.contains("://")
         || path
@@ -1319,6 +1326,7 @@ mod permit_tests {
             "/v1.0/identityGovernance/privilegedAccess/group/eligibilityScheduleInstances/filterByCurrentUser(on='principal')",
             "/v1.0/identityGovernance/privilegedAccess/group/assignmentApprovals/9a7e0000-0000-4000-8000-00000000c0de/stages/9a7e0000-0000-4000-8000-00000000c0de",
             "/v1.0/groups/9a7e0000-0000-4000-8000-00000000c0de",
+            "/beta/roleManagement/directory/roleAssignmentApprovals/filterByCurrentUser(on='approver')",
         ] {
             assert_eq!(graph_path(path), Some(path), "{path}");
         }
@@ -1333,6 +1341,7 @@ mod permit_tests {
             "/v1.0/groups/x\u{202E}",
             "/v1.0/groups/https://evil.example",
             "/beta/groups/x",
+            "/beta/roleManagement/directory/roleAssignmentApprovals/../../../groups",
             "/subscriptions/s",
             "v1.0/groups/x",
         ] {

@@ -364,12 +364,13 @@ pub fn notice(e: &WatchEvent) -> Notice {
         },
         WatchEvent::EligibilityAdded { kind, role, scope } => Notice {
             title: match kind {
-                Elevation::Role => format!("You may now activate {role}"),
+                Elevation::Role | Elevation::EntraRole => format!("You may now activate {role}"),
                 Elevation::Group => format!("You may now join {role}"),
             },
             body: match kind {
                 Elevation::Role => format!("At {scope}, through PIM."),
                 Elevation::Group => "A group membership, through PIM for Groups.".into(),
+                Elevation::EntraRole => "A Microsoft Entra role, through PIM.".into(),
             },
             actions: Vec::new(),
             opens: "targets".into(),
@@ -758,7 +759,7 @@ mod tests {
         );
         assert!(n.body.contains("gnp.exe FAKE"), "{}", n.body);
         // A role's or a group's name is chosen by whoever made it.
-        for kind in [Elevation::Role, Elevation::Group] {
+        for kind in [Elevation::Role, Elevation::Group, Elevation::EntraRole] {
             let e = WatchEvent::EligibilityAdded {
                 kind,
                 role: format!("Ops\n{hostile}"),

@@ -71,10 +71,13 @@ export function shortScope(scope: string): string {
   return rg || scope.split("/").filter(Boolean).at(-1) || scope;
 }
 
-/** How the app's commands name a role or a group membership: a group by `group:NAME`, so
- *  that a role of the same name is never taken for it. */
+/** How the app's commands name a role, a group membership or an Entra role: a group by
+ *  `group:NAME` and an Entra role by `entra:NAME`, so that a role of the same name is never
+ *  taken for it. */
 export function elevationName(kind: Elevation, name: string): string {
-  return kind === "group" ? `group:${name}` : name;
+  if (kind === "group") return `group:${name}`;
+  if (kind === "entra_role") return `entra:${name}`;
+  return name;
 }
 
 /** "14:05": a time of day on the local clock, rounded up to the minute, so that a time

@@ -68,7 +68,7 @@ export type RoleView = { kind: Elevation, role: string, scope: string,
  */
 start: string | null, end: string | null, };
 
-export type Elevation = "role" | "group";
+export type Elevation = "role" | "group" | "entra_role";
 
 export type Reachable = { 
 /**

@@ -1083,6 +1083,18 @@ describe("active roles and group memberships", () => {
     expect(within(role).getByText("at rg-jumpboxes").getAttribute("title")).toBe(rg);
   });
 
+  it("names an Entra role as one, and extends it by its entra: name", async () => {
+    const reader: AppState["roles"][number] = { kind: "entra_role", role: "Global Reader", scope: "/", start: "2026-11-27T11:00:00Z", end: "2026-11-27T13:00:00Z" };
+    const calls = await openActive(active([reader]), (cmd) => (cmd === "extend" ? ({ message: "Global Reader extended.", state: active([reader]) } satisfies Renewed) : null));
+    const entra = card("Global Reader");
+    expect(entra.querySelector(".chip")?.textContent).toBe("Entra role");
+    expect(entra.textContent).not.toContain("at /");
+    await fireEvent.click(within(entra).getByRole("button", { name: "Extend" }));
+    await waitFor(() =>
+      expect(calls.filter(([c]) => c === "extend").map(([, a]) => (a as { what: unknown }).what)).toEqual([{ type: "role", role: "entra:Global Reader" }]),
+    );
+  });
+
   it("keeps End early disabled in the first 5 minutes, says from when, and allows it after", async () => {
     const calls = await openActive(active([requester("2026-11-27T11:30:00Z"), operators("2026-11-27T11:57:30Z")]), (cmd) =>
       cmd === "end_role" ? ({ message: "JIT Operators ended: Revoked.", state: active([requester("2026-11-27T11:30:00Z")]) } satisfies Renewed) : null,

@@ -15,6 +15,7 @@ use jumpgate_core::policy::{self, ActivationPolicy};
 
 use super::*;
 use crate::arm::{self, Activation, Active, Eligible, Request};
+use crate::directory;
 use crate::groups::{self, Membership};
 use crate::pending;
 
@@ -57,6 +58,7 @@ impl Engine {
             match eligible.kind {
                 Elevation::Role => format!("{} at {}", eligible.role, eligible.scope_name),
                 Elevation::Group => format!("membership of {}", eligible.role),
+                Elevation::EntraRole => format!("Entra role {}", eligible.role),
             },
             human(duration),
             request.status
@@ -93,6 +95,8 @@ impl Engine {
                     }
                     // ARM sees a new membership only in a token issued after it.
                     Elevation::Group => self.renew_for_membership().await?,
+                    // An Entra role is in effect once provisioned; it opens nothing in ARM.
+                    Elevation::EntraRole => {}
                 }
                 self.progress(&format!("{} is active and in effect", eligible.role));
                 request
@@ -151,6 +155,9 @@ impl Engine {
             Elevation::Group => {
                 groups::activation_policy(&self.graph, &e.scope, &e.role_definition_id).await?
             }
+            Elevation::EntraRole => {
+                directory::activation_policy(&self.graph_roles, &e.role_definition_id).await?
+            }
         })
     }
 
@@ -171,7 +178,7 @@ impl Engine {
         )?;
         let (request, sent) = match e.kind {
             Elevation::Role => self.send_role(e, duration, justification, ticket).await?,
-            Elevation::Group => {
+            Elevation::Group | Elevation::EntraRole => {
                 self.send_membership(e, duration, justification, ticket)
                     .await?
             }
@@ -271,10 +278,10 @@ impl Engine {
         }
     }
 
-    /// A group membership's activation. Graph names the request itself (a POST), so what
-    /// stands in for the recorded name is the person's own open request for the group: one
-    /// still waiting, or approved and running, is the one to use, after a crash or a lost
-    /// answer alike.
+    /// A group membership's (or an Entra role's) activation. Graph names the request itself
+    /// (a POST), so what stands in for the recorded name is the person's own open request for
+    /// the group or role: one still waiting, or approved and running, is the one to use, after
+    /// a crash or a lost answer alike.
     async fn send_membership(
         &self,
         e: &Eligible,
@@ -292,7 +299,10 @@ impl Engine {
         }
         let iso = to_iso(duration);
         let membership = Membership {
-            group_id: &e.scope,
+            target: match e.kind {
+                Elevation::EntraRole => &e.role_definition_id,
+                _ => &e.scope,
+            },
             principal: &account.oid,
             access: &e.role_definition_id,
             action: "selfActivate",
@@ -301,7 +311,7 @@ impl Engine {
             ticket: ticket.map(|(s, n)| (s.as_str(), n.as_str())),
         };
         let sent_at = self.arm.clock.now();
-        match groups::post_request(&self.graph, &membership, sent_at).await {
+        match self.graph_post(e.kind, &membership, sent_at).await {
             Ok(r) => Ok((r, true)),
             Err(crate::Error::Unreachable { .. }) => {
                 // The POST may have arrived: look before sending another.
@@ -310,7 +320,7 @@ impl Engine {
                     Some(r) => Ok((r, true)),
                     None => {
                         self.progress("it did not arrive; sending it again");
-                        let r = groups::post_request(&self.graph, &membership, sent_at).await?;
+                        let r = self.graph_post(e.kind, &membership, sent_at).await?;
                         Ok((r, true))
                     }
                 }
@@ -330,18 +340,36 @@ impl Engine {
         }
     }
 
-    /// The person's own activation request for this group that is still open (waiting, or
-    /// approved and not lapsed), newest first; made since `since` when given.
+    /// Sends a request to the Graph API of `kind` (PIM for Groups, or for Entra roles).
+    async fn graph_post(
+        &self,
+        kind: Elevation,
+        m: &Membership<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Request, crate::Error> {
+        match kind {
+            Elevation::EntraRole => directory::post_request(&self.graph_roles, m, now).await,
+            _ => groups::post_request(&self.graph, m, now).await,
+        }
+    }
+
+    /// The person's own activation request for this group or Entra role that is still open
+    /// (waiting, or approved and not lapsed), newest first; made since `since` when given.
     async fn open_membership_request(
         &self,
         e: &Eligible,
         since: Option<DateTime<Utc>>,
     ) -> Result<Option<Request>, Failure> {
-        let mut mine: Vec<Request> = groups::my_requests(&self.graph)
-            .await?
+        let mine = match e.kind {
+            Elevation::EntraRole => directory::my_requests(&self.graph_roles).await?,
+            _ => groups::my_requests(&self.graph).await?,
+        };
+        let mut mine: Vec<Request> = mine
             .into_iter()
             .filter(|r| {
                 r.scope.eq_ignore_ascii_case(&e.scope)
+                    && r.role_definition_id
+                        .eq_ignore_ascii_case(&e.role_definition_id)
                     && r.request_type.eq_ignore_ascii_case("SelfActivate")
                     && since
                         .is_none_or(|t| r.created.is_some_and(|c| c >= t - Duration::seconds(5)))
@@ -543,11 +571,7 @@ impl Engine {
     /// My activation of a role or group (by name, role definition id or group id) in force,
     /// if any.
     pub async fn active_elevation(&self, name: &str) -> Result<Option<Active>, Failure> {
-        let (kind, bare) = match name.split_once(':') {
-            Some(("group", n)) => (Some(Elevation::Group), n),
-            Some(("role", n)) => (Some(Elevation::Role), n),
-            _ => (None, name),
-        };
+        let (kind, bare) = Elevation::split_name(name);
         Ok(self.active().await?.into_iter().find(|a| {
             a.assignment_type == "Activated"
                 && a.principal_type != "Group"
@@ -765,11 +789,14 @@ impl Engine {
                 );
                 ended
             }
-            Elevation::Group => {
-                groups::post_request(
-                    &self.graph,
+            Elevation::Group | Elevation::EntraRole => {
+                self.graph_post(
+                    active.kind,
                     &Membership {
-                        group_id: &active.scope,
+                        target: match active.kind {
+                            Elevation::EntraRole => &active.role_definition_id,
+                            _ => &active.scope,
+                        },
                         principal: &account.oid,
                         access: &active.role_definition_id,
                         action: "selfDeactivate",

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::arm::{self, Pending, Request};
-use crate::groups;
+use crate::{directory, groups};
 
 /// How many times a decision's stage is read back before Jumpgate says it is not recorded.
 const READ_BACK_TRIES: u32 = 5;
@@ -48,26 +48,33 @@ impl Engine {
     /// The approvals waiting for the person's review, for roles and groups, as (kind,
     /// approval, stage): one read each, for the watcher's quick look.
     pub async fn inbox(&self) -> Result<Vec<(Elevation, String, String)>, Failure> {
-        let (roles, groups) = tokio::join!(
+        let (roles, groups, entra) = tokio::join!(
             arm::approval_inbox(&self.arm),
-            self.group_read(groups::inbox(&self.graph))
+            self.group_read(groups::inbox(&self.graph)),
+            self.pim_read(Elevation::EntraRole, directory::inbox(&self.graph_roles))
         );
         Ok(roles?
             .into_iter()
             .map(|(a, s)| (Elevation::Role, a, s))
             .chain(groups.into_iter().map(|(a, s)| (Elevation::Group, a, s)))
+            .chain(entra.into_iter().map(|(a, s)| (Elevation::EntraRole, a, s)))
             .collect())
     }
 
-    /// The requests waiting for the person's decision, roles' and groups', each joined with
-    /// its approval.
+    /// The requests waiting for the person's decision, for roles, groups and Entra roles,
+    /// each joined with its approval.
     pub async fn approvals(&self) -> Result<Vec<Pending>, Failure> {
-        let (roles, groups) = tokio::join!(
+        let (roles, groups, entra) = tokio::join!(
             arm::approvals(&self.arm),
-            self.group_read(groups::approvals(&self.graph))
+            self.group_read(groups::approvals(&self.graph)),
+            self.pim_read(
+                Elevation::EntraRole,
+                directory::approvals(&self.graph_roles)
+            )
         );
         let mut all = roles?;
         all.extend(groups);
+        all.extend(entra);
         Ok(all)
     }
 
@@ -95,6 +102,7 @@ impl Engine {
                 .await
                 .ok()?,
             Elevation::Group => groups::stages(&self.graph, id).await.ok()?,
+            Elevation::EntraRole => directory::stages(&self.graph_roles, id).await.ok()?,
         };
         stages.iter().find_map(stage_decision)
     }
@@ -113,6 +121,9 @@ impl Engine {
             Elevation::Role => arm::decide(&self.arm, pending, approve, justification).await?,
             Elevation::Group => {
                 groups::decide(&self.graph, pending, approve, justification).await?
+            }
+            Elevation::EntraRole => {
+                directory::decide(&self.graph_roles, pending, approve, justification).await?
             }
         }
         self.read_back(pending, approve).await?;
@@ -153,6 +164,7 @@ impl Engine {
             let stage = match pending.request.kind {
                 Elevation::Role => arm::approval_stage(&self.arm, pending).await?,
                 Elevation::Group => groups::stage(&self.graph, pending).await?,
+                Elevation::EntraRole => directory::stage(&self.graph_roles, pending).await?,
             };
             match stage_decision(&stage).map(|d| d.approved) {
                 Some(recorded) if recorded == approve => return Ok(()),

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::*;
 use crate::access::{self, HeldRole};
 use crate::arm::{self, Active, Eligible, Request};
-use crate::groups;
+use crate::{directory, groups};
 
 /// How long a refusal of Microsoft Graph (no consent, no permission) keeps group memberships
 /// out of the lists before Graph is asked again: the tray's snapshot would otherwise ask
@@ -73,6 +73,7 @@ impl Way {
                     self.elevation.role
                 ),
             },
+            Elevation::EntraRole => format!("Entra role {}", self.elevation.role),
         }
     }
 
@@ -80,11 +81,7 @@ impl Way {
     /// group's name (`group:NAME`, `role:NAME` to be plain), or the group's id.
     pub fn named(&self, via: &str) -> bool {
         let via = via.trim();
-        let (kind, name) = match via.split_once(':') {
-            Some(("group", n)) => (Some(Elevation::Group), n),
-            Some(("role", n)) => (Some(Elevation::Role), n),
-            _ => (None, via),
-        };
+        let (kind, name) = Elevation::split_name(via);
         self.key.eq_ignore_ascii_case(via)
             || (kind.is_none_or(|k| k == self.elevation.kind)
                 && (self.elevation.role.eq_ignore_ascii_case(name)
@@ -120,16 +117,18 @@ fn is_management_group(scope: &str) -> bool {
 }
 
 impl Engine {
-    /// Every eligibility: Azure roles and group memberships side by side. Group memberships
-    /// that cannot be read (Graph not consented, no permission, Graph down) leave the roles,
-    /// with the reason in [`Engine::groups_note`].
+    /// Every eligibility: Azure roles, group memberships and Entra roles side by side. What
+    /// Microsoft Graph cannot tell (not consented, no permission, Graph down) leaves the
+    /// Azure roles, with the reason in [`Engine::groups_note`].
     pub async fn eligibilities(&self) -> Result<Vec<Eligible>, Failure> {
-        let (roles, groups) = tokio::join!(
+        let (roles, groups, entra) = tokio::join!(
             arm::eligible_roles(&self.arm),
-            self.group_read(groups::eligible(&self.graph))
+            self.group_read(groups::eligible(&self.graph)),
+            self.pim_read(Elevation::EntraRole, directory::eligible(&self.graph_roles))
         );
         let mut all = roles?;
         all.extend(groups);
+        all.extend(entra);
         Ok(all)
     }
 
@@ -138,40 +137,53 @@ impl Engine {
     /// their absence is not taken for none.
     pub async fn eligibilities_known(
         &self,
-    ) -> Result<(Vec<Eligible>, Option<Vec<Eligible>>), Failure> {
+    ) -> Result<(Vec<Eligible>, Option<Vec<Eligible>>, Option<Vec<Eligible>>), Failure> {
         let groups = async {
             if !self.config.access.groups {
                 return None;
             }
             groups::eligible(&self.graph).await.ok()
         };
-        let (roles, groups) = tokio::join!(arm::eligible_roles(&self.arm), groups);
-        Ok((roles?, groups))
+        let entra = async {
+            if !self.config.access.entra_roles {
+                return None;
+            }
+            directory::eligible(&self.graph_roles).await.ok()
+        };
+        let (roles, groups, entra) = tokio::join!(arm::eligible_roles(&self.arm), groups, entra);
+        Ok((roles?, groups, entra))
     }
 
     /// What is in force for the person: Azure role assignments (their own, and those held by
     /// groups they are a member of, as ARM lists them) and group memberships. What a group was
     /// seen to hold is learned for later (`access.json`).
     pub async fn active(&self) -> Result<Vec<Active>, Failure> {
-        let (roles, groups) = tokio::join!(
+        let (roles, groups, entra) = tokio::join!(
             arm::active_roles(&self.arm),
-            self.group_read(groups::active(&self.graph))
+            self.group_read(groups::active(&self.graph)),
+            self.pim_read(Elevation::EntraRole, directory::active(&self.graph_roles))
         );
         let roles = roles?;
         self.learn_group_roles(&roles, &groups);
         let mut all = roles;
         all.extend(groups);
+        all.extend(entra);
         Ok(all)
     }
 
-    /// The person's own requests, for roles and for group memberships.
+    /// The person's own requests, for roles, group memberships and Entra roles.
     pub async fn my_requests(&self) -> Result<Vec<Request>, Failure> {
-        let (roles, groups) = tokio::join!(
+        let (roles, groups, entra) = tokio::join!(
             arm::list_requests(&self.arm, "asRequestor()"),
-            self.group_read(groups::my_requests(&self.graph))
+            self.group_read(groups::my_requests(&self.graph)),
+            self.pim_read(
+                Elevation::EntraRole,
+                directory::my_requests(&self.graph_roles)
+            )
         );
         let mut all = roles?;
         all.extend(groups);
+        all.extend(entra);
         Ok(all)
     }
 
@@ -185,39 +197,66 @@ impl Engine {
         Ok(match kind {
             Elevation::Role => arm::get_request(&self.arm, scope, name).await?,
             Elevation::Group => groups::get_request(&self.graph, name).await?,
+            Elevation::EntraRole => directory::get_request(&self.graph_roles, name).await?,
         })
     }
 
-    /// Why group memberships are left out of the lists, if they are.
+    /// Why group memberships or Entra roles are left out of the lists, if they are.
     pub fn groups_note(&self) -> Option<String> {
-        if !self.config.access.groups {
-            return None;
-        }
-        self.groups_refused
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|(_, why)| why.clone())
+        let notes: Vec<String> = [Elevation::Group, Elevation::EntraRole]
+            .into_iter()
+            .filter(|k| self.reads(*k))
+            .filter_map(|k| {
+                self.refused(k)
+                    .0
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_ref()
+                    .map(|(_, why)| why.clone())
+            })
+            .collect();
+        (!notes.is_empty()).then(|| notes.join("; "))
     }
 
-    /// A Graph read for groups: its answer, or nothing when groups are switched off or Graph
-    /// refused lately. A refusal (403, no consent) is remembered for a while and said once; a
-    /// Graph that cannot be reached is only said.
+    /// Whether Microsoft Graph is asked about this kind at all (`[access]`).
+    fn reads(&self, kind: Elevation) -> bool {
+        match kind {
+            Elevation::Role => true,
+            Elevation::Group => self.config.access.groups,
+            Elevation::EntraRole => self.config.access.entra_roles,
+        }
+    }
+
+    fn refused(&self, kind: Elevation) -> &GroupsRefused {
+        match kind {
+            Elevation::EntraRole => &self.roles_refused,
+            _ => &self.groups_refused,
+        }
+    }
+
+    /// A Graph read for groups (see [`Engine::pim_read`]).
     pub(super) async fn group_read<T>(
         &self,
         read: impl Future<Output = Result<Vec<T>, crate::Error>>,
     ) -> Vec<T> {
-        if !self.config.access.groups {
+        self.pim_read(Elevation::Group, read).await
+    }
+
+    /// A Graph read for group memberships or Entra roles: its answer, or nothing when that
+    /// kind is switched off or Graph refused lately. A refusal (403, no consent) is
+    /// remembered for a while and said once; a Graph that cannot be reached is only said.
+    pub(super) async fn pim_read<T>(
+        &self,
+        kind: Elevation,
+        read: impl Future<Output = Result<Vec<T>, crate::Error>>,
+    ) -> Vec<T> {
+        if !self.reads(kind) {
             return Vec::new();
         }
+        let memo = self.refused(kind);
         let now = self.arm.clock.now();
         {
-            let refused = self
-                .groups_refused
-                .0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let refused = memo.0.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((at, _)) = refused.as_ref() {
                 if now >= *at && now - *at < Duration::minutes(GROUPS_REFUSED_MINUTES) {
                     return Vec::new();
@@ -226,24 +265,20 @@ impl Engine {
         }
         match read.await {
             Ok(items) => {
-                *self
-                    .groups_refused
-                    .0
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = None;
+                *memo.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 items
             }
             Err(e) => {
                 let denied = matches!(e.kind(), Kind::Denied | Kind::SignIn);
                 let why = format!(
-                    "group memberships (PIM for Groups) could not be read: {}",
+                    "{} could not be read: {}",
+                    match kind {
+                        Elevation::EntraRole => "Entra roles (PIM for Microsoft Entra roles)",
+                        _ => "group memberships (PIM for Groups)",
+                    },
                     Failure::from(e).explanation.message
                 );
-                let mut refused = self
-                    .groups_refused
-                    .0
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
+                let mut refused = memo.0.lock().unwrap_or_else(|p| p.into_inner());
                 let new = refused.as_ref().is_none_or(|(_, w)| *w != why);
                 if denied {
                     *refused = Some((now, why.clone()));
@@ -380,6 +415,8 @@ impl Engine {
         let mut ways: Vec<Way> = Vec::new();
         for e in self.eligibilities().await? {
             match e.kind {
+                // A directory role opens no jump box.
+                Elevation::EntraRole => continue,
                 Elevation::Role => {
                     let certain = policy::scope_contains(&e.scope, vm_id);
                     if !certain && !is_management_group(&e.scope) {
@@ -591,29 +628,25 @@ impl Engine {
 pub fn via_name(way: &Way) -> String {
     match way.elevation.kind {
         Elevation::Role => way.elevation.role.clone(),
-        Elevation::Group => format!("group:{}", way.elevation.role),
+        kind => format!("{}:{}", kind.prefix(), way.elevation.role),
     }
 }
 
-/// The eligibility named `name` (a role's or a group's name, or a role definition id, or a
-/// group's id), at `scope` when given.
+/// The eligibility named `name` (a role's, group's or Entra role's name, or a role
+/// definition id, or a group's id), at `scope` when given.
 pub fn pick_role(
     eligible: Vec<Eligible>,
     name: &str,
     scope: Option<&str>,
 ) -> Result<Eligible, Failure> {
-    let (kind, bare) = match name.split_once(':') {
-        Some(("group", n)) => (Some(Elevation::Group), n),
-        Some(("role", n)) => (Some(Elevation::Role), n),
-        _ => (None, name),
-    };
+    let (kind, bare) = Elevation::split_name(name);
     let matches: Vec<Eligible> = eligible
         .into_iter()
         .filter(|e| kind.is_none_or(|k| k == e.kind))
         .filter(|e| {
             e.role.eq_ignore_ascii_case(bare)
                 || match e.kind {
-                    Elevation::Role => {
+                    Elevation::Role | Elevation::EntraRole => {
                         arm::leaf(&e.role_definition_id).eq_ignore_ascii_case(arm::leaf(bare))
                     }
                     Elevation::Group => e.scope.eq_ignore_ascii_case(bare),
@@ -621,7 +654,7 @@ pub fn pick_role(
         })
         .filter(|e| {
             scope.is_none_or(|s| {
-                e.kind == Elevation::Group || e.scope.eq_ignore_ascii_case(s.trim_end_matches('/'))
+                e.kind != Elevation::Role || e.scope.eq_ignore_ascii_case(s.trim_end_matches('/'))
             })
         })
         .collect();
@@ -630,7 +663,7 @@ pub fn pick_role(
             Kind::NotFound,
             "not_eligible",
             format!(
-                "You are not eligible for a role or group named '{name}'{}: see jumpgate roles.",
+                "You are not eligible for a role, group or Entra role named '{name}'{}: see jumpgate roles.",
                 scope.map(|s| format!(" at {s}")).unwrap_or_default()
             ),
         )),
@@ -644,7 +677,7 @@ pub fn pick_role(
                 .join(", ")
         ))),
         _ => Err(Failure::usage(format!(
-            "'{name}' is both a role and a group you are eligible for: say which with role:{name} or group:{name}"
+            "'{name}' names more than one kind of thing you are eligible for: say which with role:{name}, group:{name} or entra:{name}"
         ))),
     }
 }

@@ -177,14 +177,19 @@ pub struct Engine {
     standing: Standing,
     /// Microsoft Graph, for PIM for Groups, with a token for [`crate::groups::PERMISSIONS`].
     pub graph: Arm,
+    /// Microsoft Graph, for PIM for Entra roles, with a token of its own for
+    /// [`crate::directory::PERMISSIONS`]: an organisation that consented to one set and not
+    /// the other keeps what it consented to.
+    pub graph_roles: Arm,
     groups_refused: elevation::GroupsRefused,
+    roles_refused: elevation::GroupsRefused,
 }
 impl Engine {
     /// The engine on `config`, with its state directory created 0700 (or checked to be the
     /// user's own and private: RELIABILITY #24). There is no relative fallback: without a
     /// platform data directory, `storage.state_dir` must say where.
     pub fn new(config: Config) -> Result<Engine, crate::Error> {
-        let state_dir = config
+        let base = config
             .storage
             .state_dir
             .clone()
@@ -194,15 +199,25 @@ impl Engine {
                     "there is no data directory to keep Jumpgate's state in (is HOME set?); set storage.state_dir in the configuration".into(),
                 )
             })?;
-        crate::private::ensure_dir(&state_dir).map_err(|e| {
-            crate::Error::State(match e.kind() {
-                std::io::ErrorKind::PermissionDenied => e.to_string(),
-                _ => format!(
-                    "cannot use the state directory {}: {e}. Nothing was sent: make it writable by you, free some space, or set storage.state_dir, then try again.",
-                    state_dir.display()
-                ),
-            })
-        })?;
+        // Another tenant's state is its own (its requests, watcher and journal), in
+        // `tenants/NAME`; each folder on the way is made private in turn.
+        let mut folders = vec![base.clone()];
+        if let Some(name) = &config.tenant {
+            folders.push(base.join("tenants"));
+            folders.push(base.join("tenants").join(name));
+        }
+        for dir in &folders {
+            crate::private::ensure_dir(dir).map_err(|e| {
+                crate::Error::State(match e.kind() {
+                    std::io::ErrorKind::PermissionDenied => e.to_string(),
+                    _ => format!(
+                        "cannot use the state directory {}: {e}. Nothing was sent: make it writable by you, free some space, or set storage.state_dir, then try again.",
+                        dir.display()
+                    ),
+                })
+            })?;
+        }
+        let state_dir = folders.pop().unwrap_or(base);
         // The journal opens its file with the default mode; created here first, it is 0600.
         drop(
             crate::private::open_append(&state_dir.join("audit.jsonl")).map_err(|e| {
@@ -233,22 +248,28 @@ impl Engine {
             });
         }));
         session.follow_clock(arm.clock.clone());
-        let graph_scope = crate::groups::PERMISSIONS
-            .iter()
-            .map(|p| config.graph_scope(p))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let graph = Arm::graph(
-            config.graph(),
-            Arc::new(crate::session::GraphTokens {
-                session: session.clone(),
-                scope: graph_scope,
-            }),
-            &arm,
-        );
+        let graph_for = |permissions: &[&str]| {
+            let scope = permissions
+                .iter()
+                .map(|p| config.graph_scope(p))
+                .collect::<Vec<_>>()
+                .join(" ");
+            Arm::graph(
+                config.graph(),
+                Arc::new(crate::session::GraphTokens {
+                    session: session.clone(),
+                    scope,
+                }),
+                &arm,
+            )
+        };
+        let graph = graph_for(&crate::groups::PERMISSIONS);
+        let graph_roles = graph_for(&crate::directory::PERMISSIONS);
         Ok(Engine {
             graph,
+            graph_roles,
             groups_refused: elevation::GroupsRefused::default(),
+            roles_refused: elevation::GroupsRefused::default(),
             journal: Journal::new(&state_dir),
             config,
             session,

@@ -165,6 +165,8 @@ impl Engine {
         for e in self.eligibilities().await? {
             let quoted = shell_word(&e.role);
             let reach = match e.kind {
+                // A directory role opens no jump box.
+                Elevation::EntraRole => continue,
                 Elevation::Role => Reach {
                     kind: e.kind,
                     activate: format!(
