@@ -417,7 +417,10 @@ pub async fn snapshot(
             // Without an eligibility, Connect is offered only when JIT is open to the user
             // already; that costs one permissions read per resource group, only for them,
             // and at most once per STANDING_FRESH_MINUTES.
-            state.can_connect = !eligible.is_empty()
+            // An Entra role opens no jump box.
+            state.can_connect = eligible
+                .iter()
+                .any(|e| e.kind != jumpgate_core::events::Elevation::EntraRole)
                 || (!targets.is_empty()
                     && engine
                         .standing_jit(&signed_in.oid, &targets)

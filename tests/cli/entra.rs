@@ -58,8 +58,21 @@ async fn entra_alice_activates_global_reader_and_security_reader_with_bobs_appro
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
-    // Security Reader: waits for bob, whose inbox shows it as an Entra role; her watcher
-    // announces his decision.
+    // Security Reader: behind MFA, which her password-only sign-in lacks, then waiting for
+    // bob, whose inbox shows it as an Entra role; her watcher announces his decision.
+    let refused = alice.run(&[
+        "activate",
+        "Security Reader",
+        "--justification",
+        "Incident INC-88 triage",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("signin --mfa"),
+        "{}",
+        text(&refused.stderr)
+    );
+    sim.sign_in_with(&alice, &["--mfa"]).await;
     alice.configure("[watch]\npending_poll_ms = 1000");
     let mut watch = alice.watch(&[]);
     watch.first_look();
@@ -113,6 +126,27 @@ async fn entra_alice_activates_global_reader_and_security_reader_with_bobs_appro
     assert_eq!(
         names_of(&status["roles"], "entra_role"),
         ["Security Reader"],
+        "{status:#}"
+    );
+
+    // Activated again, it is a new request, not the ended one resumed.
+    let out = alice.run(&[
+        "activate",
+        "entra:Global Reader",
+        "--justification",
+        "One more look",
+        "--wait=1m",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("resuming"),
+        "{}",
+        text(&out.stderr)
+    );
+    let status = alice.json(&["status"]);
+    assert_eq!(
+        names_of(&status["roles"], "entra_role"),
+        ["Global Reader", "Security Reader"],
         "{status:#}"
     );
 

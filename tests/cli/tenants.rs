@@ -114,6 +114,27 @@ async fn tenants_alice_holds_sign_ins_in_two_tenants_and_status_shows_both() {
     assert_eq!(tenant(&status, "fabrikam")["account"], Value::Null);
     assert_eq!(tenant(&status, "default")["account"], ALICE);
 
+    // Signed out of both, status still answers, for each.
+    let out = alice.run(&["signout"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status = alice.json(&["status"]);
+    assert_eq!(
+        tenant(&status, "default")["account"],
+        Value::Null,
+        "{status:#}"
+    );
+    assert_eq!(
+        tenant(&status, "fabrikam")["account"],
+        Value::Null,
+        "{status:#}"
+    );
+    let said = text(&alice.run(&["status"]).stdout);
+    assert!(
+        said.contains("Tenant default: not signed in")
+            && said.contains("Tenant fabrikam: not signed in (jumpgate --tenant fabrikam signin)"),
+        "{said}"
+    );
+
     // A tenant the configuration does not name is refused with the ones it does.
     let out = alice.run(&["--tenant", "nosuch", "status"]);
     assert!(!out.status.success());

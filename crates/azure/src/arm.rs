@@ -85,7 +85,8 @@ pub async fn named_subscriptions(arm: &Arm) -> Result<Vec<Subscription>> {
 
 /// A role the user may activate, or a group whose membership they may activate (PIM for
 /// Groups, `kind: Group`: `role` is the group's name, `role_definition_id` the access asked
-/// for, `member` or `owner`, and `scope` and `scope_name` the group's id and name).
+/// for, `member` or `owner`, and `scope` and `scope_name` the group's id and name), or an
+/// Entra role (`kind: EntraRole`: `scope` is the directory scope, `/`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Eligible {
     pub kind: Elevation,

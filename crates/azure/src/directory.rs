@@ -183,7 +183,9 @@ pub async fn activation_policy(graph: &Arm, role: &str) -> Result<ActivationPoli
 /// The approvals with a step waiting for the user's review, as (approval, step): one read.
 pub async fn inbox(graph: &Arm) -> Result<Vec<(String, String)>> {
     let approvals = graph
-        .list(&format!("{APPROVALS}/filterByCurrentUser(on='approver')"))
+        .list(&format!(
+            "{APPROVALS}/filterByCurrentUser(on='approver')?$expand=steps"
+        ))
         .await?;
     Ok(waiting(&approvals, "steps"))
 }

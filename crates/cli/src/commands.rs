@@ -31,6 +31,11 @@ pub async fn run(cli: Cli) -> Outcome<u8> {
             .map(|()| 0);
     }
     if let Command::Init(a) = cli.command {
+        if cli.tenant.is_some() {
+            return Err(usage(
+                "init writes [azure], the default tenant: add another tenant as a [[tenants]] entry in the configuration instead of --tenant",
+            ));
+        }
         return crate::init::run(cli.config.as_deref(), cli.json, a)
             .await
             .map(|()| 0);
@@ -1346,7 +1351,7 @@ async fn other_tenants(ctx: &Ctx) -> Vec<TenantStatus> {
         let read = async {
             let config = ctx.whole.for_tenant(&name).map_err(Failure::usage)?;
             let engine = engine::Engine::new(config)?;
-            if engine.session.current().await.ok().flatten().is_none() {
+            if engine.session.current().await?.is_none() {
                 return Ok(None);
             }
             active_access(&engine).await.map(Some)
@@ -1404,22 +1409,39 @@ fn access_lines(roles: &[arm::Active], ports: &[PortView], now: DateTime<Utc>) -
 }
 
 async fn status(ctx: &Ctx, all_tenants: bool) -> Outcome {
-    let (account, roles, ports) = active_access(&ctx.engine).await?;
+    let current = active_access(&ctx.engine).await;
     let now = ctx.arm.clock.now();
     let mut tenants = Vec::new();
-    if all_tenants && !ctx.whole.tenants.is_empty() {
-        tenants = other_tenants(ctx).await;
-        tenants.insert(
-            0,
-            TenantStatus {
+    let (roles, ports) = if all_tenants && !ctx.whole.tenants.is_empty() {
+        // Every tenant is shown, this one too when nobody is signed in to it.
+        let here = match current {
+            Ok((account, roles, ports)) => TenantStatus {
                 tenant: ctx.config.tenant_name().to_string(),
-                account: Some(account.upn.clone()),
-                roles: roles.clone(),
-                ports: ports.clone(),
+                account: Some(account.upn),
+                roles,
+                ports,
                 error: None,
             },
-        );
-    }
+            Err(f) => {
+                let signed_out = ctx.session.current().await.ok().flatten().is_none()
+                    && f.explanation.kind == Kind::SignIn;
+                TenantStatus {
+                    tenant: ctx.config.tenant_name().to_string(),
+                    account: None,
+                    roles: Vec::new(),
+                    ports: Vec::new(),
+                    error: (!signed_out).then_some(f.explanation.message),
+                }
+            }
+        };
+        let both = (here.roles.clone(), here.ports.clone());
+        tenants = other_tenants(ctx).await;
+        tenants.insert(0, here);
+        both
+    } else {
+        let (_, roles, ports) = current?;
+        (roles, ports)
+    };
     let view = StatusView {
         roles,
         ports,

@@ -859,12 +859,20 @@ fn check_azure(key: &str, azure: &AzureConfig) -> Result<(), String> {
 /// A tenant profile's name: what `--tenant` takes and a folder is named after, so letters,
 /// digits, `.`, `-` and `_` only, at most 64, and not `default`.
 pub fn check_tenant_name(name: &str) -> Result<(), String> {
+    // Windows drops a trailing dot from a folder's name, and keeps device names for itself.
+    let stem = name.split('.').next().unwrap_or(name).to_ascii_lowercase();
+    let device = matches!(stem.as_str(), "con" | "prn" | "aux" | "nul")
+        || ((stem.starts_with("com") || stem.starts_with("lpt"))
+            && stem.len() == 4
+            && stem.ends_with(|c: char| c.is_ascii_digit()));
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        && !name.starts_with('.');
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && !device;
     if !ok {
         return Err(format!(
             "the tenant name '{}' is not one: use letters, digits, '.', '-' and '_' (at most 64), such as fabrikam",
@@ -1091,6 +1099,16 @@ pub fn merge(
     for key in &origin.managed {
         remove_path(&mut user_doc, key);
     }
+    // An organisation that pins its tenant and endpoints is not to be routed around by
+    // another tenant of the user's own: with any `azure` key managed, the tenants are the
+    // system file's alone.
+    if origin
+        .managed
+        .iter()
+        .any(|k| k == "azure" || k.starts_with("azure."))
+    {
+        remove_path(&mut user_doc, "tenants");
+    }
     join_profiles(&sys_doc, &mut user_doc);
     let mut user_leaves = Vec::new();
     leaves(&user_doc, String::new(), &mut user_leaves);
@@ -1279,6 +1297,8 @@ mod tests {
             ("tenant_id = \"f\"\nclient_id = \"c\"", "needs a name"),
             ("name = \"default\"\ntenant_id = \"f\"\nclient_id = \"c\"", "'default' is the name"),
             ("name = \"../x\"\ntenant_id = \"f\"\nclient_id = \"c\"", "is not one"),
+            ("name = \"x.\"\ntenant_id = \"f\"\nclient_id = \"c\"", "is not one"),
+            ("name = \"nul\"\ntenant_id = \"f\"\nclient_id = \"c\"", "is not one"),
             ("name = \"x\"\ntenant_id = \"f\"", "client_id is required"),
             ("name = \"x\"\ntenant_id = \"f\"\nclient_id = \"c\"\ntennant = 1", "unknown field"),
             ("name = \"x\"\ntenant_id = \"f\"\nclient_id = \"c\"\narm_endpoint = \"http://evil.example\"", "arm_endpoint"),
@@ -1673,6 +1693,19 @@ mod tests {
         assert!(!c.origin.keys.contains_key("azure.arm_endpoint"));
         assert!(c.watch.approver);
         assert_eq!(c.origin.keys["watch.approver"], Source::User);
+        // Nor does a tenant of the user's own go round the managed one; the organisation's
+        // tenants stay.
+        let user_tenant = "[[tenants]]\nname = \"elsewhere\"\ntenant_id = \"x\"\nclient_id = \"c\"\nauthority_host = \"https://login.evil.example\"\n";
+        let c = merged(user_tenant, system);
+        assert_eq!(c.tenant_names(), ["default"]);
+        let with_own = format!(
+            "{system}[[tenants]]\nname = \"lab\"\ntenant_id = \"lab\"\nclient_id = \"c\"\n"
+        );
+        let c = merged(user_tenant, &with_own);
+        assert_eq!(c.tenant_names(), ["default", "lab"]);
+        // Unmanaged, the user's tenants are taken.
+        let c = merged(user_tenant, MINIMAL);
+        assert_eq!(c.tenant_names(), ["default", "elsewhere"]);
     }
 
     #[test]

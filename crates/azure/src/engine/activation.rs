@@ -355,6 +355,8 @@ impl Engine {
 
     /// The person's own activation request for this group or Entra role that is still open
     /// (waiting, or approved and not lapsed), newest first; made since `since` when given.
+    /// One made before the last end of the same membership or role (a deactivation, an
+    /// administrator's removal) is over, whatever its own status says.
     async fn open_membership_request(
         &self,
         e: &Eligible,
@@ -364,15 +366,29 @@ impl Engine {
             Elevation::EntraRole => directory::my_requests(&self.graph_roles).await?,
             _ => groups::my_requests(&self.graph).await?,
         };
+        let same = |r: &Request| {
+            r.scope.eq_ignore_ascii_case(&e.scope)
+                && r.role_definition_id
+                    .eq_ignore_ascii_case(&e.role_definition_id)
+        };
+        let ended = mine
+            .iter()
+            .filter(|r| {
+                same(r)
+                    && ["SelfDeactivate", "AdminRemove"]
+                        .iter()
+                        .any(|t| r.request_type.eq_ignore_ascii_case(t))
+            })
+            .filter_map(|r| r.created)
+            .max();
         let mut mine: Vec<Request> = mine
             .into_iter()
             .filter(|r| {
-                r.scope.eq_ignore_ascii_case(&e.scope)
-                    && r.role_definition_id
-                        .eq_ignore_ascii_case(&e.role_definition_id)
+                same(r)
                     && r.request_type.eq_ignore_ascii_case("SelfActivate")
                     && since
                         .is_none_or(|t| r.created.is_some_and(|c| c >= t - Duration::seconds(5)))
+                    && ended.is_none_or(|end| r.created.is_some_and(|c| c > end))
                     && self.still_open(r)
             })
             .collect();

@@ -284,7 +284,9 @@ impl Engine {
                     *refused = Some((now, why.clone()));
                 }
                 drop(refused);
-                if new {
+                // Entra roles are an addition to the way to a jump box: an organisation that
+                // has not granted them hears of it in `roles` and `doctor`, not on every run.
+                if new && !(denied && kind == Elevation::EntraRole) {
                     self.progress(&why);
                 }
                 Vec::new()
@@ -633,14 +635,16 @@ pub fn via_name(way: &Way) -> String {
 }
 
 /// The eligibility named `name` (a role's, group's or Entra role's name, or a role
-/// definition id, or a group's id), at `scope` when given.
+/// definition id, or a group's id), at `scope` when given. A plain name that is both an
+/// Azure role's and an Entra role's (Security Reader is both) is the Azure role's, as it was
+/// before Entra roles were read: `entra:NAME` names the other.
 pub fn pick_role(
     eligible: Vec<Eligible>,
     name: &str,
     scope: Option<&str>,
 ) -> Result<Eligible, Failure> {
     let (kind, bare) = Elevation::split_name(name);
-    let matches: Vec<Eligible> = eligible
+    let mut matches: Vec<Eligible> = eligible
         .into_iter()
         .filter(|e| kind.is_none_or(|k| k == e.kind))
         .filter(|e| {
@@ -658,6 +662,9 @@ pub fn pick_role(
             })
         })
         .collect();
+    if kind.is_none() && matches.iter().any(|m| m.kind == Elevation::Role) {
+        matches.retain(|m| m.kind != Elevation::EntraRole);
+    }
     match matches.len() {
         0 => Err(Failure::new(
             Kind::NotFound,
@@ -679,5 +686,44 @@ pub fn pick_role(
         _ => Err(Failure::usage(format!(
             "'{name}' names more than one kind of thing you are eligible for: say which with role:{name}, group:{name} or entra:{name}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eligible(kind: Elevation, role: &str, scope: &str) -> Eligible {
+        Eligible {
+            kind,
+            role: role.into(),
+            role_definition_id: format!("{role}-id"),
+            scope: scope.into(),
+            scope_name: scope.into(),
+            eligibility_schedule_id: String::new(),
+            eligible_until: None,
+        }
+    }
+
+    #[test]
+    fn a_name_an_azure_role_and_an_entra_role_share_is_the_azure_roles_unless_prefixed() {
+        let both = vec![
+            eligible(Elevation::Role, "Security Reader", "/subscriptions/s"),
+            eligible(Elevation::EntraRole, "Security Reader", "/"),
+            eligible(Elevation::EntraRole, "Global Reader", "/"),
+        ];
+        let plain = pick_role(both.clone(), "Security Reader", None).expect("one");
+        assert_eq!(plain.kind, Elevation::Role);
+        let entra = pick_role(both.clone(), "entra:Security Reader", None).expect("one");
+        assert_eq!(entra.kind, Elevation::EntraRole);
+        // A scope names Azure roles only: it leaves an Entra role alone.
+        let global =
+            pick_role(both.clone(), "Global Reader", Some("/subscriptions/x")).expect("one");
+        assert_eq!(global.kind, Elevation::EntraRole);
+        let group = eligible(Elevation::Group, "Security Reader", "g-1");
+        let shared = pick_role(vec![both[0].clone(), group], "Security Reader", None)
+            .expect_err("a role and a group share it");
+        assert!(shared.explanation.message.contains("group:Security Reader"));
+        assert!(pick_role(both, "nosuch", None).is_err());
     }
 }

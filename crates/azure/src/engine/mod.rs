@@ -231,11 +231,14 @@ impl Engine {
             .storage
             .allow_file_fallback
             .then(|| state_dir.join("tokens.json"));
-        let store = TokenStore::new(
-            &config.storage.keyring_service,
-            &config.azure.tenant_id,
-            fallback,
-        );
+        // `[azure]`'s sign-in is keyed by its tenant id, as it always was; another tenant's
+        // by its name too, so two entries for one organisation (another account, another
+        // app) never share, overwrite or delete each other's sign-in.
+        let key = match &config.tenant {
+            Some(name) => format!("{}@{name}", config.azure.tenant_id),
+            None => config.azure.tenant_id.clone(),
+        };
+        let store = TokenStore::new(&config.storage.keyring_service, &key, fallback);
         let authority = Authority::from_config(&config);
         let session = Arc::new(
             Session::new(authority, store).with_renewal_lock(state_dir.join("signin.lock")),

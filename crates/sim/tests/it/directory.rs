@@ -104,10 +104,37 @@ async fn alice_activates_global_reader_and_security_reader_with_bobs_approval() 
     assert_eq!(reader.body["status"], "Provisioned");
     assert_eq!(reader.body["roleDefinitionId"], GLOBAL_READER);
 
-    // Security Reader: waits for bob, who finds it in beta's approvals (not in v1.0's).
-    let security = ask(
+    // Security Reader: refused without MFA (PIM's MfaRule), then, with it, waits for bob,
+    // who finds it in beta's approvals (not in v1.0's).
+    let without = ask(
         &sim,
         &alice,
+        activation(&sim, SECURITY_READER, "selfActivate"),
+    )
+    .await;
+    assert_eq!(
+        without.code(),
+        "RoleAssignmentRequestPolicyValidationFailed",
+        "{}",
+        without.body
+    );
+    assert!(
+        without.body.to_string().contains("MfaRule"),
+        "{}",
+        without.body
+    );
+    let with_mfa = sim
+        .control(
+            "/token",
+            json!({"upn": ALICE, "resource": "graph", "scope": PIM_ROLES, "mfa": true}),
+        )
+        .await["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let security = ask(
+        &sim,
+        &with_mfa,
         activation(&sim, SECURITY_READER, "selfActivate"),
     )
     .await;
