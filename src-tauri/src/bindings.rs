@@ -71,6 +71,7 @@ fn commands() -> Vec<Command> {
         command!("close_popover", [], ()),
         command!("discover_tenant", [email: String, authority: String], Discovered),
         command!("write_first_config", [email: String, authority: String, tenant_id: String, sign_in: SignInChoice], AppState),
+        command!("switch_tenant", [name: String], AppState),
     ]
 }
 

@@ -62,6 +62,10 @@ pub struct AppState {
     /// Signed in but no jump box can be read (no standing access): what could be reached,
     /// and how. `None` otherwise.
     pub reachable: Option<jumpgate_azure::engine::Reachable>,
+    /// The tenant this state is of (`default` is `[azure]`'s).
+    pub tenant: String,
+    /// Every tenant of the configuration, when there are several to switch between.
+    pub tenants: Vec<String>,
 }
 
 /// A jump box: its JIT ports and what of mine is open on it. A name may be shared by several
@@ -390,6 +394,8 @@ pub async fn snapshot(
             start_at_login,
             azure_cli: engine.config.azure.sign_in == SignIn::AzureCli,
             reachable: None,
+            tenant: engine.config.tenant_name().to_string(),
+            tenants: Vec::new(),
         };
         let mut snap = Snapshot {
             signed_in: account.is_some(),
@@ -599,11 +605,14 @@ impl Prefetch {
         if let Ok(mut slot) = prefetch.0.lock() {
             *slot = Some((std::time::Instant::now(), rx));
         }
-        let engine = ctx.engine.clone();
+        let engine = ctx.engine();
         let demo = ctx.demo.is_some();
+        let tenants = ctx.tenant_names();
         let start_at_login = crate::platform::starts_at_login(app);
         tauri::async_runtime::spawn(async move {
-            let state = snapshot(engine, demo, start_at_login).await.map(|s| s.0);
+            let state = snapshot(engine, demo, start_at_login)
+                .await
+                .map(|(s, _)| AppState { tenants, ..s });
             let _ = tx.send(Some(state));
         });
     }
@@ -639,14 +648,35 @@ pub async fn app_state<R: Runtime>(app: AppHandle<R>) -> CommandResult<AppState>
     match app.try_state::<AppCtx>() {
         Some(ctx) => {
             let start_at_login = crate::platform::starts_at_login(&app);
-            Ok(
-                snapshot(ctx.engine.clone(), ctx.demo.is_some(), start_at_login)
-                    .await?
-                    .0,
-            )
+            let (state, _) = snapshot(ctx.engine(), ctx.demo.is_some(), start_at_login).await?;
+            Ok(AppState {
+                tenants: ctx.tenant_names(),
+                ..state
+            })
         }
         None => Err(CommandError::first_run()),
     }
+}
+
+/// Makes `name` the tenant the popover shows and acts in (each tenant keeps its own sign-in
+/// and watcher), and answers its state.
+#[tauri::command]
+pub async fn switch_tenant<R: Runtime>(
+    app: AppHandle<R>,
+    ctx: State<'_, AppCtx>,
+    name: String,
+) -> CommandResult<AppState> {
+    if !ctx.switch(&name) {
+        return Err(CommandError::Invalid(Detail {
+            code: "no_tenant".into(),
+            message: format!(
+                "There is no tenant '{}' in the configuration.",
+                jumpgate_core::text::line(&name)
+            ),
+        }));
+    }
+    tracing::info!("the popover works in tenant {}", ctx.tenant());
+    crate::tray::refresh(&app).await
 }
 
 /// Demo mode only: sign in as one of the demo tenant's users, without a browser.
@@ -668,7 +698,7 @@ pub async fn sign_in_demo<R: Runtime>(
             format!("'{upn}' is not a user of the demo tenant"),
         ));
     }
-    let engine = ctx.engine.clone();
+    let engine = ctx.engine();
     on_engine(move || async move {
         let claims = engine.take_step_up();
         let tokens = signin::demo(&engine.authority(), &upn, claims.as_deref()).await?;
@@ -698,7 +728,7 @@ pub async fn sign_in<R: Runtime>(
             let _ = previous.send(());
         }
     }
-    let engine = ctx.engine.clone();
+    let engine = ctx.engine();
     on_engine(move || async move {
         let on_url: Box<dyn FnOnce(&str) + Send> = Box::new(|url: &str| {
             if !launch::open_browser(url) {
@@ -757,7 +787,7 @@ pub async fn sign_out<R: Runtime>(
     app: AppHandle<R>,
     ctx: State<'_, AppCtx>,
 ) -> CommandResult<AppState> {
-    let engine = ctx.engine.clone();
+    let engine = ctx.engine();
     on_engine(move || async move { Ok(engine.sign_out().await?) }).await?;
     crate::tray::refresh(&app).await
 }
@@ -806,7 +836,7 @@ fn duration_of(text: &str) -> CommandResult<chrono::Duration> {
 /// everything again against the policy as it reads it then.
 #[tauri::command]
 pub fn check_connect(ctx: State<'_, AppCtx>, form: FormDraft) -> Vec<FieldProblem> {
-    form_problems(&form, &ctx.engine.config.justification.refuse)
+    form_problems(&form, &ctx.engine().config.justification.refuse)
 }
 
 fn form_problems(form: &FormDraft, refuse: &[String]) -> Vec<FieldProblem> {
@@ -845,7 +875,8 @@ pub async fn connect<R: Runtime>(
     )?;
     // A vague justification is refused whether or not a role is to be activated, as the form
     // shows it: with the words an activation's pre-flight uses.
-    if let Some(v) = vague_justification(&justification, &ctx.engine.config.justification.refuse) {
+    if let Some(v) = vague_justification(&justification, &ctx.engine().config.justification.refuse)
+    {
         return Err(CommandError::Policy(Detail {
             code: v.rule.into(),
             message: format!("Not sent: {}.", v.message),
@@ -864,7 +895,7 @@ pub async fn connect<R: Runtime>(
         via: form.via.as_deref().map(|v| name_of("via", v)).transpose()?,
         allow_wide_source: form.allow_wide_source.unwrap_or(false),
     };
-    let engine = ctx.engine.clone();
+    let engine = ctx.engine();
     let launch_client = form.launch;
     let result = on_engine(move || async move {
         let mut connected = engine.connect(&request).await?;
@@ -920,7 +951,7 @@ pub async fn extend<R: Runtime>(
             port,
         },
     };
-    let engine = ctx.engine.clone();
+    let engine = ctx.engine();
     let message = on_engine(move || async move {
         Ok(match what {
             Renew::Role { role } => {
@@ -967,7 +998,7 @@ pub async fn end_role<R: Runtime>(
     let justification = input::text("justification", &justification, input::MAX_JUSTIFICATION)
         .map(|j| j.trim().to_string())
         .map_err(|e| CommandError::invalid("bad_justification", format!("The {e}.")))?;
-    let engine = ctx.engine.clone();
+    let engine = ctx.engine();
     let message = on_engine(move || async move {
         let request = engine.end_role(&role, &justification).await?;
         Ok(format!("{} ended: {}.", request.role, request.status))
@@ -1008,13 +1039,14 @@ pub async fn activate<R: Runtime>(
         &justification,
         "Say why you need access: the justification is required.",
     )?;
-    if let Some(v) = vague_justification(&justification, &ctx.engine.config.justification.refuse) {
+    if let Some(v) = vague_justification(&justification, &ctx.engine().config.justification.refuse)
+    {
         return Err(CommandError::Policy(Detail {
             code: v.rule.into(),
             message: format!("Not sent: {}.", v.message),
         }));
     }
-    let engine = ctx.engine.clone();
+    let engine = ctx.engine();
     let (kind, name, status) = on_engine(move || async move {
         let e = engine::pick_role(engine.eligibilities().await?, &role, None)?;
         let request = match engine
@@ -1049,7 +1081,7 @@ pub async fn activate<R: Runtime>(
 #[tauri::command]
 pub async fn ways(ctx: State<'_, AppCtx>, vm_id: String) -> CommandResult<Vec<WayView>> {
     let vm_id = vm_of(&vm_id)?;
-    let engine = ctx.engine.clone();
+    let engine = ctx.engine();
     on_engine(move || async move {
         let chosen = jumpgate_azure::access::read(&engine.state_dir)
             .chosen_for(&vm_id)
@@ -1073,7 +1105,7 @@ pub async fn ways(ctx: State<'_, AppCtx>, vm_id: String) -> CommandResult<Vec<Wa
 /// The requests waiting for my decision.
 #[tauri::command]
 pub async fn approvals(ctx: State<'_, AppCtx>) -> CommandResult<Vec<ApprovalView>> {
-    let engine = ctx.engine.clone();
+    let engine = ctx.engine();
     on_engine(move || async move { approval_views(&engine).await }).await
 }
 
@@ -1118,7 +1150,7 @@ pub async fn decide<R: Runtime>(
         "PIM requires a justification for the decision: say why you approve or deny.",
     )?;
     let request = name_of("request", &request)?;
-    let engine = ctx.engine.clone();
+    let engine = ctx.engine();
     let left = on_engine(move || async move {
         let pending = engine
             .approvals()
@@ -1147,7 +1179,7 @@ pub async fn remember_target(
     vm_id: String,
     what: crate::remembered::Remember,
 ) -> CommandResult<crate::remembered::Remembered> {
-    let dir = ctx.engine.state_dir.clone();
+    let dir = ctx.engine().state_dir.clone();
     tokio::task::spawn_blocking(move || crate::remembered::remember(&dir, &vm_id, what))
         .await
         .map_err(|e| CommandError::other("engine_stopped", format!("the engine stopped: {e}")))?
@@ -1159,7 +1191,7 @@ pub async fn remember_target(
                 "state",
                 format!(
                     "Cannot remember that in {}: {e}. Check that the folder is yours and writable.",
-                    ctx.engine.state_dir.display()
+                    ctx.engine().state_dir.display()
                 ),
             ),
         })
@@ -1168,7 +1200,7 @@ pub async fn remember_target(
 /// The audit journal, newest first, filtered by words.
 #[tauri::command]
 pub async fn history(ctx: State<'_, AppCtx>, query: String) -> CommandResult<Vec<Entry>> {
-    let mut entries = journal(&ctx.engine, &query)?;
+    let mut entries = journal(&ctx.engine(), &query)?;
     entries.reverse();
     Ok(entries)
 }
@@ -1199,7 +1231,7 @@ pub async fn export_history(
     query: String,
     format: ExportFormat,
 ) -> CommandResult<String> {
-    let entries = journal(&ctx.engine, &query)?;
+    let entries = journal(&ctx.engine(), &query)?;
     let (text, ext) = match format {
         ExportFormat::Csv => (audit::csv(&entries), "csv"),
         ExportFormat::Json => (
@@ -1208,7 +1240,7 @@ pub async fn export_history(
             "json",
         ),
     };
-    let dir = dirs::download_dir().unwrap_or_else(|| ctx.engine.state_dir.clone());
+    let dir = dirs::download_dir().unwrap_or_else(|| ctx.engine().state_dir.clone());
     let stamp = Utc::now().format("%Y%m%d-%H%M%S");
     let path = crate::platform::write_new(&dir, &format!("jumpgate-history-{stamp}"), ext, &text)
         .map_err(|e| {
@@ -1227,7 +1259,7 @@ pub async fn diagnose(
     vm: Option<String>,
     port: Option<u16>,
 ) -> CommandResult<Diagnosis> {
-    let engine = ctx.engine.clone();
+    let engine = ctx.engine();
     on_engine(move || async move {
         let mut checks = vec![doctor::config_check(&engine.config)];
         let vm = vm.filter(|v| !v.trim().is_empty());

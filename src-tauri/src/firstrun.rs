@@ -209,10 +209,7 @@ pub async fn write_first_config<R: Runtime>(
     })?;
     let engine = Arc::new(Engine::new(loaded)?);
     first.done.store(true, Ordering::SeqCst);
-    app.manage(crate::AppCtx {
-        engine: engine.clone(),
-        demo: None,
-    });
+    app.manage(crate::AppCtx::new(engine.clone(), None));
     let handle = app.clone();
     app.run_on_main_thread(move || crate::run_engine(&handle, engine, false))
         .map_err(|e| {

@@ -22,10 +22,85 @@ use jumpgate_core::config;
 use tauri::Manager as _;
 use tauri_plugin_deep_link::DeepLinkExt as _;
 
-/// What the app runs on: the engine, and the embedded simulator in demo mode.
+/// What the app runs on: an engine per tenant, the one the popover works in, and the
+/// embedded simulator in demo mode.
 pub struct AppCtx {
-    pub engine: Arc<Engine>,
+    /// Every tenant's engine, by name, `[azure]`'s (`default`) first; only that one when the
+    /// configuration names no `[[tenants]]`. Each has its own sign-in, state and watcher.
+    pub tenants: Vec<(String, Arc<Engine>)>,
+    /// The tenant the popover shows and acts in: an index into `tenants`.
+    current: std::sync::atomic::AtomicUsize,
     pub demo: Option<demo::Demo>,
+}
+
+impl AppCtx {
+    /// The app on one engine (`[azure]`'s tenant alone).
+    pub fn new(engine: Arc<Engine>, demo: Option<demo::Demo>) -> AppCtx {
+        AppCtx {
+            tenants: vec![(config::DEFAULT_TENANT.to_string(), engine)],
+            current: std::sync::atomic::AtomicUsize::new(0),
+            demo,
+        }
+    }
+
+    /// The app on every tenant `config` names, each on an engine of its own.
+    pub fn for_tenants(
+        config: config::Config,
+        demo: Option<demo::Demo>,
+    ) -> Result<AppCtx, StartError> {
+        let mut tenants = Vec::new();
+        for name in config.tenant_names() {
+            let one = config.for_tenant(&name).map_err(StartError::Usage)?;
+            tenants.push((name, Arc::new(Engine::new(one)?)));
+        }
+        Ok(AppCtx {
+            tenants,
+            current: std::sync::atomic::AtomicUsize::new(0),
+            demo,
+        })
+    }
+
+    /// The engine of the tenant the popover works in.
+    pub fn engine(&self) -> Arc<Engine> {
+        let i = self.current.load(std::sync::atomic::Ordering::SeqCst);
+        self.tenants
+            .get(i)
+            .or_else(|| self.tenants.first())
+            .map(|(_, e)| e.clone())
+            .expect("an app runs on at least one engine")
+    }
+
+    /// The name of the tenant the popover works in.
+    pub fn tenant(&self) -> String {
+        let i = self.current.load(std::sync::atomic::Ordering::SeqCst);
+        self.tenants
+            .get(i)
+            .map(|(n, _)| n.clone())
+            .unwrap_or_else(|| config::DEFAULT_TENANT.to_string())
+    }
+
+    /// The tenants' names, when there is more than one to choose from.
+    pub fn tenant_names(&self) -> Vec<String> {
+        if self.tenants.len() < 2 {
+            return Vec::new();
+        }
+        self.tenants.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Makes `name` the tenant the popover works in; false for a name it does not know.
+    pub fn switch(&self, name: &str) -> bool {
+        match self
+            .tenants
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            Some(i) => {
+                self.current.store(i, std::sync::atomic::Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// Why the app could not start; it is printed on stderr.
@@ -235,19 +310,13 @@ pub async fn start(
             demo.config_path.display()
         );
         let config = config::load(&demo.config_path)?;
-        return Ok(AppCtx {
-            engine: Arc::new(Engine::new(config)?),
-            demo: Some(demo),
-        });
+        return Ok(AppCtx::new(Arc::new(Engine::new(config)?), Some(demo)));
     }
     let config = match config {
         Some(c) => c,
         None => config::load_from_env(options.config.as_deref())?,
     };
-    Ok(AppCtx {
-        engine: Arc::new(Engine::new(config)?),
-        demo: None,
-    })
+    AppCtx::for_tenants(config, None)
 }
 
 /// The Tauri app: one instance (a second launch hands its arguments to the first and exits,
@@ -321,10 +390,10 @@ pub fn build(
                     std::process::exit(2);
                 }
             };
-            let engine = ctx.engine.clone();
+            let engines = ctx.tenants.clone();
             let demo = ctx.demo.is_some();
             app.manage(ctx);
-            run_engine(app.handle(), engine, demo);
+            run_engines(app.handle(), &engines, demo);
             if tray::automation() {
                 // A WebDriver session drives the first webview the app creates: create it now.
                 if let Err(e) = tray::show_popover(app.handle(), tray::Intent::view("open")) {
@@ -345,7 +414,19 @@ pub fn build(
 /// start, or once the first run has written the configuration.
 /// Runs on the main thread, where GTK wants the tray icon made.
 pub fn run_engine<R: tauri::Runtime>(app: &tauri::AppHandle<R>, engine: Arc<Engine>, demo: bool) {
-    commands::forward_engine_events(app.clone(), &engine);
+    run_engines(app, &[(config::DEFAULT_TENANT.to_string(), engine)], demo);
+}
+
+/// [`run_engine`] for every tenant: each engine's events reach the popover, and each has a
+/// watcher, whose notifications name their tenant when there is more than one.
+pub fn run_engines<R: tauri::Runtime>(
+    app: &tauri::AppHandle<R>,
+    engines: &[(String, Arc<Engine>)],
+    demo: bool,
+) {
+    for (_, engine) in engines {
+        commands::forward_engine_events(app.clone(), engine);
+    }
     // Tauri's mock runtime, which the IPC tests run on, has no GTK to make a tray icon with.
     if !cfg!(test) {
         if let Err(e) = tray::install(app) {
@@ -353,7 +434,15 @@ pub fn run_engine<R: tauri::Runtime>(app: &tauri::AppHandle<R>, engine: Arc<Engi
             tracing::warn!("no tray icon: {e}");
         }
     }
-    tray::watch(app.clone(), engine, demo);
+    let named = engines.len() > 1;
+    for (name, engine) in engines {
+        tray::watch(
+            app.clone(),
+            engine.clone(),
+            demo,
+            named.then(|| name.clone()),
+        );
+    }
 }
 
 /// Every command of [`commands::NAMES`].
@@ -382,6 +471,7 @@ fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send
         tray::close_popover,
         firstrun::discover_tenant,
         firstrun::write_first_config,
+        commands::switch_tenant,
     ]
 }
 
@@ -1036,7 +1126,7 @@ mod ipc_tests {
             None,
         ))
         .expect("engine");
-        let engine = ctx.engine.clone();
+        let engine = ctx.engine();
         let tokens = tauri::async_runtime::block_on(async {
             let t =
                 jumpgate_azure::signin::demo(&engine.authority(), "alice@contoso.example", None)

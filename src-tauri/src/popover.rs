@@ -541,6 +541,9 @@ pub async fn dispatch<R: Runtime>(
             .await,
         ),
         "history" => answer(commands::history(ctx(app)?, arg(a, cmd, "query")?).await),
+        "switch_tenant" => {
+            answer(commands::switch_tenant(app.clone(), ctx(app)?, arg(a, cmd, "name")?).await)
+        }
         "export_history" => answer(
             commands::export_history(ctx(app)?, arg(a, cmd, "query")?, arg(a, cmd, "format")?)
                 .await,

@@ -181,7 +181,7 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
         "sign_out" => {
             let app = app.clone();
             tauri::async_runtime::spawn(async move {
-                let engine = app.state::<crate::AppCtx>().engine.clone();
+                let engine = app.state::<crate::AppCtx>().engine();
                 let out =
                     crate::commands::on_engine(move || async move { Ok(engine.sign_out().await?) })
                         .await;
@@ -242,7 +242,7 @@ async fn run_profile<R: Runtime>(app: &AppHandle<R>, name: &str) {
 }
 
 async fn run_profile_once<R: Runtime>(app: &AppHandle<R>, name: &str) {
-    let engine = app.state::<crate::AppCtx>().engine.clone();
+    let engine = app.state::<crate::AppCtx>().engine();
     let Some(profile) = engine
         .config
         .profiles
@@ -485,7 +485,7 @@ pub struct LastRead(Mutex<Option<(Snapshot, chrono::Duration)>>);
 /// Every 30 s while something is open, the tooltip's time left and the icon are worked out
 /// anew from the last read (no request to ARM).
 async fn count_down<R: Runtime>(app: &AppHandle<R>) {
-    let soon = crate::commands::expiring_soon(&app.state::<crate::AppCtx>().engine);
+    let soon = crate::commands::expiring_soon(&app.state::<crate::AppCtx>().engine());
     loop {
         tokio::time::sleep(Duration::from_secs(30)).await;
         let last = app
@@ -506,8 +506,8 @@ async fn count_down<R: Runtime>(app: &AppHandle<R>) {
 /// and answers the state (for a command to return without reading it again).
 pub async fn refresh<R: Runtime>(app: &AppHandle<R>) -> crate::commands::CommandResult<AppState> {
     let ctx = app.state::<crate::AppCtx>();
-    let (state, snapshot) = match crate::commands::snapshot(
-        ctx.engine.clone(),
+    let (mut state, snapshot) = match crate::commands::snapshot(
+        ctx.engine(),
         ctx.demo.is_some(),
         crate::platform::starts_at_login(app),
     )
@@ -519,6 +519,7 @@ pub async fn refresh<R: Runtime>(app: &AppHandle<R>) -> crate::commands::Command
             return Err(e);
         }
     };
+    state.tenants = ctx.tenant_names();
     if let Some(icon) = app.tray_by_id(TRAY_ID) {
         let targets: Vec<tray::MenuTarget> = state
             .targets
@@ -531,7 +532,7 @@ pub async fn refresh<R: Runtime>(app: &AppHandle<R>) -> crate::commands::Command
             })
             .collect();
         let profiles: Vec<String> = ctx
-            .engine
+            .engine()
             .config
             .profiles
             .iter()
@@ -558,7 +559,12 @@ pub async fn refresh<R: Runtime>(app: &AppHandle<R>) -> crate::commands::Command
 /// from the start (the demo, where anyone may sign in as bob); otherwise the watcher starts
 /// polling it once `[watch] approver` says so, a policy the user can read names them as an
 /// approver, they have decided a request here, or a request has waited for their decision.
-pub fn watch<R: Runtime>(app: AppHandle<R>, engine: Arc<Engine>, approver: bool) {
+pub fn watch<R: Runtime>(
+    app: AppHandle<R>,
+    engine: Arc<Engine>,
+    approver: bool,
+    tenant: Option<String>,
+) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<WatchEvent>();
     // The watcher's futures are not `Send`: it runs on a thread of its own.
     let spawned = std::thread::Builder::new()
@@ -594,7 +600,7 @@ pub fn watch<R: Runtime>(app: AppHandle<R>, engine: Arc<Engine>, approver: bool)
     }
     tauri::async_runtime::spawn(async move {
         while let Some(event) = rx.recv().await {
-            notify(&app, &event);
+            notify_in(&app, tenant.as_deref(), &event);
             let _ = app.emit("watch", &event);
             let _ = refresh(&app).await;
         }
@@ -636,12 +642,22 @@ pub fn intent_for_action(action: &str, opens: &str) -> Option<Intent> {
 /// A desktop notification for a watcher event, with its actions (`crate::notify`). Where
 /// the platform reports which action was clicked, the popover opens on it. Without a
 /// notification service (no session bus, say) it is logged instead: the app keeps running.
-pub fn notify<R: Runtime>(app: &AppHandle<R>, event: &WatchEvent) {
-    notify_notice(app, tray::notice(event));
+/// For a watcher of one of several tenants (`tenant`), the notice names its tenant, and its
+/// actions open the popover in that tenant.
+pub fn notify_in<R: Runtime>(app: &AppHandle<R>, tenant: Option<&str>, event: &WatchEvent) {
+    let notice = tray::notice(event);
+    match tenant {
+        Some(name) => notify_notice_in(app, tray::in_tenant(notice, name), Some(name.to_string())),
+        None => notify_notice(app, notice),
+    }
 }
 
 /// [`notify`] for a notice of the app's own.
 fn notify_notice<R: Runtime>(app: &AppHandle<R>, notice: tray::Notice) {
+    notify_notice_in(app, notice, None);
+}
+
+fn notify_notice_in<R: Runtime>(app: &AppHandle<R>, notice: tray::Notice, tenant: Option<String>) {
     use crate::notify::Notifier as _;
     let notifier = crate::notify::System {
         app_id: app.config().identifier.clone(),
@@ -650,6 +666,9 @@ fn notify_notice<R: Runtime>(app: &AppHandle<R>, notice: tray::Notice) {
     let opens = notice.opens.clone();
     let chosen: crate::notify::Chosen = std::sync::Arc::new(move |action: &str| {
         if let Some(intent) = intent_for_action(action, &opens) {
+            if let Some(name) = &tenant {
+                handle.state::<crate::AppCtx>().switch(name);
+            }
             tracing::info!("notification action {action}: opening {}", intent.view);
             let _ = show_popover(&handle, intent);
         }

@@ -1764,3 +1764,134 @@ async fn a_profile_runs_from_the_tray_menu() {
         "{history}"
     );
 }
+
+/// A simulator of `tenant` writing its client configuration to `config`; answers once it
+/// listens.
+fn serve_sim(tenant: &str, config: &std::path::Path) -> std::process::Child {
+    let mut sim = Command::new(jumpgate_tests::bin("jumpgate-sim"))
+        .args(["serve", "--tenant", tenant, "--control", "--write-config"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("jumpgate-sim");
+    use std::io::BufRead as _;
+    let mut ready = String::new();
+    std::io::BufReader::new(sim.stdout.take().expect("stdout"))
+        .read_line(&mut ready)
+        .expect("ready line");
+    sim
+}
+
+/// Several tenants: the configuration's `[azure]` is Contoso's demo tenant, and a
+/// `[[tenants]]` entry names Fabrikam, another simulator, where alice is a guest. She is
+/// signed in to Fabrikam only, with Reader active there. The popover opens on `default`
+/// (Sign in), and its Tenant choice switches to Fabrikam, where she is signed in, and back;
+/// Fabrikam's watcher reminds her before Reader ends, in a notification that names Fabrikam.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_popover_switches_tenant() {
+    jumpgate_azure::init_tls();
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("config.toml");
+    let fabrikam_config = dir.path().join("fabrikam.toml");
+    let mut contoso = serve_sim("demo", &config);
+    let mut fabrikam = serve_sim("fabrikam", &fabrikam_config);
+    let azure: Vec<String> = std::fs::read_to_string(&fabrikam_config)
+        .expect("fabrikam's configuration")
+        .lines()
+        .skip_while(|l| l.trim() != "[azure]")
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .map(str::to_string)
+        .collect();
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(&format!(
+        "\n[storage]\nstate_dir = \"{}\"\nkeyring_service = \"jumpgate-e2e-tenants-{}\"\n\n[watch]\nopen_refresh_secs = 2\n\n[[tenants]]\nname = \"fabrikam\"\n{}\n",
+        dir.path().join("state").display(),
+        std::process::id(),
+        azure.join("\n")
+    ));
+    std::fs::write(&config, text).expect("config");
+    let config_arg = config.display().to_string();
+
+    // alice signs in to Fabrikam, as the guest its directory knows, from a terminal.
+    let guest = "alice_contoso.example#EXT#@fabrikam.example";
+    let mut child = Command::new(jumpgate())
+        .args(["--config", &config_arg, "--tenant", "fabrikam"])
+        .args(["signin", "--no-open", "--user", guest])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("signin");
+    let mut line = String::new();
+    {
+        use std::io::BufRead as _;
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("authorize URL");
+    }
+    play_browser(line.trim(), guest).await;
+    assert!(child.wait().expect("signin").success());
+    let out = Command::new(jumpgate())
+        .args([
+            "--config",
+            &config_arg,
+            "--tenant",
+            "fabrikam",
+            "activate",
+            "Reader",
+        ])
+        .args([
+            "--justification",
+            "Month-end checks",
+            "--duration",
+            "20m",
+            "--wait=1m",
+        ])
+        .output()
+        .expect("activate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mark = notification_mark();
+    let app = Driven::start(FIRST_PORT + 16, &["--config", &config_arg], &[]).await;
+    let choice = "//label[contains(., 'Tenant')]/select";
+    app.wait_for(choice, 20).await;
+    app.wait_for(&button("Sign in"), 20).await;
+    app.click(&format!("{choice}/option[@value='fabrikam']"))
+        .await;
+    app.wait_for("//*[contains(., 'Signed in as alice@contoso.example')]", 30)
+        .await;
+    assert!(
+        !app.present(&button("Sign in")).await,
+        "signed in to Fabrikam"
+    );
+    app.screenshot("tenant-switched").await;
+    app.click(&format!("{choice}/option[@value='default']"))
+        .await;
+    app.wait_for(&button("Sign in"), 30).await;
+    assert!(
+        app.log().contains("the popover works in tenant default"),
+        "{}",
+        app.log()
+    );
+
+    // Fabrikam's clock passes Reader's 15-minute mark: its watcher, one of the app's two,
+    // says so, and the notification names the tenant.
+    let fab = sim_url(&fabrikam_config.display().to_string());
+    fab.control(reqwest::Method::POST, "/clock/advance")
+        .json(&json!({"seconds": 6 * 60}))
+        .send()
+        .await
+        .expect("advance");
+    let seen = wait_notification(mark, "fabrikam: ", 60).await;
+    assert!(seen.contains("Reader"), "{seen}");
+    drop(app);
+    for sim in [&mut contoso, &mut fabrikam] {
+        let _ = sim.kill();
+        let _ = sim.wait();
+    }
+}

@@ -241,6 +241,12 @@ fn action(id: String, label: &str) -> Action {
     }
 }
 
+/// A notice from one of several tenants' watchers, named for its tenant ("fabrikam: …").
+pub fn in_tenant(mut notice: Notice, tenant: &str) -> Notice {
+    notice.title = format!("{}: {}", crate::text::line(tenant), notice.title);
+    notice
+}
+
 /// The notification for a watcher event.
 pub fn notice(e: &WatchEvent) -> Notice {
     // Names and justifications come from others: one plain line each (RELIABILITY #22).
@@ -773,5 +779,23 @@ mod tests {
             assert!(n.title.starts_with("You may now"), "{}", n.title);
             assert_eq!(n.opens, "targets");
         }
+    }
+
+    #[test]
+    fn a_notice_from_another_tenant_is_named_for_it() {
+        let n = in_tenant(
+            notice(&WatchEvent::SignedOut {
+                reason: "revoked".into(),
+            }),
+            "fabrikam\u{202E}",
+        );
+        assert!(n.title.starts_with("fabrikam"), "{}", n.title);
+        assert!(n.title.ends_with(": Sign in again"), "{}", n.title);
+        assert!(
+            !n.title.chars().any(crate::text::is_hostile),
+            "{:?}",
+            n.title
+        );
+        assert_eq!(n.opens, "sign_in");
     }
 }

@@ -42,7 +42,15 @@ azure_cli: boolean,
  * Signed in but no jump box can be read (no standing access): what could be reached,
  * and how. `None` otherwise.
  */
-reachable: Reachable | null, };
+reachable: Reachable | null, 
+/**
+ * The tenant this state is of (`default` is `[azure]`'s).
+ */
+tenant: string, 
+/**
+ * Every tenant of the configuration, when there are several to switch between.
+ */
+tenants: Array<string>, };
 
 export type TargetView = { vm: string, vm_id: string, 
 /**
@@ -390,4 +398,8 @@ export function discoverTenant(email: string, authority: string): Promise<Discov
 
 export function writeFirstConfig(email: string, authority: string, tenantId: string, signIn: SignInChoice): Promise<AppState> {
   return invoke<AppState>("write_first_config", { email, authority, tenantId, signIn });
+}
+
+export function switchTenant(name: string): Promise<AppState> {
+  return invoke<AppState>("switch_tenant", { name });
 }

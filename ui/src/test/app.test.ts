@@ -1040,6 +1040,27 @@ describe("loading, empty and error states", () => {
   });
 });
 
+describe("tenants", () => {
+  it("offers no choice with one tenant, and switches between several", async () => {
+    const home: AppState = { ...alice, tenants: ["default", "fabrikam"] };
+    const away: AppState = { ...alice, signed_in_as: "alice@contoso.example (guest)", tenant: "fabrikam", tenants: ["default", "fabrikam"], targets: [] };
+    const calls = backend((cmd) => (cmd === "app_state" ? home : cmd === "switch_tenant" ? away : null));
+    render(App);
+    const select = (await screen.findByLabelText("Tenant")) as HTMLSelectElement;
+    expect(select.value).toBe("default");
+    expect(Array.from(select.options).map((o) => o.value)).toEqual(["default", "fabrikam"]);
+    await fireEvent.change(select, { target: { value: "fabrikam" } });
+    await screen.findByText("Signed in as alice@contoso.example (guest)");
+    expect(calls.filter(([c]) => c === "switch_tenant").map(([, a]) => a)).toEqual([{ name: "fabrikam" }]);
+    expect(((await screen.findByLabelText("Tenant")) as HTMLSelectElement).value).toBe("fabrikam");
+    cleanup();
+    backend((cmd) => (cmd === "app_state" ? alice : null));
+    render(App);
+    await screen.findByText("Signed in as alice@contoso.example");
+    expect(screen.queryByLabelText("Tenant")).toBeNull();
+  });
+});
+
 describe("active roles and group memberships", () => {
   const rg = "/subscriptions/s/resourceGroups/rg-jumpboxes";
   /** alice at noon (ARM's time) with a role and a group membership active. */

@@ -20,4 +20,6 @@ export const signedOut: AppState = {
   start_at_login: false,
   azure_cli: false,
   reachable: null,
+  tenant: "default",
+  tenants: [],
 };
