@@ -1604,66 +1604,62 @@ fn list_policies(cx: &Cx, world: &World, rest: &str) -> Answer {
         }
     };
     let role = value("roleDefinitionId").map(|r| r.to_ascii_lowercase());
+    // What the scope holds policies for, as (scope id, scope type, role definition id, the
+    // PIM item's target and access): each built-in role tenant-wide, or a group's two
+    // relationships.
+    let targets: Vec<(String, &str, &str, String, &str)> =
+        if surface == Surface::Directory && scope_id == "/" {
+            crate::tenant::DIRECTORY_ROLES
+                .iter()
+                .map(|(_, id)| {
+                    (
+                        "/".into(),
+                        "DirectoryRole",
+                        *id,
+                        id.to_string(),
+                        DIRECTORY_ROLE,
+                    )
+                })
+                .collect()
+        } else {
+            world
+                .groups
+                .iter()
+                .find(|g| g.id.eq_ignore_ascii_case(&scope_id))
+                .map(|g| {
+                    crate::state::GROUP_ACCESS
+                        .iter()
+                        .map(|access| (g.id.clone(), "Group", *access, g.id.clone(), *access))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
     let mut items = Vec::new();
-    if surface == Surface::Directory && scope_id == "/" {
-        for (_, id) in crate::tenant::DIRECTORY_ROLES {
-            if role.as_deref().is_some_and(|r| r != id) {
-                continue;
-            }
-            let policy = world.group_policy(id, DIRECTORY_ROLE);
-            let policy_json = policy_json(
-                world,
-                &policy,
-                with_rules,
-                expand.as_deref() == Some("effectiverules"),
-            );
-            if assignments {
-                let mut item = json!({
-                    "id": format!("{}_{id}", policy.id),
-                    "policyId": policy.id,
-                    "scopeId": "/",
-                    "scopeType": "DirectoryRole",
-                    "roleDefinitionId": id,
-                });
-                if with_policy {
-                    item["policy"] = policy_json;
-                }
-                items.push(item);
-            } else {
-                items.push(policy_json);
-            }
+    for (scope, scope_type, role_id, target, access) in targets {
+        if role.as_deref().is_some_and(|r| r != role_id) {
+            continue;
         }
-    } else if let Some(group) = world
-        .groups
-        .iter()
-        .find(|g| g.id.eq_ignore_ascii_case(&scope_id))
-    {
-        for access in crate::state::GROUP_ACCESS {
-            if role.as_deref().is_some_and(|r| r != access) {
-                continue;
+        let policy = world.group_policy(&target, access);
+        let policy_json = policy_json(
+            world,
+            &policy,
+            with_rules,
+            expand.as_deref() == Some("effectiverules"),
+        );
+        if assignments {
+            let mut item = json!({
+                "id": format!("{}_{role_id}", policy.id),
+                "policyId": policy.id,
+                "scopeId": scope,
+                "scopeType": scope_type,
+                "roleDefinitionId": role_id,
+            });
+            if with_policy {
+                item["policy"] = policy_json;
             }
-            let policy = world.group_policy(&group.id, access);
-            let policy_json = policy_json(
-                world,
-                &policy,
-                with_rules,
-                expand.as_deref() == Some("effectiverules"),
-            );
-            if assignments {
-                let mut item = json!({
-                    "id": format!("{}_{access}", policy.id),
-                    "policyId": policy.id,
-                    "scopeId": group.id,
-                    "scopeType": "Group",
-                    "roleDefinitionId": access,
-                });
-                if with_policy {
-                    item["policy"] = policy_json;
-                }
-                items.push(item);
-            } else {
-                items.push(policy_json);
-            }
+            items.push(item);
+        } else {
+            items.push(policy_json);
         }
     }
     let context = if assignments {
