@@ -1,6 +1,6 @@
 //! End-to-end suites for Jumpgate: `cli/` runs the real `jumpgate` against the real
-//! `jumpgate-sim`, `tray/` the real `jumpgate-tray` in a throwaway desktop. This library only
-//! finds the binaries they run.
+//! `jumpgate-sim`, `tray/` the real `jumpgate-tray` in a throwaway desktop. This library
+//! finds the binaries they run, and turns a simulator's configuration into a tenant entry.
 
 use std::path::PathBuf;
 
@@ -20,4 +20,17 @@ pub fn bin(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// A simulator's tenant as a `[[tenants]]` entry named `name`, from the client configuration
+/// it wrote (`config`): its `[azure]` keys under the name, for another simulator's
+/// configuration to hold.
+pub fn tenant_entry(config: &str, name: &str) -> String {
+    let azure: Vec<&str> = config
+        .lines()
+        .skip_while(|l| l.trim() != "[azure]")
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .collect();
+    format!("[[tenants]]\nname = \"{name}\"\n{}\n", azure.join("\n"))
 }

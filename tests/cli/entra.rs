@@ -73,7 +73,7 @@ async fn entra_alice_activates_global_reader_and_security_reader_with_bobs_appro
         text(&refused.stderr)
     );
     sim.sign_in_with(&alice, &["--mfa"]).await;
-    alice.configure("[watch]\npending_poll_ms = 1000");
+    alice.configure("[watch]\npending_poll_ms = 1000\nopen_refresh_secs = 2");
     let mut watch = alice.watch(&[]);
     watch.first_look();
     let activate = alice.spawn(&[
@@ -98,7 +98,7 @@ async fn entra_alice_activates_global_reader_and_security_reader_with_bobs_appro
     assert!(out.status.success(), "{}", text(&out.stderr));
     let approved = watch.expect("request_approved", Duration::from_secs(30));
     assert_eq!(approved["role"], "Security Reader", "{approved:#}");
-    watch.settle(Duration::from_secs(2));
+    watch.next_look();
     assert_eq!(watch.count("request_approved"), 1);
     drop(watch);
 

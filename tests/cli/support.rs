@@ -337,14 +337,7 @@ impl Sim {
     /// This simulator's tenant as a `[[tenants]]` entry named `name`, to add to a
     /// configuration another simulator wrote: its `[azure]` keys, under the name.
     pub fn tenant_profile(&self, name: &str) -> String {
-        let azure: Vec<&str> = self
-            .config
-            .lines()
-            .skip_while(|l| l.trim() != "[azure]")
-            .skip(1)
-            .take_while(|l| !l.trim_start().starts_with('['))
-            .collect();
-        format!("[[tenants]]\nname = \"{name}\"\n{}\n", azure.join("\n"))
+        jumpgate_tests::tenant_entry(&self.config, name)
     }
 
     async fn sign_in_after(&self, user: &User, before: &[&str], extra: &[&str]) {
@@ -723,6 +716,29 @@ impl Watching {
     }
 
     /// Collects what arrives during `quiet`.
+    /// Waits until the watcher has finished a whole look after this moment (its
+    /// `watch.json`'s look moves on), keeping what it prints meanwhile: whatever that look
+    /// would announce again has been announced by then.
+    pub fn next_look(&mut self) {
+        let saved = self.saved.clone();
+        self.next_look_at(&saved);
+    }
+
+    /// [`Watching::next_look`] of the watcher whose state is `saved` (another tenant's, in
+    /// `tenants/NAME/watch.json`).
+    pub fn next_look_at(&mut self, saved: &Path) {
+        let before = seen_until(saved);
+        let start = Instant::now();
+        while seen_until(saved) == before {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the watcher finished no look within 30 s ({})",
+                saved.display()
+            );
+            self.settle(Duration::from_millis(100));
+        }
+    }
+
     pub fn settle(&mut self, quiet: Duration) {
         let start = Instant::now();
         while start.elapsed() < quiet {

@@ -31,8 +31,10 @@ fn role_names(list: &Value) -> Vec<&str> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tenants_alice_holds_sign_ins_in_two_tenants_and_status_shows_both() {
+/// Contoso (`enterprise`) and Fabrikam, each a simulator, and alice: her configuration names
+/// Fabrikam as the tenant `fabrikam`, and `guest` is her, with that configuration, as
+/// Fabrikam's directory names her.
+fn two_tenants() -> (Sim, Sim, User, User) {
     let contoso = Sim::start("enterprise", 0);
     let fabrikam = Sim::start("fabrikam", 0);
     let alice = contoso.user(ALICE);
@@ -44,6 +46,12 @@ async fn tenants_alice_holds_sign_ins_in_two_tenants_and_status_shows_both() {
         service: alice.service.clone(),
         system_config: None,
     };
+    (contoso, fabrikam, alice, guest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_alice_holds_sign_ins_in_two_tenants_and_status_shows_both() {
+    let (contoso, fabrikam, alice, guest) = two_tenants();
 
     // One sign-in per tenant, side by side in the keychain.
     contoso.sign_in(&alice).await;
@@ -149,17 +157,7 @@ async fn tenants_alice_holds_sign_ins_in_two_tenants_and_status_shows_both() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_one_watch_covers_every_tenant_and_names_each() {
-    let contoso = Sim::start("enterprise", 0);
-    let fabrikam = Sim::start("fabrikam", 0);
-    let alice = contoso.user(ALICE);
-    alice.configure(&fabrikam.tenant_profile("fabrikam"));
-    let guest = User {
-        upn: ALICE_AT_FABRIKAM.into(),
-        config: alice.config.clone(),
-        state: alice.state.clone(),
-        service: alice.service.clone(),
-        system_config: None,
-    };
+    let (contoso, fabrikam, alice, guest) = two_tenants();
     contoso.sign_in(&alice).await;
     fabrikam.sign_in_to(&guest, "fabrikam").await;
     let out = alice.run(&[
@@ -183,6 +181,12 @@ async fn tenants_one_watch_covers_every_tenant_and_names_each() {
     let reminder = watch.expect("expiry_reminder", Duration::from_secs(30));
     assert_eq!(reminder["tenant"], "fabrikam", "{reminder:#}");
     assert_eq!(reminder["access"]["role"], "Reader", "{reminder:#}");
-    watch.settle(Duration::from_secs(2));
+    watch.next_look_at(
+        &alice
+            .state
+            .join("tenants")
+            .join("fabrikam")
+            .join("watch.json"),
+    );
     assert_eq!(watch.count("expiry_reminder"), 1);
 }

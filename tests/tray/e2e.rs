@@ -396,6 +396,29 @@ async fn eventually<T>(
 }
 
 /// Waits until dunst has shown `what` since `mark`; answers all it showed since then.
+/// A simulator of `tenant` writing its client configuration to `config`, once it listens,
+/// and the address it listens on.
+fn serve_sim(tenant: &str, config: &std::path::Path) -> (Child, String) {
+    let mut sim = Command::new(jumpgate_tests::bin("jumpgate-sim"))
+        .args(["serve", "--tenant", tenant, "--control", "--write-config"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("jumpgate-sim");
+    use std::io::BufRead as _;
+    let mut ready = String::new();
+    std::io::BufReader::new(sim.stdout.take().expect("stdout"))
+        .read_line(&mut ready)
+        .expect("ready line");
+    let url = ready
+        .trim()
+        .strip_prefix("jumpgate-sim listening on ")
+        .expect("ready line")
+        .to_string();
+    (sim, url)
+}
+
 async fn wait_notification(mark: i64, what: &str, secs: u64) -> String {
     eventually(
         secs,
@@ -1331,21 +1354,7 @@ async fn sign_in_goes_through_the_system_browser() {
     jumpgate_azure::init_tls();
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("config.toml");
-    let sim_bin = jumpgate_tests::bin("jumpgate-sim");
-    let mut sim = Command::new(sim_bin)
-        .args(["serve", "--tenant", "demo", "--control", "--write-config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("jumpgate-sim");
-    {
-        use std::io::BufRead as _;
-        let mut ready = String::new();
-        std::io::BufReader::new(sim.stdout.take().expect("stdout"))
-            .read_line(&mut ready)
-            .expect("ready line");
-    }
+    let (mut sim, _) = serve_sim("demo", &config);
     let mut text = std::fs::read_to_string(&config).expect("config");
     text.push_str(&format!(
         "\n[storage]\nstate_dir = \"{}\"\nkeyring_service = \"jumpgate-e2e-browser-{}\"\n",
@@ -1419,26 +1428,7 @@ async fn a_first_run_sets_the_app_up_from_a_work_email() {
     jumpgate_azure::init_tls();
     let dir = tempfile::tempdir().expect("dir");
     let sim_config = dir.path().join("sim.toml");
-    let sim_bin = jumpgate_tests::bin("jumpgate-sim");
-    let mut sim = Command::new(sim_bin)
-        .args(["serve", "--tenant", "demo", "--control", "--write-config"])
-        .arg(&sim_config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("jumpgate-sim");
-    let url = {
-        use std::io::BufRead as _;
-        let mut ready = String::new();
-        std::io::BufReader::new(sim.stdout.take().expect("stdout"))
-            .read_line(&mut ready)
-            .expect("ready line");
-        ready
-            .trim()
-            .strip_prefix("jumpgate-sim listening on ")
-            .expect("ready line")
-            .to_string()
-    };
+    let (mut sim, url) = serve_sim("demo", &sim_config);
     // The organisation's file: the simulator's endpoints, but no tenant and no client.
     let settings: String = std::fs::read_to_string(&sim_config)
         .expect("config")
@@ -1765,24 +1755,6 @@ async fn a_profile_runs_from_the_tray_menu() {
     );
 }
 
-/// A simulator of `tenant` writing its client configuration to `config`; answers once it
-/// listens.
-fn serve_sim(tenant: &str, config: &std::path::Path) -> std::process::Child {
-    let mut sim = Command::new(jumpgate_tests::bin("jumpgate-sim"))
-        .args(["serve", "--tenant", tenant, "--control", "--write-config"])
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("jumpgate-sim");
-    use std::io::BufRead as _;
-    let mut ready = String::new();
-    std::io::BufReader::new(sim.stdout.take().expect("stdout"))
-        .read_line(&mut ready)
-        .expect("ready line");
-    sim
-}
-
 /// Several tenants: the configuration's `[azure]` is Contoso's demo tenant, and a
 /// `[[tenants]]` entry names Fabrikam, another simulator, where alice is a guest. She is
 /// signed in to Fabrikam only, with Reader active there. The popover opens on `default`
@@ -1794,22 +1766,17 @@ async fn the_popover_switches_tenant() {
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("config.toml");
     let fabrikam_config = dir.path().join("fabrikam.toml");
-    let mut contoso = serve_sim("demo", &config);
-    let mut fabrikam = serve_sim("fabrikam", &fabrikam_config);
-    let azure: Vec<String> = std::fs::read_to_string(&fabrikam_config)
-        .expect("fabrikam's configuration")
-        .lines()
-        .skip_while(|l| l.trim() != "[azure]")
-        .skip(1)
-        .take_while(|l| !l.trim_start().starts_with('['))
-        .map(str::to_string)
-        .collect();
+    let (mut contoso, _) = serve_sim("demo", &config);
+    let (mut fabrikam, _) = serve_sim("fabrikam", &fabrikam_config);
     let mut text = std::fs::read_to_string(&config).expect("config");
     text.push_str(&format!(
-        "\n[storage]\nstate_dir = \"{}\"\nkeyring_service = \"jumpgate-e2e-tenants-{}\"\n\n[watch]\nopen_refresh_secs = 2\n\n[[tenants]]\nname = \"fabrikam\"\n{}\n",
+        "\n[storage]\nstate_dir = \"{}\"\nkeyring_service = \"jumpgate-e2e-tenants-{}\"\n\n[watch]\nopen_refresh_secs = 2\n\n{}",
         dir.path().join("state").display(),
         std::process::id(),
-        azure.join("\n")
+        jumpgate_tests::tenant_entry(
+            &std::fs::read_to_string(&fabrikam_config).expect("fabrikam's configuration"),
+            "fabrikam"
+        )
     ));
     std::fs::write(&config, text).expect("config");
     let config_arg = config.display().to_string();
